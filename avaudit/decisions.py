@@ -1,0 +1,92 @@
+"""Decisions from the five layers' outputs: pure functions over arrays, no model and no I/O.
+
+Shapes: logits and confidences are (N, 5, C) in LAYERS order; labels are (N,) class indices.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .config import LAYERS
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Per-layer softmax over classes: the confidences DESIGN.md means by default. (N, 5, C)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def vote(confidences: np.ndarray) -> np.ndarray:
+    """Eq. 6: the label most layers predict. (N, 5, C) -> (N,).
+
+    No majority (two or more labels share the top count, e.g. 2-2-1 or 1-1-1-1-1): the label of
+    the single most confident layer, as the paper says. Exact confidence ties go to the earlier
+    layer in LAYERS order.
+    """
+    n, n_layers, n_classes = confidences.shape
+    predicted = confidences.argmax(axis=-1)  # (N, 5)
+    counts = np.zeros((n, n_classes), int)
+    np.add.at(counts, (np.repeat(np.arange(n), n_layers), predicted.ravel()), 1)
+    top = counts.max(axis=1)
+    unique_top = (counts == top[:, None]).sum(axis=1) == 1
+    most_confident_layer = confidences.max(axis=-1).argmax(axis=1)
+    fallback = predicted[np.arange(n), most_confident_layer]
+    return np.where(unique_top, counts.argmax(axis=1), fallback)
+
+
+def multilabel(outputs: np.ndarray) -> np.ndarray:
+    """Eq. 7: (N, C) bool set. Layer i's argmax p_i is kept iff O[i, p_i] >= O[l, p_i] for all l.
+
+    `outputs` is whatever the caller compares across layers (the paper's O are logits); ties keep
+    every tied layer's label, as the >= says.
+    """
+    n, n_layers, _ = outputs.shape
+    predicted = outputs.argmax(axis=-1)  # (N, 5)
+    rows = np.arange(n)[:, None]
+    own = np.take_along_axis(outputs, predicted[..., None], axis=-1)[..., 0]  # O[i, p_i], (N, 5)
+    best = outputs.max(axis=1)[rows, predicted]  # max_l O[l, p_i], (N, 5)
+    keep = own >= best
+    labels = np.zeros((n, outputs.shape[-1]), bool)
+    labels[np.broadcast_to(rows, predicted.shape)[keep], predicted[keep]] = True
+    return labels
+
+
+def true_label_confidence(confidences: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each layer's confidence for the video's own label. (N, 5, C), (N,) -> (N, 5)."""
+    return np.take_along_axis(confidences, labels[:, None, None].repeat(confidences.shape[1], 1), -1)[..., 0]
+
+
+def video_modality(confidences: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The paper's rule: the layer most confident in the true label. -> (N,) layer indices.
+
+    Ties go to the earlier layer in LAYERS order.
+    """
+    return true_label_confidence(confidences, labels).argmax(axis=1)
+
+
+def category_modality(categories, layers, confidence) -> pd.DataFrame:
+    """Table 3's per-category assignment: the majority of a category's videos' layers.
+
+    categories: (N,) names; layers: (N,) layer names; confidence: (N,) each video's confidence in
+    its true label at its assigned layer. A tie between layers goes to the one whose videos hold
+    the larger summed confidence, then to the earlier layer name in LAYERS order.
+    Returns one row per category: category, layer, n_videos, votes_<layer> for every layer.
+    """
+    frame = pd.DataFrame({"category": categories, "layer": layers, "confidence": confidence})
+    votes = pd.crosstab(frame["category"], frame["layer"]).reindex(columns=list(LAYERS), fill_value=0)
+    mass = frame.pivot_table(index="category", columns="layer", values="confidence", aggfunc="sum",
+                             fill_value=0.0).reindex(index=votes.index, columns=list(LAYERS), fill_value=0.0)
+    count = votes.to_numpy()
+    is_top = count == count.max(axis=1, keepdims=True)
+    # Lexicographic key: votes first, then summed confidence; argmax takes the first (earliest) on ties.
+    key = np.where(is_top, mass.to_numpy() + 1.0, 0.0)
+    chosen = np.asarray(LAYERS)[key.argmax(axis=1)]
+    result = pd.DataFrame({"category": votes.index, "layer": chosen, "n_videos": count.sum(axis=1)})
+    for name in LAYERS:
+        result[f"votes_{name}"] = votes[name].to_numpy()
+    return result.reset_index(drop=True)
+
+
+LAYER_GROUP = {"continuous": "audiovisual", "instant": "audiovisual", "onset": "audiovisual",
+               "visual": "visual", "audio": "audio"}

@@ -1,0 +1,147 @@
+"""Decoding one clip: the T frames and the mono waveform of a 10-s window, both from decord.
+
+decord is imported inside the functions so that `avaudit --help` stays fast.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+# decord silently repeats frames it could not decode unless told otherwise; more than this
+# share of recovered frames makes the file a decode error instead of an audit of garbage.
+FAULT_TOLERANCE = 0.05
+
+
+class MediaError(Exception):
+    """A clip that cannot be audited; `reason` is one of a fixed list, `str()` the detail."""
+
+    reason = "decode error"
+
+
+class MissingFile(MediaError):
+    reason = "missing file"
+
+
+class NoVideoStream(MediaError):
+    reason = "no video stream"
+
+
+class NoAudioStream(MediaError):
+    reason = "no audio stream"
+
+
+class DecodeError(MediaError):
+    reason = "decode error"
+
+
+class Clip(NamedTuple):
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB, T frames at `steps / seconds` fps
+    audio: np.ndarray  # (N,) float32 mono waveform at the model's sample rate
+    padded: bool  # the window ran past the end of the file; the rest is black / silent
+    duration: float  # seconds of real content inside the window
+
+
+def frame_times(*, steps: int, seconds: float, start: float = 0.0) -> np.ndarray:
+    """Sampling times (s) of the T frames: one at the start of every step. Shape (T,)."""
+    return start + np.arange(steps) * (seconds / steps)
+
+
+def _centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
+    h, w = frames.shape[1:3]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return frames[:, top : top + side, left : left + side]
+
+
+def read_frames(
+    path: str | Path, *, steps: int, seconds: float, resize: tuple[int, int], crop: int,
+    start: float = 0.0, end: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """(T, crop, crop, 3) uint8 frames of the window and the seconds of it the file covers.
+
+    Frames are resized inside the decoder (cheap) and only the T needed ones are decoded.
+    Steps past the end of the file (or past `end`) are black.
+    """
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), width=resize[1], height=resize[0], fault_tol=FAULT_TOLERANCE)
+    except decord.DECORDError as err:
+        if "stream" in str(err).lower():
+            raise NoVideoStream(f"{path}: no video stream") from None
+        raise DecodeError(f"{path}: cannot open video ({_short(err)})") from None
+    n_frames = len(reader)
+    if n_frames == 0:
+        raise NoVideoStream(f"{path}: video stream has no frames")
+    starts = reader.get_frame_timestamp(np.arange(n_frames))[:, 0]
+    file_end = float(reader.get_frame_timestamp([n_frames - 1])[0, 1])
+    stop = file_end if end is None or math.isnan(end) else min(file_end, end)
+    times = frame_times(steps=steps, seconds=seconds, start=start)
+    valid = times < stop - 1e-6
+    # Clamped indices: a file that over-reports its length must not send decord past its end.
+    index = np.clip(np.searchsorted(starts, times + 1e-6, side="right") - 1, 0, n_frames - 1)
+    frames = np.zeros((steps, resize[0], resize[1], 3), np.uint8)
+    if valid.any():
+        try:
+            frames[valid] = reader.get_batch(index[valid].tolist()).asnumpy()
+        except decord.DECORDError as err:
+            raise DecodeError(f"{path}: {_short(err)}") from None
+    return _centre_crop(frames, crop), max(0.0, stop - start)
+
+
+def read_audio(
+    path: str | Path, *, sample_rate: int, seconds: float, start: float = 0.0, end: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """(N,) float32 mono samples of the window (zero-padded) and the seconds the file covers.
+
+    Read as mono: decord's stereo path corrupts one channel.
+    """
+    import decord
+
+    try:
+        reader = decord.AudioReader(str(path), sample_rate=sample_rate, mono=True)
+    except decord.DECORDError as err:
+        if "audio stream" in str(err).lower():
+            raise NoAudioStream(f"{path}: no audio stream") from None
+        raise DecodeError(f"{path}: cannot open audio ({_short(err)})") from None
+    n = int(round(seconds * sample_rate))
+    first = int(round(start * sample_rate))
+    available = reader.shape[1]
+    last = min(available, first + n)
+    if end is not None and not math.isnan(end):
+        last = min(last, int(round(end * sample_rate)))
+    audio = np.zeros(n, np.float32)
+    if last > first:
+        audio[: last - first] = reader[first:last].asnumpy()[0]
+    return audio, max(0, last - first) / sample_rate
+
+
+def decode_clip(
+    path: str | Path, *, steps: int, seconds: float, sample_rate: int, resize: tuple[int, int], crop: int,
+    start: float | None = None, end: float | None = None,
+) -> Clip:
+    """The clip the network sees: T frames and the waveform of [start, start + seconds).
+
+    Raises MediaError subclasses (MissingFile, NoVideoStream, NoAudioStream, DecodeError); a clip
+    without sound is NoAudioStream so that the caller decides between skipping and silence.
+    """
+    if not Path(path).is_file():
+        raise MissingFile(f"{path}: no such file")
+    start = 0.0 if start is None or math.isnan(start) else float(start)
+    frames, video_seconds = read_frames(path, steps=steps, seconds=seconds, resize=resize, crop=crop,
+                                        start=start, end=end)
+    audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)
+    duration = min(video_seconds, audio_seconds, seconds)
+    # Half a step of slack: container end times are rounded and AAC adds priming samples.
+    padded = duration < seconds - 0.5 * seconds / steps
+    return Clip(frames, audio, padded, duration)
+
+
+def _short(err: Exception) -> str:
+    """decord's message without its timestamp, source location and C++ stack."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", first)

@@ -1,0 +1,58 @@
+"""Fixtures: real mp4 clips written with PyAV, and a tiny model config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from avaudit.config import load_config
+
+TINY_MODEL = {
+    "model.resize": [32, 32], "model.crop": 32, "model.audio_widths": [4, 4, 8, 8, 8, 8, 16],
+    "model.embed_dim": 16, "model.video_stem_width": 4, "model.video_widths": [4, 8, 8, 16],
+    "model.video_blocks": [1, 1, 1, 1],
+}
+
+
+def write_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, size=(48, 64), audio: bool = True,
+               tone_hz: float = 440.0, sample_rate: int = 16000, codec: str = "libx264") -> Path:
+    """An mp4 whose frame i has red = i (mod 256) and a sine tone track; exact enough to check sampling."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=fps)
+        video.height, video.width = size
+        video.pix_fmt = "yuv444p" if codec == "libx264" else "yuv420p"
+        video.options = {"qp": "0"} if codec == "libx264" else {}
+        if audio:
+            sound = out.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
+        for i in range(int(round(seconds * fps))):
+            img = np.zeros((*size, 3), np.uint8)
+            img[..., 0] = i % 256
+            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        if audio:
+            t = np.arange(int(seconds * sample_rate)) / sample_rate
+            y = (0.5 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+            for k in range(0, len(y), 1024):
+                frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format="flt", layout="mono")
+                frame.sample_rate, frame.pts = sample_rate, k
+                for packet in sound.encode(frame):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture
+def tiny_config():
+    return load_config("small", TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def clip10(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("media") / "ten.mp4")

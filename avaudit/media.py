@@ -85,10 +85,15 @@ def read_frames(
     index = np.clip(np.searchsorted(starts, times + 1e-6, side="right") - 1, 0, n_frames - 1)
     frames = np.zeros((steps, resize[0], resize[1], 3), np.uint8)
     if valid.any():
+        wanted = index[valid].tolist()
         try:
-            frames[valid] = reader.get_batch(index[valid].tolist()).asnumpy()
+            frames[valid] = reader.get_batch(wanted).asnumpy()
         except decord.DECORDError as err:
-            raise DecodeError(f"{path}: {_short(err)}") from None
+            if "size must exactly match" not in str(err):
+                raise DecodeError(f"{path}: {_short(err)}") from None
+            # decord's in-decoder resize fails for some sizes (e.g. 48 x 48): decode at the
+            # file's own size and resize here instead.
+            frames[valid] = _resize(_native_batch(path, wanted), resize)
     return _centre_crop(frames, crop), max(0.0, stop - start)
 
 
@@ -117,6 +122,25 @@ def read_audio(
     if last > first:
         audio[: last - first] = reader[first:last].asnumpy()[0]
     return audio, max(0, last - first) / sample_rate
+
+
+def _native_batch(path, index: list[int]) -> np.ndarray:
+    import decord
+
+    try:
+        return decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE).get_batch(index).asnumpy()
+    except decord.DECORDError as err:
+        raise DecodeError(f"{path}: {_short(err)}") from None
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, h, w, 3) uint8 -> (N, H, W, 3) uint8, bilinear with antialiasing."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def decode_clip(

@@ -56,3 +56,27 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def clip10(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("media") / "ten.mp4")
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory) -> Path:
+    """A tiny planted set: 16 categories x 2 clips + 4 two-event clips, 32 x 32 frames."""
+    from avaudit.samples import make_samples
+
+    out = tmp_path_factory.mktemp("planted") / "set"
+    make_samples(out, seed=5, clips_per_category=2, two_event_per_category=1, size=32)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_preset(tmp_path_factory) -> Path:
+    """TINY_MODEL as a preset YAML file, one epoch per stage, no decoding workers."""
+    import yaml
+
+    data = {"model": {}, "train": {"epochs": [1, 1, 1], "num_workers": 0, "batch_size": 4}}
+    for key, value in TINY_MODEL.items():
+        section, _, name = key.partition(".")
+        data[section][name] = value
+    path = tmp_path_factory.mktemp("preset") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -40,3 +40,11 @@ def test_clip_without_audio_is_its_own_error(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MissingFile, match="nope.mp4"):
         decode_clip(tmp_path / "nope.mp4", **ARGS)
+
+
+def test_sizes_that_decord_cannot_resize_to_fall_back_to_our_resize(clip10):
+    """decord's in-decoder resize fails at 48 x 48; the frames must come anyway."""
+    clip = decode_clip(clip10, **{**ARGS, "resize": (48, 48)})
+    assert clip.frames.shape == (100, 48, 48, 3)
+    red = clip.frames[:, 24, 24, 0].astype(int)
+    assert np.abs(red - np.floor(np.arange(100) * 2.5)).max() <= 2

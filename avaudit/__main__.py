@@ -1,0 +1,4 @@
+"""`python -m avaudit` and `torchrun -m avaudit ...`."""
+from .cli import main
+
+main()

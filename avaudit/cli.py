@@ -1,0 +1,213 @@
+"""The command line: one small function per command that parses, calls the library, and prints.
+
+Heavy modules (torch, decord, librosa) are imported inside the commands so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import functools
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Audit audio-visual video datasets with the event-specific fusion network.")
+
+LAYERS = ("continuous", "instant", "onset", "visual", "audio")  # avaudit.config.LAYERS, without torch
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def fail(message: str) -> None:
+    from .progress import console as err_console
+
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def guarded(command):
+    """Unusable input ends with a clear message and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .checkpoint import CheckpointError
+        from .manifests import ManifestError
+
+        try:
+            return command(*args, **kwargs)
+        except (ManifestError, CheckpointError, ValueError, FileExistsError, FileNotFoundError) as err:
+            fail(str(err))
+
+    return wrapper
+
+
+def finish(run) -> None:
+    """Exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
+    out = console()
+    if len(run.skipped):
+        reasons = run.skipped["reason"].value_counts().to_dict()
+        out.print(f"[yellow]{len(run.skipped)} of {run.n_rows} videos skipped[/] "
+                  f"({', '.join(f'{n} {r}' for r, n in reasons.items())}): see {run.out / 'skipped.csv'}")
+        raise typer.Exit(1)
+
+
+DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.")]
+ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: models/default.pt, shipped].")]
+RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
+BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
+WorkersOpt = Annotated[int, typer.Option(help="Decoding worker processes.")]
+
+
+def out_dir(out: Optional[Path], command: str) -> Path:
+    return out if out is not None else Path("avaudit-out") / command
+
+
+@app.command()
+@guarded
+def train(
+    data: DataArg,
+    preset: Annotated[str, typer.Option(help="small | paper | FILE.yaml")] = "small",
+    out: Annotated[Path, typer.Option(help="Checkpoint to write (rewritten every epoch).")] = Path(
+        "avaudit-out/train/model.pt"),
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs of every stage [default: the preset's].")] = None,
+    video_weights: Annotated[Optional[Path], typer.Option(
+        help="torchvision's Kinetics-400 mc3_18 state dict (mc3_18-a90a0ba3.pth), a local file.")] = None,
+    device: DeviceOpt = Device.auto,
+    resume: Annotated[bool, typer.Option(help="Continue from --out where a run stopped.")] = False,
+    root: RootOpt = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
+):
+    """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
+    from .config import load_config
+    from .manifests import read_manifest
+    from .outputs import write_csv
+    from .progress import TrainProgress
+    from .train import init_distributed, train as run_training
+
+    overrides = {}
+    if epochs is not None:
+        overrides["train.epochs"] = [epochs] * 3
+    if seed is not None:
+        overrides["train.seed"] = seed
+    config = load_config(preset, overrides)
+    manifest = read_manifest(data, root=root)
+    rank, _ = init_distributed(device.value)
+    if out.exists() and not resume and rank == 0:
+        fail(f"{out} exists: pass --resume to continue it, or another --out")
+    with TrainProgress() if rank == 0 else _quiet() as progress:
+        result = run_training(manifest.table, config=config, out=out, video_weights=video_weights,
+                              device=device.value, resume=resume, on_event=progress)
+    if rank != 0:
+        return
+    skipped = result["skipped"]
+    if len(manifest.skipped):
+        import pandas as pd
+
+        skipped = pd.concat([manifest.skipped, skipped], ignore_index=True)
+    show_train_result(result, out)
+    if len(skipped):
+        write_csv(skipped, out.parent / "skipped.csv")
+        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {out.parent / 'skipped.csv'}")
+        raise typer.Exit(1)
+
+
+class _quiet:
+    def __enter__(self):
+        return lambda kind, info: None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def show_train_result(result: dict, out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
+    table.add_column("category")
+    for name in (*LAYERS, "vote"):
+        table.add_column(name, justify="right")
+    for row in result["categories"]:
+        table.add_row(row["category"], *(f"{row[name]:.2f}" for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{result['val'][name]:.3f}" for name in (*LAYERS, "vote")))
+    console().print(table)
+    console().print(f"model written to {out}")
+
+
+@app.command()
+@guarded
+def bias(data: DataArg, model: ModelOpt = None, out: Annotated[Optional[Path], typer.Option()] = None,
+         root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
+         workers: WorkersOpt = 2):
+    """Which layer carries each video's and category's label (Table 3)."""
+    from .pipeline import bias as run_bias
+    from .progress import AuditProgress
+
+    with AuditProgress("bias") as progress:
+        run = run_bias(data, model=model, out=out_dir(out, "bias"), root=root, device=device.value,
+                       batch_size=batch_size, workers=workers, on_event=progress)
+    show_bias(run)
+    finish(run)
+
+
+def show_bias(run) -> None:
+    from rich.table import Table
+
+    out = console()
+    categories = run.tables["bias_categories.csv"]
+    table = Table(title="categories per layer (Table 3)")
+    for name in (*LAYERS, "total"):
+        table.add_column(name, justify="right")
+    counts = run.summary["categories_per_layer"]
+    table.add_row(*(str(counts[name]) for name in LAYERS), str(run.summary["total"]))
+    out.print(table)
+    per = Table(title="per category: layer most confident in the true label, majority over videos")
+    for name in ("category", "layer", "group", "n_videos", *(f"votes_{n}" for n in LAYERS)):
+        per.add_column(name.replace("votes_", ""), justify="left" if name in ("category", "layer", "group") else "right")
+    for row in categories.itertuples(index=False):
+        per.add_row(*(str(v) for v in row))
+    out.print(per)
+    out.print(f"outputs in {run.out}")
+
+
+def not_yet(name: str, issue: int):
+    def command():
+        fail(f"`avaudit {name}` is not built yet (issue {issue})")
+
+    command.__doc__ = f"(not built yet: issue {issue})"
+    return command
+
+
+for _name, _issue in (("predict", 4), ("missing-labels", 4), ("retarget", 4), ("localize", 5), ("report", 5)):
+    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        not_yet(_name, _issue))
+
+
+@app.command("make-samples")
+@guarded
+def make_samples(
+    out: Annotated[Path, typer.Argument(help="Folder to create (must not exist or be empty).")],
+    seed: Annotated[int, typer.Option(help="Seed of every planted choice.")] = 0,
+    clips: Annotated[int, typer.Option(help="Clips per category.")] = 14,
+    two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
+):
+    """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
+    from .samples import make_samples as write_samples
+
+    result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
+    console().print(f"planted set written to {out}: {result}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,73 @@
+"""Model inputs from a table of clips: a Dataset that decodes one row, failures returned as data.
+
+A corrupt sample is reported and skipped, never fatal (open_clip's rule): every item carries
+`reason`/`detail`, empty when the clip decoded.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .config import ModelConfig
+from .features import onset_steps
+from .media import Clip, MediaError, NoAudioStream, decode_clip, read_frames
+
+
+class ClipDataset(Dataset):
+    """Row i of (paths, starts, ends) -> the network's inputs for that clip.
+
+    The columns are numpy arrays, not Python lists, so forked DataLoader workers share them
+    instead of copying a big manifest into every process.
+    """
+
+    def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip"):
+        self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
+        n = len(self.paths)
+        self.starts = np.full(n, np.nan) if starts is None else np.asarray(starts, dtype=float)
+        self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
+        self.config = config
+        self.no_audio = no_audio
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def empty_item(self, index: int, reason: str = "", detail: str = "") -> dict:
+        c = self.config
+        return {
+            "index": index,
+            "frames": torch.zeros(c.steps, c.crop, c.crop, 3, dtype=torch.uint8),
+            "audio": torch.zeros(c.n_samples),
+            "onsets": torch.zeros(c.steps, dtype=torch.bool),
+            "padded": False,
+            "reason": reason,
+            "detail": detail,
+        }
+
+    def decode(self, index: int) -> Clip:
+        c = self.config
+        path, start, end = str(self.paths[index]), self.starts[index], self.ends[index]
+        window = dict(steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop)
+        try:
+            return decode_clip(path, sample_rate=c.sample_rate, start=start, end=end, **window)
+        except NoAudioStream:
+            if self.no_audio != "silence":
+                raise
+        frames, seconds = read_frames(path, start=np.nan_to_num(start), end=end, **window)
+        return Clip(frames, np.zeros(c.n_samples, np.float32), seconds < c.seconds - 0.5 / c.fps, seconds)
+
+    def __getitem__(self, index: int) -> dict:
+        c = self.config
+        try:
+            clip = self.decode(index)
+        except MediaError as err:
+            return self.empty_item(index, err.reason, str(err))
+        except Exception as err:  # noqa: BLE001 - one bad file must not end a long run
+            return self.empty_item(index, "decode error", f"{self.paths[index]}: {type(err).__name__}: {err}")
+        item = self.empty_item(index)
+        item["frames"] = torch.from_numpy(np.ascontiguousarray(clip.frames))
+        item["audio"] = torch.from_numpy(clip.audio)
+        item["onsets"] = torch.from_numpy(onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps,
+                                                      seconds=c.seconds, hop_length=c.hop_length))
+        item["padded"] = clip.padded
+        return item

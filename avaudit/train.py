@@ -1,0 +1,274 @@
+"""The training recipe of section 4.2: audio backbone, then video backbone, then all five layers.
+
+Single process:  avaudit train DATA --preset small
+Several (DDP):   torchrun --nproc_per_node 2 -m avaudit train DATA --preset small
+                 (gloo on CPU, NCCL on GPU; add --nnodes/--rdzv-endpoint for several machines)
+Every rank decodes the clips once into memory, a DistributedSampler shards each epoch, every rank
+scores the whole validation split (so all take the same lr decisions), rank 0 alone writes.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import LAYERS, Config
+from .data import ClipDataset
+from .decisions import softmax, vote
+from .fusion import FusionNet, fusion_loss
+
+VAL_SPLITS = ("val", "valid", "validate", "validation")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    layers: tuple[str, ...]  # whose losses are summed (eq. 5 over these)
+    use_video: bool
+    use_audio: bool
+    metric: str  # validation accuracy that drives the lr schedule
+
+
+STAGES = (
+    Stage("audio", ("audio",), use_video=False, use_audio=True, metric="audio"),
+    Stage("video", ("visual",), use_video=True, use_audio=False, metric="visual"),
+    Stage("joint", LAYERS, use_video=True, use_audio=True, metric="vote"),
+)
+
+
+@dataclass
+class Inputs:
+    """Decoded clips held in memory: (N, T, H, W, 3) uint8, (N, samples) float32, (N, T) bool."""
+    frames: torch.Tensor
+    audio: torch.Tensor
+    onsets: torch.Tensor
+
+    def batch(self, index, device):
+        index = torch.as_tensor(index)
+        return (self.frames[index].to(device, non_blocking=True), self.audio[index].to(device, non_blocking=True),
+                self.onsets[index].to(device, non_blocking=True))
+
+
+def split_train_val(table: pd.DataFrame, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training and validation clips.
+
+    The manifest's split column decides when it names both a training and a validation split;
+    otherwise a seeded `fraction` of every category is held out (at least one clip of any
+    category with two or more).
+    """
+    split = table["split"].str.lower().to_numpy() if "split" in table else np.full(len(table), "")
+    if (split == "train").any() and np.isin(split, VAL_SPLITS).any():
+        return np.flatnonzero(split == "train"), np.flatnonzero(np.isin(split, VAL_SPLITS))
+    rng = np.random.default_rng(seed)
+    val = []
+    for _, rows in sorted(table.groupby("label").indices.items()):
+        if len(rows) >= 2:
+            val.extend(rng.permutation(rows)[: max(1, int(round(fraction * len(rows))))])
+    val = np.sort(np.asarray(val, int))
+    return np.setdiff1d(np.arange(len(table)), val), val
+
+
+def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
+    """One label per clip: multi-label rows (LLP) get one of theirs at random, as in section 4.2."""
+    rng = np.random.default_rng(seed)
+    return labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
+
+
+def decode_inputs(table: pd.DataFrame, config: Config, *, workers: int,
+                  on_event: Callable[[str, dict], None]) -> tuple[Inputs, np.ndarray, pd.DataFrame]:
+    """Decode every row once: the inputs, which rows decoded (bool by position), the skipped rows."""
+    m = config.model
+    dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(), config=m)
+    frames = torch.zeros(len(table), m.steps, m.crop, m.crop, 3, dtype=torch.uint8)
+    audio = torch.zeros(len(table), m.n_samples)
+    onsets = torch.zeros(len(table), m.steps, dtype=torch.bool)
+    ok = np.ones(len(table), bool)
+    skipped = []
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=lambda items: items[0])
+    on_event("decode_start", {"total": len(table)})
+    for item in loader:
+        i = item["index"]
+        if item["reason"]:
+            ok[i] = False
+            skipped.append({"video_id": table["video_id"].iat[i], "path": table["path"].iat[i],
+                            "reason": item["reason"], "detail": item["detail"]})
+        frames[i], audio[i], onsets[i] = item["frames"], item["audio"], item["onsets"]
+        on_event("decode", {"index": i})
+    return Inputs(frames, audio, onsets), ok, pd.DataFrame(skipped, columns=["video_id", "path", "reason", "detail"])
+
+
+@torch.no_grad()
+def predict_logits(model: FusionNet, inputs: Inputs, index: np.ndarray, *, device, batch_size: int) -> np.ndarray:
+    """(N, 5, C) logits of the clips at `index`, in order."""
+    model.eval()
+    out = []
+    for start in range(0, len(index), batch_size):
+        with autocast(device):
+            out.append(model(*inputs.batch(index[start : start + batch_size], device)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, len(LAYERS), model.heads["audio"].out_features))
+
+
+def accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Validation accuracy of every layer's argmax and of the eq. 6 vote."""
+    if len(labels) == 0:
+        return {name: float("nan") for name in (*LAYERS, "vote")}
+    result = {name: float((logits[:, i].argmax(-1) == labels).mean()) for i, name in enumerate(LAYERS)}
+    result["vote"] = float((vote(softmax(logits)) == labels).mean())
+    return result
+
+
+def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Per category: validation clips and each layer's and the vote's accuracy."""
+    rows = []
+    for c, name in enumerate(classes):
+        mask = labels == c
+        if mask.any():
+            rows.append({"category": name, "n_val": int(mask.sum()), **accuracies(logits[mask], labels[mask])})
+    return pd.DataFrame(rows)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on GPU; full precision on CPU, where bf16 convs are slower."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    if name == "cuda" and dist.is_initialized():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name)
+
+
+def init_distributed(device_name: str) -> tuple[int, int]:
+    """(rank, world size); joins the torchrun group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        use_nccl = device_name != "cpu" and torch.cuda.is_available()
+        if use_nccl:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if use_nccl else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path | None = None,
+          device: str = "auto", resume: bool = False,
+          on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Run the three-stage recipe on the labelled rows of `table`; returns the final metrics.
+
+    `out` is rewritten (atomically) after every epoch; with `resume`, training continues from it.
+    on_event(kind, info) receives progress: decode_start, decode, stage, batch, epoch, done.
+    """
+    on_event = on_event or (lambda kind, info: None)
+    rank, world = init_distributed(device)
+    dev = pick_device(device)
+    t = config.train
+    if (table["labels"] == "").any():
+        raise ValueError("every training clip needs a label: DATA has unlabelled rows "
+                         "(use a folder of category folders or a labelled manifest)")
+    labels_text = training_labels(table["labels"], seed=t.seed)
+    classes = sorted(labels_text.unique())
+    if len(classes) < 2:
+        raise ValueError(f"training needs at least two categories; DATA has {len(classes)}")
+    labels = np.array(labels_text.map({c: i for i, c in enumerate(classes)}), dtype=np.int64)
+    train_idx, val_idx = split_train_val(table.assign(label=labels_text), fraction=t.val_fraction, seed=t.seed)
+
+    torch.manual_seed(t.seed)
+    model = FusionNet(config.model, len(classes))
+    if video_weights is not None:
+        from .backbones import load_video_weights
+
+        load_video_weights(model.video_net, video_weights)
+    state = {"stage": 0, "epoch": 0, "optimizer": None, "scheduler": None, "done": False}
+    history: list[dict] = []
+    if resume and out.exists():
+        saved = load_checkpoint(out, preset=config.preset)
+        if saved["classes"] != classes:
+            raise CheckpointError(f"{out}: trained on other categories; cannot resume on this DATA")
+        model.load_state_dict(saved["model"])
+        state, history = saved["recipe"], saved["metrics"]["history"]
+    model.to(dev)
+    if dev.type == "cuda":
+        model.video_net.to(memory_format=torch.channels_last_3d)
+    wrapped = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+               if world > 1 else model)
+
+    inputs, ok, skipped = decode_inputs(table, config, workers=t.num_workers, on_event=on_event)
+    train_idx, val_idx = train_idx[ok[train_idx]], val_idx[ok[val_idx]]
+    per_rank = max(1, t.batch_size // world)
+    labels_t = torch.as_tensor(labels)
+
+    for stage_index in range(state["stage"], len(STAGES)):
+        stage = STAGES[stage_index]
+        optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        # "not risen for 3 epochs" -> lr drops on the 3rd; torch counts patience as epochs tolerated.
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=t.lr_factor,
+                                                               patience=max(0, t.patience - 1))
+        if state["optimizer"] is not None and state["stage"] == stage_index:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        first_epoch = state["epoch"] if state["stage"] == stage_index else 0
+        sampler = DistributedSampler(train_idx, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=t.seed + stage_index)
+        n_batches = -(-len(sampler) // per_rank)
+        on_event("stage", {"stage": stage.name, "epochs": t.epochs[stage_index], "batches": n_batches,
+                           "first_epoch": first_epoch})
+        for epoch in range(first_epoch, t.epochs[stage_index]):
+            sampler.set_epoch(epoch)
+            order = train_idx[np.fromiter(iter(sampler), int)]
+            model.train()
+            started, losses = time.perf_counter(), []
+            for b in range(n_batches):
+                index = order[b * per_rank : (b + 1) * per_rank]
+                frames, audio, onsets = inputs.batch(index, dev)
+                with autocast(dev):
+                    logits = wrapped(frames, audio, onsets, use_video=stage.use_video, use_audio=stage.use_audio)
+                loss = fusion_loss(logits.float(), labels_t[index].to(dev), stage.layers)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                on_event("batch", {"stage": stage.name, "epoch": epoch, "batch": b, "loss": losses[-1]})
+            val_logits = predict_logits(model, inputs, val_idx, device=dev, batch_size=t.batch_size)
+            metrics = accuracies(val_logits, labels[val_idx])
+            scheduler.step(metrics[stage.metric])
+            seconds = time.perf_counter() - started
+            record = {"stage": stage.name, "epoch": epoch + 1, "loss": float(np.mean(losses)),
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+                      "clips_per_second": len(order) / seconds, **{f"val_{k}": v for k, v in metrics.items()}}
+            history.append(record)
+            last = stage_index == len(STAGES) - 1 and epoch + 1 == t.epochs[stage_index]
+            state = {"stage": stage_index if epoch + 1 < t.epochs[stage_index] else stage_index + 1,
+                     "epoch": epoch + 1 if epoch + 1 < t.epochs[stage_index] else 0,
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "done": last}
+            if state["stage"] != stage_index:  # the next stage starts a fresh optimizer
+                state["optimizer"] = state["scheduler"] = None
+            if rank == 0:
+                save_checkpoint(out, config=config, classes=classes, model_state=model.state_dict(), recipe=state,
+                                metrics={"history": history},
+                                extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist()})
+            on_event("epoch", record)
+
+    val_logits = predict_logits(model, inputs, val_idx, device=dev, batch_size=t.batch_size)
+    final = {"val": accuracies(val_logits, labels[val_idx]), "n_train": int(len(train_idx)),
+             "n_val": int(len(val_idx)), "n_skipped": int(len(skipped)),
+             "categories": category_accuracies(val_logits, labels[val_idx], classes).to_dict("records")}
+    if rank == 0:
+        save_checkpoint(out, config=config, classes=classes, model_state=model.state_dict(), recipe=state,
+                        metrics={"history": history, "final": final},
+                        extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist()})
+    on_event("done", final)
+    if dist.is_initialized():
+        dist.barrier()
+    return {**final, "skipped": skipped, "classes": classes}

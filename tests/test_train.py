@@ -1,0 +1,91 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from avaudit.checkpoint import load_checkpoint
+from avaudit.config import load_config
+from avaudit.manifests import read_manifest
+from avaudit.train import STAGES, split_train_val, train
+
+
+def test_split_holds_out_a_seeded_share_of_every_category():
+    table = pd.DataFrame({"label": ["a"] * 10 + ["b"] * 5 + ["c"], "split": [""] * 16})
+    train_idx, val_idx = split_train_val(table, fraction=0.2, seed=1)
+    assert sorted(np.concatenate([train_idx, val_idx]).tolist()) == list(range(16))
+    assert (table["label"].iloc[val_idx].value_counts().to_dict()) == {"a": 2, "b": 1}
+    again = split_train_val(table, fraction=0.2, seed=1)
+    assert np.array_equal(again[1], val_idx)
+    assert not np.array_equal(split_train_val(table, fraction=0.2, seed=2)[1], val_idx)
+
+
+def test_split_column_wins_when_it_names_train_and_val():
+    table = pd.DataFrame({"label": ["a", "a", "b", "b"], "split": ["train", "val", "train", "test"]})
+    train_idx, val_idx = split_train_val(table, fraction=0.5, seed=0)
+    assert train_idx.tolist() == [0, 2] and val_idx.tolist() == [1]
+
+
+def test_stages_follow_section_4_2():
+    assert [s.name for s in STAGES] == ["audio", "video", "joint"]
+    assert STAGES[0].layers == ("audio",) and not STAGES[0].use_video
+    assert STAGES[1].layers == ("visual",) and not STAGES[1].use_audio
+    assert len(STAGES[2].layers) == 5
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_training_writes_a_safe_checkpoint_and_resume_matches_an_uninterrupted_run(planted, tiny_preset, tmp_path):
+    config = load_config(tiny_preset, {"train.epochs": [1, 2, 2]})
+    table = read_manifest(planted).table
+    full = train(table, config=config, out=tmp_path / "full.pt", device="cpu")
+
+    saved = load_checkpoint(tmp_path / "full.pt")  # weights_only=True inside
+    assert saved["config"]["preset"] == "tiny" and len(saved["classes"]) == 16
+    assert saved["recipe"]["done"] and [h["stage"] for h in saved["metrics"]["history"]] == \
+        ["audio", "video", "video", "joint", "joint"]
+    assert set(saved["versions"]) >= {"torch", "torchvision", "torchaudio", "decord"}
+    assert 0.0 <= full["val"]["vote"] <= 1.0 and full["n_val"] > 0
+
+    def stop_mid_epoch(kind, info):
+        if kind == "batch" and info["stage"] == "joint" and info["epoch"] == 1 and info["batch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(table, config=config, out=tmp_path / "cut.pt", device="cpu", on_event=stop_mid_epoch)
+    cut = load_checkpoint(tmp_path / "cut.pt")
+    assert not cut["recipe"]["done"] and len(cut["metrics"]["history"]) == 4
+    resumed = train(table, config=config, out=tmp_path / "cut.pt", device="cpu", resume=True)
+    assert resumed["val"] == full["val"]
+    final = load_checkpoint(tmp_path / "cut.pt")
+    for key, value in saved["model"].items():
+        torch.testing.assert_close(final["model"][key], value, rtol=0, atol=0)
+
+
+def test_resume_refuses_a_checkpoint_of_another_preset(planted, tiny_preset, tmp_path):
+    from avaudit.checkpoint import CheckpointError
+
+    config = load_config(tiny_preset, {"train.epochs": [1, 0, 0]})
+    table = read_manifest(planted).table
+    train(table, config=config, out=tmp_path / "m.pt", device="cpu")
+    other = load_config("small", {"train.epochs": [1, 0, 0]})
+    with pytest.raises(CheckpointError, match="preset 'tiny', not 'small'"):
+        train(table, config=other, out=tmp_path / "m.pt", device="cpu", resume=True)
+
+
+def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         "-m", "avaudit", "train", str(planted), "--preset", str(tiny_preset), "--out", str(out), "--device", "cpu"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    saved = load_checkpoint(out)
+    assert saved["recipe"]["done"] and len(saved["metrics"]["history"]) == 3
+    assert "validation accuracy" in result.stdout and result.stdout.count("model written to") == 1

@@ -86,6 +86,12 @@ class VideoNet(nn.Module):
                 layers.append(BasicBlock(c_in, width, conv, stride if j == 0 else 1, downsample))
                 c_in = width
             self.add_module(f"layer{i + 1}", nn.Sequential(*layers))
+        for module in self.modules():  # torchvision's VideoResNet initialisation
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm3d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) normalised frames -> V (B, T, H', W', D), the pre-pool maps V_t."""

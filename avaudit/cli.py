@@ -32,7 +32,7 @@ def console():
 def fail(message: str) -> None:
     from .progress import console as err_console
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -199,7 +199,7 @@ for _name, _issue in (("predict", 4), ("missing-labels", 4), ("retarget", 4), ("
 def make_samples(
     out: Annotated[Path, typer.Argument(help="Folder to create (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(help="Seed of every planted choice.")] = 0,
-    clips: Annotated[int, typer.Option(help="Clips per category.")] = 14,
+    clips: Annotated[int, typer.Option(help="Clips per category.")] = 20,
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""

@@ -260,7 +260,7 @@ def _write_tables(root: Path, plans: list[ClipPlan], *, seed: int, command: str)
         f"Remake it with `{command}`.\n")
 
 
-def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 14, two_event_per_category: int = 2,
+def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_event_per_category: int = 2,
                  size: int = 64, seconds: float = 10.0, fps: int = 10, sample_rate: int = 16000) -> SampleSet:
     """Write the planted set to `out` (new or empty folder): `<category>/<category>_<nnn>.mp4` plus
     truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files.

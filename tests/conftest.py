@@ -80,3 +80,15 @@ def tiny_preset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("preset") / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(planted, tiny_preset, tmp_path_factory) -> Path:
+    """A tiny model trained one epoch per stage on the planted set."""
+    from avaudit.config import load_config
+    from avaudit.manifests import read_manifest
+    from avaudit.train import train
+
+    out = tmp_path_factory.mktemp("model") / "tiny.pt"
+    train(read_manifest(planted).table, config=load_config(tiny_preset), out=out, device="cpu")
+    return out

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import yaml
+from typer.testing import CliRunner
+
+from avaudit.cli import app
+
+runner = CliRunner()
+DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples"]
+
+
+def test_help_lists_every_command_quickly():
+    result = subprocess.run([sys.executable, "-m", "avaudit", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for name in DESIGN_COMMANDS:
+        assert name in result.stdout
+    imported = subprocess.run([sys.executable, "-c", "import sys, avaudit.cli; print('torch' in sys.modules)"],
+                              capture_output=True, text=True)
+    assert imported.stdout.strip() == "False"  # heavy imports wait for a command
+
+
+def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
+    out = tmp_path / "bias"
+    result = runner.invoke(app, ["bias", str(planted), "--model", str(tiny_model), "--out", str(out),
+                                 "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert "categories per layer" in result.output
+    videos = pd.read_csv(out / "bias_videos.csv")
+    assert list(videos.columns) == ["video_id", "path", "label", "layer", "group", "conf_continuous",
+                                    "conf_instant", "conf_onset", "conf_visual", "conf_audio"]
+    assert len(videos) == 36 and set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio"}
+    categories = pd.read_csv(out / "bias_categories.csv")
+    assert list(categories.columns[:4]) == ["category", "layer", "group", "n_videos"]
+    assert len(categories) == 16 and categories["n_videos"].sum() == 36
+    summary = json.loads((out / "bias_summary.json").read_text())
+    assert sum(summary["categories_per_layer"].values()) == 16 == summary["total"]
+    assert not (out / "skipped.csv").exists()
+    settings = yaml.safe_load((out / "run.yaml").read_text())
+    assert settings["preset"] == "tiny" and settings["model"] == str(tiny_model)
+
+
+def test_bias_refuses_labels_the_model_does_not_know(tiny_model, tmp_path):
+    (tmp_path / "data" / "juggling").mkdir(parents=True)
+    (tmp_path / "data" / "juggling" / "a.mp4").write_bytes(b"")
+    result = runner.invoke(app, ["bias", str(tmp_path / "data"), "--model", str(tiny_model), "--out",
+                                 str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "'juggling'" in result.output and "train" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_model_is_a_clear_error(planted, tmp_path):
+    result = runner.invoke(app, ["bias", str(planted), "--model", str(tmp_path / "none.pt")])
+    assert result.exit_code == 2 and "none.pt: no such checkpoint" in result.output
+
+
+def test_train_needs_labels(tmp_path):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.mp4").write_bytes(b"")
+    result = runner.invoke(app, ["train", str(tmp_path / "flat"), "--out", str(tmp_path / "m.pt")])
+    assert result.exit_code == 2 and "needs a label" in result.output
+
+
+def test_train_refuses_to_overwrite_without_resume(planted, tiny_model):
+    result = runner.invoke(app, ["train", str(planted), "--out", str(tiny_model)])
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_unbuilt_commands_say_so(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not built yet" in result.output
+
+
+def test_make_samples_refuses_a_full_folder(tmp_path):
+    (tmp_path / "x").write_text("taken")
+    result = runner.invoke(app, ["make-samples", str(tmp_path)])
+    assert result.exit_code == 2 and "not an empty folder" in result.output

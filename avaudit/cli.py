@@ -24,9 +24,11 @@ class Device(str, Enum):
 
 
 def console():
+    """stdout console; piped output gets wide lines instead of 80 columns of folded names."""
     from rich.console import Console
 
-    return Console()
+    out = Console()
+    return out if out.is_terminal else Console(width=160)
 
 
 def fail(message: str) -> None:
@@ -135,7 +137,7 @@ def show_train_result(result: dict, out: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
-    table.add_column("category")
+    table.add_column("category", overflow="fold")
     for name in (*LAYERS, "vote"):
         table.add_column(name, justify="right")
     for row in result["categories"]:
@@ -174,7 +176,8 @@ def show_bias(run) -> None:
     out.print(table)
     per = Table(title="per category: layer most confident in the true label, majority over videos")
     for name in ("category", "layer", "group", "n_videos", *(f"votes_{n}" for n in LAYERS)):
-        per.add_column(name.replace("votes_", ""), justify="left" if name in ("category", "layer", "group") else "right")
+        per.add_column(name.replace("votes_", ""), overflow="fold",
+                       justify="left" if name in ("category", "layer", "group") else "right")
     for row in categories.itertuples(index=False):
         per.add_row(*(str(v) for v in row))
     out.print(per)

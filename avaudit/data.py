@@ -71,3 +71,13 @@ class ClipDataset(Dataset):
                                                       seconds=c.seconds, hop_length=c.hop_length))
         item["padded"] = clip.padded
         return item
+
+
+def first_item(items: list[dict]) -> dict:
+    """collate_fn for batch_size=1 loaders that handle clips one at a time."""
+    return items[0]
+
+
+def worker_context():
+    """Forked DataLoader workers crash once CUDA is initialised in the parent; use forkserver then."""
+    return "forkserver" if torch.cuda.is_initialized() else None

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .config import LAYERS, Config
-from .data import ClipDataset
+from .data import ClipDataset, worker_context
 from .train import autocast
 
 SKIPPED_COLUMNS = ["video_id", "path", "reason", "detail"]
@@ -34,7 +34,8 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda",
+                        multiprocessing_context=worker_context() if workers else None)
     n_classes = model.heads[LAYERS[0]].out_features
     logits = np.full((len(table), len(LAYERS), n_classes), np.nan, np.float32)
     skipped = []

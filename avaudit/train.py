@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import LAYERS, Config
-from .data import ClipDataset
+from .data import ClipDataset, first_item, worker_context
 from .decisions import softmax, vote
 from .fusion import FusionNet, fusion_loss
 
@@ -93,7 +93,8 @@ def decode_inputs(table: pd.DataFrame, config: Config, *, workers: int,
     onsets = torch.zeros(len(table), m.steps, dtype=torch.bool)
     ok = np.ones(len(table), bool)
     skipped = []
-    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=lambda items: items[0])
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=first_item,
+                        multiprocessing_context=worker_context() if workers else None)
     on_event("decode_start", {"total": len(table)})
     for item in loader:
         i = item["index"]

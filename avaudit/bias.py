@@ -8,25 +8,62 @@ import numpy as np
 import pandas as pd
 
 from .config import LAYERS
-from .decisions import LAYER_GROUP, category_modality, softmax, true_label_confidence, video_modality
+from .decisions import LAYER_GROUP, category_modality, true_label_confidence
+
+AV_LAYERS = ("continuous", "instant", "onset")
+RULES = ("paper", "sufficiency")
+REDUNDANT = "redundant"
+ASSIGNMENTS = (*LAYERS, REDUNDANT)  # what a video or category can be assigned to
+GROUP_OF = {**LAYER_GROUP, REDUNDANT: REDUNDANT}
 
 
-def bias_audit(videos: pd.DataFrame, logits: np.ndarray, classes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Per-video layer, per-category layer and the dataset's Table 3 row.
+def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
+    """Does a modality alone suffice? (N, 5) true-label confidences -> (N,) assignment names.
 
-    videos: video_id, path, label (a known class) for each row of logits (N, 5, C).
+    A unimodal layer suffices when its confidence reaches `fraction` of the best audio-visual
+    layer's. Audio alone -> audio, visual alone -> visual, both -> redundant, neither -> the most
+    confident audio-visual layer (so an instant or onset event still shows as such).
     """
-    index = {name: i for i, name in enumerate(classes)}
-    labels = videos["label"].map(index).to_numpy()
-    confidences = softmax(logits)
+    av = true_conf[:, : len(AV_LAYERS)]
+    best_av = av.max(axis=1)
+    audio_ok = true_conf[:, LAYERS.index("audio")] >= fraction * best_av
+    visual_ok = true_conf[:, LAYERS.index("visual")] >= fraction * best_av
+    names = np.asarray(AV_LAYERS, dtype=object)[av.argmax(axis=1)]
+    names = np.where(audio_ok & ~visual_ok, "audio", names)
+    names = np.where(visual_ok & ~audio_ok, "visual", names)
+    return np.where(audio_ok & visual_ok, REDUNDANT, names).astype(str)
+
+
+def assign_videos(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.ndarray:
+    """(N, 5) true-label confidences -> (N,) assignment names under `rule`."""
+    if rule == "paper":
+        return np.asarray(LAYERS)[true_conf.argmax(axis=1)]
+    if rule == "sufficiency":
+        return sufficiency_modality(true_conf, fraction=fraction)
+    raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+
+
+def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
+               fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per-video assignment, per-category assignment and the dataset's Table 3 row.
+
+    videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
+    """
+    labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
-    chosen = np.asarray(LAYERS)[video_modality(confidences, labels)]
+    chosen = assign_videos(true_conf, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
-        layer=chosen, group=[LAYER_GROUP[name] for name in chosen])
+        layer=chosen, group=[GROUP_OF[name] for name in chosen])
     for i, name in enumerate(LAYERS):
         per_video[f"conf_{name}"] = true_conf[:, i]
-    categories = category_modality(per_video["label"], chosen, true_conf.max(axis=1))
-    categories.insert(2, "group", categories["layer"].map(LAYER_GROUP))
-    summary = {"categories_per_layer": {name: int((categories["layer"] == name).sum()) for name in LAYERS},
+    # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
+    column = np.array([LAYERS.index(c) if c != REDUNDANT else -1 for c in chosen], dtype=int)
+    weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
+    categories = category_modality(per_video["label"], chosen, weight, names=ASSIGNMENTS)
+    categories.insert(2, "group", categories["layer"].map(GROUP_OF))
+    summary = {"rule": rule, "fraction": fraction if rule == "sufficiency" else None,
+               "categories_per_layer": {name: int((categories["layer"] == name).sum()) for name in ASSIGNMENTS},
+               "categories_per_group": {g: int((categories["group"] == g).sum())
+                                        for g in ("audiovisual", "audio", "visual", REDUNDANT)},
                "total": int(len(categories)), "n_videos": int(len(per_video))}
     return per_video, categories, summary

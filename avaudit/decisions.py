@@ -65,25 +65,27 @@ def video_modality(confidences: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return true_label_confidence(confidences, labels).argmax(axis=1)
 
 
-def category_modality(categories, layers, confidence) -> pd.DataFrame:
+def category_modality(categories, layers, confidence, *, names=LAYERS) -> pd.DataFrame:
     """Table 3's per-category assignment: the majority of a category's videos' layers.
 
     categories: (N,) names; layers: (N,) layer names; confidence: (N,) each video's confidence in
     its true label at its assigned layer. A tie between layers goes to the one whose videos hold
     the larger summed confidence, then to the earlier layer name in LAYERS order.
-    Returns one row per category: category, layer, n_videos, votes_<layer> for every layer.
+    `names` lists every assignment a video can have (the five layers, plus `redundant` under the
+    sufficiency rule); its order is the final tie-break.
+    Returns one row per category: category, layer, n_videos, votes_<name> for every name.
     """
     frame = pd.DataFrame({"category": categories, "layer": layers, "confidence": confidence})
-    votes = pd.crosstab(frame["category"], frame["layer"]).reindex(columns=list(LAYERS), fill_value=0)
+    votes = pd.crosstab(frame["category"], frame["layer"]).reindex(columns=list(names), fill_value=0)
     mass = frame.pivot_table(index="category", columns="layer", values="confidence", aggfunc="sum",
-                             fill_value=0.0).reindex(index=votes.index, columns=list(LAYERS), fill_value=0.0)
+                             fill_value=0.0).reindex(index=votes.index, columns=list(names), fill_value=0.0)
     count = votes.to_numpy()
     is_top = count == count.max(axis=1, keepdims=True)
     # Lexicographic key: votes first, then summed confidence; argmax takes the first (earliest) on ties.
     key = np.where(is_top, mass.to_numpy() + 1.0, 0.0)
-    chosen = np.asarray(LAYERS)[key.argmax(axis=1)]
+    chosen = np.asarray(names)[key.argmax(axis=1)]
     result = pd.DataFrame({"category": votes.index, "layer": chosen, "n_videos": count.sum(axis=1)})
-    for name in LAYERS:
+    for name in names:
         result[f"votes_{name}"] = votes[name].to_numpy()
     return result.reset_index(drop=True)
 

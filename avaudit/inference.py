@@ -1,6 +1,7 @@
 """Batched inference: DataLoader workers decode while the model runs; five-layer logits out."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -27,9 +28,12 @@ def collate(items: list[dict]) -> dict:
 
 @torch.no_grad()
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
-              workers: int = 2, on_event: Callable[[str, dict], None] | None = None
-              ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped)."""
+              workers: int = 2, on_event: Callable[[str, dict], None] | None = None,
+              on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped).
+
+    on_batch(row positions, their logits) sees every finished batch (the cache writes them).
+    """
     on_event = on_event or (lambda kind, info: None)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model)
@@ -48,5 +52,38 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
             inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
             with autocast(device):
                 logits[batch["index"]] = model(*inputs).float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(np.asarray(batch["index"]), logits[batch["index"]])
         on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
     return logits, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
+
+
+def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
+                 workers: int = 2, cache_dir=None, on_event: Callable[[str, dict], None] | None = None
+                 ) -> tuple[np.ndarray, pd.DataFrame, int]:
+    """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
+
+    The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
+    checkpoint's fingerprint, keyed by each file's identity and window; chunks are written per
+    batch, so an interrupted run resumes where it stopped. Returns logits, skipped rows, and how
+    many rows came from the cache.
+    """
+    from .cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+    from .checkpoint import load_model
+    from .train import pick_device
+
+    n_classes = len(checkpoint["classes"])
+    cache = LogitCache(Path(cache_dir or default_cache_dir()), model_fingerprint(model_path), n_classes=n_classes,
+                       source=str(Path(model_path).resolve()))
+    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    found, logits = cache.lookup(keys)
+    todo = np.flatnonzero(~found)
+    skipped = pd.DataFrame(columns=SKIPPED_COLUMNS)
+    if len(todo):
+        dev = pick_device(device)
+        model, _, config, _ = load_model(model_path, device=dev)
+        new, skipped = run_model(table.iloc[todo], model, config, device=dev, batch_size=batch_size,
+                                 workers=workers, on_event=on_event,
+                                 on_batch=lambda rows, out: cache.add(keys[todo[rows]], out))  # decoded => key known
+        logits[todo] = new
+    return logits, skipped, int(found.sum())

@@ -1,6 +1,7 @@
-"""One function per audit command: read DATA, run the model, decide, write the output files.
+"""One function per audit command: read DATA, get each video's logits, decide, write the files.
 
-The CLI calls these and prints; tests call them directly.
+The CLI calls these and prints; tests call them directly. Logits come from the cache where a
+video was seen before with the same model, so re-audits do no decoding.
 """
 from __future__ import annotations
 
@@ -10,27 +11,57 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from .bias import bias_audit
-from .inference import SKIPPED_COLUMNS, run_model
+from .config import LAYERS
+from .inference import SKIPPED_COLUMNS
 from .manifests import Manifest, read_manifest
 from .outputs import write_csv, write_json, write_yaml
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
+CONFIDENCES = ("raw", "calibrated")
+DEFAULT_RULE = "sufficiency"  # recovers planted truth better than the paper's rule (README)
+DEFAULT_CONFIDENCE = "raw"  # see README: measured on planted data
+SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
+
+
+@dataclass
+class Audit:
+    """A manifest with the logits of the rows that decoded."""
+    manifest: Manifest
+    model_path: Path
+    checkpoint: dict
+    classes: list[str]
+    confidence: str
+    logits: np.ndarray  # (N, 5, C) for every manifest table row, NaN where skipped
+    probabilities: np.ndarray  # softmax of logits, raw or temperature-scaled
+    skipped: pd.DataFrame
+    n_cached: int
+
+    @property
+    def decoded(self) -> np.ndarray:
+        return ~np.isnan(self.logits).any(axis=(1, 2))
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.manifest.table) + len(self.manifest.skipped)
+
+    def settings(self, command: str, **extra) -> dict:
+        return {"command": command, "data": str(self.manifest.source), "format": self.manifest.format,
+                "root": str(self.manifest.root), "model": str(self.model_path),
+                "preset": self.checkpoint["config"]["preset"], "confidence": self.confidence,
+                "n_rows": self.n_rows, "n_skipped": len(self.skipped), **extra, "config": self.checkpoint["config"]}
 
 
 @dataclass
 class AuditRun:
-    """What an audit produced: its tables by output file name, and the skipped rows."""
+    """What an audit command produced: its tables by output file name, and the skipped rows."""
     out: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIPPED_COLUMNS))
     n_rows: int = 0
-
-
-def resolve_model(model: Path | None) -> Path:
-    return Path(model) if model is not None else DEFAULT_MODEL
+    n_cached: int = 0
 
 
 def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -39,9 +70,9 @@ def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     Labels the model was not trained on are an error naming them: the model cannot judge them.
     """
     rows = table.assign(label=table["labels"].str.split(";")).explode("label")
-    rows = rows[rows["label"] != ""]
+    rows = rows[rows["label"].fillna("") != ""]
     if rows.empty:
-        raise ValueError("DATA has no labels: bias needs category folders or a labelled manifest")
+        raise ValueError("DATA has no labels: this audit needs category folders or a labelled manifest")
     unknown = sorted(set(rows["label"]) - set(classes))
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
@@ -50,45 +81,162 @@ def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     return rows
 
 
-def infer(manifest: Manifest, model_path: Path, *, device: str, batch_size: int, workers: int,
-          on_event: Callable | None) -> tuple[np.ndarray, list[str], dict, pd.DataFrame]:
-    """Logits for every decodable row of the manifest, the model's classes, its checkpoint, skips."""
-    from .checkpoint import load_model
-    from .train import pick_device
+def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.ndarray:
+    """Per-layer softmax, temperature-scaled when `calibrated` (the paper's stated limitation)."""
+    from .calibration import calibrated_softmax
+    from .decisions import softmax
 
-    dev = pick_device(device)
-    model, classes, config, checkpoint = load_model(model_path, device=dev)
-    logits, skipped = run_model(manifest.table, model, config, device=dev, batch_size=batch_size,
-                                workers=workers, on_event=on_event)
-    return logits, classes, checkpoint, pd.concat([manifest.skipped, skipped], ignore_index=True)
-
-
-def run_settings(command: str, manifest: Manifest, model_path: Path, checkpoint: dict, **extra) -> dict:
-    return {"command": command, "data": str(manifest.source), "format": manifest.format,
-            "root": str(manifest.root), "model": str(model_path), "preset": checkpoint["config"]["preset"],
-            "config": checkpoint["config"], **extra}
+    if confidence not in CONFIDENCES:
+        raise ValueError(f"--confidence must be one of {', '.join(CONFIDENCES)}")
+    if confidence == "raw":
+        return softmax(logits)
+    if "temperatures" not in checkpoint:
+        raise ValueError("this checkpoint has no fitted temperatures (trained before calibration existed); "
+                         "retrain it or pass --confidence raw")
+    return calibrated_softmax(logits, np.asarray(checkpoint["temperatures"]))
 
 
-def bias(data: Path, *, model: Path | None = None, out: Path, root: Path | None = None, device: str = "auto",
-         batch_size: int = 8, workers: int = 2, on_event: Callable | None = None) -> AuditRun:
-    """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Table 3)."""
-    manifest = read_manifest(Path(data), root=root)
-    model_path = resolve_model(model)
+def audit(data: Path, *, model: Path | None = None, root: Path | None = None, device: str = "auto",
+          batch_size: int = 8, workers: int = 2, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
+          need_labels: bool = False, on_event: Callable | None = None) -> Audit:
+    """Read DATA and get the five-layer logits of every row, from the cache where possible."""
     from .checkpoint import load_checkpoint
+    from .inference import infer_logits
 
-    labelled_rows(manifest.table, load_checkpoint(model_path)["classes"])  # fail before decoding anything
-    logits, classes, checkpoint, skipped = infer(manifest, model_path, device=device, batch_size=batch_size,
-                                                 workers=workers, on_event=on_event)
-    decoded = ~np.isnan(logits).any(axis=(1, 2))
-    table = manifest.table.assign(position=np.arange(len(manifest.table)))[decoded]
-    rows = labelled_rows(table, classes)
-    per_video, categories, summary = bias_audit(rows, logits[rows["position"].to_numpy()], classes)
-    summary.update(n_rows=len(manifest.table) + len(manifest.skipped), n_skipped=len(skipped))
+    manifest = read_manifest(Path(data), root=root)
+    model_path = Path(model) if model is not None else DEFAULT_MODEL
+    checkpoint = load_checkpoint(model_path)
+    if need_labels:
+        labelled_rows(manifest.table, checkpoint["classes"])  # fail before decoding anything
+    if confidence == "calibrated" and "temperatures" not in checkpoint:
+        probabilities(np.zeros((0, len(LAYERS), 1)), checkpoint, confidence)  # raises the clear error
+    logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
+                                             batch_size=batch_size, workers=workers, cache_dir=cache_dir,
+                                             on_event=on_event)
+    skipped = pd.concat([manifest.skipped[SKIPPED_COLUMNS], skipped], ignore_index=True)
+    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
+                 probabilities(logits, checkpoint, confidence), skipped, n_cached)
+
+
+def decoded_rows(a: Audit) -> pd.DataFrame:
+    return a.manifest.table.assign(position=np.arange(len(a.manifest.table)))[a.decoded]
+
+
+def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
+         **options) -> AuditRun:
+    """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4)."""
+    from .bias import bias_audit
+    from .layerstats import layer_statistics
+
+    a = audit(data, need_labels=True, **options)
+    rows = labelled_rows(decoded_rows(a), a.classes)
+    position = rows["position"].to_numpy()
+    per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
+                                                fraction=fraction)
+    labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
+    summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
+    summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(Path(out), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
-                   skipped, summary["n_rows"])
-    write_run(run, run_settings("bias", manifest, model_path, checkpoint))
+                   a.skipped, a.n_rows, a.n_cached)
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction))
     write_json(summary, run.out / "bias_summary.json")
     return run
+
+
+def predict(data: Path, *, out: Path, export_probs: Path | None = None, **options) -> AuditRun:
+    """`avaudit predict`: predictions.csv (vote, eq. 7 set, each layer's top confidence)."""
+    from .decisions import multilabel, vote
+
+    a = audit(data, **options)
+    rows = decoded_rows(a)
+    probs = a.probabilities[rows["position"].to_numpy()]
+    names = np.asarray(a.classes)
+    chosen = multilabel(a.logits[rows["position"].to_numpy()])
+    table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
+                          "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
+                          "labels_eq7": [";".join(names[m]) for m in chosen]})
+    for i, layer in enumerate(LAYERS):
+        table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
+    run = AuditRun(Path(out), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows,
+                   a.n_cached)
+    write_run(run, a.settings("predict"))
+    if export_probs is not None:
+        export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
+    return run
+
+
+def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str], path: Path) -> None:
+    """`labels` (N,) and `pred_probs` (N, C) as cleanlab's find_label_issues takes them.
+
+    pred_probs is the mean of the five layers' distributions; a row's label is its first annotated
+    label (-1 where unlabelled or unknown to the model). Per-layer probabilities ride along.
+    """
+    import os
+    import tempfile
+
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index.get(text.split(";")[0], -1) for text in rows["labels"]], dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    np.savez(tmp, labels=labels, pred_probs=probs.mean(axis=1), layer_probs=probs,
+             classes=np.asarray(classes), video_ids=rows["video_id"].to_numpy().astype(str))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def missing_labels(data: Path, *, out: Path, **options) -> AuditRun:
+    """`avaudit missing-labels`: eq. 7 labels a video shows but is not annotated with."""
+    from .missing import missing_label_candidates
+
+    a = audit(data, **options)
+    rows = decoded_rows(a)
+    position = rows["position"].to_numpy()
+    candidates = missing_label_candidates(rows, a.logits[position], a.classes, confidences=a.probabilities[position])
+    run = AuditRun(Path(out), {"missing_labels.csv": candidates},
+                   {"n_videos": len(rows), "n_candidates": len(candidates),
+                    "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
+                   a.n_cached)
+    write_run(run, a.settings("missing-labels"))
+    return run
+
+
+def retarget(data: Path | None, *, keep: list[str], by: str = "category", out: Path | None = None,
+             compare: str | None = None, bias_dir: Path = Path("avaudit-out/bias"), **options) -> dict:
+    """`avaudit retarget`: the rows whose category (or video) falls in `keep`, in DATA's own format.
+
+    Without DATA it reads the latest `bias` run in `bias_dir` (its run.yaml names DATA and model).
+    """
+    from .manifests import write_subset
+    from .retarget import compare as compare_with, select
+
+    if data is None:
+        settings_path = bias_dir / "run.yaml"
+        if not settings_path.exists():
+            raise ValueError(f"no DATA given and no bias run in {bias_dir}: run `avaudit bias DATA` first "
+                             f"or pass DATA")
+        settings = yaml.safe_load(settings_path.read_text())
+        manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]))
+        per_video = pd.read_csv(bias_dir / "bias_videos.csv", dtype={"video_id": str, "label": str},
+                                keep_default_na=False)
+        categories = pd.read_csv(bias_dir / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
+    else:
+        run = bias(Path(data), out=bias_dir, **options)
+        manifest = read_manifest(Path(data), root=options.get("root"))
+        per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
+    kept = select(per_video, categories, keep, by=by)
+    rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
+    default_name = "subset.csv" if manifest.format in ("folder", "flat") else f"subset{manifest.source.suffix}"
+    out = Path(out) if out is not None else Path("avaudit-out/retarget") / default_name
+    write_subset(manifest, rows["row"].to_numpy().tolist(), out)
+    kept_categories = sorted(set(kept["label"]))
+    summary = {"out": str(out), "format": manifest.format, "keep": list(keep), "by": by,
+               "n_videos": int(len(rows)), "n_input_rows": int(len(manifest.table) + len(manifest.skipped)),
+               "categories": kept_categories}
+    if compare is not None:
+        summary["compare"] = compare_with(kept_categories, compare)
+    write_json(summary, out.with_name(out.name + ".json"))
+    return summary
 
 
 def write_run(run: AuditRun, settings: dict) -> None:

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from .calibration import calibrated_softmax, fit_temperatures, layer_ece
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import LAYERS, Config
 from .data import ClipDataset, first_item, worker_context
@@ -262,13 +263,19 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
             on_event("epoch", record)
 
     val_logits = predict_logits(model, inputs, val_idx, device=dev, batch_size=t.batch_size)
+    # Raw layer confidences are not comparable (the paper's stated limitation): fit one
+    # temperature per layer on the validation split, for `--confidence calibrated`.
+    temperatures = fit_temperatures(val_logits, labels[val_idx])
     final = {"val": accuracies(val_logits, labels[val_idx]), "n_train": int(len(train_idx)),
              "n_val": int(len(val_idx)), "n_skipped": int(len(skipped)),
-             "categories": category_accuracies(val_logits, labels[val_idx], classes).to_dict("records")}
+             "categories": category_accuracies(val_logits, labels[val_idx], classes).to_dict("records"),
+             "val_ece_raw": layer_ece(softmax(val_logits), labels[val_idx]),
+             "val_ece_calibrated": layer_ece(calibrated_softmax(val_logits, temperatures), labels[val_idx])}
     if rank == 0:
         save_checkpoint(out, config=config, classes=classes, model_state=model.state_dict(), recipe=state,
                         metrics={"history": history, "final": final},
-                        extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist()})
+                        extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist(),
+                               "temperatures": [float(x) for x in temperatures]})
     on_event("done", final)
     if dist.is_initialized():
         dist.barrier()

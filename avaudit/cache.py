@@ -1,0 +1,169 @@
+"""A cache of each clip's five-layer logits, kept outside the audited data.
+
+A second audit of the same data with the same model decodes nothing, and an interrupted run
+resumes where it stopped. Entries live in append-only chunk files under `<root>/<fingerprint>/`,
+each written whole (temp file + rename), so a kill at any moment leaves only whole chunks and
+several processes (torchrun ranks) can add to one directory without locking.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .outputs import atomic_write_text
+
+N_LAYERS = 5
+KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
+STALE_TEMP_S = 3600  # a temp file this old belongs to a killed writer, not a live one
+_counter = itertools.count()
+
+
+def default_cache_dir() -> Path:
+    """$AVAUDIT_CACHE_DIR, else $XDG_CACHE_HOME/avaudit, else ~/.cache/avaudit."""
+    if os.environ.get("AVAUDIT_CACHE_DIR"):
+        return Path(os.environ["AVAUDIT_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "avaudit"
+
+
+def model_fingerprint(path: Path) -> str:
+    """First 16 hex chars of the checkpoint's sha256: any retraining gives a fresh cache."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+
+def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """One key (N,) per clip from its file's identity (real path, size, mtime_ns) and window (s).
+
+    Touching or rewriting a file changes its key, so stale logits are never served. A file that
+    cannot be stat'ed gets "" (the caller decodes nothing for it and reports it). Each distinct
+    path is stat'ed once, whatever the number of windows cut from it.
+    """
+    identity: dict[str, str] = {}
+    keys = np.empty(len(paths), KEY_DTYPE)
+    for i, (path, start, end) in enumerate(zip(paths, starts, ends)):
+        path = os.fspath(path)
+        if path not in identity:
+            try:
+                real = os.path.realpath(path)
+                stat = os.stat(real)
+                identity[path] = f"{real}\0{stat.st_size}\0{stat.st_mtime_ns}"
+            except (OSError, ValueError):
+                identity[path] = ""
+        if not identity[path]:
+            keys[i] = ""
+            continue
+        # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
+        text = f"{identity[path]}\0{float(start)!r}\0{float(end)!r}"
+        keys[i] = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+    return keys
+
+
+class LogitCache:
+    """Logits (5, C) float32 per clip key, for one model (one fingerprint directory)."""
+
+    def __init__(self, root: Path, fingerprint: str, *, n_classes: int, source: str = "") -> None:
+        self.dir = Path(root) / fingerprint
+        self.n_classes = n_classes
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not (self.dir / "model.txt").exists():  # for humans browsing the cache
+            atomic_write_text(self.dir / "model.txt", f"checkpoint: {source}\nn_classes: {n_classes}\n")
+        for temp in self.dir.glob(".chunk-*.tmp"):
+            try:
+                if time.time() - temp.stat().st_mtime > STALE_TEMP_S:
+                    temp.unlink()
+            except OSError:
+                pass  # another process removed it first
+        self._seen: set[str] = set()
+        self._keys: list[np.ndarray] = []
+        self._logits: list[np.ndarray] = []
+        self._index: pd.Index | None = None
+        self._table = np.empty(0, np.float32)
+
+    def _load_new_chunks(self) -> None:
+        """Read chunks not read yet (ours or other ranks'), oldest first so later ones win."""
+        for name in sorted(p.name for p in self.dir.glob("chunk-*.npz") if p.name not in self._seen):
+            self._seen.add(name)
+            try:
+                with np.load(self.dir / name) as data:
+                    keys, logits = data["keys"].astype(KEY_DTYPE), data["logits"]
+            except Exception as error:  # a truncated or foreign file must not stop an audit
+                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", stacklevel=3)
+                continue
+            if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32:
+                warnings.warn(f"skipping cache chunk {name}: logits {logits.shape} {logits.dtype}, "
+                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", stacklevel=3)
+                continue
+            self._append(keys, logits)
+
+    def _append(self, keys: np.ndarray, logits: np.ndarray) -> None:
+        self._keys.append(keys)
+        self._logits.append(logits)
+        self._index = None
+
+    def _build_index(self) -> pd.Index:
+        """Concatenate once into one table and a unique-key Index: no Python object per entry.
+
+        The table has one NaN row past the end, so a lookup is a single gather with misses
+        pointing there, and holds no more than the (N, 5, C) answer besides the table.
+        """
+        self._load_new_chunks()
+        if self._index is None:
+            keys = np.concatenate([np.empty(0, KEY_DTYPE), *self._keys])
+            table = np.empty((len(keys) + 1, N_LAYERS, self.n_classes), np.float32)
+            if self._logits:
+                np.concatenate(self._logits, out=table[:-1])
+            table[-1] = np.nan
+            index = pd.Index(keys)
+            if not index.is_unique:
+                last = np.append(~index.duplicated(keep="last"), True)
+                keys, table, index = keys[last[:-1]], table[last], index[last[:-1]]
+            self._keys, self._logits, self._table, self._index = [keys], [table[:-1]], table, index
+        return self._index
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found)."""
+        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        index = self._build_index()
+        rows = index.get_indexer(keys)
+        rows[(rows < 0) | (keys == "")] = len(index)
+        return rows < len(index), self._table[rows]
+
+    def add(self, keys: np.ndarray, logits: np.ndarray) -> None:
+        """Append one chunk. Rows without a key or with NaN logits (a failed decode) are not kept,
+        so that a failure is retried next time instead of being remembered."""
+        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.shape != (len(keys), N_LAYERS, self.n_classes):
+            raise ValueError(f"logits {logits.shape} do not match {len(keys)} keys × {N_LAYERS} × {self.n_classes}")
+        keep = (keys != "") & ~np.isnan(logits).any(axis=(1, 2))
+        keys, logits = keys[keep], logits[keep]
+        if not len(keys):
+            return
+        # Zero-padded time sorts chunks oldest first; pid and counter keep ranks' names apart.
+        name = f"chunk-{time.time_ns():020d}-{os.getpid()}-{next(_counter)}.npz"
+        fd, temp = tempfile.mkstemp(prefix=".chunk-", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, keys=keys, logits=logits)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, 0o644)
+            os.replace(temp, self.dir / name)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        self._seen.add(name)
+        self._append(keys, logits)
+
+    def __len__(self) -> int:
+        return len(self._build_index())

@@ -1,0 +1,88 @@
+"""Retargeting: keep the videos whose label a chosen modality carries, and compare with Kinetics-Sounds.
+
+Pure functions over the bias audit's tables; writing the kept rows back in the input's own
+manifest format is the manifests module's job.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from .config import LAYERS
+
+GROUPS = ("audiovisual", "audio", "visual", "redundant")
+
+_KS31 = (
+    "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball", "laughing",
+    "mowing lawn", "playing accordion", "playing bagpipes", "playing bass guitar", "playing clarinet",
+    "playing drums", "playing guitar", "playing harmonica", "playing keyboard", "playing organ",
+    "playing piano", "playing saxophone", "playing trombone", "playing trumpet", "playing violin",
+    "playing xylophone", "ripping paper", "shoveling snow", "shuffling cards", "singing", "stomping grapes",
+    "tap dancing", "tapping guitar", "tapping pen", "tickling",
+)
+KINETICS_SOUNDS: dict[str, tuple[str, ...]] = {
+    # The original list; seven of its names are not Kinetics-400 class names.
+    "ks34": (
+        "blowing nose", "bowling", "chopping wood", "ripping paper", "shuffling cards", "singing",
+        "tapping pen", "typing", "blowing out", "dribbling ball", "laughing",
+        "mowing the lawn by pushing lawnmower", "shoveling snow", "stomping", "tap dancing", "tapping guitar",
+        "tickling", "fingerpicking", "patting", "playing accordion", "playing bagpipes", "playing bass guitar",
+        "playing clarinet", "playing drums", "playing guitar", "playing harmonica", "playing keyboard",
+        "playing organ", "playing piano", "playing saxophone", "playing trombone", "playing trumpet",
+        "playing violin", "playing xylophone",
+    ),
+    "ks31": _KS31,  # the same classes under Kinetics-400 names
+    "ks32": tuple(sorted(_KS31 + ("strumming guitar",))),
+}
+
+
+def _matches(frame: pd.DataFrame, keep: set[str]) -> pd.Series:
+    """A row matches when its group or its layer is kept; `redundant` only matches itself."""
+    return frame["group"].isin(keep) | frame["layer"].isin(keep)
+
+
+def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[str], *,
+           by: str = "category") -> pd.DataFrame:
+    """The rows of per_video to keep, in their order and with their index (to map back to the manifest).
+
+    per_video: video_id, path, label, layer, group; per_category: category, layer, group (the bias
+    audit's outputs). keep: group names (GROUPS) or layer names (LAYERS). by="category" keeps every
+    video of a category whose own group or layer is kept; by="video" judges each video alone.
+    Keeping `audiovisual` does not keep `redundant` categories: ask for both to have both.
+    """
+    valid = tuple(dict.fromkeys(GROUPS + LAYERS))
+    wanted = set(keep)
+    if not wanted:
+        raise ValueError(f"keep at least one of: {', '.join(valid)}")
+    unknown = sorted(wanted - set(valid))
+    if unknown:
+        raise ValueError(f"unknown group or layer name(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    if by == "video":
+        return per_video[_matches(per_video, wanted)]
+    if by == "category":
+        categories = per_category.loc[_matches(per_category, wanted), "category"]
+        return per_video[per_video["label"].isin(categories)]
+    raise ValueError(f"by must be 'category' or 'video', got {by!r}")
+
+
+def _normal(name: str) -> str:
+    """Folder names spell classes with underscores and any case: compare on a common spelling."""
+    return " ".join(str(name).replace("_", " ").lower().split())
+
+
+def compare(categories: Iterable[str], reference: str) -> dict:
+    """How many of a Kinetics-Sounds list's classes are among `categories` (e.g. the kept ones).
+
+    reference: a key of KINETICS_SOUNDS. Names match ignoring case, surrounding spaces and '_' vs ' '.
+    Returns reference, n_reference, n_matched, fraction, and the matched and unmatched reference names.
+    """
+    key = reference.strip().lower()
+    if key not in KINETICS_SOUNDS:
+        raise ValueError(f"unknown reference {reference!r}; known: {', '.join(sorted(KINETICS_SOUNDS))}")
+    names = KINETICS_SOUNDS[key]
+    have = {_normal(c) for c in categories}
+    matched = sorted(n for n in names if _normal(n) in have)
+    unmatched = sorted(n for n in names if _normal(n) not in have)
+    return {"reference": key, "n_reference": len(names), "n_matched": len(matched),
+            "fraction": len(matched) / len(names), "matched": matched, "unmatched": unmatched}

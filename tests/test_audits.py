@@ -1,0 +1,137 @@
+"""The audit commands end to end on the tiny planted set, with a tiny trained model."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from avaudit.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args] + ["--device", "cpu", "--workers", "0"])
+
+
+def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tiny_model, tmp_path, cache):
+    first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "one")
+    assert first.exit_code == 0, first.output
+    assert "0 of 36 videos read from the cache, 36 decoded" in first.output
+    second = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "two")
+    assert second.exit_code == 0, second.output
+    assert "36 of 36 videos read from the cache, 0 decoded" in second.output
+    for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "run.yaml"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    summary = json.loads((tmp_path / "one" / "bias_summary.json").read_text())
+    stats = summary["layer_statistics"]
+    assert set(stats["uniquely_correct"]) == {"continuous", "instant", "onset"} and stats["n_videos"] == 36
+    assert summary["rule"] == "sufficiency" and "redundant" in summary["categories_per_layer"]
+
+
+def test_paper_rule_only_assigns_layers(planted, tiny_model, tmp_path, cache):
+    result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b", "--rule", "paper")
+    assert result.exit_code == 0, result.output
+    videos = pd.read_csv(tmp_path / "b" / "bias_videos.csv")
+    assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio"}
+    best = videos[[f"conf_{n}" for n in ("continuous", "instant", "onset", "visual", "audio")]].to_numpy().max(1)
+    chosen = videos.apply(lambda r: r[f"conf_{r['layer']}"], axis=1).to_numpy()
+    np.testing.assert_allclose(chosen, best)
+
+
+def test_predict_writes_predictions_and_cleanlab_arrays(planted, tiny_model, tmp_path, cache):
+    result = invoke("predict", planted, "--model", tiny_model, "--out", tmp_path / "p",
+                    "--export-probs", tmp_path / "p" / "probs.npz")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "p" / "predictions.csv", keep_default_na=False)
+    assert list(table.columns) == ["video_id", "path", "label", "vote", "labels_eq7", "conf_continuous",
+                                   "conf_instant", "conf_onset", "conf_visual", "conf_audio"]
+    assert len(table) == 36 and (table["labels_eq7"].str.len() > 0).all()
+    assert table[[c for c in table.columns if c.startswith("conf_")]].to_numpy().max() <= 1.0
+    arrays = np.load(tmp_path / "p" / "probs.npz")
+    assert arrays["pred_probs"].shape == (36, 16) and arrays["labels"].shape == (36,)
+    np.testing.assert_allclose(arrays["pred_probs"].sum(1), 1.0, rtol=1e-5)
+    assert (arrays["labels"] >= 0).all()
+
+
+def test_missing_labels_lists_only_unannotated_candidates(planted, tiny_model, tmp_path, cache):
+    result = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "m" / "missing_labels.csv")
+    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence"]
+    assert (table["candidate"] != table["label"]).all()
+    assert table["confidence"].is_monotonic_decreasing
+
+
+def kinetics_copy(planted, tmp_path):
+    """The planted clips as a Kinetics release: CSV (some labels quoted) + flat `{id}_{s:06d}_{e:06d}.mp4`."""
+    root = tmp_path / "kinetics"
+    root.mkdir()
+    lines = ["label,youtube_id,time_start,time_end,split,is_cc"]
+    for i, clip in enumerate(sorted(planted.glob("*/*.mp4"))):
+        youtube_id = f"-id{i:03d}xyzAB"
+        os.symlink(clip, root / f"{youtube_id}_000010_000020.mp4")
+        label = clip.parent.name
+        lines.append(f'{f"{chr(34)}{label}{chr(34)}" if i % 2 else label},{youtube_id},10,20,val,0')
+    (root / "kinetics_val.csv").write_text("\n".join(lines) + "\n")
+    return root / "kinetics_val.csv"
+
+
+def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, tmp_path, cache, monkeypatch):
+    manifest = kinetics_copy(planted, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("bias", manifest, "--model", tiny_model)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "kinetics_av.csv"
+    result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--keep", "audio", "--keep", "visual",
+                                 "--keep", "redundant", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == manifest.read_bytes()  # everything kept: the very same file
+    result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--out", str(out), "--by", "video"])
+    assert result.exit_code == 0, result.output
+    original = manifest.read_text().splitlines(keepends=True)
+    written = out.read_text().splitlines(keepends=True)
+    assert written[0] == original[0] and set(written[1:]) <= set(original[1:])
+    videos = pd.read_csv(tmp_path / "avaudit-out" / "bias" / "bias_videos.csv")
+    assert len(written) - 1 == (videos["group"] == "audiovisual").sum()
+
+
+def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("bias", planted, "--model", tiny_model).exit_code == 0
+    result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--compare", "ks31"])
+    assert result.exit_code == 0, result.output
+    assert "0 of 31 ks31 classes are in the subset" in result.output
+    subset = pd.read_csv(tmp_path / "avaudit-out" / "retarget" / "subset.csv")
+    assert list(subset.columns) == ["path", "label"]
+
+
+def test_retarget_without_a_bias_run_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["retarget", "--keep", "audiovisual"])
+    assert result.exit_code == 2 and "avaudit bias DATA" in result.output
+
+
+def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path, cache):
+    data = torch.load(tiny_model, weights_only=True)
+    assert len(data["temperatures"]) == 5
+    del data["temperatures"]
+    old = tmp_path / "old.pt"
+    torch.save(data, old)
+    result = invoke("bias", planted, "--model", old, "--confidence", "calibrated")
+    assert result.exit_code == 2 and "temperatures" in result.output
+    ok = invoke("bias", planted, "--model", tiny_model, "--confidence", "calibrated", "--out", tmp_path / "c")
+    assert ok.exit_code == 0, ok.output
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "c" / "run.yaml").read_text())["confidence"] == "calibrated"
+    assert json.loads((tmp_path / "c" / "bias_summary.json").read_text())["confidence"] == "calibrated"

@@ -1,0 +1,166 @@
+"""The logit cache: keys follow file identity and window; chunks survive kills, corruption and ranks."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avaudit.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+
+C = 7
+
+
+def random_entries(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    keys = np.array([f"{seed:08x}{i:024x}" for i in range(n)])
+    return keys, rng.standard_normal((n, 5, C)).astype(np.float32)
+
+
+def test_keys_follow_file_identity_and_window(tmp_path):
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x" * 10)
+    key = lambda start=0.0, end=10.0: clip_keys([str(clip)], np.array([start]), np.array([end]))[0]
+    first = key()
+    assert len(first) == 32 and first == key()
+    assert key(0.0, 5.0) != first and key(1.0, 10.0) != first
+    assert key(np.nan, np.nan) == key(np.nan, np.nan) != first
+    os.utime(clip, ns=(time.time_ns(), os.stat(clip).st_mtime_ns + 1_000_000))
+    touched = key()
+    assert touched != first
+    stat = os.stat(clip)
+    clip.write_bytes(b"y" * 11)
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime, other size
+    assert key() not in (first, touched)
+
+
+def test_keys_missing_file_and_repeated_path(tmp_path):
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x")
+    keys = clip_keys([str(clip), str(tmp_path / "gone.mp4"), str(clip)], np.zeros(3), np.array([5.0, 5.0, 6.0]))
+    assert keys.dtype.kind == "U" and keys[1] == ""
+    assert keys[0] and keys[2] and keys[0] != keys[2]
+
+
+def test_default_dir_and_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("AVAUDIT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "avaudit"
+    (tmp_path / "m.pt").write_bytes(b"weights")
+    (tmp_path / "n.pt").write_bytes(b"weights2")
+    assert len(model_fingerprint(tmp_path / "m.pt")) == 16
+    assert model_fingerprint(tmp_path / "m.pt") != model_fingerprint(tmp_path / "n.pt")
+
+
+def test_round_trip_and_persistence(tmp_path):
+    keys, logits = random_entries(50)
+    cache = LogitCache(tmp_path, "abc", n_classes=C, source="m.pt")
+    cache.add(keys[:30], logits[:30])
+    cache.add(keys[:0], logits[:0])
+    found, got = cache.lookup(keys)
+    assert found[:30].all() and not found[30:].any()
+    np.testing.assert_array_equal(got[:30], logits[:30])
+    assert np.isnan(got[30:]).all()
+    cache.add(keys[30:], logits[30:])
+    assert len(cache) == 50
+    again = LogitCache(tmp_path, "abc", n_classes=C)
+    found, got = again.lookup(keys[::-1])
+    assert found.all()
+    np.testing.assert_array_equal(got, logits[::-1])
+    assert len(list((tmp_path / "abc").glob("chunk-*.npz"))) == 2
+    extra, extra_logits = random_entries(5, seed=9)
+    again.add(extra, extra_logits)
+    np.testing.assert_array_equal(cache.lookup(extra)[1], extra_logits)  # another writer's chunk
+    assert "n_classes: 7" in (tmp_path / "abc" / "model.txt").read_text()
+
+
+def test_failed_rows_are_not_cached_and_later_chunks_win(tmp_path):
+    keys, logits = random_entries(3)
+    logits[1] = np.nan
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    cache.add(np.array([keys[0], keys[1], ""]), logits)
+    found, _ = cache.lookup(np.array([keys[0], keys[1], ""]))
+    assert found.tolist() == [True, False, False]
+    cache.add(keys[:1], logits[2:3])
+    found, got = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys[:1])
+    np.testing.assert_array_equal(got[0], logits[2])
+
+
+def test_temp_files_and_corrupt_chunks_are_skipped(tmp_path):
+    keys, logits = random_entries(20)
+    LogitCache(tmp_path, "abc", n_classes=C).add(keys[:10], logits[:10])
+    folder = tmp_path / "abc"
+    (folder / ".chunk-leftover.tmp").write_bytes(b"half a chunk")
+    good = next(folder.glob("chunk-*.npz")).read_bytes()
+    (folder / "chunk-99999999999999999999-1-0.npz").write_bytes(good[: len(good) // 2])
+    other = LogitCache(tmp_path, "other", n_classes=C + 1)
+    other.add(keys[10:], np.zeros((10, 5, C + 1), np.float32))
+    with pytest.warns(UserWarning, match="unreadable"):
+        found, got = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
+    assert found.tolist() == [True] * 10 + [False] * 10
+    np.testing.assert_array_equal(got[:10], logits[:10])
+    assert not other.lookup(keys[:10])[0].any()
+    with pytest.warns(UserWarning, match="expected"):  # same folder read with the wrong class count
+        assert len(LogitCache(tmp_path, "other", n_classes=C)) == 0
+
+
+def test_stale_temp_files_are_removed(tmp_path):
+    folder = tmp_path / "abc"
+    folder.mkdir()
+    stale, fresh = folder / ".chunk-a.tmp", folder / ".chunk-b.tmp"
+    stale.write_bytes(b"")
+    fresh.write_bytes(b"")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(LogitCache(tmp_path, "abc", n_classes=C)) == 0
+    assert not stale.exists() and fresh.exists()
+
+
+def add_from_process(root: str, seed: int) -> None:
+    cache = LogitCache(Path(root), "abc", n_classes=C)
+    for part in np.array_split(np.arange(40), 4):
+        keys, logits = random_entries(40, seed)
+        cache.add(keys[part], logits[part])
+
+
+def test_concurrent_adds_from_two_processes(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=add_from_process, args=(str(tmp_path), seed)) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    for seed in (1, 2):
+        keys, logits = random_entries(40, seed)
+        found, got = cache.lookup(keys)
+        assert found.all()
+        np.testing.assert_array_equal(got, logits)
+    assert len(cache) == 80 and len(list((tmp_path / "abc").glob("chunk-*.npz"))) == 8
+
+
+def test_lookup_100k_entries_is_fast(tmp_path):
+    n, chunks = 100_000, 100
+    keys = np.char.mod("%032x", np.arange(n)).astype("<U32")
+    logits = np.random.default_rng(0).standard_normal((n, 5, C)).astype(np.float32)
+    writer = LogitCache(tmp_path, "abc", n_classes=C)
+    for part in np.array_split(np.arange(n), chunks):
+        writer.add(keys[part], logits[part])
+    order = np.random.default_rng(1).permutation(n)
+    query = keys[order]
+    began = time.perf_counter()
+    found, got = LogitCache(tmp_path, "abc", n_classes=C).lookup(query)
+    seconds = time.perf_counter() - began
+    print(f"\nlookup of {n} entries in {chunks} chunks (cold, new instance): {seconds:.3f} s, "
+          f"{n / seconds:,.0f} videos/s")
+    assert found.all()
+    np.testing.assert_array_equal(got, logits[order])
+    assert seconds < 5.0

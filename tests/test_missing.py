@@ -1,0 +1,95 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from avaudit.decisions import softmax
+from avaudit.missing import missing_label_candidates
+
+CLASSES = ["bark", "drum", "piano", "siren"]
+
+
+def layer_logits(predicted, strength):
+    """(5, 4) logits: layer i puts `strength[i]` on class predicted[i] and 0 elsewhere."""
+    out = np.zeros((5, len(CLASSES)))
+    out[np.arange(5), predicted] = strength
+    return out
+
+
+def videos(*labels):
+    return pd.DataFrame({"video_id": [f"v{i}" for i in range(len(labels))],
+                         "path": [f"/d/v{i}.mp4" for i in range(len(labels))], "labels": list(labels)})
+
+
+def test_candidates_are_the_eq7_set_minus_the_annotation():
+    # Layers predict drum (3.0), piano (2.0), drum (1.0, beaten by layer 0), bark (4.0), piano (1.0).
+    logits = layer_logits([1, 2, 1, 0, 2], [3.0, 2.0, 1.0, 4.0, 1.0])[None]
+    out = missing_label_candidates(videos("drum"), logits, CLASSES)
+    assert list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence"]
+    assert set(out["candidate"]) == {"piano", "bark"}  # drum is annotated
+    row = out.set_index("candidate").loc["bark"]
+    assert row["layer"] == "visual" and row["label"] == "drum" and row["path"] == "/d/v0.mp4"
+    assert row["confidence"] == pytest.approx(softmax(logits)[0, 3, 0])
+    assert out.set_index("candidate").loc["piano", "layer"] == "instant"
+
+
+def test_sorted_by_confidence_then_video_then_candidate():
+    a = layer_logits([0, 1, 0, 0, 0], [5.0, 5.0, 1.0, 1.0, 1.0])  # bark and drum tie at the same confidence
+    b = layer_logits([3, 3, 3, 3, 3], [1.0, 1.0, 1.0, 1.0, 9.0])  # siren, most confident
+    out = missing_label_candidates(videos("piano", ""), np.stack([a, b]), CLASSES)
+    assert list(zip(out["video_id"], out["candidate"])) == [("v1", "siren"), ("v0", "bark"), ("v0", "drum")]
+    assert out["confidence"].is_monotonic_decreasing
+
+
+def test_equal_confidences_order_by_video_id():
+    same = layer_logits([3, 0, 0, 0, 0], [5.0, 0.0, 0.0, 0.0, 0.0])  # siren from continuous, bark elsewhere
+    out = missing_label_candidates(videos("bark", "bark", "bark").iloc[::-1], np.stack([same] * 3), CLASSES)
+    assert out["video_id"].tolist() == ["v0", "v1", "v2"]
+
+
+def test_the_set_compares_logits_not_confidences():
+    # Audio holds the larger logit for bark (4 > 3) but the smaller softmax (0.52 < 0.87): eq. 7 on O = logits.
+    logits = np.zeros((1, 5, 4))
+    logits[0, 0] = [3.0, 0.0, 0.0, 0.0]
+    logits[0, 4] = [4.0, 3.9, 0.0, 0.0]
+    out = missing_label_candidates(videos(""), logits, CLASSES)
+    assert out.set_index("candidate").loc["bark", "layer"] == "audio"
+    # Audio now prefers drum yet still holds bark's largest logit, so continuous's bark is dropped,
+    # although continuous is by far the surer of bark in softmax terms.
+    logits[0, 4] = [4.0, 5.0, 0.0, 0.0]
+    assert missing_label_candidates(videos(""), logits, CLASSES)["candidate"].tolist() == ["drum"]
+
+
+def test_tied_layers_report_the_most_confident_one():
+    # Continuous and audio share the top logit for piano; audio is sharper elsewhere, so it is surer.
+    logits = np.zeros((1, 5, 4))
+    logits[0, 0] = [0.0, 0.0, 2.0, 0.0]
+    logits[0, 4] = [-5.0, -5.0, 2.0, -5.0]
+    out = missing_label_candidates(videos("bark"), logits, CLASSES)
+    piano = out[out["candidate"] == "piano"]
+    assert len(piano) == 1 and piano["layer"].item() == "audio"
+
+
+def test_calibrated_confidences_rescore_without_changing_the_set():
+    logits = layer_logits([1, 1, 1, 1, 1], [3.0, 2.0, 2.0, 2.0, 2.0])[None]
+    custom = np.full(logits.shape, 0.25)
+    custom[0, :, 1] = [0.4, 0.1, 0.1, 0.1, 0.1]
+    out = missing_label_candidates(videos("bark;piano"), logits, CLASSES, confidences=custom)
+    assert out["candidate"].tolist() == ["drum"] and out["confidence"].item() == pytest.approx(0.4)
+
+
+def test_annotations_split_on_semicolons_and_missing_ones_hide_nothing():
+    logits = np.stack([layer_logits([1, 1, 1, 1, 2], [3.0, 1.0, 1.0, 1.0, 2.0])] * 2)
+    out = missing_label_candidates(videos(" drum ; piano", None), logits, CLASSES)
+    assert out["video_id"].tolist() == ["v1", "v1"] and set(out["candidate"]) == {"drum", "piano"}
+
+
+def test_empty_input_gives_the_columns():
+    out = missing_label_candidates(videos(), np.zeros((0, 5, 4)), CLASSES)
+    assert out.empty and list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence"]
+
+
+def test_misaligned_inputs_are_refused():
+    with pytest.raises(ValueError):
+        missing_label_candidates(videos("bark"), np.zeros((2, 5, 4)), CLASSES)
+    with pytest.raises(ValueError):
+        missing_label_candidates(videos("bark"), np.zeros((1, 5, 3)), CLASSES)

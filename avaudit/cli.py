@@ -260,6 +260,8 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 @app.command("missing-labels")
 @guarded
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
+                   min_confidence: Annotated[Optional[float], typer.Option(
+                       help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = 2, cache_dir: CacheOpt = None):
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first."""
@@ -270,7 +272,8 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     options = audit_options(model, root, device, batch_size, workers, cache_dir,
                             confidence or Confidence(pipeline.DEFAULT_CONFIDENCE))
     run = run_with_progress("missing-labels", pipeline.missing_labels, data, out=out_dir(out, "missing-labels"),
-                            **options)
+                            min_confidence=pipeline.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
+                            else min_confidence, **options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
                         f"of {run.summary['n_videos']} videos (top 15)")

@@ -21,12 +21,14 @@ def _annotated(labels) -> set[str]:
 
 
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
-                             confidences: np.ndarray | None = None) -> pd.DataFrame:
+                             confidences: np.ndarray | None = None, min_confidence: float = 0.0) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
 
     videos: video_id, path, labels (';'-joined) for each row of logits (N, 5, C); classes: the C
-    names. The set is taken over the logits, as the paper's O are; `confidences` (N, 5, C), by
-    default the softmax of the logits, only scores the rows, so calibrated ones can be passed.
+    names. The set is taken over `logits`, whatever per-layer scores the caller compares (the
+    paper's O are logits; the audit passes confidences, README says why); `confidences`
+    (N, 5, C), by default the softmax of the logits, scores the rows, and candidates below
+    `min_confidence` are left out.
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
     keep several) and `confidence` is that layer's confidence in it.
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence.
@@ -51,6 +53,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
             # Layers whose argmax is c and that eq. 7 keeps: those holding the largest logit for c.
             voters = np.flatnonzero((predicted[n] == c) & (logits[n, :, c] >= logits[n, :, c].max()))
             best = voters[confidences[n, voters, c].argmax()]
+            if confidences[n, best, c] < min_confidence:
+                continue
             rows.append((video_id, path, labels, classes[c], LAYERS[best], float(confidences[n, best, c])))
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     out["confidence"] = out["confidence"].astype(float)

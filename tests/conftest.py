@@ -48,6 +48,14 @@ def write_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, size=(48, 64
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Tests never touch the user's logit cache."""
+    import os
+
+    os.environ["AVAUDIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def tiny_config():
     return load_config("small", TINY_MODEL)

@@ -31,7 +31,8 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     videos = pd.read_csv(out / "bias_videos.csv")
     assert list(videos.columns) == ["video_id", "path", "label", "layer", "group", "conf_continuous",
                                     "conf_instant", "conf_onset", "conf_visual", "conf_audio"]
-    assert len(videos) == 36 and set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio"}
+    assert len(videos) == 36
+    assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio", "redundant"}
     categories = pd.read_csv(out / "bias_categories.csv")
     assert list(categories.columns[:4]) == ["category", "layer", "group", "n_videos"]
     assert len(categories) == 16 and categories["n_videos"].sum() == 36

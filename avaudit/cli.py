@@ -5,6 +5,7 @@ Heavy modules (torch, decord, librosa) are imported inside the commands so `--he
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -108,7 +109,7 @@ def train(
     rank, _ = init_distributed(device.value)
     if out.exists() and not resume and rank == 0:
         fail(f"{out} exists: pass --resume to continue it, or another --out")
-    with TrainProgress() if rank == 0 else _quiet() as progress:
+    with TrainProgress() if rank == 0 else nullcontext(lambda kind, info: None) as progress:
         result = run_training(manifest.table, config=config, out=out, video_weights=video_weights,
                               device=device.value, resume=resume, on_event=progress)
     if rank != 0:
@@ -123,14 +124,6 @@ def train(
         write_csv(skipped, out.parent / "skipped.csv")
         console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {out.parent / 'skipped.csv'}")
         raise typer.Exit(1)
-
-
-class _quiet:
-    def __enter__(self):
-        return lambda kind, info: None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def show_train_result(result: dict, out: Path) -> None:
@@ -170,8 +163,11 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
 
 
 def audit_options(model, root, device, batch_size, workers, cache_dir, confidence) -> dict:
+    """The options every audit command passes through to avaudit.pipeline.audit."""
+    from .pipeline import DEFAULT_CONFIDENCE
+
     return dict(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                cache_dir=cache_dir, confidence=confidence.value)
+                cache_dir=cache_dir, confidence=confidence.value if confidence else DEFAULT_CONFIDENCE)
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -199,8 +195,7 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from . import pipeline
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir,
-                            confidence or Confidence(pipeline.DEFAULT_CONFIDENCE))
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
     run = run_with_progress("bias", pipeline.bias, data, out=out_dir(out, "bias"),
                             rule=(rule or Rule(pipeline.DEFAULT_RULE)).value,
                             fraction=sufficiency if sufficiency is not None else pipeline.SUFFICIENCY_FRACTION,
@@ -246,8 +241,7 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence."""
     from . import pipeline
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir,
-                            confidence or Confidence(pipeline.DEFAULT_CONFIDENCE))
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
     run = run_with_progress("predict", pipeline.predict, data, out=out_dir(out, "predict"),
                             export_probs=export_probs, **options)
     table = run.tables["predictions.csv"]
@@ -269,8 +263,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
 
     from . import pipeline
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir,
-                            confidence or Confidence(pipeline.DEFAULT_CONFIDENCE))
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
     run = run_with_progress("missing-labels", pipeline.missing_labels, data, out=out_dir(out, "missing-labels"),
                             min_confidence=pipeline.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence, **options)
@@ -306,8 +299,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
     options = {}
     if data is not None:
-        options = audit_options(model, root, device, batch_size, workers, cache_dir,
-                                confidence or Confidence(pipeline.DEFAULT_CONFIDENCE))
+        options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
         options["rule"] = (rule or Rule(pipeline.DEFAULT_RULE)).value
     summary = pipeline.retarget(data, keep=keep, by=by.value, out=out, compare=compare, **options)
     console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "

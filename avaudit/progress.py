@@ -23,12 +23,11 @@ def make_progress() -> Progress:
                     console=console, transient=False)
 
 
-class AuditProgress:
-    """on_event receiver for inference: one bar over the videos."""
+class _Display:
+    """A live rich display for the length of a `with` block."""
 
-    def __init__(self, description: str):
+    def __init__(self):
         self.progress = make_progress()
-        self.description = description
         self.task = None
 
     def __enter__(self):
@@ -37,6 +36,14 @@ class AuditProgress:
 
     def __exit__(self, *exc):
         self.progress.stop()
+
+
+class AuditProgress(_Display):
+    """on_event receiver for inference: one bar over the videos."""
+
+    def __init__(self, description: str):
+        super().__init__()
+        self.description = description
 
     def __call__(self, kind: str, info: dict) -> None:
         if kind == "start":
@@ -46,20 +53,12 @@ class AuditProgress:
             self.progress.update(self.task, info=info.get("info", ""))
 
 
-class TrainProgress:
+class TrainProgress(_Display):
     """on_event receiver for training: decoding, then one bar per stage epoch with loss and accuracy."""
 
     def __init__(self):
-        self.progress = make_progress()
-        self.task = None
+        super().__init__()
         self.last = ""
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
 
     def __call__(self, kind: str, info: dict) -> None:
         p = self.progress

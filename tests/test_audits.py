@@ -135,3 +135,24 @@ def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path,
 
     assert yaml.safe_load((tmp_path / "c" / "run.yaml").read_text())["confidence"] == "calibrated"
     assert json.loads((tmp_path / "c" / "bias_summary.json").read_text())["confidence"] == "calibrated"
+
+
+def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny_model, cache):
+    from avaudit.pipeline import audit
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two_batches(kind, info, seen=[]):
+        if kind == "advance":
+            seen.append(info["n"])
+            if len(seen) == 2:
+                raise Stop
+
+    with pytest.raises(Stop):
+        audit(planted, model=tiny_model, device="cpu", workers=0, batch_size=4, on_event=stop_after_two_batches)
+    resumed = audit(planted, model=tiny_model, device="cpu", workers=0, batch_size=4)
+    assert resumed.n_cached == 8 and resumed.decoded.all()
+    again = audit(planted, model=tiny_model, device="cpu", workers=0, batch_size=4)
+    assert again.n_cached == 36
+    np.testing.assert_array_equal(again.logits, resumed.logits)

@@ -89,3 +89,42 @@ def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     saved = load_checkpoint(out)
     assert saved["recipe"]["done"] and len(saved["metrics"]["history"]) == 3
     assert "validation accuracy" in result.stdout and result.stdout.count("model written to") == 1
+
+
+def test_kill_minus_9_mid_training_then_resume_ends_like_an_uninterrupted_run(planted, tiny_preset, tmp_path):
+    """A real SIGKILL at whatever batch it lands on; --resume must end where an uninterrupted run ends."""
+    import signal
+    import time
+
+    epochs = [1, 2, 3]
+    config = load_config(tiny_preset, {"train.epochs": epochs})
+    table = read_manifest(planted).table
+    full = train(table, config=config, out=tmp_path / "full.pt", device="cpu")
+
+    import yaml
+
+    data = yaml.safe_load(tiny_preset.read_text())
+    data["train"]["epochs"] = epochs
+    preset = tmp_path / "tiny.yaml"  # same preset name, so --resume accepts the checkpoint
+    preset.write_text(yaml.safe_dump(data))
+    out = tmp_path / "killed.pt"
+    command = [sys.executable, "-m", "avaudit", "train", str(planted), "--preset", str(preset), "--out", str(out),
+               "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if out.exists() and len(load_checkpoint(out)["metrics"]["history"]) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    cut = load_checkpoint(out)  # the file a kill left behind is whole
+    assert not cut["recipe"]["done"]
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = load_checkpoint(out)
+    assert final["metrics"]["final"]["val"] == full["val"]
+    reference = load_checkpoint(tmp_path / "full.pt")["model"]
+    for key, value in reference.items():
+        torch.testing.assert_close(final["model"][key], value, rtol=0, atol=0)

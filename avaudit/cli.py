@@ -150,6 +150,15 @@ class Confidence(str, Enum):
     calibrated = "calibrated"
 
 
+class NoAudio(str, Enum):
+    skip = "skip"
+    silence = "silence"
+
+
+NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
+                                                   "with silence.")]
+
+
 class By(str, Enum):
     category = "category"
     video = "video"
@@ -162,12 +171,13 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
     help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
 
 
-def audit_options(model, root, device, batch_size, workers, cache_dir, confidence) -> dict:
+def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio) -> dict:
     """The options every audit command passes through to avaudit.pipeline.audit."""
     from .pipeline import DEFAULT_CONFIDENCE
 
     return dict(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                cache_dir=cache_dir, confidence=confidence.value if confidence else DEFAULT_CONFIDENCE)
+                cache_dir=cache_dir, confidence=confidence.value if confidence else DEFAULT_CONFIDENCE,
+                no_audio=no_audio.value)
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -191,11 +201,12 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-         batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None):
+         batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None,
+         no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from . import pipeline
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("bias", pipeline.bias, data, out=out_dir(out, "bias"),
                             rule=(rule or Rule(pipeline.DEFAULT_RULE)).value,
                             fraction=sufficiency if sufficiency is not None else pipeline.SUFFICIENCY_FRACTION,
@@ -237,11 +248,12 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
             export_probs: Annotated[Optional[Path], typer.Option(
                 help="Also write labels and per-class probabilities (.npz) for cleanlab.")] = None,
             confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-            batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None):
+            batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None,
+            no_audio: NoAudioOpt = NoAudio.skip):
     """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence."""
     from . import pipeline
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("predict", pipeline.predict, data, out=out_dir(out, "predict"),
                             export_probs=export_probs, **options)
     table = run.tables["predictions.csv"]
@@ -257,13 +269,13 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
-                   workers: WorkersOpt = 2, cache_dir: CacheOpt = None):
+                   workers: WorkersOpt = 2, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
     from . import pipeline
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("missing-labels", pipeline.missing_labels, data, out=out_dir(out, "missing-labels"),
                             min_confidence=pipeline.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence, **options)
@@ -291,7 +303,8 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                  help="Report how many classes of a Kinetics-Sounds list (ks31, ks32, ks34) the subset holds.")] = None,
              model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
              confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-             batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None):
+             batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None,
+             no_audio: NoAudioOpt = NoAudio.skip):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
     from . import pipeline
 
@@ -299,7 +312,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
     options = {}
     if data is not None:
-        options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence)
+        options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
         options["rule"] = (rule or Rule(pipeline.DEFAULT_RULE)).value
     summary = pipeline.retarget(data, keep=keep, by=by.value, out=out, compare=compare, **options)
     console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "

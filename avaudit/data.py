@@ -5,13 +5,42 @@ A corrupt sample is reported and skipped, never fatal (open_clip's rule): every 
 """
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .config import ModelConfig
 from .features import onset_steps
-from .media import Clip, MediaError, NoAudioStream, decode_clip, read_frames
+from .media import Clip, DecodeTimeout, MediaError, NoAudioStream, decode_clip, read_frames
+
+DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
+
+
+@contextmanager
+def time_limit(seconds: float, path: str):
+    """Raise DecodeTimeout in this process after `seconds` (SIGALRM).
+
+    Only a process's main thread can take the signal; DataLoader workers and the CLI decode there.
+    A decoder that hangs inside C code holding the GIL delays it until the call returns.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise DecodeTimeout(f"{path}: decoding took over {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class ClipDataset(Dataset):
@@ -21,13 +50,17 @@ class ClipDataset(Dataset):
     instead of copying a big manifest into every process.
     """
 
-    def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip"):
+    def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
+                 time_limit: float = DECODE_SECONDS):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
         self.starts = np.full(n, np.nan) if starts is None else np.asarray(starts, dtype=float)
         self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
         self.config = config
+        if no_audio not in ("skip", "silence"):
+            raise ValueError(f"--no-audio must be skip or silence, not {no_audio!r}")
         self.no_audio = no_audio
+        self.time_limit = time_limit
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -58,17 +91,20 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         c = self.config
+        path = str(self.paths[index])
         try:
-            clip = self.decode(index)
+            with time_limit(self.time_limit, path):
+                clip = self.decode(index)
+                onsets = onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps, seconds=c.seconds,
+                                     hop_length=c.hop_length)
         except MediaError as err:
             return self.empty_item(index, err.reason, str(err))
         except Exception as err:  # noqa: BLE001 - one bad file must not end a long run
-            return self.empty_item(index, "decode error", f"{self.paths[index]}: {type(err).__name__}: {err}")
+            return self.empty_item(index, "decode error", f"{path}: {type(err).__name__}: {err}")
         item = self.empty_item(index)
         item["frames"] = torch.from_numpy(np.ascontiguousarray(clip.frames))
         item["audio"] = torch.from_numpy(clip.audio)
-        item["onsets"] = torch.from_numpy(onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps,
-                                                      seconds=c.seconds, hop_length=c.hop_length))
+        item["onsets"] = torch.from_numpy(onsets)
         item["padded"] = clip.padded
         return item
 

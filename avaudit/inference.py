@@ -29,14 +29,15 @@ def collate(items: list[dict]) -> dict:
 @torch.no_grad()
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
               workers: int = 2, on_event: Callable[[str, dict], None] | None = None,
-              on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+              on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+              no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame]:
     """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped).
 
     on_batch(row positions, their logits) sees every finished batch (the cache writes them).
     """
     on_event = on_event or (lambda kind, info: None)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                          config=config.model)
+                          config=config.model, no_audio=no_audio)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
                         pin_memory=device.type == "cuda",
                         multiprocessing_context=worker_context() if workers else None)
@@ -59,8 +60,8 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
 
 
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
-                 workers: int = 2, cache_dir=None, on_event: Callable[[str, dict], None] | None = None
-                 ) -> tuple[np.ndarray, pd.DataFrame, int]:
+                 workers: int = 2, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
+                 no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame, int]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
@@ -73,7 +74,9 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     from .train import pick_device
 
     n_classes = len(checkpoint["classes"])
-    cache = LogitCache(Path(cache_dir or default_cache_dir()), model_fingerprint(model_path), n_classes=n_classes,
+    # Clips read with silence in place of a missing track are cached apart from the others.
+    fingerprint = model_fingerprint(model_path) + ("-silence" if no_audio == "silence" else "")
+    cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
     found, logits = cache.lookup(keys)
@@ -83,7 +86,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
         dev = pick_device(device)
         model, _, config, _ = load_model(model_path, device=dev)
         new, skipped = run_model(table.iloc[todo], model, config, device=dev, batch_size=batch_size,
-                                 workers=workers, on_event=on_event,
+                                 workers=workers, on_event=on_event, no_audio=no_audio,
                                  on_batch=lambda rows, out: cache.add(keys[todo[rows]], out))  # decoded => key known
         logits[todo] = new
     return logits, skipped, int(found.sum())

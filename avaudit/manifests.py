@@ -77,6 +77,14 @@ class _Format:
     extras: tuple[str, ...] = ()
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A symlink loop raises here; it is a (broken) file entry, and must not end the listing."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 class _Finder:
     """Directory listings, each read once with os.scandir."""
 
@@ -90,7 +98,7 @@ class _Finder:
             try:
                 with os.scandir(folder) as entries:
                     for e in entries:
-                        (dirs.append if e.is_dir() else files.add)(e.name)
+                        (dirs.append if _is_dir(e) else files.add)(e.name)
             except OSError:
                 pass
             self._listings[folder] = (frozenset(files), sorted(dirs))

@@ -38,6 +38,36 @@ class DecodeError(MediaError):
     reason = "decode error"
 
 
+class UnreadableFile(MediaError):
+    """The file system refuses it: no permission, a symlink loop, an I/O error."""
+    reason = "unreadable file"
+
+
+class UnreadableContainer(MediaError):
+    """The bytes are no media container decord can open: empty, truncated, not a video at all."""
+    reason = "unreadable container"
+
+
+class TooShort(MediaError):
+    reason = "too short"
+
+
+class TooLong(MediaError):
+    """Guards memory: decord's audio reader decodes the whole file's sound at once."""
+    reason = "too long"
+
+
+class DecodeTimeout(MediaError):
+    reason = "decode timeout"
+
+
+# The fixed list of reasons a video can be skipped for (manifest rows add their own three).
+REASONS = tuple(cls.reason for cls in (MissingFile, UnreadableFile, UnreadableContainer, NoVideoStream,
+                                       NoAudioStream, TooShort, TooLong, DecodeError, DecodeTimeout))
+MIN_SECONDS = 2.0  # shorter clips are skipped: under a fifth of the window is too little to judge
+MAX_SECONDS = 3600.0  # longer files are skipped before their sound is decoded (memory guard)
+
+
 class Clip(NamedTuple):
     frames: np.ndarray  # (T, H, W, 3) uint8 RGB, T frames at `steps / seconds` fps
     audio: np.ndarray  # (N,) float32 mono waveform at the model's sample rate
@@ -69,10 +99,10 @@ def read_frames(
 
     try:
         reader = decord.VideoReader(str(path), width=resize[1], height=resize[0], fault_tol=FAULT_TOLERANCE)
-    except decord.DECORDError as err:
+    except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open
         if "stream" in str(err).lower():
             raise NoVideoStream(f"{path}: no video stream") from None
-        raise DecodeError(f"{path}: cannot open video ({_short(err)})") from None
+        raise UnreadableContainer(f"{path}: cannot open ({_short(err)})") from None
     n_frames = len(reader)
     if n_frames == 0:
         raise NoVideoStream(f"{path}: video stream has no frames")
@@ -143,18 +173,56 @@ def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def check_file(path: str | Path) -> None:
+    """Fail early, with the right reason, on what the file system says about `path`."""
+    import os
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise MissingFile(f"{path}: no such file") from None
+    except OSError as err:  # ELOOP, EACCES on a folder, EIO ...
+        raise UnreadableFile(f"{path}: {err.strerror}") from None
+    if not os.access(path, os.R_OK):
+        raise UnreadableFile(f"{path}: permission denied")
+    if info.st_size == 0:
+        raise UnreadableContainer(f"{path}: empty file")
+
+
+def video_duration(path: str | Path) -> float:
+    """Seconds of video in the file, from decord's index (no frame is decoded)."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), width=32, height=32)
+    except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open
+        if "stream" in str(err).lower():
+            raise NoVideoStream(f"{path}: no video stream") from None
+        raise UnreadableContainer(f"{path}: cannot open ({_short(err)})") from None
+    if len(reader) == 0:
+        raise NoVideoStream(f"{path}: video stream has no frames")
+    return float(reader.get_frame_timestamp([len(reader) - 1])[0, 1])
+
+
 def decode_clip(
     path: str | Path, *, steps: int, seconds: float, sample_rate: int, resize: tuple[int, int], crop: int,
-    start: float | None = None, end: float | None = None,
+    start: float | None = None, end: float | None = None, min_seconds: float = MIN_SECONDS,
+    max_seconds: float = MAX_SECONDS,
 ) -> Clip:
     """The clip the network sees: T frames and the waveform of [start, start + seconds).
 
-    Raises MediaError subclasses (MissingFile, NoVideoStream, NoAudioStream, DecodeError); a clip
-    without sound is NoAudioStream so that the caller decides between skipping and silence.
+    Raises a MediaError subclass whose `reason` is one of REASONS; a clip without sound is
+    NoAudioStream so that the caller decides between skipping and silence. Files shorter than
+    `min_seconds` or longer than `max_seconds` are refused before any frame is decoded.
     """
-    if not Path(path).is_file():
-        raise MissingFile(f"{path}: no such file")
+    check_file(path)
     start = 0.0 if start is None or math.isnan(start) else float(start)
+    length = video_duration(path)
+    if length > max_seconds:
+        raise TooLong(f"{path}: {length:.0f} s of video, over the {max_seconds:.0f} s limit")
+    if length - start < min_seconds:
+        raise TooShort(f"{path}: {max(0.0, length - start):.2f} s of video from {start:g} s, "
+                       f"under the {min_seconds:g} s minimum")
     frames, video_seconds = read_frames(path, steps=steps, seconds=seconds, resize=resize, crop=crop,
                                         start=start, end=end)
     audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)

@@ -99,7 +99,7 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
 
 def audit(data: Path, *, model: Path | None = None, root: Path | None = None, device: str = "auto",
           batch_size: int = 8, workers: int = 2, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
-          need_labels: bool = False, on_event: Callable | None = None) -> Audit:
+          need_labels: bool = False, no_audio: str = "skip", on_event: Callable | None = None) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible."""
     from .checkpoint import load_checkpoint
     from .inference import infer_logits
@@ -113,7 +113,7 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
         probabilities(np.zeros((0, len(LAYERS), 1)), checkpoint, confidence)  # raises the clear error
     logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
                                              batch_size=batch_size, workers=workers, cache_dir=cache_dir,
-                                             on_event=on_event)
+                                             on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[SKIPPED_COLUMNS], skipped], ignore_index=True)
     return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
                  probabilities(logits, checkpoint, confidence), skipped, n_cached)

@@ -118,3 +118,16 @@ def test_kill_minus_9_mid_audit_then_rerun_gives_the_uninterrupted_files(planted
     assert 6 <= from_cache < 36  # at least the three chunks seen before the kill
     for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json"):
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("command,table", [("predict", "predictions.csv"), ("missing-labels", None)])
+def test_the_other_audits_account_for_every_bad_file_too(corpus, relabelled_model, tmp_path, command, table):
+    root, expected = corpus
+    result = runner.invoke(app, [command, str(root), "--model", str(relabelled_model), "--out", str(tmp_path),
+                                 "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 1, result.output
+    skipped = pd.read_csv(tmp_path / "skipped.csv", keep_default_na=False)
+    bad = expected[expected["expected"] != ""]
+    assert sorted(skipped["reason"]) == sorted(bad["expected"])
+    if table:
+        assert len(pd.read_csv(tmp_path / table)) + len(skipped) == len(expected)

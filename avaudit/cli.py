@@ -323,17 +323,33 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                         f"({100 * c['fraction']:.0f}%)")
 
 
-def not_yet(name: str, issue: int):
-    def command():
-        fail(f"`avaudit {name}` is not built yet (issue {issue})")
+@app.command()
+@guarded
+def localize(video: Annotated[Path, typer.Argument(help="One video file.")], model: ModelOpt = None,
+             out: OutOpt = None,
+             timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
+    """Where and when the sound is: alpha_t = V_t . z^A_t over the frames (section 4.4)."""
+    from .localize import localize as run_localize
+    from .media import MediaError
+    from .pipeline import DEFAULT_MODEL
 
-    command.__doc__ = f"(not built yet: issue {issue})"
-    return command
+    target = out_dir(out, "localize")
+    try:
+        result = run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline)
+    except MediaError as err:
+        fail(f"{err} ({err.reason})")
+    console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
+                    f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
+                    f"pictures in {target}")
 
 
-for _name, _issue in (("localize", 5), ("report", 5)):
-    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-        not_yet(_name, _issue))
+@app.command()
+@guarded
+def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.")]):
+    """One self-contained report.html from the bias, missing-labels, retarget and predict outputs."""
+    from .report import build_report
+
+    console().print(f"report written to {build_report(folder)}")
 
 
 @app.command("make-samples")

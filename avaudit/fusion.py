@@ -91,10 +91,13 @@ class FusionNet(nn.Module):
         return z_v, z_a, v_maps
 
     def heads_forward(self, z_v: torch.Tensor, z_a: torch.Tensor, onsets: torch.Tensor) -> torch.Tensor:
-        """The five event-specific layers and their classifiers -> logits (B, 5, C)."""
+        """The five event-specific layers and their classifiers -> logits (B, 5, C).
+
+        Works on any number of steps (a one-second window too); K is capped at the steps given.
+        """
         pooled = {
             "continuous": continuous_pool(z_v, z_a),
-            "instant": instant_pool(z_v, z_a, self.config.instant_k),
+            "instant": instant_pool(z_v, z_a, min(self.config.instant_k, z_v.shape[1])),
             "onset": onset_pool(z_v, z_a, onsets),
             "visual": visual_pool(z_v, z_a),
             "audio": audio_pool(z_v, z_a),

@@ -38,6 +38,7 @@ class Audit:
     probabilities: np.ndarray  # softmax of logits, raw or temperature-scaled
     skipped: pd.DataFrame
     n_cached: int
+    no_audio: str = "skip"
 
     @property
     def decoded(self) -> np.ndarray:
@@ -51,6 +52,7 @@ class Audit:
         return {"command": command, "data": str(self.manifest.source), "format": self.manifest.format,
                 "root": str(self.manifest.root), "model": str(self.model_path),
                 "preset": self.checkpoint["config"]["preset"], "confidence": self.confidence,
+                "no_audio": self.no_audio,
                 "n_rows": self.n_rows, "n_skipped": len(self.skipped), **extra, "config": self.checkpoint["config"]}
 
 
@@ -116,7 +118,7 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
                                              on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[SKIPPED_COLUMNS], skipped], ignore_index=True)
     return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
-                 probabilities(logits, checkpoint, confidence), skipped, n_cached)
+                 probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio)
 
 
 def decoded_rows(a: Audit) -> pd.DataFrame:

@@ -1,0 +1,96 @@
+"""Pictures with matplotlib (Agg, no display), one colour per layer in every one of them."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+LAYER_COLORS = {"continuous": "#1f77b4", "instant": "#ff7f0e", "onset": "#2ca02c", "visual": "#9467bd",
+                "audio": "#d62728", "redundant": "#7f7f7f"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_bytes(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 with heat (T, h, w) upsampled over them in a jet colour map."""
+    import torch
+    import torch.nn.functional as F
+
+    plt = _pyplot()
+    t, h, w = frames.shape[:3]
+    up = F.interpolate(torch.as_tensor(heat, dtype=torch.float32)[:, None], size=(h, w), mode="bilinear",
+                       align_corners=False)[:, 0].numpy()
+    low, high = up.min(), up.max()
+    norm = (up - low) / (high - low) if high > low else np.zeros_like(up)
+    colours = plt.get_cmap("jet")(norm)[..., :3] * 255
+    return (0.55 * frames + 0.45 * colours).clip(0, 255).astype(np.uint8)
+
+
+def heat_grid(frames: np.ndarray, heat: np.ndarray, *, steps_per_second: int, title: str) -> bytes:
+    """One overlaid frame per second, in a row: section 4.4's localization at a glance."""
+    plt = _pyplot()
+    picked = np.arange(0, len(frames), steps_per_second)
+    shown = overlay(frames[picked], heat[picked])
+    figure, axes = plt.subplots(1, len(picked), figsize=(1.6 * len(picked), 2.0))
+    for second, (axis, image) in enumerate(zip(np.atleast_1d(axes), shown)):
+        axis.imshow(image)
+        axis.set_title(f"{second} s", fontsize=8)
+        axis.axis("off")
+    figure.suptitle(title, fontsize=9)
+    return png_bytes(figure)
+
+
+def timeline(confidence: np.ndarray, layers, *, label: str) -> bytes:
+    """Per-second confidence (S, 5) of each layer in `label` (supplement Fig. 11)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 2.6))
+    seconds = np.arange(len(confidence)) + 0.5
+    for i, name in enumerate(layers):
+        axis.plot(seconds, confidence[:, i], marker="o", color=LAYER_COLORS[name], label=name)
+    axis.set_xlabel("second")
+    axis.set_ylabel(f"confidence in {label}")
+    axis.set_ylim(0, 1.02)
+    axis.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return png_bytes(figure)
+
+
+def layer_bars(counts: dict[str, int], *, title: str) -> bytes:
+    """Table 3 as a bar chart: categories per layer."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 2.6))
+    names = list(counts)
+    axis.bar(names, [counts[n] for n in names], color=[LAYER_COLORS.get(n, "#333333") for n in names])
+    axis.set_ylabel("categories")
+    axis.set_title(title, fontsize=9)
+    return png_bytes(figure)
+
+
+def frame_strip(frames: np.ndarray) -> bytes:
+    """A few frames side by side, as a thumbnail strip."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(frames), figsize=(0.9 * len(frames), 0.9))
+    for axis, image in zip(np.atleast_1d(axes), frames):
+        axis.imshow(image)
+        axis.axis("off")
+    return png_bytes(figure)
+
+
+def write_png(data: bytes, path: Path) -> None:
+    from .outputs import atomic_write_bytes
+
+    atomic_write_bytes(path, data)

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 from torchvision.models.video.resnet import BasicBlock, Conv3DNoTemporal, Conv3DSimple
 
-from .config import ModelConfig
 
 KINETICS_WEIGHTS = "mc3_18-a90a0ba3.pth"  # torchvision's file name, for messages
 

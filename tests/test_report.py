@@ -7,7 +7,6 @@ from pathlib import Path
 
 import decord
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from avaudit.cli import app

@@ -70,9 +70,10 @@ def test_train_refuses_to_overwrite_without_resume(planted, tiny_model):
     assert result.exit_code == 2 and "--resume" in result.output
 
 
-def test_unbuilt_commands_say_so(tmp_path):
+def test_report_of_a_folder_without_outputs_says_what_to_run(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
-    assert result.exit_code == 2 and "not built yet" in result.output
+    assert result.exit_code == 2 and "no avaudit outputs here" in result.output
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_make_samples_refuses_a_full_folder(tmp_path):

@@ -106,9 +106,9 @@ def train(
         overrides["train.seed"] = seed
     config = load_config(preset, overrides)
     manifest = read_manifest(data, root=root)
-    rank, _ = init_distributed(device.value)
-    if out.exists() and not resume and rank == 0:
+    if out.exists() and not resume:  # every rank checks, so none waits for one that left
         fail(f"{out} exists: pass --resume to continue it, or another --out")
+    rank, _ = init_distributed(device.value)
     with TrainProgress() if rank == 0 else nullcontext(lambda kind, info: None) as progress:
         result = run_training(manifest.table, config=config, out=out, video_weights=video_weights,
                               device=device.value, resume=resume, on_event=progress)

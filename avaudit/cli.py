@@ -46,9 +46,12 @@ def guarded(command):
     def wrapper(*args, **kwargs):
         from .checkpoint import CheckpointError
         from .manifests import ManifestError
+        from .pipeline import NotRankZero
 
         try:
             return command(*args, **kwargs)
+        except NotRankZero:
+            raise typer.Exit(0) from None
         except (ManifestError, CheckpointError, ValueError, FileExistsError, FileNotFoundError) as err:
             fail(str(err))
 

@@ -26,6 +26,10 @@ SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
 
 
+class NotRankZero(Exception):
+    """On torchrun ranks other than 0, once their shard is in the cache: rank 0 alone writes."""
+
+
 @dataclass
 class Audit:
     """A manifest with the logits of the rows that decoded."""
@@ -102,9 +106,16 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
 def audit(data: Path, *, model: Path | None = None, root: Path | None = None, device: str = "auto",
           batch_size: int = 8, workers: int = 2, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
           need_labels: bool = False, no_audio: str = "skip", on_event: Callable | None = None) -> Audit:
-    """Read DATA and get the five-layer logits of every row, from the cache where possible."""
+    """Read DATA and get the five-layer logits of every row, from the cache where possible.
+
+    Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
+    rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
+    row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
+    the same files a single process writes. The other ranks raise NotRankZero.
+    """
     from .checkpoint import load_checkpoint
     from .inference import infer_logits
+    from .train import init_distributed
 
     manifest = read_manifest(Path(data), root=root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
@@ -113,6 +124,16 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
         labelled_rows(manifest.table, checkpoint["classes"])  # fail before decoding anything
     if confidence == "calibrated" and "temperatures" not in checkpoint:
         probabilities(np.zeros((0, len(LAYERS), 1)), checkpoint, confidence)  # raises the clear error
+    rank, world = init_distributed(device)
+    if world > 1:
+        import torch.distributed as dist
+
+        infer_logits(manifest.table.iloc[rank::world], model_path, checkpoint, device=device,
+                     batch_size=batch_size, workers=workers, cache_dir=cache_dir,
+                     on_event=on_event if rank == 0 else None, no_audio=no_audio)
+        dist.barrier()
+        if rank != 0:
+            raise NotRankZero
     logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
                                              batch_size=batch_size, workers=workers, cache_dir=cache_dir,
                                              on_event=on_event, no_audio=no_audio)

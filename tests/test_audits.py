@@ -156,3 +156,26 @@ def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny
     again = audit(planted, model=tiny_model, device="cpu", workers=0, batch_size=4)
     assert again.n_cached == 36
     np.testing.assert_array_equal(again.logits, resumed.logits)
+
+
+def test_a_two_process_torchrun_audit_writes_the_single_process_files(planted, tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    def run(prefix, out, cache):
+        env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp_path / cache), "OMP_NUM_THREADS": "1"}
+        command = [*prefix, "bias", str(planted), "--model", str(tiny_model), "--out", str(tmp_path / out),
+                   "--device", "cpu", "--workers", "0"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return result
+
+    run([sys.executable, "-m", "avaudit"], "single", "cache_single")
+    both = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                "-m", "avaudit"], "torchrun", "cache_torchrun")
+    assert both.stdout.count("categories per layer") == 1  # rank 0 alone prints and writes
+    assert "36 of 36 videos read from the cache" in both.stdout  # both shards were cached first
+    for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json"):
+        assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "torchrun" / name).read_bytes(), name
+    chunks = sorted(p.name.split("-")[2] for p in (tmp_path / "cache_torchrun").glob("*/chunk-*.npz"))
+    assert len(set(chunks)) == 2  # written by two processes

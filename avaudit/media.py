@@ -86,28 +86,45 @@ def _centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
     return frames[:, top : top + side, left : left + side]
 
 
-def read_frames(
-    path: str | Path, *, steps: int, seconds: float, resize: tuple[int, int], crop: int,
-    start: float = 0.0, end: float | None = None,
-) -> tuple[np.ndarray, float]:
-    """(T, crop, crop, 3) uint8 frames of the window and the seconds of it the file covers.
-
-    Frames are resized inside the decoder (cheap) and only the T needed ones are decoded.
-    Steps past the end of the file (or past `end`) are black.
-    """
+def _open_video(path: str | Path, *, resize: tuple[int, int] | None = None):
+    """A decord VideoReader (resizing inside the decoder when `resize` is given), or the MediaError
+    that says why the file cannot be one."""
     import decord
 
+    size = {} if resize is None else {"width": resize[1], "height": resize[0]}
     try:
-        reader = decord.VideoReader(str(path), width=resize[1], height=resize[0], fault_tol=FAULT_TOLERANCE)
+        reader = decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)
     except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open
         if "stream" in str(err).lower():
             raise NoVideoStream(f"{path}: no video stream") from None
         raise UnreadableContainer(f"{path}: cannot open ({_short(err)})") from None
-    n_frames = len(reader)
-    if n_frames == 0:
+    if len(reader) == 0:
         raise NoVideoStream(f"{path}: video stream has no frames")
+    return reader
+
+
+def read_frames(
+    path: str | Path, *, steps: int, seconds: float, resize: tuple[int, int], crop: int,
+    start: float = 0.0, end: float | None = None, min_seconds: float = 0.0, max_seconds: float = math.inf,
+) -> tuple[np.ndarray, float]:
+    """(T, crop, crop, 3) uint8 frames of the window and the seconds of it the file covers.
+
+    Frames are resized inside the decoder (cheap) and only the T needed ones are decoded.
+    Steps past the end of the file (or past `end`) are black. A file with more than
+    `max_seconds` of video, or less than `min_seconds` from `start`, is refused before any
+    frame is decoded.
+    """
+    import decord
+
+    reader = _open_video(path, resize=resize)
+    n_frames = len(reader)
     starts = reader.get_frame_timestamp(np.arange(n_frames))[:, 0]
     file_end = float(reader.get_frame_timestamp([n_frames - 1])[0, 1])
+    if file_end > max_seconds:
+        raise TooLong(f"{path}: {file_end:.0f} s of video, over the {max_seconds:.0f} s limit")
+    if file_end - start < min_seconds:
+        raise TooShort(f"{path}: {max(0.0, file_end - start):.2f} s of video from {start:g} s, "
+                       f"under the {min_seconds:g} s minimum")
     stop = file_end if end is None or math.isnan(end) else min(file_end, end)
     times = frame_times(steps=steps, seconds=seconds, start=start)
     valid = times < stop - 1e-6
@@ -158,7 +175,7 @@ def _native_batch(path, index: list[int]) -> np.ndarray:
     import decord
 
     try:
-        return decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE).get_batch(index).asnumpy()
+        return _open_video(path).get_batch(index).asnumpy()
     except decord.DECORDError as err:
         raise DecodeError(f"{path}: {_short(err)}") from None
 
@@ -189,21 +206,6 @@ def check_file(path: str | Path) -> None:
         raise UnreadableContainer(f"{path}: empty file")
 
 
-def video_duration(path: str | Path) -> float:
-    """Seconds of video in the file, from decord's index (no frame is decoded)."""
-    import decord
-
-    try:
-        reader = decord.VideoReader(str(path), width=32, height=32)
-    except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open
-        if "stream" in str(err).lower():
-            raise NoVideoStream(f"{path}: no video stream") from None
-        raise UnreadableContainer(f"{path}: cannot open ({_short(err)})") from None
-    if len(reader) == 0:
-        raise NoVideoStream(f"{path}: video stream has no frames")
-    return float(reader.get_frame_timestamp([len(reader) - 1])[0, 1])
-
-
 def decode_clip(
     path: str | Path, *, steps: int, seconds: float, sample_rate: int, resize: tuple[int, int], crop: int,
     start: float | None = None, end: float | None = None, min_seconds: float = MIN_SECONDS,
@@ -217,14 +219,8 @@ def decode_clip(
     """
     check_file(path)
     start = 0.0 if start is None or math.isnan(start) else float(start)
-    length = video_duration(path)
-    if length > max_seconds:
-        raise TooLong(f"{path}: {length:.0f} s of video, over the {max_seconds:.0f} s limit")
-    if length - start < min_seconds:
-        raise TooShort(f"{path}: {max(0.0, length - start):.2f} s of video from {start:g} s, "
-                       f"under the {min_seconds:g} s minimum")
     frames, video_seconds = read_frames(path, steps=steps, seconds=seconds, resize=resize, crop=crop,
-                                        start=start, end=end)
+                                        start=start, end=end, min_seconds=min_seconds, max_seconds=max_seconds)
     audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)
     duration = min(video_seconds, audio_seconds, seconds)
     # Half a step of slack: container end times are rounded and AAC adds priming samples.

@@ -94,4 +94,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit preset {config.preset!r}: "
                               f"{str(err).splitlines()[0]}") from None
-    return model.to(device).eval(), list(data["classes"]), config, data
+    model = model.to(device).eval()
+    if torch.device(device).type == "cuda":  # cuDNN's fast 3-D convolutions want channels-last
+        model.video_net.to(memory_format=torch.channels_last_3d)
+    return model, list(data["classes"]), config, data

@@ -73,7 +73,8 @@ ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: mod
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
-WorkersOpt = Annotated[int, typer.Option(help="Decoding worker processes.")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].", show_default=False)]
 
 
 def out_dir(out: Optional[Path], command: str) -> Path:
@@ -204,7 +205,7 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-         batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None,
+         batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from . import pipeline
@@ -251,7 +252,7 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
             export_probs: Annotated[Optional[Path], typer.Option(
                 help="Also write labels and per-class probabilities (.npz) for cleanlab.")] = None,
             confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-            batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None,
+            batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
             no_audio: NoAudioOpt = NoAudio.skip):
     """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence."""
     from . import pipeline
@@ -272,7 +273,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
-                   workers: WorkersOpt = 2, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
+                   workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
@@ -306,7 +307,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                  help="Report how many classes of a Kinetics-Sounds list (ks31, ks32, ks34) the subset holds.")] = None,
              model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
              confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-             batch_size: BatchOpt = 8, workers: WorkersOpt = 2, cache_dir: CacheOpt = None,
+             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
              no_audio: NoAudioOpt = NoAudio.skip):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
     from . import pipeline

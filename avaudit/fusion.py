@@ -102,7 +102,11 @@ class FusionNet(nn.Module):
             "visual": visual_pool(z_v, z_a),
             "audio": audio_pool(z_v, z_a),
         }
-        return torch.stack([self.heads[name](pooled[name]) for name in LAYERS], dim=1)
+        # The five classifiers as one batched matmul: one kernel instead of five on a GPU.
+        weight = torch.stack([self.heads[name].weight for name in LAYERS])  # (5, C, 2D)
+        bias = torch.stack([self.heads[name].bias for name in LAYERS])  # (5, C)
+        features = torch.stack([pooled[name] for name in LAYERS], dim=1)  # (B, 5, 2D)
+        return torch.einsum("bld,lcd->blc", features, weight) + bias
 
     def forward(self, frames, waveform, onsets, *, use_video: bool = True, use_audio: bool = True):
         z_v, z_a, _ = self.features(frames, waveform, use_video=use_video, use_audio=use_audio)

@@ -1,6 +1,7 @@
 """Batched inference: DataLoader workers decode while the model runs; five-layer logits out."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +17,13 @@ from .train import autocast
 SKIPPED_COLUMNS = ["video_id", "path", "reason", "detail"]
 
 
+def default_workers() -> int:
+    """Decoding worker processes: one per core this process may use, shared among the torchrun
+    ranks on this machine. Decoding is most of an audit's CPU work (benchmarks/pipeline.py)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
 def collate(items: list[dict]) -> dict:
     """Stack the clips that decoded; keep the failures' reasons beside them."""
     good = [item for item in items if not item["reason"]]
@@ -28,14 +36,16 @@ def collate(items: list[dict]) -> dict:
 
 @torch.no_grad()
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
-              workers: int = 2, on_event: Callable[[str, dict], None] | None = None,
+              workers: int | None = None, on_event: Callable[[str, dict], None] | None = None,
               on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
               no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame]:
-    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped).
+    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped), and
+    the skipped rows indexed by their position in `table`.
 
     on_batch(row positions, their logits) sees every finished batch (the cache writes them).
     """
     on_event = on_event or (lambda kind, info: None)
+    workers = default_workers() if workers is None else workers
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model, no_audio=no_audio)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
@@ -48,7 +58,7 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     on_event("start", {"total": len(table)})
     for batch in loader:
         for index, reason, detail in batch["failed"]:
-            skipped.append((table["video_id"].iat[index], table["path"].iat[index], reason, detail))
+            skipped.append((index, table["video_id"].iat[index], table["path"].iat[index], reason, detail))
         if batch["index"]:
             inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
             with autocast(device):
@@ -56,11 +66,17 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
             if on_batch is not None:
                 on_batch(np.asarray(batch["index"]), logits[batch["index"]])
         on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
-    return logits, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
+    return logits, skipped_table(skipped)
+
+
+def skipped_table(rows: list[tuple]) -> pd.DataFrame:
+    """(row position, video_id, path, reason, detail) tuples -> SKIPPED_COLUMNS indexed by position."""
+    frame = pd.DataFrame(rows, columns=["position", *SKIPPED_COLUMNS])
+    return frame.set_index("position").rename_axis(None).sort_index()
 
 
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
-                 workers: int = 2, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
+                 workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
                  no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame, int]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
@@ -81,12 +97,31 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
     found, logits = cache.lookup(keys)
     todo = np.flatnonzero(~found)
-    skipped = pd.DataFrame(columns=SKIPPED_COLUMNS)
-    if len(todo):
+    # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
+    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
+    once, copies = todo[~repeat], todo[repeat]
+    skipped = skipped_table([])
+    if len(once):
         dev = pick_device(device)
         model, _, config, _ = load_model(model_path, device=dev)
-        new, skipped = run_model(table.iloc[todo], model, config, device=dev, batch_size=batch_size,
+        new, skipped = run_model(table.iloc[once], model, config, device=dev, batch_size=batch_size,
                                  workers=workers, on_event=on_event, no_audio=no_audio,
-                                 on_batch=lambda rows, out: cache.add(keys[todo[rows]], out))  # decoded => key known
-        logits[todo] = new
-    return logits, skipped, int(found.sum())
+                                 on_batch=lambda rows, out: cache.add(keys[once[rows]], out))  # decoded => key known
+        logits[once] = new
+        skipped.index = once[skipped.index]
+    if len(copies):
+        skipped = pd.concat([skipped, share_with_copies(table, keys, once, copies, logits, skipped)]).sort_index()
+    return logits, skipped.reset_index(drop=True), int(found.sum())
+
+
+def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, copies: np.ndarray,
+                      logits: np.ndarray, skipped: pd.DataFrame) -> pd.DataFrame:
+    """Give each repeated row its first copy's logits, or its skip reason; the repeats' skipped rows."""
+    named = keys[once] != ""  # keyless rows are never repeats: each fails on its own
+    source = pd.Series(once[named], index=keys[once][named]).loc[keys[copies]].to_numpy()
+    logits[copies] = logits[source]
+    failed = np.isin(source, skipped.index)
+    reasons = skipped.loc[source[failed], ["reason", "detail"]].to_numpy()
+    rows = copies[failed]
+    return skipped_table([(row, table["video_id"].iat[row], table["path"].iat[row], *reason)
+                          for row, reason in zip(rows, reasons)])

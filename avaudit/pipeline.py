@@ -104,7 +104,7 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
 
 
 def audit(data: Path, *, model: Path | None = None, root: Path | None = None, device: str = "auto",
-          batch_size: int = 8, workers: int = 2, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
+          batch_size: int = 8, workers: int | None = None, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
           need_labels: bool = False, no_audio: str = "skip", on_event: Callable | None = None) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 

@@ -179,3 +179,26 @@ def test_a_two_process_torchrun_audit_writes_the_single_process_files(planted, t
         assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "torchrun" / name).read_bytes(), name
     chunks = sorted(p.name.split("-")[2] for p in (tmp_path / "cache_torchrun").glob("*/chunk-*.npz"))
     assert len(set(chunks)) == 2  # written by two processes
+
+
+def test_a_clip_listed_under_several_ids_is_decoded_once(planted, tiny_model, tmp_path, cache):
+    from avaudit.pipeline import audit
+
+    clip = sorted(planted.glob("*/*.mp4"))[0]
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    for i in range(3):  # the same file under three names (ids), and a broken one under two
+        (tmp_path / f"copy{i}.mp4").symlink_to(clip)
+    for i in range(2):
+        (tmp_path / f"bad{i}.mp4").symlink_to(tmp_path / "broken.mp4")
+    names = ["copy0", "bad0", "copy1", "bad1", "copy2"]
+    (tmp_path / "list.csv").write_text("path,label\n" + "".join(f"{n}.mp4,{clip.parent.name}\n" for n in names))
+    totals = []
+    result = audit(tmp_path / "list.csv", model=tiny_model, device="cpu", workers=0,
+                   on_event=lambda kind, info: totals.append(info["total"]) if kind == "start" else None)
+    assert totals == [2]  # one good clip and one broken file decoded
+    copies = result.logits[[0, 2, 4]]
+    assert not np.isnan(copies).any() and (copies == copies[0]).all()
+    assert result.skipped["video_id"].tolist() == ["bad0", "bad1"]
+    assert result.skipped["reason"].nunique() == 1 and "bad1.mp4" in result.skipped["path"].iat[1]
+    again = audit(tmp_path / "list.csv", model=tiny_model, device="cpu", workers=0)
+    assert again.n_cached == 3 and again.skipped["video_id"].tolist() == ["bad0", "bad1"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -73,6 +74,7 @@ class ClipDataset(Dataset):
             "audio": torch.zeros(c.n_samples),
             "onsets": torch.zeros(c.steps, dtype=torch.bool),
             "padded": False,
+            "cpu_s": 0.0,
             "reason": reason,
             "detail": detail,
         }
@@ -90,6 +92,12 @@ class ClipDataset(Dataset):
         return Clip(frames, np.zeros(c.n_samples, np.float32), seconds < c.seconds - 0.5 / c.fps, seconds)
 
     def __getitem__(self, index: int) -> dict:
+        started = time.process_time()
+        item = self.decode_item(index)
+        item["cpu_s"] = time.process_time() - started  # lets the caller share cores (inference.py)
+        return item
+
+    def decode_item(self, index: int) -> dict:
         c = self.config
         path = str(self.paths[index])
         try:

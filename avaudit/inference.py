@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,11 +25,43 @@ def default_workers() -> int:
     return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
+class CoreShare:
+    """The network's CPU threads, sized to its share of the run's CPU work.
+
+    On a CPU the decoding workers and the network share the cores. Giving the network every core
+    while the workers decode oversubscribes them, and threads that wait on each other waste the
+    time; so the network gets the share of the cores that its share of the CPU seconds so far
+    calls for (at least one thread): one of two cores for `small`, where decoding is three
+    quarters of the work, every core for `paper`, where the network is nearly all of it.
+    benchmarks/pipeline.py measures the gain. Off on a GPU and without workers.
+    """
+
+    def __init__(self, *, device: torch.device, workers: int):
+        self.active = device.type == "cpu" and workers > 0
+        self.every = torch.get_num_threads()
+        self.decode_s = self.model_s = 0.0
+
+    def update(self, decode_s: float, model_s: float) -> None:
+        """Add one batch's decoding and network CPU seconds, and set the threads for the next."""
+        if not self.active:
+            return
+        self.decode_s += decode_s
+        self.model_s += model_s
+        share = self.model_s / max(self.decode_s + self.model_s, 1e-9)
+        threads = min(self.every, max(1, round(self.every * share)))
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+
+    def restore(self) -> None:
+        if self.active:
+            torch.set_num_threads(self.every)
+
+
 def collate(items: list[dict]) -> dict:
     """Stack the clips that decoded; keep the failures' reasons beside them."""
     good = [item for item in items if not item["reason"]]
     batch = {"failed": [(item["index"], item["reason"], item["detail"]) for item in items if item["reason"]],
-             "index": [item["index"] for item in good]}
+             "index": [item["index"] for item in good], "cpu_s": sum(item["cpu_s"] for item in items)}
     for key in ("frames", "audio", "onsets"):
         batch[key] = torch.stack([item[key] for item in good]) if good else None
     return batch
@@ -56,16 +89,22 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     skipped = []
     model.eval()
     on_event("start", {"total": len(table)})
-    for batch in loader:
-        for index, reason, detail in batch["failed"]:
-            skipped.append((index, table["video_id"].iat[index], table["path"].iat[index], reason, detail))
-        if batch["index"]:
-            inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
-            with autocast(device):
-                logits[batch["index"]] = model(*inputs).float().cpu().numpy()
-            if on_batch is not None:
+    cores = CoreShare(device=device, workers=workers)
+    try:
+        for batch in loader:
+            for index, reason, detail in batch["failed"]:
+                skipped.append((index, table["video_id"].iat[index], table["path"].iat[index], reason, detail))
+            started = time.process_time()
+            if batch["index"]:
+                inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
+                with autocast(device):
+                    logits[batch["index"]] = model(*inputs).float().cpu().numpy()
+            cores.update(batch["cpu_s"], time.process_time() - started)
+            if batch["index"] and on_batch is not None:
                 on_batch(np.asarray(batch["index"]), logits[batch["index"]])
-        on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
+            on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
+    finally:
+        cores.restore()
     return logits, skipped_table(skipped)
 
 

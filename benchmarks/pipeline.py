@@ -1,0 +1,125 @@
+"""End-to-end `bias` throughput against a sequential loop and against the run's bound, in one run.
+
+    python benchmarks/pipeline.py [DATA] [--model M] [--workers W] [--batch-size B] [--device D]
+
+Four timings over the same videos and model, one after another in this process (the last three
+in --rounds rounds, each keeping its best, as timeit does):
+  sequential   decode one clip (frames, sound, onsets), run the model on it, next;
+  decode-only  avaudit's DataLoader (W workers) with no model;
+  model-only   the model over as many clips, the inputs decoded beforehand, every core;
+  end-to-end   avaudit.pipeline.bias on DATA with an empty cache: manifest, checkpoint, decoding
+               workers, model, decisions and output files (the CLI minus interpreter start-up).
+The bound is decode-only + model-only where both share the CPU, max(decode-only, model-only) on a
+GPU. bound / end-to-end is the figure we steer by (1.0: no time lost to the glue between them).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from avaudit import pipeline
+from avaudit.checkpoint import load_model
+from avaudit.data import ClipDataset
+from avaudit.inference import collate, default_workers
+from avaudit.manifests import read_manifest
+from avaudit.train import autocast, pick_device
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the DataLoader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(function) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    function()
+    return time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="?", type=Path, default=REPO / "sample_videos")
+    parser.add_argument("--model", type=Path, default=pipeline.DEFAULT_MODEL)
+    parser.add_argument("--workers", type=int, default=None, help="decoding workers [default: avaudit's]")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the last three; each keeps its best")
+    args = parser.parse_args()
+
+    device = pick_device(args.device)
+    workers = default_workers() if args.workers is None else args.workers
+    model, _, config, _ = load_model(args.model, device=device)
+    table = read_manifest(args.data).table
+    dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                          config=config.model)
+    n, bs = len(dataset), args.batch_size
+
+    def run(frames, audio, onsets):
+        with torch.no_grad(), autocast(device):
+            out = model(frames.to(device, non_blocking=True), audio.to(device, non_blocking=True),
+                        onsets.to(device, non_blocking=True)).float().cpu()
+        return out
+
+    def sequential():
+        for i in range(n):
+            item = dataset[i]
+            assert not item["reason"], item["detail"]
+            run(item["frames"][None], item["audio"][None], item["onsets"][None])
+
+    def decode_only():
+        loader = DataLoader(dataset, batch_size=bs, num_workers=workers, collate_fn=collate,
+                            pin_memory=device.type == "cuda")
+        assert sum(len(batch["index"]) for batch in loader) == n
+
+    first = collate([dataset[i] for i in range(bs)])
+
+    def model_only():
+        for _ in range(math.ceil(n / bs)):
+            run(first["frames"], first["audio"], first["onsets"])
+        synchronize(device)
+
+    def end_to_end():
+        with tempfile.TemporaryDirectory() as tmp:
+            result = pipeline.bias(args.data, out=Path(tmp) / "out", cache_dir=Path(tmp) / "cache",
+                                   device=args.device, batch_size=bs, workers=workers)
+            assert result.n_cached == 0 and len(result.skipped) == 0
+
+    run(first["frames"], first["audio"], first["onsets"])  # warm-up: allocator, cudnn, numba (above)
+    measured = {"sequential": timed(sequential)}
+    for _ in range(args.rounds):  # the best of each: a shared machine's noise only ever adds time
+        for name, function in (("decode-only", decode_only), ("model-only", model_only), ("end-to-end", end_to_end)):
+            measured[name] = min(measured.get(name, (math.inf, 0.0)), timed(function))
+    seconds = {name: wall for name, (wall, _) in measured.items()}
+    shared_cpu = device.type == "cpu"
+    bound = (seconds["decode-only"] + seconds["model-only"] if shared_cpu
+             else max(seconds["decode-only"], seconds["model-only"]))
+
+    print(f"{n} videos from {args.data}, preset {config.preset}, device {device}, batch {bs}, {workers} "
+          f"decoding workers, {torch.get_num_threads()} torch threads, best of {args.rounds} rounds")
+    for name, (s, cpu) in measured.items():
+        print(f"{name:12s} {s:7.1f} s  {n / s:7.2f} videos/s  (CPU {cpu:6.1f} s)")
+    print(f"{'bound':12s} {bound:7.1f} s  {n / bound:7.2f} videos/s  "
+          f"({'decode-only + model-only' if shared_cpu else 'max(decode-only, model-only)'})")
+    print(f"bound / end-to-end = {bound / seconds['end-to-end']:.2f}")
+    print(f"end-to-end / sequential = {seconds['sequential'] / seconds['end-to-end']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,14 @@
-"""Checkpoints: plain tensors and containers only, so they load with torch.load(weights_only=True)."""
+"""Checkpoints: plain tensors and containers only, so they load with torch.load(weights_only=True).
+
+torch is imported inside the functions that need it: CheckpointError is raised and caught on
+paths (the CLI, cached re-audits) that must not pay for importing torch.
+"""
 from __future__ import annotations
 
 import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
-
-import torch
 
 from .config import Config, config_from_dict
 
@@ -29,6 +31,8 @@ def library_versions() -> dict[str, str]:
 
 def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename: a kill leaves the old file whole."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -60,6 +64,8 @@ def save_checkpoint(path: Path, *, config: Config, classes: list[str], model_sta
 
 def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
     """Load and check a checkpoint; refuse pickled code, truncated files and other presets."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint (train one with `avaudit train DATA --out {path}`)")
@@ -84,6 +90,8 @@ def checkpoint_config(data: dict) -> Config:
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
     """(model in eval mode, class names, config, checkpoint dict) from a checkpoint file."""
+    import torch
+
     from .fusion import FusionNet
 
     data = load_checkpoint(path)

@@ -1,9 +1,11 @@
-"""Batched inference: DataLoader workers decode while the model runs; five-layer logits out."""
+"""Batched inference: DataLoader workers decode while the model runs; five-layer logits out.
+
+Only the clips the cache lacks come here (avaudit.logits), so only they import torch.
+"""
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,9 +15,9 @@ from torch.utils.data import DataLoader
 
 from .config import LAYERS, Config
 from .data import ClipDataset, worker_context
+from .logits import skipped_table
 from .train import autocast
 
-SKIPPED_COLUMNS = ["video_id", "path", "reason", "detail"]
 
 
 def default_workers() -> int:
@@ -106,61 +108,3 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     finally:
         cores.restore()
     return logits, skipped_table(skipped)
-
-
-def skipped_table(rows: list[tuple]) -> pd.DataFrame:
-    """(row position, video_id, path, reason, detail) tuples -> SKIPPED_COLUMNS indexed by position."""
-    frame = pd.DataFrame(rows, columns=["position", *SKIPPED_COLUMNS])
-    return frame.set_index("position").rename_axis(None).sort_index()
-
-
-def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
-                 workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
-                 no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame, int]:
-    """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
-
-    The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
-    checkpoint's fingerprint, keyed by each file's identity and window; chunks are written per
-    batch, so an interrupted run resumes where it stopped. Returns logits, skipped rows, and how
-    many rows came from the cache.
-    """
-    from .cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
-    from .checkpoint import load_model
-    from .train import pick_device
-
-    n_classes = len(checkpoint["classes"])
-    # Clips read with silence in place of a missing track are cached apart from the others.
-    fingerprint = model_fingerprint(model_path) + ("-silence" if no_audio == "silence" else "")
-    cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
-                       source=str(Path(model_path).resolve()))
-    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
-    found, logits = cache.lookup(keys)
-    todo = np.flatnonzero(~found)
-    # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
-    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
-    once, copies = todo[~repeat], todo[repeat]
-    skipped = skipped_table([])
-    if len(once):
-        dev = pick_device(device)
-        model, _, config, _ = load_model(model_path, device=dev)
-        new, skipped = run_model(table.iloc[once], model, config, device=dev, batch_size=batch_size,
-                                 workers=workers, on_event=on_event, no_audio=no_audio,
-                                 on_batch=lambda rows, out: cache.add(keys[once[rows]], out))  # decoded => key known
-        logits[once] = new
-        skipped.index = once[skipped.index]
-    if len(copies):
-        skipped = pd.concat([skipped, share_with_copies(table, keys, once, copies, logits, skipped)]).sort_index()
-    return logits, skipped.reset_index(drop=True), int(found.sum())
-
-
-def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, copies: np.ndarray,
-                      logits: np.ndarray, skipped: pd.DataFrame) -> pd.DataFrame:
-    """Give each repeated row its first copy's logits, or its skip reason; the repeats' skipped rows."""
-    named = keys[once] != ""  # keyless rows are never repeats: each fails on its own
-    source = pd.Series(once[named], index=keys[once][named]).loc[keys[copies]].to_numpy()
-    logits[copies] = logits[source]
-    failed = np.isin(source, skipped.index)
-    reasons = skipped.loc[source[failed], ["reason", "detail"]].to_numpy()
-    rows = copies[failed]
-    return skipped_table([(row, table["video_id"].iat[row], table["path"].iat[row], *reason)
-                          for row, reason in zip(rows, reasons)])

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import os
+
 import numpy as np
 import pandas as pd
 import yaml
 
 from .config import LAYERS
-from .inference import SKIPPED_COLUMNS
-from .manifests import Manifest, read_manifest
+from .manifests import SKIPPED_COLUMNS, Manifest, read_manifest
 from .outputs import write_csv, write_json, write_yaml
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
@@ -66,26 +67,33 @@ class AuditRun:
     out: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
-    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIPPED_COLUMNS))
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIPPED_COLUMNS)))
     n_rows: int = 0
     n_cached: int = 0
+    manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
 
 
 def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """One row per (video, label): a multi-label video counts for each of its categories.
+    """One row per (video, label): a multi-label video counts for each of its categories."""
+    check_labels(table, classes)
+    labels = table["labels"].fillna("")
+    if labels.str.contains(";", regex=False).any():
+        rows = table.assign(label=labels.str.split(";")).explode("label")
+    else:  # one label a row, the common case: no lists to explode
+        rows = table.assign(label=labels)
+    return rows[rows["label"] != ""]
 
-    Labels the model was not trained on are an error naming them: the model cannot judge them.
-    """
-    rows = table.assign(label=table["labels"].str.split(";")).explode("label")
-    rows = rows[rows["label"].fillna("") != ""]
-    if rows.empty:
+
+def check_labels(table: pd.DataFrame, classes: list[str]) -> None:
+    """Labels the model was not trained on are an error naming them: the model cannot judge them."""
+    names = set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
+    if not names:
         raise ValueError("DATA has no labels: this audit needs category folders or a labelled manifest")
-    unknown = sorted(set(rows["label"]) - set(classes))
+    unknown = sorted(names - set(classes))
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
         raise ValueError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
                          f"train on this data first (`avaudit train DATA`) and pass --model")
-    return rows
 
 
 def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.ndarray:
@@ -113,21 +121,21 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
     the same files a single process writes. The other ranks raise NotRankZero.
     """
-    from .checkpoint import load_checkpoint
-    from .inference import infer_logits
-    from .train import init_distributed
+    from .logits import checkpoint_info, infer_logits
 
     manifest = read_manifest(Path(data), root=root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
-    checkpoint = load_checkpoint(model_path)
+    checkpoint = checkpoint_info(model_path, cache_dir)
     if need_labels:
-        labelled_rows(manifest.table, checkpoint["classes"])  # fail before decoding anything
+        check_labels(manifest.table, checkpoint["classes"])  # fail before decoding anything
     if confidence == "calibrated" and "temperatures" not in checkpoint:
         probabilities(np.zeros((0, len(LAYERS), 1)), checkpoint, confidence)  # raises the clear error
-    rank, world = init_distributed(device)
-    if world > 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
         import torch.distributed as dist
 
+        from .train import init_distributed
+
+        rank, world = init_distributed(device)
         infer_logits(manifest.table.iloc[rank::world], model_path, checkpoint, device=device,
                      batch_size=batch_size, workers=workers, cache_dir=cache_dir,
                      on_event=on_event if rank == 0 else None, no_audio=no_audio)
@@ -137,7 +145,7 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
     logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
                                              batch_size=batch_size, workers=workers, cache_dir=cache_dir,
                                              on_event=on_event, no_audio=no_audio)
-    skipped = pd.concat([manifest.skipped[SKIPPED_COLUMNS], skipped], ignore_index=True)
+    skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
     return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
                  probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio)
 
@@ -161,7 +169,7 @@ def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = S
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(Path(out), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
-                   a.skipped, a.n_rows, a.n_cached)
+                   a.skipped, a.n_rows, a.n_cached, a.manifest)
     write_run(run, a.settings("bias", rule=rule, fraction=fraction))
     write_json(summary, run.out / "bias_summary.json")
     return run
@@ -251,7 +259,7 @@ def retarget(data: Path | None, *, keep: list[str], by: str = "category", out: P
         categories = pd.read_csv(bias_dir / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
     else:
         run = bias(Path(data), out=bias_dir, **options)
-        manifest = read_manifest(Path(data), root=options.get("root"))
+        manifest = run.manifest
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
     kept = select(per_video, categories, keep, by=by)
     rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]

@@ -1,0 +1,107 @@
+"""Every row's five-layer logits: read from the cache, or decoded and run and added to it.
+
+Torch is imported only when some clip is not in the cache, so a re-audit of cached data starts
+and finishes in the time its tables take (benchmarks/cached_reaudit.py).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+from .manifests import SKIPPED_COLUMNS
+from .outputs import atomic_write_text
+
+CHECKPOINT_FIELDS = ("format", "config", "classes", "temperatures")  # what an audit reads besides weights
+
+
+def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
+    """The checkpoint's fields an audit needs, without its weights.
+
+    Loaded and checked once per model (avaudit.checkpoint.load_checkpoint, which imports torch)
+    and kept beside the model's cache entries, under the fingerprint of its bytes; later audits of
+    the same file read them back. Always the JSON round trip, so the first run and later ones
+    write the same run.yaml.
+    """
+    from .checkpoint import CheckpointError
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise CheckpointError(f"{model_path}: no such checkpoint (train one with "
+                              f"`avaudit train DATA --out {model_path}`)")
+    saved = Path(cache_dir or default_cache_dir()) / model_fingerprint(model_path) / "checkpoint.json"
+    try:
+        return json.loads(saved.read_text())
+    except (OSError, ValueError):
+        pass
+    from .checkpoint import load_checkpoint
+
+    data = load_checkpoint(model_path)
+    text = json.dumps({key: data[key] for key in CHECKPOINT_FIELDS if key in data})
+    try:
+        atomic_write_text(saved, text)
+    except OSError:
+        pass  # a read-only cache costs the next run a torch import, nothing else
+    return json.loads(text)
+
+
+def skipped_table(rows: list[tuple]) -> pd.DataFrame:
+    """(row position, video_id, path, reason, detail) tuples -> SKIPPED_COLUMNS indexed by position."""
+    frame = pd.DataFrame(rows, columns=["position", *SKIPPED_COLUMNS])
+    return frame.set_index("position").rename_axis(None).sort_index()
+
+
+def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
+                 workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
+                 no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame, int]:
+    """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
+
+    The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
+    checkpoint's fingerprint, keyed by each file's identity and window; chunks are written per
+    batch, so an interrupted run resumes where it stopped. Returns logits, skipped rows, and how
+    many rows came from the cache.
+    """
+    n_classes = len(checkpoint["classes"])
+    # Clips read with silence in place of a missing track are cached apart from the others.
+    fingerprint = model_fingerprint(model_path) + ("-silence" if no_audio == "silence" else "")
+    cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
+                       source=str(Path(model_path).resolve()))
+    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    found, logits = cache.lookup(keys)
+    todo = np.flatnonzero(~found)
+    # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
+    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
+    once, copies = todo[~repeat], todo[repeat]
+    skipped = skipped_table([])
+    if len(once):
+        from .checkpoint import load_model
+        from .inference import run_model
+        from .train import pick_device
+
+        dev = pick_device(device)
+        model, _, config, _ = load_model(model_path, device=dev)
+        new, skipped = run_model(table.iloc[once], model, config, device=dev, batch_size=batch_size,
+                                 workers=workers, on_event=on_event, no_audio=no_audio,
+                                 on_batch=lambda rows, out: cache.add(keys[once[rows]], out))  # decoded => key known
+        logits[once] = new
+        skipped.index = once[skipped.index]
+    if len(copies):
+        skipped = pd.concat([skipped, share_with_copies(table, keys, once, copies, logits, skipped)]).sort_index()
+    return logits, skipped.reset_index(drop=True), int(found.sum())
+
+
+def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, copies: np.ndarray,
+                      logits: np.ndarray, skipped: pd.DataFrame) -> pd.DataFrame:
+    """Give each repeated row its first copy's logits, or its skip reason; the repeats' skipped rows."""
+    named = keys[once] != ""  # keyless rows are never repeats: each fails on its own
+    source = pd.Series(once[named], index=keys[once][named]).loc[keys[copies]].to_numpy()
+    logits[copies] = logits[source]
+    failed = np.isin(source, skipped.index)
+    reasons = skipped.loc[source[failed], ["reason", "detail"]].to_numpy()
+    rows = copies[failed]
+    return skipped_table([(row, table["video_id"].iat[row], table["path"].iat[row], *reason)
+                          for row, reason in zip(rows, reasons)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import stat
 import tempfile
 import time
 import warnings
@@ -48,24 +49,40 @@ def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray) -> np.
     cannot be stat'ed gets "" (the caller decodes nothing for it and reports it). Each distinct
     path is stat'ed once, whatever the number of windows cut from it.
     """
-    identity: dict[str, str] = {}
-    keys = np.empty(len(paths), KEY_DTYPE)
-    for i, (path, start, end) in enumerate(zip(paths, starts, ends)):
-        path = os.fspath(path)
-        if path not in identity:
-            try:
+    paths = [os.fspath(path) for path in paths]
+    identity = _file_identities(dict.fromkeys(paths))
+    # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
+    return np.array([
+        hashlib.blake2b(f"{identity[path]}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
+                        digest_size=16).hexdigest() if identity[path] else ""
+        for path, start, end in zip(paths, np.asarray(starts, float).tolist(), np.asarray(ends, float).tolist())],
+        dtype=KEY_DTYPE)
+
+
+def _file_identities(paths) -> dict[str, str]:
+    """Each path's real path, size and mtime_ns joined by NULs; "" where it cannot be stat'ed.
+
+    os.path.realpath costs an lstat per path component: a folder's real path is found once, and a
+    file that is not itself a link is that plus its name, after one lstat (the same result).
+    """
+    identities, real_folders = {}, {}
+    for path in paths:
+        cut = path.rfind(os.sep) + 1
+        folder, name = path[:cut], path[cut:]
+        try:
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode) or name in ("", ".", ".."):
                 real = os.path.realpath(path)
-                stat = os.stat(real)
-                identity[path] = f"{real}\0{stat.st_size}\0{stat.st_mtime_ns}"
-            except (OSError, ValueError):
-                identity[path] = ""
-        if not identity[path]:
-            keys[i] = ""
+                info = os.stat(real)
+            else:
+                if folder not in real_folders:
+                    real_folders[folder] = os.path.join(os.path.realpath(folder or os.curdir), "")
+                real = real_folders[folder] + name
+        except (OSError, ValueError):
+            identities[path] = ""
             continue
-        # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
-        text = f"{identity[path]}\0{float(start)!r}\0{float(end)!r}"
-        keys[i] = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
-    return keys
+        identities[path] = f"{real}\0{info.st_size}\0{info.st_mtime_ns}"
+    return identities
 
 
 class LogitCache:

@@ -282,10 +282,11 @@ def _build(entries, extras: tuple[str, ...], finder: _Finder) -> tuple[pd.DataFr
 
 def _media(names) -> list[str]:
     # Hidden names skipped: macOS leaves '._clip.mp4' resource forks beside every clip.
-    return sorted(n for n in names if not n.startswith(".") and os.path.splitext(n)[1].lower() in MEDIA_EXTENSIONS)
+    return sorted(n for n in names if n[:1] != "." and n[n.rfind("."):].lower() in MEDIA_EXTENSIONS)
 
 
 def _read_folder(data: Path) -> Manifest:
+    """Category folders (or one flat folder) of clips; built column-wise, as folders hold millions."""
     finder = _Finder()
     files, dirs = finder.scan(str(data))
     groups = [("", _media(files))]
@@ -293,13 +294,20 @@ def _read_folder(data: Path) -> Manifest:
     if not any(names for _, names in groups):
         raise ManifestError(f"{data}: no media files in the folder or its sub-folders; {_EXPECTED}")
     fmt = "folder" if any(names for label, names in groups if label) else "flat"
-    entries = []
+    ids, paths, labels = [], [], []
     for label, names in groups:
-        for n in names:
-            vid = os.path.splitext(f"{label}/{n}" if label else n)[0]
-            entries.append((None, "", _Parsed(vid, label, "", (str(data / label),), n, exts=("",))))
-    table, skipped = _build(entries, (), finder)
-    return Manifest(fmt, data, data, table, skipped, None)
+        folder, prefix = os.path.join(data, label, ""), f"{label}/" if label else ""
+        ids += [prefix + n[: n.rfind(".")] for n in names]  # _media kept names with an extension
+        paths += [folder + n for n in names]
+        labels += [label] * len(names)
+    rows = pd.DataFrame({"video_id": ids, "path": paths, "labels": labels, "start": math.nan, "end": math.nan,
+                         "split": "", "row": np.arange(len(ids)), "raw": ""})
+    repeated = rows["video_id"].duplicated().to_numpy()  # clip.mp4 beside clip.mkv: the first one wins
+    skipped = [(row.video_id, row.path, "duplicate id", f"{row.video_id} already listed")
+               for row in rows[repeated].itertuples(index=False)]
+    dtypes = {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in COLUMNS}
+    table = rows[~repeated].reset_index(drop=True).astype(dtypes)
+    return Manifest(fmt, data, data, table, pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS)).astype("str"), None)
 
 
 def read_manifest(data: Path, *, root: Path | None = None) -> Manifest:
@@ -358,17 +366,18 @@ def write_subset(
     sel = table[table["row"].isin(rows)].sort_values("row")
     kept = sel["row"].tolist()
     if manifest.format in ("folder", "flat"):
-        paths = (Path(p).as_posix() for p in sel["path"].tolist())
-        lines = ["path,label"] + [_csv_line([p, labels.get(r, lab)]) for r, p, lab in zip(kept, paths, sel["labels"])]
-        newline = "\n"
-    else:
-        lines = sel["raw"].tolist()
-        if labels:  # generic: re-serialize only the relabelled rows
-            at = [c.strip() for c in _csv_fields(manifest.header)].index("label")
-            lines = [_replace_field(raw, at, labels[r]) if r in labels else raw for r, raw in zip(kept, lines)]
-        lines = ([manifest.header] if manifest.header is not None else []) + lines
-        newline = manifest.newline
-    _atomic_write(out, "".join(line + newline for line in lines))
+        from .outputs import csv_text
+
+        subset = pd.DataFrame({"path": sel["path"].str.replace(os.sep, "/", regex=False).to_numpy(),
+                               "label": [labels.get(r, lab) for r, lab in zip(kept, sel["labels"].tolist())]})
+        _atomic_write(out, csv_text(subset))
+        return
+    lines = sel["raw"].tolist()
+    if labels:  # generic: re-serialize only the relabelled rows
+        at = [c.strip() for c in _csv_fields(manifest.header)].index("label")
+        lines = [_replace_field(raw, at, labels[r]) if r in labels else raw for r, raw in zip(kept, lines)]
+    lines = ([manifest.header] if manifest.header is not None else []) + lines
+    _atomic_write(out, "".join(line + manifest.newline for line in lines))
 
 
 def _replace_field(line: str, at: int, value: str) -> str:

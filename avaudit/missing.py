@@ -13,11 +13,17 @@ from .decisions import multilabel, softmax
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence")
 
 
-def _annotated(labels) -> set[str]:
-    """The ';'-joined annotation as a set; a missing or empty annotation is the empty set."""
-    if not isinstance(labels, str):
-        return set()
-    return {name.strip() for name in labels.split(";") if name.strip()}
+def annotated(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """(N, C) bool: class c is among row n's ';'-joined labels (missing or unknown names: none)."""
+    index = {name: i for i, name in enumerate(classes)}
+    text = pd.Series([value if isinstance(value, str) else "" for value in labels.to_numpy(dtype=object).tolist()],
+                     dtype=str)
+    names = text.str.split(";").explode() if text.str.contains(";", regex=False).any() else text
+    codes = names.str.strip().map(index)
+    known = codes.notna().to_numpy()
+    marks = np.zeros((len(labels), len(classes)), bool)
+    marks[names.index.to_numpy()[known], codes.to_numpy()[known].astype(int)] = True
+    return marks
 
 
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
@@ -42,21 +48,19 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     if confidences.shape != logits.shape:
         raise ValueError(f"confidences must match logits {logits.shape}, got {confidences.shape}")
 
-    predicted = logits.argmax(axis=-1)  # (N, 5)
-    kept = multilabel(logits)  # (N, C)
-    rows = []
-    for n, (video_id, path, labels) in enumerate(videos[["video_id", "path", "labels"]].itertuples(index=False)):
-        annotated = _annotated(labels)
-        for c in np.flatnonzero(kept[n]):
-            if classes[c] in annotated:
-                continue
-            # Layers whose argmax is c and that eq. 7 keeps: those holding the largest logit for c.
-            voters = np.flatnonzero((predicted[n] == c) & (logits[n, :, c] >= logits[n, :, c].max()))
-            best = voters[confidences[n, voters, c].argmax()]
-            if confidences[n, best, c] < min_confidence:
-                continue
-            rows.append((video_id, path, labels, classes[c], LAYERS[best], float(confidences[n, best, c])))
-    out = pd.DataFrame(rows, columns=list(COLUMNS))
-    out["confidence"] = out["confidence"].astype(float)
+    # Every (video, class) eq. 7 keeps that the annotation lacks, in video then class order.
+    video, cls = np.nonzero(multilabel(logits) & ~annotated(videos["labels"], classes))
+    scores = logits[video, :, cls]  # (M, 5): each layer's logit for the candidate
+    # Layers whose argmax is the candidate and that eq. 7 keeps: those holding its largest logit.
+    voters = (logits.argmax(axis=-1)[video] == cls[:, None]) & (scores >= scores.max(axis=1, keepdims=True))
+    layer_conf = confidences[video, :, cls]
+    best = np.where(voters, layer_conf, -np.inf).argmax(axis=1)  # the most confident voter, earliest on ties
+    confidence = layer_conf[np.arange(len(video)), best]
+    keep = confidence >= min_confidence
+    video, cls, best, confidence = video[keep], cls[keep], best[keep], confidence[keep]
+    out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
+                        "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
+                        "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float)},
+                       columns=list(COLUMNS))
     return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
                            kind="mergesort", ignore_index=True)

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -30,7 +31,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """CSV with fixed float formatting, so that identical results give identical bytes."""
-    atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    atomic_write_text(path, csv_text(frame))
 
 
 def write_json(data: dict, path: Path) -> None:
@@ -39,3 +40,42 @@ def write_json(data: dict, path: Path) -> None:
 
 def write_yaml(data: dict, path: Path) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """The text of frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"), built a
+    column at a time: pandas formats cell by cell, 1.4 s for 100,000 rows of bias_videos.csv."""
+    header = ",".join(_csv_field(str(name)) for name in frame.columns)
+    if not len(frame):
+        return header + "\n"
+    columns = [_csv_column(frame[name]) for name in frame.columns]
+    return header + "\n" + "\n".join(map(",".join, zip(*columns))) + "\n"
+
+
+def _csv_field(text: str) -> str:
+    """Python's csv QUOTE_MINIMAL, as pandas writes it."""
+    if any(c in text for c in QUOTED):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+QUOTED = ',"\n\r'
+
+
+def _csv_column(series: pd.Series) -> list[str]:
+    """One column's cells as text: floats as %.6f, missing values empty, quoted where needed."""
+    values = series.to_numpy()
+    if values.dtype.kind == "f":
+        cells = list(map("%.6f".__mod__, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values)):
+            cells[i] = ""
+        return cells
+    if values.dtype.kind in "iub":
+        return list(map(str, values.tolist()))
+    cells = series.astype(object).where(series.notna(), "").tolist()
+    if not all(type(cell) is str for cell in cells):
+        cells = list(map(str, cells))
+    joined = "\0".join(cells)
+    if any(c in joined for c in QUOTED):
+        cells = [_csv_field(v) for v in cells]
+    return cells

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
 LAYERS = ("continuous", "instant", "onset", "visual", "audio")  # avaudit.config.LAYERS, without torch
@@ -254,7 +254,7 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
             confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
             no_audio: NoAudioOpt = NoAudio.skip):
-    """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence."""
+    """Each video's vote (equation 6), multi-label set (equation 7) and per-layer confidence."""
     from . import pipeline
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
@@ -274,7 +274,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
-    """Labels a video shows (eq. 7) that its annotation lacks, most confident first."""
+    """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
     from . import pipeline
@@ -332,7 +332,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
 def localize(video: Annotated[Path, typer.Argument(help="One video file.")], model: ModelOpt = None,
              out: OutOpt = None,
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
-    """Where and when the sound is: alpha_t = V_t . z^A_t over the frames (section 4.4)."""
+    """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from .localize import localize as run_localize
     from .media import MediaError
     from .pipeline import DEFAULT_MODEL

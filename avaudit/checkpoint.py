@@ -9,8 +9,12 @@ import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, config_from_dict
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "avaudit-checkpoint-1"
 

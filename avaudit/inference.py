@@ -19,7 +19,6 @@ from .logits import skipped_table
 from .train import autocast
 
 
-
 def default_workers() -> int:
     """Decoding worker processes: one per core this process may use, shared among the torchrun
     ranks on this machine. Decoding is most of an audit's CPU work (benchmarks/pipeline.py)."""

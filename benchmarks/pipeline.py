@@ -1,6 +1,10 @@
 """End-to-end `bias` throughput against a sequential loop and against the run's bound, in one run.
 
-    python benchmarks/pipeline.py [DATA] [--model M] [--workers W] [--batch-size B] [--device D]
+    python benchmarks/pipeline.py [DATA] [--model M | --preset P] [--workers W] [--batch-size B] [--device D]
+
+--preset paper times an untrained `paper` network (the speed of a trained one, without training it):
+on a GPU, `python benchmarks/pipeline.py --preset paper --device cuda` gives the `paper` audit
+throughput beside that machine's decode-only throughput.
 
 Four timings over the same videos and model, one after another in this process (the last three
 in --rounds rounds, each keeping its best, as timeit does):
@@ -21,12 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from avaudit import pipeline
-from avaudit.checkpoint import load_model
+from avaudit.checkpoint import load_model, save_checkpoint
+from avaudit.config import load_config
+from avaudit.fusion import FusionNet
 from avaudit.data import ClipDataset
 from avaudit.inference import collate, default_workers
 from avaudit.manifests import read_manifest
@@ -53,10 +58,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def untrained(preset: str, classes: list[str], path: Path) -> Path:
+    """A checkpoint of a freshly initialised network of `preset`: its speed is a trained one's."""
+    config = load_config(preset)
+    torch.manual_seed(0)
+    state = FusionNet(config.model, len(classes)).state_dict()
+    save_checkpoint(path, config=config, classes=classes, model_state=state, recipe={}, metrics={})
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", type=Path, default=REPO / "sample_videos")
     parser.add_argument("--model", type=Path, default=pipeline.DEFAULT_MODEL)
+    parser.add_argument("--preset", help="time an untrained network of this preset instead of --model")
     parser.add_argument("--workers", type=int, default=None, help="decoding workers [default: avaudit's]")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
@@ -65,8 +80,11 @@ def main() -> None:
 
     device = pick_device(args.device)
     workers = default_workers() if args.workers is None else args.workers
-    model, _, config, _ = load_model(args.model, device=device)
     table = read_manifest(args.data).table
+    scratch = tempfile.TemporaryDirectory()
+    if args.preset:
+        args.model = untrained(args.preset, sorted(set(table["labels"])), Path(scratch.name) / "untrained.pt")
+    model, _, config, _ = load_model(args.model, device=device)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model)
     n, bs = len(dataset), args.batch_size
@@ -97,8 +115,8 @@ def main() -> None:
 
     def end_to_end():
         with tempfile.TemporaryDirectory() as tmp:
-            result = pipeline.bias(args.data, out=Path(tmp) / "out", cache_dir=Path(tmp) / "cache",
-                                   device=args.device, batch_size=bs, workers=workers)
+            result = pipeline.bias(args.data, model=args.model, out=Path(tmp) / "out",
+                                   cache_dir=Path(tmp) / "cache", device=args.device, batch_size=bs, workers=workers)
             assert result.n_cached == 0 and len(result.skipped) == 0
 
     run(first["frames"], first["audio"], first["onsets"])  # warm-up: allocator, cudnn, numba (above)
@@ -119,6 +137,7 @@ def main() -> None:
           f"({'decode-only + model-only' if shared_cpu else 'max(decode-only, model-only)'})")
     print(f"bound / end-to-end = {bound / seconds['end-to-end']:.2f}")
     print(f"end-to-end / sequential = {seconds['sequential'] / seconds['end-to-end']:.2f}x")
+    scratch.cleanup()
 
 
 if __name__ == "__main__":

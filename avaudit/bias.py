@@ -53,11 +53,11 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
     chosen = assign_videos(true_conf, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
-        layer=chosen, group=[GROUP_OF[name] for name in chosen])
+        layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())
     for i, name in enumerate(LAYERS):
         per_video[f"conf_{name}"] = true_conf[:, i]
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
-    column = np.array([LAYERS.index(c) if c != REDUNDANT else -1 for c in chosen], dtype=int)
+    column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
     categories = category_modality(per_video["label"], chosen, weight, names=ASSIGNMENTS)
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))

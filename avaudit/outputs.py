@@ -73,7 +73,7 @@ def _csv_column(series: pd.Series) -> list[str]:
     if values.dtype.kind in "iub":
         return list(map(str, values.tolist()))
     cells = series.astype(object).where(series.notna(), "").tolist()
-    if not all(type(cell) is str for cell in cells):
+    if not isinstance(series.dtype, pd.StringDtype) and not all(type(cell) is str for cell in cells):
         cells = list(map(str, cells))
     joined = "\0".join(cells)
     if any(c in joined for c in QUOTED):

@@ -12,9 +12,11 @@ from .config import LAYERS
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Per-layer softmax over classes: the confidences DESIGN.md means by default. (N, 5, C)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    logits = np.asarray(logits)
+    out = (logits - logits.max(axis=-1, keepdims=True)).astype(np.result_type(logits, np.float32), copy=False)
+    np.exp(out, out=out)  # in place: a re-audit of 100,000 videos holds 8 million of these
+    out /= out.sum(axis=-1, keepdims=True)
+    return out
 
 
 def vote(confidences: np.ndarray) -> np.ndarray:

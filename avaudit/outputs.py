@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+QUOTED = ',"\n\r'  # characters that make the csv module quote a field (QUOTE_MINIMAL)
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -57,9 +59,6 @@ def _csv_field(text: str) -> str:
     if any(c in text for c in QUOTED):
         return '"' + text.replace('"', '""') + '"'
     return text
-
-
-QUOTED = ',"\n\r'
 
 
 def _csv_column(series: pd.Series) -> list[str]:

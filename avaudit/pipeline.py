@@ -5,11 +5,10 @@ video was seen before with the same model, so re-audits do no decoding.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-
-import os
 
 import numpy as np
 import pandas as pd

@@ -202,3 +202,18 @@ def test_a_clip_listed_under_several_ids_is_decoded_once(planted, tiny_model, tm
     assert result.skipped["reason"].nunique() == 1 and "bad1.mp4" in result.skipped["path"].iat[1]
     again = audit(tmp_path / "list.csv", model=tiny_model, device="cpu", workers=0)
     assert again.n_cached == 3 and again.skipped["video_id"].tolist() == ["bad0", "bad1"]
+
+
+def test_a_cached_reaudit_never_imports_torch(planted, tiny_model, tmp_path, cache):
+    import subprocess
+    import sys
+
+    first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "one")
+    assert first.exit_code == 0, first.output
+    args = ["bias", str(planted), "--model", str(tiny_model), "--out", str(tmp_path / "two"), "--device", "cpu"]
+    code = ("import sys\nfrom avaudit.cli import app\ntry:\n    app(%r)\nexcept SystemExit as end:\n"
+            "    print('exit', end.code, 'torch loaded:', 'torch' in sys.modules)\n" % args)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "36 of 36 videos read from the cache" in second.stdout, second.stdout + second.stderr
+    assert second.stdout.strip().endswith("exit 0 torch loaded: False")
+    assert (tmp_path / "one" / "bias_videos.csv").read_bytes() == (tmp_path / "two" / "bias_videos.csv").read_bytes()

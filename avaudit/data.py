@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from .config import ModelConfig
 from .features import onset_steps
-from .media import Clip, DecodeTimeout, MediaError, NoAudioStream, decode_clip, read_frames
+from .media import Clip, DecodeTimeout, MediaError, decode_clip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
@@ -82,14 +82,8 @@ class ClipDataset(Dataset):
     def decode(self, index: int) -> Clip:
         c = self.config
         path, start, end = str(self.paths[index]), self.starts[index], self.ends[index]
-        window = dict(steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop)
-        try:
-            return decode_clip(path, sample_rate=c.sample_rate, start=start, end=end, **window)
-        except NoAudioStream:
-            if self.no_audio != "silence":
-                raise
-        frames, seconds = read_frames(path, start=np.nan_to_num(start), end=end, **window)
-        return Clip(frames, np.zeros(c.n_samples, np.float32), seconds < c.seconds - 0.5 / c.fps, seconds)
+        return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
+                           sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence")
 
     def __getitem__(self, index: int) -> dict:
         started = time.process_time()

@@ -212,19 +212,25 @@ def check_file(path: str | Path) -> None:
 def decode_clip(
     path: str | Path, *, steps: int, seconds: float, sample_rate: int, resize: tuple[int, int], crop: int,
     start: float | None = None, end: float | None = None, min_seconds: float = MIN_SECONDS,
-    max_seconds: float = MAX_SECONDS,
+    max_seconds: float = MAX_SECONDS, silence: bool = False,
 ) -> Clip:
     """The clip the network sees: T frames and the waveform of [start, start + seconds).
 
     Raises a MediaError subclass whose `reason` is one of REASONS; a clip without sound is
-    NoAudioStream so that the caller decides between skipping and silence. Files shorter than
+    NoAudioStream so that the caller decides between skipping and silence (`silence=True`: zeros,
+    from the frames already decoded). Files shorter than
     `min_seconds` or longer than `max_seconds` are refused before any frame is decoded.
     """
     check_file(path)
     start = 0.0 if start is None or math.isnan(start) else float(start)
     frames, video_seconds = read_frames(path, steps=steps, seconds=seconds, resize=resize, crop=crop,
                                         start=start, end=end, min_seconds=min_seconds, max_seconds=max_seconds)
-    audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)
+    try:
+        audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)
+    except NoAudioStream:
+        if not silence:
+            raise
+        audio, audio_seconds = np.zeros(int(round(seconds * sample_rate)), np.float32), video_seconds
     duration = min(video_seconds, audio_seconds, seconds)
     # Half a step of slack: container end times are rounded and AAC adds priming samples.
     padded = duration < seconds - 0.5 * seconds / steps

@@ -48,3 +48,9 @@ def test_sizes_that_decord_cannot_resize_to_fall_back_to_our_resize(clip10):
     assert clip.frames.shape == (100, 48, 48, 3)
     red = clip.frames[:, 24, 24, 0].astype(int)
     assert np.abs(red - np.floor(np.arange(100) * 2.5)).max() <= 2
+
+
+def test_silence_stands_in_for_a_missing_sound_track_when_asked(tmp_path):
+    clip = decode_clip(write_clip(tmp_path / "silent.mp4", seconds=10.0, audio=False), **ARGS, silence=True)
+    assert not clip.audio.any() and clip.audio.dtype == np.float32 and clip.audio.shape == (160000,)
+    assert clip.frames.shape[0] == ARGS["steps"] and clip.frames.any() and not clip.padded

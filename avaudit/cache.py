@@ -11,7 +11,6 @@ import hashlib
 import itertools
 import os
 import stat
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .outputs import atomic_write_text
+from .outputs import atomic_write, atomic_write_text
 
 N_LAYERS = 5
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
@@ -168,17 +167,7 @@ class LogitCache:
             return
         # Zero-padded time sorts chunks oldest first; pid and counter keep ranks' names apart.
         name = f"chunk-{time.time_ns():020d}-{os.getpid()}-{next(_counter)}.npz"
-        fd, temp = tempfile.mkstemp(prefix=".chunk-", suffix=".tmp", dir=self.dir)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, keys=keys, logits=logits)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, 0o644)
-            os.replace(temp, self.dir / name)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.dir / name, lambda handle: np.savez(handle, keys=keys, logits=logits), durable=True)
         self._seen.add(name)
         self._append(keys, logits)
 

@@ -5,8 +5,6 @@ paths (the CLI, cached re-audits) that must not pay for importing torch.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,19 +35,9 @@ def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename: a kill leaves the old file whole."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .outputs import atomic_write
+
+    atomic_write(path, lambda handle: torch.save(obj, handle), durable=True)
 
 
 def save_checkpoint(path: Path, *, config: Config, classes: list[str], model_state: dict, recipe: dict,

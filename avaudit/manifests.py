@@ -12,7 +12,6 @@ import functools
 import io
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from .outputs import atomic_write_text, csv_text
 
 FORMATS = ("folder", "flat", "kinetics", "vggsound", "ave", "llp", "generic")
 MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")  # earlier ones win a tie
@@ -366,34 +367,19 @@ def write_subset(
     sel = table[table["row"].isin(rows)].sort_values("row")
     kept = sel["row"].tolist()
     if manifest.format in ("folder", "flat"):
-        from .outputs import csv_text
-
         subset = pd.DataFrame({"path": sel["path"].str.replace(os.sep, "/", regex=False).to_numpy(),
                                "label": [labels.get(r, lab) for r, lab in zip(kept, sel["labels"].tolist())]})
-        _atomic_write(out, csv_text(subset))
+        atomic_write_text(out, csv_text(subset))
         return
     lines = sel["raw"].tolist()
     if labels:  # generic: re-serialize only the relabelled rows
         at = [c.strip() for c in _csv_fields(manifest.header)].index("label")
         lines = [_replace_field(raw, at, labels[r]) if r in labels else raw for r, raw in zip(kept, lines)]
     lines = ([manifest.header] if manifest.header is not None else []) + lines
-    _atomic_write(out, "".join(line + manifest.newline for line in lines))
+    atomic_write_text(out, "".join(line + manifest.newline for line in lines))
 
 
 def _replace_field(line: str, at: int, value: str) -> str:
     fields = _csv_fields(line)
     fields[at] = value
     return _csv_line(fields)
-
-
-def _atomic_write(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise

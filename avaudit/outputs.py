@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 import pandas as pd
@@ -18,12 +19,24 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = False) -> None:
+    """write(handle) into a temporary file beside `path` (.NAME.*.tmp), then rename it over `path`.
+
+    A kill at any moment leaves the old file or the new one, whole. `durable` also fsyncs before
+    the rename, for files a later run builds on (checkpoints, cache chunks).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are meant to be read
         os.replace(tmp, path)
     except BaseException:

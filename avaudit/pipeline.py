@@ -202,18 +202,13 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
     pred_probs is the mean of the five layers' distributions; a row's label is its first annotated
     label (-1 where unlabelled or unknown to the model). Per-layer probabilities ride along.
     """
-    import os
-    import tempfile
+    from .outputs import atomic_write
 
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index.get(text.split(";")[0], -1) for text in rows["labels"]], dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez(tmp, labels=labels, pred_probs=probs.mean(axis=1), layer_probs=probs,
-             classes=np.asarray(classes), video_ids=rows["video_id"].to_numpy().astype(str))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.savez(
+        handle, labels=labels, pred_probs=probs.mean(axis=1), layer_probs=probs, classes=np.asarray(classes),
+        video_ids=rows["video_id"].to_numpy().astype(str)))
 
 
 def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,

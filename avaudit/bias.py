@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import LAYERS
+from .config import AV_LAYERS, LAYERS
 from .decisions import LAYER_GROUP, category_modality, true_label_confidence
 
-AV_LAYERS = ("continuous", "instant", "onset")
 RULES = ("paper", "sufficiency")
 REDUNDANT = "redundant"
 ASSIGNMENTS = (*LAYERS, REDUNDANT)  # what a video or category can be assigned to

@@ -8,18 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from .config import LAYERS
-from .decisions import softmax
+from .decisions import check_layer_arrays, softmax
 
 T_MIN, T_MAX = 0.05, 20.0  # temperatures outside this range mean the fit is degenerate, not informative
 _STEPS = 45  # golden-section steps: the log T interval (width 6) shrinks to ~1e-9
 
 
 def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    logits, labels = np.asarray(logits, float), np.asarray(labels)
-    if logits.ndim != 3 or logits.shape[1] != len(LAYERS):
-        raise ValueError(f"logits must be (N, {len(LAYERS)}, C), got {logits.shape}")
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(f"labels must be ({len(logits)},), got {labels.shape}")
+    logits, labels = check_layer_arrays(np.asarray(logits, float), labels)
     return logits, labels.astype(int)
 
 

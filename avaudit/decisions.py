@@ -10,6 +10,16 @@ import pandas as pd
 from .config import LAYERS
 
 
+def check_layer_arrays(logits, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, 5, C), labels (N,)) as arrays, or a ValueError saying which shape is wrong."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    if logits.ndim != 3 or logits.shape[1] != len(LAYERS):
+        raise ValueError(f"logits must be (N, {len(LAYERS)}, C), got {logits.shape}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must be ({len(logits)},), got {labels.shape}")
+    return logits, labels
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Per-layer softmax over classes: the confidences DESIGN.md means by default. (N, 5, C)."""
     logits = np.asarray(logits)

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import LAYERS
-
-AV_LAYERS = ("continuous", "instant", "onset")
+from .config import AV_LAYERS, LAYERS
+from .decisions import check_layer_arrays
 
 
 def layer_statistics(logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -20,12 +19,7 @@ def layer_statistics(logits: np.ndarray, labels: np.ndarray) -> dict:
     instant_or_onset_not_continuous, the videos instant or onset gets right and continuous does not
     (what the event-specific pools add over plain averaging).
     """
-    logits = np.asarray(logits)
-    labels = np.asarray(labels)
-    if logits.ndim != 3 or logits.shape[1] != len(LAYERS):
-        raise ValueError(f"logits must be (N, {len(LAYERS)}, C), got {logits.shape}")
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(f"labels must be ({len(logits)},), got {labels.shape}")
+    logits, labels = check_layer_arrays(logits, labels)
     correct = logits.argmax(axis=-1) == labels[:, None]  # (N, 5)
     hit = {name: correct[:, i] for i, name in enumerate(LAYERS)}
     unique = {}

@@ -54,13 +54,19 @@ def save_checkpoint(path: Path, *, config: Config, classes: list[str], model_sta
     }, path)
 
 
+def require_file(path: str | Path) -> Path:
+    """`path` as a Path, or a CheckpointError saying there is no checkpoint there."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint (train one with `avaudit train DATA --out {path}`)")
+    return path
+
+
 def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
     """Load and check a checkpoint; refuse pickled code, truncated files and other presets."""
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint (train one with `avaudit train DATA --out {path}`)")
+    path = require_file(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "unusable file"

@@ -27,12 +27,9 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     the same file read them back. Always the JSON round trip, so the first run and later ones
     write the same run.yaml.
     """
-    from .checkpoint import CheckpointError
+    from .checkpoint import require_file
 
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise CheckpointError(f"{model_path}: no such checkpoint (train one with "
-                              f"`avaudit train DATA --out {model_path}`)")
+    model_path = require_file(model_path)
     saved = Path(cache_dir or default_cache_dir()) / model_fingerprint(model_path) / "checkpoint.json"
     try:
         return json.loads(saved.read_text())

@@ -21,8 +21,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from avaudit_process import run_avaudit
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "default.pt"
@@ -70,20 +71,6 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
         cache.add(keys[start : start + CHUNK], logits[start : start + CHUNK])
 
 
-def run_cli(args: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MiB, output) of one `avaudit` process."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "avaudit", *args], cwd=cwd, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"avaudit {' '.join(args)} exited {process.returncode}:\n{output}")
-    return wall, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=100_000)
@@ -108,7 +95,7 @@ def main() -> None:
         print(f"{args.videos} videos, all in the cache ({CHUNK} per chunk), model {args.model.name}, "
               f"one CLI process per command")
         for name, command in commands.items():
-            wall, rss, output = run_cli(command, tmp, env)
+            wall, rss, output = run_avaudit(command, tmp, env)
             expected = f"{args.videos} of {args.videos} videos read from the cache"
             if not name.startswith("retarget") and expected not in output:
                 raise SystemExit(f"{name} did not read every video from the cache:\n{output}")

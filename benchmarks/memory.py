@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from avaudit_process import run_avaudit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,19 +32,6 @@ def write_manifest(folder: Path, clips: list[Path], rows: int) -> Path:
     return manifest
 
 
-def peak_rss(args: list[str], cwd: Path, env: dict) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of one `avaudit` process; this process stays small
-    (stdlib only), since Linux counts the RSS at fork in a child's peak."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "avaudit", *args], cwd=cwd, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"avaudit {' '.join(args)} failed:\n{output}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs=2, default=[1_000, 20_000])
@@ -59,8 +45,9 @@ def main() -> None:
         for rows in args.rows:
             manifest = write_manifest(tmp / f"rows{rows}", clips, rows)
             env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp / f"cache{rows}")}  # empty: decode anew
-            results[rows] = peak_rss(["bias", str(manifest), "--device", "cpu", "--out", str(tmp / f"out{rows}")],
-                                     tmp, env)
+            wall, rss, _ = run_avaudit(["bias", str(manifest), "--device", "cpu", "--out", str(tmp / f"out{rows}")],
+                                       tmp, env)
+            results[rows] = rss, wall
     print(f"`avaudit bias` over a CSV of the same {len(clips)} clips under new ids, empty cache each")
     for rows, (rss, wall) in results.items():
         print(f"{rows:7,d} rows  peak RSS {rss:7.1f} MiB  ({wall:5.1f} s)")

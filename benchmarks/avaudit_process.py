@@ -1,0 +1,25 @@
+"""Run one `avaudit` CLI process and measure it: shared by the benchmarks that time whole commands.
+
+Standard library only: Linux counts the RSS a process had when it forked into its children's
+peak, so the measuring process must stay small.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_avaudit(args: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MiB, output) of `python -m avaudit ARGS`; exits if it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "avaudit", *args], cwd=cwd, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"avaudit {' '.join(args)} exited {os.waitstatus_to_exitcode(status)}:\n{output}")
+    return wall, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux

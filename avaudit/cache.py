@@ -7,6 +7,7 @@ several processes (torchrun ranks) can add to one directory without locking.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -36,7 +37,17 @@ def default_cache_dir() -> Path:
 
 
 def model_fingerprint(path: Path) -> str:
-    """First 16 hex chars of the checkpoint's sha256: any retraining gives a fresh cache."""
+    """First 16 hex chars of the checkpoint's sha256: any retraining gives a fresh cache.
+
+    An audit asks more than once (its checkpoint fields, then its cache, per torchrun shard
+    too); the file is hashed once while its identity is unchanged.
+    """
+    info = os.stat(path)
+    return _sha256_prefix(os.path.realpath(path), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 

@@ -1,4 +1,4 @@
 """`python -m avaudit` and `torchrun -m avaudit ...`."""
-from .cli import main
+from avaudit.cli import main
 
 main()

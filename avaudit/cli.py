@@ -12,10 +12,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
-LAYERS = ("continuous", "instant", "onset", "visual", "audio")  # avaudit.config.LAYERS, without torch
 
 
 class Device(str, Enum):
@@ -33,7 +34,7 @@ def console():
 
 
 def fail(message: str) -> None:
-    from .progress import console as err_console
+    from avaudit.display import console as err_console
 
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -44,9 +45,9 @@ def guarded(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .checkpoint import CheckpointError
-        from .manifests import ManifestError
-        from .pipeline import NotRankZero
+        from avaudit.model.checkpoint import CheckpointError
+        from avaudit.media.manifests import ManifestError
+        from avaudit.commands import NotRankZero
 
         try:
             return command(*args, **kwargs)
@@ -97,11 +98,12 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
-    from .config import load_config
-    from .manifests import read_manifest
-    from .outputs import write_csv
-    from .progress import TrainProgress
-    from .train import init_distributed, train as run_training
+    from avaudit.config import load_config
+    from avaudit.media.manifests import read_manifest
+    from avaudit.outputs import write_csv
+    from avaudit.display import TrainProgress
+    from avaudit.device import init_distributed
+    from avaudit.train import train as run_training
 
     overrides = {}
     if epochs is not None:
@@ -144,21 +146,6 @@ def show_train_result(result: dict, out: Path) -> None:
     console().print(f"model written to {out}")
 
 
-class Rule(str, Enum):
-    paper = "paper"
-    sufficiency = "sufficiency"
-
-
-class Confidence(str, Enum):
-    raw = "raw"
-    calibrated = "calibrated"
-
-
-class NoAudio(str, Enum):
-    skip = "skip"
-    silence = "silence"
-
-
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
                                                    "with silence.")]
 
@@ -176,8 +163,8 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
 
 
 def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio) -> dict:
-    """The options every audit command passes through to avaudit.pipeline.audit."""
-    from .pipeline import DEFAULT_CONFIDENCE
+    """The options every audit command passes through to avaudit.commands.audit."""
+    from avaudit.commands import DEFAULT_CONFIDENCE
 
     return dict(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
                 cache_dir=cache_dir, confidence=confidence.value if confidence else DEFAULT_CONFIDENCE,
@@ -185,7 +172,7 @@ def audit_options(model, root, device, batch_size, workers, cache_dir, confidenc
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
-    from .progress import AuditProgress
+    from avaudit.display import AuditProgress
 
     with AuditProgress(name) as progress:
         return function(*args, on_event=progress, **kwargs)
@@ -208,12 +195,12 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
-    from . import pipeline
+    from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("bias", pipeline.bias, data, out=out_dir(out, "bias"),
-                            rule=(rule or Rule(pipeline.DEFAULT_RULE)).value,
-                            fraction=sufficiency if sufficiency is not None else pipeline.SUFFICIENCY_FRACTION,
+    run = run_with_progress("bias", commands.bias, data, out=out_dir(out, "bias"),
+                            rule=(rule or Rule(commands.DEFAULT_RULE)).value,
+                            fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
                             **options)
     show_bias(run)
     cache_line(run)
@@ -255,10 +242,10 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
             no_audio: NoAudioOpt = NoAudio.skip):
     """Each video's vote (equation 6), multi-label set (equation 7) and per-layer confidence."""
-    from . import pipeline
+    from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("predict", pipeline.predict, data, out=out_dir(out, "predict"),
+    run = run_with_progress("predict", commands.predict, data, out=out_dir(out, "predict"),
                             export_probs=export_probs, **options)
     table = run.tables["predictions.csv"]
     console().print(f"{len(table)} videos predicted; mean labels per video (eq. 7): "
@@ -277,11 +264,11 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
-    from . import pipeline
+    from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("missing-labels", pipeline.missing_labels, data, out=out_dir(out, "missing-labels"),
-                            min_confidence=pipeline.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
+    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out_dir(out, "missing-labels"),
+                            min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence, **options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
@@ -310,15 +297,15 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
              no_audio: NoAudioOpt = NoAudio.skip):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
-    from . import pipeline
+    from avaudit import commands
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
     options = {}
     if data is not None:
         options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-        options["rule"] = (rule or Rule(pipeline.DEFAULT_RULE)).value
-    summary = pipeline.retarget(data, keep=keep, by=by.value, out=out, compare=compare, **options)
+        options["rule"] = (rule or Rule(commands.DEFAULT_RULE)).value
+    summary = commands.retarget(data, keep=keep, by=by.value, out=out, compare=compare, **options)
     console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "
                     f"{len(summary['categories'])} categories -> {summary['out']} ({summary['format']})")
     if "compare" in summary:
@@ -333,9 +320,9 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
              out: OutOpt = None,
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
-    from .localize import localize as run_localize
-    from .media import MediaError
-    from .pipeline import DEFAULT_MODEL
+    from avaudit.localize import localize as run_localize
+    from avaudit.media.decode import MediaError
+    from avaudit.commands import DEFAULT_MODEL
 
     target = out_dir(out, "localize")
     try:
@@ -351,7 +338,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
 @guarded
 def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.")]):
     """One self-contained report.html from the bias, missing-labels, retarget and predict outputs."""
-    from .report import build_report
+    from avaudit.report import build_report
 
     console().print(f"report written to {build_report(folder)}")
 
@@ -365,7 +352,7 @@ def make_samples(
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
-    from .samples import make_samples as write_samples
+    from avaudit.planted import make_samples as write_samples
 
     result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
     console().print(f"planted set written to {out}: {result}")

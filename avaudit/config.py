@@ -8,8 +8,6 @@ from pathlib import Path
 import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
-LAYERS = ("continuous", "instant", "onset", "visual", "audio")
-AV_LAYERS = LAYERS[:3]  # the audio-visual event layers
 
 
 @dataclass

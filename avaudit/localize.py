@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import LAYERS
+from avaudit.vocab import LAYERS
 
 
 def heat_peaks(alpha: np.ndarray) -> tuple[float, np.ndarray]:
@@ -39,36 +39,36 @@ def per_second_confidence(model, z_v, z_a, onsets, label: int, *, steps_per_seco
 def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> dict:
     """Write localize.png, localize.mp4 (heat over the frames, with the clip's sound), localize.json
     and, with `timeline`, timeline.png. Returns the JSON's content."""
-    from .checkpoint import load_model
-    from .data import ClipDataset
-    from .decisions import softmax, vote
-    from .fusion import localization_map
-    from .media import MediaError
-    from .outputs import write_json
-    from .plots import heat_grid, overlay, timeline as timeline_plot, write_png
-    from .samples import write_clip
+    from avaudit.model.checkpoint import load_model
+    from avaudit.media.dataset import ClipDataset
+    from avaudit.audits.decisions import softmax, vote
+    from avaudit.model.fusion import localization_map
+    from avaudit.media.decode import MediaError
+    from avaudit.outputs import write_json
+    from avaudit.plots import heat_grid, overlay, timeline as timeline_plot, write_png
+    from avaudit.media.encode import write_clip
 
     net, classes, config, _ = load_model(model)
     m = config.model
     item = ClipDataset([str(video)], config=m)[0]
-    if item["reason"]:
-        raise MediaError(f"{item['detail']} ({item['reason']})")
-    z_v, z_a, v_maps = net.features(item["frames"][None], item["audio"][None])
-    onsets = item["onsets"][None]
+    if item.reason:
+        raise MediaError(f"{item.detail} ({item.reason})")
+    z_v, z_a, v_maps = net.features(item.frames[None], item.audio[None])
+    onsets = item.onsets[None]
     logits = net.heads_forward(z_v, z_a, onsets).numpy()
     label = int(vote(softmax(logits))[0])
     alpha = localization_map(v_maps, z_a)[0].numpy()  # (T, h, w)
     peak_step, peaks = heat_peaks(alpha)
     where = to_source_fraction(peaks, map_size=alpha.shape[1:], resize=m.resize, crop=m.crop)
     steps_per_second = int(round(m.fps))
-    frames = item["frames"].numpy()
+    frames = item.frames.numpy()
     scale = max(1, 160 // m.crop)  # small frames are enlarged for people to see
     big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
     title = f"{Path(video).name}: alpha_t = V_t . z^A_t, predicted {classes[label]}"
     write_png(heat_grid(big, alpha, steps_per_second=steps_per_second, title=title), out / "localize.png")
     out.mkdir(parents=True, exist_ok=True)
     partial = out / ".localize.mp4.tmp.mp4"  # written whole, then renamed
-    write_clip(partial, frames=overlay(big, alpha), audio=item["audio"].numpy(), fps=steps_per_second,
+    write_clip(partial, frames=overlay(big, alpha), audio=item.audio.numpy(), fps=steps_per_second,
                sample_rate=m.sample_rate)
     partial.replace(out / "localize.mp4")
     result = {"video": str(video), "predicted": classes[label], "peak_time": peak_step / m.fps,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-LAYER_COLORS = {"continuous": "#1f77b4", "instant": "#ff7f0e", "onset": "#2ca02c", "visual": "#9467bd",
-                "audio": "#d62728", "redundant": "#7f7f7f"}
+from avaudit.vocab import ASSIGNMENTS
+
+LAYER_COLORS = dict(zip(ASSIGNMENTS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#7f7f7f")))
 
 
 def _pyplot():
@@ -91,6 +92,6 @@ def frame_strip(frames: np.ndarray) -> bytes:
 
 
 def write_png(data: bytes, path: Path) -> None:
-    from .outputs import atomic_write_bytes
+    from avaudit.outputs import atomic_write_bytes
 
     atomic_write_bytes(path, data)

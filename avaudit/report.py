@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from avaudit.vocab import ASSIGNMENTS
+
 SECTIONS = ("settings", "table3", "categories", "table4", "missing", "retarget", "predictions", "skipped")
 
 SCRIPT = """
@@ -56,7 +58,7 @@ def thumbnails(path: str, n: int = 5) -> bytes | None:
     """A strip of n frames of a clip, or None when it cannot be decoded any more."""
     import decord
 
-    from .plots import frame_strip
+    from avaudit.plots import frame_strip
 
     try:
         reader = decord.VideoReader(path, width=64, height=64)
@@ -72,8 +74,8 @@ def section(name: str, title: str, body: str) -> str:
 
 def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     """Write folder/report.html from the bias, missing-labels, retarget and predict outputs found."""
-    from .outputs import atomic_write_text
-    from .plots import layer_bars
+    from avaudit.outputs import atomic_write_text
+    from avaudit.plots import layer_bars
 
     folder = Path(folder)
     parts = []
@@ -89,8 +91,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     summary_path = find(folder, "bias_summary.json")
     if summary_path:
         summary = json.loads(summary_path.read_text())
-        order = ("continuous", "instant", "onset", "visual", "audio", "redundant")
-        counts = {n: summary["categories_per_layer"][n] for n in order if n in summary["categories_per_layer"]}
+        counts = {n: summary["categories_per_layer"][n] for n in ASSIGNMENTS if n in summary["categories_per_layer"]}
         parts.append(section("table3", "Categories per layer (Table 3)", image(
             layer_bars(counts, title=f"rule {summary['rule']}, {summary['confidence']} confidence"), "Table 3")
             + table_html(pd.DataFrame([counts]), sortable=False)))

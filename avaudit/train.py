@@ -20,12 +20,14 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .calibration import calibrated_softmax, fit_temperatures, layer_ece
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import LAYERS, Config
-from .data import ClipDataset, first_item, worker_context
-from .decisions import softmax, vote
-from .fusion import FusionNet, fusion_loss
+from avaudit.audits.calibration import calibrated_softmax, fit_temperatures, layer_ece
+from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
+from avaudit.config import Config
+from avaudit.media.dataset import ClipDataset, first_item
+from avaudit.device import autocast, init_distributed, pick_device, worker_context
+from avaudit.audits.decisions import softmax, vote
+from avaudit.model.fusion import FusionNet, fusion_loss
 
 VAL_SPLITS = ("val", "valid", "validate", "validation")
 
@@ -98,14 +100,14 @@ def decode_inputs(table: pd.DataFrame, config: Config, *, workers: int,
                         multiprocessing_context=worker_context() if workers else None)
     on_event("decode_start", {"total": len(table)})
     for item in loader:
-        i = item["index"]
-        if item["reason"]:
+        i = item.index
+        if item.reason:
             ok[i] = False
             skipped.append({"video_id": table["video_id"].iat[i], "path": table["path"].iat[i],
-                            "reason": item["reason"], "detail": item["detail"]})
-        frames[i], audio[i], onsets[i] = item["frames"], item["audio"], item["onsets"]
+                            "reason": item.reason, "detail": item.detail})
+        frames[i], audio[i], onsets[i] = item.frames, item.audio, item.onsets
         on_event("decode", {"index": i})
-    return Inputs(frames, audio, onsets), ok, pd.DataFrame(skipped, columns=["video_id", "path", "reason", "detail"])
+    return Inputs(frames, audio, onsets), ok, pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS))
 
 
 @torch.no_grad()
@@ -138,32 +140,6 @@ def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[st
     return pd.DataFrame(rows)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on GPU; full precision on CPU, where bf16 convs are slower."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    if name == "cuda" and dist.is_initialized():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(name)
-
-
-def init_distributed(device_name: str) -> tuple[int, int]:
-    """(rank, world size); joins the torchrun group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        use_nccl = device_name != "cpu" and torch.cuda.is_available()
-        if use_nccl:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if use_nccl else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-
 def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path | None = None,
           device: str = "auto", resume: bool = False,
           on_event: Callable[[str, dict], None] | None = None) -> dict:
@@ -189,7 +165,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
     torch.manual_seed(t.seed)
     model = FusionNet(config.model, len(classes))
     if video_weights is not None:
-        from .backbones import load_video_weights
+        from avaudit.model.backbones import load_video_weights
 
         load_video_weights(model.video_net, video_weights)
     state = {"stage": 0, "epoch": 0, "optimizer": None, "scheduler": None, "done": False}

@@ -52,9 +52,9 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     video (its own category ahead in most layers, noise elsewhere) and the checkpoint's fields."""
     import numpy as np
 
-    from avaudit.cache import LogitCache, clip_keys, model_fingerprint
-    from avaudit.logits import checkpoint_info
-    from avaudit.manifests import read_manifest
+    from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
+    from avaudit.inference.logits import checkpoint_info
+    from avaudit.media.manifests import read_manifest
 
     cache_dir = root / "cache"
     classes = checkpoint_info(model, cache_dir)["classes"]

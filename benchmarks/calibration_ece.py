@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from avaudit.calibration import layer_ece
+from avaudit.audits.calibration import layer_ece
 
 
 def main() -> None:

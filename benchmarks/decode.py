@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from avaudit.config import load_config
-from avaudit.media import frame_times, read_frames
+from avaudit.media.decode import frame_times, read_frames
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import time
 import torch
 
 from avaudit.config import load_config
-from avaudit.fusion import FusionNet
+from avaudit.model.fusion import FusionNet
 
 
 def seconds_per_clip(preset: str, repeats: int) -> tuple[float, int]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from avaudit.config import load_config
-from avaudit.fusion import FusionNet
-from avaudit.manifests import read_manifest
+from avaudit.model.fusion import FusionNet
+from avaudit.media.manifests import read_manifest
 from avaudit.train import train
 
 

@@ -28,14 +28,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from avaudit import pipeline
-from avaudit.checkpoint import load_model, save_checkpoint
+from avaudit import commands as pipeline
+from avaudit.model.checkpoint import load_model, save_checkpoint
 from avaudit.config import load_config
-from avaudit.fusion import FusionNet
-from avaudit.data import ClipDataset
-from avaudit.inference import collate, default_workers
-from avaudit.manifests import read_manifest
-from avaudit.train import autocast, pick_device
+from avaudit.model.fusion import FusionNet
+from avaudit.media.dataset import ClipDataset
+from avaudit.inference.run import collate
+from avaudit.device import default_workers
+from avaudit.media.manifests import read_manifest
+from avaudit.device import autocast, pick_device
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,8 +99,8 @@ def main() -> None:
     def sequential():
         for i in range(n):
             item = dataset[i]
-            assert not item["reason"], item["detail"]
-            run(item["frames"][None], item["audio"][None], item["onsets"][None])
+            assert not item.reason, item.detail
+            run(item.frames[None], item.audio[None], item.onsets[None])
 
     def decode_only():
         loader = DataLoader(dataset, batch_size=bs, num_workers=workers, collate_fn=collate,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.localize import localize
-from avaudit.pipeline import DEFAULT_MODEL
+from avaudit.commands import DEFAULT_MODEL
 
 
 def main() -> None:

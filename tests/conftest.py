@@ -69,7 +69,7 @@ def clip10(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def planted(tmp_path_factory) -> Path:
     """A tiny planted set: 16 categories x 2 clips + 4 two-event clips, 32 x 32 frames."""
-    from avaudit.samples import make_samples
+    from avaudit.planted import make_samples
 
     out = tmp_path_factory.mktemp("planted") / "set"
     make_samples(out, seed=5, clips_per_category=2, two_event_per_category=1, size=32)
@@ -94,7 +94,7 @@ def tiny_preset(tmp_path_factory) -> Path:
 def tiny_model(planted, tiny_preset, tmp_path_factory) -> Path:
     """A tiny model trained one epoch per stage on the planted set."""
     from avaudit.config import load_config
-    from avaudit.manifests import read_manifest
+    from avaudit.media.manifests import read_manifest
     from avaudit.train import train
 
     out = tmp_path_factory.mktemp("model") / "tiny.pt"

@@ -138,7 +138,7 @@ def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path,
 
 
 def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny_model, cache):
-    from avaudit.pipeline import audit
+    from avaudit.commands import audit
 
     class Stop(Exception):
         pass
@@ -182,7 +182,7 @@ def test_a_two_process_torchrun_audit_writes_the_single_process_files(planted, t
 
 
 def test_a_clip_listed_under_several_ids_is_decoded_once(planted, tiny_model, tmp_path, cache):
-    from avaudit.pipeline import audit
+    from avaudit.commands import audit
 
     clip = sorted(planted.glob("*/*.mp4"))[0]
     (tmp_path / "broken.mp4").write_bytes(b"not a video")

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torchvision.models.video import mc3_18
 
-from avaudit.backbones import AudioNet, VideoNet, load_video_weights
+from avaudit.model.backbones import AudioNet, VideoNet, load_video_weights
 from avaudit.config import load_config
 
 # Table 6(a): (row, output segments x height x width); channels from the "# filters" column.

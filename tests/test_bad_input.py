@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avaudit.cli import app
-from avaudit.media import REASONS
+from avaudit.media.decode import REASONS
 from badmedia import write_bad_corpus, write_bad_manifest
 
 runner = CliRunner()
@@ -72,15 +72,15 @@ def test_no_audio_silence_audits_the_silent_clip(corpus, relabelled_model, tmp_p
 
 
 def test_a_decode_over_its_time_limit_is_skipped_not_fatal(clip10, tiny_config):
-    from avaudit.data import ClipDataset
+    from avaudit.media.dataset import ClipDataset
 
     item = ClipDataset([str(clip10)], config=tiny_config.model, time_limit=0.001)[0]
-    assert item["reason"] == "decode timeout" and "took over" in item["detail"]
-    assert ClipDataset([str(clip10)], config=tiny_config.model)[0]["reason"] == ""
+    assert item.reason == "decode timeout" and "took over" in item.detail
+    assert ClipDataset([str(clip10)], config=tiny_config.model)[0].reason == ""
 
 
 def test_files_over_the_length_limit_are_refused_before_decoding(clip10):
-    from avaudit.media import TooLong, decode_clip
+    from avaudit.media.decode import TooLong, decode_clip
 
     with pytest.raises(TooLong, match="over the 5 s limit"):
         decode_clip(clip10, steps=100, seconds=10.0, sample_rate=16000, resize=(32, 32), crop=32, max_seconds=5)

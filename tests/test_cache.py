@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avaudit.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+from avaudit.inference.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
 
 C = 7
 

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from avaudit.calibration import (T_MAX, T_MIN, calibrated_softmax, expected_calibration_error, fit_temperatures,
-                                 layer_ece)
-from avaudit.config import LAYERS
-from avaudit.decisions import softmax
+from avaudit.audits.calibration import T_MAX, T_MIN, calibrated_softmax, expected_calibration_error, fit_temperatures, layer_ece
+from avaudit.vocab import LAYERS
+from avaudit.audits.decisions import softmax
 
 
 def sample(n=6000, n_classes=6, temperature=1.0, seed=0):

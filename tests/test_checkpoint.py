@@ -3,7 +3,7 @@ import collections
 import pytest
 import torch
 
-from avaudit.checkpoint import CheckpointError, load_checkpoint, load_model
+from avaudit.model.checkpoint import CheckpointError, load_checkpoint, load_model
 
 
 class Payload:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from avaudit.decisions import category_modality, multilabel, softmax, true_label_confidence, video_modality, vote
+from avaudit.audits.decisions import category_modality, multilabel, softmax, true_label_confidence, video_modality, vote
 
 
 def one_hot_confidences(predictions, confidence, n_classes=4):

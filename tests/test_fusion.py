@@ -2,10 +2,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avaudit.config import LAYERS, load_config
-from avaudit.fusion import (FusionNet, audio_pool, continuous_pool, fusion_loss, instant_pool,
-                            localization_map, onset_pool, visual_pool)
-from avaudit.media import decode_clip
+from avaudit.vocab import LAYERS
+
+from avaudit.config import load_config
+from avaudit.model.fusion import FusionNet, audio_pool, continuous_pool, fusion_loss, instant_pool, localization_map, onset_pool, visual_pool
+from avaudit.media.decode import decode_clip
 from conftest import TINY_MODEL
 
 

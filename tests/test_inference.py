@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from avaudit.inference import CoreShare, default_workers
+from avaudit.device import CoreShare, default_workers
 
 
 @pytest.fixture

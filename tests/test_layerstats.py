@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from avaudit.layerstats import layer_statistics
+from avaudit.audits.layerstats import layer_statistics
 
 
 def logits_for(predictions, n_classes=3):

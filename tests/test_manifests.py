@@ -4,7 +4,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from avaudit.manifests import COLUMNS, SKIPPED_COLUMNS, ManifestError, read_manifest, write_subset
+from avaudit.media.manifests import COLUMNS, ManifestError, read_manifest, write_subset
+
+from avaudit.vocab import SKIPPED_COLUMNS
 
 
 def touch(root: Path, *names: str) -> None:

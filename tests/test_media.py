@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from avaudit.media import MissingFile, NoAudioStream, decode_clip
+from avaudit.media.decode import MissingFile, NoAudioStream, decode_clip
 from conftest import write_clip
 
 ARGS = dict(steps=100, seconds=10.0, sample_rate=16000, resize=(48, 64), crop=48)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from avaudit.cli import app
 from avaudit.localize import localize
-from avaudit.pipeline import DEFAULT_MODEL
+from avaudit.commands import DEFAULT_MODEL
 from avaudit.report import SECTIONS
 
 runner = CliRunner()

@@ -1,7 +1,9 @@
 import pandas as pd
 import pytest
 
-from avaudit.retarget import GROUPS, KINETICS_SOUNDS, compare, select
+from avaudit.vocab import GROUPS
+
+from avaudit.audits.retarget import KINETICS_SOUNDS, compare, select
 
 
 def tables():

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from avaudit.checkpoint import load_checkpoint
+from avaudit.model.checkpoint import load_checkpoint
 from avaudit.config import load_config
-from avaudit.manifests import read_manifest
+from avaudit.media.manifests import read_manifest
 from avaudit.train import STAGES, split_train_val, train
 
 
@@ -68,7 +68,7 @@ def test_training_writes_a_safe_checkpoint_and_resume_matches_an_uninterrupted_r
 
 
 def test_resume_refuses_a_checkpoint_of_another_preset(planted, tiny_preset, tmp_path):
-    from avaudit.checkpoint import CheckpointError
+    from avaudit.model.checkpoint import CheckpointError
 
     config = load_config(tiny_preset, {"train.epochs": [1, 0, 0]})
     table = read_manifest(planted).table

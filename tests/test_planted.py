@@ -8,8 +8,8 @@ import decord
 import numpy as np
 import pytest
 
-from avaudit import samples
-from avaudit.samples import SOUNDS, make_samples
+from avaudit import planted as samples
+from avaudit.planted import SOUNDS, make_samples
 
 SR, FPS = 16000, 10
 

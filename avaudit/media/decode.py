@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from avaudit.vocab import Skip
+
 # decord silently repeats frames it could not decode unless told otherwise; more than this
 # share of recovered frames makes the file a decode error instead of an audit of garbage.
 FAULT_TOLERANCE = 0.05
@@ -19,46 +21,46 @@ FAULT_TOLERANCE = 0.05
 class MediaError(Exception):
     """A clip that cannot be audited; `reason` is one of a fixed list, `str()` the detail."""
 
-    reason = "decode error"
+    reason = Skip.decode_error
 
 
 class MissingFile(MediaError):
-    reason = "missing file"
+    reason = Skip.missing_file
 
 
 class NoVideoStream(MediaError):
-    reason = "no video stream"
+    reason = Skip.no_video_stream
 
 
 class NoAudioStream(MediaError):
-    reason = "no audio stream"
+    reason = Skip.no_audio_stream
 
 
 class DecodeError(MediaError):
-    reason = "decode error"
+    reason = Skip.decode_error
 
 
 class UnreadableFile(MediaError):
     """The file system refuses it: no permission, a symlink loop, an I/O error."""
-    reason = "unreadable file"
+    reason = Skip.unreadable_file
 
 
 class UnreadableContainer(MediaError):
     """The bytes are no media container decord can open: empty, truncated, not a video at all."""
-    reason = "unreadable container"
+    reason = Skip.unreadable_container
 
 
 class TooShort(MediaError):
-    reason = "too short"
+    reason = Skip.too_short
 
 
 class TooLong(MediaError):
     """Guards memory: decord's audio reader decodes the whole file's sound at once."""
-    reason = "too long"
+    reason = Skip.too_long
 
 
 class DecodeTimeout(MediaError):
-    reason = "decode timeout"
+    reason = Skip.decode_timeout
 
 
 # The fixed list of reasons a video can be skipped for (manifest rows add their own three).

@@ -14,8 +14,9 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple
 
-import av
 import numpy as np
+
+from .media.encode import write_clip
 
 SOUNDS = {  # name -> tone frequency (Hz), evenly spaced in mel between 200 Hz and 3.45 kHz
     "tone200": 200.0, "tone420": 420.0, "tone690": 690.0, "tone1030": 1030.0,
@@ -165,28 +166,6 @@ def render_clip(plan: ClipPlan, *, size: int, seconds: float, fps: int, sample_r
         if plan.sound:
             audio += steady_tone(t, freq=plan.freq, amp=plan.amp, phase=rng.uniform(0, 2 * np.pi))
     return np.clip(frames, 0, 255).astype(np.uint8), np.clip(audio, -1, 1).astype(np.float32)
-
-
-def write_clip(path: Path, *, frames: np.ndarray, audio: np.ndarray, fps: int, sample_rate: int) -> None:
-    """H.264 + mono AAC mp4. 24 kb/s audio keeps the shipped set small; crf 20, not lower quality,
-    because at crf 28 x264 leaves a faint ghost of a vanished object for several frames."""
-    with av.open(str(path), "w") as container:
-        vs = container.add_stream("libx264", rate=fps)
-        vs.height, vs.width = frames.shape[1:3]
-        vs.pix_fmt = "yuv420p"
-        vs.options = {"crf": "20", "preset": "veryfast"}
-        aus = container.add_stream("aac", rate=sample_rate)
-        aus.layout = "mono"
-        aus.bit_rate = 24000
-        aus.options = {"aac_coder": "fast"}
-        for frame in frames:
-            container.mux(vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        for k in range(0, len(audio), 1024):
-            chunk = av.AudioFrame.from_ndarray(audio[None, k : k + 1024], format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts = sample_rate, k
-            container.mux(aus.encode(chunk))
-        container.mux(vs.encode(None))
-        container.mux(aus.encode(None))
 
 
 def plan_clip(rng: np.random.Generator, *, path: str, label: str, modality: str, sound: str, sight: str,

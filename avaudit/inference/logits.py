@@ -12,9 +12,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
-from .manifests import SKIPPED_COLUMNS
-from .outputs import atomic_write_text
+from avaudit.inference.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+from avaudit.media.manifests import skipped_table
+from avaudit.outputs import atomic_write_text
 
 CHECKPOINT_FIELDS = ("format", "config", "classes", "temperatures")  # what an audit reads besides weights
 
@@ -27,7 +27,7 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     the same file read them back. Always the JSON round trip, so the first run and later ones
     write the same run.yaml.
     """
-    from .checkpoint import require_file
+    from avaudit.model.checkpoint import require_file
 
     model_path = require_file(model_path)
     saved = Path(cache_dir or default_cache_dir()) / model_fingerprint(model_path) / "checkpoint.json"
@@ -35,7 +35,7 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
         return json.loads(saved.read_text())
     except (OSError, ValueError):
         pass
-    from .checkpoint import load_checkpoint
+    from avaudit.model.checkpoint import load_checkpoint
 
     data = load_checkpoint(model_path)
     text = json.dumps({key: data[key] for key in CHECKPOINT_FIELDS if key in data})
@@ -44,12 +44,6 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     except OSError:
         pass  # a read-only cache costs the next run a torch import, nothing else
     return json.loads(text)
-
-
-def skipped_table(rows: list[tuple]) -> pd.DataFrame:
-    """(row position, video_id, path, reason, detail) tuples -> SKIPPED_COLUMNS indexed by position."""
-    frame = pd.DataFrame(rows, columns=["position", *SKIPPED_COLUMNS])
-    return frame.set_index("position").rename_axis(None).sort_index()
 
 
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
@@ -75,9 +69,9 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     once, copies = todo[~repeat], todo[repeat]
     skipped = skipped_table([])
     if len(once):
-        from .checkpoint import load_model
-        from .inference import run_model
-        from .train import pick_device
+        from avaudit.model.checkpoint import load_model
+        from avaudit.inference.run import run_model
+        from avaudit.device import pick_device
 
         dev = pick_device(device)
         model, _, config, _ = load_model(model_path, device=dev)

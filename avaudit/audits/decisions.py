@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import LAYERS
+from avaudit.vocab import LAYERS
 
 
 def check_layer_arrays(logits, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +100,3 @@ def category_modality(categories, layers, confidence, *, names=LAYERS) -> pd.Dat
     for name in names:
         result[f"votes_{name}"] = votes[name].to_numpy()
     return result.reset_index(drop=True)
-
-
-LAYER_GROUP = {"continuous": "audiovisual", "instant": "audiovisual", "onset": "audiovisual",
-               "visual": "visual", "audio": "audio"}

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avaudit.decisions import softmax
-from avaudit.missing import missing_label_candidates
+from avaudit.audits.decisions import softmax
+from avaudit.audits.missing_labels import missing_label_candidates
 
 CLASSES = ["bark", "drum", "piano", "siren"]
 

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import AudioNet, VideoNet
-from .config import LAYERS, ModelConfig
-from .features import LogMel
+from avaudit.model.backbones import AudioNet, VideoNet
+from avaudit.vocab import LAYERS
+from avaudit.config import ModelConfig
+from avaudit.model.backbones import LogMel
 
 
 def continuous_pool(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,8 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from .config import LAYERS
+from avaudit.vocab import GROUPS, LAYERS
 
-GROUPS = ("audiovisual", "audio", "visual", "redundant")
 
 _KS31 = (
     "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball", "laughing",

@@ -125,3 +125,31 @@ def load_video_weights(net: VideoNet, path: str | Path) -> None:
         raise ValueError(f"{path}: does not fit this preset's MC3 video backbone ({'; '.join(problems)}); "
                          f"Kinetics weights ({KINETICS_WEIGHTS}) fit the `paper` preset only")
     net.load_state_dict(state)
+
+
+LOG_FLOOR = 1e-6  # added before the log so that digital silence stays finite
+
+
+class LogMel(nn.Module):
+    """Waveform (B, N) -> log-mel (B, frames, n_mels), supplement section 2.
+
+    n_fft 512, hop 160, win 320, hann window, centred with reflect padding, power spectrum,
+    80 mel bins. A 10-s clip at 16 kHz gives 1001 centred frames; the last is dropped so the
+    frames split into T steps exactly (1000 x 80).
+    """
+
+    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
+                 n_frames: int):
+        super().__init__()
+        import torchaudio
+
+        self.n_frames = n_frames
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
+            window_fn=torch.hann_window, center=True, pad_mode="reflect", power=2.0, n_mels=n_mels,
+        )
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(waveform.device.type, enabled=False):
+            mel = self.mel(waveform.float())  # (B, n_mels, frames)
+        return torch.log(mel + LOG_FLOOR)[..., : self.n_frames].transpose(1, 2)

@@ -2,7 +2,9 @@ import numpy as np
 import torch
 import torchaudio
 
-from avaudit.features import LOG_FLOOR, LogMel, onset_steps
+from avaudit.model.backbones import LOG_FLOOR, LogMel
+
+from avaudit.media.onsets import onset_steps
 
 
 def paper_log_mel():

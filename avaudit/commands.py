@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .config import LAYERS
-from .manifests import SKIPPED_COLUMNS, Manifest, read_manifest
-from .outputs import write_csv, write_json, write_yaml
+from avaudit.vocab import LAYERS
+from avaudit.vocab import SKIPPED_COLUMNS
+from avaudit.media.manifests import Manifest, read_manifest
+from avaudit.outputs import write_csv, write_json, write_yaml
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
 CONFIDENCES = ("raw", "calibrated")
@@ -97,8 +98,8 @@ def check_labels(table: pd.DataFrame, classes: list[str]) -> None:
 
 def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.ndarray:
     """Per-layer softmax, temperature-scaled when `calibrated` (the paper's stated limitation)."""
-    from .calibration import calibrated_softmax
-    from .decisions import softmax
+    from avaudit.audits.calibration import calibrated_softmax
+    from avaudit.audits.decisions import softmax
 
     if confidence not in CONFIDENCES:
         raise ValueError(f"--confidence must be one of {', '.join(CONFIDENCES)}")
@@ -120,7 +121,7 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
     the same files a single process writes. The other ranks raise NotRankZero.
     """
-    from .logits import checkpoint_info, infer_logits
+    from avaudit.inference.logits import checkpoint_info, infer_logits
 
     manifest = read_manifest(Path(data), root=root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
@@ -132,7 +133,7 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
         import torch.distributed as dist
 
-        from .train import init_distributed
+        from avaudit.device import init_distributed
 
         rank, world = init_distributed(device)
         infer_logits(manifest.table.iloc[rank::world], model_path, checkpoint, device=device,
@@ -156,8 +157,8 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
          **options) -> AuditRun:
     """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4)."""
-    from .bias import bias_audit
-    from .layerstats import layer_statistics
+    from avaudit.audits.bias import bias_audit
+    from avaudit.audits.layerstats import layer_statistics
 
     a = audit(data, need_labels=True, **options)
     rows = labelled_rows(decoded_rows(a), a.classes)
@@ -176,7 +177,7 @@ def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = S
 
 def predict(data: Path, *, out: Path, export_probs: Path | None = None, **options) -> AuditRun:
     """`avaudit predict`: predictions.csv (vote, eq. 7 set, each layer's top confidence)."""
-    from .decisions import multilabel, vote
+    from avaudit.audits.decisions import multilabel, vote
 
     a = audit(data, **options)
     rows = decoded_rows(a)
@@ -202,7 +203,7 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
     pred_probs is the mean of the five layers' distributions; a row's label is its first annotated
     label (-1 where unlabelled or unknown to the model). Per-layer probabilities ride along.
     """
-    from .outputs import atomic_write
+    from avaudit.outputs import atomic_write
 
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index.get(text.split(";")[0], -1) for text in rows["labels"]], dtype=np.int64)
@@ -214,7 +215,7 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
                    **options) -> AuditRun:
     """`avaudit missing-labels`: eq. 7 labels a video shows but is not annotated with."""
-    from .missing import missing_label_candidates
+    from avaudit.audits.missing_labels import missing_label_candidates
 
     a = audit(data, **options)
     rows = decoded_rows(a)
@@ -238,8 +239,8 @@ def retarget(data: Path | None, *, keep: list[str], by: str = "category", out: P
 
     Without DATA it reads the latest `bias` run in `bias_dir` (its run.yaml names DATA and model).
     """
-    from .manifests import write_subset
-    from .retarget import compare as compare_with, select
+    from avaudit.media.manifests import write_subset
+    from avaudit.audits.retarget import compare as compare_with, select
 
     if data is None:
         settings_path = bias_dir / "run.yaml"

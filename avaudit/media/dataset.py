@@ -9,14 +9,16 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .config import ModelConfig
-from .features import onset_steps
-from .media import Clip, DecodeTimeout, MediaError, decode_clip
+from avaudit.config import ModelConfig
+from avaudit.media.onsets import onset_steps
+from avaudit.vocab import Skip
+from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
@@ -44,6 +46,19 @@ def time_limit(seconds: float, path: str):
         signal.signal(signal.SIGALRM, previous)
 
 
+class ClipItem(NamedTuple):
+    """One row's network inputs, or why it has none (`reason` empty when the clip decoded)."""
+    index: int  # row position in the dataset
+    frames: torch.Tensor  # (T, crop, crop, 3) uint8 RGB
+    audio: torch.Tensor  # (samples,) float32 mono
+    onsets: torch.Tensor  # (T,) bool, eq. 3's set O
+    padded: bool  # the window ran past the file's end: the rest is black and silent
+    seconds: float  # seconds of real content inside the window
+    cpu_s: float  # CPU seconds its decoding took
+    reason: str  # a Skip reason, or ""
+    detail: str  # what went wrong, naming the file
+
+
 class ClipDataset(Dataset):
     """Row i of (paths, starts, ends) -> the network's inputs for that clip.
 
@@ -66,18 +81,10 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def empty_item(self, index: int, reason: str = "", detail: str = "") -> dict:
+    def empty_item(self, index: int, reason: str = "", detail: str = "") -> ClipItem:
         c = self.config
-        return {
-            "index": index,
-            "frames": torch.zeros(c.steps, c.crop, c.crop, 3, dtype=torch.uint8),
-            "audio": torch.zeros(c.n_samples),
-            "onsets": torch.zeros(c.steps, dtype=torch.bool),
-            "padded": False,
-            "cpu_s": 0.0,
-            "reason": reason,
-            "detail": detail,
-        }
+        return ClipItem(index, torch.zeros(c.steps, c.crop, c.crop, 3, dtype=torch.uint8), torch.zeros(c.n_samples),
+                        torch.zeros(c.steps, dtype=torch.bool), False, 0.0, 0.0, reason, detail)
 
     def decode(self, index: int) -> Clip:
         c = self.config
@@ -85,13 +92,12 @@ class ClipDataset(Dataset):
         return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
                            sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence")
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> ClipItem:
         started = time.process_time()
         item = self.decode_item(index)
-        item["cpu_s"] = time.process_time() - started  # lets the caller share cores (inference.py)
-        return item
+        return item._replace(cpu_s=time.process_time() - started)  # lets the caller share cores
 
-    def decode_item(self, index: int) -> dict:
+    def decode_item(self, index: int) -> ClipItem:
         c = self.config
         path = str(self.paths[index])
         try:
@@ -102,20 +108,13 @@ class ClipDataset(Dataset):
         except MediaError as err:
             return self.empty_item(index, err.reason, str(err))
         except Exception as err:  # noqa: BLE001 - one bad file must not end a long run
-            return self.empty_item(index, "decode error", f"{path}: {type(err).__name__}: {err}")
-        item = self.empty_item(index)
-        item["frames"] = torch.from_numpy(np.ascontiguousarray(clip.frames))
-        item["audio"] = torch.from_numpy(clip.audio)
-        item["onsets"] = torch.from_numpy(onsets)
-        item["padded"] = clip.padded
-        return item
+            return self.empty_item(index, Skip.decode_error, f"{path}: {type(err).__name__}: {err}")
+        return ClipItem(index, torch.from_numpy(np.ascontiguousarray(clip.frames)), torch.from_numpy(clip.audio),
+                        torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "")
 
 
-def first_item(items: list[dict]) -> dict:
+def first_item(items: list[ClipItem]) -> ClipItem:
     """collate_fn for batch_size=1 loaders that handle clips one at a time."""
     return items[0]
 
 
-def worker_context():
-    """Forked DataLoader workers crash once CUDA is initialised in the parent; use forkserver then."""
-    return "forkserver" if torch.cuda.is_initialized() else None

@@ -6,6 +6,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
+from avaudit.vocab import LAYERS
+
 console = Console(stderr=True)
 
 
@@ -75,6 +77,6 @@ class TrainProgress(_Display):
             p.update(self.task, advance=1, info=f"loss {info['loss']:.3f}  {self.last}")
         elif kind == "epoch":
             accs = " ".join(f"{name[:4]} {info[f'val_{name}']:.2f}"
-                            for name in ("continuous", "instant", "onset", "visual", "audio", "vote"))
+                            for name in (*LAYERS, "vote"))
             self.last = f"val: {accs}  lr {info['lr']:.0e}"
             p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")

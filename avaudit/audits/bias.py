@@ -7,13 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import AV_LAYERS, LAYERS
-from .decisions import LAYER_GROUP, category_modality, true_label_confidence
+from avaudit.vocab import ASSIGNMENTS, AV_LAYERS, GROUP_OF, GROUPS, LAYERS, Group, Rule
+from avaudit.audits.decisions import category_modality, true_label_confidence
 
-RULES = ("paper", "sufficiency")
-REDUNDANT = "redundant"
-ASSIGNMENTS = (*LAYERS, REDUNDANT)  # what a video or category can be assigned to
-GROUP_OF = {**LAYER_GROUP, REDUNDANT: REDUNDANT}
+REDUNDANT = str(Group.redundant)
 
 
 def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
@@ -39,7 +36,7 @@ def assign_videos(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.nd
         return np.asarray(LAYERS)[true_conf.argmax(axis=1)]
     if rule == "sufficiency":
         return sufficiency_modality(true_conf, fraction=fraction)
-    raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
@@ -62,7 +59,6 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))
     summary = {"rule": rule, "fraction": fraction if rule == "sufficiency" else None,
                "categories_per_layer": {name: int((categories["layer"] == name).sum()) for name in ASSIGNMENTS},
-               "categories_per_group": {g: int((categories["group"] == g).sum())
-                                        for g in ("audiovisual", "audio", "visual", REDUNDANT)},
+               "categories_per_group": {g: int((categories["group"] == g).sum()) for g in GROUPS},
                "total": int(len(categories)), "n_videos": int(len(per_video))}
     return per_video, categories, summary

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config, config_from_dict
+from avaudit.config import Config, config_from_dict
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +35,7 @@ def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename: a kill leaves the old file whole."""
     import torch
 
-    from .outputs import atomic_write
+    from avaudit.outputs import atomic_write
 
     atomic_write(path, lambda handle: torch.save(obj, handle), durable=True)
 
@@ -90,7 +90,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
     """(model in eval mode, class names, config, checkpoint dict) from a checkpoint file."""
     import torch
 
-    from .fusion import FusionNet
+    from avaudit.model.fusion import FusionNet
 
     data = load_checkpoint(path)
     config = checkpoint_config(data)

@@ -13,58 +13,21 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from .config import LAYERS, Config
-from .data import ClipDataset, worker_context
-from .logits import skipped_table
-from .train import autocast
+from avaudit.vocab import LAYERS
 
-
-def default_workers() -> int:
-    """Decoding worker processes: one per core this process may use, shared among the torchrun
-    ranks on this machine. Decoding is most of an audit's CPU work (benchmarks/pipeline.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-
-
-class CoreShare:
-    """The network's CPU threads, sized to its share of the run's CPU work.
-
-    On a CPU the decoding workers and the network share the cores. Giving the network every core
-    while the workers decode oversubscribes them, and threads that wait on each other waste the
-    time; so the network gets the share of the cores that its share of the CPU seconds so far
-    calls for (at least one thread): one of two cores for `small`, where decoding is three
-    quarters of the work, every core for `paper`, where the network is nearly all of it.
-    benchmarks/pipeline.py measures the gain. Off on a GPU and without workers.
-    """
-
-    def __init__(self, *, device: torch.device, workers: int):
-        self.active = device.type == "cpu" and workers > 0
-        self.every = torch.get_num_threads()
-        self.decode_s = self.model_s = 0.0
-
-    def update(self, decode_s: float, model_s: float) -> None:
-        """Add one batch's decoding and network CPU seconds, and set the threads for the next."""
-        if not self.active:
-            return
-        self.decode_s += decode_s
-        self.model_s += model_s
-        share = self.model_s / max(self.decode_s + self.model_s, 1e-9)
-        threads = min(self.every, max(1, round(self.every * share)))
-        if threads != torch.get_num_threads():
-            torch.set_num_threads(threads)
-
-    def restore(self) -> None:
-        if self.active:
-            torch.set_num_threads(self.every)
+from avaudit.config import Config
+from avaudit.media.dataset import ClipDataset
+from avaudit.device import CoreShare, autocast, default_workers, worker_context
+from avaudit.media.manifests import skipped_table
 
 
 def collate(items: list[dict]) -> dict:
     """Stack the clips that decoded; keep the failures' reasons beside them."""
-    good = [item for item in items if not item["reason"]]
-    batch = {"failed": [(item["index"], item["reason"], item["detail"]) for item in items if item["reason"]],
-             "index": [item["index"] for item in good], "cpu_s": sum(item["cpu_s"] for item in items)}
+    good = [item for item in items if not item.reason]
+    batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
+             "index": [item.index for item in good], "cpu_s": sum(item.cpu_s for item in items)}
     for key in ("frames", "audio", "onsets"):
-        batch[key] = torch.stack([item[key] for item in good]) if good else None
+        batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
     return batch
 
 

@@ -20,12 +20,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .outputs import atomic_write_text, csv_text
+from avaudit.outputs import atomic_write_text, csv_text
+from avaudit.vocab import SKIPPED_COLUMNS
 
 FORMATS = ("folder", "flat", "kinetics", "vggsound", "ave", "llp", "generic")
 MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")  # earlier ones win a tie
 COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
-SKIPPED_COLUMNS = ("video_id", "path", "reason", "detail")
 KINETICS_HEADERS = (
     ("label", "youtube_id", "time_start", "time_end", "split", "is_cc"),
     ("label", "youtube_id", "time_start", "time_end", "split"),
@@ -383,3 +383,9 @@ def _replace_field(line: str, at: int, value: str) -> str:
     fields = _csv_fields(line)
     fields[at] = value
     return _csv_line(fields)
+
+
+def skipped_table(rows: list[tuple]) -> pd.DataFrame:
+    """(row position, video_id, path, reason, detail) tuples -> SKIPPED_COLUMNS indexed by position."""
+    frame = pd.DataFrame(rows, columns=["position", *SKIPPED_COLUMNS])
+    return frame.set_index("position").rename_axis(None).sort_index()

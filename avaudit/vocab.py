@@ -1,0 +1,66 @@
+"""The words avaudit's outputs and options are made of: layers, groups, rules, skip reasons.
+
+Imports nothing, so the CLI's `--help` and every other module can share one definition.
+"""
+from enum import StrEnum
+
+
+class Layer(StrEnum):
+    """The five event-specific layers, in the paper's order (logits are (N, 5, C) in this order)."""
+    continuous = "continuous"
+    instant = "instant"
+    onset = "onset"
+    visual = "visual"
+    audio = "audio"
+
+
+class Group(StrEnum):
+    """What a category's label needs: sight and sound together, one of them, or either alone."""
+    audiovisual = "audiovisual"
+    audio = "audio"
+    visual = "visual"
+    redundant = "redundant"
+
+
+class Rule(StrEnum):
+    """paper: the layer most confident in the true label; sufficiency: does one modality suffice."""
+    paper = "paper"
+    sufficiency = "sufficiency"
+
+
+class Confidence(StrEnum):
+    """raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation."""
+    raw = "raw"
+    calibrated = "calibrated"
+
+
+class NoAudio(StrEnum):
+    """What to do with a clip that has no sound track."""
+    skip = "skip"
+    silence = "silence"
+
+
+class Skip(StrEnum):
+    """Why a row was not audited: the `reason` column of skipped.csv."""
+    missing_file = "missing file"
+    unreadable_file = "unreadable file"
+    unreadable_container = "unreadable container"
+    no_video_stream = "no video stream"
+    no_audio_stream = "no audio stream"
+    too_short = "too short"
+    too_long = "too long"
+    decode_error = "decode error"
+    decode_timeout = "decode timeout"
+    decoder_crashed = "decoder crashed"
+    duplicate_id = "duplicate id"
+    malformed_row = "malformed row"
+
+
+LAYERS = tuple(str(layer) for layer in Layer)
+AV_LAYERS = LAYERS[:3]  # the audio-visual event layers
+LAYER_GROUP = {"continuous": "audiovisual", "instant": "audiovisual", "onset": "audiovisual",
+               "visual": "visual", "audio": "audio"}
+ASSIGNMENTS = (*LAYERS, str(Group.redundant))  # what a video or category can be assigned to
+GROUP_OF = {**LAYER_GROUP, str(Group.redundant): str(Group.redundant)}
+GROUPS = tuple(str(group) for group in Group)
+SKIPPED_COLUMNS = ("video_id", "path", "reason", "detail")

@@ -54,3 +54,38 @@ def test_silence_stands_in_for_a_missing_sound_track_when_asked(tmp_path):
     clip = decode_clip(write_clip(tmp_path / "silent.mp4", seconds=10.0, audio=False), **ARGS, silence=True)
     assert not clip.audio.any() and clip.audio.dtype == np.float32 and clip.audio.shape == (160000,)
     assert clip.frames.shape[0] == ARGS["steps"] and clip.frames.any() and not clip.padded
+
+
+def test_a_stage_decodes_only_the_modality_it_uses(clip10, tmp_path):
+    """Training's audio stage leaves frames undecoded, its video stage the sound; what is decoded is
+    what a whole decode gives, and a clip is refused for the same reasons either way."""
+    from avaudit.config import ModelConfig
+    from avaudit.media.dataset import ClipDataset
+    from avaudit.media.decode import TooShort
+
+    whole = decode_clip(clip10, **ARGS)
+    sound_only = decode_clip(clip10, **ARGS, video=False)
+    assert sound_only.frames.shape == (0, 48, 48, 3) and np.array_equal(sound_only.audio, whole.audio)
+    frames_only = decode_clip(clip10, **ARGS, sound=False)
+    assert frames_only.audio.shape == (0,) and np.array_equal(frames_only.frames, whole.frames)
+    assert not sound_only.padded and not frames_only.padded
+
+    silent = write_clip(tmp_path / "silent.mp4", seconds=3.0, audio=False)
+    with pytest.raises(NoAudioStream, match="silent.mp4"):
+        decode_clip(silent, **ARGS, sound=False)  # checked from the header, nothing decoded
+    assert decode_clip(silent, **ARGS, sound=False, silence=True).audio.shape == (0,)
+    with pytest.raises(TooShort):
+        decode_clip(write_clip(tmp_path / "one.mp4", seconds=1.0), **ARGS, video=False)
+
+    config = ModelConfig(resize=(48, 64), crop=48)
+    paths = [str(clip10), str(silent)]
+    audio_stage = ClipDataset(paths, config=config, video=False, onsets=False)
+    item = audio_stage[0]
+    assert item.frames.shape == (0, 48, 48, 3) and item.audio.shape == (160000,) and item.onsets.shape == (0,)
+    assert audio_stage[1].reason == "no audio stream" and audio_stage[1].audio.shape == (160000,)
+    video_stage = ClipDataset(paths, config=config, sound=False)
+    item = video_stage[0]
+    assert item.frames.shape == (100, 48, 48, 3) and item.audio.shape == (0,) and item.onsets.shape == (0,)
+    assert video_stage[1].reason == "no audio stream"
+    full = ClipDataset(paths, config=config)[0]
+    assert full.onsets.shape == (100,) and np.array_equal(full.frames, video_stage[0].frames)

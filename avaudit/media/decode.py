@@ -79,7 +79,7 @@ class Clip(NamedTuple):
 
 def frame_times(*, steps: int, seconds: float, start: float = 0.0) -> np.ndarray:
     """Sampling times (s) of the T frames: one at the start of every step. Shape (T,)."""
-    return start + np.arange(steps) * (seconds / steps)
+    return start + np.arange(steps) * (seconds / max(steps, 1))  # steps 0: a probe, no frames
 
 
 def _centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
@@ -214,7 +214,7 @@ def check_file(path: str | Path) -> None:
 def decode_clip(
     path: str | Path, *, steps: int, seconds: float, sample_rate: int, resize: tuple[int, int], crop: int,
     start: float | None = None, end: float | None = None, min_seconds: float = MIN_SECONDS,
-    max_seconds: float = MAX_SECONDS, silence: bool = False,
+    max_seconds: float = MAX_SECONDS, silence: bool = False, video: bool = True, sound: bool = True,
 ) -> Clip:
     """The clip the network sees: T frames and the waveform of [start, start + seconds).
 
@@ -222,11 +222,23 @@ def decode_clip(
     NoAudioStream so that the caller decides between skipping and silence (`silence=True`: zeros,
     from the frames already decoded). Files shorter than
     `min_seconds` or longer than `max_seconds` are refused before any frame is decoded.
+
+    A training stage that needs one modality leaves the other undecoded: `video=False` opens the
+    video stream and checks its length but decodes no frame (frames is then (0, crop, crop, 3));
+    `sound=False` checks that a sound track exists (unless `silence`) but decodes none (audio is
+    then empty). The clip is refused for the same reasons either way, except a decode error inside
+    the part left out.
     """
     check_file(path)
     start = 0.0 if start is None or math.isnan(start) else float(start)
-    frames, video_seconds = read_frames(path, steps=steps, seconds=seconds, resize=resize, crop=crop,
-                                        start=start, end=end, min_seconds=min_seconds, max_seconds=max_seconds)
+    frames, video_seconds = read_frames(path, steps=steps if video else 0, seconds=seconds, resize=resize,
+                                        crop=crop, start=start, end=end, min_seconds=min_seconds,
+                                        max_seconds=max_seconds)
+    if not sound:
+        if not silence and not has_audio_stream(path):
+            raise NoAudioStream(f"{path}: no audio stream")
+        return Clip(frames, np.zeros(0, np.float32), video_seconds < seconds - 0.5 * seconds / steps,
+                    min(video_seconds, seconds))
     try:
         audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)
     except NoAudioStream:
@@ -237,6 +249,18 @@ def decode_clip(
     # Half a step of slack: container end times are rounded and AAC adds priming samples.
     padded = duration < seconds - 0.5 * seconds / steps
     return Clip(frames, audio, padded, duration)
+
+
+def has_audio_stream(path: str | Path) -> bool:
+    """Whether the container lists a sound track, from its header alone (PyAV; nothing decoded:
+    decord's AudioReader decodes the whole track when it opens)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, OSError) as err:
+        raise DecodeError(f"{path}: cannot open audio ({_short(err)})") from None
 
 
 def _short(err: Exception) -> str:

@@ -87,7 +87,9 @@ def out_dir(out: Optional[Path], command: str) -> Path:
 def train(
     data: DataArg,
     preset: Annotated[str, typer.Option(help="small | paper | FILE.yaml")] = "small",
-    out: Annotated[Path, typer.Option(help="Checkpoint to write (rewritten every epoch).")] = Path(
+    out: Annotated[Path, typer.Option(help="Checkpoint to write (rewritten every epoch and every "
+                                           "--checkpoint-minutes); train_history.csv and train_curves.png "
+                                           "go beside it.")] = Path(
         "avaudit-out/train/model.pt"),
     epochs: Annotated[Optional[int], typer.Option(help="Epochs of every stage [default: the preset's].")] = None,
     video_weights: Annotated[Optional[Path], typer.Option(
@@ -96,6 +98,16 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from --out where a run stopped.")] = False,
     root: RootOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Decoding worker processes per rank [default: the preset's].", show_default=False)] = None,
+    memory_budget: Annotated[Optional[float], typer.Option(
+        help="GiB of decoded clips kept in memory after the first epoch; a set that needs more streams "
+             "every epoch [default: the preset's, 2].", show_default=False)] = None,
+    checkpoint_minutes: Annotated[Optional[float], typer.Option(
+        help="Also checkpoint inside an epoch this often; --resume continues from that batch "
+             "(0: at epoch ends only) [default: the preset's, 5].", show_default=False)] = None,
+    checkpoint_steps: Annotated[Optional[int], typer.Option(
+        help="Also checkpoint every N batches (0: off) [default: the preset's, 0].", show_default=False)] = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.config import load_config
@@ -108,8 +120,10 @@ def train(
     overrides = {}
     if epochs is not None:
         overrides["train.epochs"] = [epochs] * 3
-    if seed is not None:
-        overrides["train.seed"] = seed
+    for name, value in (("seed", seed), ("num_workers", workers), ("memory_budget", memory_budget),
+                        ("checkpoint_minutes", checkpoint_minutes), ("checkpoint_steps", checkpoint_steps)):
+        if value is not None:
+            overrides[f"train.{name}"] = value
     config = load_config(preset, overrides)
     manifest = read_manifest(data, root=root)
     if out.exists() and not resume:  # every rank checks, so none waits for one that left
@@ -144,6 +158,7 @@ def show_train_result(result: dict, out: Path) -> None:
     table.add_row("[bold]all", *(f"[bold]{result['val'][name]:.3f}" for name in (*LAYERS, "vote")))
     console().print(table)
     console().print(f"model written to {out}")
+    console().print(f"per-epoch history: {out.parent / 'train_history.csv'}, {out.parent / 'train_curves.png'}")
 
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "

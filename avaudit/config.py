@@ -52,6 +52,9 @@ class TrainConfig:
     val_fraction: float = 0.2  # held-out share per category when DATA has no split column
     seed: int = 0  # seeds initialisation, split and batch order
     num_workers: int = 2  # decoding worker processes
+    memory_budget: float = 2.0  # GiB of decoded clips kept after the first epoch; past it, every epoch streams
+    checkpoint_minutes: float = 5.0  # also checkpoint inside an epoch this often (0: only at its end)
+    checkpoint_steps: int = 0  # also checkpoint every this many batches (0: never; deterministic, for tests)
 
 
 @dataclass

@@ -56,7 +56,9 @@ class AuditProgress(_Display):
 
 
 class TrainProgress(_Display):
-    """on_event receiver for training: decoding, then one bar per stage epoch with loss and accuracy."""
+    """on_event receiver for training: the data mode, then one bar per stage counting its clips, so
+    the rate is clips per second and the ETA the stage's; the info column has the epoch, the
+    running loss and the last validation accuracies."""
 
     def __init__(self):
         super().__init__()
@@ -64,19 +66,28 @@ class TrainProgress(_Display):
 
     def __call__(self, kind: str, info: dict) -> None:
         p = self.progress
-        if kind == "decode_start":
-            self.task = p.add_task("decode", total=info["total"], info="")
-        elif kind == "decode":
-            p.advance(self.task)
+        if kind == "data":
+            p.console.print(f"[cyan]data:[/] {info['note']}", highlight=False, soft_wrap=True)
         elif kind == "stage":
             self.stage = info
+            per_batch = max(1, -(-info["clips_per_epoch"] // max(1, info["batches"])))
+            remaining = max(0, (info["epochs"] - info["first_epoch"]) * info["clips_per_epoch"]
+                            - info["first_step"] * per_batch)
+            self.epoch, self.loss = info["first_epoch"], []
+            self.task = p.add_task(f"{info['stage']} stage", total=remaining, info=self.epoch_info())
         elif kind == "batch":
-            if info["batch"] == 0:
-                self.task = p.add_task(f"{info['stage']} {info['epoch'] + 1}/{self.stage['epochs']}",
-                                       total=self.stage["batches"], info=self.last)
-            p.update(self.task, advance=1, info=f"loss {info['loss']:.3f}  {self.last}")
+            if info["epoch"] != self.epoch:
+                self.epoch, self.loss = info["epoch"], []
+            if info["loss"] is not None:
+                self.loss.append(info["loss"])
+            p.update(self.task, advance=info["clips"], info=self.epoch_info())
         elif kind == "epoch":
-            accs = " ".join(f"{name[:4]} {info[f'val_{name}']:.2f}"
-                            for name in (*LAYERS, "vote"))
-            self.last = f"val: {accs}  lr {info['lr']:.0e}"
-            p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")
+            accs = " ".join(f"{name[:4]} {info[f'val_{name}']:.2f}" for name in (*LAYERS, "vote")
+                            if info[f"val_{name}"] == info[f"val_{name}"])  # NaN: not measured in this stage
+            self.last = f"val: {accs}"
+            p.update(self.task, info=self.epoch_info())
+
+    def epoch_info(self) -> str:
+        epoch = f"epoch {min(self.epoch + 1, self.stage['epochs'])}/{self.stage['epochs']}"
+        loss = f"  loss {sum(self.loss) / len(self.loss):.3f}" if self.loss else ""
+        return f"{epoch}{loss}  {self.last}"

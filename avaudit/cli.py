@@ -99,7 +99,8 @@ def train(
     root: RootOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
     workers: Annotated[Optional[int], typer.Option(
-        help="Decoding worker processes per rank [default: the preset's].", show_default=False)] = None,
+        help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].",
+        show_default=False)] = None,
     memory_budget: Annotated[Optional[float], typer.Option(
         help="GiB of decoded clips kept in memory after the first epoch; a set that needs more streams "
              "every epoch [default: the preset's, 2].", show_default=False)] = None,

@@ -35,7 +35,7 @@ from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_chec
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
 from avaudit.config import Config, ModelConfig
 from avaudit.media.dataset import ClipDataset, ClipItem
-from avaudit.device import autocast, init_distributed, pick_device, worker_context
+from avaudit.device import autocast, default_workers, init_distributed, pick_device, worker_context
 from avaudit.audits.decisions import softmax, vote
 from avaudit.model.fusion import FusionNet, fusion_loss
 
@@ -417,12 +417,13 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
     on_event("data", {"memory": keep, "note": why})
     memory = Memory(np.concatenate([train_idx, my_val]), len(table), config.model) if keep else None
     sources: dict[Stage, ClipSource] = {}
+    workers = default_workers() if t.num_workers is None else t.num_workers
 
     def source(stage: Stage) -> ClipSource:
         key = FINAL if memory is not None else stage
         if key not in sources:
             sources.clear()  # a streaming stage's workers end with it
-            sources[key] = ClipSource(table, config.model, stage=key, workers=t.num_workers, skipped=skipped,
+            sources[key] = ClipSource(table, config.model, stage=key, workers=workers, skipped=skipped,
                                       memory=memory, pin=dev.type == "cuda")
         return sources[key]
 

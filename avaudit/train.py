@@ -259,15 +259,20 @@ class ClipSource:
             yield batch
 
 
-def inputs_on(batch: dict, model: ModelConfig, device: torch.device):
-    """(frames, audio, onsets) on the device; inputs a stage did not decode stand as zeros (the
-    network never reads them: the stage zeroes that modality, and onsets feed only the onset layer)."""
+def inputs_on(batch: dict, model: ModelConfig, device: torch.device, stage: Stage):
+    """(frames, audio, onsets) on the device, as the stage uses them. An input the stage does not use
+    goes as an empty or zero tensor, whether or not it was decoded: the network never reads frames
+    or sound of a modality the stage zeroes, and onsets feed only the onset layer, which only the
+    joint stage trains and measures."""
     n = len(batch["rows"])
-    frames = batch["frames"] if batch.get("frames") is not None else torch.zeros(n, 0, model.crop, model.crop, 3,
-                                                                                  dtype=torch.uint8)
-    audio = batch["audio"] if batch.get("audio") is not None else torch.zeros(n, 0)
-    onsets = batch["onsets"]
-    if onsets is None or onsets.shape[1] == 0:
+    if stage.use_video and batch.get("frames") is not None:
+        frames = batch["frames"]
+    else:
+        frames = torch.zeros(n, 0, model.crop, model.crop, 3, dtype=torch.uint8)
+    audio = batch["audio"] if stage.use_audio and batch.get("audio") is not None else torch.zeros(n, 0)
+    if stage.use_video and stage.use_audio and batch.get("onsets") is not None:
+        onsets = batch["onsets"]
+    else:
         onsets = torch.zeros(n, model.steps, dtype=torch.bool)
     return (frames.to(device, non_blocking=True), audio.to(device, non_blocking=True),
             onsets.to(device, non_blocking=True))
@@ -282,7 +287,7 @@ def score(model: FusionNet, source: ClipSource, rows: np.ndarray, *, stage: Stag
     for batch in source.batches([rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]):
         if len(batch["rows"]):
             with autocast(device):
-                logits = model(*inputs_on(batch, source.model, device), use_video=stage.use_video,
+                logits = model(*inputs_on(batch, source.model, device, stage), use_video=stage.use_video,
                                use_audio=stage.use_audio)
             done.append(batch["rows"])
             out.append(logits.float().cpu())
@@ -554,7 +559,7 @@ def train_step(wrapped, model: FusionNet, batch: dict, labels: torch.Tensor, *, 
         batch = {"rows": rows, "frames": torch.zeros(1, m.steps, m.crop, m.crop, 3, dtype=torch.uint8),
                  "audio": torch.zeros(1, m.n_samples), "onsets": torch.zeros(1, m.steps, dtype=torch.bool)}
         buffers = {name: value.clone() for name, value in model.named_buffers()}
-    frames, audio, onsets = inputs_on(batch, config, device)
+    frames, audio, onsets = inputs_on(batch, config, device, stage)
     with autocast(device):
         logits = wrapped(frames, audio, onsets, use_video=stage.use_video, use_audio=stage.use_audio)
     loss = fusion_loss(logits.float(), labels[torch.as_tensor(rows)].to(device), stage.layers)

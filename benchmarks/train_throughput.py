@@ -112,7 +112,7 @@ def network_only(config, stage, batch: dict, *, n_classes: int, device, steps: i
     if device.type == "cuda":
         model.video_net.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    inputs = inputs_on(batch, config.model, device)
+    inputs = inputs_on(batch, config.model, device, stage)
     labels = torch.zeros(len(batch["rows"]), dtype=torch.long, device=device)
 
     def step():

@@ -154,7 +154,7 @@ class Skipped:
     def add(self, row: int, reason: str, detail: str) -> None:
         if not self.bad[row]:
             self.bad[row] = True
-            self.why[int(row)] = (reason, detail)
+            self.why[int(row)] = (str(reason), str(detail))  # plain str: a Skip enum would not load weights_only
 
     def rows(self) -> list:
         return [[row, *self.why[row]] for row in sorted(self.why)]

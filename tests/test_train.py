@@ -202,8 +202,26 @@ main()
 
 @pytest.mark.slow
 def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
-    """Two ranks, streaming: each decodes only its own share of every epoch and of the validation split
-    (disjoint, together every row once per stage), and the gathered validation covers the whole split."""
+    """Two ranks, streaming, on the planted set plus five empty files (four among the training rows, one
+    in the validation split): each rank decodes only its own share of every epoch and of the validation
+    split (disjoint, together every row once per stage; a refused row never again), the uneven shares
+    (21 good training rows) leave one rank an empty batch it must still step on, and the gathered
+    validation covers the whole split."""
+    import shutil
+
+    from avaudit.train import split_train_val, training_labels
+
+    data = tmp_path / "dirty"
+    shutil.copytree(planted, data)
+    for category in ("audio_tone200", "visual_red_square", "onset_tone1030_green_diamond", "cont_tone420_blue_cross",
+                     "instant_tone690_purple_square"):
+        (data / category / "zz_broken.mp4").write_bytes(b"")
+    table = read_manifest(data).table
+    train_idx, val_idx = split_train_val(table.assign(label=training_labels(table["labels"], seed=0)),
+                                         fraction=0.2, seed=0)
+    broken = set(np.flatnonzero(table["path"].str.endswith("zz_broken.mp4")))
+    assert (len(train_idx), len(val_idx), len(broken & set(train_idx))) == (25, 16, 4)  # as described above
+
     out = tmp_path / "ddp.pt"
     script = tmp_path / "logged_avaudit.py"
     script.write_text(DECODE_LOG)
@@ -212,28 +230,31 @@ def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DECODE_LOG": str(logs)}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-         str(script), "train", str(planted), "--preset", str(tiny_preset), "--out", str(out), "--device", "cpu",
+         str(script), "train", str(data), "--preset", str(tiny_preset), "--out", str(out), "--device", "cpu",
          "--memory-budget", "0", "--workers", "1"],
         capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]  # 1: some clips skipped
     saved = load_checkpoint(out)
     assert saved["recipe"]["done"] and len(saved["metrics"]["history"]) == 3
     assert "validation accuracy" in result.stdout and result.stdout.count("model written to") == 1
     assert "streaming" in result.stderr + result.stdout
+    skipped = pd.read_csv(tmp_path / "skipped.csv")
+    assert sorted(skipped["path"]) == sorted(table["path"].iloc[sorted(broken)])
+    assert set(skipped["reason"]) == {"unreadable container"}
+    final = saved["metrics"]["final"]
+    assert (final["n_train"], final["n_val"]) == (21, 15)  # every rank's validation share, gathered
 
-    table = read_manifest(planted).table
-    assert saved["metrics"]["final"]["n_val"] == len(saved["val_ids"]) > 0  # every rank's share, gathered
     decoded = {rank: pd.read_csv(logs / f"rank{rank}.txt", sep=" ", names=["parts", "row"], dtype={"parts": str})
                for rank in (0, 1)}
     # audio stage: sound only; video stage: frames only; joint stage: everything (the final evaluation
     # reuses the joint stage's last validation)
     assert set(decoded[0]["parts"]) == set(decoded[1]["parts"]) == {"010", "100", "111"}
-    for parts in ("010", "100", "111"):
+    for parts, expected in (("010", set(range(len(table)))), ("100", set(range(len(table))) - broken),
+                            ("111", set(range(len(table))) - broken)):
         rows = [decoded[rank].loc[decoded[rank]["parts"] == parts, "row"].tolist() for rank in (0, 1)]
         assert len(set(rows[0])) == len(rows[0]) and len(set(rows[1])) == len(rows[1])  # once per rank
         assert not set(rows[0]) & set(rows[1])  # disjoint shares
-        assert sorted(rows[0] + rows[1]) == list(range(len(table)))  # together, every row once
-        assert abs(len(rows[0]) - len(rows[1])) <= 2
+        assert sorted(rows[0] + rows[1]) == sorted(expected)  # together, every row once
 
 
 KILL_AT = """

@@ -1,6 +1,7 @@
-"""The command line: one small function per command that parses, calls the library, and prints.
+"""The command line: one small function per command that parses, calls avaudit.commands, and prints.
 
-Heavy modules (torch, decord, librosa) are imported inside the commands so `--help` stays fast.
+Heavy modules (torch, numpy, pandas, decord, librosa) are imported inside the commands so
+`--help` stays fast.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
 
-
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -34,26 +34,28 @@ def console():
 
 
 def fail(message: str) -> None:
+    from rich.markup import escape
+
     from avaudit.display import console as err_console
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def guarded(command):
-    """Unusable input ends with a clear message and exit code 2, never a traceback."""
+    """The package's own errors (avaudit.errors.AvauditError: manifest, checkpoint, media, usage)
+    end with one red line and exit code 2; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from avaudit.model.checkpoint import CheckpointError
-        from avaudit.media.manifests import ManifestError
         from avaudit.commands import NotRankZero
+        from avaudit.errors import AvauditError
 
         try:
             return command(*args, **kwargs)
         except NotRankZero:
             raise typer.Exit(0) from None
-        except (ManifestError, CheckpointError, ValueError, FileExistsError, FileNotFoundError) as err:
+        except AvauditError as err:
             fail(str(err))
 
     return wrapper
@@ -78,10 +80,6 @@ WorkersOpt = Annotated[Optional[int], typer.Option(
     help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].", show_default=False)]
 
 
-def out_dir(out: Optional[Path], command: str) -> Path:
-    return out if out is not None else Path("avaudit-out") / command
-
-
 @app.command()
 @guarded
 def train(
@@ -98,33 +96,18 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
-    from avaudit.config import load_config
-    from avaudit.media.manifests import read_manifest
-    from avaudit.outputs import write_csv
-    from avaudit.display import TrainProgress
     from avaudit.device import init_distributed
-    from avaudit.train import train as run_training
+    from avaudit.display import TrainProgress
+    from avaudit.outputs import write_csv
+    from avaudit.training import train_data
 
-    overrides = {}
-    if epochs is not None:
-        overrides["train.epochs"] = [epochs] * 3
-    if seed is not None:
-        overrides["train.seed"] = seed
-    config = load_config(preset, overrides)
-    manifest = read_manifest(data, root=root)
-    if out.exists() and not resume:  # every rank checks, so none waits for one that left
-        fail(f"{out} exists: pass --resume to continue it, or another --out")
-    rank, _ = init_distributed(device.value)
+    rank, _ = (0, 1) if out.exists() and not resume else init_distributed(device.value)
     with TrainProgress() if rank == 0 else nullcontext(lambda kind, info: None) as progress:
-        result = run_training(manifest.table, config=config, out=out, video_weights=video_weights,
-                              device=device.value, resume=resume, on_event=progress)
+        result = train_data(data, preset=preset, out=out, epochs=epochs, seed=seed, root=root,
+                                video_weights=video_weights, device=device.value, resume=resume, on_event=progress)
     if rank != 0:
         return
     skipped = result["skipped"]
-    if len(manifest.skipped):
-        import pandas as pd
-
-        skipped = pd.concat([manifest.skipped, skipped], ignore_index=True)
     show_train_result(result, out)
     if len(skipped):
         write_csv(skipped, out.parent / "skipped.csv")
@@ -162,13 +145,12 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
     help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
 
 
-def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio) -> dict:
-    """The options every audit command passes through to avaudit.commands.audit."""
-    from avaudit.commands import DEFAULT_CONFIDENCE
+def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio):
+    """The AuditOptions every audit command takes, from the options they all share."""
+    from avaudit.commands import DEFAULT_CONFIDENCE, AuditOptions
 
-    return dict(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                cache_dir=cache_dir, confidence=confidence.value if confidence else DEFAULT_CONFIDENCE,
-                no_audio=no_audio.value)
+    return AuditOptions(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
+                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio)
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -180,8 +162,7 @@ def run_with_progress(name: str, function, *args, **kwargs):
 
 def cache_line(run) -> None:
     console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_rows - run.n_cached - len(run.skipped)} decoded, {len(run.skipped)} skipped; "
-                    f"outputs in {run.out}")
+                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {run.out}", markup=False)
 
 
 @app.command()
@@ -198,10 +179,9 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("bias", commands.bias, data, out=out_dir(out, "bias"),
-                            rule=(rule or Rule(commands.DEFAULT_RULE)).value,
+    run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            **options)
+                            options=options)
     show_bias(run)
     cache_line(run)
     finish(run)
@@ -245,8 +225,8 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("predict", commands.predict, data, out=out_dir(out, "predict"),
-                            export_probs=export_probs, **options)
+    run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
+                            options=options)
     table = run.tables["predictions.csv"]
     console().print(f"{len(table)} videos predicted; mean labels per video (eq. 7): "
                     f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}")
@@ -267,9 +247,9 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out_dir(out, "missing-labels"),
+    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
-                            else min_confidence, **options)
+                            else min_confidence, options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
                         f"of {run.summary['n_videos']} videos (top 15)")
@@ -289,7 +269,11 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              keep: Annotated[list[str], typer.Option(
                  help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
              by: Annotated[By, typer.Option(help="Keep whole categories or single videos.")] = By.category,
-             out: Annotated[Optional[Path], typer.Option(help="Subset file, in DATA's own format.")] = None,
+             out: Annotated[Optional[Path], typer.Option(
+                 help="Subset file, in DATA's own format [default: avaudit-out/retarget/subset.<ext>].")] = None,
+             from_run: Annotated[Optional[Path], typer.Option(
+                 "--from", help="A bias run's folder, used without DATA [default: the newest under avaudit-out/].",
+             )] = None,
              compare: Annotated[Optional[str], typer.Option(
                  help="Report how many classes of a Kinetics-Sounds list (ks31, ks32, ks34) the subset holds.")] = None,
              model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
@@ -301,17 +285,18 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
-    options = {}
-    if data is not None:
-        options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-        options["rule"] = (rule or Rule(commands.DEFAULT_RULE)).value
-    summary = commands.retarget(data, keep=keep, by=by.value, out=out, compare=compare, **options)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
+                            bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
+    summary = run.summary
     console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "
-                    f"{len(summary['categories'])} categories -> {summary['out']} ({summary['format']})")
+                    f"{len(summary['categories'])} categories -> {summary['out']} ({summary['format']}), "
+                    f"from the bias run in {summary['bias_run']}", markup=False)
     if "compare" in summary:
         c = summary["compare"]
         console().print(f"{c['n_matched']} of {c['n_reference']} {c['reference']} classes are in the subset "
                         f"({100 * c['fraction']:.0f}%)")
+    finish(run)
 
 
 @app.command()
@@ -320,13 +305,13 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
              out: OutOpt = None,
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
+    from avaudit import commands
     from avaudit.localize import localize as run_localize
     from avaudit.media.decode import MediaError
-    from avaudit.commands import DEFAULT_MODEL
 
-    target = out_dir(out, "localize")
+    target = commands.output_dir(out, "localize")
     try:
-        result = run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline)
+        result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
     except MediaError as err:
         fail(f"{err} ({err.reason})")
     console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
@@ -359,4 +344,11 @@ def make_samples(
 
 
 def main() -> None:
+    import os
+
+    # The decoding workers and the network share the CPU cores during an audit; OpenMP threads
+    # that spin after each parallel op take those cores from the decoders, sleeping ones give them
+    # back (benchmarks/README.md). torch reads it at import, so it is set before any command runs;
+    # a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

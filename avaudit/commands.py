@@ -1,12 +1,13 @@
-"""One function per audit command: read DATA, get each video's logits, decide, write the files.
+"""One function per command: read DATA, get each video's logits, decide, write the files.
 
-The CLI calls these and prints; tests call them directly. Logits come from the cache where a
-video was seen before with the same model, so re-audits do no decoding.
+These are the Python API (`avaudit.bias(...)` and the others) and the CLI is a shell over them.
+Logits come from the cache where a video was seen before with the same model, so re-audits do
+no decoding.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -14,17 +15,35 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from avaudit.vocab import LAYERS
-from avaudit.vocab import SKIPPED_COLUMNS
+from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.outputs import write_csv, write_json, write_yaml
+from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
-CONFIDENCES = ("raw", "calibrated")
-DEFAULT_RULE = "sufficiency"  # recovers planted truth better than the paper's rule (README)
-DEFAULT_CONFIDENCE = "raw"  # see README: measured on planted data
+DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (README)
+DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
+OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How an audit reads DATA and runs the model; the same for every audit command."""
+    model: Path | None = None  # checkpoint [default: the shipped DEFAULT_MODEL]
+    root: Path | None = None  # where a manifest's media live [default: the manifest's folder]
+    device: str = "auto"  # auto, cpu or cuda
+    batch_size: int = 8  # clips per batch
+    workers: int | None = None  # decoding processes [default: one per core]
+    cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
+    confidence: str = DEFAULT_CONFIDENCE  # raw softmax or calibrated (per-layer temperatures)
+    no_audio: str = NoAudio.skip  # clips without sound: skip them or audit them with silence
+
+
+def resolve_options(options: AuditOptions | None, fields: dict) -> AuditOptions:
+    """`options` with keyword overrides: `bias(data, model="m.pt")` and `bias(data, options=o)` both work."""
+    return replace(options or AuditOptions(), **fields)
 
 
 class NotRankZero(Exception):
@@ -72,6 +91,11 @@ class AuditRun:
     n_cached: int = 0
     manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
 
+    @property
+    def n_decoded(self) -> int:
+        """Rows that were neither skipped nor read from the cache."""
+        return self.n_rows - self.n_cached - len(self.skipped)
+
 
 def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     """One row per (video, label): a multi-label video counts for each of its categories."""
@@ -88,11 +112,11 @@ def check_labels(table: pd.DataFrame, classes: list[str]) -> None:
     """Labels the model was not trained on are an error naming them: the model cannot judge them."""
     names = set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
     if not names:
-        raise ValueError("DATA has no labels: this audit needs category folders or a labelled manifest")
+        raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
     unknown = sorted(names - set(classes))
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise ValueError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
+        raise UsageError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
                          f"train on this data first (`avaudit train DATA`) and pass --model")
 
 
@@ -101,19 +125,18 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
     from avaudit.audits.calibration import calibrated_softmax
     from avaudit.audits.decisions import softmax
 
-    if confidence not in CONFIDENCES:
-        raise ValueError(f"--confidence must be one of {', '.join(CONFIDENCES)}")
+    if confidence not in set(Confidence):
+        raise UsageError(f"--confidence must be one of {', '.join(Confidence)}")
     if confidence == "raw":
         return softmax(logits)
     if "temperatures" not in checkpoint:
-        raise ValueError("this checkpoint has no fitted temperatures (trained before calibration existed); "
+        raise UsageError("this checkpoint has no fitted temperatures (trained before calibration existed); "
                          "retrain it or pass --confidence raw")
     return calibrated_softmax(logits, np.asarray(checkpoint["temperatures"]))
 
 
-def audit(data: Path, *, model: Path | None = None, root: Path | None = None, device: str = "auto",
-          batch_size: int = 8, workers: int | None = None, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
-          need_labels: bool = False, no_audio: str = "skip", on_event: Callable | None = None) -> Audit:
+def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool = False,
+          on_event: Callable | None = None, **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 
     Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
@@ -123,6 +146,9 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
+    o = resolve_options(options, fields)
+    model, root, device, batch_size, workers, cache_dir, confidence, no_audio = (
+        o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
     manifest = read_manifest(Path(data), root=root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
     checkpoint = checkpoint_info(model_path, cache_dir)
@@ -154,13 +180,18 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
     return a.manifest.table.assign(position=np.arange(len(a.manifest.table)))[a.decoded]
 
 
-def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         **options) -> AuditRun:
-    """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4)."""
+def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
+         options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+    """Which layer carries each video's and category's label (Tables 3 and 4).
+
+    Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
+    avaudit-out/bias); keyword `fields` set AuditOptions (model=..., device=...).
+    """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
 
-    a = audit(data, need_labels=True, **options)
+    a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event)
+    rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
@@ -168,18 +199,22 @@ def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = S
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
-    run = AuditRun(Path(out), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
+    run = AuditRun(output_dir(out, "bias"), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest)
     write_run(run, a.settings("bias", rule=rule, fraction=fraction))
     write_json(summary, run.out / "bias_summary.json")
     return run
 
 
-def predict(data: Path, *, out: Path, export_probs: Path | None = None, **options) -> AuditRun:
-    """`avaudit predict`: predictions.csv (vote, eq. 7 set, each layer's top confidence)."""
+def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = None,
+            options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+    """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence: predictions.csv.
+
+    With `export_probs`, also labels and per-class probabilities (.npz) as cleanlab takes them.
+    """
     from avaudit.audits.decisions import multilabel, vote
 
-    a = audit(data, **options)
+    a = audit(data, resolve_options(options, fields), on_event=on_event)
     rows = decoded_rows(a)
     probs = a.probabilities[rows["position"].to_numpy()]
     names = np.asarray(a.classes)
@@ -189,7 +224,8 @@ def predict(data: Path, *, out: Path, export_probs: Path | None = None, **option
                           "labels_eq7": [";".join(names[m]) for m in chosen]})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
-    run = AuditRun(Path(out), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows,
+    run = AuditRun(output_dir(out, "predict"), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped,
+                   a.n_rows,
                    a.n_cached)
     write_run(run, a.settings("predict"))
     if export_probs is not None:
@@ -212,12 +248,12 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
         video_ids=rows["video_id"].to_numpy().astype(str)))
 
 
-def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   **options) -> AuditRun:
-    """`avaudit missing-labels`: eq. 7 labels a video shows but is not annotated with."""
+def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
+                   options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+    """Labels a video shows (eq. 7) that its annotation lacks, most confident first: missing_labels.csv."""
     from avaudit.audits.missing_labels import missing_label_candidates
 
-    a = audit(data, **options)
+    a = audit(data, resolve_options(options, fields), on_event=on_event)
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
@@ -225,7 +261,7 @@ def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDA
     confidences = a.probabilities[position]
     candidates = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
                                           min_confidence=min_confidence)
-    run = AuditRun(Path(out), {"missing_labels.csv": candidates},
+    run = AuditRun(output_dir(out, "missing-labels"), {"missing_labels.csv": candidates},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
                     "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
                    a.n_cached)
@@ -233,42 +269,86 @@ def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDA
     return run
 
 
-def retarget(data: Path | None, *, keep: list[str], by: str = "category", out: Path | None = None,
-             compare: str | None = None, bias_dir: Path = Path("avaudit-out/bias"), **options) -> dict:
-    """`avaudit retarget`: the rows whose category (or video) falls in `keep`, in DATA's own format.
+def retarget(data: Path | None = None, *, keep: list[str], by: str = "category", out: Path | None = None,
+             compare: str | None = None, bias_run: Path | None = None, rule: str = DEFAULT_RULE,
+             options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+    """The rows whose category (or video) falls in `keep`, written in DATA's own format.
 
-    Without DATA it reads the latest `bias` run in `bias_dir` (its run.yaml names DATA and model).
+    With DATA, audits it first and writes that bias run in a `bias` folder beside `out`. Without
+    DATA, uses the bias run in `bias_run`, or the newest one under avaudit-out/ (its run.yaml names
+    DATA and root). The summary names the bias run used.
     """
+    from avaudit.audits.retarget import compare as compare_with
+    from avaudit.audits.retarget import select
     from avaudit.media.manifests import write_subset
-    from avaudit.audits.retarget import compare as compare_with, select
 
     if data is None:
-        settings_path = bias_dir / "run.yaml"
-        if not settings_path.exists():
-            raise ValueError(f"no DATA given and no bias run in {bias_dir}: run `avaudit bias DATA` first "
-                             f"or pass DATA")
-        settings = yaml.safe_load(settings_path.read_text())
+        folder = Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT)
+        settings = read_bias_settings(folder)
         manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]))
-        per_video = pd.read_csv(bias_dir / "bias_videos.csv", dtype={"video_id": str, "label": str},
+        per_video = pd.read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str},
                                 keep_default_na=False)
-        categories = pd.read_csv(bias_dir / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
+        categories = pd.read_csv(folder / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
+        skipped, n_cached = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0
     else:
-        run = bias(Path(data), out=bias_dir, **options)
-        manifest = run.manifest
+        out = Path(out) if out is not None else None
+        folder = (out.parent if out is not None else output_dir(None, "retarget")) / "bias"
+        run = bias(Path(data), out=folder, rule=rule, options=options, on_event=on_event, **fields)
+        manifest, skipped, n_cached = run.manifest, run.skipped, run.n_cached
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
     kept = select(per_video, categories, keep, by=by)
     rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
     default_name = "subset.csv" if manifest.format in ("folder", "flat") else f"subset{manifest.source.suffix}"
-    out = Path(out) if out is not None else Path("avaudit-out/retarget") / default_name
+    out = Path(out) if out is not None else output_dir(None, "retarget") / default_name
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder: name the subset file to write, e.g. {out / default_name}")
     write_subset(manifest, rows["row"].to_numpy().tolist(), out)
     kept_categories = sorted(set(kept["label"]))
-    summary = {"out": str(out), "format": manifest.format, "keep": list(keep), "by": by,
-               "n_videos": int(len(rows)), "n_input_rows": int(len(manifest.table) + len(manifest.skipped)),
-               "categories": kept_categories}
+    n_rows = int(len(manifest.table) + len(manifest.skipped))
+    summary = {"out": str(out), "bias_run": str(folder), "format": manifest.format, "keep": list(keep), "by": by,
+               "n_videos": int(len(rows)), "n_input_rows": n_rows, "categories": kept_categories}
     if compare is not None:
         summary["compare"] = compare_with(kept_categories, compare)
     write_json(summary, out.with_name(out.name + ".json"))
-    return summary
+    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest)
+
+
+def output_dir(out: Path | None, command: str) -> Path:
+    return Path(out) if out is not None else OUTPUT_ROOT / command
+
+
+def newest_bias_run(root: Path) -> Path:
+    """The folder of the most recent `bias` run under `root` (by its run.yaml's modification time)."""
+    runs = [path.parent for path in sorted(Path(root).glob("**/run.yaml"))
+            if (path.parent / "bias_videos.csv").is_file()]
+    if not runs:
+        raise UsageError(f"no DATA given and no bias run under {root}/: run `avaudit bias DATA` first, "
+                         f"pass DATA, or name a bias run's folder with --from")
+    return max(runs, key=lambda folder: (folder / "run.yaml").stat().st_mtime)
+
+
+def read_bias_settings(folder: Path) -> dict:
+    """A bias run's run.yaml, checked: a clear error naming the file instead of a KeyError."""
+    path = Path(folder) / "run.yaml"
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UsageError(f"{folder}: not a bias run ({path.name}: {err.strerror})") from None
+    except yaml.YAMLError:
+        raise UsageError(f"{path}: not readable YAML") from None
+    if not isinstance(settings, dict) or settings.get("command") != "bias" \
+            or not all(isinstance(settings.get(key), str) for key in ("data", "root")):
+        raise UsageError(f"{path}: not the run.yaml of a bias run (needs command: bias, data and root)")
+    if not (Path(folder) / "bias_videos.csv").is_file():
+        raise UsageError(f"{folder}: bias_videos.csv is missing; rerun `avaudit bias`")
+    return settings
+
+
+def load_model(path: Path | None = None, *, device: str = "cpu"):
+    """(model in eval mode, class names, config, checkpoint dict) of a checkpoint [default: the shipped one]."""
+    from avaudit.model.checkpoint import load_model as load
+
+    return load(Path(path) if path is not None else DEFAULT_MODEL, device=device)
 
 
 def write_run(run: AuditRun, settings: dict) -> None:

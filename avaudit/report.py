@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from avaudit.errors import UsageError
 from avaudit.vocab import ASSIGNMENTS
 
 SECTIONS = ("settings", "table3", "categories", "table4", "missing", "retarget", "predictions", "skipped")
@@ -82,7 +83,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     runs = [(p.parent.name, yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*/run.yaml"))]
     runs += [(folder.name, yaml.safe_load((folder / "run.yaml").read_text()))] if (folder / "run.yaml").exists() else []
     if not runs and not find(folder, "bias_summary.json"):
-        raise ValueError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
+        raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
     settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k != "config"}} for name, run in runs])
     parts.append(section("settings", "Run settings", table_html(settings, sortable=False) if len(settings) else
@@ -143,7 +144,8 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
                 f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}</p>")
     parts.append(section("predictions", "Predictions", body))
 
-    skipped = [pd.read_csv(p, keep_default_na=False).assign(output=p.parent.name) for p in folder.glob("**/skipped.csv")]
+    skipped = [pd.read_csv(p, keep_default_na=False).assign(output=p.parent.name)
+               for p in folder.glob("**/skipped.csv")]
     body = (table_html(pd.concat(skipped, ignore_index=True)) if skipped else "<p>no video was skipped</p>")
     parts.append(section("skipped", "Skipped videos", body))
 

@@ -29,14 +29,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from avaudit import commands as pipeline
-from avaudit.model.checkpoint import load_model, save_checkpoint
 from avaudit.config import load_config
-from avaudit.model.fusion import FusionNet
-from avaudit.media.dataset import ClipDataset
+from avaudit.device import autocast, default_workers, pick_device
 from avaudit.inference.run import collate
-from avaudit.device import default_workers
+from avaudit.media.dataset import ClipDataset
 from avaudit.media.manifests import read_manifest
-from avaudit.device import autocast, pick_device
+from avaudit.model.checkpoint import load_model, save_checkpoint
+from avaudit.model.fusion import FusionNet
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -143,7 +143,9 @@ def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny
     class Stop(Exception):
         pass
 
-    def stop_after_two_batches(kind, info, seen=[]):
+    seen = []
+
+    def stop_after_two_batches(kind, info):
         if kind == "advance":
             seen.append(info["n"])
             if len(seen) == 2:

@@ -1,11 +1,11 @@
 """Dirty data: every video accounted for, each skip with the right reason, exit code 1."""
 import pandas as pd
 import pytest
+from badmedia import write_bad_corpus, write_bad_manifest
 from typer.testing import CliRunner
 
 from avaudit.cli import app
 from avaudit.media.decode import REASONS
-from badmedia import write_bad_corpus, write_bad_manifest
 
 runner = CliRunner()
 MANIFEST_REASONS = ("missing file", "duplicate id", "malformed row")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import write_clip
 
 from avaudit.media.decode import MissingFile, NoAudioStream, decode_clip
-from conftest import write_clip
 
 ARGS = dict(steps=100, seconds=10.0, sample_rate=16000, resize=(48, 64), crop=48)
 

@@ -2,9 +2,8 @@ import numpy as np
 import torch
 import torchaudio
 
-from avaudit.model.backbones import LOG_FLOOR, LogMel
-
 from avaudit.media.onsets import onset_steps
+from avaudit.model.backbones import LOG_FLOOR, LogMel
 
 
 def paper_log_mel():

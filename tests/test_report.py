@@ -10,8 +10,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from avaudit.cli import app
-from avaudit.localize import localize
 from avaudit.commands import DEFAULT_MODEL
+from avaudit.localize import localize
 from avaudit.report import SECTIONS
 
 runner = CliRunner()

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from avaudit.model.checkpoint import load_checkpoint
 from avaudit.config import load_config
 from avaudit.media.manifests import read_manifest
-from avaudit.train import STAGES, split_train_val, train
+from avaudit.model.checkpoint import load_checkpoint
+from avaudit.training import STAGES, split_train_val, train
 
 
 def test_split_holds_out_a_seeded_share_of_every_category():

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from avaudit.vocab import ASSIGNMENTS, AV_LAYERS, GROUP_OF, GROUPS, LAYERS, Group, Rule
 from avaudit.audits.decisions import category_modality, true_label_confidence
+from avaudit.errors import UsageError
+from avaudit.vocab import ASSIGNMENTS, AV_LAYERS, GROUP_OF, GROUPS, LAYERS, Group, Rule
 
 REDUNDANT = str(Group.redundant)
 
@@ -36,7 +37,7 @@ def assign_videos(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.nd
         return np.asarray(LAYERS)[true_conf.argmax(axis=1)]
     if rule == "sufficiency":
         return sufficiency_modality(true_conf, fraction=fraction)
-    raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
+    raise UsageError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from avaudit.vocab import LAYERS
 from avaudit.audits.decisions import multilabel, softmax
+from avaudit.vocab import LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence")
 

@@ -69,9 +69,9 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     once, copies = todo[~repeat], todo[repeat]
     skipped = skipped_table([])
     if len(once):
-        from avaudit.model.checkpoint import load_model
-        from avaudit.inference.run import run_model
         from avaudit.device import pick_device
+        from avaudit.inference.run import run_model
+        from avaudit.model.checkpoint import load_model
 
         dev = pick_device(device)
         model, _, config, _ = load_model(model_path, device=dev)

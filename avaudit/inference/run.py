@@ -4,7 +4,6 @@ Only the clips the cache lacks come here (avaudit.logits), so only they import t
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -13,12 +12,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from avaudit.vocab import LAYERS
-
 from avaudit.config import Config
-from avaudit.media.dataset import ClipDataset
 from avaudit.device import CoreShare, autocast, default_workers, worker_context
+from avaudit.media.dataset import ClipDataset
 from avaudit.media.manifests import skipped_table
+from avaudit.vocab import LAYERS
 
 
 def collate(items: list[dict]) -> dict:

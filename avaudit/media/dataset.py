@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import Dataset
 
 from avaudit.config import ModelConfig
+from avaudit.errors import UsageError
+from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 from avaudit.media.onsets import onset_steps
 from avaudit.vocab import Skip
-from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
@@ -74,7 +75,7 @@ class ClipDataset(Dataset):
         self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
         self.config = config
         if no_audio not in ("skip", "silence"):
-            raise ValueError(f"--no-audio must be skip or silence, not {no_audio!r}")
+            raise UsageError(f"--no-audio must be skip or silence, not {no_audio!r}")
         self.no_audio = no_audio
         self.time_limit = time_limit
 

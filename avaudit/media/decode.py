@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from avaudit.errors import AvauditError
 from avaudit.vocab import Skip
 
 # decord silently repeats frames it could not decode unless told otherwise; more than this
@@ -18,7 +19,7 @@ from avaudit.vocab import Skip
 FAULT_TOLERANCE = 0.05
 
 
-class MediaError(Exception):
+class MediaError(AvauditError):
     """A clip that cannot be audited; `reason` is one of a fixed list, `str()` the detail."""
 
     reason = Skip.decode_error

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avaudit.config import Config, config_from_dict
+from avaudit.errors import AvauditError
 
 if TYPE_CHECKING:
     import torch
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 FORMAT = "avaudit-checkpoint-1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AvauditError, ValueError):
     """A checkpoint file that cannot be used; the message names the file and why."""
 
 

@@ -5,10 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avaudit.model.backbones import AudioNet, VideoNet
-from avaudit.vocab import LAYERS
 from avaudit.config import ModelConfig
-from avaudit.model.backbones import LogMel
+from avaudit.model.backbones import AudioNet, LogMel, VideoNet
+from avaudit.vocab import LAYERS
 
 
 def continuous_pool(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ scores the whole validation split (so all take the same lr decisions), rank 0 al
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from avaudit.audits.calibration import calibrated_softmax, fit_temperatures, layer_ece
-from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
-from avaudit.config import Config
-from avaudit.media.dataset import ClipDataset, first_item
-from avaudit.device import autocast, init_distributed, pick_device, worker_context
 from avaudit.audits.decisions import softmax, vote
+from avaudit.config import Config
+from avaudit.device import autocast, init_distributed, pick_device, worker_context
+from avaudit.errors import UsageError
+from avaudit.media.dataset import ClipDataset, first_item
+from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from avaudit.model.fusion import FusionNet, fusion_loss
+from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
 
 VAL_SPLITS = ("val", "valid", "validate", "validation")
 
@@ -153,12 +153,12 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
     dev = pick_device(device)
     t = config.train
     if (table["labels"] == "").any():
-        raise ValueError("every training clip needs a label: DATA has unlabelled rows "
+        raise UsageError("every training clip needs a label: DATA has unlabelled rows "
                          "(use a folder of category folders or a labelled manifest)")
     labels_text = training_labels(table["labels"], seed=t.seed)
     classes = sorted(labels_text.unique())
     if len(classes) < 2:
-        raise ValueError(f"training needs at least two categories; DATA has {len(classes)}")
+        raise UsageError(f"training needs at least two categories; DATA has {len(classes)}")
     labels = np.array(labels_text.map({c: i for i, c in enumerate(classes)}), dtype=np.int64)
     train_idx, val_idx = split_train_val(table.assign(label=labels_text), fraction=t.val_fraction, seed=t.seed)
 
@@ -256,3 +256,30 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
     if dist.is_initialized():
         dist.barrier()
     return {**final, "skipped": skipped, "classes": classes}
+
+
+def train_data(data: Path, *, preset: str | Path = "small", out: Path = Path("avaudit-out/train/model.pt"),
+          epochs: int | None = None, seed: int | None = None, root: Path | None = None,
+          video_weights: Path | None = None, device: str = "auto", resume: bool = False,
+          on_event: Callable | None = None) -> dict:
+    """Train the network on DATA (section 4.2's three stages) and write the checkpoint `out`.
+
+    Returns the validation metrics; its `skipped` holds the rows of DATA that were not used.
+    """
+    from avaudit.config import load_config
+    from avaudit.media.manifests import read_manifest
+
+    overrides = {}
+    if epochs is not None:
+        overrides["train.epochs"] = [epochs] * 3
+    if seed is not None:
+        overrides["train.seed"] = seed
+    config = load_config(preset, overrides)
+    manifest = read_manifest(Path(data), root=root)
+    out = Path(out)
+    if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left
+        raise UsageError(f"{out} exists: pass --resume to continue it, or another --out")
+    result = train(manifest.table, config=config, out=out, video_weights=video_weights, device=device,
+                          resume=resume, on_event=on_event)
+    result["skipped"] = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], result["skipped"]], ignore_index=True)
+    return result

@@ -59,6 +59,7 @@ class Audit:
     classes: list[str]
     confidence: str
     logits: np.ndarray  # (N, 5, C) for every manifest table row, NaN where skipped
+    seconds: np.ndarray  # (N,) seconds of real content in each row's window, NaN where skipped
     probabilities: np.ndarray  # softmax of logits, raw or temperature-scaled
     skipped: pd.DataFrame
     n_cached: int
@@ -168,12 +169,23 @@ def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool 
         dist.barrier()
         if rank != 0:
             raise NotRankZero
-    logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
+    logits, seconds, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
                                              batch_size=batch_size, workers=workers, cache_dir=cache_dir,
                                              on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
-    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
+    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits, seconds,
                  probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio)
+
+
+def window_columns(a: Audit, position: np.ndarray) -> dict[str, pd.Series]:
+    """`seconds` of real content in each row's window, and `padded`: the window ran past the
+    file's end, so the rest was black and silent (the decoder's rule: short by over half a step).
+    Empty where the cache predates these columns."""
+    window, steps = a.checkpoint["config"]["model"]["seconds"], a.checkpoint["config"]["model"]["steps"]
+    seconds = a.seconds[position].astype(float)
+    padded = pd.array(seconds < window - 0.5 * window / steps, dtype="boolean")
+    padded[np.isnan(seconds)] = pd.NA
+    return {"seconds": pd.Series(seconds.round(2)), "padded": pd.Series(padded)}
 
 
 def decoded_rows(a: Audit) -> pd.DataFrame:
@@ -196,6 +208,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
                                                 fraction=fraction)
+    per_video = per_video.assign(**window_columns(a, position))
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
@@ -216,7 +229,8 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
 
     a = audit(data, resolve_options(options, fields), on_event=on_event)
     rows = decoded_rows(a)
-    probs = a.probabilities[rows["position"].to_numpy()]
+    position = rows["position"].to_numpy()
+    probs = a.probabilities[position]
     names = np.asarray(a.classes)
     chosen = multilabel(probs)  # over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
@@ -224,6 +238,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
                           "labels_eq7": [";".join(names[m]) for m in chosen]})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
+    table = table.assign(**window_columns(a, position))
     run = AuditRun(output_dir(out, "predict"), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped,
                    a.n_rows,
                    a.n_cached)

@@ -68,7 +68,8 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     logits[np.arange(len(table))[:, None], np.arange(5)[None], label[:, None]] += boost
     cache = LogitCache(cache_dir, model_fingerprint(model), n_classes=len(classes), source=str(model))
     for start in range(0, len(table), CHUNK):
-        cache.add(keys[start : start + CHUNK], logits[start : start + CHUNK])
+        part = slice(start, start + CHUNK)
+        cache.add(keys[part], logits[part], np.full(len(keys[part]), 10.0, np.float32))
 
 
 def main() -> None:

@@ -54,8 +54,9 @@ def test_predict_writes_predictions_and_cleanlab_arrays(planted, tiny_model, tmp
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "p" / "predictions.csv", keep_default_na=False)
     assert list(table.columns) == ["video_id", "path", "label", "vote", "labels_eq7", "conf_continuous",
-                                   "conf_instant", "conf_onset", "conf_visual", "conf_audio"]
+                                   "conf_instant", "conf_onset", "conf_visual", "conf_audio", "seconds", "padded"]
     assert len(table) == 36 and (table["labels_eq7"].str.len() > 0).all()
+    assert (table["seconds"] == 10.0).all() and not table["padded"].any()
     assert table[[c for c in table.columns if c.startswith("conf_")]].to_numpy().max() <= 1.0
     arrays = np.load(tmp_path / "p" / "probs.npz")
     assert arrays["pred_probs"].shape == (36, 16) and arrays["labels"].shape == (36,)
@@ -115,10 +116,44 @@ def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, c
     assert list(subset.columns) == ["path", "label"]
 
 
+def test_a_clip_shorter_than_the_window_is_marked_padded_with_its_seconds(tiny_model, tmp_path, cache):
+    from conftest import write_clip
+
+    write_clip(tmp_path / "data" / "cat" / "short.mp4", seconds=4.0)
+    write_clip(tmp_path / "data" / "dog" / "long.mp4", seconds=10.0)
+    result = invoke("predict", tmp_path / "data", "--model", tiny_model, "--out", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "p" / "predictions.csv").set_index("video_id")
+    assert table.loc["cat/short", "padded"] and not table.loc["dog/long", "padded"]
+    assert abs(table.loc["cat/short", "seconds"] - 4.0) <= 0.1 and table.loc["dog/long", "seconds"] == 10.0
+
+
 def test_retarget_without_a_bias_run_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["retarget", "--keep", "audiovisual"])
-    assert result.exit_code == 2 and "avaudit bias DATA" in result.output
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "error: no DATA given and no bias run under avaudit-out/: run `avaudit bias DATA` first, pass DATA, "
+        "or name a bias run's folder with --from")
+
+
+def test_retarget_uses_the_newest_bias_run_or_the_one_named_and_says_which(planted, tiny_model, tmp_path, cache,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "avaudit-out" / "mine")
+    assert first.exit_code == 0, first.output
+    newest = runner.invoke(app, ["retarget", "--keep", "audio"])
+    assert newest.exit_code == 0, newest.output
+    assert "from the bias run in avaudit-out/mine" in " ".join(newest.output.split())
+    named = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "avaudit-out" / "mine"),
+                                "--out", str(tmp_path / "s.csv")])
+    assert named.exit_code == 0 and (tmp_path / "s.csv").is_file()
+    (tmp_path / "avaudit-out" / "mine" / "run.yaml").write_text("command: predict\n")
+    tampered = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "avaudit-out" / "mine")])
+    assert tampered.exit_code == 2
+    assert " ".join(tampered.output.split()) == (
+        f"error: {tmp_path / 'avaudit-out' / 'mine' / 'run.yaml'}: not the run.yaml of a bias run "
+        "(needs command: bias, data and root)")
 
 
 def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path, cache):

@@ -23,7 +23,8 @@ def collate(items: list[dict]) -> dict:
     """Stack the clips that decoded; keep the failures' reasons beside them."""
     good = [item for item in items if not item.reason]
     batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
-             "index": [item.index for item in good], "cpu_s": sum(item.cpu_s for item in items)}
+             "index": [item.index for item in good], "seconds": [item.seconds for item in good],
+             "cpu_s": sum(item.cpu_s for item in items)}
     for key in ("frames", "audio", "onsets"):
         batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
     return batch
@@ -32,12 +33,14 @@ def collate(items: list[dict]) -> dict:
 @torch.no_grad()
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
               workers: int | None = None, on_event: Callable[[str, dict], None] | None = None,
-              on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
-              no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame]:
-    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped), and
-    the skipped rows indexed by their position in `table`.
+              on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+              no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped), the
+    seconds of real content in each row's window (N,), and the skipped rows indexed by their
+    position in `table`.
 
-    on_batch(row positions, their logits) sees every finished batch (the cache writes them).
+    on_batch(row positions, their logits, their seconds) sees every finished batch (the cache
+    writes them).
     """
     on_event = on_event or (lambda kind, info: None)
     workers = default_workers() if workers is None else workers
@@ -48,6 +51,7 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
                         multiprocessing_context=worker_context() if workers else None)
     n_classes = model.heads[LAYERS[0]].out_features
     logits = np.full((len(table), len(LAYERS), n_classes), np.nan, np.float32)
+    seconds = np.full(len(table), np.nan, np.float32)
     skipped = []
     model.eval()
     on_event("start", {"total": len(table)})
@@ -61,10 +65,11 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
                 inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
                 with autocast(device):
                     logits[batch["index"]] = model(*inputs).float().cpu().numpy()
+                seconds[batch["index"]] = batch["seconds"]
             cores.update(batch["cpu_s"], time.process_time() - started)
             if batch["index"] and on_batch is not None:
-                on_batch(np.asarray(batch["index"]), logits[batch["index"]])
+                on_batch(np.asarray(batch["index"]), logits[batch["index"]], seconds[batch["index"]])
             on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
     finally:
         cores.restore()
-    return logits, skipped_table(skipped)
+    return logits, seconds, skipped_table(skipped)

@@ -307,13 +307,9 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
     from avaudit.localize import localize as run_localize
-    from avaudit.media.decode import MediaError
 
     target = commands.output_dir(out, "localize")
-    try:
-        result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
-    except MediaError as err:
-        fail(f"{err} ({err.reason})")
+    result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
     console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
                     f"pictures in {target}")

@@ -86,6 +86,7 @@ def test_files_over_the_length_limit_are_refused_before_decoding(clip10):
         decode_clip(clip10, steps=100, seconds=10.0, sample_rate=16000, resize=(32, 32), crop=32, max_seconds=5)
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_audit_then_rerun_gives_the_uninterrupted_files(planted, tiny_model, tmp_path):
     """Outputs and cache chunks are written atomically; a rerun resumes from the cache."""
     import os

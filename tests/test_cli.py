@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -12,6 +13,7 @@ runner = CliRunner()
 DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples"]
 
 
+@pytest.mark.slow
 def test_help_lists_every_command_quickly():
     result = subprocess.run([sys.executable, "-m", "avaudit", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0

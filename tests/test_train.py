@@ -78,6 +78,7 @@ def test_resume_refuses_a_checkpoint_of_another_preset(planted, tiny_preset, tmp
         train(table, config=other, out=tmp_path / "m.pt", device="cpu", resume=True)
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -91,6 +92,7 @@ def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     assert "validation accuracy" in result.stdout and result.stdout.count("model written to") == 1
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_training_then_resume_ends_like_an_uninterrupted_run(planted, tiny_preset, tmp_path):
     """A real SIGKILL at whatever batch it lands on; --resume must end where an uninterrupted run ends."""
     import signal

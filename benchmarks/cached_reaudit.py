@@ -12,7 +12,7 @@ logits for every one of them, then runs each command as a user would, one CLI pr
     avaudit retarget --keep audiovisual --compare ks32        (reads the bias run's tables instead)
 
 and prints each one's wall time (interpreter start-up included), videos/s, its ratio to the
-20,000 videos/s that issue 7 asks for, and its peak resident memory.
+20,000 videos/s target, and its peak resident memory.
 """
 from __future__ import annotations
 

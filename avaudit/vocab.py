@@ -58,8 +58,8 @@ class Skip(StrEnum):
 
 LAYERS = tuple(str(layer) for layer in Layer)
 AV_LAYERS = LAYERS[:3]  # the audio-visual event layers
-LAYER_GROUP = {"continuous": "audiovisual", "instant": "audiovisual", "onset": "audiovisual",
-               "visual": "visual", "audio": "audio"}
+LAYER_GROUP = {**dict.fromkeys(AV_LAYERS, str(Group.audiovisual)), str(Layer.visual): str(Group.visual),
+               str(Layer.audio): str(Group.audio)}
 ASSIGNMENTS = (*LAYERS, str(Group.redundant))  # what a video or category can be assigned to
 GROUP_OF = {**LAYER_GROUP, str(Group.redundant): str(Group.redundant)}
 GROUPS = tuple(str(group) for group in Group)

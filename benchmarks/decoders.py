@@ -363,9 +363,9 @@ def torchcodec_native_audio(path: str):
 
 def decoder_version(name: str) -> str:
     if name in ("decord", "decord2"):
-        import decord
-
         from importlib import metadata
+
+        import decord
         dist = "decord2" if name == "decord2" else "decord"
         try:
             return f"{dist} {metadata.version(dist)}"

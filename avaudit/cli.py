@@ -70,7 +70,7 @@ def finish(run) -> None:
 
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.")]
-ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: models/default.pt, shipped].")]
+ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: the shipped avaudit/models/default.pt].")]
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]

@@ -19,7 +19,8 @@ from avaudit.vocab import SKIPPED_COLUMNS
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.outputs import write_csv, write_json, write_yaml
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
+# the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 CONFIDENCES = ("raw", "calibrated")
 DEFAULT_RULE = "sufficiency"  # recovers planted truth better than the paper's rule (README)
 DEFAULT_CONFIDENCE = "raw"  # see README: measured on planted data

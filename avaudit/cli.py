@@ -5,6 +5,7 @@ Heavy modules (torch, decord, librosa) are imported inside the commands so `--he
 from __future__ import annotations
 
 import functools
+import sys
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
@@ -14,6 +15,7 @@ import typer
 
 from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
@@ -356,6 +358,32 @@ def make_samples(
 
     result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
     console().print(f"planted set written to {out}: {result}")
+
+
+@app.command()
+def doctor(cache_dir: CacheOpt = None,
+           model: Annotated[Optional[Path], typer.Option(help="Checkpoint to load [default: the shipped one].")] = None):
+    """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
+    the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
+    from rich.markup import escape
+
+    from avaudit.doctor import run_checks
+
+    checks = run_checks(cache_dir=cache_dir, model=model)
+    out = console()
+    out.print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
+              highlight=False, soft_wrap=True)
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        out.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            out.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from avaudit.cli import app
 
 runner = CliRunner()
-DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples"]
+DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples",
+                   "doctor"]
 
 
 def test_help_lists_every_command_quickly():

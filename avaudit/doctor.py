@@ -82,13 +82,18 @@ def check_libraries(requirements: list[str] | None = None, lock: dict[str, str] 
     requirements = declared_requirements() if requirements is None else requirements
     lock = read_lock() if lock is None else lock
     environment = default_environment()
-    todo = [(Requirement(r), "avaudit") for r in requirements]
-    direct = {canonicalize_name(r.name) for r, _ in todo}
+    todo = [(Requirement(r), "avaudit", {""}) for r in requirements]  # (requirement, whose, their extras)
+    direct = set()
     seen: dict[str, str] = {}
     problems, fixes = [], []
     while todo:
-        requirement, needed_by = todo.pop(0)
+        requirement, needed_by, extras = todo.pop(0)
+        if requirement.marker is not None and not any(
+                requirement.marker.evaluate({**environment, "extra": extra}) for extra in extras):
+            continue  # another platform's, or an extra's that was not asked for
         name = canonicalize_name(requirement.name)
+        if needed_by == "avaudit":
+            direct.add(name)
         version = installed_version(requirement.name)
         if version is None:
             problems.append(f"{requirement.name} is not installed ({needed_by} needs {requirement})")
@@ -97,12 +102,8 @@ def check_libraries(requirements: list[str] | None = None, lock: dict[str, str] 
         else:
             if name not in seen:
                 seen[name] = version
-                for line in metadata.requires(requirement.name) or []:
-                    child = Requirement(line)
-                    extras = {""} | set(requirement.extras)
-                    if child.marker is None or any(child.marker.evaluate({**environment, "extra": e})
-                                                   for e in extras):
-                        todo.append((child, requirement.name))
+                todo.extend((Requirement(line), requirement.name, {""} | set(requirement.extras))
+                            for line in metadata.requires(requirement.name) or [])
             continue
         fixes.append(f"'{requirement.name}=={lock[name]}'" if name in lock else f"'{requirement}'")
     if problems:

@@ -144,3 +144,10 @@ def test_doctor_names_a_library_that_crashes_the_process(tmp_path):
                         "objects other than tensors (refused: loading could run code)")
     assert lines[model + 1] == "                       fix: give --model a checkpoint written by avaudit train"
     assert lines[-1] == "2 of 7 checks failed: PyAV, model"
+
+
+def test_libraries_skip_requirements_for_other_platforms_and_extras():
+    check = doctor.check_libraries(['no-such-library-avaudit==1.0; sys_platform == "win32"',
+                                    'numpy>=2; extra == "test"', "numpy>=2"], {})
+    assert check == Check("libraries", True, f"1 direct and 0 further libraries at allowed versions (numpy {NUMPY}); "
+                                             "no constraints.txt to compare with", "")

@@ -6,6 +6,7 @@ Heavy modules (torch, numpy, pandas, decord, librosa) are imported inside the co
 from __future__ import annotations
 
 import functools
+import sys
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 
 from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
@@ -72,7 +74,7 @@ def finish(run) -> None:
 
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.")]
-ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: models/default.pt, shipped].")]
+ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: the shipped avaudit/models/default.pt].")]
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
@@ -337,6 +339,32 @@ def make_samples(
 
     result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
     console().print(f"planted set written to {out}: {result}")
+
+
+@app.command()
+def doctor(cache_dir: CacheOpt = None,
+           model: Annotated[Optional[Path], typer.Option(help="Checkpoint to load [default: the shipped one].")] = None):
+    """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
+    the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
+    from rich.markup import escape
+
+    from avaudit.doctor import run_checks
+
+    checks = run_checks(cache_dir=cache_dir, model=model)
+    out = console()
+    out.print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
+              highlight=False, soft_wrap=True)
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        out.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            out.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
 
 
 def main() -> None:

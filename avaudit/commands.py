@@ -20,7 +20,8 @@ from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.outputs import write_csv, write_json, write_yaml
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
+# the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (README)
 DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)

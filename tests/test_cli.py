@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from avaudit.cli import app
 
 runner = CliRunner()
-DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples"]
+DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples",
+                   "doctor"]
 
 
 @pytest.mark.slow

@@ -1,11 +1,11 @@
-"""Why a clip cannot be audited: one exception per skip reason."""
+"""Why a clip cannot be audited: one exception per skip reason, shared by both decoders."""
 from __future__ import annotations
 
 from avaudit.errors import AvauditError
 from avaudit.vocab import Skip
 
-# decord silently repeats frames it could not decode unless told otherwise; more than this
-# share of recovered frames makes the file a decode error instead of an audit of garbage.
+# Decoders conceal a broken packet by repeating or smearing frames. Over this share of broken
+# frames (decord's fault_tol) or packets (PyAV) the file is a decode error, not an audit of garbage.
 FAULT_TOLERANCE = 0.05
 
 
@@ -20,6 +20,7 @@ class MissingFile(MediaError):
 
 
 class NoVideoStream(MediaError):
+    """No video stream, or only a cover picture (an MP3's attached picture is no video)."""
     reason = Skip.no_video_stream
 
 
@@ -37,7 +38,7 @@ class UnreadableFile(MediaError):
 
 
 class UnreadableContainer(MediaError):
-    """The bytes are no media container decord can open: empty, truncated, not a video at all."""
+    """The bytes are no media container FFmpeg can open: empty, truncated, not a video at all."""
     reason = Skip.unreadable_container
 
 
@@ -46,7 +47,6 @@ class TooShort(MediaError):
 
 
 class TooLong(MediaError):
-    """Guards memory: decord's audio reader decodes the whole file's sound at once."""
     reason = Skip.too_long
 
 
@@ -54,6 +54,7 @@ class DecodeTimeout(MediaError):
     reason = Skip.decode_timeout
 
 
-# The fixed list of reasons a video can be skipped for (manifest rows add their own three).
+# The fixed list of reasons decoding gives (manifest rows add their own three, a dead decoding
+# process `decoder crashed`).
 REASONS = tuple(cls.reason for cls in (MissingFile, UnreadableFile, UnreadableContainer, NoVideoStream,
                                        NoAudioStream, TooShort, TooLong, DecodeError, DecodeTimeout))

@@ -88,7 +88,6 @@ def test_a_video_stream_that_starts_4_s_after_its_sound_stays_4_s_late(tmp_path)
 def test_an_avi_whose_header_says_0_fps_is_timed_by_its_codec(tmp_path):
     """FFmpeg reads a 0-fps AVI header as 25 fps; the MPEG-4 stream itself says 10."""
     import av
-
     from oddmedia import red, write_av, zero_frame_rate
 
     path = zero_frame_rate(write_av(tmp_path / "zero.avi", seconds=6.0, codec="mpeg4", audio_codec="mp3"))

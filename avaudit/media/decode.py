@@ -37,6 +37,7 @@ from avaudit.media.errors import (  # noqa: F401 - the errors are part of this m
     UnreadableContainer,
     UnreadableFile,
 )
+from avaudit.media.window import frame_times, shown_steps
 
 MIN_SECONDS = 2.0  # shorter clips are skipped: under a fifth of the window is too little to judge
 MAX_SECONDS = 3600.0  # longer videos are skipped before anything is decoded
@@ -51,11 +52,6 @@ class Clip(NamedTuple):
 
 class _Untimed(Exception):
     """decord cannot open this file, time its frames or decode them: PyAV decodes it instead."""
-
-
-def frame_times(*, steps: int, seconds: float, start: float = 0.0) -> np.ndarray:
-    """Sampling times (s) of the T frames: one at the start of every step. Shape (T,)."""
-    return start + np.arange(steps) * (seconds / steps)
 
 
 def _centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
@@ -125,13 +121,6 @@ def check_length(path, *, first: float | None, end: float, start: float, min_sec
     shown = 0.0 if first is None else max(0.0, end - max(start, first))
     if shown < min_seconds:
         raise TooShort(f"{path}: {shown:.2f} s of video from {start:g} s, under the {min_seconds:g} s minimum")
-
-
-def shown_steps(times: np.ndarray, *, first: float, stop: float) -> np.ndarray:
-    """(T,) bool: the steps that show a frame. A step up to half a step before the first frame
-    shows it (streams start a few ms apart); earlier steps, and those from `stop` on, are black."""
-    slack = 0.5 * (times[1] - times[0]) if len(times) > 1 else 0.0
-    return (times >= first - slack) & (times < stop - 1e-6)
 
 
 def _decord_frames(path, streams: pyav.Streams, *, times, stop, resize, **length):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from avaudit.media import errors as media
+from avaudit.media.window import shown_steps
 
 SEEK_MARGIN = 0.5  # s: seek this much before the window; the frames or samples before it are dropped
 
@@ -113,8 +114,6 @@ def read_frames(path, streams: Streams, *, times: np.ndarray, stop: float, until
 
     if streams.video_seconds is not None and streams.video_seconds > max_seconds:
         raise media.TooLong(f"{path}: {streams.video_seconds:.0f} s of video, over the {max_seconds:.0f} s limit")
-    from avaudit.media.decode import shown_steps
-
     frames = np.zeros((len(times), *resize, 3), np.uint8)
     period = 1.0 / streams.rate if streams.rate > 0 else 0.04
     first = last = todo = None

@@ -79,7 +79,8 @@ RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media 
 DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].", show_default=False)]
+    help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
+         "[default: one per CPU core, shared by torchrun ranks].", show_default=False)]
 
 
 @app.command()

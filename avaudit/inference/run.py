@@ -1,5 +1,7 @@
 """Batched inference: DataLoader workers decode while the model runs; five-layer logits out.
 
+A decoding process that dies costs its one clip (`decoder crashed`, media/workers.py), never the run.
+
 Only the clips the cache lacks come here (avaudit.logits), so only they import torch.
 """
 from __future__ import annotations
@@ -10,12 +12,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from avaudit.config import Config
 from avaudit.device import CoreShare, autocast, default_workers, worker_context
 from avaudit.media.dataset import ClipDataset
 from avaudit.media.manifests import skipped_table
+from avaudit.media.workers import decode_batches
 from avaudit.vocab import LAYERS
 
 
@@ -43,12 +45,11 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     writes them).
     """
     on_event = on_event or (lambda kind, info: None)
-    workers = default_workers() if workers is None else workers
+    workers = max(1, default_workers() if workers is None else workers)  # decoding never in this process
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model, no_audio=no_audio)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                        pin_memory=device.type == "cuda",
-                        multiprocessing_context=worker_context() if workers else None)
+    loader = decode_batches(dataset, batch_size=batch_size, workers=workers, collate_fn=collate,
+                            pin_memory=device.type == "cuda", context=worker_context())
     n_classes = model.heads[LAYERS[0]].out_features
     logits = np.full((len(table), len(LAYERS), n_classes), np.nan, np.float32)
     seconds = np.full(len(table), np.nan, np.float32)

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avaudit.cli import app
+from avaudit.media.dataset import ClipDataset
 
 runner = CliRunner()
 CRASHES = {
@@ -114,3 +115,29 @@ def test_a_clip_that_decodes_alone_after_its_worker_died_is_audited(planted, tin
     assert killed.exists()
     assert sorted(i for b in batches for i in b["index"]) == list(range(6))  # each once, none failed
     assert [f for b in batches for f in b["failed"]] == []
+
+
+class SegfaultOn(ClipDataset):
+    """Decoding the file named `victim` segfaults, in any process: a class a forkserver can unpickle."""
+
+    victim = ""
+
+    def decode(self, index: int):
+        if Path(self.paths[index]).name == self.victim:
+            ctypes.string_at(0)
+        return super().decode(index)
+
+
+@pytest.mark.slow
+def test_forkserver_workers_as_on_a_gpu_lose_only_the_crashed_clip(planted, tiny_config):
+    """Once CUDA is initialised, workers and the isolated decode start by forkserver (device.worker_context)."""
+    from avaudit.inference.run import collate
+    from avaudit.media.workers import decode_batches
+
+    paths = sorted(planted.glob("*/*.mp4"))[:6]
+    clips = SegfaultOn([str(p) for p in paths], config=tiny_config.model)
+    clips.victim = paths[2].name  # an instance attribute travels with the pickled dataset
+    batches = list(decode_batches(clips, batch_size=2, workers=2, collate_fn=collate, context="forkserver"))
+    assert [f for b in batches for f in b["failed"]] == [
+        (2, "decoder crashed", f"{paths[2]}: the decoding process was killed by SIGSEGV")]
+    assert sorted(i for b in batches for i in b["index"]) == [0, 1, 3, 4, 5]

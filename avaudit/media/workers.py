@@ -60,11 +60,14 @@ def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callab
             except RuntimeError as err:
                 if not str(err).startswith("DataLoader worker (pid"):
                     raise
+                death = str(err)  # not `err`: its traceback would keep the dead pool alive
             held = [row for row in slots.tolist() if row >= 0]
             slots.fill_(-1)
             batches = None  # shuts the pool down before anything else starts a process
             # No row held: the worker died between rows, so every row handed out is a suspect.
             suspects = held or [row for row in sampler.handed() if row not in done]
+            if not suspects:  # nothing to blame, and a new pool would die the same way
+                raise RuntimeError(f"{death} before it was given a row")
             for row in suspects:
                 yield collate_fn([decode_alone(dataset, row, context=context)])
             done.update(suspects)

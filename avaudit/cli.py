@@ -259,6 +259,9 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
+                   max_confusion: Annotated[Optional[float], typer.Option(
+                       help="Set apart (confusions.csv) candidates whose layer gives them this median confidence "
+                            "on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
@@ -269,7 +272,9 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out_dir(out, "missing-labels"),
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
-                            else min_confidence, **options)
+                            else min_confidence,
+                            max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
+                            **options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
                         f"of {run.summary['n_videos']} videos (top 15)")
@@ -278,6 +283,8 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     for row in candidates.head(15).itertuples(index=False):
         table.add_row(row.video_id, row.label, row.candidate, row.layer, f"{row.confidence:.3f}")
     console().print(table)
+    console().print(f"{run.summary['n_confused']} candidates set apart as a layer's systematic confusion between "
+                    f"categories: see {run.out / 'confusions.csv'}")
     cache_line(run)
     finish(run)
 

@@ -25,6 +25,7 @@ DEFAULT_RULE = "sufficiency"  # recovers planted truth better than the paper's r
 DEFAULT_CONFIDENCE = "raw"  # see README: measured on planted data
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
+MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 
 
 class NotRankZero(Exception):
@@ -213,9 +214,10 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   **options) -> AuditRun:
-    """`avaudit missing-labels`: eq. 7 labels a video shows but is not annotated with."""
-    from avaudit.audits.missing_labels import missing_label_candidates
+                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, **options) -> AuditRun:
+    """`avaudit missing-labels`: eq. 7 labels a video shows but is not annotated with (missing_labels.csv),
+    less a layer's systematic confusions between categories (confusions.csv)."""
+    from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
     a = audit(data, **options)
     rows = decoded_rows(a)
@@ -223,13 +225,14 @@ def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDA
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences = a.probabilities[position]
-    candidates = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
-                                          min_confidence=min_confidence)
-    run = AuditRun(Path(out), {"missing_labels.csv": candidates},
+    candidates, confusions = split_confusions(
+        missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
+        max_confusion=max_confusion)
+    run = AuditRun(Path(out), {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
-                    "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
-                   a.n_cached)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence))
+                    "n_videos_with_candidates": int(candidates["video_id"].nunique()),
+                    "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached)
+    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
     return run
 
 

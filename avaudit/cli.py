@@ -191,6 +191,9 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                                                  "sufficiency: does one modality alone suffice.")] = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
+         type_margin: Annotated[Optional[float], typer.Option(
+             help="Name a category's event type only when its layer leads the other audio-visual layers by this "
+                  "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
@@ -201,7 +204,7 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     run = run_with_progress("bias", commands.bias, data, out=out_dir(out, "bias"),
                             rule=(rule or Rule(commands.DEFAULT_RULE)).value,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            **options)
+                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin, **options)
     show_bias(run)
     cache_line(run)
     finish(run)

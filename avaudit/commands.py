@@ -24,6 +24,7 @@ CONFIDENCES = ("raw", "calibrated")
 DEFAULT_RULE = "sufficiency"  # recovers planted truth better than the paper's rule (README)
 DEFAULT_CONFIDENCE = "raw"  # see README: measured on planted data
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
+TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
 MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 
@@ -156,7 +157,7 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 
 def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         **options) -> AuditRun:
+         type_margin: float = TYPE_MARGIN, **options) -> AuditRun:
     """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4)."""
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
@@ -165,13 +166,13 @@ def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = S
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
-                                                fraction=fraction)
+                                                fraction=fraction, type_margin=type_margin)
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(Path(out), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest)
-    write_run(run, a.settings("bias", rule=rule, fraction=fraction))
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin))
     write_json(summary, run.out / "bias_summary.json")
     return run
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from avaudit.vocab import ASSIGNMENTS
+from avaudit.vocab import CATEGORY_ASSIGNMENTS
 
 SECTIONS = ("settings", "table3", "categories", "table4", "missing", "retarget", "predictions", "skipped")
 
@@ -91,7 +91,8 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     summary_path = find(folder, "bias_summary.json")
     if summary_path:
         summary = json.loads(summary_path.read_text())
-        counts = {n: summary["categories_per_layer"][n] for n in ASSIGNMENTS if n in summary["categories_per_layer"]}
+        counts = {n: summary["categories_per_layer"][n] for n in CATEGORY_ASSIGNMENTS
+                  if n in summary["categories_per_layer"]}
         parts.append(section("table3", "Categories per layer (Table 3)", image(
             layer_bars(counts, title=f"rule {summary['rule']}, {summary['confidence']} confidence"), "Table 3")
             + table_html(pd.DataFrame([counts]), sortable=False)))

@@ -194,18 +194,28 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
          type_margin: Annotated[Optional[float], typer.Option(
              help="Name a category's event type only when its layer leads the other audio-visual layers by this "
                   "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
+         truth_audio: Annotated[Optional[Path], typer.Option(
+             help="Audio events of the same videos (AVVP_eval_audio.csv layout): score the audit against "
+                  "them and --truth-visual.")] = None,
+         truth_visual: Annotated[Optional[Path], typer.Option(
+             help="Visual events (AVVP_eval_visual.csv layout); goes with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
 
+    if (truth_audio is None) != (truth_visual is None):
+        fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("bias", commands.bias, data, out=out_dir(out, "bias"),
                             rule=(rule or Rule(commands.DEFAULT_RULE)).value,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin, **options)
+                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
+                            truth=(truth_audio, truth_visual) if truth_audio is not None else None, **options)
     show_bias(run)
+    if "truth" in run.summary:
+        show_truth(run.summary["truth"], run.out)
     cache_line(run)
     finish(run)
 
@@ -234,6 +244,18 @@ def show_bias(run) -> None:
     for row in categories.itertuples(index=False):
         per.add_row(*(str(v) for v in row))
     out.print(per)
+
+
+def show_truth(truth: dict, out: Path) -> None:
+    """One line per level: how often the audit's group agrees with the annotated modality."""
+    videos, categories = truth["videos"], truth["categories"]
+    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             for level, block in (("videos", videos), ("categories", categories))]
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
+                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
+                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
+    console().print("\n".join(lines), highlight=False)
 
 
 @app.command()

@@ -157,11 +157,13 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 
 def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         type_margin: float = TYPE_MARGIN, **options) -> AuditRun:
-    """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4)."""
+         type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None, **options) -> AuditRun:
+    """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4); with
+    `truth` (AVVP-style audio and visual event files), bias_truth.csv and bias_truth_categories.csv too."""
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
 
+    events = read_truth(truth) if truth is not None else None  # a bad file fails before decoding
     a = audit(data, need_labels=True, **options)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
@@ -172,9 +174,24 @@ def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = S
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(Path(out), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest)
-    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin))
+    if events is not None:
+        from avaudit.audits.truth import modality_truth, score_against_truth
+
+        scored, scored_categories, summary["truth"] = score_against_truth(per_video, categories,
+                                                                          modality_truth(*events))
+        summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
+        run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
+                              truth=[str(p) for p in truth] if truth is not None else None))
     write_json(summary, run.out / "bias_summary.json")
     return run
+
+
+def read_truth(truth: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The audio events and the visual events files (AVVP_eval_audio.csv, AVVP_eval_visual.csv)."""
+    from avaudit.media.events import read_events
+
+    return read_events(Path(truth[0])), read_events(Path(truth[1]))
 
 
 def predict(data: Path, *, out: Path, export_probs: Path | None = None, **options) -> AuditRun:

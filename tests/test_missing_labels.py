@@ -98,11 +98,11 @@ def test_misaligned_inputs_are_refused():
 
 
 def test_leave_one_out_median_drops_one_equal_entry_per_query():
-    values = np.sort(np.array([[0.1, 5.0], [0.2, 5.0], [0.9, 6.0], [0.4, 7.0]]), axis=0)
-    # column 0 is 0.1 0.2 0.4 0.9: without 0.1 -> 0.4, without 0.9 -> 0.2; column 1 without one 5.0 -> 6.0
+    values = np.array([[0.1, 0.9, 0.2, 0.4], [5.0, 7.0, 6.0, 5.0]])
+    # row 0 is 0.1 0.2 0.4 0.9: without 0.1 -> 0.4, without 0.9 -> 0.2; row 1 without one 5.0 -> 6.0
     out = leave_one_out_median(values, np.array([0, 0, 1, 1]), np.array([0.1, 0.9, 5.0, 7.0]))
     np.testing.assert_allclose(out, [0.4, 0.2, 6.0, 5.0])
-    assert np.isnan(leave_one_out_median(values[:1], np.array([0]), np.array([0.1]))).all()
+    assert np.isnan(leave_one_out_median(values[:, :1], np.array([0]), np.array([0.1]))).all()
 
 
 def confused_audio(n_videos, n_missing):

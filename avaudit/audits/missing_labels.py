@@ -32,23 +32,23 @@ def annotated(labels: pd.Series, classes: list[str]) -> np.ndarray:
     return marks
 
 
-def leave_one_out_median(values: np.ndarray, column: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Median of values[:, column[j]] without one entry equal to own[j], for each j. (J,).
+def leave_one_out_median(values: np.ndarray, row: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Median of values[row[j]] without one entry equal to own[j], for each j. (J,).
 
-    values (n, K) sorted along axis 0; every own[j] must be in its column (removing any one of
-    several equal entries leaves the same values). Fewer than 2 rows leave nothing: NaN.
+    values (K, n); every own[j] must be in its row (removing any one of several equal entries leaves
+    the same values). Fewer than 2 entries a row leave nothing: NaN.
     """
-    n = len(values)
+    n = values.shape[1]
     if n < 2:
         return np.full(len(own), np.nan)
-    # Where the removed entry sits: one search over the columns laid end to end, each lifted
-    # above the one before so that the whole is sorted.
-    low = values.min()
-    step = values.max() - low + 1.0
-    lifted = (values - low + step * np.arange(values.shape[1])).T.ravel()
-    rank = np.searchsorted(lifted, own - low + step * column) - n * column
     lo, hi = (n - 2) // 2, (n - 1) // 2  # the middle of the n - 1 entries left
-    return (values[lo + (lo >= rank), column] + values[hi + (hi >= rank), column]) / 2
+    ordered = np.partition(values, sorted({lo, lo + 1, hi, hi + 1}), axis=1)  # those order statistics in place
+
+    def left(j: int) -> np.ndarray:
+        """The j-th smallest once own is gone: the next one up where own ranks at or below j."""
+        return np.where(ordered[row, j] >= own, ordered[row, j + 1], ordered[row, j])
+
+    return (left(lo) + left(hi)) / 2
 
 
 def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
@@ -73,7 +73,7 @@ def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarra
         a = label[chunk[0]]
         m = pair[chunk]
         keys, column = np.unique(np.stack([layer[m], cls[m]]), axis=1, return_inverse=True)
-        values = np.sort(confidences[members[a][:, None], keys[0], keys[1]], axis=0)  # (n_A, K)
+        values = confidences[members[a][None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_A)
         own = confidences[video[m], layer[m], cls[m]]
         np.fmax.at(out, m, leave_one_out_median(values, column.ravel(), own))
     return out

@@ -175,17 +175,30 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                                                  "sufficiency: does one modality alone suffice.")] = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
+         type_margin: Annotated[Optional[float], typer.Option(
+             help="Name a category's event type only when its layer leads the other audio-visual layers by this "
+                  "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
+         truth_audio: Annotated[Optional[Path], typer.Option(
+             help="Audio events of the same videos (AVVP_eval_audio.csv layout): score the audit against "
+                  "them and --truth-visual.")] = None,
+         truth_visual: Annotated[Optional[Path], typer.Option(
+             help="Visual events (AVVP_eval_visual.csv layout); goes with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
 
+    if (truth_audio is None) != (truth_visual is None):
+        fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            options=options)
+                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
+                            truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
     show_bias(run)
+    if "truth" in run.summary:
+        show_truth(run.summary["truth"], run.out)
     cache_line(run)
     finish(run)
 
@@ -216,6 +229,18 @@ def show_bias(run) -> None:
     out.print(per)
 
 
+def show_truth(truth: dict, out: Path) -> None:
+    """One line per level: how often the audit's group agrees with the annotated modality."""
+    videos, categories = truth["videos"], truth["categories"]
+    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             for level, block in (("videos", videos), ("categories", categories))]
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
+                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
+                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
+    console().print("\n".join(lines), highlight=False)
+
+
 @app.command()
 @guarded
 def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
@@ -242,6 +267,9 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
+                   max_confusion: Annotated[Optional[float], typer.Option(
+                       help="Set apart (confusions.csv) candidates whose layer gives them this median confidence "
+                            "on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
@@ -252,7 +280,9 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
-                            else min_confidence, options=options)
+                            else min_confidence,
+                            max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
+                            options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
                         f"of {run.summary['n_videos']} videos (top 15)")
@@ -261,6 +291,8 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     for row in candidates.head(15).itertuples(index=False):
         table.add_row(row.video_id, row.label, row.candidate, row.layer, f"{row.confidence:.3f}")
     console().print(table)
+    console().print(f"{run.summary['n_confused']} candidates set apart as a layer's systematic confusion between "
+                    f"categories: see {run.out / 'confusions.csv'}")
     cache_line(run)
     finish(run)
 

@@ -25,6 +25,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (README)
 DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
+TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
 
@@ -45,6 +46,7 @@ class AuditOptions:
 def resolve_options(options: AuditOptions | None, fields: dict) -> AuditOptions:
     """`options` with keyword overrides: `bias(data, model="m.pt")` and `bias(data, options=o)` both work."""
     return replace(options or AuditOptions(), **fields)
+MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 
 
 class NotRankZero(Exception):
@@ -194,30 +196,48 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
+         type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None,
          options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
 
     Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
-    avaudit-out/bias); keyword `fields` set AuditOptions (model=..., device=...).
+    avaudit-out/bias); with `truth` (AVVP-style audio and visual event files), bias_truth.csv and
+    bias_truth_categories.csv too. Keyword `fields` set AuditOptions (model=..., device=...).
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
 
+    events = read_truth(truth) if truth is not None else None  # a bad file fails before decoding
     a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event)
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
-                                                fraction=fraction)
+                                                fraction=fraction, type_margin=type_margin)
     per_video = per_video.assign(**window_columns(a, position))
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(output_dir(out, "bias"), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest)
-    write_run(run, a.settings("bias", rule=rule, fraction=fraction))
+    if events is not None:
+        from avaudit.audits.truth import modality_truth, score_against_truth
+
+        scored, scored_categories, summary["truth"] = score_against_truth(per_video, categories,
+                                                                          modality_truth(*events))
+        summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
+        run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
+                              truth=[str(p) for p in truth] if truth is not None else None))
     write_json(summary, run.out / "bias_summary.json")
     return run
+
+
+def read_truth(truth: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The audio events and the visual events files (AVVP_eval_audio.csv, AVVP_eval_visual.csv)."""
+    from avaudit.media.events import read_events
+
+    return read_events(Path(truth[0])), read_events(Path(truth[1]))
 
 
 def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = None,
@@ -265,9 +285,11 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
-    """Labels a video shows (eq. 7) that its annotation lacks, most confident first: missing_labels.csv."""
-    from avaudit.audits.missing_labels import missing_label_candidates
+                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, options: AuditOptions | None = None,
+                   on_event: Callable | None = None, **fields) -> AuditRun:
+    """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
+    less a layer's systematic confusions between categories (confusions.csv)."""
+    from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
     a = audit(data, resolve_options(options, fields), on_event=on_event)
     rows = decoded_rows(a)
@@ -275,13 +297,14 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences = a.probabilities[position]
-    candidates = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
-                                          min_confidence=min_confidence)
-    run = AuditRun(output_dir(out, "missing-labels"), {"missing_labels.csv": candidates},
+    candidates, confusions = split_confusions(
+        missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
+        max_confusion=max_confusion)
+    run = AuditRun(output_dir(out, "missing-labels"), {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
-                    "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
-                   a.n_cached)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence))
+                    "n_videos_with_candidates": int(candidates["video_id"].nunique()),
+                    "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached)
+    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
     return run
 
 

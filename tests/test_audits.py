@@ -71,9 +71,14 @@ def test_missing_labels_lists_only_unannotated_candidates(planted, tiny_model, t
     result = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "m")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "m" / "missing_labels.csv")
-    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence"]
+    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion"]
     assert (table["candidate"] != table["label"]).all()
     assert table["confidence"].is_monotonic_decreasing
+    assert not (table["confusion"] >= 0.1).any()
+    confused = pd.read_csv(tmp_path / "m" / "confusions.csv")
+    assert list(confused.columns) == ["label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence"]
+    assert (confused["median_confusion"] >= 0.1).all()
+    assert f"{confused['n_videos'].sum()} candidates set apart as a layer's systematic confusion" in result.output
 
 
 def kinetics_copy(planted, tmp_path):

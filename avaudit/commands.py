@@ -17,7 +17,7 @@ import yaml
 
 from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest, read_manifest
-from avaudit.outputs import write_csv, write_json, write_yaml
+from avaudit.outputs import read_csv, write_csv, write_json, write_yaml
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
@@ -286,9 +286,8 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
         folder = Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT)
         settings = read_bias_settings(folder)
         manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]))
-        per_video = pd.read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str},
-                                keep_default_na=False)
-        categories = pd.read_csv(folder / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
+        per_video = read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str})
+        categories = read_csv(folder / "bias_categories.csv", dtype={"category": str})
         skipped, n_cached = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0
     else:
         out = Path(out) if out is not None else None

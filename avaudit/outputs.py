@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -12,6 +13,9 @@ import pandas as pd
 import yaml
 
 QUOTED = ',"\n\r'  # characters that make the csv module quote a field (QUOTE_MINIMAL)
+# A text cell that a spreadsheet would read as a formula: =, +, -, @, tab or CR first (after any
+# apostrophes, so that the escape below is undone exactly).
+FORMULA = r"'*[=+\-@\t\r]"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -45,8 +49,42 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """CSV with fixed float formatting, so that identical results give identical bytes."""
-    atomic_write_text(path, csv_text(frame))
+    """A report CSV: fixed float formatting (identical results give identical bytes), and text cells
+    safe to open in a spreadsheet (spreadsheet_safe)."""
+    atomic_write_text(path, csv_text(spreadsheet_safe(frame)))
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (`=cmd|...`, `+1`, `-2+3`, `@SUM(..)`) get a
+    leading apostrophe, which spreadsheets take as "this is text". Numeric columns are left alone, so
+    -0.5 stays a number. A cell that already starts with apostrophes before such a character gets one
+    more, so read_csv undoes exactly what was added. Manifests (retarget's subsets) are not touched."""
+    changed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "fiubcmM":
+            continue
+        risky = column.str.match(FORMULA, na=False) if column.dtype.kind != "O" else \
+            column.map(lambda v: isinstance(v, str) and re.match(FORMULA, v) is not None).astype(bool)
+        if risky.any():
+            column = column.astype(object).copy()
+            column[risky.to_numpy()] = "'" + column[risky.to_numpy()].astype(str)
+            changed[name] = column
+    return frame.assign(**changed) if changed else frame
+
+
+def read_csv(path: Path, **options) -> pd.DataFrame:
+    """A CSV that write_csv wrote, as it was before spreadsheet_safe: empty cells as "" (not NaN)."""
+    frame = pd.read_csv(path, keep_default_na=False, **options)
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "OT" or isinstance(column.dtype, pd.StringDtype):
+            escaped = column.astype(str).str.match("'" + FORMULA).to_numpy()
+            if escaped.any():
+                column = column.astype(object).copy()
+                column[escaped] = column[escaped].astype(str).str[1:]
+                frame[name] = column
+    return frame
 
 
 def write_json(data: dict, path: Path) -> None:

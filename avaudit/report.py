@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from avaudit.errors import UsageError
+from avaudit.outputs import read_csv
 from avaudit.vocab import ASSIGNMENTS
 
 SECTIONS = ("settings", "table3", "categories", "table4", "missing", "retarget", "predictions", "skipped")
@@ -96,7 +97,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
         parts.append(section("table3", "Categories per layer (Table 3)", image(
             layer_bars(counts, title=f"rule {summary['rule']}, {summary['confidence']} confidence"), "Table 3")
             + table_html(pd.DataFrame([counts]), sortable=False)))
-        categories = pd.read_csv(summary_path.parent / "bias_categories.csv", keep_default_na=False)
+        categories = read_csv(summary_path.parent / "bias_categories.csv")
         parts.append(section("categories", "Per category", '<input id="search" placeholder="search categories">'
                              + table_html(categories, table_id="categories")))
         stats = summary["layer_statistics"]
@@ -112,7 +113,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     missing_path = find(folder, "missing_labels.csv")
     body = '<p class="muted">no missing-labels run found</p>'
     if missing_path:
-        missing = pd.read_csv(missing_path, keep_default_na=False)
+        missing = read_csv(missing_path)
         rows = []
         for row in missing.head(top_missing).itertuples(index=False):
             strip = thumbnails(row.path)
@@ -139,12 +140,12 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     predictions = find(folder, "predictions.csv")
     body = '<p class="muted">no predict run found</p>'
     if predictions:
-        table = pd.read_csv(predictions, keep_default_na=False)
+        table = read_csv(predictions)
         body = (f"<p>{len(table)} videos; mean labels per video (eq. 7) "
                 f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}</p>")
     parts.append(section("predictions", "Predictions", body))
 
-    skipped = [pd.read_csv(p, keep_default_na=False).assign(output=p.parent.name)
+    skipped = [read_csv(p).assign(output=p.parent.name)
                for p in folder.glob("**/skipped.csv")]
     body = (table_html(pd.concat(skipped, ignore_index=True)) if skipped else "<p>no video was skipped</p>")
     parts.append(section("skipped", "Skipped videos", body))

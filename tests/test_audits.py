@@ -103,6 +103,8 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
     assert written[0] == original[0] and set(written[1:]) <= set(original[1:])
     videos = pd.read_csv(tmp_path / "avaudit-out" / "bias" / "bias_videos.csv")
     assert len(written) - 1 == (videos["group"] == "audiovisual").sum()
+    # YouTube ids may start with "-": a spreadsheet-safe "'-" in bias_videos.csv, the id itself in the subset
+    assert videos["video_id"].str.startswith("'-id").all() and all(",-id" in line for line in written[1:])
 
 
 def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, cache, monkeypatch):

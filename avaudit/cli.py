@@ -76,14 +76,14 @@ def guarded(command):
 
 
 def finish(run) -> None:
-    """Exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
+    """Exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
     from avaudit.display import safe
 
     out = console()
     if len(run.skipped):
         reasons = run.skipped["reason"].value_counts().to_dict()
         out.print(f"[yellow]{len(run.skipped)} of {run.n_rows} videos skipped[/] "
-                  f"({safe(', '.join(f'{n} {r}' for r, n in reasons.items()))}): see {safe(run.out / 'skipped.csv')}",
+                  f"({safe(', '.join(f'{n} {r}' for r, n in reasons.items()))}): see {safe(run.skipped_path)}",
                   soft_wrap=True)
         raise typer.Exit(1)
 
@@ -127,8 +127,9 @@ def train(
     skipped = result["skipped"]
     show_train_result(result, out)
     if len(skipped):
-        write_csv(skipped, out.parent / "skipped.csv")
-        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {safe(out.parent / 'skipped.csv')}")
+        listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
+        write_csv(skipped, listed)
+        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {safe(listed)}", soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -74,6 +74,18 @@ def section(name: str, title: str, body: str) -> str:
     return f'<section id="{name}"><h2>{html.escape(title)}</h2>{body}</section>'
 
 
+def read_record(path: Path) -> dict:
+    """A run's <command>_run.yaml (safe_load), or a UsageError naming it when it is not one."""
+    try:
+        record = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
+        raise UsageError(f"{path}: not the record of an avaudit run (a mapping with its command); "
+                         f"rerun that command or remove the file")
+    return record
+
+
 def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     """Write folder/report.html from the bias, missing-labels, retarget and predict outputs found."""
     from avaudit.outputs import atomic_write_text
@@ -81,14 +93,15 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
 
     folder = Path(folder)
     parts = []
-    runs = [(p.parent.name, yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*/run.yaml"))]
-    runs += [(folder.name, yaml.safe_load((folder / "run.yaml").read_text()))] if (folder / "run.yaml").exists() else []
+    runs = [(p.parent.name, read_record(p)) for p in (*sorted(folder.glob("*/*_run.yaml")),
+                                                     *sorted(folder.glob("*_run.yaml")))]
     if not runs and not find(folder, "bias_summary.json"):
         raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
-    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k != "config"}} for name, run in runs])
+    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}}
+                             for name, run in runs])
     parts.append(section("settings", "Run settings", table_html(settings, sortable=False) if len(settings) else
-                         '<p class="muted">no run.yaml found</p>'))
+                         '<p class="muted">no run record (&lt;command&gt;_run.yaml) found</p>'))
 
     summary_path = find(folder, "bias_summary.json")
     if summary_path:
@@ -146,7 +159,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     parts.append(section("predictions", "Predictions", body))
 
     skipped = [read_csv(p).assign(output=p.parent.name)
-               for p in folder.glob("**/skipped.csv")]
+               for p in sorted([*folder.glob("**/*_skipped.csv"), *folder.glob("**/*.skipped.csv")])]
     body = (table_html(pd.concat(skipped, ignore_index=True)) if skipped else "<p>no video was skipped</p>")
     parts.append(section("skipped", "Skipped videos", body))
 

@@ -30,7 +30,7 @@ def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tin
     second = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "two")
     assert second.exit_code == 0, second.output
     assert "36 of 36 videos read from the cache, 0 decoded" in second.output
-    for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "run.yaml"):
+    for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "bias_run.yaml"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
     summary = json.loads((tmp_path / "one" / "bias_summary.json").read_text())
     stats = summary["layer_statistics"]
@@ -135,7 +135,7 @@ def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path,
     assert ok.exit_code == 0, ok.output
     import yaml
 
-    assert yaml.safe_load((tmp_path / "c" / "run.yaml").read_text())["confidence"] == "calibrated"
+    assert yaml.safe_load((tmp_path / "c" / "bias_run.yaml").read_text())["confidence"] == "calibrated"
     assert json.loads((tmp_path / "c" / "bias_summary.json").read_text())["confidence"] == "calibrated"
 
 
@@ -221,3 +221,4 @@ def test_a_cached_reaudit_never_imports_torch(planted, tiny_model, tmp_path, cac
     assert "36 of 36 videos read from the cache" in second.stdout, second.stdout + second.stderr
     assert second.stdout.strip().endswith("exit 0 torch loaded: False")
     assert (tmp_path / "one" / "bias_videos.csv").read_bytes() == (tmp_path / "two" / "bias_videos.csv").read_bytes()
+

@@ -36,8 +36,9 @@ def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename: a kill leaves the old file whole."""
     import torch
 
-    from avaudit.outputs import atomic_write
+    from avaudit.outputs import atomic_write, clean_stale_temps
 
+    clean_stale_temps(Path(path).parent, Path(path).name)  # left by a save that was killed
     atomic_write(path, lambda handle: torch.save(obj, handle), durable=True)
 
 
@@ -67,7 +68,10 @@ def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
     """Load and check a checkpoint; refuse pickled code, truncated files and other presets."""
     import torch
 
+    from avaudit.outputs import clean_stale_temps
+
     path = require_file(path)
+    clean_stale_temps(path.parent, path.name)  # left by a save that was killed
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "unusable file"

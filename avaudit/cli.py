@@ -60,12 +60,13 @@ def guarded(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from avaudit.commands import NotRankZero
-        from avaudit.errors import AvauditError
+        from avaudit.errors import AvauditError, AvauditWarning
 
         try:
             with warnings.catch_warnings():
                 show_warning.default = warnings.showwarning
                 warnings.showwarning = show_warning
+                warnings.simplefilter("always", AvauditWarning)  # avaudit says each once itself
                 return command(*args, **kwargs)
         except NotRankZero:
             raise typer.Exit(0) from None

@@ -225,3 +225,15 @@ def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, t
                             f"the files there are as they were\n"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
+
+def test_an_unwritable_cache_is_one_warning_and_the_audit_goes_on(small_data, tiny_model, tmp_path):
+    data, _ = small_data
+    blocked = tmp_path / "cache_is_a_file"
+    blocked.write_text("not a folder")
+    result = invoke("bias", data, "--model", tiny_model, "--out", tmp_path / "out", "--cache-dir", blocked)
+    assert result.exit_code == 1, result.output  # the missing clip; the other two are audited
+    assert result.output.count("warning: ") == 1
+    assert f"warning: the logit cache {blocked}/" in result.output
+    assert "cannot be written (Not a directory): going on without caching" in result.output
+    assert "0 of 3 videos read from the cache, 2 decoded, 1 skipped" in result.output
+    assert len(pd.read_csv(tmp_path / "out" / "bias_videos.csv")) == 2

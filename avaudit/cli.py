@@ -143,9 +143,12 @@ def show_train_result(result: dict, out: Path) -> None:
     table.add_column("category", overflow="fold")
     for name in (*LAYERS, "vote"):
         table.add_column(name, justify="right")
+    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
+        return "n/a" if value != value else f"{value:.{digits}f}"
+
     for row in result["categories"]:
-        table.add_row(safe(row["category"]), *(f"{row[name]:.2f}" for name in (*LAYERS, "vote")))
-    table.add_row("[bold]all", *(f"[bold]{result['val'][name]:.3f}" for name in (*LAYERS, "vote")))
+        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
     console().print(table)
     console().print(f"model written to {safe(out)}", soft_wrap=True)
 

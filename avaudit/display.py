@@ -124,7 +124,7 @@ class TrainProgress(_Display):
                                           total=self.stage["batches"], info=self.last)
             p.update(self.task, advance=1, info=f"loss {info['loss']:.3f}  {self.last}")
         elif kind == "epoch":
-            accs = " ".join(f"{name[:4]} {info[f'val_{name}']:.2f}"
-                            for name in (*LAYERS, "vote"))
+            accs = " ".join(f"{name[:4]} {value:.2f}" if value == value else f"{name[:4]} n/a"  # NaN: no val clip
+                            for name in (*LAYERS, "vote") for value in [info[f"val_{name}"]])
             self.last = f"val: {accs}  lr {info['lr']:.0e}"
             p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")

@@ -71,3 +71,25 @@ def test_the_report_of_a_real_audit_renders_in_chromium(tmp_path, monkeypatch):
         assert f'<section id="{name}">' in dom, name
     assert "no bias run found" not in dom and "no missing-labels run found" not in dom
     assert "no retarget run found" not in dom and "no predict run found" not in dom
+
+
+def test_a_tampered_run_record_is_one_line_naming_it(tmp_path):
+    (tmp_path / "bias").mkdir()
+    record = tmp_path / "bias" / "bias_run.yaml"
+    not_bias = "not the record of a bias run (needs command: bias, data and root)"
+    for text, why in (("- just\n- a list\n", not_bias), ("command: [1, 2]\n", not_bias),
+                      ("!!python/object/apply:os.system ['echo pwned']\n", "not readable YAML")):
+        record.write_text(text)
+        result = runner.invoke(app, ["report", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert result.output == (f"error: {record}: not the record of an avaudit run (a mapping with its command); "
+                                 f"rerun that command or remove the file\n")
+        result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+        assert result.exit_code == 2 and result.output == f"error: {record}: {why}\n"
+    record.write_text(f"command: bias\ndata: {tmp_path}\nroot: {tmp_path}\n")
+    (tmp_path / "bias" / "bias_videos.csv").write_text("video_id,label\nv,dog\n")
+    (tmp_path / "bias" / "bias_categories.csv").write_text("category,layer,group\ndog,audio,audio\n")
+    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    assert result.exit_code == 2 and result.output == (
+        f"error: {tmp_path}/bias/bias_videos.csv: not a bias table (needs columns video_id, label, layer, group); "
+        f"rerun `avaudit bias`\n")

@@ -130,11 +130,13 @@ class LogitCache:
                 with np.load(self.dir / name) as data:
                     keys, logits = data["keys"].astype(KEY_DTYPE), data["logits"]
             except Exception as error:  # a truncated or foreign file must not stop an audit
-                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", stacklevel=3)
+                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", AvauditWarning,
+                              stacklevel=3)
                 continue
             if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32:
                 warnings.warn(f"skipping cache chunk {name}: logits {logits.shape} {logits.dtype}, "
-                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", stacklevel=3)
+                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
+                              stacklevel=3)
                 continue
             self._append(keys, logits)
 

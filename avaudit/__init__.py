@@ -1,9 +1,29 @@
-"""avaudit: audit audio-visual video datasets with the event-specific fusion network."""
-import os
+"""avaudit: audit audio-visual video datasets with the event-specific fusion network.
 
-# Decoding workers and the network share the CPU cores during an audit. OpenMP threads that spin
-# after each parallel op take those cores from the decoders; sleeping threads give them back
-# (`bias` over 128 sample clips on 2 cores: 12.5-13.4 s with PASSIVE, 14.1-16.1 s with ACTIVE).
-# torch's OpenMP reads it when torch is imported, so it is set here, before any avaudit module
-# imports torch; a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import avaudit
+    run = avaudit.bias("sample_videos/")          # an AuditRun: .tables, .summary, .skipped
+    run.tables["bias_categories.csv"]             # a DataFrame
+
+The commands are imported on first use, so `import avaudit` (and the CLI's --help) stays light.
+"""
+__all__ = ["bias", "predict", "missing_labels", "retarget", "train", "load_model", "AuditOptions", "AuditRun",
+           "AvauditError", "UsageError"]
+
+_HOMES = {"bias": "avaudit.commands", "predict": "avaudit.commands", "missing_labels": "avaudit.commands",
+          "retarget": "avaudit.commands", "train": "avaudit.training", "load_model": "avaudit.commands",
+          "AuditOptions": "avaudit.commands", "AuditRun": "avaudit.commands", "AvauditError": "avaudit.errors",
+          "UsageError": "avaudit.errors"}
+
+_RENAMED = {"train": "train_data"}  # avaudit.train is the whole recipe from DATA
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'avaudit' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), _RENAMED.get(name, name))
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,10 +1,13 @@
-"""The command line: one small function per command that parses, calls the library, and prints.
+"""The command line: one small function per command that parses, calls avaudit.commands, and prints.
 
-Heavy modules (torch, decord, librosa) are imported inside the commands so `--help` stays fast.
+Heavy modules (torch, numpy, pandas, decord, librosa) are imported inside the commands so
+`--help` stays fast.
 """
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
@@ -14,9 +17,9 @@ import typer
 
 from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
-
 
 
 class Device(str, Enum):
@@ -35,51 +38,67 @@ def console():
 
 def fail(message: str) -> None:
     from avaudit.display import console as err_console
+    from avaudit.display import safe
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """avaudit's own warnings as one yellow line (its text made safe); others as Python shows them."""
+    from avaudit.display import warn
+    from avaudit.errors import AvauditWarning
+
+    if issubclass(category, AvauditWarning):
+        warn(message)
+    else:
+        show_warning.default(message, category, filename, lineno, file, line)
+
+
 def guarded(command):
-    """Unusable input ends with a clear message and exit code 2, never a traceback."""
+    """The package's own errors (avaudit.errors.AvauditError: manifest, checkpoint, media, usage)
+    end with one red line and exit code 2; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from avaudit.model.checkpoint import CheckpointError
-        from avaudit.media.manifests import ManifestError
         from avaudit.commands import NotRankZero
+        from avaudit.errors import AvauditError, AvauditWarning
 
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                show_warning.default = warnings.showwarning
+                warnings.showwarning = show_warning
+                warnings.simplefilter("always", AvauditWarning)  # avaudit says each once itself
+                return command(*args, **kwargs)
         except NotRankZero:
             raise typer.Exit(0) from None
-        except (ManifestError, CheckpointError, ValueError, FileExistsError, FileNotFoundError) as err:
+        except AvauditError as err:
             fail(str(err))
 
     return wrapper
 
 
 def finish(run) -> None:
-    """Exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
+    """Exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
+    from avaudit.display import safe
+
     out = console()
     if len(run.skipped):
         reasons = run.skipped["reason"].value_counts().to_dict()
         out.print(f"[yellow]{len(run.skipped)} of {run.n_rows} videos skipped[/] "
-                  f"({', '.join(f'{n} {r}' for r, n in reasons.items())}): see {run.out / 'skipped.csv'}")
+                  f"({safe(', '.join(f'{n} {r}' for r, n in reasons.items()))}): see {safe(run.skipped_path)}",
+                  soft_wrap=True)
         raise typer.Exit(1)
 
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.")]
-ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: models/default.pt, shipped].")]
+ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: the shipped avaudit/models/default.pt].")]
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].", show_default=False)]
-
-
-def out_dir(out: Optional[Path], command: str) -> Path:
-    return out if out is not None else Path("avaudit-out") / command
+    help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
+         "[default: one per CPU core, shared by torchrun ranks].", show_default=False)]
 
 
 @app.command()
@@ -111,55 +130,47 @@ def train(
         help="Also checkpoint every N batches (0: off) [default: the preset's, 0].", show_default=False)] = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
-    from avaudit.config import load_config
-    from avaudit.media.manifests import read_manifest
-    from avaudit.outputs import write_csv
-    from avaudit.display import TrainProgress
     from avaudit.device import init_distributed
-    from avaudit.train import train as run_training
+    from avaudit.display import TrainProgress, safe
+    from avaudit.outputs import write_csv
+    from avaudit.training import train_data
 
-    overrides = {}
-    if epochs is not None:
-        overrides["train.epochs"] = [epochs] * 3
-    for name, value in (("seed", seed), ("num_workers", workers), ("memory_budget", memory_budget),
-                        ("checkpoint_minutes", checkpoint_minutes), ("checkpoint_steps", checkpoint_steps)):
-        if value is not None:
-            overrides[f"train.{name}"] = value
-    config = load_config(preset, overrides)
-    manifest = read_manifest(data, root=root)
-    if out.exists() and not resume:  # every rank checks, so none waits for one that left
-        fail(f"{out} exists: pass --resume to continue it, or another --out")
-    rank, _ = init_distributed(device.value)
+    rank, _ = (0, 1) if out.exists() and not resume else init_distributed(device.value)
     with TrainProgress() if rank == 0 else nullcontext(lambda kind, info: None) as progress:
-        result = run_training(manifest.table, config=config, out=out, video_weights=video_weights,
-                              device=device.value, resume=resume, on_event=progress)
+        result = train_data(data, preset=preset, out=out, epochs=epochs, seed=seed, root=root,
+                            video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
+                            workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
+                            checkpoint_steps=checkpoint_steps)
     if rank != 0:
         return
     skipped = result["skipped"]
-    if len(manifest.skipped):
-        import pandas as pd
-
-        skipped = pd.concat([manifest.skipped, skipped], ignore_index=True)
     show_train_result(result, out)
     if len(skipped):
-        write_csv(skipped, out.parent / "skipped.csv")
-        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {out.parent / 'skipped.csv'}")
+        listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
+        write_csv(skipped, listed)
+        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {safe(listed)}", soft_wrap=True)
         raise typer.Exit(1)
 
 
 def show_train_result(result: dict, out: Path) -> None:
     from rich.table import Table
 
+    from avaudit.display import safe
+
     table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
     table.add_column("category", overflow="fold")
     for name in (*LAYERS, "vote"):
         table.add_column(name, justify="right")
+    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
+        return "n/a" if value != value else f"{value:.{digits}f}"
+
     for row in result["categories"]:
-        table.add_row(row["category"], *(f"{row[name]:.2f}" for name in (*LAYERS, "vote")))
-    table.add_row("[bold]all", *(f"[bold]{result['val'][name]:.3f}" for name in (*LAYERS, "vote")))
+        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
     console().print(table)
-    console().print(f"model written to {out}")
-    console().print(f"per-epoch history: {out.parent / 'train_history.csv'}, {out.parent / 'train_curves.png'}")
+    console().print(f"model written to {safe(out)}", soft_wrap=True)
+    console().print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
+                    f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
 
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
@@ -178,13 +189,12 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
     help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
 
 
-def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio) -> dict:
-    """The options every audit command passes through to avaudit.commands.audit."""
-    from avaudit.commands import DEFAULT_CONFIDENCE
+def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio):
+    """The AuditOptions every audit command takes, from the options they all share."""
+    from avaudit.commands import DEFAULT_CONFIDENCE, AuditOptions
 
-    return dict(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                cache_dir=cache_dir, confidence=confidence.value if confidence else DEFAULT_CONFIDENCE,
-                no_audio=no_audio.value)
+    return AuditOptions(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
+                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio)
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -195,9 +205,11 @@ def run_with_progress(name: str, function, *args, **kwargs):
 
 
 def cache_line(run) -> None:
+    from avaudit.display import printable
+
     console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_rows - run.n_cached - len(run.skipped)} decoded, {len(run.skipped)} skipped; "
-                    f"outputs in {run.out}")
+                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {printable(run.out)}",
+                    markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -207,18 +219,30 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                                                  "sufficiency: does one modality alone suffice.")] = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
+         type_margin: Annotated[Optional[float], typer.Option(
+             help="Name a category's event type only when its layer leads the other audio-visual layers by this "
+                  "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
+         truth_audio: Annotated[Optional[Path], typer.Option(
+             help="Audio events of the same videos (AVVP_eval_audio.csv layout): score the audit against "
+                  "them and --truth-visual.")] = None,
+         truth_visual: Annotated[Optional[Path], typer.Option(
+             help="Visual events (AVVP_eval_visual.csv layout); goes with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
 
+    if (truth_audio is None) != (truth_visual is None):
+        fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("bias", commands.bias, data, out=out_dir(out, "bias"),
-                            rule=(rule or Rule(commands.DEFAULT_RULE)).value,
+    run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            **options)
+                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
+                            truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
     show_bias(run)
+    if "truth" in run.summary:
+        show_truth(run.summary["truth"], run.out)
     cache_line(run)
     finish(run)
 
@@ -226,11 +250,13 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def show_bias(run) -> None:
     from rich.table import Table
 
+    from avaudit.display import safe
+
     out = console()
     categories = run.tables["bias_categories.csv"]
     names = list(run.summary["categories_per_layer"])
-    table = Table(title=f"categories per layer (Table 3), rule {run.summary['rule']}, "
-                        f"{run.summary['confidence']} confidence")
+    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
+                             f"{run.summary['confidence']} confidence"))
     for name in (*names, "total"):
         table.add_column(name, justify="right")
     counts = run.summary["categories_per_layer"]
@@ -245,8 +271,20 @@ def show_bias(run) -> None:
         per.add_column(name.replace("votes_", ""), overflow="fold",
                        justify="left" if name in ("category", "layer", "group") else "right")
     for row in categories.itertuples(index=False):
-        per.add_row(*(str(v) for v in row))
+        per.add_row(*(safe(v) for v in row))
     out.print(per)
+
+
+def show_truth(truth: dict, out: Path) -> None:
+    """One line per level: how often the audit's group agrees with the annotated modality."""
+    videos, categories = truth["videos"], truth["categories"]
+    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             for level, block in (("videos", videos), ("categories", categories))]
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
+                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
+                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
+    console().print("\n".join(lines), highlight=False)
 
 
 @app.command()
@@ -261,8 +299,8 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     from avaudit import commands
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("predict", commands.predict, data, out=out_dir(out, "predict"),
-                            export_probs=export_probs, **options)
+    run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
+                            options=options)
     table = run.tables["predictions.csv"]
     console().print(f"{len(table)} videos predicted; mean labels per video (eq. 7): "
                     f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}")
@@ -275,25 +313,33 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
+                   max_confusion: Annotated[Optional[float], typer.Option(
+                       help="Set apart (confusions.csv) candidates whose layer gives them this median confidence "
+                            "on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
     from avaudit import commands
+    from avaudit.display import safe
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out_dir(out, "missing-labels"),
+    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
-                            else min_confidence, **options)
+                            else min_confidence,
+                            max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
+                            options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
                         f"of {run.summary['n_videos']} videos (top 15)")
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
-        table.add_row(row.video_id, row.label, row.candidate, row.layer, f"{row.confidence:.3f}")
+        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
     console().print(table)
+    console().print(f"{run.summary['n_confused']} candidates set apart as a layer's systematic confusion between "
+                    f"categories: see {run.out / 'confusions.csv'}")
     cache_line(run)
     finish(run)
 
@@ -305,7 +351,11 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              keep: Annotated[list[str], typer.Option(
                  help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
              by: Annotated[By, typer.Option(help="Keep whole categories or single videos.")] = By.category,
-             out: Annotated[Optional[Path], typer.Option(help="Subset file, in DATA's own format.")] = None,
+             out: Annotated[Optional[Path], typer.Option(
+                 help="Subset file, in DATA's own format [default: avaudit-out/retarget/subset.<ext>].")] = None,
+             from_run: Annotated[Optional[Path], typer.Option(
+                 "--from", help="A bias run's folder, used without DATA [default: the newest under avaudit-out/].",
+             )] = None,
              compare: Annotated[Optional[str], typer.Option(
                  help="Report how many classes of a Kinetics-Sounds list (ks31, ks32, ks34) the subset holds.")] = None,
              model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
@@ -317,17 +367,21 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
-    options = {}
-    if data is not None:
-        options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
-        options["rule"] = (rule or Rule(commands.DEFAULT_RULE)).value
-    summary = commands.retarget(data, keep=keep, by=by.value, out=out, compare=compare, **options)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
+                            bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
+    from avaudit.display import printable
+
+    summary = run.summary
     console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "
-                    f"{len(summary['categories'])} categories -> {summary['out']} ({summary['format']})")
+                    f"{len(summary['categories'])} categories -> {printable(summary['out'])} ({summary['format']}), "
+                    f"from the bias run in {printable(summary['bias_run'])}", markup=False, highlight=False,
+                    soft_wrap=True)
     if "compare" in summary:
         c = summary["compare"]
         console().print(f"{c['n_matched']} of {c['n_reference']} {c['reference']} classes are in the subset "
                         f"({100 * c['fraction']:.0f}%)")
+    finish(run)
 
 
 @app.command()
@@ -336,27 +390,27 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
              out: OutOpt = None,
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
+    from avaudit import commands
     from avaudit.localize import localize as run_localize
-    from avaudit.media.decode import MediaError
-    from avaudit.commands import DEFAULT_MODEL
 
-    target = out_dir(out, "localize")
-    try:
-        result = run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline)
-    except MediaError as err:
-        fail(f"{err} ({err.reason})")
-    console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
+    target = commands.output_dir(out, "localize")
+    from avaudit.display import safe
+
+    result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
+    console().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
+                    f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
-                    f"pictures in {target}")
+                    f"pictures in {safe(target)}", soft_wrap=True)
 
 
 @app.command()
 @guarded
 def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.")]):
     """One self-contained report.html from the bias, missing-labels, retarget and predict outputs."""
+    from avaudit.display import safe
     from avaudit.report import build_report
 
-    console().print(f"report written to {build_report(folder)}")
+    console().print(f"report written to {safe(build_report(folder))}", soft_wrap=True)
 
 
 @app.command("make-samples")
@@ -368,11 +422,45 @@ def make_samples(
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
+    from avaudit.display import safe
     from avaudit.planted import make_samples as write_samples
 
     result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
-    console().print(f"planted set written to {out}: {result}")
+    console().print(f"planted set written to {safe(out)}: {safe(result)}", soft_wrap=True)
+
+
+@app.command()
+def doctor(cache_dir: CacheOpt = None,
+           model: Annotated[Optional[Path], typer.Option(help="Checkpoint to load [default: the shipped one].")] = None):
+    """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
+    the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
+    from rich.markup import escape
+
+    from avaudit.doctor import run_checks
+
+    checks = run_checks(cache_dir=cache_dir, model=model)
+    out = console()
+    out.print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
+              highlight=False, soft_wrap=True)
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        out.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            out.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
 
 
 def main() -> None:
+    import os
+
+    # The decoding workers and the network share the CPU cores during an audit; OpenMP threads
+    # that spin after each parallel op take those cores from the decoders, sleeping ones give them
+    # back (benchmarks/README.md). torch reads it at import, so it is set before any command runs;
+    # a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

@@ -1,30 +1,50 @@
-"""One function per audit command: read DATA, get each video's logits, decide, write the files.
+"""One function per command: read DATA, get each video's logits, decide, write the files.
 
-The CLI calls these and prints; tests call them directly. Logits come from the cache where a
-video was seen before with the same model, so re-audits do no decoding.
+These are the Python API (`avaudit.bias(...)` and the others) and the CLI is a shell over them.
+Logits come from the cache where a video was seen before with the same model, so re-audits do
+no decoding.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from avaudit.vocab import LAYERS
-from avaudit.vocab import SKIPPED_COLUMNS
+from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest, read_manifest
-from avaudit.outputs import write_csv, write_json, write_yaml
+from avaudit.outputs import check_writes, output_set, read_csv, write_json
+from avaudit.runs import newest_bias_run, planned_writes, read_bias_settings, write_run
+from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
-CONFIDENCES = ("raw", "calibrated")
-DEFAULT_RULE = "sufficiency"  # recovers planted truth better than the paper's rule (README)
-DEFAULT_CONFIDENCE = "raw"  # see README: measured on planted data
+# the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
+DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (README)
+DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
+TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
+OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
+@dataclass(frozen=True)
+class AuditOptions:
+    """How an audit reads DATA and runs the model; the same for every audit command."""
+    model: Path | None = None  # checkpoint [default: the shipped DEFAULT_MODEL]
+    root: Path | None = None  # where a manifest's media live [default: the manifest's folder]
+    device: str = "auto"  # auto, cpu or cuda
+    batch_size: int = 8  # clips per batch
+    workers: int | None = None  # decoding processes [default: one per core]
+    cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
+    confidence: str = DEFAULT_CONFIDENCE  # raw softmax or calibrated (per-layer temperatures)
+    no_audio: str = NoAudio.skip  # clips without sound: skip them or audit them with silence
+
+
+def resolve_options(options: AuditOptions | None, fields: dict) -> AuditOptions:
+    """`options` with keyword overrides: `bias(data, model="m.pt")` and `bias(data, options=o)` both work."""
+    return replace(options or AuditOptions(), **fields)
+MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 
 
 class NotRankZero(Exception):
@@ -40,6 +60,7 @@ class Audit:
     classes: list[str]
     confidence: str
     logits: np.ndarray  # (N, 5, C) for every manifest table row, NaN where skipped
+    seconds: np.ndarray  # (N,) seconds of real content in each row's window, NaN where skipped
     probabilities: np.ndarray  # softmax of logits, raw or temperature-scaled
     skipped: pd.DataFrame
     n_cached: int
@@ -71,6 +92,12 @@ class AuditRun:
     n_rows: int = 0
     n_cached: int = 0
     manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
+    skipped_path: Path | None = None  # where the skipped rows were listed, when some were
+
+    @property
+    def n_decoded(self) -> int:
+        """Rows that were neither skipped nor read from the cache."""
+        return self.n_rows - self.n_cached - len(self.skipped)
 
 
 def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -88,11 +115,11 @@ def check_labels(table: pd.DataFrame, classes: list[str]) -> None:
     """Labels the model was not trained on are an error naming them: the model cannot judge them."""
     names = set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
     if not names:
-        raise ValueError("DATA has no labels: this audit needs category folders or a labelled manifest")
+        raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
     unknown = sorted(names - set(classes))
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise ValueError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
+        raise UsageError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
                          f"train on this data first (`avaudit train DATA`) and pass --model")
 
 
@@ -101,30 +128,34 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
     from avaudit.audits.calibration import calibrated_softmax
     from avaudit.audits.decisions import softmax
 
-    if confidence not in CONFIDENCES:
-        raise ValueError(f"--confidence must be one of {', '.join(CONFIDENCES)}")
+    if confidence not in set(Confidence):
+        raise UsageError(f"--confidence must be one of {', '.join(Confidence)}")
     if confidence == "raw":
         return softmax(logits)
     if "temperatures" not in checkpoint:
-        raise ValueError("this checkpoint has no fitted temperatures (trained before calibration existed); "
+        raise UsageError("this checkpoint has no fitted temperatures (trained before calibration existed); "
                          "retrain it or pass --confidence raw")
     return calibrated_softmax(logits, np.asarray(checkpoint["temperatures"]))
 
 
-def audit(data: Path, *, model: Path | None = None, root: Path | None = None, device: str = "auto",
-          batch_size: int = 8, workers: int | None = None, cache_dir: Path | None = None, confidence: str = DEFAULT_CONFIDENCE,
-          need_labels: bool = False, no_audio: str = "skip", on_event: Callable | None = None) -> Audit:
+def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool = False,
+          on_event: Callable | None = None, writes: Sequence[Path] = (), **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 
     Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
-    the same files a single process writes. The other ranks raise NotRankZero.
+    the same files a single process writes. The other ranks raise NotRankZero. `writes`, the files
+    the caller will write, are checked first (outputs.check_writes): none may overwrite an input.
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
+    o = resolve_options(options, fields)
+    model, root, device, batch_size, workers, cache_dir, confidence, no_audio = (
+        o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
     manifest = read_manifest(Path(data), root=root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
+    check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"])
     checkpoint = checkpoint_info(model_path, cache_dir)
     if need_labels:
         check_labels(manifest.table, checkpoint["classes"])  # fail before decoding anything
@@ -142,46 +173,92 @@ def audit(data: Path, *, model: Path | None = None, root: Path | None = None, de
         dist.barrier()
         if rank != 0:
             raise NotRankZero
-    logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
+    logits, seconds, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
                                              batch_size=batch_size, workers=workers, cache_dir=cache_dir,
                                              on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
-    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
+    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits, seconds,
                  probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio)
+
+
+def window_columns(a: Audit, position: np.ndarray) -> dict[str, pd.Series]:
+    """`seconds` of real content in each row's window, and `padded`: the window ran past the
+    file's end, so the rest was black and silent (the decoder's rule: short by over half a step).
+    Empty where the cache predates these columns."""
+    window, steps = a.checkpoint["config"]["model"]["seconds"], a.checkpoint["config"]["model"]["steps"]
+    seconds = a.seconds[position].astype(float)
+    padded = pd.array(seconds < window - 0.5 * window / steps, dtype="boolean")
+    padded[np.isnan(seconds)] = pd.NA
+    return {"seconds": pd.Series(seconds.round(2)), "padded": pd.Series(padded)}
 
 
 def decoded_rows(a: Audit) -> pd.DataFrame:
     return a.manifest.table.assign(position=np.arange(len(a.manifest.table)))[a.decoded]
 
 
-def bias(data: Path, *, out: Path, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         **options) -> AuditRun:
-    """`avaudit bias`: bias_videos.csv, bias_categories.csv, bias_summary.json (Tables 3 and 4)."""
+def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
+         type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None,
+         options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
+         **fields) -> AuditRun:
+    """Which layer carries each video's and category's label (Tables 3 and 4).
+
+    Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
+    avaudit-out/bias); with `truth` (AVVP-style audio and visual event files), bias_truth.csv and
+    bias_truth_categories.csv too. Keyword `fields` set AuditOptions (model=..., device=...).
+    `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
+    """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
 
-    a = audit(data, need_labels=True, **options)
+    events = read_truth(truth) if truth is not None else None  # a bad file fails before decoding
+    folder = output_dir(out, "bias")
+    a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event,
+              writes=[*planned_writes(folder, "bias"), *also_writes])
+    rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
-                                                fraction=fraction)
+                                                fraction=fraction, type_margin=type_margin)
+    per_video = per_video.assign(**window_columns(a, position))
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
-    run = AuditRun(Path(out), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
+    run = AuditRun(folder, {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest)
-    write_run(run, a.settings("bias", rule=rule, fraction=fraction))
-    write_json(summary, run.out / "bias_summary.json")
+    if events is not None:
+        from avaudit.audits.truth import modality_truth, score_against_truth
+
+        scored, scored_categories, summary["truth"] = score_against_truth(per_video, categories,
+                                                                          modality_truth(*events))
+        summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
+        run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
+                              truth=[str(p) for p in truth] if truth is not None else None),
+              {"bias_summary.json": summary})
     return run
 
 
-def predict(data: Path, *, out: Path, export_probs: Path | None = None, **options) -> AuditRun:
-    """`avaudit predict`: predictions.csv (vote, eq. 7 set, each layer's top confidence)."""
+def read_truth(truth: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The audio events and the visual events files (AVVP_eval_audio.csv, AVVP_eval_visual.csv)."""
+    from avaudit.media.events import read_events
+
+    return read_events(Path(truth[0])), read_events(Path(truth[1]))
+
+
+def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = None,
+            options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+    """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence: predictions.csv.
+
+    With `export_probs`, also labels and per-class probabilities (.npz) as cleanlab takes them.
+    """
     from avaudit.audits.decisions import multilabel, vote
 
-    a = audit(data, **options)
+    folder = output_dir(out, "predict")
+    writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
+    a = audit(data, resolve_options(options, fields), on_event=on_event, writes=writes)
     rows = decoded_rows(a)
-    probs = a.probabilities[rows["position"].to_numpy()]
+    position = rows["position"].to_numpy()
+    probs = a.probabilities[position]
     names = np.asarray(a.classes)
     chosen = multilabel(probs)  # over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
@@ -189,11 +266,11 @@ def predict(data: Path, *, out: Path, export_probs: Path | None = None, **option
                           "labels_eq7": [";".join(names[m]) for m in chosen]})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
-    run = AuditRun(Path(out), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows,
-                   a.n_cached)
-    write_run(run, a.settings("predict"))
-    if export_probs is not None:
+    table = table.assign(**window_columns(a, position))
+    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows, a.n_cached)
+    if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
         export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
+    write_run(run, a.settings("predict"))
     return run
 
 
@@ -212,71 +289,91 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
         video_ids=rows["video_id"].to_numpy().astype(str)))
 
 
-def missing_labels(data: Path, *, out: Path, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   **options) -> AuditRun:
-    """`avaudit missing-labels`: eq. 7 labels a video shows but is not annotated with."""
-    from avaudit.audits.missing_labels import missing_label_candidates
+def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
+                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, options: AuditOptions | None = None,
+                   on_event: Callable | None = None, **fields) -> AuditRun:
+    """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
+    less a layer's systematic confusions between categories (confusions.csv)."""
+    from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
-    a = audit(data, **options)
+    folder = output_dir(out, "missing-labels")
+    a = audit(data, resolve_options(options, fields), on_event=on_event,
+              writes=planned_writes(folder, "missing-labels"))
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences = a.probabilities[position]
-    candidates = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
-                                          min_confidence=min_confidence)
-    run = AuditRun(Path(out), {"missing_labels.csv": candidates},
+    candidates, confusions = split_confusions(
+        missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
+        max_confusion=max_confusion)
+    run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
-                    "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
-                   a.n_cached)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence))
+                    "n_videos_with_candidates": int(candidates["video_id"].nunique()),
+                    "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached)
+    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
     return run
 
 
-def retarget(data: Path | None, *, keep: list[str], by: str = "category", out: Path | None = None,
-             compare: str | None = None, bias_dir: Path = Path("avaudit-out/bias"), **options) -> dict:
-    """`avaudit retarget`: the rows whose category (or video) falls in `keep`, in DATA's own format.
+def retarget(data: Path | None = None, *, keep: list[str], by: str = "category", out: Path | None = None,
+             compare: str | None = None, bias_run: Path | None = None, rule: str = DEFAULT_RULE,
+             options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+    """The rows whose category (or video) falls in `keep`, written in DATA's own format.
 
-    Without DATA it reads the latest `bias` run in `bias_dir` (its run.yaml names DATA and model).
+    With DATA, audits it first and writes that bias run in a `bias` folder beside `out`. Without
+    DATA, uses the bias run in `bias_run`, or the newest one under avaudit-out/ (its bias_run.yaml
+    names DATA and root). The summary (`out`.json) names the bias run used.
     """
+    from avaudit.audits.retarget import compare as compare_with
+    from avaudit.audits.retarget import select
     from avaudit.media.manifests import write_subset
-    from avaudit.audits.retarget import compare as compare_with, select
 
+    nothing = pd.DataFrame(columns=["video_id", "label", "category", "layer", "group"])
+    select(nothing, nothing, keep, by=by)  # bad --keep, --by or --compare: said before any work
+    if compare is not None:
+        compare_with([], compare)
+    source = Path(data) if data is not None else None
     if data is None:
-        settings_path = bias_dir / "run.yaml"
-        if not settings_path.exists():
-            raise ValueError(f"no DATA given and no bias run in {bias_dir}: run `avaudit bias DATA` first "
-                             f"or pass DATA")
-        settings = yaml.safe_load(settings_path.read_text())
-        manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]))
-        per_video = pd.read_csv(bias_dir / "bias_videos.csv", dtype={"video_id": str, "label": str},
-                                keep_default_na=False)
-        categories = pd.read_csv(bias_dir / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
+        folder = Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT)
+        settings = read_bias_settings(folder)
+        source = Path(settings["data"])
+    default_name = f"subset{source.suffix}" if source.is_file() else "subset.csv"
+    out = Path(out) if out is not None else output_dir(None, "retarget") / default_name
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder: name the subset file to write, e.g. {out / default_name}")
+    summary_path = out.with_name(out.name + ".json")
+    if data is None:
+        manifest = read_manifest(source, root=Path(settings["root"]))
+        check_writes([out, summary_path], data=source, media=manifest.table["path"])
+        per_video = read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str})
+        categories = read_csv(folder / "bias_categories.csv", dtype={"category": str})
+        skipped, n_cached, skipped_path = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, None
     else:
-        run = bias(Path(data), out=bias_dir, **options)
-        manifest = run.manifest
+        folder = out.parent / "bias"
+        run = bias(source, out=folder, rule=rule, options=options, on_event=on_event,
+                   also_writes=[out, summary_path], **fields)
+        manifest, skipped, n_cached, skipped_path = run.manifest, run.skipped, run.n_cached, run.skipped_path
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
     kept = select(per_video, categories, keep, by=by)
     rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
-    default_name = "subset.csv" if manifest.format in ("folder", "flat") else f"subset{manifest.source.suffix}"
-    out = Path(out) if out is not None else Path("avaudit-out/retarget") / default_name
-    write_subset(manifest, rows["row"].to_numpy().tolist(), out)
     kept_categories = sorted(set(kept["label"]))
-    summary = {"out": str(out), "format": manifest.format, "keep": list(keep), "by": by,
-               "n_videos": int(len(rows)), "n_input_rows": int(len(manifest.table) + len(manifest.skipped)),
-               "categories": kept_categories}
+    n_rows = int(len(manifest.table) + len(manifest.skipped))
+    summary = {"out": str(out), "bias_run": str(folder), "format": manifest.format, "keep": list(keep), "by": by,
+               "n_videos": int(len(rows)), "n_input_rows": n_rows, "categories": kept_categories}
     if compare is not None:
         summary["compare"] = compare_with(kept_categories, compare)
-    write_json(summary, out.with_name(out.name + ".json"))
-    return summary
+    with output_set(out.parent, record=summary_path.name) as staged:  # the subset and its summary together
+        write_subset(manifest, rows["row"].to_numpy().tolist(), staged / out.name)
+        write_json(summary, staged / summary_path.name)
+    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, skipped_path)
 
 
-def write_run(run: AuditRun, settings: dict) -> None:
-    for name, frame in run.tables.items():
-        write_csv(frame, run.out / name)
-    skipped_path = run.out / "skipped.csv"
-    if len(run.skipped):
-        write_csv(run.skipped, skipped_path)
-    else:
-        skipped_path.unlink(missing_ok=True)
-    write_yaml(settings, run.out / "run.yaml")
+def output_dir(out: Path | None, command: str) -> Path:
+    return Path(out) if out is not None else OUTPUT_ROOT / command
+
+
+def load_model(path: Path | None = None, *, device: str = "cpu"):
+    """(model in eval mode, class names, config, checkpoint dict) of a checkpoint [default: the shipped one]."""
+    from avaudit.model.checkpoint import load_model as load
+
+    return load(Path(path) if path is not None else DEFAULT_MODEL, device=device)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from avaudit.errors import UsageError
+
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
@@ -71,7 +73,7 @@ def _build(cls, values: dict):
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -94,15 +96,15 @@ def load_config(preset: str | Path = "small", overrides: dict | None = None) -> 
         path = Path(preset)
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-            raise ValueError(f"no preset or YAML file named {preset!r} (presets: {known})")
+            raise UsageError(f"no preset or YAML file named {preset!r} (presets: {known})")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a preset must be a mapping with 'model' and 'train' sections")
+        raise UsageError(f"{path}: a preset must be a mapping with 'model' and 'train' sections")
     data.setdefault("preset", path.stem)
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         data.setdefault(section, {})[name] = value
     config = config_from_dict(data)
     if config.model.embed_dim != config.model.video_widths[-1]:
-        raise ValueError("model.embed_dim must equal the last video width (z^V and z^A are dotted in eq. 2)")
+        raise UsageError("model.embed_dim must equal the last video width (z^V and z^A are dotted in eq. 2)")
     return config

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avaudit.errors import UsageError
 from avaudit.vocab import LAYERS
 
 
@@ -16,7 +17,8 @@ def heat_peaks(alpha: np.ndarray) -> tuple[float, np.ndarray]:
     return int(flat.max(axis=1).argmax()), np.stack([rows, cols], axis=1)
 
 
-def to_source_fraction(peaks: np.ndarray, *, map_size: tuple[int, int], resize: tuple[int, int], crop: int) -> np.ndarray:
+def to_source_fraction(peaks: np.ndarray, *, map_size: tuple[int, int], resize: tuple[int, int],
+                       crop: int) -> np.ndarray:
     """Map cells of the (h, w) response to (x, y) fractions of the decoded frame's width and height."""
     h, w = map_size
     y = ((peaks[:, 0] + 0.5) * crop / h + (resize[0] - crop) / 2) / resize[0]
@@ -39,20 +41,20 @@ def per_second_confidence(model, z_v, z_a, onsets, label: int, *, steps_per_seco
 def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> dict:
     """Write localize.png, localize.mp4 (heat over the frames, with the clip's sound), localize.json
     and, with `timeline`, timeline.png. Returns the JSON's content."""
-    from avaudit.model.checkpoint import load_model
-    from avaudit.media.dataset import ClipDataset
     from avaudit.audits.decisions import softmax, vote
-    from avaudit.model.fusion import localization_map
-    from avaudit.media.decode import MediaError
-    from avaudit.outputs import write_json
-    from avaudit.plots import heat_grid, overlay, timeline as timeline_plot, write_png
+    from avaudit.media.dataset import ClipDataset
     from avaudit.media.encode import write_clip
+    from avaudit.model.checkpoint import load_model
+    from avaudit.model.fusion import localization_map
+    from avaudit.outputs import write_json
+    from avaudit.plots import heat_grid, overlay, write_png
+    from avaudit.plots import timeline as timeline_plot
 
     net, classes, config, _ = load_model(model)
     m = config.model
     item = ClipDataset([str(video)], config=m)[0]
-    if item.reason:
-        raise MediaError(f"{item.detail} ({item.reason})")
+    if item.reason:  # the dataset already named the file and what went wrong
+        raise UsageError(f"{item.detail} ({item.reason})")
     z_v, z_a, v_maps = net.features(item.frames[None], item.audio[None])
     onsets = item.onsets[None]
     logits = net.heads_forward(z_v, z_a, onsets).numpy()

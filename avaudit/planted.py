@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from avaudit.errors import UsageError
+
 from .media.encode import write_clip
 
 SOUNDS = {  # name -> tone frequency (Hz), evenly spaced in mel between 200 Hz and 3.45 kHz
@@ -249,11 +251,11 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
     """
     out = Path(out)
     if clips_per_category < 1 or two_event_per_category < 0:
-        raise ValueError("need clips_per_category >= 1 and two_event_per_category >= 0")
+        raise UsageError("need clips_per_category >= 1 and two_event_per_category >= 0")
     if size < 16 or size % 2 or seconds <= 0 or fps < 1 or sample_rate < 8000:
-        raise ValueError("need an even size >= 16 px, seconds > 0, fps >= 1 and sample_rate >= 8000 Hz")
+        raise UsageError("need an even size >= 16 px, seconds > 0, fps >= 1 and sample_rate >= 8000 Hz")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder; give a new or empty one")
+        raise UsageError(f"{out} exists and is not an empty folder; give a new or empty one")
     plans = plan_clips(np.random.default_rng(seed), clips_per_category=clips_per_category,
                        two_event_per_category=two_event_per_category, size=size, seconds=seconds)
     out.parent.mkdir(parents=True, exist_ok=True)

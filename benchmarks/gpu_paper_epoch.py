@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from avaudit.config import load_config
-from avaudit.model.fusion import FusionNet
 from avaudit.media.manifests import read_manifest
-from avaudit.train import train
+from avaudit.model.fusion import FusionNet
+from avaudit.training import train
 
 
 def cudnn_check(config) -> None:

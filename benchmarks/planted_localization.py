@@ -16,8 +16,8 @@ import decord
 import numpy as np
 import pandas as pd
 
-from avaudit.localize import localize
 from avaudit.commands import DEFAULT_MODEL
+from avaudit.localize import localize
 
 
 def main() -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avaudit.vocab import GROUP_OF, ASSIGNMENTS
-
 from avaudit.audits.bias import assign_videos
-from avaudit.vocab import LAYERS
 from avaudit.audits.decisions import category_modality
+from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS
 
 FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 

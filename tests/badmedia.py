@@ -21,7 +21,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pandas as pd
-
 from conftest import write_clip
 
 REASONS = (

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torchvision.models.video import mc3_18
 
-from avaudit.model.backbones import AudioNet, VideoNet, load_video_weights
 from avaudit.config import load_config
+from avaudit.model.backbones import AudioNet, VideoNet, load_video_weights
 
 # Table 6(a): (row, output segments x height x width); channels from the "# filters" column.
 TABLE_6A = [("conv1", 64, (10, 50, 80)), ("conv2", 64, (10, 50, 40)), ("maxpool2", 64, (10, 50, 19)),

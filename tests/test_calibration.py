@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
 
-from avaudit.audits.calibration import T_MAX, T_MIN, calibrated_softmax, expected_calibration_error, fit_temperatures, layer_ece
-from avaudit.vocab import LAYERS
+from avaudit.audits.calibration import (
+    T_MAX,
+    T_MIN,
+    calibrated_softmax,
+    expected_calibration_error,
+    fit_temperatures,
+    layer_ece,
+)
 from avaudit.audits.decisions import softmax
+from avaudit.vocab import LAYERS
 
 
 def sample(n=6000, n_classes=6, temperature=1.0, seed=0):

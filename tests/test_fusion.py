@@ -1,13 +1,21 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
-from avaudit.vocab import LAYERS
+from conftest import TINY_MODEL
 
 from avaudit.config import load_config
-from avaudit.model.fusion import FusionNet, audio_pool, continuous_pool, fusion_loss, instant_pool, localization_map, onset_pool, visual_pool
 from avaudit.media.decode import decode_clip
-from conftest import TINY_MODEL
+from avaudit.model.fusion import (
+    FusionNet,
+    audio_pool,
+    continuous_pool,
+    fusion_loss,
+    instant_pool,
+    localization_map,
+    onset_pool,
+    visual_pool,
+)
+from avaudit.vocab import LAYERS
 
 
 def steps(values):

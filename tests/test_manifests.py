@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from avaudit.media.manifests import COLUMNS, ManifestError, read_manifest, write_subset
-
 from avaudit.vocab import SKIPPED_COLUMNS
 
 

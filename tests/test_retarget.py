@@ -1,9 +1,8 @@
 import pandas as pd
 import pytest
 
-from avaudit.vocab import GROUPS
-
 from avaudit.audits.retarget import KINETICS_SOUNDS, compare, select
+from avaudit.vocab import GROUPS
 
 
 def tables():

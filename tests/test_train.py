@@ -11,7 +11,7 @@ import torch
 from avaudit.model.checkpoint import load_checkpoint
 from avaudit.config import load_config
 from avaudit.media.manifests import read_manifest
-from avaudit.train import STAGES, ResumeState, epoch_order, rank_batches, split_train_val, train
+from avaudit.training import STAGES, ResumeState, epoch_order, rank_batches, split_train_val, train
 
 
 def test_split_holds_out_a_seeded_share_of_every_category():
@@ -140,7 +140,7 @@ def live_tensor_bytes() -> int:
 def test_streaming_training_holds_no_per_row_decoded_clips(planted, tiny_preset, tmp_path):
     """Past the memory budget, the tensors alive during training do not grow from 40 to 200 rows;
     in memory mode they do, by about the decoded clips (which shows the measure sees them)."""
-    from avaudit.train import clip_bytes
+    from avaudit.training import clip_bytes
 
     base = read_manifest(planted).table
 
@@ -151,14 +151,16 @@ def test_streaming_training_holds_no_per_row_decoded_clips(planted, tiny_preset,
     def peak(n, budget):
         config = load_config(tiny_preset, {"model.seconds": 2.0, "model.steps": 20, "train.epochs": [1, 1, 0],
                                            "train.memory_budget": budget})
-        seen = [0]
+        gc.collect()  # what earlier tests left behind is not this run's
+        before = live_tensor_bytes()
+        seen = [before]
 
         def measure(kind, info):
             if kind == "epoch" or (kind == "batch" and info["batch"] % 8 == 1):
                 seen[0] = max(seen[0], live_tensor_bytes())
 
         train(rows(n), config=config, out=tmp_path / f"{n}_{budget}.pt", device="cpu", on_event=measure)
-        return seen[0], config
+        return seen[0] - before, config  # the most the run's own tensors held at once
 
     small, config = peak(40, 0)
     large, _ = peak(200, 0)
@@ -209,7 +211,7 @@ def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     validation covers the whole split."""
     import shutil
 
-    from avaudit.train import split_train_val, training_labels
+    from avaudit.training import split_train_val, training_labels
 
     data = tmp_path / "dirty"
     shutil.copytree(planted, data)
@@ -238,7 +240,7 @@ def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     assert saved["recipe"]["done"] and len(saved["metrics"]["history"]) == 3
     assert "validation accuracy" in result.stdout and result.stdout.count("model written to") == 1
     assert "streaming" in result.stderr + result.stdout
-    skipped = pd.read_csv(tmp_path / "skipped.csv")
+    skipped = pd.read_csv(tmp_path / "ddp.pt.skipped.csv")
     assert sorted(skipped["path"]) == sorted(table["path"].iloc[sorted(broken)])
     assert set(skipped["reason"]) == {"unreadable container"}
     final = saved["metrics"]["final"]
@@ -318,3 +320,41 @@ def test_kill_minus_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(plant
                                   history_without_timing(reference["metrics"]["history"]))
     history = pd.read_csv(tmp_path / "train_history.csv")
     assert history["stage"].tolist() == ["audio", "video", "video", "joint", "joint"]
+
+
+def test_training_refuses_when_every_clip_was_skipped_and_writes_no_model(tiny_preset, tmp_path):
+    from typer.testing import CliRunner
+
+    from avaudit.cli import app
+
+    for label in ("dog", "cat"):
+        for i in range(2):
+            (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "data" / label / f"{i}.mp4").write_text("not a video")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--preset", str(tiny_preset), "--out",
+                                      str(tmp_path / "m.pt"), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == ("error: no clip to train on: 4 of 4 clips were skipped (4 unreadable "
+                                              "container); no model written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_categories_without_a_validation_clip_are_named_and_their_accuracy_shown_as_na(planted, tiny_preset,
+                                                                                       tmp_path):
+    from typer.testing import CliRunner
+
+    from avaudit.cli import app
+
+    for folder in sorted(p for p in planted.iterdir() if p.is_dir())[:2]:  # one clip of each of two categories
+        (tmp_path / "data" / folder.name).mkdir(parents=True)
+        (tmp_path / "data" / folder.name / "a.mp4").symlink_to(sorted(folder.glob("*.mp4"))[0])
+    names = sorted(p.name for p in (tmp_path / "data").iterdir())
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--preset", str(tiny_preset), "--out",
+                                      str(tmp_path / "m.pt"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: 2 of 2 categories have no validation clip (one needs 2 or more clips that decode to hold one "
+            f"out): {names[0]}, {names[1]}; their accuracy is not measured (n/a); with no validation clip at all, "
+            f"every accuracy is NaN, the learning rate never drops and the temperatures stay 1") in result.output
+    assert "validation accuracy (0 clips held out, 2 trained on)" in result.output
+    assert "│ all      │        n/a │     n/a │   n/a │    n/a │   n/a │  n/a │" in result.output
+    assert "nan" not in result.output

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avaudit.vocab import LAYERS
 from avaudit.audits.decisions import check_layer_arrays, softmax
+from avaudit.vocab import LAYERS
 
 T_MIN, T_MAX = 0.05, 20.0  # temperatures outside this range mean the fit is degenerate, not informative
 _STEPS = 45  # golden-section steps: the log T interval (width 6) shrinks to ~1e-9

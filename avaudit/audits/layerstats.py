@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avaudit.vocab import AV_LAYERS, LAYERS
 from avaudit.audits.decisions import check_layer_arrays
+from avaudit.vocab import AV_LAYERS, LAYERS
 
 
 def layer_statistics(logits: np.ndarray, labels: np.ndarray) -> dict:

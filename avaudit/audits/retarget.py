@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from avaudit.errors import UsageError
 from avaudit.vocab import GROUPS, LAYERS
-
 
 _KS31 = (
     "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball", "laughing",
@@ -53,16 +53,16 @@ def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[s
     valid = tuple(dict.fromkeys(GROUPS + LAYERS))
     wanted = set(keep)
     if not wanted:
-        raise ValueError(f"keep at least one of: {', '.join(valid)}")
+        raise UsageError(f"keep at least one of: {', '.join(valid)}")
     unknown = sorted(wanted - set(valid))
     if unknown:
-        raise ValueError(f"unknown group or layer name(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        raise UsageError(f"unknown group or layer name(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     if by == "video":
         return per_video[_matches(per_video, wanted)]
     if by == "category":
         categories = per_category.loc[_matches(per_category, wanted), "category"]
         return per_video[per_video["label"].isin(categories)]
-    raise ValueError(f"by must be 'category' or 'video', got {by!r}")
+    raise UsageError(f"by must be 'category' or 'video', got {by!r}")
 
 
 def _normal(name: str) -> str:
@@ -78,7 +78,7 @@ def compare(categories: Iterable[str], reference: str) -> dict:
     """
     key = reference.strip().lower()
     if key not in KINETICS_SOUNDS:
-        raise ValueError(f"unknown reference {reference!r}; known: {', '.join(sorted(KINETICS_SOUNDS))}")
+        raise UsageError(f"unknown reference {reference!r}; known: {', '.join(sorted(KINETICS_SOUNDS))}")
     names = KINETICS_SOUNDS[key]
     have = {_normal(c) for c in categories}
     matched = sorted(n for n in names if _normal(n) in have)

@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import Dataset
 
 from avaudit.config import ModelConfig
+from avaudit.errors import UsageError
+from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 from avaudit.media.onsets import onset_steps
 from avaudit.vocab import Skip
-from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
@@ -67,7 +68,8 @@ class ClipDataset(Dataset):
 
     `video`, `sound`, `onsets` = False leave that input out (an empty tensor in its place) for work
     that does not use it: training's audio stage needs no frames, its video stage no sound. The
-    clip is still checked as a whole (decode.decode_clip), so the same clips are refused.
+    clip is still checked as a whole (decode.decode_clip), so the same clips are refused (but for a
+    decode error inside the input left out).
     """
 
     def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
@@ -78,7 +80,7 @@ class ClipDataset(Dataset):
         self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
         self.config = config
         if no_audio not in ("skip", "silence"):
-            raise ValueError(f"--no-audio must be skip or silence, not {no_audio!r}")
+            raise UsageError(f"--no-audio must be skip or silence, not {no_audio!r}")
         self.no_audio = no_audio
         self.time_limit = time_limit
         self.video, self.sound, self.onsets = video, sound, onsets and sound
@@ -92,12 +94,16 @@ class ClipDataset(Dataset):
                         torch.zeros(c.n_samples if self.sound else 0),
                         torch.zeros(c.steps if self.onsets else 0, dtype=torch.bool), False, 0.0, 0.0, reason, detail)
 
+    def crashed(self, index: int, how: str) -> ClipItem:
+        """The item of a row whose decoding process died (`how`: "was killed by SIGSEGV", ...)."""
+        return self.empty_item(index, Skip.decoder_crashed, f"{self.paths[index]}: the decoding process {how}")
+
     def decode(self, index: int) -> Clip:
         c = self.config
         path, start, end = str(self.paths[index]), self.starts[index], self.ends[index]
         return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
                            sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence",
-                           video=self.video, sound=self.sound)
+                           decode_frames=self.video, decode_sound=self.sound)
 
     def __getitem__(self, index: int) -> ClipItem:
         started = time.process_time()

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from avaudit.errors import AvauditError, UsageError
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS
 
@@ -42,7 +43,7 @@ _EXPECTED = (
 )
 
 
-class ManifestError(ValueError):
+class ManifestError(AvauditError, ValueError):
     """DATA cannot be used; the message names the file and the reason."""
 
 
@@ -358,12 +359,12 @@ def write_subset(
     table = manifest.table
     unknown = np.setdiff1d(rows, table["row"].to_numpy())
     if unknown.size:
-        raise ValueError(f"rows not in the manifest's table: {unknown[:10].tolist()}")
+        raise UsageError(f"rows not in the manifest's table: {unknown[:10].tolist()}")
     if manifest.source.is_file() and out.resolve() == manifest.source.resolve():
-        raise ValueError(f"refusing to overwrite the input manifest {manifest.source}")
+        raise UsageError(f"refusing to overwrite the input manifest {manifest.source}")
     labels = dict(labels or {})
     if labels and manifest.format not in ("folder", "flat", "generic"):
-        raise ValueError(f"labels cannot be overridden in a {manifest.format} manifest")
+        raise UsageError(f"labels cannot be overridden in a {manifest.format} manifest")
     sel = table[table["row"].isin(rows)].sort_values("row")
     kept = sel["row"].tolist()
     if manifest.format in ("folder", "flat"):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchvision.models.video.resnet import BasicBlock, Conv3DNoTemporal, Conv3DSimple
 
+from avaudit.errors import UsageError
 
 KINETICS_WEIGHTS = "mc3_18-a90a0ba3.pth"  # torchvision's file name, for messages
 
@@ -106,13 +107,13 @@ def load_video_weights(net: VideoNet, path: str | Path) -> None:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file (expected torchvision's {KINETICS_WEIGHTS})")
+        raise UsageError(f"{path}: no such file (expected torchvision's {KINETICS_WEIGHTS})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a state dict
-        raise ValueError(f"{path}: not a PyTorch state dict ({type(err).__name__})") from None
+        raise UsageError(f"{path}: not a PyTorch state dict ({type(err).__name__})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state dict of tensors (expected torchvision's {KINETICS_WEIGHTS})")
+        raise UsageError(f"{path}: not a state dict of tensors (expected torchvision's {KINETICS_WEIGHTS})")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
@@ -122,7 +123,7 @@ def load_video_weights(net: VideoNet, path: str | Path) -> None:
         problems = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
                     if keys]
-        raise ValueError(f"{path}: does not fit this preset's MC3 video backbone ({'; '.join(problems)}); "
+        raise UsageError(f"{path}: does not fit this preset's MC3 video backbone ({'; '.join(problems)}); "
                          f"Kinetics weights ({KINETICS_WEIGHTS}) fit the `paper` preset only")
     net.load_state_dict(state)
 

@@ -4,7 +4,8 @@ Single process:  avaudit train DATA --preset small
 Several (DDP):   torchrun --nproc_per_node 2 -m avaudit train DATA --preset small
                  (gloo on CPU, NCCL on GPU; add --nnodes/--rdzv-endpoint for several machines)
 
-DataLoader workers decode the clips while the network trains. Every epoch is a seeded permutation
+Worker processes decode the clips while the network trains (media.workers.decode_batches: a decoder
+that crashes costs its clip). Every epoch is a seeded permutation
 of the training rows (DistributedSampler's), dealt to the ranks in turn, so each rank decodes only
 its own share; each stage decodes only the inputs it uses (the audio stage no frames, the video
 stage no sound). Where the decoded clips fit `train.memory_budget`, they are kept after their first
@@ -17,9 +18,9 @@ from the batch it stopped at), `train_history.csv` and `train_curves.png` beside
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,16 +29,18 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
 
 from avaudit.audits.calibration import calibrated_softmax, fit_temperatures, layer_ece
-from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
-from avaudit.config import Config, ModelConfig
-from avaudit.media.dataset import ClipDataset, ClipItem
-from avaudit.device import autocast, default_workers, init_distributed, pick_device, worker_context
 from avaudit.audits.decisions import softmax, vote
+from avaudit.config import Config, ModelConfig
+from avaudit.device import autocast, default_workers, init_distributed, pick_device, worker_context
+from avaudit.errors import AvauditWarning, UsageError
+from avaudit.media.dataset import ClipDataset, ClipItem
+from avaudit.media.workers import decode_batches
+from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from avaudit.model.fusion import FusionNet, fusion_loss
+from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
 
 VAL_SPLITS = ("val", "valid", "validate", "validation")
 HISTORY_FILE, CURVES_FILE = "train_history.csv", "train_curves.png"
@@ -172,17 +175,31 @@ class Skipped:
                 self.merge(rows)
 
 
-class _Batches:
-    """A batch_sampler whose batches are set before each pass (persistent workers re-read it)."""
+class _Rows(Dataset):
+    """The rows one pass decodes, as a dataset of their own for media.workers.decode_batches (which
+    isolates decoder crashes): item k is row rows[k] of the table, and says k (decode_batches keeps
+    count by position); the caller maps it back."""
 
-    def __init__(self):
-        self.batches: list[list[int]] = []
-
-    def __iter__(self):
-        return iter(self.batches)
+    def __init__(self, dataset: ClipDataset, rows: np.ndarray):
+        self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
+        self.paths, self.time_limit = dataset.paths[self.rows], dataset.time_limit
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.rows)
+
+    def __getitem__(self, k: int) -> ClipItem:
+        return self.dataset[int(self.rows[k])]._replace(index=k)
+
+    def empty_item(self, k: int, reason: str = "", detail: str = "") -> ClipItem:
+        return self.dataset.empty_item(int(self.rows[k]), reason, detail)._replace(index=k)
+
+    def crashed(self, k: int, how: str) -> ClipItem:
+        return self.dataset.crashed(int(self.rows[k]), how)._replace(index=k)
+
+
+def _items(items: list[ClipItem]) -> list[ClipItem]:
+    """collate_fn that leaves the items as they are: the caller batches them (a function: picklable)."""
+    return items
 
 
 def _collate(items: list[ClipItem]) -> dict:
@@ -221,34 +238,43 @@ class Memory:
 
 
 class ClipSource:
-    """Decoded batches of table rows, from DataLoader workers (and, in memory mode, from Memory).
+    """Decoded batches of table rows, from decoding worker processes (and, in memory mode, from Memory).
 
     One source decodes one set of inputs: a streaming stage's own (`stage.use_video/use_audio`,
     onsets only where every input is used), or all of them when `memory` keeps them for every stage.
+    Each pass (an epoch's training batches, a validation) is one media.workers.decode_batches over its
+    rows, so a decoder that crashes costs its clip (`decoder crashed`), not the run.
     """
 
     def __init__(self, table: pd.DataFrame, model: ModelConfig, *, stage: Stage, workers: int,
-                 skipped: Skipped, memory: Memory | None, pin: bool):
+                 skipped: Skipped, memory: Memory | None, batch_size: int):
         everything = memory is not None or (stage.use_video and stage.use_audio)
-        dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                              config=model, video=memory is not None or stage.use_video,
-                              sound=memory is not None or stage.use_audio, onsets=everything)
-        self.sampler = _Batches()
-        # A private generator: creating a loader iterator must not draw from torch's global one.
-        self.loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=workers, collate_fn=_collate,
-                                 pin_memory=pin, persistent_workers=workers > 0, generator=torch.Generator(),
-                                 multiprocessing_context=worker_context() if workers else None)
+        self.dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                                   config=model, video=memory is not None or stage.use_video,
+                                   sound=memory is not None or stage.use_audio, onsets=everything)
+        self.workers, self.batch_size = max(1, workers), batch_size  # decoding never in this process
         self.skipped, self.memory, self.model = skipped, memory, model
+
+    def _decoded(self, rows: np.ndarray) -> Iterator[ClipItem]:
+        """The items of `rows` (index: the table row), in order but after a decoder crash."""
+        for chunk in decode_batches(_Rows(self.dataset, rows), batch_size=self.batch_size, workers=self.workers,
+                                    collate_fn=_items, context=worker_context()):
+            for item in chunk:
+                yield item._replace(index=int(rows[item.index]))
 
     def batches(self, row_batches: list[np.ndarray]) -> Iterator[dict]:
         """One decoded batch per entry of `row_batches`, in order: `rows` that decoded (known bad
-        rows left out), their `frames`, `audio`, `onsets` (None or empty where not decoded)."""
+        rows left out), their `frames`, `audio`, `onsets` (empty where not decoded)."""
         wanted = [rows[~self.skipped.bad[rows]] for rows in row_batches]
         need = [rows if self.memory is None else rows[~self.memory.have[rows]] for rows in wanted]
-        self.sampler.batches = [rows.tolist() for rows in need if len(rows)]
-        decoded = iter(self.loader) if self.sampler.batches else iter(())
+        everything = np.concatenate(need) if need else np.zeros(0, np.int64)
+        decoded = self._decoded(everything) if len(everything) else iter(())
+        arrived: dict[int, ClipItem] = {}  # rows decoded ahead of their batch (after a crash, out of order)
         for rows, asked in zip(wanted, need):
-            batch = next(decoded) if len(asked) else {"rows": rows[:0], "failed": []}
+            while any(int(row) not in arrived for row in asked):
+                item = next(decoded)
+                arrived[item.index] = item
+            batch = _collate([arrived.pop(int(row)) for row in asked])
             for row, reason, detail in batch["failed"]:
                 self.skipped.add(row, reason, detail)
             if self.memory is not None:
@@ -331,6 +357,24 @@ def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[st
     return pd.DataFrame(rows)
 
 
+def check_decoded(labels: pd.Series, train_ok: np.ndarray, val_ok: np.ndarray, skipped: Skipped, *,
+                  warn: bool) -> None:
+    """No clip to train on is a UsageError (raised before any model is written: after the first epoch
+    found every training clip refused); with `warn`, categories left without a validation clip are a
+    warning, since their accuracy (all of it, with no validation clip) is NaN."""
+    if not len(train_ok):
+        reasons = pd.Series([reason for reason, _ in skipped.why.values()]).value_counts()
+        raise UsageError(f"no clip to train on: {len(skipped.why)} of {len(labels)} clips were skipped ("
+                         + ", ".join(f"{n} {r}" for r, n in reasons.items()) + "); no model written")
+    missing = sorted(set(labels) - set(labels.iloc[val_ok]))
+    if warn and missing:
+        shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+        warnings.warn(f"{len(missing)} of {labels.nunique()} categories have no validation clip (one needs 2 or "
+                      f"more clips that decode to hold one out): {shown}; their accuracy is not measured (n/a)"
+                      + ("; with no validation clip at all, every accuracy is NaN, the learning rate never drops "
+                         "and the temperatures stay 1" if not len(val_ok) else ""), AvauditWarning, stacklevel=3)
+
+
 def memory_mode(n_rows: int, config: Config) -> tuple[bool, str]:
     """Whether the decoded clips are kept after their first decode, and a sentence saying why."""
     per_clip = clip_bytes(config.model)
@@ -385,12 +429,12 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
     dev = pick_device(device)
     t = config.train
     if (table["labels"] == "").any():
-        raise ValueError("every training clip needs a label: DATA has unlabelled rows "
+        raise UsageError("every training clip needs a label: DATA has unlabelled rows "
                          "(use a folder of category folders or a labelled manifest)")
     labels_text = training_labels(table["labels"], seed=t.seed)
     classes = sorted(labels_text.unique())
     if len(classes) < 2:
-        raise ValueError(f"training needs at least two categories; DATA has {len(classes)}")
+        raise UsageError(f"training needs at least two categories; DATA has {len(classes)}")
     labels = np.array(labels_text.map({c: i for i, c in enumerate(classes)}), dtype=np.int64)
     train_idx, val_idx = split_train_val(table.assign(label=labels_text), fraction=t.val_fraction, seed=t.seed)
     my_val = val_idx[rank::world]  # each rank scores its share; the logits are gathered
@@ -429,7 +473,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
         if key not in sources:
             sources.clear()  # a streaming stage's workers end with it
             sources[key] = ClipSource(table, config.model, stage=key, workers=workers, skipped=skipped,
-                                      memory=memory, pin=dev.type == "cuda")
+                                      memory=memory, batch_size=max(1, t.batch_size // world))
         return sources[key]
 
     def save(metrics: dict | None = None, extra: dict | None = None) -> None:
@@ -441,6 +485,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
 
     labels_t = torch.as_tensor(labels)
     last_val = None  # (rows, logits) of the joint stage's last epoch: the final evaluation reuses them
+    warned = False  # categories without a validation clip: said once, after the first validation
     for stage_index in range(state.stage, len(STAGES)):
         stage = STAGES[stage_index]
         optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
@@ -455,7 +500,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
         n_batches = len(_stage_batches(len(train_idx), t, stage_index=stage_index, epoch=0, rank=rank, world=world))
         on_event("stage", {"stage": stage.name, "epochs": epochs, "batches": n_batches, "first_epoch": first_epoch,
                            "first_step": state.step if state.stage == stage_index else 0,
-                           "clips_per_epoch": len(train_idx), "world": world})
+                           "clips_per_epoch": len(train_idx), "world": world, "measured": stage.measured})
         for epoch in range(first_epoch, epochs):
             if not (state.stage == stage_index and state.epoch == epoch):  # a fresh epoch
                 state = dataclasses.replace(state, stage=stage_index, epoch=epoch, step=0, loss_sum=0.0,
@@ -478,16 +523,19 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
                                    "clips": len(batch["rows"]) * world})
                 due = ((t.checkpoint_steps and state.step % t.checkpoint_steps == 0)
                        or (t.checkpoint_minutes and time.perf_counter() - last_save >= 60 * t.checkpoint_minutes))
-                if due and state.step < len(batches) and rank == 0:
+                if due and state.step < len(batches) and state.loss_batches and rank == 0:
                     state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
                     save()
                     last_save = time.perf_counter()
                     on_event("checkpoint", {"stage": stage.name, "epoch": epoch, "step": state.step})
             train_seconds = state.seconds
-            skipped.gather()
             val_started = time.perf_counter()
             rows, logits = score(model, source(stage), my_val, stage=stage, device=dev, batch_size=t.batch_size)
             rows, logits = gather_scores(rows, logits, val_idx)
+            skipped.gather()
+            check_decoded(labels_text, train_idx[~skipped.bad[train_idx]], rows, skipped,
+                          warn=not warned and rank == 0)
+            warned = True
             metrics = accuracies(logits, labels[rows], stage.measured)
             scheduler.step(metrics[stage.metric])
             if stage is STAGES[-1]:
@@ -574,3 +622,35 @@ def train_step(wrapped, model: FusionNet, batch: dict, labels: torch.Tensor, *, 
                 value.copy_(buffers[name])
         return None
     return loss.item()
+
+
+def train_data(data: Path, *, preset: str | Path = "small", out: Path = Path("avaudit-out/train/model.pt"),
+               epochs: int | None = None, seed: int | None = None, root: Path | None = None,
+               video_weights: Path | None = None, device: str = "auto", resume: bool = False,
+               on_event: Callable | None = None, workers: int | None = None, memory_budget: float | None = None,
+               checkpoint_minutes: float | None = None, checkpoint_steps: int | None = None) -> dict:
+    """Train the network on DATA (section 4.2's three stages) and write the checkpoint `out`.
+
+    `workers`, `memory_budget` (GiB), `checkpoint_minutes` and `checkpoint_steps` override the preset's
+    `train.num_workers`, `train.memory_budget`, ... (None: the preset's).
+    Returns the validation metrics; its `skipped` holds the rows of DATA that were not used.
+    """
+    from avaudit.config import load_config
+    from avaudit.media.manifests import read_manifest
+
+    overrides = {}
+    if epochs is not None:
+        overrides["train.epochs"] = [epochs] * 3
+    for name, value in (("seed", seed), ("num_workers", workers), ("memory_budget", memory_budget),
+                        ("checkpoint_minutes", checkpoint_minutes), ("checkpoint_steps", checkpoint_steps)):
+        if value is not None:
+            overrides[f"train.{name}"] = value
+    config = load_config(preset, overrides)
+    manifest = read_manifest(Path(data), root=root)
+    out = Path(out)
+    if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left
+        raise UsageError(f"{out} exists: pass --resume to continue it, or another --out")
+    result = train(manifest.table, config=config, out=out, video_weights=video_weights, device=device,
+                   resume=resume, on_event=on_event)
+    result["skipped"] = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], result["skipped"]], ignore_index=True)
+    return result

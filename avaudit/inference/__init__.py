@@ -1,0 +1,1 @@
+"""Inference: decoding workers feed the network; logits cached per clip and read back first."""

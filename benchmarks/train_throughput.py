@@ -12,15 +12,17 @@ For each stage of the recipe (audio backbone, video backbone, joint), one after 
   network-only the stage's SGD step on one decoded batch over and over (every core on a CPU);
   training     `avaudit.train.train` streaming (memory budget 0, so no epoch reads clips from memory),
                clips per second of its training batches (validation left out), from its history.
-On a GPU the bound is min(decode-only, network-only) and the script also samples the GPU's busy share
-(`nvidia-smi` utilization: the share of time a kernel was running) during each stage's training
-batches. On a CPU decoding and the network share the cores, so neither figure alone is a bound: both
-are printed. --rows N repeats DATA's clips under new names (symbolic links) to N rows, for epochs long
+The bound: on a CPU decoding and the network share the cores, so a clip costs the time of both,
+bound = 1 / (1 / decode-only + 1 / network-only) (pipeline.py's decode-only + model-only); on a GPU they
+run side by side, bound = min(decode-only, network-only), and the script also samples the GPU's busy
+share (`nvidia-smi` utilization: the share of time a kernel was running) during each stage's training
+batches. --rows N repeats DATA's clips under new names (symbolic links) to N rows, for epochs long
 enough to reach a steady rate; --epochs E trains E epochs per stage (default 1).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
@@ -29,7 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import avaudit` sets it, before torch starts OpenMP
+import torch  # noqa: E402
 from torch.utils.data import DataLoader
 
 from avaudit.config import load_config
@@ -105,15 +109,17 @@ def decode_only(table, config, stage, rows: np.ndarray, *, workers: int, batch_s
     return done / (time.perf_counter() - started)
 
 
-def network_only(config, stage, batch: dict, *, n_classes: int, device, steps: int) -> float:
-    """Clips per second of the stage's SGD step on one decoded batch, repeated."""
+def network_only(config, stage, batch: dict, labels: np.ndarray, *, n_classes: int, device, steps: int) -> float:
+    """Clips per second of the stage's SGD step on one decoded batch, repeated. The learning rate is 0:
+    the same arithmetic as training, without the weights drifting (fitting one batch over and over
+    drives activations towards the denormal numbers CPUs are slow at)."""
     torch.manual_seed(0)
     model = FusionNet(config.model, n_classes).to(device).train()
     if device.type == "cuda":
         model.video_net.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)
     inputs = inputs_on(batch, config.model, device, stage)
-    labels = torch.zeros(len(batch["rows"]), dtype=torch.long, device=device)
+    labels = torch.as_tensor(labels[batch["rows"]], device=device)
 
     def step():
         with autocast(device):
@@ -154,6 +160,7 @@ def main() -> None:
     labels_text = training_labels(table["labels"], seed=t.seed)
     train_idx, _ = split_train_val(table.assign(label=labels_text), fraction=t.val_fraction, seed=t.seed)
     n_classes = labels_text.nunique()
+    labels = labels_text.map({c: i for i, c in enumerate(sorted(labels_text.unique()))}).to_numpy()
     print(f"{len(table)} rows ({len(train_idx)} trained on) from {args.data}, preset {config.preset}, device "
           f"{device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, batch "
           f"{t.batch_size}, {workers} decoding workers, {torch.get_num_threads()} torch threads, torch "
@@ -170,7 +177,7 @@ def main() -> None:
                               sound=stage.use_audio, onsets=stage.use_video and stage.use_audio)
         batch = _collate([dataset[int(i)] for i in train_idx[: t.batch_size]])
         steps = args.steps or max(3, len(train_idx) // t.batch_size)
-        network = network_only(config, stage, batch, n_classes=n_classes, device=device, steps=steps)
+        network = network_only(config, stage, batch, labels, n_classes=n_classes, device=device, steps=steps)
         rates[stage.name] = {"decode": decode, "network": network}
         print(f"  measured {stage.name}: decode-only {decode:.1f} clips/s, network-only {network:.1f} clips/s",
               flush=True)
@@ -190,17 +197,19 @@ def main() -> None:
     history = torch.load(Path(scratch.name) / "model.pt", weights_only=True)["metrics"]["history"]
 
     print(f"\nper stage, clips per second ({args.epochs} epoch(s) each; training streams, memory budget 0):")
-    print(f"{'stage':6s} {'decode-only':>12s} {'network-only':>13s} {'training':>9s} {'train/decode':>13s}"
-          + (f" {'bound':>7s} {'train/bound':>12s} {'GPU busy':>9s}" if device.type == "cuda" else ""))
+    print(f"{'stage':6s} {'decode-only':>12s} {'network-only':>13s} {'bound':>7s} {'training':>9s} "
+          f"{'train/decode':>13s} {'train/bound':>12s}" + (f" {'GPU busy':>9s}" if device.type == "cuda" else ""))
     for stage in STAGES:
         rows = [h for h in history if h["stage"] == stage.name]
         rate = float(np.mean([h["clips_per_second"] for h in rows])) if rows else float("nan")
         r = rates[stage.name]
-        line = f"{stage.name:6s} {r['decode']:12.1f} {r['network']:13.1f} {rate:9.1f} {rate / r['decode']:13.2f}"
+        bound = (min(r["decode"], r["network"]) if device.type == "cuda"
+                 else 1 / (1 / r["decode"] + 1 / r["network"]))
+        line = (f"{stage.name:6s} {r['decode']:12.1f} {r['network']:13.1f} {bound:7.1f} {rate:9.1f} "
+                f"{rate / r['decode']:13.2f} {rate / bound:12.2f}")
         if device.type == "cuda":
-            bound = min(r["decode"], r["network"])
             spans = [span for (name, _), span in windows.items() if name == stage.name]
-            line += f" {bound:7.1f} {rate / bound:12.2f} {busy.share(spans):9.0%}"
+            line += f" {busy.share(spans):9.0%}"
         print(line)
     print(f"whole training run (start-up, {len(STAGES)} stages, validation, final evaluation): {whole:.1f} s")
     scratch.cleanup()

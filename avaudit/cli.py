@@ -175,14 +175,10 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                                                  "sufficiency: does one modality alone suffice.")] = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
-         type_margin: Annotated[Optional[float], typer.Option(
-             help="Name a category's event type only when its layer leads the other audio-visual layers by this "
-                  "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
-         truth_audio: Annotated[Optional[Path], typer.Option(
-             help="Audio events of the same videos (AVVP_eval_audio.csv layout): score the audit against "
-                  "them and --truth-visual.")] = None,
-         truth_visual: Annotated[Optional[Path], typer.Option(
-             help="Visual events (AVVP_eval_visual.csv layout); goes with --truth-audio.")] = None,
+         type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
+             "the other audio-visual layers by this; else `audiovisual` [default: 0.003; 0 names all].")] = None,
+         truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
+         truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
@@ -230,15 +226,9 @@ def show_bias(run) -> None:
 
 
 def show_truth(truth: dict, out: Path) -> None:
-    """One line per level: how often the audit's group agrees with the annotated modality."""
-    videos, categories = truth["videos"], truth["categories"]
-    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
-             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
-             for level, block in (("videos", videos), ("categories", categories))]
-    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
-                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
-                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
-    console().print("\n".join(lines), highlight=False)
+    """How often the audit's group agrees with the annotated modality, for videos and for categories."""
+    console().print("; ".join(f"{level} {truth[level]['n_agree']} of {truth[level]['n_scored']}" for level in
+                              ("videos", "categories")), f"agree with the annotated events: see {out}", highlight=False)
 
 
 @app.command()
@@ -267,9 +257,8 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
-                   max_confusion: Annotated[Optional[float], typer.Option(
-                       help="Set apart (confusions.csv) candidates whose layer gives them this median confidence "
-                            "on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
+                   max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
+                       "proposed this much on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""

@@ -206,8 +206,9 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
+    from avaudit.media.events import read_events
 
-    events = read_truth(truth) if truth is not None else None  # a bad file fails before decoding
+    events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event)
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
@@ -231,13 +232,6 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
                               truth=[str(p) for p in truth] if truth is not None else None))
     write_json(summary, run.out / "bias_summary.json")
     return run
-
-
-def read_truth(truth: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The audio events and the visual events files (AVVP_eval_audio.csv, AVVP_eval_visual.csv)."""
-    from avaudit.media.events import read_events
-
-    return read_events(Path(truth[0])), read_events(Path(truth[1]))
 
 
 def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = None,

@@ -137,7 +137,8 @@ def csv_link(path: Path, folder: Path) -> str:
 
 def player(path: str, folder: Path) -> str:
     """The clip itself, played from its file; preload none, so a long page loads no video until asked."""
-    return f'<video controls preload="none" src="{html.escape(href(path, folder))}" title="{html.escape(path)}"></video>'
+    source = html.escape(href(path, folder))
+    return f'<video controls preload="none" src="{source}" title="{html.escape(path)}"></video>'
 
 
 def clip_link(path: str, folder: Path) -> str:
@@ -204,7 +205,8 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
     from avaudit.plots import layer_bars
 
     summary = json.loads(summary_path.read_text())
-    counts = {n: summary["categories_per_layer"][n] for n in CATEGORY_ASSIGNMENTS if n in summary["categories_per_layer"]}
+    per_layer = summary["categories_per_layer"]
+    counts = {n: per_layer[n] for n in CATEGORY_ASSIGNMENTS if n in per_layer}
     parts = [section("table3", "Categories per layer (Table 3)", image(
         layer_bars(counts, title=f"rule {summary['rule']}, {summary['confidence']} confidence"), "Table 3")
         + table_html(pd.DataFrame([counts]), paged=False))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
@@ -36,12 +37,22 @@ def console():
 
 
 def fail(message: str) -> None:
-    from rich.markup import escape
-
     from avaudit.display import console as err_console
+    from avaudit.display import safe
 
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """avaudit's own warnings as one yellow line (its text made safe); others as Python shows them."""
+    from avaudit.display import warn
+    from avaudit.errors import AvauditWarning
+
+    if issubclass(category, AvauditWarning):
+        warn(message)
+    else:
+        show_warning.default(message, category, filename, lineno, file, line)
 
 
 def guarded(command):
@@ -51,10 +62,14 @@ def guarded(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from avaudit.commands import NotRankZero
-        from avaudit.errors import AvauditError
+        from avaudit.errors import AvauditError, AvauditWarning
 
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                show_warning.default = warnings.showwarning
+                warnings.showwarning = show_warning
+                warnings.simplefilter("always", AvauditWarning)  # avaudit says each once itself
+                return command(*args, **kwargs)
         except NotRankZero:
             raise typer.Exit(0) from None
         except AvauditError as err:
@@ -64,12 +79,15 @@ def guarded(command):
 
 
 def finish(run) -> None:
-    """Exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
+    """Exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
+    from avaudit.display import safe
+
     out = console()
     if len(run.skipped):
         reasons = run.skipped["reason"].value_counts().to_dict()
         out.print(f"[yellow]{len(run.skipped)} of {run.n_rows} videos skipped[/] "
-                  f"({', '.join(f'{n} {r}' for r, n in reasons.items())}): see {run.out / 'skipped.csv'}")
+                  f"({safe(', '.join(f'{n} {r}' for r, n in reasons.items()))}): see {safe(run.skipped_path)}",
+                  soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -100,7 +118,7 @@ def train(
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.device import init_distributed
-    from avaudit.display import TrainProgress
+    from avaudit.display import TrainProgress, safe
     from avaudit.outputs import write_csv
     from avaudit.training import train_data
 
@@ -113,23 +131,29 @@ def train(
     skipped = result["skipped"]
     show_train_result(result, out)
     if len(skipped):
-        write_csv(skipped, out.parent / "skipped.csv")
-        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {out.parent / 'skipped.csv'}")
+        listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
+        write_csv(skipped, listed)
+        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {safe(listed)}", soft_wrap=True)
         raise typer.Exit(1)
 
 
 def show_train_result(result: dict, out: Path) -> None:
     from rich.table import Table
 
+    from avaudit.display import safe
+
     table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
     table.add_column("category", overflow="fold")
     for name in (*LAYERS, "vote"):
         table.add_column(name, justify="right")
+    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
+        return "n/a" if value != value else f"{value:.{digits}f}"
+
     for row in result["categories"]:
-        table.add_row(row["category"], *(f"{row[name]:.2f}" for name in (*LAYERS, "vote")))
-    table.add_row("[bold]all", *(f"[bold]{result['val'][name]:.3f}" for name in (*LAYERS, "vote")))
+        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
     console().print(table)
-    console().print(f"model written to {out}")
+    console().print(f"model written to {safe(out)}", soft_wrap=True)
 
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
@@ -164,8 +188,11 @@ def run_with_progress(name: str, function, *args, **kwargs):
 
 
 def cache_line(run) -> None:
+    from avaudit.display import printable
+
     console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {run.out}", markup=False)
+                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {printable(run.out)}",
+                    markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -202,11 +229,13 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def show_bias(run) -> None:
     from rich.table import Table
 
+    from avaudit.display import safe
+
     out = console()
     categories = run.tables["bias_categories.csv"]
     names = list(run.summary["categories_per_layer"])
-    table = Table(title=f"categories per layer (Table 3), rule {run.summary['rule']}, "
-                        f"{run.summary['confidence']} confidence")
+    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
+                             f"{run.summary['confidence']} confidence"))
     for name in (*names, "total"):
         table.add_column(name, justify="right")
     counts = run.summary["categories_per_layer"]
@@ -221,7 +250,7 @@ def show_bias(run) -> None:
         per.add_column(name.replace("votes_", ""), overflow="fold",
                        justify="left" if name in ("category", "layer", "group") else "right")
     for row in categories.itertuples(index=False):
-        per.add_row(*(str(v) for v in row))
+        per.add_row(*(safe(v) for v in row))
     out.print(per)
 
 
@@ -265,6 +294,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     from rich.table import Table
 
     from avaudit import commands
+    from avaudit.display import safe
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
@@ -278,7 +308,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
-        table.add_row(row.video_id, row.label, row.candidate, row.layer, f"{row.confidence:.3f}")
+        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
     console().print(table)
     console().print(f"{run.summary['n_confused']} candidates set apart as a layer's systematic confusion between "
                     f"categories: see {run.out / 'confusions.csv'}")
@@ -312,10 +342,13 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
                             bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
+    from avaudit.display import printable
+
     summary = run.summary
     console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "
-                    f"{len(summary['categories'])} categories -> {summary['out']} ({summary['format']}), "
-                    f"from the bias run in {summary['bias_run']}", markup=False)
+                    f"{len(summary['categories'])} categories -> {printable(summary['out'])} ({summary['format']}), "
+                    f"from the bias run in {printable(summary['bias_run'])}", markup=False, highlight=False,
+                    soft_wrap=True)
     if "compare" in summary:
         c = summary["compare"]
         console().print(f"{c['n_matched']} of {c['n_reference']} {c['reference']} classes are in the subset "
@@ -333,19 +366,23 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
+    from avaudit.display import safe
+
     result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
-    console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
+    console().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
+                    f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
-                    f"pictures in {target}")
+                    f"pictures in {safe(target)}", soft_wrap=True)
 
 
 @app.command()
 @guarded
 def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.")]):
     """One self-contained report.html from the bias, missing-labels, retarget and predict outputs."""
+    from avaudit.display import safe
     from avaudit.report import build_report
 
-    console().print(f"report written to {build_report(folder)}")
+    console().print(f"report written to {safe(build_report(folder))}", soft_wrap=True)
 
 
 @app.command("make-samples")
@@ -357,10 +394,11 @@ def make_samples(
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
+    from avaudit.display import safe
     from avaudit.planted import make_samples as write_samples
 
     result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
-    console().print(f"planted set written to {out}: {result}")
+    console().print(f"planted set written to {safe(out)}: {safe(result)}", soft_wrap=True)
 
 
 @app.command()

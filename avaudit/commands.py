@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest, read_manifest
-from avaudit.outputs import write_csv, write_json, write_yaml
+from avaudit.outputs import check_writes, output_set, read_csv, write_json
+from avaudit.runs import newest_bias_run, planned_writes, read_bias_settings, write_run
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
 # the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
@@ -28,8 +28,6 @@ SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
-
-
 @dataclass(frozen=True)
 class AuditOptions:
     """How an audit reads DATA and runs the model; the same for every audit command."""
@@ -94,6 +92,7 @@ class AuditRun:
     n_rows: int = 0
     n_cached: int = 0
     manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
+    skipped_path: Path | None = None  # where the skipped rows were listed, when some were
 
     @property
     def n_decoded(self) -> int:
@@ -140,13 +139,14 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
 
 
 def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool = False,
-          on_event: Callable | None = None, **fields) -> Audit:
+          on_event: Callable | None = None, writes: Sequence[Path] = (), **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 
     Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
-    the same files a single process writes. The other ranks raise NotRankZero.
+    the same files a single process writes. The other ranks raise NotRankZero. `writes`, the files
+    the caller will write, are checked first (outputs.check_writes): none may overwrite an input.
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
@@ -155,6 +155,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool 
         o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
     manifest = read_manifest(Path(data), root=root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
+    check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"])
     checkpoint = checkpoint_info(model_path, cache_dir)
     if need_labels:
         check_labels(manifest.table, checkpoint["classes"])  # fail before decoding anything
@@ -197,19 +198,23 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
          type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None,
-         options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+         options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
+         **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
 
     Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
     avaudit-out/bias); with `truth` (AVVP-style audio and visual event files), bias_truth.csv and
     bias_truth_categories.csv too. Keyword `fields` set AuditOptions (model=..., device=...).
+    `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
     from avaudit.media.events import read_events
 
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
-    a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event)
+    folder = output_dir(out, "bias")
+    a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event,
+              writes=[*planned_writes(folder, "bias"), *also_writes])
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
@@ -219,7 +224,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
-    run = AuditRun(output_dir(out, "bias"), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
+    run = AuditRun(folder, {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest)
     if events is not None:
         from avaudit.audits.truth import modality_truth, score_against_truth
@@ -229,8 +234,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
         summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
         run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
     write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
-                              truth=[str(p) for p in truth] if truth is not None else None))
-    write_json(summary, run.out / "bias_summary.json")
+                              truth=[str(p) for p in truth] if truth is not None else None),
+              {"bias_summary.json": summary})
     return run
 
 
@@ -242,7 +247,9 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     """
     from avaudit.audits.decisions import multilabel, vote
 
-    a = audit(data, resolve_options(options, fields), on_event=on_event)
+    folder = output_dir(out, "predict")
+    writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
+    a = audit(data, resolve_options(options, fields), on_event=on_event, writes=writes)
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     probs = a.probabilities[position]
@@ -254,12 +261,10 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
     table = table.assign(**window_columns(a, position))
-    run = AuditRun(output_dir(out, "predict"), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped,
-                   a.n_rows,
-                   a.n_cached)
-    write_run(run, a.settings("predict"))
-    if export_probs is not None:
+    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows, a.n_cached)
+    if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
         export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
+    write_run(run, a.settings("predict"))
     return run
 
 
@@ -285,7 +290,9 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     less a layer's systematic confusions between categories (confusions.csv)."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
-    a = audit(data, resolve_options(options, fields), on_event=on_event)
+    folder = output_dir(out, "missing-labels")
+    a = audit(data, resolve_options(options, fields), on_event=on_event,
+              writes=planned_writes(folder, "missing-labels"))
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
@@ -294,7 +301,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     candidates, confusions = split_confusions(
         missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
         max_confusion=max_confusion)
-    run = AuditRun(output_dir(out, "missing-labels"), {"missing_labels.csv": candidates, "confusions.csv": confusions},
+    run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
                     "n_videos_with_candidates": int(candidates["video_id"].nunique()),
                     "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached)
@@ -308,73 +315,55 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
     """The rows whose category (or video) falls in `keep`, written in DATA's own format.
 
     With DATA, audits it first and writes that bias run in a `bias` folder beside `out`. Without
-    DATA, uses the bias run in `bias_run`, or the newest one under avaudit-out/ (its run.yaml names
-    DATA and root). The summary names the bias run used.
+    DATA, uses the bias run in `bias_run`, or the newest one under avaudit-out/ (its bias_run.yaml
+    names DATA and root). The summary (`out`.json) names the bias run used.
     """
     from avaudit.audits.retarget import compare as compare_with
     from avaudit.audits.retarget import select
     from avaudit.media.manifests import write_subset
 
+    nothing = pd.DataFrame(columns=["video_id", "label", "category", "layer", "group"])
+    select(nothing, nothing, keep, by=by)  # bad --keep, --by or --compare: said before any work
+    if compare is not None:
+        compare_with([], compare)
+    source = Path(data) if data is not None else None
     if data is None:
         folder = Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT)
         settings = read_bias_settings(folder)
-        manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]))
-        per_video = pd.read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str},
-                                keep_default_na=False)
-        categories = pd.read_csv(folder / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
-        skipped, n_cached = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0
-    else:
-        out = Path(out) if out is not None else None
-        folder = (out.parent if out is not None else output_dir(None, "retarget")) / "bias"
-        run = bias(Path(data), out=folder, rule=rule, options=options, on_event=on_event, **fields)
-        manifest, skipped, n_cached = run.manifest, run.skipped, run.n_cached
-        per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
-    kept = select(per_video, categories, keep, by=by)
-    rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
-    default_name = "subset.csv" if manifest.format in ("folder", "flat") else f"subset{manifest.source.suffix}"
+        source = Path(settings["data"])
+    default_name = f"subset{source.suffix}" if source.is_file() else "subset.csv"
     out = Path(out) if out is not None else output_dir(None, "retarget") / default_name
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder: name the subset file to write, e.g. {out / default_name}")
-    write_subset(manifest, rows["row"].to_numpy().tolist(), out)
+    summary_path = out.with_name(out.name + ".json")
+    if data is None:
+        manifest = read_manifest(source, root=Path(settings["root"]))
+        check_writes([out, summary_path], data=source, media=manifest.table["path"])
+        per_video = read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str})
+        categories = read_csv(folder / "bias_categories.csv", dtype={"category": str})
+        skipped, n_cached, skipped_path = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, None
+    else:
+        folder = out.parent / "bias"
+        run = bias(source, out=folder, rule=rule, options=options, on_event=on_event,
+                   also_writes=[out, summary_path], **fields)
+        manifest, skipped, n_cached, skipped_path = run.manifest, run.skipped, run.n_cached, run.skipped_path
+        per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
+    kept = select(per_video, categories, keep, by=by)
+    rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
     kept_categories = sorted(set(kept["label"]))
     n_rows = int(len(manifest.table) + len(manifest.skipped))
     summary = {"out": str(out), "bias_run": str(folder), "format": manifest.format, "keep": list(keep), "by": by,
                "n_videos": int(len(rows)), "n_input_rows": n_rows, "categories": kept_categories}
     if compare is not None:
         summary["compare"] = compare_with(kept_categories, compare)
-    write_json(summary, out.with_name(out.name + ".json"))
-    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest)
+    with output_set(out.parent, record=summary_path.name) as staged:  # the subset and its summary together
+        write_subset(manifest, rows["row"].to_numpy().tolist(), staged / out.name)
+        write_json(summary, staged / summary_path.name)
+    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, skipped_path)
 
 
 def output_dir(out: Path | None, command: str) -> Path:
     return Path(out) if out is not None else OUTPUT_ROOT / command
-
-
-def newest_bias_run(root: Path) -> Path:
-    """The folder of the most recent `bias` run under `root` (by its run.yaml's modification time)."""
-    runs = [path.parent for path in sorted(Path(root).glob("**/run.yaml"))
-            if (path.parent / "bias_videos.csv").is_file()]
-    if not runs:
-        raise UsageError(f"no DATA given and no bias run under {root}/: run `avaudit bias DATA` first, "
-                         f"pass DATA, or name a bias run's folder with --from")
-    return max(runs, key=lambda folder: (folder / "run.yaml").stat().st_mtime)
-
-
-def read_bias_settings(folder: Path) -> dict:
-    """A bias run's run.yaml, checked: a clear error naming the file instead of a KeyError."""
-    path = Path(folder) / "run.yaml"
-    try:
-        settings = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise UsageError(f"{folder}: not a bias run ({path.name}: {err.strerror})") from None
-    except yaml.YAMLError:
-        raise UsageError(f"{path}: not readable YAML") from None
-    if not isinstance(settings, dict) or settings.get("command") != "bias" \
-            or not all(isinstance(settings.get(key), str) for key in ("data", "root")):
-        raise UsageError(f"{path}: not the run.yaml of a bias run (needs command: bias, data and root)")
-    if not (Path(folder) / "bias_videos.csv").is_file():
-        raise UsageError(f"{folder}: bias_videos.csv is missing; rerun `avaudit bias`")
-    return settings
 
 
 def load_model(path: Path | None = None, *, device: str = "cpu"):
@@ -382,14 +371,3 @@ def load_model(path: Path | None = None, *, device: str = "cpu"):
     from avaudit.model.checkpoint import load_model as load
 
     return load(Path(path) if path is not None else DEFAULT_MODEL, device=device)
-
-
-def write_run(run: AuditRun, settings: dict) -> None:
-    for name, frame in run.tables.items():
-        write_csv(frame, run.out / name)
-    skipped_path = run.out / "skipped.csv"
-    if len(run.skipped):
-        write_csv(run.skipped, skipped_path)
-    else:
-        skipped_path.unlink(missing_ok=True)
-    write_yaml(settings, run.out / "run.yaml")

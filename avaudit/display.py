@@ -1,7 +1,15 @@
-"""Rich progress for long work: a bar with count, rate and ETA, fed by the library's on_event calls."""
+"""Rich output: progress bars fed by the library's on_event calls, and user data made safe to print.
+
+Paths, labels and ids come from the user's files: `safe()` them before they go into a rich string
+or table cell, so `x[/y]` prints as itself (not as markup, nor as a MarkupError) and an escape
+sequence in a file name reaches the terminal as the text `\x1b`, not as a command to it.
+"""
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +26,30 @@ from avaudit.vocab import LAYERS
 
 console = Console(stderr=True)
 
+# C0 and C1 control characters (ESC starts terminal commands, CR and BS overwrite what was printed,
+# a newline forges lines) and the bidirectional overrides that make text read other than it is.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text) -> str:
+    """`text` with every control character written out as an escape (`\\x1b`, `\\n`, `\\u202e`)."""
+    return CONTROL.sub(_spell, str(text))
+
+
+def _spell(match: re.Match) -> str:
+    code = ord(match.group())
+    return {9: "\\t", 10: "\\n", 13: "\\r"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe(text) -> str:
+    """User data for a rich string with markup: printable, and its [brackets] escaped."""
+    return escape(printable(text))
+
+
+def warn(message) -> None:
+    """One yellow line on stderr (the CLI shows avaudit's own warnings this way)."""
+    console.print(f"[yellow]warning:[/] {safe(message)}", highlight=False, soft_wrap=True)
+
 
 class RateColumn(ProgressColumn):
     """Items per second, from rich's own speed estimate."""
@@ -29,7 +61,7 @@ class RateColumn(ProgressColumn):
 def make_progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(), RateColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}", markup=False),
                     console=console, transient=False)
 
 
@@ -39,13 +71,21 @@ class _Display:
     def __init__(self):
         self.progress = make_progress()
         self.task = None
+        self.started = False
 
     def __enter__(self):
-        self.progress.start()
         return self
 
+    def add_task(self, description: str, **fields):
+        """A new bar; the display starts with the first (an error before any work prints no empty bar)."""
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        return self.progress.add_task(safe(description), **fields)
+
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
 
 class AuditProgress(_Display):
@@ -57,10 +97,10 @@ class AuditProgress(_Display):
 
     def __call__(self, kind: str, info: dict) -> None:
         if kind == "start":
-            self.task = self.progress.add_task(self.description, total=info["total"], info="")
+            self.task = self.add_task(self.description, total=info["total"], info="")
         elif kind == "advance":
             self.progress.advance(self.task, info["n"])
-            self.progress.update(self.task, info=info.get("info", ""))
+            self.progress.update(self.task, info=printable(info.get("info", "")))
 
 
 class TrainProgress(_Display):
@@ -73,18 +113,18 @@ class TrainProgress(_Display):
     def __call__(self, kind: str, info: dict) -> None:
         p = self.progress
         if kind == "decode_start":
-            self.task = p.add_task("decode", total=info["total"], info="")
+            self.task = self.add_task("decode", total=info["total"], info="")
         elif kind == "decode":
             p.advance(self.task)
         elif kind == "stage":
             self.stage = info
         elif kind == "batch":
             if info["batch"] == 0:
-                self.task = p.add_task(f"{info['stage']} {info['epoch'] + 1}/{self.stage['epochs']}",
-                                       total=self.stage["batches"], info=self.last)
+                self.task = self.add_task(f"{info['stage']} {info['epoch'] + 1}/{self.stage['epochs']}",
+                                          total=self.stage["batches"], info=self.last)
             p.update(self.task, advance=1, info=f"loss {info['loss']:.3f}  {self.last}")
         elif kind == "epoch":
-            accs = " ".join(f"{name[:4]} {info[f'val_{name}']:.2f}"
-                            for name in (*LAYERS, "vote"))
+            accs = " ".join(f"{name[:4]} {value:.2f}" if value == value else f"{name[:4]} n/a"  # NaN: no val clip
+                            for name in (*LAYERS, "vote") for value in [info[f"val_{name}"]])
             self.last = f"val: {accs}  lr {info['lr']:.0e}"
             p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")

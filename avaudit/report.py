@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from avaudit.errors import UsageError
+from avaudit.outputs import read_csv
 from avaudit.vocab import AV_LAYERS, CATEGORY_ASSIGNMENTS, LAYERS
 
 SECTIONS = ("settings", "table3", "categories", "table4", "truth", "missing", "retarget", "predictions", "skipped")
@@ -101,7 +102,7 @@ def find(folder: Path, name: str) -> Path | None:
 def read_table(path: Path) -> pd.DataFrame:
     """An output CSV with names kept as text (a category called `1984` or `NA` is a name), and the other
     columns as numbers wherever every non-empty value is one (an empty `confusion` is a missing number)."""
-    table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False)
+    table = read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
     for name in table.columns.difference(TEXT_COLUMNS):
         if not pd.api.types.is_numeric_dtype(table[name]):
             given = table[name] != ""
@@ -288,7 +289,7 @@ def predictions_section(folder: Path) -> str:
 
 
 def skipped_section(folder: Path) -> str:
-    paths = sorted(folder.glob("**/skipped.csv"))
+    paths = sorted([*folder.glob("**/*_skipped.csv"), *folder.glob("**/*.skipped.csv")])
     if not paths:
         return section("skipped", "Skipped videos", "<p>no video was skipped</p>")
     skipped = pd.concat([read_table(p).assign(output=p.parent.name) for p in paths], ignore_index=True)
@@ -300,19 +301,31 @@ def skipped_section(folder: Path) -> str:
     return section("skipped", "Skipped videos", body)
 
 
+def read_record(path: Path) -> dict:
+    """A run's <command>_run.yaml (safe_load), or a UsageError naming it when it is not one."""
+    try:
+        record = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
+        raise UsageError(f"{path}: not the record of an avaudit run (a mapping with its command); "
+                         f"rerun that command or remove the file")
+    return record
+
+
 def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     """Write folder/report.html from the bias, missing-labels, retarget and predict outputs found."""
     from avaudit.outputs import atomic_write_text
 
     folder = Path(folder)
-    runs = [(p.parent.name, yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*/run.yaml"))]
-    runs += [(folder.name, yaml.safe_load((folder / "run.yaml").read_text()))] if (folder / "run.yaml").exists() else []
+    runs = [(p.parent.name, read_record(p)) for p in (*sorted(folder.glob("*/*_run.yaml")),
+                                                     *sorted(folder.glob("*_run.yaml")))]
     if not runs and not find(folder, "bias_summary.json"):
         raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
-    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k != "config"}} for name, run in runs])
+    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}} for name, run in runs])
     parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False) if len(settings) else
-                     '<p class="muted">no run.yaml found</p>')]
+                     '<p class="muted">no run record (&lt;command&gt;_run.yaml) found</p>')]
     summary_path = find(folder, "bias_summary.json")
     if summary_path:
         parts += bias_sections(folder, summary_path)

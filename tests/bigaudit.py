@@ -51,9 +51,9 @@ def write_big_audit(out: Path, *, n_videos: int = 200_000, n_skipped: int = 200_
     reasons = np.asarray([str(s) for s in Skip])[rng.integers(0, len(Skip), n_skipped)]
     skipped_ids = np.array([f"gone/clip_{i:07d}" for i in range(n_skipped)])
     pd.DataFrame({"video_id": skipped_ids, "path": [f"/data/{v}.mp4" for v in skipped_ids], "reason": reasons,
-                  "detail": "synthetic"}, columns=list(SKIPPED_COLUMNS)).to_csv(bias / "skipped.csv", index=False)
+                  "detail": "synthetic"}, columns=list(SKIPPED_COLUMNS)).to_csv(bias / "bias_skipped.csv", index=False)
     settings = {"data": "/data", "model": "models/default.pt", "n_rows": n_videos + n_skipped, "n_skipped": n_skipped}
-    (bias / "run.yaml").write_text(yaml.safe_dump({"command": "bias", **settings}))
+    (bias / "bias_run.yaml").write_text(yaml.safe_dump({"command": "bias", **settings}))
 
     missing = out / "missing-labels"
     missing.mkdir()
@@ -62,7 +62,7 @@ def write_big_audit(out: Path, *, n_videos: int = 200_000, n_skipped: int = 200_
                   "confusion": rng.random(n_videos) / 10}).to_csv(missing / "missing_labels.csv", index=False)
     pd.DataFrame({"label": names, "candidate": np.roll(names, 1), "layer": "audio", "n_videos": 5,
                   "median_confusion": 0.5, "max_confidence": 0.6}).to_csv(missing / "confusions.csv", index=False)
-    (missing / "run.yaml").write_text(yaml.safe_dump({"command": "missing-labels", **settings}))
+    (missing / "missing_labels_run.yaml").write_text(yaml.safe_dump({"command": "missing-labels", **settings}))
 
     predict = out / "predict"
     predict.mkdir()
@@ -71,7 +71,7 @@ def write_big_audit(out: Path, *, n_videos: int = 200_000, n_skipped: int = 200_
     for i, name in enumerate(LAYERS):
         predictions[f"conf_{name}"] = conf[:, i]
     predictions.to_csv(predict / "predictions.csv", index=False)
-    (predict / "run.yaml").write_text(yaml.safe_dump({"command": "predict", **settings}))
+    (predict / "predict_run.yaml").write_text(yaml.safe_dump({"command": "predict", **settings}))
 
     retarget = out / "retarget"
     retarget.mkdir()

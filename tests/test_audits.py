@@ -30,7 +30,7 @@ def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tin
     second = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "two")
     assert second.exit_code == 0, second.output
     assert "36 of 36 videos read from the cache, 0 decoded" in second.output
-    for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "run.yaml"):
+    for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "bias_run.yaml"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
     summary = json.loads((tmp_path / "one" / "bias_summary.json").read_text())
     stats = summary["layer_statistics"]
@@ -112,6 +112,8 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
     assert written[0] == original[0] and set(written[1:]) <= set(original[1:])
     videos = pd.read_csv(tmp_path / "avaudit-out" / "bias" / "bias_videos.csv")
     assert len(written) - 1 == (videos["group"] == "audiovisual").sum()
+    # YouTube ids may start with "-": a spreadsheet-safe "'-" in bias_videos.csv, the id itself in the subset
+    assert videos["video_id"].str.startswith("'-id").all() and all(",-id" in line for line in written[1:])
 
 
 def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, cache, monkeypatch):
@@ -176,7 +178,7 @@ def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path,
     assert ok.exit_code == 0, ok.output
     import yaml
 
-    assert yaml.safe_load((tmp_path / "c" / "run.yaml").read_text())["confidence"] == "calibrated"
+    assert yaml.safe_load((tmp_path / "c" / "bias_run.yaml").read_text())["confidence"] == "calibrated"
     assert json.loads((tmp_path / "c" / "bias_summary.json").read_text())["confidence"] == "calibrated"
 
 
@@ -264,3 +266,45 @@ def test_a_cached_reaudit_never_imports_torch(planted, tiny_model, tmp_path, cac
     assert "36 of 36 videos read from the cache" in second.stdout, second.stdout + second.stderr
     assert second.stdout.strip().endswith("exit 0 torch loaded: False")
     assert (tmp_path / "one" / "bias_videos.csv").read_bytes() == (tmp_path / "two" / "bias_videos.csv").read_bytes()
+
+
+def bad_first_manifest(planted, tmp_path):
+    """A broken file, then nine planted clips: the bad one sits in the first batch."""
+    clips = sorted(planted.glob("*/*.mp4"))[::4][:9]
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    lines = ["path,label", f"{tmp_path / 'bad.mp4'},{clips[0].parent.name}"]
+    lines += [f"{clip},{clip.parent.name}" for clip in clips]
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "list.csv"
+
+
+def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_logits(planted, tiny_model, tmp_path):
+    from avaudit.commands import audit
+
+    data = bad_first_manifest(planted, tmp_path)
+    options = dict(model=tiny_model, device="cpu", workers=0, batch_size=4)
+    whole = audit(data, cache_dir=tmp_path / "whole", **options)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_the_first_batch(kind, info):
+        if kind == "advance":
+            raise Stop
+
+    with pytest.raises(Stop):
+        audit(data, cache_dir=tmp_path / "cut", on_event=stop_after_the_first_batch, **options)
+    resumed = audit(data, cache_dir=tmp_path / "cut", **options)
+    assert resumed.n_cached == 3 and resumed.skipped["path"].tolist() == [str(tmp_path / "bad.mp4")]
+    np.testing.assert_array_equal(resumed.logits, whole.logits)  # bit for bit (the bad row NaN in both)
+
+
+def test_batch_sizes_agree_within_the_stated_tolerance(planted, tiny_model, tmp_path):
+    """README: across --batch-size values (and thread counts) logits agree within 1e-5, not bit for bit."""
+    from avaudit.commands import audit
+
+    data = bad_first_manifest(planted, tmp_path)
+    one = audit(data, model=tiny_model, device="cpu", workers=0, batch_size=1, cache_dir=tmp_path / "one")
+    eight = audit(data, model=tiny_model, device="cpu", workers=0, batch_size=8, cache_dir=tmp_path / "eight")
+    np.testing.assert_allclose(one.logits, eight.logits, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(one.probabilities, eight.probabilities, rtol=0, atol=1e-6)

@@ -60,8 +60,8 @@ def test_a_category_takes_its_videos_majority_and_a_tie_goes_to_the_larger_summe
     assert per_video["layer"].tolist() == ["audio", "audio", "visual", "continuous", "onset"]
     assert per_video["group"].tolist() == ["audio", "audio", "visual", "audiovisual", "audiovisual"]
     assert categories.set_index("category")["layer"].to_dict() == {"cat": "onset", "dog": "audio"}
-    assert summary["categories_per_layer"] == {"continuous": 0, "instant": 0, "onset": 1, "audiovisual": 0,
-                                               "visual": 0, "audio": 1, "redundant": 0}
+    assert summary["categories_per_layer"] == {"continuous": 0, "instant": 0, "onset": 1, "visual": 0, "audio": 1,
+                                               "redundant": 0, "audiovisual": 0}
     assert summary["categories_per_group"] == {"audiovisual": 1, "audio": 1, "visual": 0, "redundant": 0}
     assert summary["total"] == 2 and summary["n_videos"] == 5
 

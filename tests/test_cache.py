@@ -178,3 +178,35 @@ def test_lookup_100k_entries_is_fast(tmp_path):
     assert found.all()
     np.testing.assert_array_equal(got, logits[order])
     assert seconds < 5.0
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp_path, monkeypatch):
+    import errno
+
+    from avaudit.errors import AvauditWarning
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    monkeypatch.setattr("avaudit.inference.cache.atomic_write", full_disk)
+    keys, logits = random_entries(10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache.add(keys[:5], logits[:5])
+        cache.add(keys[5:], logits[5:])
+    assert [(w.category, str(w.message)) for w in caught] == [(AvauditWarning, (
+        f"the logit cache {tmp_path}/abc cannot be written (No space left on device): going on without caching, "
+        f"so an interrupted run starts over and a re-audit decodes again (free space, or pass another --cache-dir)"))]
+    found, got = cache.lookup(keys)
+    assert found.all() and not list((tmp_path / "abc").glob("chunk-*"))
+    np.testing.assert_array_equal(got, logits)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        unusable = LogitCache(blocked, "abc", n_classes=C)
+        unusable.add(keys, logits)
+    assert [str(w.message).split(": going on")[0] for w in caught] == [
+        f"the logit cache {blocked}/abc cannot be written (Not a directory)"]
+    assert unusable.lookup(keys)[0].all()

@@ -129,9 +129,9 @@ def test_tables_are_capped_with_their_csv_linked_and_skipped_rows_counted(tmp_pa
     assert '<p class="muted">30 rows; the whole table: <a href="bias/bias_categories.csv">' in text
     skipped = text.split('<section id="skipped">')[1]
     assert skipped.startswith('<h2>Skipped videos</h2><p>2,500 skipped rows; every one, with its reason, in '
-                              '<a href="bias/skipped.csv">skipped.csv</a></p>')
+                              '<a href="bias/bias_skipped.csv">bias_skipped.csv</a></p>')
     counts = re.findall(r"<tr>\s*<td>bias</td>\s*<td>([^<]*)</td>\s*<td>(\d+)</td>\s*</tr>", skipped)
-    expected = pd.read_csv(out / "bias" / "skipped.csv")["reason"].value_counts().sort_index()
+    expected = pd.read_csv(out / "bias" / "bias_skipped.csv")["reason"].value_counts().sort_index()
     assert counts == [(reason, str(n)) for reason, n in expected.items()] and len(counts) == 12
     assert skipped.count("<tr>") == len(expected) + 20  # body rows: the counts, then the first 20
 
@@ -164,3 +164,25 @@ def test_a_200000_row_audit_gives_a_small_page_chromium_draws_in_under_10_s(tmp_
     for name in SECTIONS:
         assert f'<section id="{name}">' in dom, name
     assert "page 1 of 40 (1000 rows)" in dom and "200,798 skipped rows" in dom
+
+
+def test_a_tampered_run_record_is_one_line_naming_it(tmp_path):
+    (tmp_path / "bias").mkdir()
+    record = tmp_path / "bias" / "bias_run.yaml"
+    not_bias = "not the record of a bias run (needs command: bias, data and root)"
+    for text, why in (("- just\n- a list\n", not_bias), ("command: [1, 2]\n", not_bias),
+                      ("!!python/object/apply:os.system ['echo pwned']\n", "not readable YAML")):
+        record.write_text(text)
+        result = runner.invoke(app, ["report", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert result.output == (f"error: {record}: not the record of an avaudit run (a mapping with its command); "
+                                 f"rerun that command or remove the file\n")
+        result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+        assert result.exit_code == 2 and result.output == f"error: {record}: {why}\n"
+    record.write_text(f"command: bias\ndata: {tmp_path}\nroot: {tmp_path}\n")
+    (tmp_path / "bias" / "bias_videos.csv").write_text("video_id,label\nv,dog\n")
+    (tmp_path / "bias" / "bias_categories.csv").write_text("category,layer,group\ndog,audio,audio\n")
+    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    assert result.exit_code == 2 and result.output == (
+        f"error: {tmp_path}/bias/bias_videos.csv: not a bias table (needs columns video_id, label, layer, group); "
+        f"rerun `avaudit bias`\n")

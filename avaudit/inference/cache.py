@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from avaudit.errors import AvauditWarning
 from avaudit.outputs import atomic_write, atomic_write_text
 from avaudit.vocab import LAYERS
 
@@ -103,9 +104,13 @@ class LogitCache:
     def __init__(self, root: Path, fingerprint: str, *, n_classes: int, source: str = "") -> None:
         self.dir = Path(root) / fingerprint
         self.n_classes = n_classes
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not (self.dir / "model.txt").exists():  # for humans browsing the cache
-            atomic_write_text(self.dir / "model.txt", f"checkpoint: {source}\nn_classes: {n_classes}\n")
+        self.writable = True  # until a write fails: a read-only or full cache is read, not written
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not (self.dir / "model.txt").exists():  # for humans browsing the cache
+                atomic_write_text(self.dir / "model.txt", f"checkpoint: {source}\nn_classes: {n_classes}\n")
+        except OSError as err:
+            self._cannot_write(err)
         for temp in self.dir.glob(".chunk-*.tmp"):
             try:
                 if time.time() - temp.stat().st_mtime > STALE_TEMP_S:
@@ -129,12 +134,14 @@ class LogitCache:
                     keys, logits = data["keys"].astype(KEY_DTYPE), data["logits"]
                     seconds = data["seconds"] if "seconds" in data else np.full(len(keys), np.nan, np.float32)
             except Exception as error:  # a truncated or foreign file must not stop an audit
-                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", stacklevel=3)
+                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", AvauditWarning,
+                              stacklevel=3)
                 continue
             if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32 \
                     or seconds.shape != (len(keys),):
                 warnings.warn(f"skipping cache chunk {name}: logits {logits.shape} {logits.dtype}, "
-                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", stacklevel=3)
+                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
+                              stacklevel=3)
                 continue
             self._append(keys, logits, seconds.astype(np.float32))
 
@@ -188,10 +195,22 @@ class LogitCache:
             return
         # Zero-padded time sorts chunks oldest first; pid and counter keep ranks' names apart.
         name = f"chunk-{time.time_ns():020d}-{os.getpid()}-{next(_counter)}.npz"
-        atomic_write(self.dir / name, lambda handle: np.savez(handle, keys=keys, logits=logits, seconds=seconds),
-                     durable=True)
-        self._seen.add(name)
-        self._append(keys, logits, seconds)
+        if self.writable:
+            try:
+                atomic_write(self.dir / name,
+                             lambda handle: np.savez(handle, keys=keys, logits=logits, seconds=seconds), durable=True)
+                self._seen.add(name)
+            except OSError as err:
+                self._cannot_write(err)
+        self._append(keys, logits, seconds)  # this run still finds them
+
+    def _cannot_write(self, err: OSError) -> None:
+        """Warn once, then go on without adding to the cache (its entries are still read)."""
+        if self.writable:
+            self.writable = False
+            warnings.warn(f"the logit cache {self.dir} cannot be written ({err.strerror or err}): going on "
+                          f"without caching, so an interrupted run starts over and a re-audit decodes again "
+                          f"(free space, or pass another --cache-dir)", AvauditWarning, stacklevel=3)
 
     def __len__(self) -> int:
         return len(self._build_index())

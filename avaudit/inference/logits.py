@@ -27,13 +27,15 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     the same file read them back. Always the JSON round trip, so the first run and later ones
     write the same run.yaml.
     """
-    from avaudit.model.checkpoint import require_file
+    from avaudit.model.checkpoint import check_fields, require_file
 
     model_path = require_file(model_path)
     saved = Path(cache_dir or default_cache_dir()) / model_fingerprint(model_path) / "checkpoint.json"
     try:
-        return json.loads(saved.read_text())
-    except (OSError, ValueError):
+        fields = json.loads(saved.read_text())
+        check_fields(fields, model_path)  # a copy that was changed by hand is read again from the model
+        return fields
+    except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not a mapping
         pass
     from avaudit.model.checkpoint import load_checkpoint
 

@@ -32,6 +32,14 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
+def fill(inputs: torch.Tensor, size: int) -> torch.Tensor:
+    """`inputs` with blank clips (zeros) appended up to `size`: the network always runs on the same
+    shape, so a clip's logits never depend on how many others decoded beside it (a skipped clip, the
+    last batch, the rows a resumed run still had to do). Their results are dropped."""
+    missing = size - len(inputs)
+    return torch.cat([inputs, inputs.new_zeros((missing, *inputs.shape[1:]))]) if missing > 0 else inputs
+
+
 @torch.no_grad()
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
               workers: int | None = None, on_event: Callable[[str, dict], None] | None = None,
@@ -42,7 +50,8 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     position in `table`.
 
     on_batch(row positions, their logits, their seconds) sees every finished batch (the cache
-    writes them).
+    writes them). The network always runs on `batch_size` clips (fill): results depend on the batch
+    size, not on the batch.
     """
     on_event = on_event or (lambda kind, info: None)
     workers = max(1, default_workers() if workers is None else workers)  # decoding never in this process
@@ -63,9 +72,10 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
                 skipped.append((index, table["video_id"].iat[index], table["path"].iat[index], reason, detail))
             started = time.process_time()
             if batch["index"]:
-                inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
+                inputs = [fill(batch[key], batch_size).to(device, non_blocking=True)
+                          for key in ("frames", "audio", "onsets")]
                 with autocast(device):
-                    logits[batch["index"]] = model(*inputs).float().cpu().numpy()
+                    logits[batch["index"]] = model(*inputs)[: len(batch["index"])].float().cpu().numpy()
                 seconds[batch["index"]] = batch["seconds"]
             cores.update(batch["cpu_s"], time.process_time() - started)
             if batch["index"] and on_batch is not None:

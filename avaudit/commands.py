@@ -28,6 +28,8 @@ SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
+
+
 @dataclass(frozen=True)
 class AuditOptions:
     """How an audit reads DATA and runs the model; the same for every audit command."""

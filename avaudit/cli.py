@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
+from avaudit.vocab import Confidence, NoAudio, Rule
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -117,6 +117,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
+    from avaudit import display
     from avaudit.device import init_distributed
     from avaudit.display import TrainProgress, safe
     from avaudit.outputs import write_csv
@@ -129,31 +130,12 @@ def train(
     if rank != 0:
         return
     skipped = result["skipped"]
-    show_train_result(result, out)
+    display.show_train_result(result, out)
     if len(skipped):
         listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
         write_csv(skipped, listed)
         console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {safe(listed)}", soft_wrap=True)
         raise typer.Exit(1)
-
-
-def show_train_result(result: dict, out: Path) -> None:
-    from rich.table import Table
-
-    from avaudit.display import safe
-
-    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
-    table.add_column("category", overflow="fold")
-    for name in (*LAYERS, "vote"):
-        table.add_column(name, justify="right")
-    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
-        return "n/a" if value != value else f"{value:.{digits}f}"
-
-    for row in result["categories"]:
-        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
-    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
-    console().print(table)
-    console().print(f"model written to {safe(out)}", soft_wrap=True)
 
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
@@ -187,14 +169,6 @@ def run_with_progress(name: str, function, *args, **kwargs):
         return function(*args, on_event=progress, **kwargs)
 
 
-def cache_line(run) -> None:
-    from avaudit.display import printable
-
-    console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {printable(run.out)}",
-                    markup=False, highlight=False, soft_wrap=True)
-
-
 @app.command()
 @guarded
 def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
@@ -210,7 +184,7 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
-    from avaudit import commands
+    from avaudit import commands, display
 
     if (truth_audio is None) != (truth_visual is None):
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
@@ -219,45 +193,11 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
                             type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
                             truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
-    show_bias(run)
+    display.show_bias(run)
     if "truth" in run.summary:
-        show_truth(run.summary["truth"], run.out)
-    cache_line(run)
+        display.show_truth(run.summary["truth"], run.out)
+    display.cache_line(run)
     finish(run)
-
-
-def show_bias(run) -> None:
-    from rich.table import Table
-
-    from avaudit.display import safe
-
-    out = console()
-    categories = run.tables["bias_categories.csv"]
-    names = list(run.summary["categories_per_layer"])
-    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
-                             f"{run.summary['confidence']} confidence"))
-    for name in (*names, "total"):
-        table.add_column(name, justify="right")
-    counts = run.summary["categories_per_layer"]
-    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
-    out.print(table)
-    stats = run.summary["layer_statistics"]
-    out.print("Table 4: uniquely correct videos " + ", ".join(
-        f"{k} {v}" for k, v in stats["uniquely_correct"].items())
-        + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
-    per = Table(title="per category: majority of its videos' assignments")
-    for name in categories.columns:
-        per.add_column(name.replace("votes_", ""), overflow="fold",
-                       justify="left" if name in ("category", "layer", "group") else "right")
-    for row in categories.itertuples(index=False):
-        per.add_row(*(safe(v) for v in row))
-    out.print(per)
-
-
-def show_truth(truth: dict, out: Path) -> None:
-    """How often the audit's group agrees with the annotated modality, for videos and for categories."""
-    console().print("; ".join(f"{level} {truth[level]['n_agree']} of {truth[level]['n_scored']}" for level in
-                              ("videos", "categories")), f"agree with the annotated events: see {out}", highlight=False)
 
 
 @app.command()
@@ -269,7 +209,7 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
             no_audio: NoAudioOpt = NoAudio.skip):
     """Each video's vote (equation 6), multi-label set (equation 7) and per-layer confidence."""
-    from avaudit import commands
+    from avaudit import commands, display
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
     run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
@@ -277,7 +217,7 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     table = run.tables["predictions.csv"]
     console().print(f"{len(table)} videos predicted; mean labels per video (eq. 7): "
                     f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}")
-    cache_line(run)
+    display.cache_line(run)
     finish(run)
 
 
@@ -293,7 +233,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
-    from avaudit import commands
+    from avaudit import commands, display
     from avaudit.display import safe
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
@@ -311,8 +251,8 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
         table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
     console().print(table)
     console().print(f"{run.summary['n_confused']} candidates set apart as a layer's systematic confusion between "
-                    f"categories: see {run.out / 'confusions.csv'}")
-    cache_line(run)
+                    f"categories: see {safe(run.out / 'confusions.csv')}")
+    display.cache_line(run)
     finish(run)
 
 
@@ -403,7 +343,8 @@ def make_samples(
 
 @app.command()
 def doctor(cache_dir: CacheOpt = None,
-           model: Annotated[Optional[Path], typer.Option(help="Checkpoint to load [default: the shipped one].")] = None):
+           model: Annotated[Optional[Path], typer.Option(
+               help="Checkpoint to load [default: the shipped one].")] = None):
     """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
     the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
     from rich.markup import escape

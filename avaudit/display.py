@@ -7,6 +7,7 @@ sequence in a file name reaches the terminal as the text `\x1b`, not as a comman
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -128,3 +129,66 @@ class TrainProgress(_Display):
                             for name in (*LAYERS, "vote") for value in [info[f"val_{name}"]])
             self.last = f"val: {accs}  lr {info['lr']:.0e}"
             p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")
+
+
+def stdout_console():
+    """stdout console; piped output gets wide lines instead of 80 columns of folded names."""
+    out = Console()
+    return out if out.is_terminal else Console(width=160)
+
+
+# What the commands print when they finish: the tables a user reads in the terminal.
+
+def show_train_result(result: dict, out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
+    table.add_column("category", overflow="fold")
+    for name in (*LAYERS, "vote"):
+        table.add_column(name, justify="right")
+    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
+        return "n/a" if value != value else f"{value:.{digits}f}"
+
+    for row in result["categories"]:
+        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
+    stdout_console().print(table)
+    stdout_console().print(f"model written to {safe(out)}", soft_wrap=True)
+
+
+def cache_line(run) -> None:
+    stdout_console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
+                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {printable(run.out)}",
+                    markup=False, highlight=False, soft_wrap=True)
+
+
+def show_bias(run) -> None:
+    from rich.table import Table
+
+    out = console()
+    categories = run.tables["bias_categories.csv"]
+    names = list(run.summary["categories_per_layer"])
+    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
+                             f"{run.summary['confidence']} confidence"))
+    for name in (*names, "total"):
+        table.add_column(name, justify="right")
+    counts = run.summary["categories_per_layer"]
+    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
+    out.print(table)
+    stats = run.summary["layer_statistics"]
+    out.print("Table 4: uniquely correct videos " + ", ".join(
+        f"{k} {v}" for k, v in stats["uniquely_correct"].items())
+        + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
+    per = Table(title="per category: majority of its videos' assignments")
+    for name in categories.columns:
+        per.add_column(name.replace("votes_", ""), overflow="fold",
+                       justify="left" if name in ("category", "layer", "group") else "right")
+    for row in categories.itertuples(index=False):
+        per.add_row(*(safe(v) for v in row))
+    out.print(per)
+
+
+def show_truth(truth: dict, out: Path) -> None:
+    """How often the audit's group agrees with the annotated modality, for videos and for categories."""
+    stdout_console().print("; ".join(f"{level} {truth[level]['n_agree']} of {truth[level]['n_scored']}" for level in
+                              ("videos", "categories")), f"agree with the annotated events: see {out}", highlight=False)

@@ -323,7 +323,8 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     if not runs and not find(folder, "bias_summary.json"):
         raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
-    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}} for name, run in runs])
+    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}}
+                             for name, run in runs])
     parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False) if len(settings) else
                      '<p class="muted">no run record (&lt;command&gt;_run.yaml) found</p>')]
     summary_path = find(folder, "bias_summary.json")

@@ -165,7 +165,7 @@ def cache_line(run) -> None:
 def show_bias(run) -> None:
     from rich.table import Table
 
-    out = console()
+    out = stdout_console()
     categories = run.tables["bias_categories.csv"]
     names = list(run.summary["categories_per_layer"])
     table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "

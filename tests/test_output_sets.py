@@ -190,7 +190,7 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
         assert f"see {out}/{name}_skipped.csv" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
         "bias_categories.csv", "bias_run.yaml", "bias_skipped.csv", "bias_summary.json", "bias_videos.csv",
-        "missing_labels.csv", "missing_labels_run.yaml", "missing_labels_skipped.csv", "predict_run.yaml",
+        "confusions.csv", "missing_labels.csv", "missing_labels_run.yaml", "missing_labels_skipped.csv", "predict_run.yaml",
         "predict_skipped.csv", "predictions.csv", "run.yaml", "skipped.csv"]
     assert (out / "skipped.csv").read_text() == (out / "run.yaml").read_text() == "the user's own\n"
     assert invoke("predict", clean, "--model", tiny_model, "--out", out).exit_code == 0

@@ -199,7 +199,9 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
     page = (out / "report.html").read_text()
-    assert page.count("missing file") == 2  # the bias and missing-labels skipped lists
+    skipped = page.split('<section id="skipped">')[1].split("</section>")[0]
+    assert '<a href="bias_skipped.csv">' in skipped and '<a href="missing_labels_skipped.csv">' in skipped
+    assert "predict_skipped.csv" not in skipped and "2 skipped rows" in skipped  # one row in each list
 
 
 def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch):

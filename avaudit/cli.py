@@ -106,7 +106,9 @@ WorkersOpt = Annotated[Optional[int], typer.Option(
 def train(
     data: DataArg,
     preset: Annotated[str, typer.Option(help="small | paper | FILE.yaml")] = "small",
-    out: Annotated[Path, typer.Option(help="Checkpoint to write (rewritten every epoch).")] = Path(
+    out: Annotated[Path, typer.Option(help="Checkpoint to write (rewritten every epoch and every "
+                                           "--checkpoint-minutes); train_history.csv and train_curves.png "
+                                           "go beside it.")] = Path(
         "avaudit-out/train/model.pt"),
     epochs: Annotated[Optional[int], typer.Option(help="Epochs of every stage [default: the preset's].")] = None,
     video_weights: Annotated[Optional[Path], typer.Option(
@@ -115,6 +117,17 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from --out where a run stopped.")] = False,
     root: RootOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, split and order.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].",
+        show_default=False)] = None,
+    memory_budget: Annotated[Optional[float], typer.Option(
+        help="GiB of decoded clips kept in memory after the first epoch; a set that needs more streams "
+             "every epoch [default: the preset's, 2].", show_default=False)] = None,
+    checkpoint_minutes: Annotated[Optional[float], typer.Option(
+        help="Also checkpoint inside an epoch this often; --resume continues from that batch "
+             "(0: at epoch ends only) [default: the preset's, 5].", show_default=False)] = None,
+    checkpoint_steps: Annotated[Optional[int], typer.Option(
+        help="Also checkpoint every N batches (0: off) [default: the preset's, 0].", show_default=False)] = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit import display
@@ -126,7 +139,9 @@ def train(
     rank, _ = (0, 1) if out.exists() and not resume else init_distributed(device.value)
     with TrainProgress() if rank == 0 else nullcontext(lambda kind, info: None) as progress:
         result = train_data(data, preset=preset, out=out, epochs=epochs, seed=seed, root=root,
-                                video_weights=video_weights, device=device.value, resume=resume, on_event=progress)
+                            video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
+                            workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
+                            checkpoint_steps=checkpoint_steps)
     if rank != 0:
         return
     skipped = result["skipped"]

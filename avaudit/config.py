@@ -53,7 +53,10 @@ class TrainConfig:
     lr_factor: float = 0.1  # the "divided by 10"
     val_fraction: float = 0.2  # held-out share per category when DATA has no split column
     seed: int = 0  # seeds initialisation, split and batch order
-    num_workers: int = 2  # decoding worker processes
+    num_workers: int | None = None  # decoding worker processes per rank (None: this machine's cores / its ranks)
+    memory_budget: float = 2.0  # GiB of decoded clips kept after the first epoch; past it, every epoch streams
+    checkpoint_minutes: float = 5.0  # also checkpoint inside an epoch this often (0: only at its end)
+    checkpoint_steps: int = 0  # also checkpoint every this many batches (0: never; deterministic, for tests)
 
 
 @dataclass

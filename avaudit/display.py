@@ -105,7 +105,9 @@ class AuditProgress(_Display):
 
 
 class TrainProgress(_Display):
-    """on_event receiver for training: decoding, then one bar per stage epoch with loss and accuracy."""
+    """on_event receiver for training: the data mode, then one bar per stage counting its clips, so
+    the rate is clips per second and the ETA the stage's; the info column has the epoch, the
+    running loss and the last validation accuracies the stage measures."""
 
     def __init__(self):
         super().__init__()
@@ -113,22 +115,32 @@ class TrainProgress(_Display):
 
     def __call__(self, kind: str, info: dict) -> None:
         p = self.progress
-        if kind == "decode_start":
-            self.task = self.add_task("decode", total=info["total"], info="")
-        elif kind == "decode":
-            p.advance(self.task)
+        if kind == "data":
+            console.print(f"[cyan]data:[/] {safe(info['note'])}", highlight=False, soft_wrap=True)
         elif kind == "stage":
             self.stage = info
+            per_batch = max(1, -(-info["clips_per_epoch"] // max(1, info["batches"])))
+            remaining = max(0, (info["epochs"] - info["first_epoch"]) * info["clips_per_epoch"]
+                            - info["first_step"] * per_batch)
+            self.epoch, self.loss, self.last = info["first_epoch"], [], ""
+            if info["epochs"] > info["first_epoch"]:
+                self.task = self.add_task(f"{info['stage']} stage", total=remaining, info=self.epoch_info())
         elif kind == "batch":
-            if info["batch"] == 0:
-                self.task = self.add_task(f"{info['stage']} {info['epoch'] + 1}/{self.stage['epochs']}",
-                                          total=self.stage["batches"], info=self.last)
-            p.update(self.task, advance=1, info=f"loss {info['loss']:.3f}  {self.last}")
+            if info["epoch"] != self.epoch:
+                self.epoch, self.loss = info["epoch"], []
+            if info["loss"] is not None:
+                self.loss.append(info["loss"])
+            p.update(self.task, advance=info["clips"], info=self.epoch_info())
         elif kind == "epoch":
             accs = " ".join(f"{name[:4]} {value:.2f}" if value == value else f"{name[:4]} n/a"  # NaN: no val clip
-                            for name in (*LAYERS, "vote") for value in [info[f"val_{name}"]])
+                            for name in self.stage["measured"] for value in [info[f"val_{name}"]])
             self.last = f"val: {accs}  lr {info['lr']:.0e}"
-            p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")
+            p.update(self.task, info=self.epoch_info())
+
+    def epoch_info(self) -> str:
+        epoch = f"epoch {min(self.epoch + 1, self.stage['epochs'])}/{self.stage['epochs']}"
+        loss = f"  loss {sum(self.loss) / len(self.loss):.3f}" if self.loss else ""
+        return f"{epoch}{loss}  {self.last}"
 
 
 def stdout_console():
@@ -154,6 +166,8 @@ def show_train_result(result: dict, out: Path) -> None:
     table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
     stdout_console().print(table)
     stdout_console().print(f"model written to {safe(out)}", soft_wrap=True)
+    stdout_console().print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
+                           f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
 
 
 def cache_line(run) -> None:

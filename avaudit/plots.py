@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avaudit.vocab import ASSIGNMENTS, UNCLEAR_TYPE
+from avaudit.vocab import ASSIGNMENTS, LAYERS, UNCLEAR_TYPE
 
 LAYER_COLORS = dict(zip(ASSIGNMENTS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#7f7f7f")))
 LAYER_COLORS[UNCLEAR_TYPE] = "#8c564b"  # audio-visual, event type unclear
@@ -89,6 +89,42 @@ def frame_strip(frames: np.ndarray) -> bytes:
     for axis, image in zip(np.atleast_1d(axes), frames):
         axis.imshow(image)
         axis.axis("off")
+    return png_bytes(figure)
+
+
+VOTE_COLOR = "#000000"
+
+
+def train_curves(history) -> bytes:
+    """train_history.csv drawn: each layer's and the vote's validation accuracy per epoch (top), the
+    training loss and the learning rate (bottom), the stages side by side. A layer's line starts in
+    the stage whose inputs can measure it (the audio stage decodes no frames, the video stage no sound)."""
+    plt = _pyplot()
+    x = np.arange(1, len(history) + 1)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 2]})
+    for name in (*LAYERS, "vote"):
+        values = history[f"val_{name}"].to_numpy(dtype=float)
+        if np.isfinite(values).any():
+            top.plot(x, values, marker="o", markersize=3, color=LAYER_COLORS.get(name, VOTE_COLOR), label=name,
+                     linewidth=2.2 if name == "vote" else 1.4)
+    top.set_ylabel("validation accuracy")
+    top.set_ylim(-0.02, 1.02)
+    top.legend(fontsize=7, ncol=6, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    bottom.plot(x, history["loss"].to_numpy(dtype=float), marker="o", markersize=3, color="#333333")
+    bottom.set_ylabel("training loss")
+    bottom.set_xlabel("epoch (all stages)")
+    rate = bottom.twinx()
+    rate.step(x, history["lr"].to_numpy(dtype=float), where="mid", color="#999999", linestyle=":")
+    rate.set_yscale("log")
+    rate.set_ylabel("lr", color="#777777")
+    stages = history["stage"].to_numpy()
+    for i, name in enumerate(stages):
+        if i == 0 or stages[i - 1] != name:
+            for axis in (top, bottom):
+                if i:
+                    axis.axvline(i + 0.5, color="#bbbbbb", linestyle="--", linewidth=0.8)
+            top.text(i + 0.6, 0.02, f"{name} stage", fontsize=7, color="#555555")
     return png_bytes(figure)
 
 

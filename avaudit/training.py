@@ -3,34 +3,49 @@
 Single process:  avaudit train DATA --preset small
 Several (DDP):   torchrun --nproc_per_node 2 -m avaudit train DATA --preset small
                  (gloo on CPU, NCCL on GPU; add --nnodes/--rdzv-endpoint for several machines)
-Every rank decodes the clips once into memory, a DistributedSampler shards each epoch, every rank
-scores the whole validation split (so all take the same lr decisions), rank 0 alone writes.
+
+Worker processes decode the clips while the network trains (media.workers.decode_batches: a decoder
+that crashes costs its clip). Every epoch is a seeded permutation
+of the training rows (DistributedSampler's), dealt to the ranks in turn, so each rank decodes only
+its own share; each stage decodes only the inputs it uses (the audio stage no frames, the video
+stage no sound). Where the decoded clips fit `train.memory_budget`, they are kept after their first
+decode and later epochs read them from memory; past it, every epoch streams them, and memory does
+not grow with the rows. Each rank scores its share of the validation split and the logits are
+gathered, so every rank takes the same lr decisions. Rank 0 alone writes: the checkpoint (at every
+epoch's end and every `checkpoint_minutes` / `checkpoint_steps` inside one, so `--resume` continues
+from the batch it stopped at), `train_history.csv` and `train_curves.png` beside it.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import Dataset
 
 from avaudit.audits.calibration import calibrated_softmax, fit_temperatures, layer_ece
 from avaudit.audits.decisions import softmax, vote
-from avaudit.config import Config
-from avaudit.device import autocast, init_distributed, pick_device, worker_context
+from avaudit.config import Config, ModelConfig
+from avaudit.device import autocast, default_workers, init_distributed, pick_device, worker_context
 from avaudit.errors import AvauditWarning, UsageError
-from avaudit.media.dataset import ClipDataset, first_item
+from avaudit.media.dataset import ClipDataset, ClipItem
+from avaudit.media.workers import decode_batches
 from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from avaudit.model.fusion import FusionNet, fusion_loss
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
 
 VAL_SPLITS = ("val", "valid", "validate", "validation")
+HISTORY_FILE, CURVES_FILE = "train_history.csv", "train_curves.png"
+HISTORY_COLUMNS = ("stage", "epoch", "lr", "loss", *(f"val_{name}" for name in (*LAYERS, "vote")), "seconds",
+                   "clips_per_second")
 
 
 @dataclass(frozen=True)
@@ -41,25 +56,49 @@ class Stage:
     use_audio: bool
     metric: str  # validation accuracy that drives the lr schedule
 
+    @property
+    def measured(self) -> tuple[str, ...]:
+        """The validation accuracies this stage's inputs can tell: a layer that needs a modality the
+        stage leaves undecoded, and the vote over all five, only in the joint stage."""
+        return (*LAYERS, "vote") if self.use_video and self.use_audio else self.layers
+
 
 STAGES = (
     Stage("audio", ("audio",), use_video=False, use_audio=True, metric="audio"),
     Stage("video", ("visual",), use_video=True, use_audio=False, metric="visual"),
     Stage("joint", LAYERS, use_video=True, use_audio=True, metric="vote"),
 )
+FINAL = STAGES[-1]  # the end-of-training evaluation needs every input
 
 
 @dataclass
-class Inputs:
-    """Decoded clips held in memory: (N, T, H, W, 3) uint8, (N, samples) float32, (N, T) bool."""
-    frames: torch.Tensor
-    audio: torch.Tensor
-    onsets: torch.Tensor
+class ResumeState:
+    """Where the recipe stands; every checkpoint holds it (as a plain dict: weights_only loads it).
 
-    def batch(self, index, device):
-        index = torch.as_tensor(index)
-        return (self.frames[index].to(device, non_blocking=True), self.audio[index].to(device, non_blocking=True),
-                self.onsets[index].to(device, non_blocking=True))
+    `--resume` rebuilds the epoch's permutation from the seed, skips the `step` batches already
+    trained on, and carries on with the same optimizer, scheduler and generator state, so a run
+    that was killed ends with the weights of one that was not.
+    """
+    stage: int = 0  # index in STAGES of the stage in progress; len(STAGES) once all are done
+    epoch: int = 0  # epoch in progress within that stage
+    step: int = 0  # batches of that epoch already trained on
+    optimizer: dict | None = None  # the stage's SGD state (None: the stage starts a fresh one)
+    scheduler: dict | None = None  # its ReduceLROnPlateau state
+    loss_sum: float = 0.0  # the epoch's training loss, summed over its finished batches (rank 0)
+    loss_batches: int = 0
+    seconds: float = 0.0  # seconds the epoch has taken so far (training batches only)
+    rng: torch.Tensor | None = None  # torch's CPU generator
+    skipped: list = field(default_factory=list)  # [row, reason, detail] of rows that did not decode
+    done: bool = False
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ResumeState":
+        """From a checkpoint's `recipe`; those written before mid-epoch resuming lack the new fields."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def split_train_val(table: pd.DataFrame, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,47 +126,224 @@ def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
     return labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
 
 
-def decode_inputs(table: pd.DataFrame, config: Config, *, workers: int,
-                  on_event: Callable[[str, dict], None]) -> tuple[Inputs, np.ndarray, pd.DataFrame]:
-    """Decode every row once: the inputs, which rows decoded (bool by position), the skipped rows."""
-    m = config.model
-    dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(), config=m)
-    frames = torch.zeros(len(table), m.steps, m.crop, m.crop, 3, dtype=torch.uint8)
-    audio = torch.zeros(len(table), m.n_samples)
-    onsets = torch.zeros(len(table), m.steps, dtype=torch.bool)
-    ok = np.ones(len(table), bool)
-    skipped = []
-    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=first_item,
-                        multiprocessing_context=worker_context() if workers else None)
-    on_event("decode_start", {"total": len(table)})
-    for item in loader:
-        i = item.index
-        if item.reason:
-            ok[i] = False
-            skipped.append({"video_id": table["video_id"].iat[i], "path": table["path"].iat[i],
-                            "reason": item.reason, "detail": item.detail})
-        frames[i], audio[i], onsets[i] = item.frames, item.audio, item.onsets
-        on_event("decode", {"index": i})
-    return Inputs(frames, audio, onsets), ok, pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS))
+def epoch_order(n: int, *, seed: int, epoch: int) -> np.ndarray:
+    """The epoch's permutation of range(n): DistributedSampler's (torch.randperm seeded seed + epoch)."""
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    return torch.randperm(n, generator=generator).numpy()
+
+
+def rank_batches(order: np.ndarray, *, rank: int, world: int, per_rank: int) -> list[np.ndarray]:
+    """This rank's batches of `order`: positions rank, rank + world, ... (DistributedSampler's
+    dealing, without its padding, so the ranks' shares are disjoint). Every rank gets the same
+    number of batches, so the ranks step together; a rank's last one may be shorter, or empty."""
+    n_batches = -(-(-(-len(order) // world)) // per_rank)
+    share = order[rank::world]
+    return [share[b * per_rank : (b + 1) * per_rank] for b in range(n_batches)]
+
+
+def clip_bytes(model: ModelConfig) -> int:
+    """Bytes one decoded clip takes in memory: frames, waveform and onset steps."""
+    return model.steps * model.crop * model.crop * 3 + model.n_samples * 4 + model.steps
+
+
+class Skipped:
+    """Rows that did not decode: they leave every later batch, and end in skipped.csv."""
+
+    def __init__(self, n_rows: int):
+        self.bad = np.zeros(n_rows, bool)
+        self.why: dict[int, tuple[str, str]] = {}
+
+    def add(self, row: int, reason: str, detail: str) -> None:
+        if not self.bad[row]:
+            self.bad[row] = True
+            self.why[int(row)] = (str(reason), str(detail))  # plain str: a Skip enum would not load weights_only
+
+    def rows(self) -> list:
+        return [[row, *self.why[row]] for row in sorted(self.why)]
+
+    def merge(self, rows: list) -> None:
+        for row, reason, detail in rows:
+            self.add(int(row), reason, detail)
+
+    def gather(self) -> None:
+        """Every rank learns the rows the others found bad."""
+        if dist.is_initialized():
+            every = [None] * dist.get_world_size()
+            dist.all_gather_object(every, self.rows())
+            for rows in every:
+                self.merge(rows)
+
+
+class _Rows(Dataset):
+    """The rows one pass decodes, as a dataset of their own for media.workers.decode_batches (which
+    isolates decoder crashes): item k is row rows[k] of the table, and says k (decode_batches keeps
+    count by position); the caller maps it back."""
+
+    def __init__(self, dataset: ClipDataset, rows: np.ndarray):
+        self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
+        self.paths, self.time_limit = dataset.paths[self.rows], dataset.time_limit
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int) -> ClipItem:
+        return self.dataset[int(self.rows[k])]._replace(index=k)
+
+    def empty_item(self, k: int, reason: str = "", detail: str = "") -> ClipItem:
+        return self.dataset.empty_item(int(self.rows[k]), reason, detail)._replace(index=k)
+
+    def crashed(self, k: int, how: str) -> ClipItem:
+        return self.dataset.crashed(int(self.rows[k]), how)._replace(index=k)
+
+
+def _items(items: list[ClipItem]) -> list[ClipItem]:
+    """collate_fn that leaves the items as they are: the caller batches them (a function: picklable)."""
+    return items
+
+
+def _collate(items: list[ClipItem]) -> dict:
+    good = [item for item in items if not item.reason]
+    batch = {"rows": np.array([item.index for item in good], dtype=np.int64),
+             "failed": [(item.index, item.reason, item.detail) for item in items if item.reason]}
+    for key in ("frames", "audio", "onsets"):
+        batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
+    return batch
+
+
+class Memory:
+    """Decoded clips kept for later epochs: one array per input, a slot per row it may hold.
+
+    torch.empty maps its pages lazily, so memory grows as rows are first decoded into it."""
+
+    def __init__(self, rows: np.ndarray, n_rows: int, model: ModelConfig):
+        self.slot = np.full(n_rows, -1, np.int64)
+        self.slot[rows] = np.arange(len(rows))
+        self.have = np.zeros(n_rows, bool)
+        n = len(rows)
+        self.frames = torch.empty(n, model.steps, model.crop, model.crop, 3, dtype=torch.uint8)
+        self.audio = torch.empty(n, model.n_samples)
+        self.onsets = torch.empty(n, model.steps, dtype=torch.bool)
+
+    def store(self, batch: dict) -> None:
+        if len(batch["rows"]):
+            slots = torch.as_tensor(self.slot[batch["rows"]])
+            for key in ("frames", "audio", "onsets"):
+                getattr(self, key)[slots] = batch[key]
+            self.have[batch["rows"]] = True
+
+    def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        slots = torch.as_tensor(self.slot[rows])
+        return self.frames[slots], self.audio[slots], self.onsets[slots]
+
+
+class ClipSource:
+    """Decoded batches of table rows, from decoding worker processes (and, in memory mode, from Memory).
+
+    One source decodes one set of inputs: a streaming stage's own (`stage.use_video/use_audio`,
+    onsets only where every input is used), or all of them when `memory` keeps them for every stage.
+    Each pass (an epoch's training batches, a validation) is one media.workers.decode_batches over its
+    rows, so a decoder that crashes costs its clip (`decoder crashed`), not the run.
+    """
+
+    def __init__(self, table: pd.DataFrame, model: ModelConfig, *, stage: Stage, workers: int,
+                 skipped: Skipped, memory: Memory | None, batch_size: int):
+        everything = memory is not None or (stage.use_video and stage.use_audio)
+        self.dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                                   config=model, video=memory is not None or stage.use_video,
+                                   sound=memory is not None or stage.use_audio, onsets=everything)
+        self.workers, self.batch_size = max(1, workers), batch_size  # decoding never in this process
+        self.skipped, self.memory, self.model = skipped, memory, model
+
+    def _decoded(self, rows: np.ndarray) -> Iterator[ClipItem]:
+        """The items of `rows` (index: the table row), in order but after a decoder crash."""
+        for chunk in decode_batches(_Rows(self.dataset, rows), batch_size=self.batch_size, workers=self.workers,
+                                    collate_fn=_items, context=worker_context()):
+            for item in chunk:
+                yield item._replace(index=int(rows[item.index]))
+
+    def batches(self, row_batches: list[np.ndarray]) -> Iterator[dict]:
+        """One decoded batch per entry of `row_batches`, in order: `rows` that decoded (known bad
+        rows left out), their `frames`, `audio`, `onsets` (empty where not decoded)."""
+        wanted = [rows[~self.skipped.bad[rows]] for rows in row_batches]
+        need = [rows if self.memory is None else rows[~self.memory.have[rows]] for rows in wanted]
+        everything = np.concatenate(need) if need else np.zeros(0, np.int64)
+        decoded = self._decoded(everything) if len(everything) else iter(())
+        arrived: dict[int, ClipItem] = {}  # rows decoded ahead of their batch (after a crash, out of order)
+        for rows, asked in zip(wanted, need):
+            while any(int(row) not in arrived for row in asked):
+                item = next(decoded)
+                arrived[item.index] = item
+            batch = _collate([arrived.pop(int(row)) for row in asked])
+            for row, reason, detail in batch["failed"]:
+                self.skipped.add(row, reason, detail)
+            if self.memory is not None:
+                self.memory.store(batch)
+                rows = rows[~self.skipped.bad[rows]]
+                batch = {"rows": rows, "failed": batch["failed"],
+                         **dict(zip(("frames", "audio", "onsets"), self.memory.take(rows)))}
+            yield batch
+
+
+def inputs_on(batch: dict, model: ModelConfig, device: torch.device, stage: Stage):
+    """(frames, audio, onsets) on the device, as the stage uses them. An input the stage does not use
+    goes as an empty or zero tensor, whether or not it was decoded: the network never reads frames
+    or sound of a modality the stage zeroes, and onsets feed only the onset layer, which only the
+    joint stage trains and measures."""
+    n = len(batch["rows"])
+    if stage.use_video and batch.get("frames") is not None:
+        frames = batch["frames"]
+    else:
+        frames = torch.zeros(n, 0, model.crop, model.crop, 3, dtype=torch.uint8)
+    audio = batch["audio"] if stage.use_audio and batch.get("audio") is not None else torch.zeros(n, 0)
+    if stage.use_video and stage.use_audio and batch.get("onsets") is not None:
+        onsets = batch["onsets"]
+    else:
+        onsets = torch.zeros(n, model.steps, dtype=torch.bool)
+    return (frames.to(device, non_blocking=True), audio.to(device, non_blocking=True),
+            onsets.to(device, non_blocking=True))
 
 
 @torch.no_grad()
-def predict_logits(model: FusionNet, inputs: Inputs, index: np.ndarray, *, device, batch_size: int) -> np.ndarray:
-    """(N, 5, C) logits of the clips at `index`, in order."""
+def score(model: FusionNet, source: ClipSource, rows: np.ndarray, *, stage: Stage, device,
+          batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows that decoded, their (N, 5, C) logits) for `rows`, in order, with the stage's inputs."""
     model.eval()
-    out = []
-    for start in range(0, len(index), batch_size):
-        with autocast(device):
-            out.append(model(*inputs.batch(index[start : start + batch_size], device)).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, len(LAYERS), model.heads["audio"].out_features))
+    done, out = [], []
+    for batch in source.batches([rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]):
+        if len(batch["rows"]):
+            with autocast(device):
+                logits = model(*inputs_on(batch, source.model, device, stage), use_video=stage.use_video,
+                               use_audio=stage.use_audio)
+            done.append(batch["rows"])
+            out.append(logits.float().cpu())
+    n_classes = model.heads["audio"].out_features
+    return (np.concatenate(done) if done else np.zeros(0, np.int64),
+            torch.cat(out).numpy() if out else np.zeros((0, len(LAYERS), n_classes), np.float32))
 
 
-def accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Validation accuracy of every layer's argmax and of the eq. 6 vote."""
+def gather_scores(rows: np.ndarray, logits: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every rank's (rows, logits), in the order of `order` (the validation rows): the same on every rank."""
+    if dist.is_initialized():
+        every = [None] * dist.get_world_size()
+        dist.all_gather_object(every, (rows, logits))
+        rows = np.concatenate([r for r, _ in every])
+        logits = np.concatenate([x for _, x in every])
+    position = {int(row): i for i, row in enumerate(order)}
+    sort = np.argsort([position[int(row)] for row in rows], kind="stable")
+    return rows[sort], logits[sort]
+
+
+def accuracies(logits: np.ndarray, labels: np.ndarray, measured=(*LAYERS, "vote")) -> dict[str, float]:
+    """Validation accuracy of every layer's argmax and of the eq. 6 vote (NaN where not measured)."""
+    result = {name: float("nan") for name in (*LAYERS, "vote")}
     if len(labels) == 0:
-        return {name: float("nan") for name in (*LAYERS, "vote")}
-    result = {name: float((logits[:, i].argmax(-1) == labels).mean()) for i, name in enumerate(LAYERS)}
-    result["vote"] = float((vote(softmax(logits)) == labels).mean())
+        return result
+    for i, name in enumerate(LAYERS):
+        if name in measured:
+            result[name] = float((logits[:, i].argmax(-1) == labels).mean())
+    if "vote" in measured:
+        result["vote"] = float((vote(softmax(logits)) == labels).mean())
     return result
 
 
@@ -141,20 +357,62 @@ def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[st
     return pd.DataFrame(rows)
 
 
-def check_decoded(labels: pd.Series, train_idx: np.ndarray, val_idx: np.ndarray, skipped: pd.DataFrame) -> None:
-    """No clip to train on is a UsageError (before any model is written); categories left without a
-    validation clip are a warning, since their accuracy (all of it, with no validation clip) is NaN."""
-    if not len(train_idx):
-        reasons = ", ".join(f"{n} {r}" for r, n in skipped["reason"].value_counts().items())
-        raise UsageError(f"no clip to train on: {len(skipped)} of {len(labels)} clips were skipped ({reasons}); "
-                         f"no model written")
-    missing = sorted(set(labels) - set(labels.iloc[val_idx]))
-    if missing:
+def check_decoded(labels: pd.Series, train_ok: np.ndarray, val_ok: np.ndarray, skipped: Skipped, *,
+                  warn: bool) -> None:
+    """No clip to train on is a UsageError (raised before any model is written: after the first epoch
+    found every training clip refused); with `warn`, categories left without a validation clip are a
+    warning, since their accuracy (all of it, with no validation clip) is NaN."""
+    if not len(train_ok):
+        reasons = pd.Series([reason for reason, _ in skipped.why.values()]).value_counts()
+        raise UsageError(f"no clip to train on: {len(skipped.why)} of {len(labels)} clips were skipped ("
+                         + ", ".join(f"{n} {r}" for r, n in reasons.items()) + "); no model written")
+    missing = sorted(set(labels) - set(labels.iloc[val_ok]))
+    if warn and missing:
         shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
         warnings.warn(f"{len(missing)} of {labels.nunique()} categories have no validation clip (one needs 2 or "
                       f"more clips that decode to hold one out): {shown}; their accuracy is not measured (n/a)"
                       + ("; with no validation clip at all, every accuracy is NaN, the learning rate never drops "
-                         "and the temperatures stay 1" if not len(val_idx) else ""), AvauditWarning, stacklevel=3)
+                         "and the temperatures stay 1" if not len(val_ok) else ""), AvauditWarning, stacklevel=3)
+
+
+def memory_mode(n_rows: int, config: Config) -> tuple[bool, str]:
+    """Whether the decoded clips are kept after their first decode, and a sentence saying why."""
+    per_clip = clip_bytes(config.model)
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    need = n_rows * per_clip * ranks_here
+    budget = config.train.memory_budget * 2**30
+    held = (f"{n_rows:,} clips x {per_clip / 2**20:.2f} MiB" + (f" x {ranks_here} ranks" if ranks_here > 1 else "")
+            + f" = {need / 2**30:.2f} GiB")
+    if need <= budget:
+        return True, (f"decoded clips kept in memory after the first epoch: {held}, within the memory budget "
+                      f"of {config.train.memory_budget:g} GiB")
+    return False, (f"streaming: {held} is over the memory budget of {config.train.memory_budget:g} GiB, so "
+                   f"every epoch decodes its clips while the network trains (the audio stage no frames, "
+                   f"the video stage no sound)")
+
+
+class History:
+    """One row per finished epoch: kept in the checkpoint, written as train_history.csv and drawn as
+    train_curves.png beside it (rank 0)."""
+
+    def __init__(self, out: Path, rows: list[dict]):
+        self.out, self.rows = out, rows
+
+    def write(self, *, curves: bool) -> None:
+        from avaudit.outputs import write_csv
+
+        frame = pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
+        write_csv(frame, self.out.parent / HISTORY_FILE)
+        if curves and len(frame):
+            from avaudit.plots import train_curves, write_png
+
+            write_png(train_curves(frame), self.out.parent / CURVES_FILE)
+
+
+def _stage_batches(n_train: int, t, *, stage_index: int, epoch: int, rank: int, world: int) -> list[np.ndarray]:
+    per_rank = max(1, t.batch_size // world)
+    return rank_batches(epoch_order(n_train, seed=t.seed + stage_index, epoch=epoch), rank=rank, world=world,
+                        per_rank=per_rank)
 
 
 def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path | None = None,
@@ -162,8 +420,9 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
           on_event: Callable[[str, dict], None] | None = None) -> dict:
     """Run the three-stage recipe on the labelled rows of `table`; returns the final metrics.
 
-    `out` is rewritten (atomically) after every epoch; with `resume`, training continues from it.
-    on_event(kind, info) receives progress: decode_start, decode, stage, batch, epoch, done.
+    `out` is rewritten (atomically) after every epoch and every `checkpoint_minutes` /
+    `checkpoint_steps` within one; with `resume`, training continues from the batch it holds.
+    on_event(kind, info) receives progress: data, stage, batch, epoch, checkpoint, done.
     """
     on_event = on_event or (lambda kind, info: None)
     rank, world = init_distributed(device)
@@ -178,6 +437,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
         raise UsageError(f"training needs at least two categories; DATA has {len(classes)}")
     labels = np.array(labels_text.map({c: i for i, c in enumerate(classes)}), dtype=np.int64)
     train_idx, val_idx = split_train_val(table.assign(label=labels_text), fraction=t.val_fraction, seed=t.seed)
+    my_val = val_idx[rank::world]  # each rank scores its share; the logits are gathered
 
     torch.manual_seed(t.seed)
     model = FusionNet(config.model, len(classes))
@@ -185,103 +445,194 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
         from avaudit.model.backbones import load_video_weights
 
         load_video_weights(model.video_net, video_weights)
-    state = {"stage": 0, "epoch": 0, "optimizer": None, "scheduler": None, "done": False}
-    history: list[dict] = []
+    state, history = ResumeState(), History(out, [])
     if resume and out.exists():
         saved = load_checkpoint(out, preset=config.preset)
         if saved["classes"] != classes:
             raise CheckpointError(f"{out}: trained on other categories; cannot resume on this DATA")
         model.load_state_dict(saved["model"])
-        state, history = saved["recipe"], saved["metrics"]["history"]
+        state, history.rows = ResumeState.from_dict(saved["recipe"]), saved["metrics"]["history"]
+        if state.rng is not None:
+            torch.set_rng_state(state.rng)
     model.to(dev)
     if dev.type == "cuda":
         model.video_net.to(memory_format=torch.channels_last_3d)
     wrapped = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
                if world > 1 else model)
 
-    inputs, ok, skipped = decode_inputs(table, config, workers=t.num_workers, on_event=on_event)
-    train_idx, val_idx = train_idx[ok[train_idx]], val_idx[ok[val_idx]]
-    check_decoded(labels_text, train_idx, val_idx, skipped)
-    per_rank = max(1, t.batch_size // world)
-    labels_t = torch.as_tensor(labels)
+    skipped = Skipped(len(table))
+    skipped.merge(state.skipped)
+    keep, why = memory_mode(len(train_idx) + len(my_val), config)
+    on_event("data", {"memory": keep, "note": why})
+    memory = Memory(np.concatenate([train_idx, my_val]), len(table), config.model) if keep else None
+    sources: dict[Stage, ClipSource] = {}
+    workers = default_workers() if t.num_workers is None else t.num_workers
 
-    for stage_index in range(state["stage"], len(STAGES)):
+    def source(stage: Stage) -> ClipSource:
+        key = FINAL if memory is not None else stage
+        if key not in sources:
+            sources.clear()  # a streaming stage's workers end with it
+            sources[key] = ClipSource(table, config.model, stage=key, workers=workers, skipped=skipped,
+                                      memory=memory, batch_size=max(1, t.batch_size // world))
+        return sources[key]
+
+    def save(metrics: dict | None = None, extra: dict | None = None) -> None:
+        state.rng = torch.get_rng_state()
+        state.skipped = skipped.rows()
+        save_checkpoint(out, config=config, classes=classes, model_state=model.state_dict(), recipe=state.to_dict(),
+                        metrics=metrics or {"history": history.rows},
+                        extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist(), **(extra or {})})
+
+    labels_t = torch.as_tensor(labels)
+    last_val = None  # (rows, logits) of the joint stage's last epoch: the final evaluation reuses them
+    warned = False  # categories without a validation clip: said once, after the first validation
+    for stage_index in range(state.stage, len(STAGES)):
         stage = STAGES[stage_index]
         optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
         # "not risen for 3 epochs" -> lr drops on the 3rd; torch counts patience as epochs tolerated.
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=t.lr_factor,
                                                                patience=max(0, t.patience - 1))
-        if state["optimizer"] is not None and state["stage"] == stage_index:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        first_epoch = state["epoch"] if state["stage"] == stage_index else 0
-        sampler = DistributedSampler(train_idx, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=t.seed + stage_index)
-        n_batches = -(-len(sampler) // per_rank)
-        on_event("stage", {"stage": stage.name, "epochs": t.epochs[stage_index], "batches": n_batches,
-                           "first_epoch": first_epoch})
-        for epoch in range(first_epoch, t.epochs[stage_index]):
-            sampler.set_epoch(epoch)
-            order = train_idx[np.fromiter(iter(sampler), int)]
+        if state.optimizer is not None and state.stage == stage_index:
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+        epochs = t.epochs[stage_index]
+        first_epoch = state.epoch if state.stage == stage_index else 0
+        n_batches = len(_stage_batches(len(train_idx), t, stage_index=stage_index, epoch=0, rank=rank, world=world))
+        on_event("stage", {"stage": stage.name, "epochs": epochs, "batches": n_batches, "first_epoch": first_epoch,
+                           "first_step": state.step if state.stage == stage_index else 0,
+                           "clips_per_epoch": len(train_idx), "world": world, "measured": stage.measured})
+        for epoch in range(first_epoch, epochs):
+            if not (state.stage == stage_index and state.epoch == epoch):  # a fresh epoch
+                state = dataclasses.replace(state, stage=stage_index, epoch=epoch, step=0, loss_sum=0.0,
+                                            loss_batches=0, seconds=0.0)
+            batches = _stage_batches(len(train_idx), t, stage_index=stage_index, epoch=epoch, rank=rank, world=world)
             model.train()
-            started, losses = time.perf_counter(), []
-            for b in range(n_batches):
-                index = order[b * per_rank : (b + 1) * per_rank]
-                frames, audio, onsets = inputs.batch(index, dev)
-                with autocast(dev):
-                    logits = wrapped(frames, audio, onsets, use_video=stage.use_video, use_audio=stage.use_audio)
-                loss = fusion_loss(logits.float(), labels_t[index].to(dev), stage.layers)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                on_event("batch", {"stage": stage.name, "epoch": epoch, "batch": b, "loss": losses[-1]})
-            val_logits = predict_logits(model, inputs, val_idx, device=dev, batch_size=t.batch_size)
-            metrics = accuracies(val_logits, labels[val_idx])
+            started = last_save = time.perf_counter()
+            spent = state.seconds
+            lr = optimizer.param_groups[0]["lr"]
+            row_batches = [train_idx[b] for b in batches[state.step :]]
+            for b, batch in enumerate(source(stage).batches(row_batches), start=state.step):
+                loss = train_step(wrapped, model, batch, labels_t, stage=stage, optimizer=optimizer, device=dev,
+                                  distributed=world > 1, config=config.model)
+                if loss is not None:
+                    state.loss_sum += loss
+                    state.loss_batches += 1
+                state.step = b + 1
+                state.seconds = spent + time.perf_counter() - started
+                on_event("batch", {"stage": stage.name, "epoch": epoch, "batch": b, "loss": loss,
+                                   "clips": len(batch["rows"]) * world})
+                due = ((t.checkpoint_steps and state.step % t.checkpoint_steps == 0)
+                       or (t.checkpoint_minutes and time.perf_counter() - last_save >= 60 * t.checkpoint_minutes))
+                if due and state.step < len(batches) and state.loss_batches and rank == 0:
+                    state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
+                    save()
+                    last_save = time.perf_counter()
+                    on_event("checkpoint", {"stage": stage.name, "epoch": epoch, "step": state.step})
+            train_seconds = state.seconds
+            val_started = time.perf_counter()
+            rows, logits = score(model, source(stage), my_val, stage=stage, device=dev, batch_size=t.batch_size)
+            rows, logits = gather_scores(rows, logits, val_idx)
+            skipped.gather()
+            check_decoded(labels_text, train_idx[~skipped.bad[train_idx]], rows, skipped,
+                          warn=not warned and rank == 0)
+            warned = True
+            metrics = accuracies(logits, labels[rows], stage.measured)
             scheduler.step(metrics[stage.metric])
-            seconds = time.perf_counter() - started
-            record = {"stage": stage.name, "epoch": epoch + 1, "loss": float(np.mean(losses)),
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                      "clips_per_second": len(order) / seconds, **{f"val_{k}": v for k, v in metrics.items()}}
-            history.append(record)
-            last = stage_index == len(STAGES) - 1 and epoch + 1 == t.epochs[stage_index]
-            state = {"stage": stage_index if epoch + 1 < t.epochs[stage_index] else stage_index + 1,
-                     "epoch": epoch + 1 if epoch + 1 < t.epochs[stage_index] else 0,
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "done": last}
-            if state["stage"] != stage_index:  # the next stage starts a fresh optimizer
-                state["optimizer"] = state["scheduler"] = None
+            if stage is STAGES[-1]:
+                last_val = rows, logits
+            trained = int((~skipped.bad[train_idx]).sum())
+            record = {"stage": stage.name, "epoch": epoch + 1, "lr": lr,
+                      "loss": state.loss_sum / max(1, state.loss_batches),
+                      **{f"val_{k}": v for k, v in metrics.items()},
+                      "seconds": train_seconds + time.perf_counter() - val_started,
+                      "clips_per_second": trained / max(train_seconds, 1e-9)}
+            history.rows.append(record)
+            more = epoch + 1 < epochs
+            state = dataclasses.replace(
+                state, stage=stage_index if more else stage_index + 1, epoch=epoch + 1 if more else 0, step=0,
+                loss_sum=0.0, loss_batches=0, seconds=0.0,
+                optimizer=optimizer.state_dict() if more else None,  # the next stage starts a fresh optimizer
+                scheduler=scheduler.state_dict() if more else None,
+                done=stage_index == len(STAGES) - 1 and not more)
             if rank == 0:
-                save_checkpoint(out, config=config, classes=classes, model_state=model.state_dict(), recipe=state,
-                                metrics={"history": history},
-                                extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist()})
+                save()
+                history.write(curves=not more and stage_index < len(STAGES) - 1)  # the last one: below
             on_event("epoch", record)
 
-    val_logits = predict_logits(model, inputs, val_idx, device=dev, batch_size=t.batch_size)
+    state = dataclasses.replace(state, stage=len(STAGES), epoch=0, step=0, optimizer=None, scheduler=None, done=True)
+    if last_val is None:  # resumed after the last epoch, or no joint epochs at all
+        rows, logits = score(model, source(FINAL), my_val, stage=FINAL, device=dev, batch_size=t.batch_size)
+        last_val = gather_scores(rows, logits, val_idx)
+    sources.clear()
+    skipped.gather()
+    val_rows, val_logits = last_val
+    val_labels = labels[val_rows]
     # Raw layer confidences are not comparable (the paper's stated limitation): fit one
     # temperature per layer on the validation split, for `--confidence calibrated`.
-    temperatures = fit_temperatures(val_logits, labels[val_idx])
-    final = {"val": accuracies(val_logits, labels[val_idx]), "n_train": int(len(train_idx)),
-             "n_val": int(len(val_idx)), "n_skipped": int(len(skipped)),
-             "categories": category_accuracies(val_logits, labels[val_idx], classes).to_dict("records"),
-             "val_ece_raw": layer_ece(softmax(val_logits), labels[val_idx]),
-             "val_ece_calibrated": layer_ece(calibrated_softmax(val_logits, temperatures), labels[val_idx])}
+    temperatures = fit_temperatures(val_logits, val_labels)
+    final = {"val": accuracies(val_logits, val_labels), "n_train": int((~skipped.bad[train_idx]).sum()),
+             "n_val": int(len(val_rows)), "n_skipped": int(skipped.bad.sum()),
+             "categories": category_accuracies(val_logits, val_labels, classes).to_dict("records"),
+             "val_ece_raw": layer_ece(softmax(val_logits), val_labels),
+             "val_ece_calibrated": layer_ece(calibrated_softmax(val_logits, temperatures), val_labels),
+             "data": why}
     if rank == 0:
-        save_checkpoint(out, config=config, classes=classes, model_state=model.state_dict(), recipe=state,
-                        metrics={"history": history, "final": final},
-                        extra={"val_ids": table["video_id"].to_numpy()[val_idx].tolist(),
-                               "temperatures": [float(x) for x in temperatures]})
+        save({"history": history.rows, "final": final}, {"temperatures": [float(x) for x in temperatures]})
+        history.write(curves=True)
     on_event("done", final)
     if dist.is_initialized():
         dist.barrier()
-    return {**final, "skipped": skipped, "classes": classes}
+    rows = skipped.rows()
+    frame = pd.DataFrame({"video_id": table["video_id"].to_numpy()[[r for r, _, _ in rows]],
+                          "path": table["path"].to_numpy()[[r for r, _, _ in rows]],
+                          "reason": [r for _, r, _ in rows], "detail": [d for _, _, d in rows]},
+                         columns=list(SKIPPED_COLUMNS))
+    return {**final, "skipped": frame, "classes": classes}
+
+
+def train_step(wrapped, model: FusionNet, batch: dict, labels: torch.Tensor, *, stage: Stage, optimizer,
+               device: torch.device, distributed: bool, config: ModelConfig) -> float | None:
+    """One SGD step on the batch; its loss, or None when the batch was empty.
+
+    Under DDP every rank must step together: a rank whose batch came out empty (its clips did not
+    decode, or its share ran out first) steps on one blank clip with the loss multiplied by zero,
+    and its batch-norm statistics are put back as they were."""
+    rows = batch["rows"]
+    if not len(rows) and not distributed:
+        return None
+    blank = not len(rows)
+    if blank:
+        m = config
+        rows = np.zeros(1, np.int64)
+        batch = {"rows": rows, "frames": torch.zeros(1, m.steps, m.crop, m.crop, 3, dtype=torch.uint8),
+                 "audio": torch.zeros(1, m.n_samples), "onsets": torch.zeros(1, m.steps, dtype=torch.bool)}
+        buffers = {name: value.clone() for name, value in model.named_buffers()}
+    frames, audio, onsets = inputs_on(batch, config, device, stage)
+    with autocast(device):
+        logits = wrapped(frames, audio, onsets, use_video=stage.use_video, use_audio=stage.use_audio)
+    loss = fusion_loss(logits.float(), labels[torch.as_tensor(rows)].to(device), stage.layers)
+    if blank:
+        loss = loss * 0.0
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if blank:
+        with torch.no_grad():
+            for name, value in model.named_buffers():
+                value.copy_(buffers[name])
+        return None
+    return loss.item()
 
 
 def train_data(data: Path, *, preset: str | Path = "small", out: Path = Path("avaudit-out/train/model.pt"),
-          epochs: int | None = None, seed: int | None = None, root: Path | None = None,
-          video_weights: Path | None = None, device: str = "auto", resume: bool = False,
-          on_event: Callable | None = None) -> dict:
+               epochs: int | None = None, seed: int | None = None, root: Path | None = None,
+               video_weights: Path | None = None, device: str = "auto", resume: bool = False,
+               on_event: Callable | None = None, workers: int | None = None, memory_budget: float | None = None,
+               checkpoint_minutes: float | None = None, checkpoint_steps: int | None = None) -> dict:
     """Train the network on DATA (section 4.2's three stages) and write the checkpoint `out`.
 
+    `workers`, `memory_budget` (GiB), `checkpoint_minutes` and `checkpoint_steps` override the preset's
+    `train.num_workers`, `train.memory_budget`, ... (None: the preset's).
     Returns the validation metrics; its `skipped` holds the rows of DATA that were not used.
     """
     from avaudit.config import load_config
@@ -290,14 +641,16 @@ def train_data(data: Path, *, preset: str | Path = "small", out: Path = Path("av
     overrides = {}
     if epochs is not None:
         overrides["train.epochs"] = [epochs] * 3
-    if seed is not None:
-        overrides["train.seed"] = seed
+    for name, value in (("seed", seed), ("num_workers", workers), ("memory_budget", memory_budget),
+                        ("checkpoint_minutes", checkpoint_minutes), ("checkpoint_steps", checkpoint_steps)):
+        if value is not None:
+            overrides[f"train.{name}"] = value
     config = load_config(preset, overrides)
     manifest = read_manifest(Path(data), root=root)
     out = Path(out)
     if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left
         raise UsageError(f"{out} exists: pass --resume to continue it, or another --out")
     result = train(manifest.table, config=config, out=out, video_weights=video_weights, device=device,
-                          resume=resume, on_event=on_event)
+                   resume=resume, on_event=on_event)
     result["skipped"] = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], result["skipped"]], ignore_index=True)
     return result

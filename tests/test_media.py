@@ -178,3 +178,38 @@ def test_a_3_s_video_with_4_hours_of_sound_reads_only_the_window(tmp_path):
     padded, duration, loudness, peak_mb = done.stdout.split()
     assert (padded, duration, loudness) == ("True", "3.0", "0.5")
     assert int(peak_mb) < 400, f"{peak_mb} MB peak"
+
+
+def test_a_stage_decodes_only_the_modality_it_uses(clip10, tmp_path):
+    """Training's audio stage leaves frames undecoded, its video stage the sound; what is decoded is
+    what a whole decode gives, and a clip is refused for the same reasons either way."""
+    from avaudit.config import ModelConfig
+    from avaudit.media.dataset import ClipDataset
+    from avaudit.media.decode import TooShort
+
+    whole = decode_clip(clip10, **ARGS)
+    sound_only = decode_clip(clip10, **ARGS, decode_frames=False)
+    assert sound_only.frames.shape == (0, 48, 48, 3) and np.array_equal(sound_only.audio, whole.audio)
+    frames_only = decode_clip(clip10, **ARGS, decode_sound=False)
+    assert frames_only.audio.shape == (0,) and np.array_equal(frames_only.frames, whole.frames)
+    assert not sound_only.padded and not frames_only.padded
+
+    silent = write_clip(tmp_path / "silent.mp4", seconds=3.0, audio=False)
+    with pytest.raises(NoAudioStream, match="silent.mp4"):
+        decode_clip(silent, **ARGS, decode_sound=False)  # checked from the header, nothing decoded
+    assert decode_clip(silent, **ARGS, decode_sound=False, silence=True).audio.shape == (0,)
+    with pytest.raises(TooShort):
+        decode_clip(write_clip(tmp_path / "one.mp4", seconds=1.0), **ARGS, decode_frames=False)
+
+    config = ModelConfig(resize=(48, 64), crop=48)
+    paths = [str(clip10), str(silent)]
+    audio_stage = ClipDataset(paths, config=config, video=False, onsets=False)
+    item = audio_stage[0]
+    assert item.frames.shape == (0, 48, 48, 3) and item.audio.shape == (160000,) and item.onsets.shape == (0,)
+    assert audio_stage[1].reason == "no audio stream" and audio_stage[1].audio.shape == (160000,)
+    video_stage = ClipDataset(paths, config=config, sound=False)
+    item = video_stage[0]
+    assert item.frames.shape == (100, 48, 48, 3) and item.audio.shape == (0,) and item.onsets.shape == (0,)
+    assert video_stage[1].reason == "no audio stream"
+    full = ClipDataset(paths, config=config)[0]
+    assert full.onsets.shape == (100,) and np.array_equal(full.frames, video_stage[0].frames)

@@ -50,9 +50,9 @@ def time_limit(seconds: float, path: str):
 class ClipItem(NamedTuple):
     """One row's network inputs, or why it has none (`reason` empty when the clip decoded)."""
     index: int  # row position in the dataset
-    frames: torch.Tensor  # (T, crop, crop, 3) uint8 RGB
-    audio: torch.Tensor  # (samples,) float32 mono
-    onsets: torch.Tensor  # (T,) bool, eq. 3's set O
+    frames: torch.Tensor  # (T, crop, crop, 3) uint8 RGB; (0, crop, crop, 3) when not decoded
+    audio: torch.Tensor  # (samples,) float32 mono; (0,) when not decoded
+    onsets: torch.Tensor  # (T,) bool, eq. 3's set O; (0,) when not detected
     padded: bool  # the window ran past the file's end: the rest is black and silent
     seconds: float  # seconds of real content inside the window
     cpu_s: float  # CPU seconds its decoding took
@@ -65,10 +65,15 @@ class ClipDataset(Dataset):
 
     The columns are numpy arrays, not Python lists, so forked DataLoader workers share them
     instead of copying a big manifest into every process.
+
+    `video`, `sound`, `onsets` = False leave that input out (an empty tensor in its place) for work
+    that does not use it: training's audio stage needs no frames, its video stage no sound. The
+    clip is still checked as a whole (decode.decode_clip), so the same clips are refused (but for a
+    decode error inside the input left out).
     """
 
     def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
-                 time_limit: float = DECODE_SECONDS):
+                 time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
         self.starts = np.full(n, np.nan) if starts is None else np.asarray(starts, dtype=float)
@@ -78,14 +83,16 @@ class ClipDataset(Dataset):
             raise UsageError(f"--no-audio must be skip or silence, not {no_audio!r}")
         self.no_audio = no_audio
         self.time_limit = time_limit
+        self.video, self.sound, self.onsets = video, sound, onsets and sound
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def empty_item(self, index: int, reason: str = "", detail: str = "") -> ClipItem:
         c = self.config
-        return ClipItem(index, torch.zeros(c.steps, c.crop, c.crop, 3, dtype=torch.uint8), torch.zeros(c.n_samples),
-                        torch.zeros(c.steps, dtype=torch.bool), False, 0.0, 0.0, reason, detail)
+        return ClipItem(index, torch.zeros(c.steps if self.video else 0, c.crop, c.crop, 3, dtype=torch.uint8),
+                        torch.zeros(c.n_samples if self.sound else 0),
+                        torch.zeros(c.steps if self.onsets else 0, dtype=torch.bool), False, 0.0, 0.0, reason, detail)
 
     def crashed(self, index: int, how: str) -> ClipItem:
         """The item of a row whose decoding process died (`how`: "was killed by SIGSEGV", ...)."""
@@ -95,7 +102,8 @@ class ClipDataset(Dataset):
         c = self.config
         path, start, end = str(self.paths[index]), self.starts[index], self.ends[index]
         return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
-                           sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence")
+                           sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence",
+                           decode_frames=self.video, decode_sound=self.sound)
 
     def __getitem__(self, index: int) -> ClipItem:
         started = time.process_time()
@@ -108,8 +116,8 @@ class ClipDataset(Dataset):
         try:
             with time_limit(self.time_limit, path):
                 clip = self.decode(index)
-                onsets = onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps, seconds=c.seconds,
-                                     hop_length=c.hop_length)
+                onsets = (onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps, seconds=c.seconds,
+                                      hop_length=c.hop_length) if self.onsets else np.zeros(0, bool))
         except MediaError as err:
             return self.empty_item(index, err.reason, str(err))
         except Exception as err:  # noqa: BLE001 - one bad file must not end a long run

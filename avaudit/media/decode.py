@@ -206,7 +206,7 @@ def check_file(path: str | Path) -> None:
 def decode_clip(
     path: str | Path, *, steps: int, seconds: float, sample_rate: int, resize: tuple[int, int], crop: int,
     start: float | None = None, end: float | None = None, min_seconds: float = MIN_SECONDS,
-    max_seconds: float = MAX_SECONDS, silence: bool = False,
+    max_seconds: float = MAX_SECONDS, silence: bool = False, decode_frames: bool = True, decode_sound: bool = True,
 ) -> Clip:
     """The clip the network sees: T frames and the waveform of [start, start + seconds).
 
@@ -214,16 +214,21 @@ def decode_clip(
     NoAudioStream so that the caller decides between skipping and silence (`silence=True`: zeros,
     from the frames already decoded). Files with more than `max_seconds` of video are refused before
     any frame is decoded, files with less than `min_seconds` from `start` as soon as that is known.
+
+    A training stage that needs one modality leaves the other undecoded: `decode_frames=False` checks the
+    video's length but decodes no frame (frames is then (0, crop, crop, 3)); `decode_sound=False` decodes
+    no sound (audio is then empty), though a file without a sound track is still NoAudioStream. The clip is
+    refused for the same reasons either way, except a decode error inside the part left out.
     """
     check_file(path)
     start = 0.0 if start is None or math.isnan(start) else float(start)
     streams = _video_streams(path)
-    frames, video = _frames(path, streams, steps=steps, seconds=seconds, resize=resize, start=start, end=end,
-                            min_seconds=min_seconds, max_seconds=max_seconds)
-    if streams.audio is None:
-        if not silence:
+    frames, video = _frames(path, streams, steps=steps if decode_frames else 0, seconds=seconds, resize=resize,
+                            start=start, end=end, min_seconds=min_seconds, max_seconds=max_seconds)
+    if streams.audio is None or not decode_sound:
+        if streams.audio is None and not silence:
             raise NoAudioStream(f"{path}: no audio stream")
-        audio, sound = np.zeros(int(round(seconds * sample_rate)), np.float32), video
+        audio, sound = np.zeros(int(round(seconds * sample_rate)) if decode_sound else 0, np.float32), video
     else:
         stop = start + seconds if end is None or math.isnan(end) else min(start + seconds, end)
         audio, *sound = pyav.read_audio(path, streams, sample_rate=sample_rate, start=start, seconds=seconds,

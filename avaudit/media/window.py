@@ -10,7 +10,7 @@ import numpy as np
 
 def frame_times(*, steps: int, seconds: float, start: float = 0.0) -> np.ndarray:
     """Sampling times (s) of the T frames: one at the start of every step. Shape (T,)."""
-    return start + np.arange(steps) * (seconds / steps)
+    return start + np.arange(steps) * (seconds / max(steps, 1))  # steps 0: a length check, no frames
 
 
 def shown_steps(times: np.ndarray, *, first: float, stop: float) -> np.ndarray:

@@ -136,7 +136,10 @@ def check_fields(data: dict, path: str | Path, *, resume: bool = False) -> None:
 
 
 def _fits(value, default) -> bool:
-    """`value` is of the kind of `default`: an int, a number, a string, or a sequence of numbers."""
+    """`value` is of the kind of `default`: an int, a number, a string, or a sequence of numbers
+    (None: an optional int, such as train.num_workers, whose None means one per core)."""
+    if default is None:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):

@@ -94,6 +94,7 @@ def _open_video(path: str | Path, *, resize: tuple[int, int] | None = None):
     that says why the file cannot be one."""
     import decord
 
+    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's own log lines never reach the terminal
     size = {} if resize is None else {"width": resize[1], "height": resize[0]}
     try:
         reader = decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)

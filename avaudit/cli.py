@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
+from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule, plural
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
@@ -62,12 +62,17 @@ def guarded(command):
 
 
 def finish(run) -> None:
-    """Exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
+    """Print the run's notes; exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
+    from rich.markup import escape
+
     out = console()
+    for note in run.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if len(run.skipped):
         reasons = run.skipped["reason"].value_counts().to_dict()
-        out.print(f"[yellow]{len(run.skipped)} of {run.n_rows} videos skipped[/] "
-                  f"({', '.join(f'{n} {r}' for r, n in reasons.items())}): see {run.out / 'skipped.csv'}")
+        counts = ", ".join(f"{n:,} {r}" for r, n in reasons.items())
+        out.print(f"[yellow]{len(run.skipped):,} of {plural(run.n_rows, 'video')} skipped[/] ({counts}): "
+                  f"see {escape(str(run.out / 'skipped.csv'))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -78,6 +83,24 @@ DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
 WorkersOpt = Annotated[Optional[int], typer.Option(
     help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].", show_default=False)]
+ClassesOpt = Annotated[Optional[Path], typer.Option(
+    help="AudioSet's class index (index,mid,display_name) naming a segments CSV's labels "
+         "[default: class_labels_indices.csv beside DATA].")]
+OutsideOpt = Annotated[bool, typer.Option(help="Open manifest rows that name files outside --root.")]
+
+
+def version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version as installed
+
+        print(f"avaudit {installed('avaudit')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(_version: Annotated[bool, typer.Option("--version", callback=version, is_eager=True,
+                                                        help="Print the version and exit.")] = False):
+    """Audit audio-visual video datasets with the event-specific fusion network."""
 
 
 @app.command()
@@ -145,12 +168,14 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
     help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
 
 
-def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio):
+def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes=None,
+                  allow_outside_root=False):
     """The AuditOptions every audit command takes, from the options they all share."""
     from avaudit.commands import DEFAULT_CONFIDENCE, AuditOptions
 
     return AuditOptions(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio)
+                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio,
+                        classes=classes, allow_outside_root=allow_outside_root)
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -161,8 +186,9 @@ def run_with_progress(name: str, function, *args, **kwargs):
 
 
 def cache_line(run) -> None:
-    console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {run.out}", markup=False)
+    console().print(f"{run.n_cached:,} of {plural(run.n_rows, 'video')} read from the cache, "
+                    f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {run.out}", markup=False,
+                    soft_wrap=True)
 
 
 @app.command()
@@ -174,11 +200,12 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-         no_audio: NoAudioOpt = NoAudio.skip):
+         no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
                             options=options)
@@ -191,6 +218,8 @@ def show_bias(run) -> None:
     from rich.table import Table
 
     out = console()
+    if not run.summary["n_videos"]:
+        return out.print("no video was audited: no table of categories")
     categories = run.tables["bias_categories.csv"]
     names = list(run.summary["categories_per_layer"])
     table = Table(title=f"categories per layer (Table 3), rule {run.summary['rule']}, "
@@ -220,16 +249,18 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                 help="Also write labels and per-class probabilities (.npz) for cleanlab.")] = None,
             confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-            no_audio: NoAudioOpt = NoAudio.skip):
+            no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Each video's vote (equation 6), multi-label set (equation 7) and per-layer confidence."""
     from avaudit import commands
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
                             options=options)
     table = run.tables["predictions.csv"]
-    console().print(f"{len(table)} videos predicted; mean labels per video (eq. 7): "
-                    f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}")
+    labels = table["labels_eq7"].str.count(";").add(1).mean() if len(table) else 0
+    mean = f"; mean labels per video (eq. 7): {labels:.2f}" if len(table) else ""
+    console().print(f"{plural(len(table), 'video')} predicted{mean}")
     cache_line(run)
     finish(run)
 
@@ -240,19 +271,21 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
-                   workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
+                   workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip,
+                   classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
     from avaudit import commands
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence, options=options)
     candidates = run.tables["missing_labels.csv"]
-    table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
-                        f"of {run.summary['n_videos']} videos (top 15)")
+    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
+                        f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
@@ -279,22 +312,24 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
              confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
              batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-             no_audio: NoAudioOpt = NoAudio.skip):
+             no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
     from avaudit import commands
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
                             bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
     summary = run.summary
-    console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "
-                    f"{len(summary['categories'])} categories -> {summary['out']} ({summary['format']}), "
+    console().print(f"kept {summary['n_videos']:,} of {plural(summary['n_input_rows'], 'video')} in "
+                    f"{plural(len(summary['categories']), 'category', 'categories')} -> {summary['out']} "
+                    f"({summary['format']}), "
                     f"from the bias run in {summary['bias_run']}", markup=False)
     if "compare" in summary:
         c = summary["compare"]
-        console().print(f"{c['n_matched']} of {c['n_reference']} {c['reference']} classes are in the subset "
+        console().print(f"{c['n_matched']} of {plural(c['n_reference'], c['reference'] + ' class')} are in the subset "
                         f"({100 * c['fraction']:.0f}%)")
     finish(run)
 
@@ -306,17 +341,21 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
+    from avaudit.inference.logits import checkpoint_info
+    from avaudit.labels import classes_note
     from avaudit.localize import localize as run_localize
     from avaudit.media.decode import MediaError
 
     target = commands.output_dir(out, "localize")
+    known = checkpoint_info(model or commands.DEFAULT_MODEL)["classes"]
     try:
         result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
     except MediaError as err:
         fail(f"{err} ({err.reason})")
     console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
-                    f"pictures in {target}")
+                    f"pictures in {target}", markup=False)
+    console().print(f"note: {classes_note(known, [])}", markup=False, soft_wrap=True)
 
 
 @app.command()

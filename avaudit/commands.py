@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from avaudit.errors import UsageError
+from avaudit.labels import check_labels, classes_note, label_names, labelled_rows, unlabelled_to_skipped
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.outputs import write_csv, write_json, write_yaml
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
@@ -39,11 +40,24 @@ class AuditOptions:
     cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
     confidence: str = DEFAULT_CONFIDENCE  # raw softmax or calibrated (per-layer temperatures)
     no_audio: str = NoAudio.skip  # clips without sound: skip them or audit them with silence
+    classes: Path | None = None  # AudioSet's class index [default: class_labels_indices.csv beside DATA]
+    allow_outside_root: bool = False  # open manifest rows that name files outside the media root
 
 
 def resolve_options(options: AuditOptions | None, fields: dict) -> AuditOptions:
     """`options` with keyword overrides: `bias(data, model="m.pt")` and `bias(data, options=o)` both work."""
-    return replace(options or AuditOptions(), **fields)
+    o = replace(options or AuditOptions(), **fields)
+    if not (isinstance(o.batch_size, int) and o.batch_size >= 1):
+        raise UsageError(f"--batch-size must be 1 or more, not {o.batch_size}")
+    if o.workers is not None and not (isinstance(o.workers, int) and o.workers >= 0):
+        raise UsageError(f"--workers must be 0 or more, not {o.workers}")
+    return o
+
+
+def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
+    """An option's value inside [low, high] ((low, high] with `low_open`), or a UsageError naming it."""
+    if not (low < value <= high if low_open else low <= value <= high):
+        raise UsageError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], not {value:g}")
 
 
 class NotRankZero(Exception):
@@ -63,10 +77,14 @@ class Audit:
     skipped: pd.DataFrame
     n_cached: int
     no_audio: str = "skip"
+    notes: list[str] = field(default_factory=list)  # lines for the user: media found where, classes known
 
     @property
     def decoded(self) -> np.ndarray:
         return ~np.isnan(self.logits).any(axis=(1, 2))
+
+    classes_file: Path | None = None
+    allow_outside_root: bool = False
 
     @property
     def n_rows(self) -> int:
@@ -76,8 +94,9 @@ class Audit:
         return {"command": command, "data": str(self.manifest.source), "format": self.manifest.format,
                 "root": str(self.manifest.root), "model": str(self.model_path),
                 "preset": self.checkpoint["config"]["preset"], "confidence": self.confidence,
-                "no_audio": self.no_audio,
-                "n_rows": self.n_rows, "n_skipped": len(self.skipped), **extra, "config": self.checkpoint["config"]}
+                "no_audio": self.no_audio, "classes": str(self.classes_file) if self.classes_file else None,
+                "allow_outside_root": self.allow_outside_root, "n_rows": self.n_rows, "n_skipped": len(self.skipped),
+                **extra, "config": self.checkpoint["config"]}
 
 
 @dataclass
@@ -90,34 +109,12 @@ class AuditRun:
     n_rows: int = 0
     n_cached: int = 0
     manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
+    notes: list[str] = field(default_factory=list)  # lines for the user (Audit.notes)
 
     @property
     def n_decoded(self) -> int:
         """Rows that were neither skipped nor read from the cache."""
         return self.n_rows - self.n_cached - len(self.skipped)
-
-
-def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """One row per (video, label): a multi-label video counts for each of its categories."""
-    check_labels(table, classes)
-    labels = table["labels"].fillna("")
-    if labels.str.contains(";", regex=False).any():
-        rows = table.assign(label=labels.str.split(";")).explode("label")
-    else:  # one label a row, the common case: no lists to explode
-        rows = table.assign(label=labels)
-    return rows[rows["label"] != ""]
-
-
-def check_labels(table: pd.DataFrame, classes: list[str]) -> None:
-    """Labels the model was not trained on are an error naming them: the model cannot judge them."""
-    names = set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
-    if not names:
-        raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
-    unknown = sorted(names - set(classes))
-    if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise UsageError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
-                         f"train on this data first (`avaudit train DATA`) and pass --model")
 
 
 def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.ndarray:
@@ -135,9 +132,14 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
     return calibrated_softmax(logits, np.asarray(checkpoint["temperatures"]))
 
 
-def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool = False,
+def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ignore",
           on_event: Callable | None = None, **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
+
+    `labels`: `require` (the audit compares with DATA's labels and needs them: unlabelled videos are
+    skipped as `no label`), `check` (compares where there are labels), `ignore` (a note says which
+    classes the model knows when DATA's labels are not among them). Labels are checked before
+    anything is decoded.
 
     Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
@@ -149,11 +151,18 @@ def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool 
     o = resolve_options(options, fields)
     model, root, device, batch_size, workers, cache_dir, confidence, no_audio = (
         o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
-    manifest = read_manifest(Path(data), root=root)
+    manifest = read_manifest(Path(data), root=root, classes=o.classes, allow_outside_root=o.allow_outside_root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
     checkpoint = checkpoint_info(model_path, cache_dir)
-    if need_labels:
-        check_labels(manifest.table, checkpoint["classes"])  # fail before decoding anything
+    notes = list(manifest.notes)
+    if labels == "require":
+        manifest = unlabelled_to_skipped(manifest)
+    if labels in ("require", "check"):
+        check_labels(manifest.table, checkpoint["classes"], required=labels == "require", named=manifest.labels_named)
+    else:
+        unknown = sorted(label_names(manifest.table) - set(checkpoint["classes"]))
+        if unknown or not manifest.labels_named:
+            notes.append(classes_note(checkpoint["classes"], unknown))
     if confidence == "calibrated" and "temperatures" not in checkpoint:
         probabilities(np.zeros((0, len(LAYERS), 1)), checkpoint, confidence)  # raises the clear error
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
@@ -173,7 +182,8 @@ def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool 
                                              on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
     return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
-                 probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio)
+                 probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio, notes, o.classes,
+                 o.allow_outside_root)
 
 
 def decoded_rows(a: Audit) -> pd.DataFrame:
@@ -190,7 +200,9 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
 
-    a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event)
+    check_range("--sufficiency", fraction, 0, 1, low_open=True)
+    folder = output_dir(out, "bias")
+    a = audit(data, resolve_options(options, fields), labels="require", on_event=on_event)
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
@@ -199,8 +211,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
-    run = AuditRun(output_dir(out, "bias"), {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
-                   a.skipped, a.n_rows, a.n_cached, a.manifest)
+    run = AuditRun(folder, {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
+                   a.skipped, a.n_rows, a.n_cached, a.manifest, a.notes)
     write_run(run, a.settings("bias", rule=rule, fraction=fraction))
     write_json(summary, run.out / "bias_summary.json")
     return run
@@ -214,19 +226,20 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     """
     from avaudit.audits.decisions import multilabel, vote
 
-    a = audit(data, resolve_options(options, fields), on_event=on_event)
+    folder = output_dir(out, "predict")
+    a = audit(data, resolve_options(options, fields), labels="ignore" if export_probs is None else "check",
+              on_event=on_event)
     rows = decoded_rows(a)
     probs = a.probabilities[rows["position"].to_numpy()]
     names = np.asarray(a.classes)
     chosen = multilabel(probs)  # over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
                           "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
-                          "labels_eq7": [";".join(names[m]) for m in chosen]})
+                          "labels_eq7": pd.Series([";".join(names[m]) for m in chosen], dtype="str")})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
-    run = AuditRun(output_dir(out, "predict"), {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped,
-                   a.n_rows,
-                   a.n_cached)
+    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped,
+                   a.n_rows, a.n_cached, notes=a.notes)
     write_run(run, a.settings("predict"))
     if export_probs is not None:
         export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
@@ -253,7 +266,9 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first: missing_labels.csv."""
     from avaudit.audits.missing_labels import missing_label_candidates
 
-    a = audit(data, resolve_options(options, fields), on_event=on_event)
+    check_range("--min-confidence", min_confidence, 0, 1)
+    folder = output_dir(out, "missing-labels")
+    a = audit(data, resolve_options(options, fields), labels="check", on_event=on_event)
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
@@ -261,10 +276,10 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     confidences = a.probabilities[position]
     candidates = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
                                           min_confidence=min_confidence)
-    run = AuditRun(output_dir(out, "missing-labels"), {"missing_labels.csv": candidates},
+    run = AuditRun(folder, {"missing_labels.csv": candidates},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
                     "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
-                   a.n_cached)
+                   a.n_cached, notes=a.notes)
     write_run(run, a.settings("missing-labels", min_confidence=min_confidence))
     return run
 
@@ -285,16 +300,18 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
     if data is None:
         folder = Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT)
         settings = read_bias_settings(folder)
-        manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]))
+        manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]),
+                                 classes=Path(settings["classes"]) if settings.get("classes") else None,
+                                 allow_outside_root=bool(settings.get("allow_outside_root")))
         per_video = pd.read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str},
                                 keep_default_na=False)
         categories = pd.read_csv(folder / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
-        skipped, n_cached = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0
+        skipped, n_cached, notes = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, []
     else:
         out = Path(out) if out is not None else None
         folder = (out.parent if out is not None else output_dir(None, "retarget")) / "bias"
         run = bias(Path(data), out=folder, rule=rule, options=options, on_event=on_event, **fields)
-        manifest, skipped, n_cached = run.manifest, run.skipped, run.n_cached
+        manifest, skipped, n_cached, notes = run.manifest, run.skipped, run.n_cached, run.notes
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
     kept = select(per_video, categories, keep, by=by)
     rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
@@ -310,11 +327,19 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
     if compare is not None:
         summary["compare"] = compare_with(kept_categories, compare)
     write_json(summary, out.with_name(out.name + ".json"))
-    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest)
+    if data is not None and len(skipped):  # the bias run's skipped rows, beside the subset as well
+        write_csv(skipped, out.parent / "skipped.csv")
+    elif data is not None:
+        (out.parent / "skipped.csv").unlink(missing_ok=True)
+    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, notes)
 
 
 def output_dir(out: Path | None, command: str) -> Path:
-    return Path(out) if out is not None else OUTPUT_ROOT / command
+    """The folder a command writes to; --out naming something that is not a folder is refused."""
+    folder = Path(out) if out is not None else OUTPUT_ROOT / command
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file: name a folder for the {command} outputs")
+    return folder
 
 
 def newest_bias_run(root: Path) -> Path:

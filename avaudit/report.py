@@ -79,6 +79,8 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     from avaudit.plots import layer_bars
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder (give the --out folder of an audit, e.g. avaudit-out/)")
     parts = []
     runs = [(p.parent.name, yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*/run.yaml"))]
     runs += [(folder.name, yaml.safe_load((folder / "run.yaml").read_text()))] if (folder / "run.yaml").exists() else []

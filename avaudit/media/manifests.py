@@ -38,8 +38,7 @@ from avaudit.media.formats import (
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
-__all__ = ["COLUMNS", "FORMATS", "MEDIA_EXTENSIONS", "Manifest", "ManifestError", "read_manifest", "write_subset",
-           "skipped_table"]
+__all__ = ["COLUMNS", "FORMATS", "MEDIA_EXTENSIONS", "Manifest", "ManifestError", "read_manifest", "write_subset"]
 COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
 _FLOAT_COLUMNS = ("start", "end", "event_start", "event_end")
 # The first bytes of the containers avaudit decodes (ISO BMFF's box type at byte 4, Matroska, RIFF/AVI).
@@ -151,10 +150,6 @@ def _inside(place: tuple[str, str], prefix: str) -> bool:
     return os.path.normpath(os.path.join(*place)).startswith(prefix)
 
 
-def _same(a: float, b: float) -> bool:
-    return a == b or (math.isnan(a) and math.isnan(b))
-
-
 class _Video:
     """A video while its records are gathered: the first record's row, line, parse and text, all labels."""
     __slots__ = ("row", "lineno", "parsed", "raw", "labels", "more")
@@ -180,7 +175,8 @@ def _build(entries, fmt: Format, root: str, finder: _Finder, *, allow_outside_ro
             videos[p.video_id] = _Video(row, lineno, p, raw, labels)
             continue
         new = [label for label in labels if label not in seen.labels]
-        same = _same(p.start, seen.parsed.start) and _same(p.end, seen.parsed.end)
+        same = all(a == b or (math.isnan(a) and math.isnan(b))
+                   for a, b in ((p.start, seen.parsed.start), (p.end, seen.parsed.end)))
         if fmt.events or (new and same):  # another event, or the same clip under another label
             seen.labels += new
             seen.more.append((row, raw))

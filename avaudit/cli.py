@@ -134,7 +134,8 @@ def train(
     show_train_result(result, out)
     if len(skipped):
         write_csv(skipped, out.parent / "skipped.csv")
-        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {out.parent / 'skipped.csv'}")
+        console().print(f"[yellow]{plural(len(skipped), 'clip')} skipped[/]: see {out.parent / 'skipped.csv'}",
+                        soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -255,3 +255,19 @@ def test_outside_root_and_non_utf8_rows_are_counted_without_decoding(tmp_path, t
     assert result.exit_code == 1, result.output
     assert skipped(tmp_path / "o2")["reason"].tolist() == ["outside root", "outside root"]
     assert "2 of 2 videos skipped (2 outside root)" in result.output
+
+
+def test_counts_in_messages_agree_in_number():
+    from avaudit.audits.retarget import select
+    from avaudit.errors import UsageError
+    from avaudit.vocab import plural
+
+    assert [plural(1, "video"), plural(2, "video"), plural(19_906, "file"), plural(1, "class"), plural(3, "class"),
+            plural(2, "category", "categories")] == ["1 video", "2 videos", "19,906 files", "1 class", "3 classes",
+                                                    "2 categories"]
+    empty = pd.DataFrame(columns=["video_id", "label", "layer", "group"])
+    valid = "audiovisual, audio, visual, redundant, continuous, instant, onset"
+    for keep, names in ((["bogus"], "name bogus"), (["bogus", "nope"], "names bogus, nope")):
+        with pytest.raises(UsageError) as err:
+            select(empty, empty, keep)
+        assert str(err.value) == f"unknown group or layer {names}; valid: {valid}"

@@ -6,6 +6,8 @@ Heavy modules (torch, numpy, pandas, decord, librosa) are imported inside the co
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
@@ -13,8 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule, plural
+from avaudit.vocab import Confidence, NoAudio, Rule, plural
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
@@ -34,12 +37,22 @@ def console():
 
 
 def fail(message: str) -> None:
-    from rich.markup import escape
-
     from avaudit.display import console as err_console
+    from avaudit.display import safe
 
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """avaudit's own warnings as one yellow line (its text made safe); others as Python shows them."""
+    from avaudit.display import warn
+    from avaudit.errors import AvauditWarning
+
+    if issubclass(category, AvauditWarning):
+        warn(message)
+    else:
+        show_warning.default(message, category, filename, lineno, file, line)
 
 
 def guarded(command):
@@ -49,10 +62,14 @@ def guarded(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from avaudit.commands import NotRankZero
-        from avaudit.errors import AvauditError
+        from avaudit.errors import AvauditError, AvauditWarning
 
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                show_warning.default = warnings.showwarning
+                warnings.showwarning = show_warning
+                warnings.simplefilter("always", AvauditWarning)  # avaudit says each once itself
+                return command(*args, **kwargs)
         except NotRankZero:
             raise typer.Exit(0) from None
         except AvauditError as err:
@@ -62,27 +79,27 @@ def guarded(command):
 
 
 def finish(run) -> None:
-    """Print the run's notes; exit 1 when some videos were skipped (they are listed in skipped.csv), else 0."""
-    from rich.markup import escape
+    """Print the run's notes; exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
+    from avaudit.display import safe
 
     out = console()
     for note in run.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
     if len(run.skipped):
-        reasons = run.skipped["reason"].value_counts().to_dict()
-        counts = ", ".join(f"{n:,} {r}" for r, n in reasons.items())
-        out.print(f"[yellow]{len(run.skipped):,} of {plural(run.n_rows, 'video')} skipped[/] ({counts}): "
-                  f"see {escape(str(run.out / 'skipped.csv'))}", highlight=False, soft_wrap=True)
+        reasons = ", ".join(f"{n:,} {r}" for r, n in run.skipped["reason"].value_counts().items())
+        out.print(f"[yellow]{len(run.skipped):,} of {plural(run.n_rows, 'video')} skipped[/] ({safe(reasons)}): "
+                  f"see {safe(run.skipped_path)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.")]
-ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: models/default.pt, shipped].")]
+ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: the shipped avaudit/models/default.pt].")]
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
 BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    help="Decoding worker processes [default: one per CPU core, shared by torchrun ranks].", show_default=False)]
+    help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
+         "[default: one per CPU core, shared by torchrun ranks].", show_default=False)]
 ClassesOpt = Annotated[Optional[Path], typer.Option(
     help="AudioSet's class index (index,mid,display_name) naming a segments CSV's labels "
          "[default: class_labels_indices.csv beside DATA].")]
@@ -120,7 +137,7 @@ def train(
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.device import init_distributed
-    from avaudit.display import TrainProgress
+    from avaudit.display import TrainProgress, safe, show_train_result
     from avaudit.outputs import write_csv
     from avaudit.training import train_data
 
@@ -131,26 +148,12 @@ def train(
     if rank != 0:
         return
     skipped = result["skipped"]
-    show_train_result(result, out)
+    show_train_result(console(), result, out)
     if len(skipped):
-        write_csv(skipped, out.parent / "skipped.csv")
-        console().print(f"[yellow]{plural(len(skipped), 'clip')} skipped[/]: see {out.parent / 'skipped.csv'}",
-                        soft_wrap=True)
+        listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
+        write_csv(skipped, listed)
+        console().print(f"[yellow]{plural(len(skipped), 'clip')} skipped[/]: see {safe(listed)}", soft_wrap=True)
         raise typer.Exit(1)
-
-
-def show_train_result(result: dict, out: Path) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
-    table.add_column("category", overflow="fold")
-    for name in (*LAYERS, "vote"):
-        table.add_column(name, justify="right")
-    for row in result["categories"]:
-        table.add_row(row["category"], *(f"{row[name]:.2f}" for name in (*LAYERS, "vote")))
-    table.add_row("[bold]all", *(f"[bold]{result['val'][name]:.3f}" for name in (*LAYERS, "vote")))
-    console().print(table)
-    console().print(f"model written to {out}")
 
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
@@ -187,9 +190,9 @@ def run_with_progress(name: str, function, *args, **kwargs):
 
 
 def cache_line(run) -> None:
-    console().print(f"{run.n_cached:,} of {plural(run.n_rows, 'video')} read from the cache, "
-                    f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {run.out}", markup=False,
-                    soft_wrap=True)
+    from avaudit.display import show_counts
+
+    show_counts(console(), run)
 
 
 @app.command()
@@ -199,48 +202,34 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                                                  "sufficiency: does one modality alone suffice.")] = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
+         type_margin: Annotated[Optional[float], typer.Option(
+             help="Name a category's event type only when its layer leads the other audio-visual layers by this "
+                  "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
+         truth_audio: Annotated[Optional[Path], typer.Option(
+             help="Audio events of the same videos (AVVP_eval_audio.csv layout): score the audit against "
+                  "them and --truth-visual.")] = None,
+         truth_visual: Annotated[Optional[Path], typer.Option(
+             help="Visual events (AVVP_eval_visual.csv layout); goes with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
+    from avaudit.display import show_bias, show_truth
 
+    if (truth_audio is None) != (truth_visual is None):
+        fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
                             allow_outside_root)
     run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            options=options)
-    show_bias(run)
+                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
+                            truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
+    show_bias(console(), run)
+    if "truth" in run.summary:
+        show_truth(console(), run.summary["truth"], run.out)
     cache_line(run)
     finish(run)
-
-
-def show_bias(run) -> None:
-    from rich.table import Table
-
-    out = console()
-    if not run.summary["n_videos"]:
-        return out.print("no video was audited: no table of categories")
-    categories = run.tables["bias_categories.csv"]
-    names = list(run.summary["categories_per_layer"])
-    table = Table(title=f"categories per layer (Table 3), rule {run.summary['rule']}, "
-                        f"{run.summary['confidence']} confidence")
-    for name in (*names, "total"):
-        table.add_column(name, justify="right")
-    counts = run.summary["categories_per_layer"]
-    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
-    out.print(table)
-    stats = run.summary["layer_statistics"]
-    out.print("Table 4: uniquely correct videos " + ", ".join(
-        f"{k} {v}" for k, v in stats["uniquely_correct"].items())
-        + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
-    per = Table(title="per category: majority of its videos' assignments")
-    for name in categories.columns:
-        per.add_column(name.replace("votes_", ""), overflow="fold",
-                       justify="left" if name in ("category", "layer", "group") else "right")
-    for row in categories.itertuples(index=False):
-        per.add_row(*(str(v) for v in row))
-    out.print(per)
 
 
 @app.command()
@@ -259,9 +248,9 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
                             options=options)
     table = run.tables["predictions.csv"]
-    labels = table["labels_eq7"].str.count(";").add(1).mean() if len(table) else 0
-    mean = f"; mean labels per video (eq. 7): {labels:.2f}" if len(table) else ""
-    console().print(f"{plural(len(table), 'video')} predicted{mean}")
+    mean = table["labels_eq7"].str.count(";").add(1).mean() if len(table) else 0
+    console().print(f"{plural(len(table), 'video')} predicted" + (f"; mean labels per video (eq. 7): {mean:.2f}"
+                                                                  if len(table) else ""))
     cache_line(run)
     finish(run)
 
@@ -271,6 +260,9 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
+                   max_confusion: Annotated[Optional[float], typer.Option(
+                       help="Set apart (confusions.csv) candidates whose layer gives them this median confidence "
+                            "on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip,
                    classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
@@ -278,20 +270,26 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     from rich.table import Table
 
     from avaudit import commands
+    from avaudit.display import safe
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
                             allow_outside_root)
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
-                            else min_confidence, options=options)
+                            else min_confidence,
+                            max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
+                            options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
                         f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
-        table.add_row(row.video_id, row.label, row.candidate, row.layer, f"{row.confidence:.3f}")
+        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
     console().print(table)
+    console().print(f"{plural(run.summary['n_confused'], 'candidate')} set apart as a layer's systematic confusion "
+                    f"between "
+                    f"categories: see {run.out / 'confusions.csv'}")
     cache_line(run)
     finish(run)
 
@@ -323,15 +321,9 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                             allow_outside_root)
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
                             bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
-    summary = run.summary
-    console().print(f"kept {summary['n_videos']:,} of {plural(summary['n_input_rows'], 'video')} in "
-                    f"{plural(len(summary['categories']), 'category', 'categories')} -> {summary['out']} "
-                    f"({summary['format']}), "
-                    f"from the bias run in {summary['bias_run']}", markup=False)
-    if "compare" in summary:
-        c = summary["compare"]
-        console().print(f"{c['n_matched']} of {plural(c['n_reference'], c['reference'] + ' class')} are in the subset "
-                        f"({100 * c['fraction']:.0f}%)")
+    from avaudit.display import show_retarget
+
+    show_retarget(console(), run.summary)
     finish(run)
 
 
@@ -342,30 +334,29 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
+    from avaudit.display import safe
     from avaudit.inference.logits import checkpoint_info
     from avaudit.labels import classes_note
     from avaudit.localize import localize as run_localize
-    from avaudit.media.decode import MediaError
 
     target = commands.output_dir(out, "localize")
-    known = checkpoint_info(model or commands.DEFAULT_MODEL)["classes"]
-    try:
-        result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
-    except MediaError as err:
-        fail(f"{err} ({err.reason})")
-    console().print(f"{video}: predicted {result['predicted']}; strongest response at {result['peak_time']:.1f} s, "
+    result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
+    console().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
+                    f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
-                    f"pictures in {target}", markup=False)
-    console().print(f"note: {classes_note(known, [])}", markup=False, soft_wrap=True)
+                    f"pictures in {safe(target)}", soft_wrap=True)
+    known = checkpoint_info(model or commands.DEFAULT_MODEL)["classes"]
+    console().print(f"note: {safe(classes_note(known, []))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 @guarded
 def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.")]):
     """One self-contained report.html from the bias, missing-labels, retarget and predict outputs."""
+    from avaudit.display import safe
     from avaudit.report import build_report
 
-    console().print(f"report written to {build_report(folder)}")
+    console().print(f"report written to {safe(build_report(folder))}", soft_wrap=True)
 
 
 @app.command("make-samples")
@@ -377,10 +368,25 @@ def make_samples(
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
+    from avaudit.display import safe
     from avaudit.planted import make_samples as write_samples
 
     result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
-    console().print(f"planted set written to {out}: {result}")
+    console().print(f"planted set written to {safe(out)}: {safe(result)}", soft_wrap=True)
+
+
+@app.command()
+def doctor(cache_dir: CacheOpt = None, model: Annotated[Optional[Path], typer.Option(
+        help="Checkpoint to load [default: the shipped one].")] = None):
+    """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
+    the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
+    from avaudit.display import show_checks
+    from avaudit.doctor import run_checks
+
+    console().print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
+                    highlight=False, soft_wrap=True)
+    if not show_checks(console(), run_checks(cache_dir=cache_dir, model=model)):
+        raise typer.Exit(1)
 
 
 def main() -> None:

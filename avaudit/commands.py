@@ -9,26 +9,27 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from avaudit.errors import UsageError
 from avaudit.labels import check_labels, classes_note, label_names, labelled_rows, unlabelled_to_skipped
 from avaudit.media.manifests import Manifest, read_manifest
-from avaudit.outputs import write_csv, write_json, write_yaml
+from avaudit.outputs import check_writes, output_set, read_csv, write_json
+from avaudit.runs import newest_bias_run, planned_writes, read_bias_settings, write_run
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
+# the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (README)
 DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
+TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
+MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
-
-
 @dataclass(frozen=True)
 class AuditOptions:
     """How an audit reads DATA and runs the model; the same for every audit command."""
@@ -60,6 +61,8 @@ def check_range(name: str, value: float, low: float, high: float, *, low_open: b
         raise UsageError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], not {value:g}")
 
 
+
+
 class NotRankZero(Exception):
     """On torchrun ranks other than 0, once their shard is in the cache: rank 0 alone writes."""
 
@@ -73,18 +76,18 @@ class Audit:
     classes: list[str]
     confidence: str
     logits: np.ndarray  # (N, 5, C) for every manifest table row, NaN where skipped
+    seconds: np.ndarray  # (N,) seconds of real content in each row's window, NaN where skipped
     probabilities: np.ndarray  # softmax of logits, raw or temperature-scaled
     skipped: pd.DataFrame
     n_cached: int
     no_audio: str = "skip"
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, classes known
+    classes_file: Path | None = None
+    allow_outside_root: bool = False
 
     @property
     def decoded(self) -> np.ndarray:
         return ~np.isnan(self.logits).any(axis=(1, 2))
-
-    classes_file: Path | None = None
-    allow_outside_root: bool = False
 
     @property
     def n_rows(self) -> int:
@@ -109,6 +112,7 @@ class AuditRun:
     n_rows: int = 0
     n_cached: int = 0
     manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
+    skipped_path: Path | None = None  # where the skipped rows were listed, when some were
     notes: list[str] = field(default_factory=list)  # lines for the user (Audit.notes)
 
     @property
@@ -133,7 +137,7 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
 
 
 def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ignore",
-          on_event: Callable | None = None, **fields) -> Audit:
+          on_event: Callable | None = None, writes: Sequence[Path] = (), **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 
     `labels`: `require` (the audit compares with DATA's labels and needs them: unlabelled videos are
@@ -144,7 +148,8 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
     Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
-    the same files a single process writes. The other ranks raise NotRankZero.
+    the same files a single process writes. The other ranks raise NotRankZero. `writes`, the files
+    the caller will write, are checked first (outputs.check_writes): none may overwrite an input.
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
@@ -153,6 +158,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
         o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
     manifest = read_manifest(Path(data), root=root, classes=o.classes, allow_outside_root=o.allow_outside_root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
+    check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"])
     checkpoint = checkpoint_info(model_path, cache_dir)
     notes = list(manifest.notes)
     if labels == "require":
@@ -177,13 +183,24 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
         dist.barrier()
         if rank != 0:
             raise NotRankZero
-    logits, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
+    logits, seconds, skipped, n_cached = infer_logits(manifest.table, model_path, checkpoint, device=device,
                                              batch_size=batch_size, workers=workers, cache_dir=cache_dir,
                                              on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
-    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits,
+    return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits, seconds,
                  probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio, notes, o.classes,
                  o.allow_outside_root)
+
+
+def window_columns(a: Audit, position: np.ndarray) -> dict[str, pd.Series]:
+    """`seconds` of real content in each row's window, and `padded`: the window ran past the
+    file's end, so the rest was black and silent (the decoder's rule: short by over half a step).
+    Empty where the cache predates these columns."""
+    window, steps = a.checkpoint["config"]["model"]["seconds"], a.checkpoint["config"]["model"]["steps"]
+    seconds = a.seconds[position].astype(float)
+    padded = pd.array(seconds < window - 0.5 * window / steps, dtype="boolean")
+    padded[np.isnan(seconds)] = pd.NA
+    return {"seconds": pd.Series(seconds.round(2)), "padded": pd.Series(padded)}
 
 
 def decoded_rows(a: Audit) -> pd.DataFrame:
@@ -191,31 +208,53 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
+         type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None,
+         options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
+         **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
 
     Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
-    avaudit-out/bias); keyword `fields` set AuditOptions (model=..., device=...).
+    avaudit-out/bias); with `truth` (AVVP-style audio and visual event files), bias_truth.csv and
+    bias_truth_categories.csv too. Keyword `fields` set AuditOptions (model=..., device=...).
+    `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
 
     check_range("--sufficiency", fraction, 0, 1, low_open=True)
+    events = read_truth(truth) if truth is not None else None  # a bad file fails before decoding
     folder = output_dir(out, "bias")
-    a = audit(data, resolve_options(options, fields), labels="require", on_event=on_event)
+    a = audit(data, resolve_options(options, fields), labels="require", on_event=on_event,
+              writes=[*planned_writes(folder, "bias"), *also_writes])
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
-                                                fraction=fraction)
+                                                fraction=fraction, type_margin=type_margin)
+    per_video = per_video.assign(**window_columns(a, position))
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(folder, {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
-                   a.skipped, a.n_rows, a.n_cached, a.manifest, a.notes)
-    write_run(run, a.settings("bias", rule=rule, fraction=fraction))
-    write_json(summary, run.out / "bias_summary.json")
+                   a.skipped, a.n_rows, a.n_cached, a.manifest, notes=a.notes)
+    if events is not None:
+        from avaudit.audits.truth import modality_truth, score_against_truth
+
+        scored, scored_categories, summary["truth"] = score_against_truth(per_video, categories,
+                                                                          modality_truth(*events))
+        summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
+        run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
+                              truth=[str(p) for p in truth] if truth is not None else None),
+              {"bias_summary.json": summary})
     return run
+
+
+def read_truth(truth: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The audio events and the visual events files (AVVP_eval_audio.csv, AVVP_eval_visual.csv)."""
+    from avaudit.media.events import read_events
+
+    return read_events(Path(truth[0])), read_events(Path(truth[1]))
 
 
 def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = None,
@@ -227,10 +266,12 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     from avaudit.audits.decisions import multilabel, vote
 
     folder = output_dir(out, "predict")
+    writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
     a = audit(data, resolve_options(options, fields), labels="ignore" if export_probs is None else "check",
-              on_event=on_event)
+              on_event=on_event, writes=writes)
     rows = decoded_rows(a)
-    probs = a.probabilities[rows["position"].to_numpy()]
+    position = rows["position"].to_numpy()
+    probs = a.probabilities[position]
     names = np.asarray(a.classes)
     chosen = multilabel(probs)  # over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
@@ -238,11 +279,12 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
                           "labels_eq7": pd.Series([";".join(names[m]) for m in chosen], dtype="str")})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
-    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped,
-                   a.n_rows, a.n_cached, notes=a.notes)
-    write_run(run, a.settings("predict"))
-    if export_probs is not None:
+    table = table.assign(**window_columns(a, position))
+    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows, a.n_cached,
+                   notes=a.notes)
+    if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
         export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
+    write_run(run, a.settings("predict"))
     return run
 
 
@@ -262,25 +304,30 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
-    """Labels a video shows (eq. 7) that its annotation lacks, most confident first: missing_labels.csv."""
-    from avaudit.audits.missing_labels import missing_label_candidates
+                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, options: AuditOptions | None = None,
+                   on_event: Callable | None = None, **fields) -> AuditRun:
+    """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
+    less a layer's systematic confusions between categories (confusions.csv)."""
+    from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
     check_range("--min-confidence", min_confidence, 0, 1)
     folder = output_dir(out, "missing-labels")
-    a = audit(data, resolve_options(options, fields), labels="check", on_event=on_event)
+    a = audit(data, resolve_options(options, fields), labels="check", on_event=on_event,
+              writes=planned_writes(folder, "missing-labels"))
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences = a.probabilities[position]
-    candidates = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
-                                          min_confidence=min_confidence)
-    run = AuditRun(folder, {"missing_labels.csv": candidates},
+    candidates, confusions = split_confusions(
+        missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
+        max_confusion=max_confusion)
+    run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
-                    "n_videos_with_candidates": int(candidates["video_id"].nunique())}, a.skipped, a.n_rows,
-                   a.n_cached, notes=a.notes)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence))
+                    "n_videos_with_candidates": int(candidates["video_id"].nunique()),
+                    "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached,
+                   notes=a.notes)
+    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
     return run
 
 
@@ -290,83 +337,57 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
     """The rows whose category (or video) falls in `keep`, written in DATA's own format.
 
     With DATA, audits it first and writes that bias run in a `bias` folder beside `out`. Without
-    DATA, uses the bias run in `bias_run`, or the newest one under avaudit-out/ (its run.yaml names
-    DATA and root). The summary names the bias run used.
+    DATA, uses the bias run in `bias_run`, or the newest one under avaudit-out/ (its bias_run.yaml
+    names DATA and root). The summary (`out`.json) names the bias run used.
     """
     from avaudit.audits.retarget import compare as compare_with
     from avaudit.audits.retarget import select
     from avaudit.media.manifests import write_subset
 
+    nothing = pd.DataFrame(columns=["video_id", "label", "category", "layer", "group"])
+    select(nothing, nothing, keep, by=by)  # bad --keep, --by or --compare: said before any work
+    if compare is not None:
+        compare_with([], compare)
+    source = Path(data) if data is not None else None
     if data is None:
         folder = Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT)
         settings = read_bias_settings(folder)
-        manifest = read_manifest(Path(settings["data"]), root=Path(settings["root"]),
-                                 classes=Path(settings["classes"]) if settings.get("classes") else None,
-                                 allow_outside_root=bool(settings.get("allow_outside_root")))
-        per_video = pd.read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str},
-                                keep_default_na=False)
-        categories = pd.read_csv(folder / "bias_categories.csv", dtype={"category": str}, keep_default_na=False)
-        skipped, n_cached, notes = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, []
-    else:
-        out = Path(out) if out is not None else None
-        folder = (out.parent if out is not None else output_dir(None, "retarget")) / "bias"
-        run = bias(Path(data), out=folder, rule=rule, options=options, on_event=on_event, **fields)
-        manifest, skipped, n_cached, notes = run.manifest, run.skipped, run.n_cached, run.notes
-        per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
-    kept = select(per_video, categories, keep, by=by)
-    rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
-    default_name = "subset.csv" if manifest.format in ("folder", "flat") else f"subset{manifest.source.suffix}"
+        source = Path(settings["data"])
+    default_name = f"subset{source.suffix}" if source.is_file() else "subset.csv"
     out = Path(out) if out is not None else output_dir(None, "retarget") / default_name
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder: name the subset file to write, e.g. {out / default_name}")
-    write_subset(manifest, rows["row"].to_numpy().tolist(), out)
+    summary_path = out.with_name(out.name + ".json")
+    if data is None:
+        manifest = read_manifest(source, root=Path(settings["root"]), allow_outside_root=bool(
+            settings.get("allow_outside_root")), classes=Path(settings["classes"]) if settings.get("classes") else None)
+        check_writes([out, summary_path], data=source, media=manifest.table["path"])
+        per_video = read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str})
+        categories = read_csv(folder / "bias_categories.csv", dtype={"category": str})
+        skipped, n_cached, skipped_path, notes = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, None, []
+    else:
+        folder = out.parent / "bias"
+        run = bias(source, out=folder, rule=rule, options=options, on_event=on_event,
+                   also_writes=[out, summary_path], **fields)
+        manifest, skipped, n_cached, skipped_path, notes = (run.manifest, run.skipped, run.n_cached, run.skipped_path,
+                                                            run.notes)
+        per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
+    kept = select(per_video, categories, keep, by=by)
+    rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
     kept_categories = sorted(set(kept["label"]))
     n_rows = int(len(manifest.table) + len(manifest.skipped))
     summary = {"out": str(out), "bias_run": str(folder), "format": manifest.format, "keep": list(keep), "by": by,
                "n_videos": int(len(rows)), "n_input_rows": n_rows, "categories": kept_categories}
     if compare is not None:
         summary["compare"] = compare_with(kept_categories, compare)
-    write_json(summary, out.with_name(out.name + ".json"))
-    if data is not None and len(skipped):  # the bias run's skipped rows, beside the subset as well
-        write_csv(skipped, out.parent / "skipped.csv")
-    elif data is not None:
-        (out.parent / "skipped.csv").unlink(missing_ok=True)
-    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, notes)
+    with output_set(out.parent, record=summary_path.name) as staged:  # the subset and its summary together
+        write_subset(manifest, rows["row"].to_numpy().tolist(), staged / out.name)
+        write_json(summary, staged / summary_path.name)
+    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, skipped_path, notes)
 
 
 def output_dir(out: Path | None, command: str) -> Path:
-    """The folder a command writes to; --out naming something that is not a folder is refused."""
-    folder = Path(out) if out is not None else OUTPUT_ROOT / command
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--out {folder} is a file: name a folder for the {command} outputs")
-    return folder
-
-
-def newest_bias_run(root: Path) -> Path:
-    """The folder of the most recent `bias` run under `root` (by its run.yaml's modification time)."""
-    runs = [path.parent for path in sorted(Path(root).glob("**/run.yaml"))
-            if (path.parent / "bias_videos.csv").is_file()]
-    if not runs:
-        raise UsageError(f"no DATA given and no bias run under {root}/: run `avaudit bias DATA` first, "
-                         f"pass DATA, or name a bias run's folder with --from")
-    return max(runs, key=lambda folder: (folder / "run.yaml").stat().st_mtime)
-
-
-def read_bias_settings(folder: Path) -> dict:
-    """A bias run's run.yaml, checked: a clear error naming the file instead of a KeyError."""
-    path = Path(folder) / "run.yaml"
-    try:
-        settings = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise UsageError(f"{folder}: not a bias run ({path.name}: {err.strerror})") from None
-    except yaml.YAMLError:
-        raise UsageError(f"{path}: not readable YAML") from None
-    if not isinstance(settings, dict) or settings.get("command") != "bias" \
-            or not all(isinstance(settings.get(key), str) for key in ("data", "root")):
-        raise UsageError(f"{path}: not the run.yaml of a bias run (needs command: bias, data and root)")
-    if not (Path(folder) / "bias_videos.csv").is_file():
-        raise UsageError(f"{folder}: bias_videos.csv is missing; rerun `avaudit bias`")
-    return settings
+    return Path(out) if out is not None else OUTPUT_ROOT / command
 
 
 def load_model(path: Path | None = None, *, device: str = "cpu"):
@@ -374,14 +395,3 @@ def load_model(path: Path | None = None, *, device: str = "cpu"):
     from avaudit.model.checkpoint import load_model as load
 
     return load(Path(path) if path is not None else DEFAULT_MODEL, device=device)
-
-
-def write_run(run: AuditRun, settings: dict) -> None:
-    for name, frame in run.tables.items():
-        write_csv(frame, run.out / name)
-    skipped_path = run.out / "skipped.csv"
-    if len(run.skipped):
-        write_csv(run.skipped, skipped_path)
-    else:
-        skipped_path.unlink(missing_ok=True)
-    write_yaml(settings, run.out / "run.yaml")

@@ -70,7 +70,7 @@ def _build(cls, values: dict):
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 

@@ -1,7 +1,15 @@
-"""Rich progress for long work: a bar with count, rate and ETA, fed by the library's on_event calls."""
+"""Rich output: progress bars fed by the library's on_event calls, and user data made safe to print.
+
+Paths, labels and ids come from the user's files: `safe()` them before they go into a rich string
+or table cell, so `x[/y]` prints as itself (not as markup, nor as a MarkupError) and an escape
+sequence in a file name reaches the terminal as the text `\x1b`, not as a command to it.
+"""
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -14,9 +22,33 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from avaudit.vocab import LAYERS
+from avaudit.vocab import LAYERS, plural
 
 console = Console(stderr=True)
+
+# C0 and C1 control characters (ESC starts terminal commands, CR and BS overwrite what was printed,
+# a newline forges lines) and the bidirectional overrides that make text read other than it is.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text) -> str:
+    """`text` with every control character written out as an escape (`\\x1b`, `\\n`, `\\u202e`)."""
+    return CONTROL.sub(_spell, str(text))
+
+
+def _spell(match: re.Match) -> str:
+    code = ord(match.group())
+    return {9: "\\t", 10: "\\n", 13: "\\r"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe(text) -> str:
+    """User data for a rich string with markup: printable, and its [brackets] escaped."""
+    return escape(printable(text))
+
+
+def warn(message) -> None:
+    """One yellow line on stderr (the CLI shows avaudit's own warnings this way)."""
+    console.print(f"[yellow]warning:[/] {safe(message)}", highlight=False, soft_wrap=True)
 
 
 class RateColumn(ProgressColumn):
@@ -29,7 +61,7 @@ class RateColumn(ProgressColumn):
 def make_progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(), RateColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}", markup=False),
                     console=console, transient=False)
 
 
@@ -39,13 +71,21 @@ class _Display:
     def __init__(self):
         self.progress = make_progress()
         self.task = None
+        self.started = False
 
     def __enter__(self):
-        self.progress.start()
         return self
 
+    def add_task(self, description: str, **fields):
+        """A new bar; the display starts with the first (an error before any work prints no empty bar)."""
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        return self.progress.add_task(safe(description), **fields)
+
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
 
 class AuditProgress(_Display):
@@ -57,10 +97,10 @@ class AuditProgress(_Display):
 
     def __call__(self, kind: str, info: dict) -> None:
         if kind == "start":
-            self.task = self.progress.add_task(self.description, total=info["total"], info="")
+            self.task = self.add_task(self.description, total=info["total"], info="")
         elif kind == "advance":
             self.progress.advance(self.task, info["n"])
-            self.progress.update(self.task, info=info.get("info", ""))
+            self.progress.update(self.task, info=printable(info.get("info", "")))
 
 
 class TrainProgress(_Display):
@@ -73,18 +113,112 @@ class TrainProgress(_Display):
     def __call__(self, kind: str, info: dict) -> None:
         p = self.progress
         if kind == "decode_start":
-            self.task = p.add_task("decode", total=info["total"], info="")
+            self.task = self.add_task("decode", total=info["total"], info="")
         elif kind == "decode":
             p.advance(self.task)
         elif kind == "stage":
             self.stage = info
         elif kind == "batch":
             if info["batch"] == 0:
-                self.task = p.add_task(f"{info['stage']} {info['epoch'] + 1}/{self.stage['epochs']}",
-                                       total=self.stage["batches"], info=self.last)
+                self.task = self.add_task(f"{info['stage']} {info['epoch'] + 1}/{self.stage['epochs']}",
+                                          total=self.stage["batches"], info=self.last)
             p.update(self.task, advance=1, info=f"loss {info['loss']:.3f}  {self.last}")
         elif kind == "epoch":
-            accs = " ".join(f"{name[:4]} {info[f'val_{name}']:.2f}"
-                            for name in (*LAYERS, "vote"))
+            accs = " ".join(f"{name[:4]} {value:.2f}" if value == value else f"{name[:4]} n/a"  # NaN: no val clip
+                            for name in (*LAYERS, "vote") for value in [info[f"val_{name}"]])
             self.last = f"val: {accs}  lr {info['lr']:.0e}"
             p.update(self.task, info=f"loss {info['loss']:.3f}  {self.last}")
+
+
+def show_train_result(console, result: dict, out) -> None:
+    """Validation accuracy per category and overall, and where the model went."""
+    from rich.table import Table
+
+    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
+    table.add_column("category", overflow="fold")
+    for name in (*LAYERS, "vote"):
+        table.add_column(name, justify="right")
+    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
+        return "n/a" if value != value else f"{value:.{digits}f}"
+
+    for row in result["categories"]:
+        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
+    console.print(table)
+    console.print(f"model written to {safe(out)}", soft_wrap=True)
+
+
+def show_bias(console, run) -> None:
+    """Table 3's row, Table 4's counts and the per-category table of a bias run."""
+    from rich.table import Table
+
+    out = console
+    if not run.summary["n_videos"]:
+        return out.print("no video was audited: no table of categories")
+    categories = run.tables["bias_categories.csv"]
+    names = list(run.summary["categories_per_layer"])
+    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
+                             f"{run.summary['confidence']} confidence"))
+    for name in (*names, "total"):
+        table.add_column(name, justify="right")
+    counts = run.summary["categories_per_layer"]
+    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
+    out.print(table)
+    stats = run.summary["layer_statistics"]
+    out.print("Table 4: uniquely correct videos " + ", ".join(
+        f"{k} {v}" for k, v in stats["uniquely_correct"].items())
+        + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
+    per = Table(title="per category: majority of its videos' assignments")
+    for name in categories.columns:
+        per.add_column(name.replace("votes_", ""), overflow="fold",
+                       justify="left" if name in ("category", "layer", "group") else "right")
+    for row in categories.itertuples(index=False):
+        per.add_row(*(safe(v) for v in row))
+    out.print(per)
+
+
+def show_truth(console, truth: dict, out) -> None:
+    """One line per level: how often the audit's group agrees with the annotated modality."""
+    videos, categories = truth["videos"], truth["categories"]
+    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             for level, block in (("videos", videos), ("categories", categories))]
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
+                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
+                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
+    console.print("\n".join(lines), highlight=False)
+
+def show_retarget(console, summary: dict) -> None:
+    """What a retarget kept, where it went, and the Kinetics-Sounds comparison when asked for."""
+    console.print(f"kept {summary['n_videos']:,} of {plural(summary['n_input_rows'], 'video')} in "
+                  f"{plural(len(summary['categories']), 'category', 'categories')} -> {printable(summary['out'])} "
+                  f"({summary['format']}), from the bias run in {printable(summary['bias_run'])}", markup=False,
+                  highlight=False, soft_wrap=True)
+    if "compare" in summary:
+        c = summary["compare"]
+        console.print(f"{c['n_matched']} of {plural(c['n_reference'], c['reference'] + ' class')} are in the subset "
+                      f"({100 * c['fraction']:.0f}%)")
+
+
+def show_checks(console, checks) -> bool:
+    """avaudit doctor's checks, one line each with the fix of every failure; whether all passed."""
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            console.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}",
+                      highlight=False)
+    else:
+        console.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
+    return not failed
+
+
+def show_counts(console, run) -> None:
+    """How many of a run's videos came from the cache, were decoded and were skipped, and where it wrote."""
+    console.print(f"{run.n_cached:,} of {plural(run.n_rows, 'video')} read from the cache, "
+                  f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {printable(run.out)}",
+                  markup=False, highlight=False, soft_wrap=True)

@@ -8,3 +8,7 @@ class AvauditError(Exception):
 
 class UsageError(AvauditError, ValueError):
     """An option, argument or DATA that cannot be used as given."""
+
+
+class AvauditWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints it as one yellow line)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avaudit.errors import UsageError
 from avaudit.vocab import LAYERS
 
 
@@ -42,7 +43,6 @@ def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> 
     and, with `timeline`, timeline.png. Returns the JSON's content."""
     from avaudit.audits.decisions import softmax, vote
     from avaudit.media.dataset import ClipDataset
-    from avaudit.media.decode import MediaError
     from avaudit.media.encode import write_clip
     from avaudit.model.checkpoint import load_model
     from avaudit.model.fusion import localization_map
@@ -53,8 +53,8 @@ def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> 
     net, classes, config, _ = load_model(model)
     m = config.model
     item = ClipDataset([str(video)], config=m)[0]
-    if item.reason:
-        raise MediaError(f"{item.detail} ({item.reason})")
+    if item.reason:  # the dataset already named the file and what went wrong
+        raise UsageError(f"{item.detail} ({item.reason})")
     z_v, z_a, v_maps = net.features(item.frames[None], item.audio[None])
     onsets = item.onsets[None]
     logits = net.heads_forward(z_v, z_a, onsets).numpy()

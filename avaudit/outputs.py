@@ -1,17 +1,35 @@
-"""Writing results: atomic files (temp + rename) so that a killed run never leaves half a CSV."""
+"""Writing results: atomic files (temp + rename) so that a killed run never leaves half a CSV, and
+output sets (staged in a hidden folder, renamed in together, their record last) so that a full disk
+or a kill never leaves one run's files beside another's."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from avaudit.errors import AvauditError, UsageError
+
 QUOTED = ',"\n\r'  # characters that make the csv module quote a field (QUOTE_MINIMAL)
+# A text cell that a spreadsheet would read as a formula: =, +, -, @, tab or CR first (after any
+# apostrophes, so that the escape below is undone exactly).
+FORMULA = r"'*[=+\-@\t\r]"
+STALE_TEMP_S = 3600  # a temp file of a writer on another machine is stale after this long
+STAGING = "avaudit-outputs"  # name of the hidden folder an output set is staged in
+
+
+class OutputError(AvauditError):
+    """The outputs could not be written (full disk, no permission); the message says what is left."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -30,7 +48,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -44,9 +62,153 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
         raise
 
 
+def temp_prefix(name: str) -> str:
+    """.NAME.PID.HOST. : a temp file's name says whose it is, so a later run can tell a killed
+    writer's leftovers (clean_stale_temps) from a live writer's file."""
+    return f".{name}.{os.getpid()}.{socket.gethostname()}."
+
+
+def clean_stale_temps(folder: Path, name: str) -> list[Path]:
+    """Remove the temp files (or staging folders) `.NAME.PID.HOST.*.tmp` in `folder` whose writer is
+    gone: a process of this machine that no longer runs (or a day old: its pid was reused), or, from
+    another machine, an hour old. Returns what was removed."""
+    removed = []
+    prefix, here = f".{name}.", socket.gethostname()
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        pid, _, rest = entry.name[len(prefix):].partition(".")
+        host = rest.rsplit(".", 2)[0]
+        try:
+            if not pid.isdigit():
+                continue
+            age = time.time() - entry.lstat().st_mtime
+            if (host == here and int(pid) != os.getpid() and not _alive(int(pid))) \
+                    or age > STALE_TEMP_S * (24 if host == here else 1):
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                removed.append(entry)
+        except OSError:
+            pass  # another process removed it first, or it is not ours to remove
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+@contextmanager
+def output_set(folder: Path, *, record: str, remove: Sequence[str] = ()) -> Iterator[Path]:
+    """Write a run's files together: the caller writes them into the staging folder this yields (a
+    hidden folder inside `folder`, so renames stay on one file system); when all are written they
+    are renamed into `folder`, the record (the run's `<command>_run.yaml`) last, after the old record
+    and the `remove` files (ours, from an earlier run, that this one does not write) are deleted.
+
+    A failure while writing (a full disk, a kill) leaves `folder` as it was; a kill during the
+    renames leaves it without a record, which marks an incomplete set. Write errors are OutputError.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(folder, STAGING)
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(STAGING), suffix=".tmp", dir=folder))
+    except OSError as err:
+        raise OutputError(f"{folder}: cannot write the outputs there ({err.strerror or err})") from None
+    try:
+        try:
+            yield staging
+        except OSError as err:
+            raise OutputError(f"{folder}: writing the outputs failed ({err.strerror or err}); "
+                              f"the files there are as they were") from None
+        names = sorted(p.name for p in staging.iterdir() if p.name != record)
+        try:
+            (folder / record).unlink(missing_ok=True)
+            for name in remove:
+                (folder / name).unlink(missing_ok=True)
+            for name in [*names, record]:
+                os.replace(staging / name, folder / name)
+        except OSError as err:
+            raise OutputError(f"{folder}: moving the outputs in failed ({err.strerror or err}); the set "
+                              f"there is incomplete (no {record}): run the command again") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = None,
+                 media: pd.Series | None = None) -> None:
+    """Before any work: refuse outputs that would overwrite an input (DATA, the model, a listed video),
+    land inside a DATA folder, or name an existing folder, with a UsageError naming the path."""
+    data = Path(data)
+    data_folder = os.path.realpath(data) if data.is_dir() else None
+    for path in map(Path, writes):
+        if data_folder and Path(os.path.realpath(path)).is_relative_to(data_folder):
+            raise UsageError(f"{path} is inside DATA {data}: avaudit never writes into DATA; "
+                             f"choose an output path elsewhere")
+        blocked = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+        if blocked is not None and blocked != path and not blocked.is_dir():
+            raise UsageError(f"cannot write {path}: {blocked} is a file, not a folder")
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder: name a file to write there")
+        if not path.exists():
+            continue
+        for what, source in (("DATA", data), ("the model", model)):
+            if source is not None and Path(source).is_file() and os.path.samefile(path, source):
+                raise UsageError(f"{path} is {what} ({source}): refusing to overwrite an input; "
+                                 f"choose another output path")
+        if media is not None:
+            named = media[(media == str(path)) | media.str.endswith(os.sep + path.name)]
+            for video in named:
+                if os.path.exists(video) and os.path.samefile(path, video):
+                    raise UsageError(f"{path} is a video listed in DATA: refusing to overwrite an input; "
+                                     f"choose another output path")
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """CSV with fixed float formatting, so that identical results give identical bytes."""
-    atomic_write_text(path, csv_text(frame))
+    """A report CSV: fixed float formatting (identical results give identical bytes), and text cells
+    safe to open in a spreadsheet (spreadsheet_safe)."""
+    atomic_write_text(path, csv_text(spreadsheet_safe(frame)))
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (`=cmd|...`, `+1`, `-2+3`, `@SUM(..)`) get a
+    leading apostrophe, which spreadsheets take as "this is text". Numeric columns are left alone, so
+    -0.5 stays a number. A cell that already starts with apostrophes before such a character gets one
+    more, so read_csv undoes exactly what was added. Manifests (retarget's subsets) are not touched."""
+    changed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "fiubcmM":
+            continue
+        risky = column.str.match(FORMULA, na=False) if column.dtype.kind != "O" else \
+            column.map(lambda v: isinstance(v, str) and re.match(FORMULA, v) is not None).astype(bool)
+        if risky.any():
+            column = column.astype(object).copy()
+            column[risky.to_numpy()] = "'" + column[risky.to_numpy()].astype(str)
+            changed[name] = column
+    return frame.assign(**changed) if changed else frame
+
+
+def read_csv(path: Path, **options) -> pd.DataFrame:
+    """A CSV that write_csv wrote, as it was before spreadsheet_safe: empty cells as "" (not NaN)."""
+    frame = pd.read_csv(path, keep_default_na=False, **options)
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "OT" or isinstance(column.dtype, pd.StringDtype):
+            escaped = column.astype(str).str.match("'" + FORMULA).to_numpy()
+            if escaped.any():
+                column = column.astype(object).copy()
+                column[escaped] = column[escaped].astype(str).str[1:]
+                frame[name] = column
+    return frame
 
 
 def write_json(data: dict, path: Path) -> None:
@@ -59,7 +221,7 @@ def write_yaml(data: dict, path: Path) -> None:
 
 def csv_text(frame: pd.DataFrame) -> str:
     """The text of frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"), built a
-    column at a time: pandas formats cell by cell, 1.4 s for 100,000 rows of bias_videos.csv."""
+    column at a time: pandas formats cell by cell (benchmarks/README.md)."""
     header = ",".join(_csv_field(str(name)) for name in frame.columns)
     if not len(frame):
         return header + "\n"

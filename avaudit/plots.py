@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avaudit.vocab import ASSIGNMENTS
+from avaudit.vocab import ASSIGNMENTS, UNCLEAR_TYPE
 
 LAYER_COLORS = dict(zip(ASSIGNMENTS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#7f7f7f")))
+LAYER_COLORS[UNCLEAR_TYPE] = "#8c564b"  # audio-visual, event type unclear
 
 
 def _pyplot():

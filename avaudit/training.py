@@ -9,6 +9,7 @@ scores the whole validation split (so all take the same lr decisions), rank 0 al
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,7 +24,7 @@ from avaudit.audits.calibration import calibrated_softmax, fit_temperatures, lay
 from avaudit.audits.decisions import softmax, vote
 from avaudit.config import Config
 from avaudit.device import autocast, init_distributed, pick_device, worker_context
-from avaudit.errors import UsageError
+from avaudit.errors import AvauditWarning, UsageError
 from avaudit.media.dataset import ClipDataset, first_item
 from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from avaudit.model.fusion import FusionNet, fusion_loss
@@ -157,6 +158,22 @@ def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[st
     return pd.DataFrame(rows)
 
 
+def check_decoded(labels: pd.Series, train_idx: np.ndarray, val_idx: np.ndarray, skipped: pd.DataFrame) -> None:
+    """No clip to train on is a UsageError (before any model is written); categories left without a
+    validation clip are a warning, since their accuracy (all of it, with no validation clip) is NaN."""
+    if not len(train_idx):
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped["reason"].value_counts().items())
+        raise UsageError(f"no clip to train on: {len(skipped)} of {len(labels)} clips were skipped ({reasons}); "
+                         f"no model written")
+    missing = sorted(set(labels) - set(labels.iloc[val_idx]))
+    if missing:
+        shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+        warnings.warn(f"{len(missing)} of {labels.nunique()} categories have no validation clip (one needs 2 or "
+                      f"more clips that decode to hold one out): {shown}; their accuracy is not measured (n/a)"
+                      + ("; with no validation clip at all, every accuracy is NaN, the learning rate never drops "
+                         "and the temperatures stay 1" if not len(val_idx) else ""), AvauditWarning, stacklevel=3)
+
+
 def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path | None = None,
           device: str = "auto", resume: bool = False,
           on_event: Callable[[str, dict], None] | None = None) -> dict:
@@ -201,6 +218,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
 
     inputs, ok, skipped = decode_inputs(table, config, workers=t.num_workers, on_event=on_event)
     train_idx, val_idx = train_idx[ok[train_idx]], val_idx[ok[val_idx]]
+    check_decoded(labels_text, train_idx, val_idx, skipped)
     per_rank = max(1, t.batch_size // world)
     labels_t = torch.as_tensor(labels)
 

@@ -61,10 +61,13 @@ class Skip(StrEnum):
 
 LAYERS = tuple(str(layer) for layer in Layer)
 AV_LAYERS = LAYERS[:3]  # the audio-visual event layers
-LAYER_GROUP = {"continuous": "audiovisual", "instant": "audiovisual", "onset": "audiovisual",
-               "visual": "visual", "audio": "audio"}
+LAYER_GROUP = {**dict.fromkeys(AV_LAYERS, str(Group.audiovisual)), str(Layer.visual): str(Group.visual),
+               str(Layer.audio): str(Group.audio)}
 ASSIGNMENTS = (*LAYERS, str(Group.redundant))  # what a video or category can be assigned to
-GROUP_OF = {**LAYER_GROUP, str(Group.redundant): str(Group.redundant)}
+UNCLEAR_TYPE = str(Group.audiovisual)  # a category's layer when no audio-visual layer leads by the type margin
+# A category's layer in Table 3: an event type, audio-visual of unclear type, a modality, or either alone.
+CATEGORY_ASSIGNMENTS = (*AV_LAYERS, UNCLEAR_TYPE, *LAYERS[len(AV_LAYERS):], str(Group.redundant))
+GROUP_OF = {**LAYER_GROUP, UNCLEAR_TYPE: UNCLEAR_TYPE, str(Group.redundant): str(Group.redundant)}
 GROUPS = tuple(str(group) for group in Group)
 SKIPPED_COLUMNS = ("video_id", "path", "reason", "detail")
 

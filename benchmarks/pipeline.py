@@ -11,7 +11,7 @@ in --rounds rounds, each keeping its best, as timeit does):
   sequential   decode one clip (frames, sound, onsets), run the model on it, next;
   decode-only  avaudit's DataLoader (W workers) with no model;
   model-only   the model over as many clips, the inputs decoded beforehand, every core;
-  end-to-end   avaudit.pipeline.bias on DATA with an empty cache: manifest, checkpoint, decoding
+  end-to-end   avaudit.bias on DATA with an empty cache: manifest, checkpoint, decoding
                workers, model, decisions and output files (the CLI minus interpreter start-up).
 The bound is decode-only + model-only where both share the CPU, max(decode-only, model-only) on a
 GPU. bound / end-to-end is the figure we steer by (1.0: no time lost to the glue between them).
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from avaudit import commands as pipeline
+from avaudit import commands
 from avaudit.config import load_config
 from avaudit.device import autocast, default_workers, pick_device
 from avaudit.inference.run import collate
@@ -70,7 +70,7 @@ def untrained(preset: str, classes: list[str], path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", type=Path, default=REPO / "sample_videos")
-    parser.add_argument("--model", type=Path, default=pipeline.DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=commands.DEFAULT_MODEL)
     parser.add_argument("--preset", help="time an untrained network of this preset instead of --model")
     parser.add_argument("--workers", type=int, default=None, help="decoding workers [default: avaudit's]")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -115,7 +115,7 @@ def main() -> None:
 
     def end_to_end():
         with tempfile.TemporaryDirectory() as tmp:
-            result = pipeline.bias(args.data, model=args.model, out=Path(tmp) / "out",
+            result = commands.bias(args.data, model=args.model, out=Path(tmp) / "out",
                                    cache_dir=Path(tmp) / "cache", device=args.device, batch_size=bs, workers=workers)
             assert result.n_cached == 0 and len(result.skipped) == 0
 

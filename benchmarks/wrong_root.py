@@ -4,7 +4,7 @@
 
 The CSV is made from the release's 300-row head (tests/bigkinetics.py: the release's byte layout, an id
 per row, 400 labels). The root is an empty folder, so every row must come back as a `missing file` in
-skipped.csv, the run must exit 1 and print the found-files line. Prints each command's wall time
+<command>_skipped.csv, the run must exit 1 and print the found-files line. Prints each command's wall time
 (interpreter start-up included) and peak resident memory, one fresh process per run, shipped model.
 """
 from __future__ import annotations
@@ -46,14 +46,16 @@ def main() -> None:
         env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp / "cache"), "COLUMNS": "300"}
         measure(["bias", str(src), "--root", str(tmp / "wrong"), "--out", str(tmp / "warm")], env)  # fills the
         # checkpoint's cached fields, as any earlier run with the model has
-        print(f"{'command':16} {'exit':>4} {'wall s (each run)':>24} {'peak MiB':>9}  skipped.csv rows")
+        print(f"{'command':16} {'exit':>4} {'wall s (each run)':>24} {'peak MiB':>9}  skipped rows")
         for command, extra in COMMANDS.items():
             out = tmp / command
             target = ["--out", str(out / "subset.csv")] if command == "retarget" else ["--out", str(out)]
             runs = [measure([command, str(src), "--root", str(tmp / "wrong"), *target, *extra], env)
                     for _ in range(args.repeats)]
             code, _, _, output = runs[-1]
-            rows = (out / "skipped.csv").read_text().count("\n") - 1
+            listed = out / "bias" / "bias_skipped.csv" if command == "retarget" else \
+                out / f"{command.replace('-', '_')}_skipped.csv"
+            rows = listed.read_text().count("\n") - 1
             line = next((x for x in output.splitlines() if "files found under" in x), "(no found-files line)")
             print(f"{command:16} {code:>4} {' '.join(f'{r[1]:.2f}' for r in runs):>24} "
                   f"{max(r[2] for r in runs):>9.0f}  {rows:,}")

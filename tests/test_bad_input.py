@@ -34,7 +34,7 @@ def audit_and_check(data, expected: pd.DataFrame, model, out, *extra):
     result = runner.invoke(app, ["bias", str(data), "--model", str(model), "--out", str(out), "--device", "cpu",
                                  "--workers", "0", "--rule", "paper", *extra])
     assert result.exit_code == 1, result.output
-    skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
+    skipped = pd.read_csv(out / "bias_skipped.csv", keep_default_na=False)
     assert list(skipped.columns) == ["video_id", "path", "reason", "detail"]
     assert set(skipped["reason"]) <= set(REASONS) | set(MANIFEST_REASONS)
     videos = pd.read_csv(out / "bias_videos.csv", keep_default_na=False)
@@ -86,6 +86,7 @@ def test_files_over_the_length_limit_are_refused_before_decoding(clip10):
         decode_clip(clip10, steps=100, seconds=10.0, sample_rate=16000, resize=(32, 32), crop=32, max_seconds=5)
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_audit_then_rerun_gives_the_uninterrupted_files(planted, tiny_model, tmp_path):
     """Outputs and cache chunks are written atomically; a rerun resumes from the cache."""
     import os
@@ -126,7 +127,7 @@ def test_the_other_audits_account_for_every_bad_file_too(corpus, relabelled_mode
     result = runner.invoke(app, [command, str(root), "--model", str(relabelled_model), "--out", str(tmp_path),
                                  "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 1, result.output
-    skipped = pd.read_csv(tmp_path / "skipped.csv", keep_default_na=False)
+    skipped = pd.read_csv(tmp_path / f"{command.replace('-', '_')}_skipped.csv", keep_default_na=False)
     bad = expected[expected["expected"] != ""]
     assert sorted(skipped["reason"]) == sorted(bad["expected"])
     if table:

@@ -63,14 +63,14 @@ def test_round_trip_and_persistence(tmp_path):
     cache = LogitCache(tmp_path, "abc", n_classes=C, source="m.pt")
     cache.add(keys[:30], logits[:30])
     cache.add(keys[:0], logits[:0])
-    found, got = cache.lookup(keys)
+    found, got, _ = cache.lookup(keys)
     assert found[:30].all() and not found[30:].any()
     np.testing.assert_array_equal(got[:30], logits[:30])
     assert np.isnan(got[30:]).all()
     cache.add(keys[30:], logits[30:])
     assert len(cache) == 50
     again = LogitCache(tmp_path, "abc", n_classes=C)
-    found, got = again.lookup(keys[::-1])
+    found, got, _ = again.lookup(keys[::-1])
     assert found.all()
     np.testing.assert_array_equal(got, logits[::-1])
     assert len(list((tmp_path / "abc").glob("chunk-*.npz"))) == 2
@@ -80,15 +80,27 @@ def test_round_trip_and_persistence(tmp_path):
     assert "n_classes: 7" in (tmp_path / "abc" / "model.txt").read_text()
 
 
+def test_seconds_of_content_round_trip_and_old_chunks_read_as_unknown(tmp_path):
+    keys, logits = random_entries(6)
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    cache.add(keys[:3], logits[:3], np.array([10.0, 4.5, 2.0]))
+    np.savez(tmp_path / "abc" / "chunk-00000000000000000001-1-0.npz", keys=keys[3:], logits=logits[3:])
+    found, got, seconds = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
+    assert found.all()
+    np.testing.assert_array_equal(got, logits)
+    np.testing.assert_array_equal(seconds[:3], np.array([10.0, 4.5, 2.0], np.float32))
+    assert np.isnan(seconds[3:]).all()
+
+
 def test_failed_rows_are_not_cached_and_later_chunks_win(tmp_path):
     keys, logits = random_entries(3)
     logits[1] = np.nan
     cache = LogitCache(tmp_path, "abc", n_classes=C)
     cache.add(np.array([keys[0], keys[1], ""]), logits)
-    found, _ = cache.lookup(np.array([keys[0], keys[1], ""]))
+    found, _, _ = cache.lookup(np.array([keys[0], keys[1], ""]))
     assert found.tolist() == [True, False, False]
     cache.add(keys[:1], logits[2:3])
-    found, got = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys[:1])
+    found, got, _ = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys[:1])
     np.testing.assert_array_equal(got[0], logits[2])
 
 
@@ -102,7 +114,7 @@ def test_temp_files_and_corrupt_chunks_are_skipped(tmp_path):
     other = LogitCache(tmp_path, "other", n_classes=C + 1)
     other.add(keys[10:], np.zeros((10, 5, C + 1), np.float32))
     with pytest.warns(UserWarning, match="unreadable"):
-        found, got = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
+        found, got, _ = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
     assert found.tolist() == [True] * 10 + [False] * 10
     np.testing.assert_array_equal(got[:10], logits[:10])
     assert not other.lookup(keys[:10])[0].any()
@@ -130,6 +142,7 @@ def add_from_process(root: str, seed: int) -> None:
         cache.add(keys[part], logits[part])
 
 
+@pytest.mark.slow
 def test_concurrent_adds_from_two_processes(tmp_path):
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=add_from_process, args=(str(tmp_path), seed)) for seed in (1, 2)]
@@ -141,12 +154,13 @@ def test_concurrent_adds_from_two_processes(tmp_path):
     cache = LogitCache(tmp_path, "abc", n_classes=C)
     for seed in (1, 2):
         keys, logits = random_entries(40, seed)
-        found, got = cache.lookup(keys)
+        found, got, _ = cache.lookup(keys)
         assert found.all()
         np.testing.assert_array_equal(got, logits)
     assert len(cache) == 80 and len(list((tmp_path / "abc").glob("chunk-*.npz"))) == 8
 
 
+@pytest.mark.slow
 def test_lookup_100k_entries_is_fast(tmp_path):
     n, chunks = 100_000, 100
     keys = np.char.mod("%032x", np.arange(n)).astype("<U32")
@@ -157,10 +171,42 @@ def test_lookup_100k_entries_is_fast(tmp_path):
     order = np.random.default_rng(1).permutation(n)
     query = keys[order]
     began = time.perf_counter()
-    found, got = LogitCache(tmp_path, "abc", n_classes=C).lookup(query)
+    found, got, _ = LogitCache(tmp_path, "abc", n_classes=C).lookup(query)
     seconds = time.perf_counter() - began
     print(f"\nlookup of {n} entries in {chunks} chunks (cold, new instance): {seconds:.3f} s, "
           f"{n / seconds:,.0f} videos/s")
     assert found.all()
     np.testing.assert_array_equal(got, logits[order])
     assert seconds < 5.0
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp_path, monkeypatch):
+    import errno
+
+    from avaudit.errors import AvauditWarning
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    monkeypatch.setattr("avaudit.inference.cache.atomic_write", full_disk)
+    keys, logits = random_entries(10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache.add(keys[:5], logits[:5])
+        cache.add(keys[5:], logits[5:])
+    assert [(w.category, str(w.message)) for w in caught] == [(AvauditWarning, (
+        f"the logit cache {tmp_path}/abc cannot be written (No space left on device): going on without caching, "
+        f"so an interrupted run starts over and a re-audit decodes again (free space, or pass another --cache-dir)"))]
+    found, got = cache.lookup(keys)
+    assert found.all() and not list((tmp_path / "abc").glob("chunk-*"))
+    np.testing.assert_array_equal(got, logits)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        unusable = LogitCache(blocked, "abc", n_classes=C)
+        unusable.add(keys, logits)
+    assert [str(w.message).split(": going on")[0] for w in caught] == [
+        f"the logit cache {blocked}/abc cannot be written (Not a directory)"]
+    assert unusable.lookup(keys)[0].all()

@@ -3,15 +3,18 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from avaudit.cli import app
 
 runner = CliRunner()
-DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples"]
+DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples",
+                   "doctor"]
 
 
+@pytest.mark.slow
 def test_help_lists_every_command_quickly():
     result = subprocess.run([sys.executable, "-m", "avaudit", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
@@ -38,8 +41,9 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     assert len(categories) == 16 and categories["n_videos"].sum() == 36
     summary = json.loads((out / "bias_summary.json").read_text())
     assert sum(summary["categories_per_layer"].values()) == 16 == summary["total"]
-    assert not (out / "skipped.csv").exists()
-    settings = yaml.safe_load((out / "run.yaml").read_text())
+    assert not (out / "bias_skipped.csv").exists()
+    settings = yaml.safe_load((out / "bias_run.yaml").read_text())
+    assert settings["outputs"] == ["bias_categories.csv", "bias_summary.json", "bias_videos.csv"]
     assert settings["preset"] == "tiny" and settings["model"] == str(tiny_model)
 
 

@@ -54,3 +54,127 @@ def test_silence_stands_in_for_a_missing_sound_track_when_asked(tmp_path):
     clip = decode_clip(write_clip(tmp_path / "silent.mp4", seconds=10.0, audio=False), **ARGS, silence=True)
     assert not clip.audio.any() and clip.audio.dtype == np.float32 and clip.audio.shape == (160000,)
     assert clip.frames.shape[0] == ARGS["steps"] and clip.frames.any() and not clip.padded
+
+
+# --- files decord misreads (tests/oddmedia.py writes them)
+
+def reds(clip) -> np.ndarray:
+    return clip.frames[:, 24, 24, 0].astype(int)
+
+
+def test_a_clip_cut_at_a_non_key_frame_starts_at_the_cut(tmp_path):
+    """`ffmpeg -ss 2.5 -c copy` keeps the lead-in from the key frame before 2.5 s behind an edit list;
+    decord counted those frames and called them broken (a decode error past its 5% fault tolerance)."""
+    from oddmedia import red, trim_by_copy, write_av
+
+    source = write_av(tmp_path / "source.mp4", seconds=11.5, gop=250)  # one key frame, at 0
+    clip = decode_clip(trim_by_copy(source, tmp_path / "cut.mp4", 2.5), **ARGS)
+    assert np.abs(reds(clip)[:90] - red(25 + np.arange(90))).max() <= 2  # step k: source frame 25 + k
+    assert clip.frames[91:].max() == 0
+    assert clip.padded and 8.8 <= clip.duration <= 9.05
+
+
+def test_a_video_stream_that_starts_4_s_after_its_sound_stays_4_s_late(tmp_path):
+    from oddmedia import red, write_av
+
+    clip = decode_clip(write_av(tmp_path / "late.mp4", seconds=6.0, video_start=4.0), **ARGS)
+    assert clip.frames[:40].max() == 0  # no picture yet
+    assert np.abs(reds(clip)[40:] - red(np.arange(60))).max() <= 2
+    assert 0.45 < np.abs(clip.audio[: 16000]).max() < 0.55  # the sound from the first second on
+    assert np.abs(clip.audio[int(6.1 * 16000) :]).max() == 0  # and for its 6 s only
+    assert clip.padded and 1.9 <= clip.duration <= 2.1  # picture and sound together: 4 s to 6 s
+
+
+def test_an_avi_whose_header_says_0_fps_is_timed_by_its_codec(tmp_path):
+    """FFmpeg reads a 0-fps AVI header as 25 fps; the MPEG-4 stream itself says 10."""
+    import av
+    from oddmedia import red, write_av, zero_frame_rate
+
+    path = zero_frame_rate(write_av(tmp_path / "zero.avi", seconds=6.0, codec="mpeg4", audio_codec="mp3"))
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].average_rate == 25  # what decord timed it by
+    clip = decode_clip(path, **ARGS)
+    assert np.abs(reds(clip)[:60] - red(np.arange(60))).max() <= 3
+    assert clip.frames[61:].max() == 0 and 5.9 <= clip.duration <= 6.1
+
+
+def test_h264_in_avi_has_no_presentation_times_and_is_timed_by_frame_count(tmp_path):
+    """decord read every frame time of this file as NOPTS and called it 0.00 s of video (too short)."""
+    from oddmedia import red, write_av
+
+    clip = decode_clip(write_av(tmp_path / "h264.avi", seconds=6.0, audio_codec="mp3"), **ARGS)
+    assert np.abs(reds(clip)[:60] - red(np.arange(60))).max() <= 2
+    assert clip.frames[61:].max() == 0 and 5.9 <= clip.duration <= 6.1
+
+
+def test_eight_channels_are_averaged_not_summed(tmp_path):
+    """The same 0.5 tone on all 8 channels of a 7.1 track is a 0.5 tone (decord gave 2.2)."""
+    from oddmedia import write_av
+
+    clip = decode_clip(write_av(tmp_path / "surround.mp4", seconds=10.0, channels=8, layout="7.1"), **ARGS)
+    assert 0.4 < np.abs(clip.audio).max() < 0.55
+
+
+def test_sound_is_placed_to_the_sample(tmp_path):
+    """A click at 1 s in a 44.1 kHz track is at sample 16000 of the 16 kHz window (decord: 16017)."""
+    import av
+
+    path = tmp_path / "click.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.height, video.width, video.pix_fmt = 48, 64, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=44100)
+        sound.layout = "mono"
+        for _ in range(30):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 99, np.uint8), format="rgb24")))
+        out.mux(video.encode())
+        y = np.zeros(3 * 44100, np.int16)
+        y[44100] = 30000
+        for k in range(0, len(y), 1024):
+            frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 44100, k
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+    clip = decode_clip(path, **{**ARGS, "min_seconds": 1.0})
+    assert np.argmax(np.abs(clip.audio)) == 16000
+
+
+@pytest.mark.parametrize("start", [0.0, 2.0])
+def test_pyav_gives_the_frames_and_sound_decord_gives(clip10, monkeypatch, start):
+    """The fallback decoder keeps the contract: same sampling, window, sound and duration."""
+    from avaudit.media import decode
+
+    by_decord = decode_clip(clip10, start=start, **ARGS)
+
+    def untimed(path, *args, **kwargs):
+        raise decode._Untimed(f"{path}: forced")
+
+    monkeypatch.setattr(decode, "_decord_frames", untimed)
+    by_pyav = decode_clip(clip10, start=start, **ARGS)
+    shown = int((10 - start) * 10)  # steps before the 10-s file ends
+    assert np.abs(reds(by_pyav)[:shown] - np.floor(start * 25 + np.arange(shown) * 2.5)).max() <= 2
+    assert np.abs(by_pyav.frames.astype(int) - by_decord.frames.astype(int)).max() <= 2
+    assert np.array_equal(by_pyav.audio, by_decord.audio)
+    assert (by_pyav.padded, round(by_pyav.duration, 2)) == (by_decord.padded, round(by_decord.duration, 2))
+
+
+@pytest.mark.slow
+def test_a_3_s_video_with_4_hours_of_sound_reads_only_the_window(tmp_path):
+    """decord decoded the whole track at once: 57 s and 3.6 GB peak for this file."""
+    import subprocess
+    import sys
+
+    from oddmedia import write_long_sound
+
+    path = write_long_sound(tmp_path / "long.mp4", video_seconds=3.0, sound_hours=4.0)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking pytest process through exec.
+    script = ("import re, sys; from avaudit.media.decode import decode_clip\n"
+              f"clip = decode_clip(sys.argv[1], **{ARGS!r})\n"
+              "peak_kb = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+              "print(clip.padded, round(clip.duration, 1), round(float(abs(clip.audio[:32000]).max()), 1),"
+              " peak_kb // 1024)")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    padded, duration, loudness, peak_mb = done.stdout.split()
+    assert (padded, duration, loudness) == ("True", "3.0", "0.5")
+    assert int(peak_mb) < 400, f"{peak_mb} MB peak"

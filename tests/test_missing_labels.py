@@ -3,7 +3,12 @@ import pandas as pd
 import pytest
 
 from avaudit.audits.decisions import softmax
-from avaudit.audits.missing_labels import missing_label_candidates
+from avaudit.audits.missing_labels import (
+    layer_confusion,
+    leave_one_out_median,
+    missing_label_candidates,
+    split_confusions,
+)
 
 CLASSES = ["bark", "drum", "piano", "siren"]
 
@@ -24,7 +29,7 @@ def test_candidates_are_the_eq7_set_minus_the_annotation():
     # Layers predict drum (3.0), piano (2.0), drum (1.0, beaten by layer 0), bark (4.0), piano (1.0).
     logits = layer_logits([1, 2, 1, 0, 2], [3.0, 2.0, 1.0, 4.0, 1.0])[None]
     out = missing_label_candidates(videos("drum"), logits, CLASSES)
-    assert list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence"]
+    assert list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion"]
     assert set(out["candidate"]) == {"piano", "bark"}  # drum is annotated
     row = out.set_index("candidate").loc["bark"]
     assert row["layer"] == "visual" and row["label"] == "drum" and row["path"] == "/d/v0.mp4"
@@ -85,7 +90,8 @@ def test_annotations_split_on_semicolons_and_missing_ones_hide_nothing():
 
 def test_empty_input_gives_the_columns():
     out = missing_label_candidates(videos(), np.zeros((0, 5, 4)), CLASSES)
-    assert out.empty and list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence"]
+    assert out.empty and list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence",
+                                               "confusion"]
 
 
 def test_misaligned_inputs_are_refused():
@@ -93,3 +99,60 @@ def test_misaligned_inputs_are_refused():
         missing_label_candidates(videos("bark"), np.zeros((2, 5, 4)), CLASSES)
     with pytest.raises(ValueError):
         missing_label_candidates(videos("bark"), np.zeros((1, 5, 3)), CLASSES)
+
+
+def test_leave_one_out_median_drops_one_equal_entry_per_query():
+    values = np.array([[0.1, 0.9, 0.2, 0.4], [5.0, 7.0, 6.0, 5.0]])
+    # row 0 is 0.1 0.2 0.4 0.9: without 0.1 -> 0.4, without 0.9 -> 0.2; row 1 without one 5.0 -> 6.0
+    out = leave_one_out_median(values, np.array([0, 0, 1, 1]), np.array([0.1, 0.9, 5.0, 7.0]))
+    np.testing.assert_allclose(out, [0.4, 0.2, 6.0, 5.0])
+    assert np.isnan(leave_one_out_median(values[:, :1], np.array([0]), np.array([0.1]))).all()
+
+
+def confused_audio(n_videos, n_missing):
+    """bark videos whose audio layer is torn between bark and drum (same sound, say); the visual layer of
+    the first n_missing of them is sure of siren, which is really there and not annotated."""
+    logits = np.zeros((n_videos, 5, 4))
+    logits[:, :3, 0] = 6.0  # the audio-visual layers are sure of bark
+    logits[:, 3, 0] = 3.0  # visual: bark
+    logits[:n_missing, 3, 3] = 9.0  # visual: siren on the two-event videos
+    logits[:, 4, 0], logits[:, 4, 1] = 3.0, 3.2  # audio: drum a hair ahead of bark on every video
+    return logits
+
+
+def test_a_layers_confusion_on_most_videos_is_set_apart_and_a_minority_missing_label_kept():
+    logits = confused_audio(10, 3)
+    out = missing_label_candidates(videos(*["bark"] * 10), logits, CLASSES)
+    drum, siren = out[out["candidate"] == "drum"], out[out["candidate"] == "siren"]
+    assert len(drum) == 10 and (drum["layer"] == "audio").all()
+    np.testing.assert_allclose(drum["confusion"], softmax(logits)[0, 4, 1])  # every other video: the same 0.55
+    assert len(siren) == 3 and (siren["layer"] == "visual").all()
+    # the other 9 bark videos: 2 with siren, 7 without -> median near 0
+    np.testing.assert_allclose(siren["confusion"], softmax(logits)[9, 3, 3])
+    kept, confused = split_confusions(out, max_confusion=0.1)
+    assert kept["candidate"].tolist() == ["siren"] * 3
+    assert confused.to_dict("records") == [{"label": "bark", "candidate": "drum", "layer": "audio", "n_videos": 10,
+                                            "median_confusion": pytest.approx(softmax(logits)[0, 4, 1]),
+                                            "max_confidence": pytest.approx(softmax(logits)[0, 4, 1])}]
+    assert len(split_confusions(out, max_confusion=None)[0]) == 13
+
+
+def test_a_label_missing_from_most_videos_counts_as_a_confusion():
+    # The rule's limit, as README says: a second event in over half of a category's videos looks systematic.
+    out = missing_label_candidates(videos(*["bark"] * 10), confused_audio(10, 7), CLASSES)
+    kept, _ = split_confusions(out, max_confusion=0.1)
+    assert "siren" not in set(kept["candidate"])
+
+
+def test_a_video_alone_in_its_label_cannot_be_judged_and_is_kept():
+    out = missing_label_candidates(videos("bark"), confused_audio(1, 1), CLASSES)
+    assert out["confusion"].isna().all()
+    assert len(split_confusions(out, max_confusion=0.1)[0]) == len(out) == 2
+
+
+def test_a_multi_label_video_takes_its_most_confused_label():
+    confidences = np.full((3, 5, 4), 0.0)
+    confidences[:, 4, 1] = [0.9, 0.6, 0.05]  # audio's drum: on v0 (bark;siren), v1 (bark), v2 (siren)
+    marks = np.array([[1, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]], bool)
+    out = layer_confusion(confidences, marks, np.array([0]), np.array([4]), np.array([1]))
+    np.testing.assert_allclose(out, [0.6])  # bark's other video gives 0.6, siren's 0.05

@@ -20,3 +20,29 @@ def test_csv_text_is_pandas_to_csv_byte_for_byte():
     expected = frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
     assert csv_text(frame) == expected
     assert csv_text(frame.iloc[:0]) == frame.iloc[:0].to_csv(index=False, lineterminator="\n")
+
+
+def test_report_csvs_are_safe_in_a_spreadsheet_and_read_back_exactly(tmp_path):
+    from avaudit.outputs import read_csv, write_csv
+
+    text = ["=HYPERLINK(\"http://x\")", "-0.5", "@SUM(A1)", "+1", "\tx", "'=x", "''-x", "'x", "plain", "", "-"]
+    frame = pd.DataFrame({"text": text, "conf": np.linspace(-1, 1, len(text)), "n": np.arange(-5, len(text) - 5),
+                          "mixed": pd.Series([1.5, "=x", None, *"abcdefgh"], dtype=object)})
+    write_csv(frame, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text() == (
+        "text,conf,n,mixed\n"
+        "\"'=HYPERLINK(\"\"http://x\"\")\",-1.000000,-5,1.5\n"
+        "'-0.5,-0.800000,-4,'=x\n"
+        "'@SUM(A1),-0.600000,-3,\n"
+        "'+1,-0.400000,-2,a\n"
+        "'\tx,-0.200000,-1,b\n"
+        "''=x,0.000000,0,c\n"
+        "'''-x,0.200000,1,d\n"
+        "'x,0.400000,2,e\n"
+        "plain,0.600000,3,f\n"
+        ",0.800000,4,g\n"
+        "'-,1.000000,5,h\n")
+    back = read_csv(tmp_path / "t.csv")
+    assert back["text"].tolist() == text
+    assert back["conf"].tolist() == [round(v, 6) for v in frame["conf"]] and back["n"].tolist() == frame["n"].tolist()
+    assert back["mixed"].tolist() == ["1.5", "=x", "", *"abcdefgh"]

@@ -63,7 +63,7 @@ def test_bias_on_each_release_layout(layout, tmp_path, planted, release_model):
     videos = pd.read_csv(out / "bias_videos.csv", keep_default_na=False)
     expected = sorted((Path(relative).name, label) for relative, labels in files.items() for label in labels)
     assert sorted(zip(videos["path"].map(lambda p: Path(p).name), videos["label"])) == expected
-    skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
+    skipped = pd.read_csv(out / "bias_skipped.csv", keep_default_na=False)
     assert len(skipped) == n_videos - len(files) and set(skipped["reason"]) == {"missing file"}
     example = skipped["path"].iloc[0]
     found = f"{len(files)} of {n_videos:,} files found under {tmp_path}; e.g. {example}"

@@ -78,6 +78,7 @@ def test_resume_refuses_a_checkpoint_of_another_preset(planted, tiny_preset, tmp
         train(table, config=other, out=tmp_path / "m.pt", device="cpu", resume=True)
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -91,6 +92,7 @@ def test_two_process_torchrun_on_cpu_with_gloo(planted, tiny_preset, tmp_path):
     assert "validation accuracy" in result.stdout and result.stdout.count("model written to") == 1
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_training_then_resume_ends_like_an_uninterrupted_run(planted, tiny_preset, tmp_path):
     """A real SIGKILL at whatever batch it lands on; --resume must end where an uninterrupted run ends."""
     import signal
@@ -128,3 +130,41 @@ def test_kill_minus_9_mid_training_then_resume_ends_like_an_uninterrupted_run(pl
     reference = load_checkpoint(tmp_path / "full.pt")["model"]
     for key, value in reference.items():
         torch.testing.assert_close(final["model"][key], value, rtol=0, atol=0)
+
+
+def test_training_refuses_when_every_clip_was_skipped_and_writes_no_model(tiny_preset, tmp_path):
+    from typer.testing import CliRunner
+
+    from avaudit.cli import app
+
+    for label in ("dog", "cat"):
+        for i in range(2):
+            (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "data" / label / f"{i}.mp4").write_text("not a video")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--preset", str(tiny_preset), "--out",
+                                      str(tmp_path / "m.pt"), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == ("error: no clip to train on: 4 of 4 clips were skipped (4 unreadable "
+                                              "container); no model written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_categories_without_a_validation_clip_are_named_and_their_accuracy_shown_as_na(planted, tiny_preset,
+                                                                                       tmp_path):
+    from typer.testing import CliRunner
+
+    from avaudit.cli import app
+
+    for folder in sorted(p for p in planted.iterdir() if p.is_dir())[:2]:  # one clip of each of two categories
+        (tmp_path / "data" / folder.name).mkdir(parents=True)
+        (tmp_path / "data" / folder.name / "a.mp4").symlink_to(sorted(folder.glob("*.mp4"))[0])
+    names = sorted(p.name for p in (tmp_path / "data").iterdir())
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--preset", str(tiny_preset), "--out",
+                                      str(tmp_path / "m.pt"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: 2 of 2 categories have no validation clip (one needs 2 or more clips that decode to hold one "
+            f"out): {names[0]}, {names[1]}; their accuracy is not measured (n/a); with no validation clip at all, "
+            f"every accuracy is NaN, the learning rate never drops and the temperatures stay 1") in result.output
+    assert "validation accuracy (0 clips held out, 2 trained on)" in result.output
+    assert "│ all      │        n/a │     n/a │   n/a │    n/a │   n/a │  n/a │" in result.output
+    assert "nan" not in result.output

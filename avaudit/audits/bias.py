@@ -1,5 +1,9 @@
 """Modality bias (section 4.3, Table 3): which layer carries each video's and category's label.
 
+A category's event type (continuous, instant or onset) is named only when its layer leads the other
+audio-visual layers by a margin (`event_type_margin`); a continuous event saturates all three, and
+their differences are noise. Otherwise the category's layer is `audiovisual`: type unclear.
+
 Pure functions: arrays and tables in, DataFrames out, no model and no I/O.
 """
 from __future__ import annotations
@@ -9,7 +13,17 @@ import pandas as pd
 
 from avaudit.audits.decisions import category_modality, true_label_confidence
 from avaudit.errors import UsageError
-from avaudit.vocab import ASSIGNMENTS, AV_LAYERS, GROUP_OF, GROUPS, LAYERS, Group, Rule
+from avaudit.vocab import (
+    ASSIGNMENTS,
+    AV_LAYERS,
+    CATEGORY_ASSIGNMENTS,
+    GROUP_OF,
+    GROUPS,
+    LAYERS,
+    UNCLEAR_TYPE,
+    Group,
+    Rule,
+)
 
 REDUNDANT = str(Group.redundant)
 
@@ -40,11 +54,32 @@ def assign_videos(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.nd
     raise UsageError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
 
 
+def event_type_margin(labels: pd.Series, true_conf: np.ndarray, categories: pd.DataFrame) -> np.ndarray:
+    """How far each category's audio-visual layer leads the other two, typically. (len(categories),).
+
+    labels (N,) each video's category; true_conf (N, 5) its layers' confidences in it; categories:
+    category, layer. Per video, the category's layer's confidence minus the best other audio-visual
+    layer's; per category, the median over its videos. NaN where the layer is not audio-visual.
+    """
+    index = {name: i for i, name in enumerate(AV_LAYERS)}
+    own = pd.Series(labels).map(dict(zip(categories["category"], categories["layer"].map(index)))).to_numpy(float)
+    av = true_conf[:, : len(AV_LAYERS)].astype(float)
+    rows = np.flatnonzero(~np.isnan(own))
+    chosen = own[rows].astype(int)
+    others = av[rows].copy()
+    others[np.arange(len(rows)), chosen] = -np.inf
+    lead = pd.Series(av[rows, chosen] - others.max(axis=1)).groupby(np.asarray(labels)[rows]).median()
+    return categories["category"].map(lead).to_numpy(float)
+
+
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
-               fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               fraction: float, type_margin: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-video assignment, per-category assignment and the dataset's Table 3 row.
 
     videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
+    A category assigned an audio-visual layer keeps it when its `type_margin` column
+    (`event_type_margin`) reaches `type_margin`, and becomes `audiovisual` (type unclear) otherwise;
+    0 names every type, as the paper does.
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
@@ -57,9 +92,13 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
     categories = category_modality(per_video["label"], chosen, weight, names=ASSIGNMENTS)
+    categories["type_margin"] = event_type_margin(per_video["label"], true_conf, categories)
+    if type_margin > 0:
+        categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))
-    summary = {"rule": rule, "fraction": fraction if rule == "sufficiency" else None,
-               "categories_per_layer": {name: int((categories["layer"] == name).sum()) for name in ASSIGNMENTS},
+    summary = {"rule": rule, "fraction": fraction if rule == "sufficiency" else None, "type_margin": type_margin,
+               "categories_per_layer": {name: int((categories["layer"] == name).sum())
+                                        for name in CATEGORY_ASSIGNMENTS},
                "categories_per_group": {g: int((categories["group"] == g).sum()) for g in GROUPS},
                "total": int(len(categories)), "n_videos": int(len(per_video))}
     return per_video, categories, summary

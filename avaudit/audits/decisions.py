@@ -21,7 +21,7 @@ def check_layer_arrays(logits, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Per-layer softmax over classes: the confidences DESIGN.md means by default. (N, 5, C)."""
+    """Per-layer softmax over classes: the confidences the audits use by default. (N, 5, C)."""
     logits = np.asarray(logits)
     out = (logits - logits.max(axis=-1, keepdims=True)).astype(np.result_type(logits, np.float32), copy=False)
     np.exp(out, out=out)  # in place: a re-audit of 100,000 videos holds 8 million of these

@@ -1,6 +1,12 @@
 """Missing labels (eq. 7): classes some layer is surest of that the annotation does not name.
 
-Pure function: a manifest table and logits in, a DataFrame out, no model and no I/O.
+A unimodal layer cannot tell apart two categories that share its modality (the audio layer hears
+the same sound in `hum660_orange` and `hum660_teal`), so it proposes the other one on most of the
+category's videos. Such a candidate is the layer's systematic confusion, not a missing label: its
+`confusion` is the layer's median confidence in the candidate over the *other* videos annotated with
+the same label, near 0 for a label missing from a minority of them, large for a confusion.
+
+Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import pandas as pd
 from avaudit.audits.decisions import multilabel, softmax
 from avaudit.vocab import LAYERS
 
-COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence")
+COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion")
 
 
 def annotated(labels: pd.Series, classes: list[str]) -> np.ndarray:
@@ -26,6 +32,53 @@ def annotated(labels: pd.Series, classes: list[str]) -> np.ndarray:
     return marks
 
 
+def leave_one_out_median(values: np.ndarray, row: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Median of values[row[j]] without one entry equal to own[j], for each j. (J,).
+
+    values (K, n); every own[j] must be in its row (removing any one of several equal entries leaves
+    the same values). Fewer than 2 entries a row leave nothing: NaN.
+    """
+    n = values.shape[1]
+    if n < 2:
+        return np.full(len(own), np.nan)
+    lo, hi = (n - 2) // 2, (n - 1) // 2  # the middle of the n - 1 entries left
+    ordered = np.partition(values, sorted({lo, lo + 1, hi, hi + 1}), axis=1)  # those order statistics in place
+
+    def left(j: int) -> np.ndarray:
+        """The j-th smallest once own is gone: the next one up where own ranks at or below j."""
+        return np.where(ordered[row, j] >= own, ordered[row, j + 1], ordered[row, j])
+
+    return (left(lo) + left(hi)) / 2
+
+
+def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
+                    cls: np.ndarray) -> np.ndarray:
+    """How much a layer proposes a class on the other videos annotated like this one. (M,) in [0, 1].
+
+    confidences (N, 5, C); marks (N, C) the annotation; video, layer, cls (M,) one candidate each.
+    For candidate m and each label A of video m: the median, over the other videos annotated A, of
+    layer[m]'s confidence in cls[m]; the largest over the video's labels. NaN where no other video
+    shares a label with it (nothing to judge by).
+    """
+    out = np.full(len(video), np.nan)
+    pair, label = np.nonzero(marks[video])  # (candidate, one of its video's labels)
+    if not len(pair):
+        return out
+    member_video, member_label = np.nonzero(marks)
+    order = np.argsort(member_label, kind="stable")
+    members = np.split(member_video[order], np.searchsorted(member_label[order], np.arange(1, marks.shape[1])))
+    by_label = np.argsort(label, kind="stable")
+    starts = np.flatnonzero(np.r_[True, label[by_label][1:] != label[by_label][:-1]])
+    for chunk in np.split(by_label, starts[1:]):
+        a = label[chunk[0]]
+        m = pair[chunk]
+        keys, column = np.unique(np.stack([layer[m], cls[m]]), axis=1, return_inverse=True)
+        values = confidences[members[a][None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_A)
+        own = confidences[video[m], layer[m], cls[m]]
+        np.fmax.at(out, m, leave_one_out_median(values, column.ravel(), own))
+    return out
+
+
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
@@ -36,8 +89,11 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     (N, 5, C), by default the softmax of the logits, scores the rows, and candidates below
     `min_confidence` are left out.
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
-    keep several) and `confidence` is that layer's confidence in it.
-    Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence.
+    keep several) and `confidence` is that layer's confidence in it; `confusion` is
+    `layer_confusion` (NaN where no other video shares a label): `split_confusions` sets apart
+    the candidates that are a layer's systematic confusion.
+    Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
+    confusion.
     """
     logits = np.asarray(logits, float)
     if logits.ndim != 3 or logits.shape[1] != len(LAYERS) or logits.shape[2] != len(classes):
@@ -49,7 +105,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
         raise ValueError(f"confidences must match logits {logits.shape}, got {confidences.shape}")
 
     # Every (video, class) eq. 7 keeps that the annotation lacks, in video then class order.
-    video, cls = np.nonzero(multilabel(logits) & ~annotated(videos["labels"], classes))
+    marks = annotated(videos["labels"], classes)
+    video, cls = np.nonzero(multilabel(logits) & ~marks)
     scores = logits[video, :, cls]  # (M, 5): each layer's logit for the candidate
     # Layers whose argmax is the candidate and that eq. 7 keeps: those holding its largest logit.
     voters = (logits.argmax(axis=-1)[video] == cls[:, None]) & (scores >= scores.max(axis=1, keepdims=True))
@@ -60,7 +117,26 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     video, cls, best, confidence = video[keep], cls[keep], best[keep], confidence[keep]
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
-                        "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float)},
+                        "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),
+                        "confusion": layer_confusion(confidences, marks, video, best, cls)},
                        columns=list(COLUMNS))
     return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
                            kind="mergesort", ignore_index=True)
+
+
+CONFUSION_COLUMNS = ("label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence")
+
+
+def split_confusions(candidates: pd.DataFrame, *, max_confusion: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candidates whose confusion is under max_confusion or unknown, the others by label pair).
+
+    The second frame has one row per (label, candidate, layer) set apart: how many videos, the
+    median of their confusion and their highest confidence, most videos first. None keeps all.
+    """
+    systematic = (candidates["confusion"] >= max_confusion).to_numpy() if max_confusion is not None else \
+        np.zeros(len(candidates), bool)
+    confused = candidates[systematic].groupby(["label", "candidate", "layer"], sort=True).agg(
+        n_videos=("video_id", "size"), median_confusion=("confusion", "median"),
+        max_confidence=("confidence", "max")).reset_index()
+    confused = confused.sort_values("n_videos", ascending=False, kind="mergesort", ignore_index=True)
+    return candidates[~systematic].reset_index(drop=True), confused[list(CONFUSION_COLUMNS)]

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from avaudit.errors import AvauditWarning
 from avaudit.outputs import atomic_write, atomic_write_text
 from avaudit.vocab import LAYERS
 
@@ -97,14 +98,19 @@ def _file_identities(paths) -> dict[str, str]:
 
 
 class LogitCache:
-    """Logits (5, C) float32 per clip key, for one model (one fingerprint directory)."""
+    """Logits (5, C) float32 and the seconds of real content per clip key, for one model (one
+    fingerprint directory). Chunks written before seconds were kept read back as NaN seconds."""
 
     def __init__(self, root: Path, fingerprint: str, *, n_classes: int, source: str = "") -> None:
         self.dir = Path(root) / fingerprint
         self.n_classes = n_classes
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not (self.dir / "model.txt").exists():  # for humans browsing the cache
-            atomic_write_text(self.dir / "model.txt", f"checkpoint: {source}\nn_classes: {n_classes}\n")
+        self.writable = True  # until a write fails: a read-only or full cache is read, not written
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not (self.dir / "model.txt").exists():  # for humans browsing the cache
+                atomic_write_text(self.dir / "model.txt", f"checkpoint: {source}\nn_classes: {n_classes}\n")
+        except OSError as err:
+            self._cannot_write(err)
         for temp in self.dir.glob(".chunk-*.tmp"):
             try:
                 if time.time() - temp.stat().st_mtime > STALE_TEMP_S:
@@ -114,8 +120,10 @@ class LogitCache:
         self._seen: set[str] = set()
         self._keys: list[np.ndarray] = []
         self._logits: list[np.ndarray] = []
+        self._seconds: list[np.ndarray] = []
         self._index: pd.Index | None = None
         self._table = np.empty(0, np.float32)
+        self._seconds_table = np.empty(0, np.float32)
 
     def _load_new_chunks(self) -> None:
         """Read chunks not read yet (ours or other ranks'), oldest first so later ones win."""
@@ -124,18 +132,23 @@ class LogitCache:
             try:
                 with np.load(self.dir / name) as data:
                     keys, logits = data["keys"].astype(KEY_DTYPE), data["logits"]
+                    seconds = data["seconds"] if "seconds" in data else np.full(len(keys), np.nan, np.float32)
             except Exception as error:  # a truncated or foreign file must not stop an audit
-                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", stacklevel=3)
+                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", AvauditWarning,
+                              stacklevel=3)
                 continue
-            if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32:
+            if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32 \
+                    or seconds.shape != (len(keys),):
                 warnings.warn(f"skipping cache chunk {name}: logits {logits.shape} {logits.dtype}, "
-                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", stacklevel=3)
+                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
+                              stacklevel=3)
                 continue
-            self._append(keys, logits)
+            self._append(keys, logits, seconds.astype(np.float32))
 
-    def _append(self, keys: np.ndarray, logits: np.ndarray) -> None:
+    def _append(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray) -> None:
         self._keys.append(keys)
         self._logits.append(logits)
+        self._seconds.append(seconds)
         self._index = None
 
     def _build_index(self) -> pd.Index:
@@ -151,37 +164,53 @@ class LogitCache:
             if self._logits:
                 np.concatenate(self._logits, out=table[:-1])
             table[-1] = np.nan
+            seconds = np.concatenate([*self._seconds, [np.nan]]).astype(np.float32)
             index = pd.Index(keys)
             if not index.is_unique:
                 last = np.append(~index.duplicated(keep="last"), True)
-                keys, table, index = keys[last[:-1]], table[last], index[last[:-1]]
-            self._keys, self._logits, self._table, self._index = [keys], [table[:-1]], table, index
+                keys, table, seconds, index = keys[last[:-1]], table[last], seconds[last], index[last[:-1]]
+            self._keys, self._logits, self._seconds, self._index = [keys], [table[:-1]], [seconds[:-1]], index
+            self._table, self._seconds_table = table, seconds
         return self._index
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found)."""
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found, seconds (N,))."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         index = self._build_index()
         rows = index.get_indexer(keys)
         rows[(rows < 0) | (keys == "")] = len(index)
-        return rows < len(index), self._table[rows]
+        return rows < len(index), self._table[rows], self._seconds_table[rows]
 
-    def add(self, keys: np.ndarray, logits: np.ndarray) -> None:
+    def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None) -> None:
         """Append one chunk. Rows without a key or with NaN logits (a failed decode) are not kept,
         so that a failure is retried next time instead of being remembered."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         logits = np.asarray(logits, dtype=np.float32)
+        seconds = np.full(len(keys), np.nan, np.float32) if seconds is None else np.asarray(seconds, np.float32)
         if logits.shape != (len(keys), N_LAYERS, self.n_classes):
             raise ValueError(f"logits {logits.shape} do not match {len(keys)} keys × {N_LAYERS} × {self.n_classes}")
         keep = (keys != "") & ~np.isnan(logits).any(axis=(1, 2))
-        keys, logits = keys[keep], logits[keep]
+        keys, logits, seconds = keys[keep], logits[keep], seconds[keep]
         if not len(keys):
             return
         # Zero-padded time sorts chunks oldest first; pid and counter keep ranks' names apart.
         name = f"chunk-{time.time_ns():020d}-{os.getpid()}-{next(_counter)}.npz"
-        atomic_write(self.dir / name, lambda handle: np.savez(handle, keys=keys, logits=logits), durable=True)
-        self._seen.add(name)
-        self._append(keys, logits)
+        if self.writable:
+            try:
+                atomic_write(self.dir / name,
+                             lambda handle: np.savez(handle, keys=keys, logits=logits, seconds=seconds), durable=True)
+                self._seen.add(name)
+            except OSError as err:
+                self._cannot_write(err)
+        self._append(keys, logits, seconds)  # this run still finds them
+
+    def _cannot_write(self, err: OSError) -> None:
+        """Warn once, then go on without adding to the cache (its entries are still read)."""
+        if self.writable:
+            self.writable = False
+            warnings.warn(f"the logit cache {self.dir} cannot be written ({err.strerror or err}): going on "
+                          f"without caching, so an interrupted run starts over and a re-audit decodes again "
+                          f"(free space, or pass another --cache-dir)", AvauditWarning, stacklevel=3)
 
     def __len__(self) -> int:
         return len(self._build_index())

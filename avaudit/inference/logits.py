@@ -27,13 +27,15 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     the same file read them back. Always the JSON round trip, so the first run and later ones
     write the same run.yaml.
     """
-    from avaudit.model.checkpoint import require_file
+    from avaudit.model.checkpoint import check_fields, require_file
 
     model_path = require_file(model_path)
     saved = Path(cache_dir or default_cache_dir()) / model_fingerprint(model_path) / "checkpoint.json"
     try:
-        return json.loads(saved.read_text())
-    except (OSError, ValueError):
+        fields = json.loads(saved.read_text())
+        check_fields(fields, model_path)  # a copy that was changed by hand is read again from the model
+        return fields
+    except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not a mapping
         pass
     from avaudit.model.checkpoint import load_checkpoint
 
@@ -48,13 +50,13 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
 
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
                  workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
-                 no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame, int]:
+                 no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
     checkpoint's fingerprint, keyed by each file's identity and window; chunks are written per
-    batch, so an interrupted run resumes where it stopped. Returns logits, skipped rows, and how
-    many rows came from the cache.
+    batch, so an interrupted run resumes where it stopped. Returns logits (N, 5, C), the seconds of
+    real content in each window (N,), skipped rows, and how many rows came from the cache.
     """
     n_classes = len(checkpoint["classes"])
     # Clips read with silence in place of a missing track are cached apart from the others.
@@ -62,7 +64,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
-    found, logits = cache.lookup(keys)
+    found, logits, seconds = cache.lookup(keys)
     todo = np.flatnonzero(~found)
     # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
     repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
@@ -75,22 +77,26 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
 
         dev = pick_device(device)
         model, _, config, _ = load_model(model_path, device=dev)
-        new, skipped = run_model(table.iloc[once], model, config, device=dev, batch_size=batch_size,
-                                 workers=workers, on_event=on_event, no_audio=no_audio,
-                                 on_batch=lambda rows, out: cache.add(keys[once[rows]], out))  # decoded => key known
-        logits[once] = new
+        new, new_seconds, skipped = run_model(
+            table.iloc[once], model, config, device=dev, batch_size=batch_size, workers=workers,
+            on_event=on_event, no_audio=no_audio,
+            on_batch=lambda rows, out, secs: cache.add(keys[once[rows]], out, secs))  # decoded => key known
+        logits[once], seconds[once] = new, new_seconds
         skipped.index = once[skipped.index]
     if len(copies):
-        skipped = pd.concat([skipped, share_with_copies(table, keys, once, copies, logits, skipped)]).sort_index()
-    return logits, skipped.reset_index(drop=True), int(found.sum())
+        shared = share_with_copies(table, keys, once, copies, (logits, seconds), skipped)
+        skipped = pd.concat([skipped, shared]).sort_index()
+    return logits, seconds, skipped.reset_index(drop=True), int(found.sum())
 
 
 def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, copies: np.ndarray,
-                      logits: np.ndarray, skipped: pd.DataFrame) -> pd.DataFrame:
-    """Give each repeated row its first copy's logits, or its skip reason; the repeats' skipped rows."""
+                      arrays: tuple[np.ndarray, ...], skipped: pd.DataFrame) -> pd.DataFrame:
+    """Give each repeated row its first copy's rows of `arrays` (logits, seconds), or its skip
+    reason; returns the repeats' skipped rows."""
     named = keys[once] != ""  # keyless rows are never repeats: each fails on its own
     source = pd.Series(once[named], index=keys[once][named]).loc[keys[copies]].to_numpy()
-    logits[copies] = logits[source]
+    for array in arrays:
+        array[copies] = array[source]
     failed = np.isin(source, skipped.index)
     reasons = skipped.loc[source[failed], ["reason", "detail"]].to_numpy()
     rows = copies[failed]

@@ -1,5 +1,7 @@
 """Batched inference: DataLoader workers decode while the model runs; five-layer logits out.
 
+A decoding process that dies costs its one clip (`decoder crashed`, media/workers.py), never the run.
+
 Only the clips the cache lacks come here (avaudit.logits), so only they import torch.
 """
 from __future__ import annotations
@@ -10,12 +12,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from avaudit.config import Config
 from avaudit.device import CoreShare, autocast, default_workers, worker_context
 from avaudit.media.dataset import ClipDataset
 from avaudit.media.manifests import skipped_table
+from avaudit.media.workers import decode_batches
 from avaudit.vocab import LAYERS
 
 
@@ -23,31 +25,43 @@ def collate(items: list[dict]) -> dict:
     """Stack the clips that decoded; keep the failures' reasons beside them."""
     good = [item for item in items if not item.reason]
     batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
-             "index": [item.index for item in good], "cpu_s": sum(item.cpu_s for item in items)}
+             "index": [item.index for item in good], "seconds": [item.seconds for item in good],
+             "cpu_s": sum(item.cpu_s for item in items)}
     for key in ("frames", "audio", "onsets"):
         batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
     return batch
 
 
+def fill(inputs: torch.Tensor, size: int) -> torch.Tensor:
+    """`inputs` with blank clips (zeros) appended up to `size`: the network always runs on the same
+    shape, so a clip's logits never depend on how many others decoded beside it (a skipped clip, the
+    last batch, the rows a resumed run still had to do). Their results are dropped."""
+    missing = size - len(inputs)
+    return torch.cat([inputs, inputs.new_zeros((missing, *inputs.shape[1:]))]) if missing > 0 else inputs
+
+
 @torch.no_grad()
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
               workers: int | None = None, on_event: Callable[[str, dict], None] | None = None,
-              on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
-              no_audio: str = "skip") -> tuple[np.ndarray, pd.DataFrame]:
-    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped), and
-    the skipped rows indexed by their position in `table`.
+              on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+              no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped), the
+    seconds of real content in each row's window (N,), and the skipped rows indexed by their
+    position in `table`.
 
-    on_batch(row positions, their logits) sees every finished batch (the cache writes them).
+    on_batch(row positions, their logits, their seconds) sees every finished batch (the cache
+    writes them). The network always runs on `batch_size` clips (fill): results depend on the batch
+    size, not on the batch.
     """
     on_event = on_event or (lambda kind, info: None)
-    workers = default_workers() if workers is None else workers
+    workers = max(1, default_workers() if workers is None else workers)  # decoding never in this process
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model, no_audio=no_audio)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                        pin_memory=device.type == "cuda",
-                        multiprocessing_context=worker_context() if workers else None)
+    loader = decode_batches(dataset, batch_size=batch_size, workers=workers, collate_fn=collate,
+                            pin_memory=device.type == "cuda", context=worker_context())
     n_classes = model.heads[LAYERS[0]].out_features
     logits = np.full((len(table), len(LAYERS), n_classes), np.nan, np.float32)
+    seconds = np.full(len(table), np.nan, np.float32)
     skipped = []
     model.eval()
     on_event("start", {"total": len(table)})
@@ -58,13 +72,15 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
                 skipped.append((index, table["video_id"].iat[index], table["path"].iat[index], reason, detail))
             started = time.process_time()
             if batch["index"]:
-                inputs = [batch[key].to(device, non_blocking=True) for key in ("frames", "audio", "onsets")]
+                inputs = [fill(batch[key], batch_size).to(device, non_blocking=True)
+                          for key in ("frames", "audio", "onsets")]
                 with autocast(device):
-                    logits[batch["index"]] = model(*inputs).float().cpu().numpy()
+                    logits[batch["index"]] = model(*inputs)[: len(batch["index"])].float().cpu().numpy()
+                seconds[batch["index"]] = batch["seconds"]
             cores.update(batch["cpu_s"], time.process_time() - started)
             if batch["index"] and on_batch is not None:
-                on_batch(np.asarray(batch["index"]), logits[batch["index"]])
+                on_batch(np.asarray(batch["index"]), logits[batch["index"]], seconds[batch["index"]])
             on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
     finally:
         cores.restore()
-    return logits, skipped_table(skipped)
+    return logits, seconds, skipped_table(skipped)

@@ -87,6 +87,10 @@ class ClipDataset(Dataset):
         return ClipItem(index, torch.zeros(c.steps, c.crop, c.crop, 3, dtype=torch.uint8), torch.zeros(c.n_samples),
                         torch.zeros(c.steps, dtype=torch.bool), False, 0.0, 0.0, reason, detail)
 
+    def crashed(self, index: int, how: str) -> ClipItem:
+        """The item of a row whose decoding process died (`how`: "was killed by SIGSEGV", ...)."""
+        return self.empty_item(index, Skip.decoder_crashed, f"{self.paths[index]}: the decoding process {how}")
+
     def decode(self, index: int) -> Clip:
         c = self.config
         path, start, end = str(self.paths[index]), self.starts[index], self.ends[index]

@@ -1,6 +1,17 @@
-"""Decoding one clip: the T frames and the mono waveform of a 10-s window, both from decord.
+"""Decoding one clip: the T frames and the mono waveform of a 10-s window.
 
-decord is imported inside the functions so that `avaudit --help` stays fast.
+Two decoders, one contract. Frames come from decord (it resizes inside the decoder and decodes only
+the T frames it needs) wherever decord can open the file and time its frames; PyAV decodes the rest:
+what decord's FFmpeg cannot open (AV1, a WebM without a duration), files whose frame times decord
+gets wrong (AVI, which has no presentation times; a clip cut at a non-key frame, whose lead-in frames
+decord counts), and a file decord fails part-way through. Sound always comes from PyAV
+(media/pyav.py): it reads only the window's packets, places them by their time, and averages the
+channels (decord decodes the whole track at once, ignores the streams' start times, and sums them).
+
+Times are seconds on the file's timeline, as a player shows it: 0 is the earlier start of the
+video and audio streams, so a video stream that starts 4 s after its sound shows black for 4 s.
+A reason is given only when neither decoder can read the file.
+decord and PyAV are imported inside the functions so that `avaudit --help` stays fast.
 """
 from __future__ import annotations
 
@@ -11,76 +22,36 @@ from typing import NamedTuple
 
 import numpy as np
 
-from avaudit.errors import AvauditError
-from avaudit.vocab import Skip
+from avaudit.media import pyav
+from avaudit.media.errors import (  # noqa: F401 - the errors are part of this module's interface
+    FAULT_TOLERANCE,
+    REASONS,
+    DecodeError,
+    DecodeTimeout,
+    MediaError,
+    MissingFile,
+    NoAudioStream,
+    NoVideoStream,
+    TooLong,
+    TooShort,
+    UnreadableContainer,
+    UnreadableFile,
+)
+from avaudit.media.window import frame_times, shown_steps
 
-# decord silently repeats frames it could not decode unless told otherwise; more than this
-# share of recovered frames makes the file a decode error instead of an audit of garbage.
-FAULT_TOLERANCE = 0.05
-
-
-class MediaError(AvauditError):
-    """A clip that cannot be audited; `reason` is one of a fixed list, `str()` the detail."""
-
-    reason = Skip.decode_error
-
-
-class MissingFile(MediaError):
-    reason = Skip.missing_file
-
-
-class NoVideoStream(MediaError):
-    reason = Skip.no_video_stream
-
-
-class NoAudioStream(MediaError):
-    reason = Skip.no_audio_stream
-
-
-class DecodeError(MediaError):
-    reason = Skip.decode_error
-
-
-class UnreadableFile(MediaError):
-    """The file system refuses it: no permission, a symlink loop, an I/O error."""
-    reason = Skip.unreadable_file
-
-
-class UnreadableContainer(MediaError):
-    """The bytes are no media container decord can open: empty, truncated, not a video at all."""
-    reason = Skip.unreadable_container
-
-
-class TooShort(MediaError):
-    reason = Skip.too_short
-
-
-class TooLong(MediaError):
-    """Guards memory: decord's audio reader decodes the whole file's sound at once."""
-    reason = Skip.too_long
-
-
-class DecodeTimeout(MediaError):
-    reason = Skip.decode_timeout
-
-
-# The fixed list of reasons a video can be skipped for (manifest rows add their own three).
-REASONS = tuple(cls.reason for cls in (MissingFile, UnreadableFile, UnreadableContainer, NoVideoStream,
-                                       NoAudioStream, TooShort, TooLong, DecodeError, DecodeTimeout))
 MIN_SECONDS = 2.0  # shorter clips are skipped: under a fifth of the window is too little to judge
-MAX_SECONDS = 3600.0  # longer files are skipped before their sound is decoded (memory guard)
+MAX_SECONDS = 3600.0  # longer videos are skipped before anything is decoded
 
 
 class Clip(NamedTuple):
     frames: np.ndarray  # (T, H, W, 3) uint8 RGB, T frames at `steps / seconds` fps
     audio: np.ndarray  # (N,) float32 mono waveform at the model's sample rate
-    padded: bool  # the window ran past the end of the file; the rest is black / silent
-    duration: float  # seconds of real content inside the window
+    padded: bool  # the window holds less than `seconds` of sound and picture: the rest is black / silent
+    duration: float  # seconds of the window that hold both picture and sound (picture only with silence)
 
 
-def frame_times(*, steps: int, seconds: float, start: float = 0.0) -> np.ndarray:
-    """Sampling times (s) of the T frames: one at the start of every step. Shape (T,)."""
-    return start + np.arange(steps) * (seconds / steps)
+class _Untimed(Exception):
+    """decord cannot open this file, time its frames or decode them: PyAV decodes it instead."""
 
 
 def _centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
@@ -90,92 +61,112 @@ def _centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
 
 
 def _open_video(path: str | Path, *, resize: tuple[int, int] | None = None):
-    """A decord VideoReader (resizing inside the decoder when `resize` is given), or the MediaError
-    that says why the file cannot be one."""
+    """A decord VideoReader (resizing inside the decoder when `resize` is given)."""
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's own log lines never reach the terminal
     size = {} if resize is None else {"width": resize[1], "height": resize[0]}
     try:
-        reader = decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)
+        return decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)
     except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open
-        if "stream" in str(err).lower():
-            raise NoVideoStream(f"{path}: no video stream") from None
-        raise UnreadableContainer(f"{path}: cannot open ({_short(err)})") from None
-    if len(reader) == 0:
-        raise NoVideoStream(f"{path}: video stream has no frames")
-    return reader
+        raise _Untimed(_short(err)) from None
 
 
 def read_frames(
     path: str | Path, *, steps: int, seconds: float, resize: tuple[int, int], crop: int,
     start: float = 0.0, end: float | None = None, min_seconds: float = 0.0, max_seconds: float = math.inf,
+    streams: pyav.Streams | None = None,
 ) -> tuple[np.ndarray, float]:
-    """(T, crop, crop, 3) uint8 frames of the window and the seconds of it the file covers.
+    """(T, crop, crop, 3) uint8 frames of the window and the seconds of it that hold video.
 
-    Frames are resized inside the decoder (cheap) and only the T needed ones are decoded.
-    Steps past the end of the file (or past `end`) are black. A file with more than
-    `max_seconds` of video, or less than `min_seconds` from `start`, is refused before any
-    frame is decoded.
+    Steps before the video starts, past its end or past `end` are black. A file with more than
+    `max_seconds` of video, or less than `min_seconds` from `start`, is refused (by decord before
+    any frame is decoded). `streams` is the file's probe, when the caller has it already.
     """
+    frames, (shown_from, shown_to) = _frames(path, streams or _video_streams(path), steps=steps, seconds=seconds,
+                                             resize=resize, start=start, end=end, min_seconds=min_seconds,
+                                             max_seconds=max_seconds)
+    return _centre_crop(frames, crop), shown_to - shown_from
+
+
+def _video_streams(path) -> pyav.Streams:
+    streams = pyav.probe(path)
+    if streams.video is None:
+        raise NoVideoStream(f"{path}: no video stream" + (" (only a cover picture)" if streams.covers else ""))
+    return streams
+
+
+def _frames(path, streams: pyav.Streams, *, steps, seconds, resize, start, end, min_seconds,
+            max_seconds) -> tuple[np.ndarray, tuple[float, float]]:
+    """Frames (T, H, W, 3) at `resize` and the part of the window they show, (from, to) in s after `start`."""
+    times = frame_times(steps=steps, seconds=seconds, start=start)
+    stop = start + seconds if end is None or math.isnan(end) else min(start + seconds, end)
+    length = dict(start=start, min_seconds=min_seconds, max_seconds=max_seconds)
+    try:
+        frames, first, video_end = _decord_frames(path, streams, times=times, stop=stop, resize=resize, **length)
+    except _Untimed:
+        frames, first, video_end = pyav.read_frames(path, streams, times=times, stop=stop,
+                                                    until=max(stop, start + min_seconds), resize=resize,
+                                                    max_seconds=max_seconds)
+        check_length(path, first=first, end=video_end, **length)
+    if first is None:
+        return frames, (0.0, 0.0)
+    return frames, (max(0.0, first - start), max(0.0, min(video_end, stop) - start))
+
+
+def check_length(path, *, first: float | None, end: float, start: float, min_seconds: float,
+                 max_seconds: float) -> None:
+    """TooLong over `max_seconds` of video; TooShort under `min_seconds` of it from `start`."""
+    if end > max_seconds:
+        raise TooLong(f"{path}: {end:.0f} s of video, over the {max_seconds:.0f} s limit")
+    shown = 0.0 if first is None else max(0.0, end - max(start, first))
+    if shown < min_seconds:
+        raise TooShort(f"{path}: {shown:.2f} s of video from {start:g} s, under the {min_seconds:g} s minimum")
+
+
+def _decord_frames(path, streams: pyav.Streams, *, times, stop, resize, **length):
+    """decord's frames for `times`, the first frame's time and the video's end; _Untimed where decord
+    cannot time the file (garbled or missing timestamps, lead-in frames before 0) or decode it."""
     import decord
 
+    if streams.count_frames:  # AVI: decord times frames by packet times, which AVI lacks
+        raise _Untimed(f"{path}: AVI")
     reader = _open_video(path, resize=resize)
-    n_frames = len(reader)
-    starts = reader.get_frame_timestamp(np.arange(n_frames))[:, 0]
-    file_end = float(reader.get_frame_timestamp([n_frames - 1])[0, 1])
-    if file_end > max_seconds:
-        raise TooLong(f"{path}: {file_end:.0f} s of video, over the {max_seconds:.0f} s limit")
-    if file_end - start < min_seconds:
-        raise TooShort(f"{path}: {max(0.0, file_end - start):.2f} s of video from {start:g} s, "
-                       f"under the {min_seconds:g} s minimum")
-    stop = file_end if end is None or math.isnan(end) else min(file_end, end)
-    times = frame_times(steps=steps, seconds=seconds, start=start)
-    valid = times < stop - 1e-6
+    if streams.videos > 1 and streams.frames and len(reader) != streams.frames:
+        raise _Untimed(f"{path}: decord reads another of its video streams")
+    stamps = reader.get_frame_timestamp(np.arange(len(reader))) if len(reader) else np.zeros((0, 2))
+    if not _plausible(stamps):
+        raise _Untimed(f"{path}: frame times decord cannot read")
+    starts = stamps[:, 0] + streams.video_start  # decord counts from the video stream's own start
+    first, video_end = float(starts[0]), float(stamps[-1, 1]) + streams.video_start
+    check_length(path, first=first, end=video_end, **length)
+    valid = shown_steps(times, first=first, stop=min(stop, video_end))
     # Clamped indices: a file that over-reports its length must not send decord past its end.
-    index = np.clip(np.searchsorted(starts, times + 1e-6, side="right") - 1, 0, n_frames - 1)
-    frames = np.zeros((steps, resize[0], resize[1], 3), np.uint8)
+    index = np.clip(np.searchsorted(starts, times + 1e-6, side="right") - 1, 0, len(starts) - 1)
+    frames = np.zeros((len(times), resize[0], resize[1], 3), np.uint8)
     if valid.any():
         wanted = index[valid].tolist()
         try:
             frames[valid] = reader.get_batch(wanted).asnumpy()
         except decord.DECORDError as err:
             if "size must exactly match" not in str(err):
-                raise DecodeError(f"{path}: {_short(err)}") from None
+                raise _Untimed(_short(err)) from None
             # decord's in-decoder resize fails for some sizes (e.g. 48 x 48): decode at the
             # file's own size and resize here instead.
             frames[valid] = _resize(_native_batch(path, wanted), resize)
-    return _centre_crop(frames, crop), max(0.0, stop - start)
+        except decord._ffi.base.DECORDLimitReachedError as err:  # over fault_tol; not a DECORDError
+            raise _Untimed(_short(err)) from None
+    return frames, first, video_end
 
 
-def read_audio(
-    path: str | Path, *, sample_rate: int, seconds: float, start: float = 0.0, end: float | None = None,
-) -> tuple[np.ndarray, float]:
-    """(N,) float32 mono samples of the window (zero-padded) and the seconds the file covers.
+def _plausible(stamps: np.ndarray) -> bool:
+    """decord's (N, 2) frame start/end times are usable: finite, from 0 on, increasing.
 
-    Read as mono: decord's stereo path corrupts one channel.
+    AVI and some H.264 files give NOPTS (-9.2e17) or out-of-order times; a clip cut at a non-key frame
+    keeps its lead-in frames before 0, which decord counts but its decoder never hands out.
     """
-    import decord
-
-    try:
-        reader = decord.AudioReader(str(path), sample_rate=sample_rate, mono=True)
-    except decord.DECORDError as err:
-        if "audio stream" in str(err).lower():
-            raise NoAudioStream(f"{path}: no audio stream") from None
-        raise DecodeError(f"{path}: cannot open audio ({_short(err)})") from None
-    n = int(round(seconds * sample_rate))
-    first = int(round(start * sample_rate))
-    available = reader.shape[1]
-    last = min(available, first + n)
-    if end is not None and not math.isnan(end):
-        last = min(last, int(round(end * sample_rate)))
-    audio = np.zeros(n, np.float32)
-    if last > first:
-        # decord holds the decoded track as a numpy array already; slicing the reader instead
-        # builds and checks a Python index per sample (a third of a clip's decode time).
-        track = getattr(reader, "_array", None)
-        audio[: last - first] = track[0, first:last] if track is not None else reader[first:last].asnumpy()[0]
-    return audio, max(0, last - first) / sample_rate
+    return (len(stamps) > 0 and bool(np.isfinite(stamps).all()) and stamps[0, 0] >= -1e-3
+            and bool((np.diff(stamps[:, 0]) > 0).all()) and stamps[-1, 1] > stamps[0, 0])
 
 
 def _native_batch(path, index: list[int]) -> np.ndarray:
@@ -183,8 +174,8 @@ def _native_batch(path, index: list[int]) -> np.ndarray:
 
     try:
         return _open_video(path).get_batch(index).asnumpy()
-    except decord.DECORDError as err:
-        raise DecodeError(f"{path}: {_short(err)}") from None
+    except (decord.DECORDError, decord._ffi.base.DECORDLimitReachedError) as err:
+        raise _Untimed(_short(err)) from None
 
 
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -222,23 +213,26 @@ def decode_clip(
 
     Raises a MediaError subclass whose `reason` is one of REASONS; a clip without sound is
     NoAudioStream so that the caller decides between skipping and silence (`silence=True`: zeros,
-    from the frames already decoded). Files shorter than
-    `min_seconds` or longer than `max_seconds` are refused before any frame is decoded.
+    from the frames already decoded). Files with more than `max_seconds` of video are refused before
+    any frame is decoded, files with less than `min_seconds` from `start` as soon as that is known.
     """
     check_file(path)
     start = 0.0 if start is None or math.isnan(start) else float(start)
-    frames, video_seconds = read_frames(path, steps=steps, seconds=seconds, resize=resize, crop=crop,
-                                        start=start, end=end, min_seconds=min_seconds, max_seconds=max_seconds)
-    try:
-        audio, audio_seconds = read_audio(path, sample_rate=sample_rate, seconds=seconds, start=start, end=end)
-    except NoAudioStream:
+    streams = _video_streams(path)
+    frames, video = _frames(path, streams, steps=steps, seconds=seconds, resize=resize, start=start, end=end,
+                            min_seconds=min_seconds, max_seconds=max_seconds)
+    if streams.audio is None:
         if not silence:
-            raise
-        audio, audio_seconds = np.zeros(int(round(seconds * sample_rate)), np.float32), video_seconds
-    duration = min(video_seconds, audio_seconds, seconds)
+            raise NoAudioStream(f"{path}: no audio stream")
+        audio, sound = np.zeros(int(round(seconds * sample_rate)), np.float32), video
+    else:
+        stop = start + seconds if end is None or math.isnan(end) else min(start + seconds, end)
+        audio, *sound = pyav.read_audio(path, streams, sample_rate=sample_rate, start=start, seconds=seconds,
+                                        stop=stop)
+    duration = max(0.0, min(video[1], sound[1], seconds) - max(video[0], sound[0]))
     # Half a step of slack: container end times are rounded and AAC adds priming samples.
     padded = duration < seconds - 0.5 * seconds / steps
-    return Clip(frames, audio, padded, duration)
+    return Clip(_centre_crop(frames, crop), audio, padded, duration)
 
 
 def _short(err: Exception) -> str:

@@ -5,11 +5,13 @@ paths (the CLI, cached re-audits) that must not pay for importing torch.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from avaudit.config import Config, config_from_dict
+from avaudit.config import Config, ModelConfig, TrainConfig, config_from_dict
 from avaudit.errors import AvauditError
 
 if TYPE_CHECKING:
@@ -36,8 +38,9 @@ def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename: a kill leaves the old file whole."""
     import torch
 
-    from avaudit.outputs import atomic_write
+    from avaudit.outputs import atomic_write, clean_stale_temps
 
+    clean_stale_temps(Path(path).parent, Path(path).name)  # left by a save that was killed
     atomic_write(path, lambda handle: torch.save(obj, handle), durable=True)
 
 
@@ -67,7 +70,10 @@ def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
     """Load and check a checkpoint; refuse pickled code, truncated files and other presets."""
     import torch
 
+    from avaudit.outputs import clean_stale_temps
+
     path = require_file(path)
+    clean_stale_temps(path.parent, path.name)  # left by a save that was killed
     with open(path, "rb") as handle:  # torch.save writes a zip archive (or, before torch 1.6, a pickle)
         if not handle.read(4).startswith((b"PK\x03\x04", b"\x80")):
             raise CheckpointError(f"{path}: not a checkpoint (not a file torch.save writes); pass the .pt file "
@@ -82,9 +88,68 @@ def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
         raise CheckpointError(f"{path}: not a usable avaudit checkpoint: {why}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avaudit checkpoint (no '{FORMAT}' format tag)")
+    check_fields(data, path, resume=preset is not None)
+    weights = data.get("model")
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise CheckpointError(f"{path}: not a usable avaudit checkpoint: 'model' is not a mapping of "
+                              f"parameter names to tensors")
     if preset is not None and data["config"].get("preset") != preset:
         raise CheckpointError(f"{path}: made with preset {data['config'].get('preset')!r}, not {preset!r}")
     return data
+
+
+def check_fields(data: dict, path: str | Path, *, resume: bool = False) -> None:
+    """The fields besides the weights, checked by type (no torch needed, so the cached copy of a
+    checkpoint's fields is checked the same way): a CheckpointError naming the file and the field,
+    instead of a KeyError or TypeError later. `resume` also checks what training resumes from."""
+    def bad(what: str):
+        raise CheckpointError(f"{path}: not a usable avaudit checkpoint: {what}")
+
+    config = data.get("config")
+    if not isinstance(config, dict):
+        bad("'config' is not a mapping")
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+        values = config.get(section, {})
+        if not isinstance(values, dict):
+            bad(f"'config.{section}' is not a mapping")
+        for field in dataclasses.fields(cls):
+            if field.name in values and not _fits(values[field.name], getattr(cls(), field.name)):
+                bad(f"'config.{section}.{field.name}' is {values[field.name]!r}, not a value of its kind")
+    if not isinstance(config.get("preset", ""), str):
+        bad("'config.preset' is not a name")
+    try:
+        config_from_dict(config)
+    except (TypeError, ValueError) as err:
+        bad(f"'config' does not describe a network ({err})")
+    classes = data.get("classes")
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) for c in classes) \
+            or len(set(classes)) != len(classes):
+        bad("'classes' is not a list of distinct category names")
+    temperatures = data.get("temperatures")
+    if temperatures is not None and not (isinstance(temperatures, (list, tuple)) and len(temperatures) == 5 and all(
+            _fits(t, 1.0) and math.isfinite(t) and t > 0 for t in temperatures)):
+        bad("'temperatures' is not five positive numbers, one per layer")
+    if resume:
+        recipe, metrics = data.get("recipe"), data.get("metrics")
+        if not isinstance(recipe, dict) or not all(_fits(recipe.get(k), 0) for k in ("stage", "epoch")) \
+                or not isinstance(recipe.get("done"), bool):
+            bad("'recipe' does not say where training stopped (stage, epoch, done)")
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("history"), list):
+            bad("'metrics' has no training history to resume")
+
+
+def _fits(value, default) -> bool:
+    """`value` is of the kind of `default`: an int, a number, a string, or a sequence of numbers."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and all(_fits(v, 0.0) for v in value)
+    return isinstance(value, type(default))
 
 
 def checkpoint_config(data: dict) -> Config:
@@ -99,7 +164,11 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
 
     data = load_checkpoint(path)
     config = checkpoint_config(data)
-    model = FusionNet(config.model, len(data["classes"]))
+    try:
+        model = FusionNet(config.model, len(data["classes"]))
+    except Exception as err:  # noqa: BLE001 - whatever a config that builds no network raises
+        raise CheckpointError(f"{path}: its config does not build a network ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
     try:
         model.load_state_dict(data["model"])
     except RuntimeError as err:

@@ -7,7 +7,7 @@ from torch import nn
 
 from avaudit.config import ModelConfig
 from avaudit.model.backbones import AudioNet, LogMel, VideoNet
-from avaudit.vocab import LAYERS
+from avaudit.vocab import LAYERS, Layer
 
 
 def continuous_pool(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:
@@ -96,11 +96,11 @@ class FusionNet(nn.Module):
         Works on any number of steps (a one-second window too); K is capped at the steps given.
         """
         pooled = {
-            "continuous": continuous_pool(z_v, z_a),
-            "instant": instant_pool(z_v, z_a, min(self.config.instant_k, z_v.shape[1])),
-            "onset": onset_pool(z_v, z_a, onsets),
-            "visual": visual_pool(z_v, z_a),
-            "audio": audio_pool(z_v, z_a),
+            Layer.continuous: continuous_pool(z_v, z_a),
+            Layer.instant: instant_pool(z_v, z_a, min(self.config.instant_k, z_v.shape[1])),
+            Layer.onset: onset_pool(z_v, z_a, onsets),
+            Layer.visual: visual_pool(z_v, z_a),
+            Layer.audio: audio_pool(z_v, z_a),
         }
         # The five classifiers as one batched matmul: one kernel instead of five on a GPU.
         weight = torch.stack([self.heads[name].weight for name in LAYERS])  # (5, C, 2D)

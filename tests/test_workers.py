@@ -1,0 +1,143 @@
+"""A decoding process that dies (segfault, abort, out-of-memory kill) costs its one clip, never the run.
+
+The decoder is replaced, in this process, by one that kills the process decoding one named file;
+workers and the isolated re-decode are forked, so they inherit the replacement.
+"""
+import ctypes
+import os
+import re
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from avaudit.cli import app
+from avaudit.media.dataset import ClipDataset
+
+runner = CliRunner()
+CRASHES = {
+    "SIGSEGV": lambda: ctypes.string_at(0),  # a real segfault: reading address 0
+    "SIGABRT": os.abort,
+    "SIGKILL": lambda: os.kill(os.getpid(), signal.SIGKILL),  # what the out-of-memory killer sends
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch, tmp_path):
+    """Every clip decoded in every test, none read from another test's cache."""
+    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def crash_on(monkeypatch):
+    """crash_on(name, signal_name): decoding the file called `name` dies by that signal."""
+    from avaudit.media import dataset
+
+    real = dataset.decode_clip
+
+    def arm(name: str, how: str) -> None:
+        def decode_clip(path, **options):
+            if Path(path).name == name:
+                CRASHES[how]()
+            return real(path, **options)
+
+        monkeypatch.setattr(dataset, "decode_clip", decode_clip)
+
+    return arm
+
+
+def bias(data, model, out, workers: int):
+    return runner.invoke(app, ["bias", str(data), "--model", str(model), "--out", str(out), "--device", "cpu",
+                               "--workers", str(workers), "--batch-size", "4"])
+
+
+def victim(planted: Path) -> Path:
+    return sorted(planted.glob("*/*.mp4"))[5]
+
+
+def check_one_crash(result, out: Path, crashed: Path, how: str, n_videos: int) -> None:
+    assert result.exit_code == 1, result.output
+    skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
+    assert skipped[["path", "reason", "detail"]].values.tolist() == [
+        [str(crashed), "decoder crashed", f"{crashed}: the decoding process was killed by {how}"]]
+    videos = pd.read_csv(out / "bias_videos.csv", keep_default_na=False)
+    assert videos["video_id"].nunique() == n_videos - 1  # every other clip audited
+    assert skipped["video_id"].iat[0] not in set(videos["video_id"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how,workers", [("SIGSEGV", 2), ("SIGABRT", 2), ("SIGKILL", 2), ("SIGSEGV", 0)])
+def test_a_dying_decoder_costs_one_clip(how, workers, planted, tiny_model, crash_on, tmp_path):
+    crashed = victim(planted)
+    crash_on(crashed.name, how)
+    result = bias(planted, tiny_model, tmp_path / "out", workers)
+    check_one_crash(result, tmp_path / "out", crashed, how, n_videos=len(list(planted.glob("*/*.mp4"))))
+    assert "1 of 36 videos skipped" in result.output
+
+
+@pytest.mark.slow
+def test_a_rerun_reads_the_others_from_the_cache_and_skips_the_crash_again(planted, tiny_model, crash_on,
+                                                                          tmp_path):
+    crashed = victim(planted)
+    crash_on(crashed.name, "SIGSEGV")
+    first = bias(planted, tiny_model, tmp_path / "first", 2)
+    check_one_crash(first, tmp_path / "first", crashed, "SIGSEGV", n_videos=36)
+    again = bias(planted, tiny_model, tmp_path / "again", 2)
+    check_one_crash(again, tmp_path / "again", crashed, "SIGSEGV", n_videos=36)
+    assert re.search(r"\b35 of 36 videos read from the cache", again.output), again.output
+    for name in ("bias_videos.csv", "bias_categories.csv", "skipped.csv"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_clip_that_decodes_alone_after_its_worker_died_is_audited(planted, tiny_config, monkeypatch, tmp_path):
+    """An out-of-memory kill among many workers may not recur alone: then the clip is no crash."""
+    from avaudit.inference.run import collate
+    from avaudit.media import dataset as dataset_module
+    from avaudit.media.dataset import ClipDataset
+    from avaudit.media.workers import decode_batches
+
+    paths = [str(p) for p in sorted(planted.glob("*/*.mp4"))[:6]]
+    real = dataset_module.decode_clip
+    killed = tmp_path / "killed"
+
+    def decode_clip(path, **options):  # the first process to decode clip 3 is killed, no later one
+        if path == paths[3] and not killed.exists():
+            killed.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, **options)
+
+    monkeypatch.setattr(dataset_module, "decode_clip", decode_clip)
+    clips = ClipDataset(paths, config=tiny_config.model)
+    batches = list(decode_batches(clips, batch_size=2, workers=2, collate_fn=collate))
+    assert killed.exists()
+    assert sorted(i for b in batches for i in b["index"]) == list(range(6))  # each once, none failed
+    assert [f for b in batches for f in b["failed"]] == []
+
+
+class SegfaultOn(ClipDataset):
+    """Decoding the file named `victim` segfaults, in any process: a class a forkserver can unpickle."""
+
+    victim = ""
+
+    def decode(self, index: int):
+        if Path(self.paths[index]).name == self.victim:
+            ctypes.string_at(0)
+        return super().decode(index)
+
+
+@pytest.mark.slow
+def test_forkserver_workers_as_on_a_gpu_lose_only_the_crashed_clip(planted, tiny_config):
+    """Once CUDA is initialised, workers and the isolated decode start by forkserver (device.worker_context)."""
+    from avaudit.inference.run import collate
+    from avaudit.media.workers import decode_batches
+
+    paths = sorted(planted.glob("*/*.mp4"))[:6]
+    clips = SegfaultOn([str(p) for p in paths], config=tiny_config.model)
+    clips.victim = paths[2].name  # an instance attribute travels with the pickled dataset
+    batches = list(decode_batches(clips, batch_size=2, workers=2, collate_fn=collate, context="forkserver"))
+    assert [f for b in batches for f in b["failed"]] == [
+        (2, "decoder crashed", f"{paths[2]}: the decoding process was killed by SIGSEGV")]
+    assert sorted(i for b in batches for i in b["index"]) == [0, 1, 3, 4, 5]

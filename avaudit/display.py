@@ -7,7 +7,6 @@ sequence in a file name reaches the terminal as the text `\x1b`, not as a comman
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,7 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from avaudit.vocab import LAYERS
+from avaudit.vocab import LAYERS, plural
 
 console = Console(stderr=True)
 
@@ -143,15 +142,8 @@ class TrainProgress(_Display):
         return f"{epoch}{loss}  {self.last}"
 
 
-def stdout_console():
-    """stdout console; piped output gets wide lines instead of 80 columns of folded names."""
-    out = Console()
-    return out if out.is_terminal else Console(width=160)
-
-
-# What the commands print when they finish: the tables a user reads in the terminal.
-
-def show_train_result(result: dict, out: Path) -> None:
+def show_train_result(console, result: dict, out) -> None:
+    """Validation accuracy per category and overall, and where the model went."""
     from rich.table import Table
 
     table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
@@ -164,22 +156,19 @@ def show_train_result(result: dict, out: Path) -> None:
     for row in result["categories"]:
         table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
     table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
-    stdout_console().print(table)
-    stdout_console().print(f"model written to {safe(out)}", soft_wrap=True)
-    stdout_console().print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
-                           f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
+    console.print(table)
+    console.print(f"model written to {safe(out)}", soft_wrap=True)
+    console.print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
+                  f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
 
 
-def cache_line(run) -> None:
-    stdout_console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {printable(run.out)}",
-                    markup=False, highlight=False, soft_wrap=True)
-
-
-def show_bias(run) -> None:
+def show_bias(console, run) -> None:
+    """Table 3's row, Table 4's counts and the per-category table of a bias run."""
     from rich.table import Table
 
-    out = stdout_console()
+    out = console
+    if not run.summary["n_videos"]:
+        return out.print("no video was audited: no table of categories")
     categories = run.tables["bias_categories.csv"]
     names = list(run.summary["categories_per_layer"])
     table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
@@ -202,7 +191,48 @@ def show_bias(run) -> None:
     out.print(per)
 
 
-def show_truth(truth: dict, out: Path) -> None:
-    """How often the audit's group agrees with the annotated modality, for videos and for categories."""
-    stdout_console().print("; ".join(f"{level} {truth[level]['n_agree']} of {truth[level]['n_scored']}" for level in
-                              ("videos", "categories")), f"agree with the annotated events: see {out}", highlight=False)
+def show_truth(console, truth: dict, out) -> None:
+    """One line per level: how often the audit's group agrees with the annotated modality."""
+    videos, categories = truth["videos"], truth["categories"]
+    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             for level, block in (("videos", videos), ("categories", categories))]
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
+                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
+                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
+    console.print("\n".join(lines), highlight=False)
+
+def show_retarget(console, summary: dict) -> None:
+    """What a retarget kept, where it went, and the Kinetics-Sounds comparison when asked for."""
+    console.print(f"kept {summary['n_videos']:,} of {plural(summary['n_input_rows'], 'video')} in "
+                  f"{plural(len(summary['categories']), 'category', 'categories')} -> {printable(summary['out'])} "
+                  f"({summary['format']}), from the bias run in {printable(summary['bias_run'])}", markup=False,
+                  highlight=False, soft_wrap=True)
+    if "compare" in summary:
+        c = summary["compare"]
+        console.print(f"{c['n_matched']} of {plural(c['n_reference'], c['reference'] + ' class')} are in the subset "
+                      f"({100 * c['fraction']:.0f}%)")
+
+
+def show_checks(console, checks) -> bool:
+    """avaudit doctor's checks, one line each with the fix of every failure; whether all passed."""
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            console.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}",
+                      highlight=False)
+    else:
+        console.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
+    return not failed
+
+
+def show_counts(console, run) -> None:
+    """How many of a run's videos came from the cache, were decoded and were skipped, and where it wrote."""
+    console.print(f"{run.n_cached:,} of {plural(run.n_rows, 'video')} read from the cache, "
+                  f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {printable(run.out)}",
+                  markup=False, highlight=False, soft_wrap=True)

@@ -318,6 +318,8 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     from avaudit.outputs import atomic_write_text
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder (give the --out folder of an audit, e.g. avaudit-out/)")
     runs = [(p.parent.name, read_record(p)) for p in (*sorted(folder.glob("*/*_run.yaml")),
                                                      *sorted(folder.glob("*_run.yaml")))]
     if not runs and not find(folder, "bias_summary.json"):

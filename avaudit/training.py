@@ -121,9 +121,26 @@ def split_train_val(table: pd.DataFrame, *, fraction: float, seed: int) -> tuple
 
 
 def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
-    """One label per clip: multi-label rows (LLP) get one of theirs at random, as in section 4.2."""
+    """One label per clip: multi-label rows (LLP, AVE) get one of theirs at random, as in section 4.2,
+    except that a label no clip drew is given to the first clip carrying it whose draw another clip
+    shares, so that every class has a clip to learn it from where DATA allows."""
     rng = np.random.default_rng(seed)
-    return labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
+    chosen = labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
+    counts = chosen.value_counts().to_dict()
+    for label in training_classes(labels):
+        if counts.get(label):
+            continue
+        for i in np.flatnonzero(labels.str.split(";").map(lambda parts, want=label: want in parts).to_numpy()):
+            if counts[chosen.iat[i]] > 1:
+                counts[chosen.iat[i]] -= 1
+                chosen.iat[i], counts[label] = label, 1
+                break
+    return chosen
+
+
+def training_classes(labels: pd.Series) -> list[str]:
+    """The classes a model trained on these rows has: every label that appears, multi-label rows included."""
+    return sorted(set(";".join(labels.unique()).split(";")) - {""})
 
 
 def epoch_order(n: int, *, seed: int, epoch: int) -> np.ndarray:
@@ -432,7 +449,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
         raise UsageError("every training clip needs a label: DATA has unlabelled rows "
                          "(use a folder of category folders or a labelled manifest)")
     labels_text = training_labels(table["labels"], seed=t.seed)
-    classes = sorted(labels_text.unique())
+    classes = training_classes(table["labels"])
     if len(classes) < 2:
         raise UsageError(f"training needs at least two categories; DATA has {len(classes)}")
     labels = np.array(labels_text.map({c: i for i, c in enumerate(classes)}), dtype=np.int64)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from avaudit.model.checkpoint import load_checkpoint
 from avaudit.config import load_config
 from avaudit.media.manifests import read_manifest
+from avaudit.model.checkpoint import load_checkpoint
 from avaudit.training import STAGES, ResumeState, epoch_order, rank_batches, split_train_val, train
 
 

@@ -140,7 +140,7 @@ def live_tensor_bytes() -> int:
 def test_streaming_training_holds_no_per_row_decoded_clips(planted, tiny_preset, tmp_path):
     """Past the memory budget, the tensors alive during training do not grow from 40 to 200 rows;
     in memory mode they do, by about the decoded clips (which shows the measure sees them)."""
-    from avaudit.training import clip_bytes
+    from avaudit.trainset import clip_bytes
 
     base = read_manifest(planted).table
 

@@ -9,23 +9,16 @@ import functools
 import sys
 import warnings
 from contextlib import nullcontext
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from avaudit.vocab import Confidence, NoAudio, Rule, plural
+from avaudit.vocab import By, Confidence, Device, NoAudio, Rule, plural
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def console():
@@ -173,11 +166,6 @@ def train(
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
                                                    "with silence.")]
-
-
-class By(str, Enum):
-    category = "category"
-    video = "video"
 
 
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].")]

@@ -40,6 +40,19 @@ class NoAudio(StrEnum):
     silence = "silence"
 
 
+class Device(StrEnum):
+    """Where the network runs."""
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class By(StrEnum):
+    """What retarget keeps whole: categories, or single videos."""
+    category = "category"
+    video = "video"
+
+
 class Skip(StrEnum):
     """Why a row was not audited: the `reason` column of skipped.csv."""
     missing_file = "missing file"

@@ -1,7 +1,9 @@
 """Output sets: written together or not at all, per-command names, and no output path on an input."""
 import errno
 import os
+import shutil
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -139,7 +141,9 @@ def test_outputs_on_an_input_inside_data_or_on_a_folder_are_refused(tmp_path):
 def small_data(planted, tmp_path):
     """Two planted clips and a missing one, as a path,label manifest (one row is always skipped)."""
     lines = ["path,label"]
-    for clip in sorted(planted.glob("*/*.mp4"))[:2]:
+    for clip in sorted(planted.glob("*/*.mp4"))[:2]:  # copied beside the manifest: media lie inside the root
+        (tmp_path / "clips" / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        clip = Path(shutil.copyfile(clip, tmp_path / "clips" / clip.parent.name / clip.name))
         lines.append(f"{clip},{clip.parent.name}")
     lines.append(f"{tmp_path}/gone.mp4,{clip.parent.name}")
     (tmp_path / "small.csv").write_text("\n".join(lines) + "\n")

@@ -282,7 +282,7 @@ def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_lo
     from avaudit.commands import audit
 
     data = bad_first_manifest(planted, tmp_path)
-    options = dict(model=tiny_model, device="cpu", workers=0, batch_size=4)
+    options = dict(model=tiny_model, device="cpu", workers=0, batch_size=4, allow_outside_root=True)
     whole = audit(data, cache_dir=tmp_path / "whole", **options)
 
     class Stop(Exception):

@@ -110,7 +110,8 @@ def train_curves(history) -> bytes:
                      linewidth=2.2 if name == "vote" else 1.4)
     top.set_ylabel("validation accuracy")
     top.set_ylim(-0.02, 1.02)
-    top.legend(fontsize=7, ncol=6, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    if top.get_lines():  # none without a validation clip
+        top.legend(fontsize=7, ncol=6, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     bottom.plot(x, history["loss"].to_numpy(dtype=float), marker="o", markersize=3, color="#333333")
     bottom.set_ylabel("training loss")
     bottom.set_xlabel("epoch (all stages)")

@@ -143,7 +143,8 @@ class _Rows(Dataset):
 
     def __init__(self, dataset: ClipDataset, rows: np.ndarray):
         self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
-        self.paths, self.time_limit = dataset.paths[self.rows], dataset.time_limit
+        self.time_limit = dataset.time_limit
+        self.paths = _Paths(dataset.paths, self.rows)  # decode_batches names the file in a timeout's detail
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -156,6 +157,16 @@ class _Rows(Dataset):
 
     def crashed(self, k: int, how: str) -> ClipItem:
         return self.dataset.crashed(int(self.rows[k]), how)._replace(index=k)
+
+
+class _Paths:
+    """paths[k] of a _Rows: the table's path of its row k, without copying the column."""
+
+    def __init__(self, paths: np.ndarray, rows: np.ndarray):
+        self.all, self.rows = paths, rows
+
+    def __getitem__(self, k: int) -> str:
+        return str(self.all[self.rows[k]])
 
 
 def _items(items: list[ClipItem]) -> list[ClipItem]:

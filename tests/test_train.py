@@ -124,6 +124,36 @@ def test_training_writes_a_safe_checkpoint_and_resume_matches_an_uninterrupted_r
                                   history_without_timing(saved["metrics"]["history"]))
 
 
+def test_a_decoder_that_crashes_while_training_costs_its_clip(planted, tiny_preset, tmp_path, monkeypatch):
+    """A decoding process that dies (here a SIGSEGV on one clip, every time) is that clip's `decoder
+    crashed`; training goes on without it, in every stage, and lists it once."""
+    import signal
+
+    from avaudit.media.dataset import ClipDataset
+
+    table = read_manifest(planted).table
+    from avaudit.training import training_labels
+
+    train_idx, _ = split_train_val(table.assign(label=training_labels(table["labels"], seed=0)), fraction=0.2,
+                                   seed=0)
+    doomed = table["path"].iat[int(train_idx[3])]
+    decode_item = ClipDataset.decode_item
+
+    def crash_on_doomed(self, index):  # runs in the forked decoding workers
+        if str(self.paths[index]) == doomed:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return decode_item(self, index)
+
+    monkeypatch.setattr(ClipDataset, "decode_item", crash_on_doomed)
+    config = load_config(tiny_preset, {"train.epochs": [1, 1, 0], "train.memory_budget": 0, "train.num_workers": 2})
+    result = train(table, config=config, out=tmp_path / "m.pt", device="cpu")
+    skipped = result["skipped"]
+    assert skipped["path"].tolist() == [doomed] and skipped["reason"].tolist() == ["decoder crashed"]
+    assert "SIGSEGV" in skipped["detail"].iat[0]
+    assert result["n_train"] == len(train_idx) - 1
+    assert load_checkpoint(tmp_path / "m.pt")["recipe"]["skipped"][0][1] == "decoder crashed"
+
+
 def live_tensor_bytes() -> int:
     """Bytes of every torch storage a live tensor holds (each storage once)."""
     storages = {}

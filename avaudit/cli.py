@@ -9,23 +9,16 @@ import functools
 import sys
 import warnings
 from contextlib import nullcontext
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from avaudit.vocab import LAYERS, Confidence, NoAudio, Rule
+from avaudit.vocab import By, Confidence, Device, NoAudio, Rule, plural
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def console():
@@ -79,15 +72,16 @@ def guarded(command):
 
 
 def finish(run) -> None:
-    """Exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
+    """Print the run's notes; exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
     from avaudit.display import safe
 
     out = console()
+    for note in run.notes:
+        out.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
     if len(run.skipped):
-        reasons = run.skipped["reason"].value_counts().to_dict()
-        out.print(f"[yellow]{len(run.skipped)} of {run.n_rows} videos skipped[/] "
-                  f"({safe(', '.join(f'{n} {r}' for r, n in reasons.items()))}): see {safe(run.skipped_path)}",
-                  soft_wrap=True)
+        reasons = ", ".join(f"{n:,} {r}" for r, n in run.skipped["reason"].value_counts().items())
+        out.print(f"[yellow]{len(run.skipped):,} of {plural(run.n_rows, 'video')} skipped[/] ({safe(reasons)}): "
+                  f"see {safe(run.skipped_path)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -99,6 +93,24 @@ BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
 WorkersOpt = Annotated[Optional[int], typer.Option(
     help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
          "[default: one per CPU core, shared by torchrun ranks].", show_default=False)]
+ClassesOpt = Annotated[Optional[Path], typer.Option(
+    help="AudioSet's class index (index,mid,display_name) naming a segments CSV's labels "
+         "[default: class_labels_indices.csv beside DATA].")]
+OutsideOpt = Annotated[bool, typer.Option(help="Open manifest rows that name files outside --root.")]
+
+
+def version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version as installed
+
+        print(f"avaudit {installed('avaudit')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(_version: Annotated[bool, typer.Option("--version", callback=version, is_eager=True,
+                                                        help="Print the version and exit.")] = False):
+    """Audit audio-visual video datasets with the event-specific fusion network."""
 
 
 @app.command()
@@ -131,7 +143,7 @@ def train(
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.device import init_distributed
-    from avaudit.display import TrainProgress, safe
+    from avaudit.display import TrainProgress, safe, show_train_result
     from avaudit.outputs import write_csv
     from avaudit.training import train_data
 
@@ -144,42 +156,16 @@ def train(
     if rank != 0:
         return
     skipped = result["skipped"]
-    show_train_result(result, out)
+    show_train_result(console(), result, out)
     if len(skipped):
         listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
         write_csv(skipped, listed)
-        console().print(f"[yellow]{len(skipped)} clips skipped[/]: see {safe(listed)}", soft_wrap=True)
+        console().print(f"[yellow]{plural(len(skipped), 'clip')} skipped[/]: see {safe(listed)}", soft_wrap=True)
         raise typer.Exit(1)
-
-
-def show_train_result(result: dict, out: Path) -> None:
-    from rich.table import Table
-
-    from avaudit.display import safe
-
-    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
-    table.add_column("category", overflow="fold")
-    for name in (*LAYERS, "vote"):
-        table.add_column(name, justify="right")
-    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
-        return "n/a" if value != value else f"{value:.{digits}f}"
-
-    for row in result["categories"]:
-        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
-    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
-    console().print(table)
-    console().print(f"model written to {safe(out)}", soft_wrap=True)
-    console().print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
-                    f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
 
 
 NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
                                                    "with silence.")]
-
-
-class By(str, Enum):
-    category = "category"
-    video = "video"
 
 
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].")]
@@ -189,12 +175,14 @@ ConfidenceOpt = Annotated[Confidence, typer.Option(
     help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
 
 
-def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio):
+def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes=None,
+                  allow_outside_root=False):
     """The AuditOptions every audit command takes, from the options they all share."""
     from avaudit.commands import DEFAULT_CONFIDENCE, AuditOptions
 
     return AuditOptions(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio)
+                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio,
+                        classes=classes, allow_outside_root=allow_outside_root)
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -205,11 +193,9 @@ def run_with_progress(name: str, function, *args, **kwargs):
 
 
 def cache_line(run) -> None:
-    from avaudit.display import printable
+    from avaudit.display import show_counts
 
-    console().print(f"{run.n_cached} of {run.n_rows} videos read from the cache, "
-                    f"{run.n_decoded} decoded, {len(run.skipped)} skipped; outputs in {printable(run.out)}",
-                    markup=False, highlight=False, soft_wrap=True)
+    show_counts(console(), run)
 
 
 @app.command()
@@ -219,72 +205,30 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                                                  "sufficiency: does one modality alone suffice.")] = None,
          sufficiency: Annotated[Optional[float], typer.Option(
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
-         type_margin: Annotated[Optional[float], typer.Option(
-             help="Name a category's event type only when its layer leads the other audio-visual layers by this "
-                  "(median over its videos); else `audiovisual` [default: 0.003; 0 names every type].")] = None,
-         truth_audio: Annotated[Optional[Path], typer.Option(
-             help="Audio events of the same videos (AVVP_eval_audio.csv layout): score the audit against "
-                  "them and --truth-visual.")] = None,
-         truth_visual: Annotated[Optional[Path], typer.Option(
-             help="Visual events (AVVP_eval_visual.csv layout); goes with --truth-audio.")] = None,
+         type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
+             "the other audio-visual layers by this; else `audiovisual` [default: 0.003; 0 names all].")] = None,
+         truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
+         truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-         no_audio: NoAudioOpt = NoAudio.skip):
+         no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
+    from avaudit.display import show_bias, show_truth
 
     if (truth_audio is None) != (truth_visual is None):
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
                             type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
                             truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
-    show_bias(run)
+    show_bias(console(), run)
     if "truth" in run.summary:
-        show_truth(run.summary["truth"], run.out)
+        show_truth(console(), run.summary["truth"], run.out)
     cache_line(run)
     finish(run)
-
-
-def show_bias(run) -> None:
-    from rich.table import Table
-
-    from avaudit.display import safe
-
-    out = console()
-    categories = run.tables["bias_categories.csv"]
-    names = list(run.summary["categories_per_layer"])
-    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
-                             f"{run.summary['confidence']} confidence"))
-    for name in (*names, "total"):
-        table.add_column(name, justify="right")
-    counts = run.summary["categories_per_layer"]
-    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
-    out.print(table)
-    stats = run.summary["layer_statistics"]
-    out.print("Table 4: uniquely correct videos " + ", ".join(
-        f"{k} {v}" for k, v in stats["uniquely_correct"].items())
-        + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
-    per = Table(title="per category: majority of its videos' assignments")
-    for name in categories.columns:
-        per.add_column(name.replace("votes_", ""), overflow="fold",
-                       justify="left" if name in ("category", "layer", "group") else "right")
-    for row in categories.itertuples(index=False):
-        per.add_row(*(safe(v) for v in row))
-    out.print(per)
-
-
-def show_truth(truth: dict, out: Path) -> None:
-    """One line per level: how often the audit's group agrees with the annotated modality."""
-    videos, categories = truth["videos"], truth["categories"]
-    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
-             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
-             for level, block in (("videos", videos), ("categories", categories))]
-    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
-                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
-                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
-    console().print("\n".join(lines), highlight=False)
 
 
 @app.command()
@@ -294,16 +238,18 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
                 help="Also write labels and per-class probabilities (.npz) for cleanlab.")] = None,
             confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-            no_audio: NoAudioOpt = NoAudio.skip):
+            no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Each video's vote (equation 6), multi-label set (equation 7) and per-layer confidence."""
     from avaudit import commands
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
                             options=options)
     table = run.tables["predictions.csv"]
-    console().print(f"{len(table)} videos predicted; mean labels per video (eq. 7): "
-                    f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}")
+    mean = table["labels_eq7"].str.count(";").add(1).mean() if len(table) else 0
+    console().print(f"{plural(len(table), 'video')} predicted" + (f"; mean labels per video (eq. 7): {mean:.2f}"
+                                                                  if len(table) else ""))
     cache_line(run)
     finish(run)
 
@@ -313,33 +259,35 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
 def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
-                   max_confusion: Annotated[Optional[float], typer.Option(
-                       help="Set apart (confusions.csv) candidates whose layer gives them this median confidence "
-                            "on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
+                   max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
+                       "proposed this much on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
-                   workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip):
+                   workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip,
+                   classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
     from avaudit import commands
     from avaudit.display import safe
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence,
                             max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
                             options=options)
     candidates = run.tables["missing_labels.csv"]
-    table = Table(title=f"{len(candidates)} candidate labels in {run.summary['n_videos_with_candidates']} "
-                        f"of {run.summary['n_videos']} videos (top 15)")
+    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
+                        f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
         table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
     console().print(table)
-    console().print(f"{run.summary['n_confused']} candidates set apart as a layer's systematic confusion between "
-                    f"categories: see {run.out / 'confusions.csv'}")
+    console().print(f"{plural(run.summary['n_confused'], 'candidate')} set apart as a layer's systematic confusion "
+                    f"between "
+                    f"categories: see {safe(run.out / 'confusions.csv')}")
     cache_line(run)
     finish(run)
 
@@ -361,26 +309,19 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
              confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
              batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-             no_audio: NoAudioOpt = NoAudio.skip):
+             no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
     from avaudit import commands
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio)
+    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
+                            allow_outside_root)
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
                             bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
-    from avaudit.display import printable
+    from avaudit.display import show_retarget
 
-    summary = run.summary
-    console().print(f"kept {summary['n_videos']} of {summary['n_input_rows']} rows in "
-                    f"{len(summary['categories'])} categories -> {printable(summary['out'])} ({summary['format']}), "
-                    f"from the bias run in {printable(summary['bias_run'])}", markup=False, highlight=False,
-                    soft_wrap=True)
-    if "compare" in summary:
-        c = summary["compare"]
-        console().print(f"{c['n_matched']} of {c['n_reference']} {c['reference']} classes are in the subset "
-                        f"({100 * c['fraction']:.0f}%)")
+    show_retarget(console(), run.summary)
     finish(run)
 
 
@@ -391,16 +332,19 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
+    from avaudit.display import safe
+    from avaudit.inference.logits import checkpoint_info
+    from avaudit.labels import classes_note
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
-    from avaudit.display import safe
-
     result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
     console().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
                     f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
                     f"pictures in {safe(target)}", soft_wrap=True)
+    known = checkpoint_info(model or commands.DEFAULT_MODEL)["classes"]
+    console().print(f"note: {safe(classes_note(known, []))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -430,29 +374,17 @@ def make_samples(
 
 
 @app.command()
-def doctor(cache_dir: CacheOpt = None,
-           model: Annotated[Optional[Path], typer.Option(help="Checkpoint to load [default: the shipped one].")] = None):
+def doctor(cache_dir: CacheOpt = None, model: Annotated[Optional[Path], typer.Option(
+        help="Checkpoint to load [default: the shipped one].")] = None):
     """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
     the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
-    from rich.markup import escape
-
+    from avaudit.display import show_checks
     from avaudit.doctor import run_checks
 
-    checks = run_checks(cache_dir=cache_dir, model=model)
-    out = console()
-    out.print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
-              highlight=False, soft_wrap=True)
-    width = max(len(c.name) for c in checks)
-    for check in checks:
-        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
-        out.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
-        if not check.ok:
-            out.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
-    failed = [c.name for c in checks if not c.ok]
-    if failed:
-        out.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}", highlight=False)
+    console().print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
+                    highlight=False, soft_wrap=True)
+    if not show_checks(console(), run_checks(cache_dir=cache_dir, model=model)):
         raise typer.Exit(1)
-    out.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
+from avaudit.labels import check_labels, classes_note, label_names, labelled_rows, unlabelled_to_skipped
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.outputs import check_writes, output_set, read_csv, write_json
 from avaudit.runs import newest_bias_run, planned_writes, read_bias_settings, write_run
@@ -27,7 +28,10 @@ DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
+MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
+
+
 @dataclass(frozen=True)
 class AuditOptions:
     """How an audit reads DATA and runs the model; the same for every audit command."""
@@ -39,12 +43,26 @@ class AuditOptions:
     cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
     confidence: str = DEFAULT_CONFIDENCE  # raw softmax or calibrated (per-layer temperatures)
     no_audio: str = NoAudio.skip  # clips without sound: skip them or audit them with silence
+    classes: Path | None = None  # AudioSet's class index [default: class_labels_indices.csv beside DATA]
+    allow_outside_root: bool = False  # open manifest rows that name files outside the media root
 
 
 def resolve_options(options: AuditOptions | None, fields: dict) -> AuditOptions:
     """`options` with keyword overrides: `bias(data, model="m.pt")` and `bias(data, options=o)` both work."""
-    return replace(options or AuditOptions(), **fields)
-MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
+    o = replace(options or AuditOptions(), **fields)
+    if not (isinstance(o.batch_size, int) and o.batch_size >= 1):
+        raise UsageError(f"--batch-size must be 1 or more, not {o.batch_size}")
+    if o.workers is not None and not (isinstance(o.workers, int) and o.workers >= 0):
+        raise UsageError(f"--workers must be 0 or more, not {o.workers}")
+    return o
+
+
+def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
+    """An option's value inside [low, high] ((low, high] with `low_open`), or a UsageError naming it."""
+    if not (low < value <= high if low_open else low <= value <= high):
+        raise UsageError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], not {value:g}")
+
+
 
 
 class NotRankZero(Exception):
@@ -65,6 +83,9 @@ class Audit:
     skipped: pd.DataFrame
     n_cached: int
     no_audio: str = "skip"
+    notes: list[str] = field(default_factory=list)  # lines for the user: media found where, classes known
+    classes_file: Path | None = None
+    allow_outside_root: bool = False
 
     @property
     def decoded(self) -> np.ndarray:
@@ -78,8 +99,9 @@ class Audit:
         return {"command": command, "data": str(self.manifest.source), "format": self.manifest.format,
                 "root": str(self.manifest.root), "model": str(self.model_path),
                 "preset": self.checkpoint["config"]["preset"], "confidence": self.confidence,
-                "no_audio": self.no_audio,
-                "n_rows": self.n_rows, "n_skipped": len(self.skipped), **extra, "config": self.checkpoint["config"]}
+                "no_audio": self.no_audio, "classes": str(self.classes_file) if self.classes_file else None,
+                "allow_outside_root": self.allow_outside_root, "n_rows": self.n_rows, "n_skipped": len(self.skipped),
+                **extra, "config": self.checkpoint["config"]}
 
 
 @dataclass
@@ -93,34 +115,12 @@ class AuditRun:
     n_cached: int = 0
     manifest: Manifest | None = None  # the DATA read, for a command that goes on with it (retarget)
     skipped_path: Path | None = None  # where the skipped rows were listed, when some were
+    notes: list[str] = field(default_factory=list)  # lines for the user (Audit.notes)
 
     @property
     def n_decoded(self) -> int:
         """Rows that were neither skipped nor read from the cache."""
         return self.n_rows - self.n_cached - len(self.skipped)
-
-
-def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """One row per (video, label): a multi-label video counts for each of its categories."""
-    check_labels(table, classes)
-    labels = table["labels"].fillna("")
-    if labels.str.contains(";", regex=False).any():
-        rows = table.assign(label=labels.str.split(";")).explode("label")
-    else:  # one label a row, the common case: no lists to explode
-        rows = table.assign(label=labels)
-    return rows[rows["label"] != ""]
-
-
-def check_labels(table: pd.DataFrame, classes: list[str]) -> None:
-    """Labels the model was not trained on are an error naming them: the model cannot judge them."""
-    names = set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
-    if not names:
-        raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
-    unknown = sorted(names - set(classes))
-    if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise UsageError(f"{len(unknown)} label(s) the model was not trained on: {shown}; "
-                         f"train on this data first (`avaudit train DATA`) and pass --model")
 
 
 def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.ndarray:
@@ -138,9 +138,14 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
     return calibrated_softmax(logits, np.asarray(checkpoint["temperatures"]))
 
 
-def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool = False,
+def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ignore",
           on_event: Callable | None = None, writes: Sequence[Path] = (), **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
+
+    `labels`: `require` (the audit compares with DATA's labels and needs them: unlabelled videos are
+    skipped as `no label`), `check` (compares where there are labels), `ignore` (a note says which
+    classes the model knows when DATA's labels are not among them). Labels are checked before
+    anything is decoded.
 
     Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
@@ -153,12 +158,19 @@ def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool 
     o = resolve_options(options, fields)
     model, root, device, batch_size, workers, cache_dir, confidence, no_audio = (
         o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
-    manifest = read_manifest(Path(data), root=root)
+    manifest = read_manifest(Path(data), root=root, classes=o.classes, allow_outside_root=o.allow_outside_root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
     check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"])
     checkpoint = checkpoint_info(model_path, cache_dir)
-    if need_labels:
-        check_labels(manifest.table, checkpoint["classes"])  # fail before decoding anything
+    notes = list(manifest.notes)
+    if labels == "require":
+        manifest = unlabelled_to_skipped(manifest)
+    if labels in ("require", "check"):
+        check_labels(manifest.table, checkpoint["classes"], required=labels == "require", named=manifest.labels_named)
+    else:
+        unknown = sorted(label_names(manifest.table) - set(checkpoint["classes"]))
+        if unknown or not manifest.labels_named:
+            notes.append(classes_note(checkpoint["classes"], unknown))
     if confidence == "calibrated" and "temperatures" not in checkpoint:
         probabilities(np.zeros((0, len(LAYERS), 1)), checkpoint, confidence)  # raises the clear error
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
@@ -178,7 +190,8 @@ def audit(data: Path, options: AuditOptions | None = None, *, need_labels: bool 
                                              on_event=on_event, no_audio=no_audio)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
     return Audit(manifest, model_path, checkpoint, list(checkpoint["classes"]), confidence, logits, seconds,
-                 probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio)
+                 probabilities(logits, checkpoint, confidence), skipped, n_cached, no_audio, notes, o.classes,
+                 o.allow_outside_root)
 
 
 def window_columns(a: Audit, position: np.ndarray) -> dict[str, pd.Series]:
@@ -209,10 +222,12 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
+    from avaudit.media.events import read_events
 
-    events = read_truth(truth) if truth is not None else None  # a bad file fails before decoding
+    check_range("--sufficiency", fraction, 0, 1, low_open=True)
+    events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
-    a = audit(data, resolve_options(options, fields), need_labels=True, on_event=on_event,
+    a = audit(data, resolve_options(options, fields), labels="require", on_event=on_event,
               writes=[*planned_writes(folder, "bias"), *also_writes])
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
@@ -224,7 +239,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(folder, {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
-                   a.skipped, a.n_rows, a.n_cached, a.manifest)
+                   a.skipped, a.n_rows, a.n_cached, a.manifest, notes=a.notes)
     if events is not None:
         from avaudit.audits.truth import modality_truth, score_against_truth
 
@@ -238,13 +253,6 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     return run
 
 
-def read_truth(truth: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The audio events and the visual events files (AVVP_eval_audio.csv, AVVP_eval_visual.csv)."""
-    from avaudit.media.events import read_events
-
-    return read_events(Path(truth[0])), read_events(Path(truth[1]))
-
-
 def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = None,
             options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
     """Each video's vote (eq. 6), multi-label set (eq. 7) and per-layer confidence: predictions.csv.
@@ -255,7 +263,8 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
 
     folder = output_dir(out, "predict")
     writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
-    a = audit(data, resolve_options(options, fields), on_event=on_event, writes=writes)
+    a = audit(data, resolve_options(options, fields), labels="ignore" if export_probs is None else "check",
+              on_event=on_event, writes=writes)
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     probs = a.probabilities[position]
@@ -263,11 +272,12 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     chosen = multilabel(probs)  # over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
                           "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
-                          "labels_eq7": [";".join(names[m]) for m in chosen]})
+                          "labels_eq7": pd.Series([";".join(names[m]) for m in chosen], dtype="str")})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
     table = table.assign(**window_columns(a, position))
-    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows, a.n_cached)
+    run = AuditRun(folder, {"predictions.csv": table}, {"n_videos": len(table)}, a.skipped, a.n_rows, a.n_cached,
+                   notes=a.notes)
     if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
         export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
     write_run(run, a.settings("predict"))
@@ -296,8 +306,9 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     less a layer's systematic confusions between categories (confusions.csv)."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
+    check_range("--min-confidence", min_confidence, 0, 1)
     folder = output_dir(out, "missing-labels")
-    a = audit(data, resolve_options(options, fields), on_event=on_event,
+    a = audit(data, resolve_options(options, fields), labels="check", on_event=on_event,
               writes=planned_writes(folder, "missing-labels"))
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
@@ -310,7 +321,8 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
                     "n_videos_with_candidates": int(candidates["video_id"].nunique()),
-                    "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached)
+                    "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached,
+                   notes=a.notes)
     write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
     return run
 
@@ -343,16 +355,18 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
         raise UsageError(f"--out {out} is a folder: name the subset file to write, e.g. {out / default_name}")
     summary_path = out.with_name(out.name + ".json")
     if data is None:
-        manifest = read_manifest(source, root=Path(settings["root"]))
+        manifest = read_manifest(source, root=Path(settings["root"]), allow_outside_root=bool(
+            settings.get("allow_outside_root")), classes=Path(settings["classes"]) if settings.get("classes") else None)
         check_writes([out, summary_path], data=source, media=manifest.table["path"])
         per_video = read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str})
         categories = read_csv(folder / "bias_categories.csv", dtype={"category": str})
-        skipped, n_cached, skipped_path = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, None
+        skipped, n_cached, skipped_path, notes = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, None, []
     else:
         folder = out.parent / "bias"
         run = bias(source, out=folder, rule=rule, options=options, on_event=on_event,
                    also_writes=[out, summary_path], **fields)
-        manifest, skipped, n_cached, skipped_path = run.manifest, run.skipped, run.n_cached, run.skipped_path
+        manifest, skipped, n_cached, skipped_path, notes = (run.manifest, run.skipped, run.n_cached, run.skipped_path,
+                                                            run.notes)
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
     kept = select(per_video, categories, keep, by=by)
     rows = manifest.table[manifest.table["video_id"].isin(set(kept["video_id"]))]
@@ -365,7 +379,7 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
     with output_set(out.parent, record=summary_path.name) as staged:  # the subset and its summary together
         write_subset(manifest, rows["row"].to_numpy().tolist(), staged / out.name)
         write_json(summary, staged / summary_path.name)
-    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, skipped_path)
+    return AuditRun(out.parent, {}, summary, skipped, n_rows, n_cached, manifest, skipped_path, notes)
 
 
 def output_dir(out: Path | None, command: str) -> Path:

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from avaudit.vocab import LAYERS
+from avaudit.vocab import LAYERS, plural
 
 console = Console(stderr=True)
 
@@ -140,3 +140,99 @@ class TrainProgress(_Display):
         epoch = f"epoch {min(self.epoch + 1, self.stage['epochs'])}/{self.stage['epochs']}"
         loss = f"  loss {sum(self.loss) / len(self.loss):.3f}" if self.loss else ""
         return f"{epoch}{loss}  {self.last}"
+
+
+def show_train_result(console, result: dict, out) -> None:
+    """Validation accuracy per category and overall, and where the model went."""
+    from rich.table import Table
+
+    table = Table(title=f"validation accuracy ({result['n_val']} clips held out, {result['n_train']} trained on)")
+    table.add_column("category", overflow="fold")
+    for name in (*LAYERS, "vote"):
+        table.add_column(name, justify="right")
+    def cell(value: float, digits: int) -> str:  # NaN: no validation clip (training warned why)
+        return "n/a" if value != value else f"{value:.{digits}f}"
+
+    for row in result["categories"]:
+        table.add_row(safe(row["category"]), *(cell(row[name], 2) for name in (*LAYERS, "vote")))
+    table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
+    console.print(table)
+    console.print(f"model written to {safe(out)}", soft_wrap=True)
+    console.print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
+                  f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
+
+
+def show_bias(console, run) -> None:
+    """Table 3's row, Table 4's counts and the per-category table of a bias run."""
+    from rich.table import Table
+
+    out = console
+    if not run.summary["n_videos"]:
+        return out.print("no video was audited: no table of categories")
+    categories = run.tables["bias_categories.csv"]
+    names = list(run.summary["categories_per_layer"])
+    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
+                             f"{run.summary['confidence']} confidence"))
+    for name in (*names, "total"):
+        table.add_column(name, justify="right")
+    counts = run.summary["categories_per_layer"]
+    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
+    out.print(table)
+    stats = run.summary["layer_statistics"]
+    out.print("Table 4: uniquely correct videos " + ", ".join(
+        f"{k} {v}" for k, v in stats["uniquely_correct"].items())
+        + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
+    per = Table(title="per category: majority of its videos' assignments")
+    for name in categories.columns:
+        per.add_column(name.replace("votes_", ""), overflow="fold",
+                       justify="left" if name in ("category", "layer", "group") else "right")
+    for row in categories.itertuples(index=False):
+        per.add_row(*(safe(v) for v in row))
+    out.print(per)
+
+
+def show_truth(console, truth: dict, out) -> None:
+    """One line per level: how often the audit's group agrees with the annotated modality."""
+    videos, categories = truth["videos"], truth["categories"]
+    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+             + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             for level, block in (("videos", videos), ("categories", categories))]
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
+                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
+                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
+    console.print("\n".join(lines), highlight=False)
+
+def show_retarget(console, summary: dict) -> None:
+    """What a retarget kept, where it went, and the Kinetics-Sounds comparison when asked for."""
+    console.print(f"kept {summary['n_videos']:,} of {plural(summary['n_input_rows'], 'video')} in "
+                  f"{plural(len(summary['categories']), 'category', 'categories')} -> {printable(summary['out'])} "
+                  f"({summary['format']}), from the bias run in {printable(summary['bias_run'])}", markup=False,
+                  highlight=False, soft_wrap=True)
+    if "compare" in summary:
+        c = summary["compare"]
+        console.print(f"{c['n_matched']} of {plural(c['n_reference'], c['reference'] + ' class')} are in the subset "
+                      f"({100 * c['fraction']:.0f}%)")
+
+
+def show_checks(console, checks) -> bool:
+    """avaudit doctor's checks, one line each with the fix of every failure; whether all passed."""
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark}  {check.name:<{width}}  {escape(check.detail)}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            console.print(f"      {'':<{width}}  fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {len(checks)} checks failed[/]: {', '.join(failed)}",
+                      highlight=False)
+    else:
+        console.print(f"[green]all {len(checks)} checks passed[/]", highlight=False)
+    return not failed
+
+
+def show_counts(console, run) -> None:
+    """How many of a run's videos came from the cache, were decoded and were skipped, and where it wrote."""
+    console.print(f"{run.n_cached:,} of {plural(run.n_rows, 'video')} read from the cache, "
+                  f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {printable(run.out)}",
+                  markup=False, highlight=False, soft_wrap=True)

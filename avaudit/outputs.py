@@ -149,6 +149,7 @@ def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = Non
     land inside a DATA folder, or name an existing folder, with a UsageError naming the path."""
     data = Path(data)
     data_folder = os.path.realpath(data) if data.is_dir() else None
+    listed = None  # the listed videos by file name, built once and only when some output exists
     for path in map(Path, writes):
         if data_folder and Path(os.path.realpath(path)).is_relative_to(data_folder):
             raise UsageError(f"{path} is inside DATA {data}: avaudit never writes into DATA; "
@@ -165,8 +166,11 @@ def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = Non
                 raise UsageError(f"{path} is {what} ({source}): refusing to overwrite an input; "
                                  f"choose another output path")
         if media is not None:
-            named = media[(media == str(path)) | media.str.endswith(os.sep + path.name)]
-            for video in named:
+            if listed is None:
+                listed = {}
+                for video in media.tolist():
+                    listed.setdefault(os.path.basename(video), []).append(video)
+            for video in listed.get(path.name, []):
                 if os.path.exists(video) and os.path.samefile(path, video):
                     raise UsageError(f"{path} is a video listed in DATA: refusing to overwrite an input; "
                                      f"choose another output path")

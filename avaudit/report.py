@@ -138,7 +138,8 @@ def csv_link(path: Path, folder: Path) -> str:
 
 def player(path: str, folder: Path) -> str:
     """The clip itself, played from its file; preload none, so a long page loads no video until asked."""
-    return f'<video controls preload="none" src="{html.escape(href(path, folder))}" title="{html.escape(path)}"></video>'
+    source = html.escape(href(path, folder))
+    return f'<video controls preload="none" src="{source}" title="{html.escape(path)}"></video>'
 
 
 def clip_link(path: str, folder: Path) -> str:
@@ -205,7 +206,8 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
     from avaudit.plots import layer_bars
 
     summary = json.loads(summary_path.read_text())
-    counts = {n: summary["categories_per_layer"][n] for n in CATEGORY_ASSIGNMENTS if n in summary["categories_per_layer"]}
+    per_layer = summary["categories_per_layer"]
+    counts = {n: per_layer[n] for n in CATEGORY_ASSIGNMENTS if n in per_layer}
     parts = [section("table3", "Categories per layer (Table 3)", image(
         layer_bars(counts, title=f"rule {summary['rule']}, {summary['confidence']} confidence"), "Table 3")
         + table_html(pd.DataFrame([counts]), paged=False))]
@@ -316,12 +318,15 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     from avaudit.outputs import atomic_write_text
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder (give the --out folder of an audit, e.g. avaudit-out/)")
     runs = [(p.parent.name, read_record(p)) for p in (*sorted(folder.glob("*/*_run.yaml")),
                                                      *sorted(folder.glob("*_run.yaml")))]
     if not runs and not find(folder, "bias_summary.json"):
         raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
-    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}} for name, run in runs])
+    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}}
+                             for name, run in runs])
     parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False) if len(settings) else
                      '<p class="muted">no run record (&lt;command&gt;_run.yaml) found</p>')]
     summary_path = find(folder, "bias_summary.json")

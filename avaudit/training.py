@@ -18,57 +18,47 @@ from the batch it stopped at), `train_history.csv` and `train_curves.png` beside
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset
 
 from avaudit.audits.calibration import calibrated_softmax, fit_temperatures, layer_ece
-from avaudit.audits.decisions import softmax, vote
+from avaudit.audits.decisions import softmax
 from avaudit.config import Config, ModelConfig
-from avaudit.device import autocast, default_workers, init_distributed, pick_device, worker_context
+from avaudit.device import autocast, default_workers, init_distributed, pick_device
 from avaudit.errors import AvauditWarning, UsageError
-from avaudit.media.dataset import ClipDataset, ClipItem
-from avaudit.media.workers import decode_batches
 from avaudit.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from avaudit.model.fusion import FusionNet, fusion_loss
+from avaudit.trainset import (
+    FINAL,
+    STAGES,
+    ClipSource,
+    Memory,
+    Skipped,
+    Stage,
+    accuracies,
+    category_accuracies,
+    epoch_order,
+    gather_scores,
+    inputs_on,
+    memory_mode,
+    rank_batches,
+    split_train_val,
+    training_classes,
+    training_labels,
+)
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
 
-VAL_SPLITS = ("val", "valid", "validate", "validation")
 HISTORY_FILE, CURVES_FILE = "train_history.csv", "train_curves.png"
 HISTORY_COLUMNS = ("stage", "epoch", "lr", "loss", *(f"val_{name}" for name in (*LAYERS, "vote")), "seconds",
                    "clips_per_second")
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    layers: tuple[str, ...]  # whose losses are summed (eq. 5 over these)
-    use_video: bool
-    use_audio: bool
-    metric: str  # validation accuracy that drives the lr schedule
-
-    @property
-    def measured(self) -> tuple[str, ...]:
-        """The validation accuracies this stage's inputs can tell: a layer that needs a modality the
-        stage leaves undecoded, and the vote over all five, only in the joint stage."""
-        return (*LAYERS, "vote") if self.use_video and self.use_audio else self.layers
-
-
-STAGES = (
-    Stage("audio", ("audio",), use_video=False, use_audio=True, metric="audio"),
-    Stage("video", ("visual",), use_video=True, use_audio=False, metric="visual"),
-    Stage("joint", LAYERS, use_video=True, use_audio=True, metric="vote"),
-)
-FINAL = STAGES[-1]  # the end-of-training evaluation needs every input
 
 
 @dataclass
@@ -101,220 +91,6 @@ class ResumeState:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def split_train_val(table: pd.DataFrame, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training and validation clips.
-
-    The manifest's split column decides when it names both a training and a validation split;
-    otherwise a seeded `fraction` of every category is held out (at least one clip of any
-    category with two or more).
-    """
-    split = table["split"].str.lower().to_numpy() if "split" in table else np.full(len(table), "")
-    if (split == "train").any() and np.isin(split, VAL_SPLITS).any():
-        return np.flatnonzero(split == "train"), np.flatnonzero(np.isin(split, VAL_SPLITS))
-    rng = np.random.default_rng(seed)
-    val = []
-    for _, rows in sorted(table.groupby("label").indices.items()):
-        if len(rows) >= 2:
-            val.extend(rng.permutation(rows)[: max(1, int(round(fraction * len(rows))))])
-    val = np.sort(np.asarray(val, int))
-    return np.setdiff1d(np.arange(len(table)), val), val
-
-
-def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
-    """One label per clip: multi-label rows (LLP) get one of theirs at random, as in section 4.2."""
-    rng = np.random.default_rng(seed)
-    return labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
-
-
-def epoch_order(n: int, *, seed: int, epoch: int) -> np.ndarray:
-    """The epoch's permutation of range(n): DistributedSampler's (torch.randperm seeded seed + epoch)."""
-    generator = torch.Generator()
-    generator.manual_seed(seed + epoch)
-    return torch.randperm(n, generator=generator).numpy()
-
-
-def rank_batches(order: np.ndarray, *, rank: int, world: int, per_rank: int) -> list[np.ndarray]:
-    """This rank's batches of `order`: positions rank, rank + world, ... (DistributedSampler's
-    dealing, without its padding, so the ranks' shares are disjoint). Every rank gets the same
-    number of batches, so the ranks step together; a rank's last one may be shorter, or empty."""
-    n_batches = -(-(-(-len(order) // world)) // per_rank)
-    share = order[rank::world]
-    return [share[b * per_rank : (b + 1) * per_rank] for b in range(n_batches)]
-
-
-def clip_bytes(model: ModelConfig) -> int:
-    """Bytes one decoded clip takes in memory: frames, waveform and onset steps."""
-    return model.steps * model.crop * model.crop * 3 + model.n_samples * 4 + model.steps
-
-
-class Skipped:
-    """Rows that did not decode: they leave every later batch, and end in skipped.csv."""
-
-    def __init__(self, n_rows: int):
-        self.bad = np.zeros(n_rows, bool)
-        self.why: dict[int, tuple[str, str]] = {}
-
-    def add(self, row: int, reason: str, detail: str) -> None:
-        if not self.bad[row]:
-            self.bad[row] = True
-            self.why[int(row)] = (str(reason), str(detail))  # plain str: a Skip enum would not load weights_only
-
-    def rows(self) -> list:
-        return [[row, *self.why[row]] for row in sorted(self.why)]
-
-    def merge(self, rows: list) -> None:
-        for row, reason, detail in rows:
-            self.add(int(row), reason, detail)
-
-    def gather(self) -> None:
-        """Every rank learns the rows the others found bad."""
-        if dist.is_initialized():
-            every = [None] * dist.get_world_size()
-            dist.all_gather_object(every, self.rows())
-            for rows in every:
-                self.merge(rows)
-
-
-class _Rows(Dataset):
-    """The rows one pass decodes, as a dataset of their own for media.workers.decode_batches (which
-    isolates decoder crashes): item k is row rows[k] of the table, and says k (decode_batches keeps
-    count by position); the caller maps it back."""
-
-    def __init__(self, dataset: ClipDataset, rows: np.ndarray):
-        self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
-        self.time_limit = dataset.time_limit
-        self.paths = _Paths(dataset.paths, self.rows)  # decode_batches names the file in a timeout's detail
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, k: int) -> ClipItem:
-        return self.dataset[int(self.rows[k])]._replace(index=k)
-
-    def empty_item(self, k: int, reason: str = "", detail: str = "") -> ClipItem:
-        return self.dataset.empty_item(int(self.rows[k]), reason, detail)._replace(index=k)
-
-    def crashed(self, k: int, how: str) -> ClipItem:
-        return self.dataset.crashed(int(self.rows[k]), how)._replace(index=k)
-
-
-class _Paths:
-    """paths[k] of a _Rows: the table's path of its row k, without copying the column."""
-
-    def __init__(self, paths: np.ndarray, rows: np.ndarray):
-        self.all, self.rows = paths, rows
-
-    def __getitem__(self, k: int) -> str:
-        return str(self.all[self.rows[k]])
-
-
-def _items(items: list[ClipItem]) -> list[ClipItem]:
-    """collate_fn that leaves the items as they are: the caller batches them (a function: picklable)."""
-    return items
-
-
-def _collate(items: list[ClipItem]) -> dict:
-    good = [item for item in items if not item.reason]
-    batch = {"rows": np.array([item.index for item in good], dtype=np.int64),
-             "failed": [(item.index, item.reason, item.detail) for item in items if item.reason]}
-    for key in ("frames", "audio", "onsets"):
-        batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
-    return batch
-
-
-class Memory:
-    """Decoded clips kept for later epochs: one array per input, a slot per row it may hold.
-
-    torch.empty maps its pages lazily, so memory grows as rows are first decoded into it."""
-
-    def __init__(self, rows: np.ndarray, n_rows: int, model: ModelConfig):
-        self.slot = np.full(n_rows, -1, np.int64)
-        self.slot[rows] = np.arange(len(rows))
-        self.have = np.zeros(n_rows, bool)
-        n = len(rows)
-        self.frames = torch.empty(n, model.steps, model.crop, model.crop, 3, dtype=torch.uint8)
-        self.audio = torch.empty(n, model.n_samples)
-        self.onsets = torch.empty(n, model.steps, dtype=torch.bool)
-
-    def store(self, batch: dict) -> None:
-        if len(batch["rows"]):
-            slots = torch.as_tensor(self.slot[batch["rows"]])
-            for key in ("frames", "audio", "onsets"):
-                getattr(self, key)[slots] = batch[key]
-            self.have[batch["rows"]] = True
-
-    def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        slots = torch.as_tensor(self.slot[rows])
-        return self.frames[slots], self.audio[slots], self.onsets[slots]
-
-
-class ClipSource:
-    """Decoded batches of table rows, from decoding worker processes (and, in memory mode, from Memory).
-
-    One source decodes one set of inputs: a streaming stage's own (`stage.use_video/use_audio`,
-    onsets only where every input is used), or all of them when `memory` keeps them for every stage.
-    Each pass (an epoch's training batches, a validation) is one media.workers.decode_batches over its
-    rows, so a decoder that crashes costs its clip (`decoder crashed`), not the run.
-    """
-
-    def __init__(self, table: pd.DataFrame, model: ModelConfig, *, stage: Stage, workers: int,
-                 skipped: Skipped, memory: Memory | None, batch_size: int):
-        everything = memory is not None or (stage.use_video and stage.use_audio)
-        self.dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                                   config=model, video=memory is not None or stage.use_video,
-                                   sound=memory is not None or stage.use_audio, onsets=everything)
-        self.workers, self.batch_size = max(1, workers), batch_size  # decoding never in this process
-        self.skipped, self.memory, self.model = skipped, memory, model
-
-    def _decoded(self, rows: np.ndarray) -> Iterator[ClipItem]:
-        """The items of `rows` (index: the table row), in order but after a decoder crash."""
-        for chunk in decode_batches(_Rows(self.dataset, rows), batch_size=self.batch_size, workers=self.workers,
-                                    collate_fn=_items, context=worker_context()):
-            for item in chunk:
-                yield item._replace(index=int(rows[item.index]))
-
-    def batches(self, row_batches: list[np.ndarray]) -> Iterator[dict]:
-        """One decoded batch per entry of `row_batches`, in order: `rows` that decoded (known bad
-        rows left out), their `frames`, `audio`, `onsets` (empty where not decoded)."""
-        wanted = [rows[~self.skipped.bad[rows]] for rows in row_batches]
-        need = [rows if self.memory is None else rows[~self.memory.have[rows]] for rows in wanted]
-        everything = np.concatenate(need) if need else np.zeros(0, np.int64)
-        decoded = self._decoded(everything) if len(everything) else iter(())
-        arrived: dict[int, ClipItem] = {}  # rows decoded ahead of their batch (after a crash, out of order)
-        for rows, asked in zip(wanted, need):
-            while any(int(row) not in arrived for row in asked):
-                item = next(decoded)
-                arrived[item.index] = item
-            batch = _collate([arrived.pop(int(row)) for row in asked])
-            for row, reason, detail in batch["failed"]:
-                self.skipped.add(row, reason, detail)
-            if self.memory is not None:
-                self.memory.store(batch)
-                rows = rows[~self.skipped.bad[rows]]
-                batch = {"rows": rows, "failed": batch["failed"],
-                         **dict(zip(("frames", "audio", "onsets"), self.memory.take(rows)))}
-            yield batch
-
-
-def inputs_on(batch: dict, model: ModelConfig, device: torch.device, stage: Stage):
-    """(frames, audio, onsets) on the device, as the stage uses them. An input the stage does not use
-    goes as an empty or zero tensor, whether or not it was decoded: the network never reads frames
-    or sound of a modality the stage zeroes, and onsets feed only the onset layer, which only the
-    joint stage trains and measures."""
-    n = len(batch["rows"])
-    if stage.use_video and batch.get("frames") is not None:
-        frames = batch["frames"]
-    else:
-        frames = torch.zeros(n, 0, model.crop, model.crop, 3, dtype=torch.uint8)
-    audio = batch["audio"] if stage.use_audio and batch.get("audio") is not None else torch.zeros(n, 0)
-    if stage.use_video and stage.use_audio and batch.get("onsets") is not None:
-        onsets = batch["onsets"]
-    else:
-        onsets = torch.zeros(n, model.steps, dtype=torch.bool)
-    return (frames.to(device, non_blocking=True), audio.to(device, non_blocking=True),
-            onsets.to(device, non_blocking=True))
-
-
 @torch.no_grad()
 def score(model: FusionNet, source: ClipSource, rows: np.ndarray, *, stage: Stage, device,
           batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -333,41 +109,6 @@ def score(model: FusionNet, source: ClipSource, rows: np.ndarray, *, stage: Stag
             torch.cat(out).numpy() if out else np.zeros((0, len(LAYERS), n_classes), np.float32))
 
 
-def gather_scores(rows: np.ndarray, logits: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every rank's (rows, logits), in the order of `order` (the validation rows): the same on every rank."""
-    if dist.is_initialized():
-        every = [None] * dist.get_world_size()
-        dist.all_gather_object(every, (rows, logits))
-        rows = np.concatenate([r for r, _ in every])
-        logits = np.concatenate([x for _, x in every])
-    position = {int(row): i for i, row in enumerate(order)}
-    sort = np.argsort([position[int(row)] for row in rows], kind="stable")
-    return rows[sort], logits[sort]
-
-
-def accuracies(logits: np.ndarray, labels: np.ndarray, measured=(*LAYERS, "vote")) -> dict[str, float]:
-    """Validation accuracy of every layer's argmax and of the eq. 6 vote (NaN where not measured)."""
-    result = {name: float("nan") for name in (*LAYERS, "vote")}
-    if len(labels) == 0:
-        return result
-    for i, name in enumerate(LAYERS):
-        if name in measured:
-            result[name] = float((logits[:, i].argmax(-1) == labels).mean())
-    if "vote" in measured:
-        result["vote"] = float((vote(softmax(logits)) == labels).mean())
-    return result
-
-
-def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """Per category: validation clips and each layer's and the vote's accuracy."""
-    rows = []
-    for c, name in enumerate(classes):
-        mask = labels == c
-        if mask.any():
-            rows.append({"category": name, "n_val": int(mask.sum()), **accuracies(logits[mask], labels[mask])})
-    return pd.DataFrame(rows)
-
-
 def check_decoded(labels: pd.Series, train_ok: np.ndarray, val_ok: np.ndarray, skipped: Skipped, *,
                   warn: bool) -> None:
     """No clip to train on is a UsageError (raised before any model is written: after the first epoch
@@ -384,22 +125,6 @@ def check_decoded(labels: pd.Series, train_ok: np.ndarray, val_ok: np.ndarray, s
                       f"more clips that decode to hold one out): {shown}; their accuracy is not measured (n/a)"
                       + ("; with no validation clip at all, every accuracy is NaN, the learning rate never drops "
                          "and the temperatures stay 1" if not len(val_ok) else ""), AvauditWarning, stacklevel=3)
-
-
-def memory_mode(n_rows: int, config: Config) -> tuple[bool, str]:
-    """Whether the decoded clips are kept after their first decode, and a sentence saying why."""
-    per_clip = clip_bytes(config.model)
-    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    need = n_rows * per_clip * ranks_here
-    budget = config.train.memory_budget * 2**30
-    held = (f"{n_rows:,} clips x {per_clip / 2**20:.2f} MiB" + (f" x {ranks_here} ranks" if ranks_here > 1 else "")
-            + f" = {need / 2**30:.2f} GiB")
-    if need <= budget:
-        return True, (f"decoded clips kept in memory after the first epoch: {held}, within the memory budget "
-                      f"of {config.train.memory_budget:g} GiB")
-    return False, (f"streaming: {held} is over the memory budget of {config.train.memory_budget:g} GiB, so "
-                   f"every epoch decodes its clips while the network trains (the audio stage no frames, "
-                   f"the video stage no sound)")
 
 
 class History:
@@ -443,7 +168,7 @@ def train(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
         raise UsageError("every training clip needs a label: DATA has unlabelled rows "
                          "(use a folder of category folders or a labelled manifest)")
     labels_text = training_labels(table["labels"], seed=t.seed)
-    classes = sorted(labels_text.unique())
+    classes = training_classes(table["labels"])
     if len(classes) < 2:
         raise UsageError(f"training needs at least two categories; DATA has {len(classes)}")
     labels = np.array(labels_text.map({c: i for i, c in enumerate(classes)}), dtype=np.int64)

@@ -40,6 +40,19 @@ class NoAudio(StrEnum):
     silence = "silence"
 
 
+class Device(StrEnum):
+    """Where the network runs."""
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class By(StrEnum):
+    """What retarget keeps whole: categories, or single videos."""
+    category = "category"
+    video = "video"
+
+
 class Skip(StrEnum):
     """Why a row was not audited: the `reason` column of skipped.csv."""
     missing_file = "missing file"
@@ -54,6 +67,9 @@ class Skip(StrEnum):
     decoder_crashed = "decoder crashed"
     duplicate_id = "duplicate id"
     malformed_row = "malformed row"
+    outside_root = "outside root"
+    bad_name = "non-UTF-8 name"
+    no_label = "no label"
 
 
 LAYERS = tuple(str(layer) for layer in Layer)
@@ -67,3 +83,8 @@ CATEGORY_ASSIGNMENTS = (*AV_LAYERS, UNCLEAR_TYPE, *LAYERS[len(AV_LAYERS):], str(
 GROUP_OF = {**LAYER_GROUP, UNCLEAR_TYPE: UNCLEAR_TYPE, str(Group.redundant): str(Group.redundant)}
 GROUPS = tuple(str(group) for group in Group)
 SKIPPED_COLUMNS = ("video_id", "path", "reason", "detail")
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 video', '2 videos', '19,906 files': a count and its noun, agreed."""
+    return f"{n:,} {word if n == 1 else words or word + ('es' if word.endswith(('s', 'sh', 'ch', 'x')) else 's')}"

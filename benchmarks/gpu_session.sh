@@ -4,7 +4,10 @@
 #   bash benchmarks/gpu_session.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
+if [ -f .whl/site.tar.xz ]; then  # av and decord unpacked from their wheels, xz-packed to fit the trip
+    mkdir -p /tmp/site && tar -xJf .whl/site.tar.xz -C /tmp/site
+    export PYTHONPATH=/tmp/site:$PWD
+elif ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site:$PWD
 else

@@ -23,8 +23,9 @@ CLIP = REPO / "tests" / "data" / "realmedia" / "torchcodec_nasa_13013.mp4"
 
 PROBE = """
 import json, sys, time
-from avaudit.media.decode import read_audio
-audio, _ = read_audio(sys.argv[2], sample_rate=16000, seconds=10.0)
+from avaudit.media import pyav
+audio, _, _ = pyav.read_audio(sys.argv[2], pyav.probe(sys.argv[2]), sample_rate=16000, start=0.0, seconds=10.0,
+                              stop=10.0)
 wall, cpu = time.perf_counter(), time.process_time()
 if sys.argv[1] == "librosa":
     import librosa.onset

@@ -51,7 +51,8 @@ def main() -> None:
         empty.write_text("<!doctype html><title>empty</title>")
         blank = [draw(empty, work, -i - 1) for i in range(args.runs)]
         drawn = [draw(page, work, i) for i in range(args.runs)]
-        print(f"{args.videos:,} videos, {args.skipped:,} skipped rows: report.html {page.stat().st_size / 2**20:.2f} MiB, "
+        size = page.stat().st_size / 2**20
+        print(f"{args.videos:,} videos, {args.skipped:,} skipped rows: report.html {size:.2f} MiB, "
               f"built in {built:.1f} s")
         print(f"chromium --screenshot: report {', '.join(f'{s:.1f}' for s in drawn)} s; "
               f"empty page {', '.join(f'{s:.1f}' for s in blank)} s")

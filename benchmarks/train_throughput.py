@@ -41,7 +41,8 @@ from avaudit.device import autocast, default_workers, pick_device, worker_contex
 from avaudit.media.dataset import ClipDataset
 from avaudit.media.manifests import read_manifest
 from avaudit.model.fusion import FusionNet, fusion_loss
-from avaudit.training import STAGES, _collate, inputs_on, split_train_val, train, training_labels
+from avaudit.training import STAGES, inputs_on, split_train_val, train, training_labels
+from avaudit.trainset import _collate
 
 REPO = Path(__file__).resolve().parent.parent
 

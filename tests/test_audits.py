@@ -158,11 +158,11 @@ def test_retarget_uses_the_newest_bias_run_or_the_one_named_and_says_which(plant
     named = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "avaudit-out" / "mine"),
                                 "--out", str(tmp_path / "s.csv")])
     assert named.exit_code == 0 and (tmp_path / "s.csv").is_file()
-    (tmp_path / "avaudit-out" / "mine" / "run.yaml").write_text("command: predict\n")
+    (tmp_path / "avaudit-out" / "mine" / "bias_run.yaml").write_text("command: predict\n")
     tampered = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "avaudit-out" / "mine")])
     assert tampered.exit_code == 2
     assert " ".join(tampered.output.split()) == (
-        f"error: {tmp_path / 'avaudit-out' / 'mine' / 'run.yaml'}: not the run.yaml of a bias run "
+        f"error: {tmp_path / 'avaudit-out' / 'mine' / 'bias_run.yaml'}: not the record of a bias run "
         "(needs command: bias, data and root)")
 
 
@@ -282,7 +282,7 @@ def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_lo
     from avaudit.commands import audit
 
     data = bad_first_manifest(planted, tmp_path)
-    options = dict(model=tiny_model, device="cpu", workers=0, batch_size=4)
+    options = dict(model=tiny_model, device="cpu", workers=0, batch_size=4, allow_outside_root=True)
     whole = audit(data, cache_dir=tmp_path / "whole", **options)
 
     class Stop(Exception):

@@ -198,7 +198,7 @@ def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp
     assert [(w.category, str(w.message)) for w in caught] == [(AvauditWarning, (
         f"the logit cache {tmp_path}/abc cannot be written (No space left on device): going on without caching, "
         f"so an interrupted run starts over and a re-audit decodes again (free space, or pass another --cache-dir)"))]
-    found, got = cache.lookup(keys)
+    found, got, _ = cache.lookup(keys)
     assert found.all() and not list((tmp_path / "abc").glob("chunk-*"))
     np.testing.assert_array_equal(got, logits)
     blocked = tmp_path / "a_file"

@@ -33,9 +33,9 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     assert "categories per layer" in result.output
     videos = pd.read_csv(out / "bias_videos.csv")
     assert list(videos.columns) == ["video_id", "path", "label", "layer", "group", "conf_continuous",
-                                    "conf_instant", "conf_onset", "conf_visual", "conf_audio"]
+                                    "conf_instant", "conf_onset", "conf_visual", "conf_audio", "seconds", "padded"]
     assert len(videos) == 36
-    assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio", "redundant"}
+    assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio", "redundant", "audiovisual"}
     categories = pd.read_csv(out / "bias_categories.csv")
     assert list(categories.columns[:4]) == ["category", "layer", "group", "n_videos"]
     assert len(categories) == 16 and categories["n_videos"].sum() == 36

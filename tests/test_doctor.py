@@ -140,8 +140,8 @@ def test_doctor_names_a_library_that_crashes_the_process(tmp_path):
     lines = result.stdout.splitlines()
     pyav = lines.index("FAIL  PyAV             decoding torchcodec_nasa_13013.mp4: the process crashed (SIGSEGV)")
     assert lines[pyav + 1] == f"                       fix: pip install --force-reinstall --no-deps -c {LOCK} av==18.1.0"
-    model = lines.index(f"FAIL  model            {bad_model}: not a usable avaudit checkpoint: it holds pickled "
-                        "objects other than tensors (refused: loading could run code)")
+    model = lines.index(f"FAIL  model            {bad_model}: not a checkpoint (not a file torch.save writes); "
+                        "pass the .pt file `avaudit train` wrote")
     assert lines[model + 1] == "                       fix: give --model a checkpoint written by avaudit train"
     assert lines[-1] == "2 of 7 checks failed: PyAV, model"
 

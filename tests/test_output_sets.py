@@ -1,7 +1,9 @@
 """Output sets: written together or not at all, per-command names, and no output path on an input."""
 import errno
 import os
+import shutil
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -139,7 +141,9 @@ def test_outputs_on_an_input_inside_data_or_on_a_folder_are_refused(tmp_path):
 def small_data(planted, tmp_path):
     """Two planted clips and a missing one, as a path,label manifest (one row is always skipped)."""
     lines = ["path,label"]
-    for clip in sorted(planted.glob("*/*.mp4"))[:2]:
+    for clip in sorted(planted.glob("*/*.mp4"))[:2]:  # copied beside the manifest: media lie inside the root
+        (tmp_path / "clips" / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        clip = Path(shutil.copyfile(clip, tmp_path / "clips" / clip.parent.name / clip.name))
         lines.append(f"{clip},{clip.parent.name}")
     lines.append(f"{tmp_path}/gone.mp4,{clip.parent.name}")
     (tmp_path / "small.csv").write_text("\n".join(lines) + "\n")
@@ -190,7 +194,7 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
         assert f"see {out}/{name}_skipped.csv" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
         "bias_categories.csv", "bias_run.yaml", "bias_skipped.csv", "bias_summary.json", "bias_videos.csv",
-        "missing_labels.csv", "missing_labels_run.yaml", "missing_labels_skipped.csv", "predict_run.yaml",
+        "confusions.csv", "missing_labels.csv", "missing_labels_run.yaml", "missing_labels_skipped.csv", "predict_run.yaml",
         "predict_skipped.csv", "predictions.csv", "run.yaml", "skipped.csv"]
     assert (out / "skipped.csv").read_text() == (out / "run.yaml").read_text() == "the user's own\n"
     assert invoke("predict", clean, "--model", tiny_model, "--out", out).exit_code == 0
@@ -199,7 +203,9 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
     page = (out / "report.html").read_text()
-    assert page.count("missing file") == 2  # the bias and missing-labels skipped lists
+    skipped = page.split('<section id="skipped">')[1].split("</section>")[0]
+    assert '<a href="bias_skipped.csv">' in skipped and '<a href="missing_labels_skipped.csv">' in skipped
+    assert "predict_skipped.csv" not in skipped and "2 skipped rows" in skipped  # one row in each list
 
 
 def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from avaudit import planted as samples
+from avaudit.errors import UsageError
 from avaudit.planted import SOUNDS, make_samples
 
 SR, FPS = 16000, 10
@@ -155,10 +156,10 @@ def test_refuses_non_empty_out_and_bad_arguments(tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not an empty folder"):
+    with pytest.raises(UsageError, match=f"^{out} exists and is not an empty folder; give a new or empty one$"):
         make_samples(out)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(UsageError, match="exists and is not an empty folder"):
         make_samples(tmp_path / "file")
     with pytest.raises(ValueError, match="clips_per_category"):
         make_samples(tmp_path / "new", clips_per_category=0)

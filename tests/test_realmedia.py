@@ -66,9 +66,9 @@ def test_an_audit_of_the_folder_skips_exactly_the_files_it_should(mode, tiny_mod
     manifest.write_text("path,label\n" + "".join(f"{REALMEDIA / name},\n" for name in sorted(OUTCOMES)))
     result = CliRunner().invoke(app, ["predict", str(manifest), "--model", str(tiny_model), "--out",
                                       str(tmp_path / "out"), "--device", "cpu", "--workers", "1",
-                                      "--no-audio", mode])
+                                      "--no-audio", mode, "--allow-outside-root"])
     assert result.exit_code == 1, result.output
-    skipped = pd.read_csv(tmp_path / "out" / "skipped.csv", keep_default_na=False)
+    skipped = pd.read_csv(tmp_path / "out" / "predict_skipped.csv", keep_default_na=False)
     expected = {name: reasons[mode == "silence"] for name, reasons in OUTCOMES.items()}
     assert dict(zip(skipped["path"].map(lambda p: Path(p).name), skipped["reason"])) == {
         name: reason for name, reason in expected.items() if reason}

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from avaudit.model.checkpoint import load_checkpoint
 from avaudit.config import load_config
 from avaudit.media.manifests import read_manifest
+from avaudit.model.checkpoint import load_checkpoint
 from avaudit.training import STAGES, ResumeState, epoch_order, rank_batches, split_train_val, train
 
 
@@ -170,7 +170,7 @@ def live_tensor_bytes() -> int:
 def test_streaming_training_holds_no_per_row_decoded_clips(planted, tiny_preset, tmp_path):
     """Past the memory budget, the tensors alive during training do not grow from 40 to 200 rows;
     in memory mode they do, by about the decoded clips (which shows the measure sees them)."""
-    from avaudit.training import clip_bytes
+    from avaudit.trainset import clip_bytes
 
     base = read_manifest(planted).table
 

@@ -153,8 +153,10 @@ def test_bias_with_truth_writes_the_scored_tables(planted, tiny_model, tmp_path,
     assert summary["audio_events"] == str(audio) and summary["categories"]["n_scored"] == 16
     categories = pd.read_csv(out / "bias_truth_categories.csv", keep_default_na=False)
     assert categories.set_index("category")["truth"].to_dict() == planted_truth.to_dict()
-    assert (f"against the annotated events: videos {sum(expected)} of 36 agree "
-            f"({100 * sum(expected) / 36:.1f}%)") in result.output
+    n_categories = int(categories["agrees"].sum())
+    assert (f"against the annotated events: videos {sum(expected)} of 36 agree ({100 * sum(expected) / 36:.1f}%) "
+            f"against the annotated events: categories {n_categories} of 16 agree ({100 * n_categories / 16:.1f}%)"
+            ) in " ".join(result.output.split())
 
 
 def test_truth_needs_both_files(planted, tmp_path):
@@ -163,3 +165,15 @@ def test_truth_needs_both_files(planted, tmp_path):
     assert result.exit_code == 2
     assert ("--truth-audio and --truth-visual go together: the audio events and the visual events of the same "
             "videos") in " ".join(result.output.split())
+
+
+def test_an_events_file_in_another_layout_is_a_usage_error_before_any_decoding(planted, tmp_path):
+    llp = tmp_path / "AVVP_val_pd.csv"
+    llp.write_text("filename\tevent_labels\nv_0_10\tDog,Speech\n")
+    result = runner.invoke(app, ["bias", str(planted), "--truth-audio", str(llp), "--truth-visual",
+                                 str(RELEASE / "AVVP_eval_visual.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == (
+        f"error: {llp}: expected the header 'filename\\tonset\\toffset\\tevent_labels' (tab-separated, as "
+        "AVVP_eval_audio.csv and AVVP_eval_visual.csv), got 'filename\\tevent_labels'")
+    assert not (tmp_path / "out").exists()

@@ -59,7 +59,7 @@ def victim(planted: Path) -> Path:
 
 def check_one_crash(result, out: Path, crashed: Path, how: str, n_videos: int) -> None:
     assert result.exit_code == 1, result.output
-    skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
+    skipped = pd.read_csv(out / "bias_skipped.csv", keep_default_na=False)
     assert skipped[["path", "reason", "detail"]].values.tolist() == [
         [str(crashed), "decoder crashed", f"{crashed}: the decoding process was killed by {how}"]]
     videos = pd.read_csv(out / "bias_videos.csv", keep_default_na=False)
@@ -87,7 +87,7 @@ def test_a_rerun_reads_the_others_from_the_cache_and_skips_the_crash_again(plant
     again = bias(planted, tiny_model, tmp_path / "again", 2)
     check_one_crash(again, tmp_path / "again", crashed, "SIGSEGV", n_videos=36)
     assert re.search(r"\b35 of 36 videos read from the cache", again.output), again.output
-    for name in ("bias_videos.csv", "bias_categories.csv", "skipped.csv"):
+    for name in ("bias_videos.csv", "bias_categories.csv", "bias_skipped.csv"):
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes(), name
 
 

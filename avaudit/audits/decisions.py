@@ -66,6 +66,7 @@ def multilabel(outputs: np.ndarray) -> np.ndarray:
 
 def true_label_confidence(confidences: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Each layer's confidence for the video's own label. (N, 5, C), (N,) -> (N, 5)."""
+    labels = np.asarray(labels, dtype=np.int64)  # no videos: an empty float array from pandas
     return np.take_along_axis(confidences, labels[:, None, None].repeat(confidences.shape[1], 1), -1)[..., 0]
 
 

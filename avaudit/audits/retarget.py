@@ -56,7 +56,8 @@ def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[s
         raise UsageError(f"keep at least one of: {', '.join(valid)}")
     unknown = sorted(wanted - set(valid))
     if unknown:
-        raise UsageError(f"unknown group or layer name(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        names = "name" if len(unknown) == 1 else "names"
+        raise UsageError(f"unknown group or layer {names} {', '.join(unknown)}; valid: {', '.join(valid)}")
     if by == "video":
         return per_video[_matches(per_video, wanted)]
     if by == "category":

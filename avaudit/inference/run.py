@@ -54,9 +54,11 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     size, not on the batch.
     """
     on_event = on_event or (lambda kind, info: None)
-    workers = max(1, default_workers() if workers is None else workers)  # decoding never in this process
+    workers = default_workers() if workers is None else workers
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model, no_audio=no_audio)
+    # decode_batches decodes in one process for workers=0 too (a crash costs one clip); the network
+    # then keeps every core, as a run without workers should, and its results do not vary with them.
     loader = decode_batches(dataset, batch_size=batch_size, workers=workers, collate_fn=collate,
                             pin_memory=device.type == "cuda", context=worker_context())
     n_classes = model.heads[LAYERS[0]].out_features

@@ -64,6 +64,7 @@ def _open_video(path: str | Path, *, resize: tuple[int, int] | None = None):
     """A decord VideoReader (resizing inside the decoder when `resize` is given)."""
     import decord
 
+    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's own log lines never reach the terminal
     size = {} if resize is None else {"width": resize[1], "height": resize[0]}
     try:
         return decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from avaudit.errors import UsageError
+
 EVENT_COLUMNS = ("filename", "onset", "offset", "event_labels")
 
 
-class EventsError(ValueError):
+class EventsError(UsageError):
     """An events file cannot be used; the message names the file and the reason."""
 
 

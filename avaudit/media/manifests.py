@@ -1,50 +1,48 @@
 """Dataset manifests: every DATA form avaudit accepts, read into one table, and subsets written back.
 
-A manifest is read line by line so that each row keeps its original text (``raw``); a subset is
-written back as those very lines, so a retargeted Kinetics CSV is byte-compatible with the input.
-Media are located with one ``os.scandir`` per directory, never a stat per row (manifests run to
-250k rows).
+A manifest is read record by record so that each row keeps its original text (``raw``); a subset is
+written back as those very records, so a retargeted Kinetics CSV is byte-compatible with the input.
+A video listed on several records (AVE's multi-label videos, AVVP's events, any manifest that repeats
+an id with another label) is one row with all its labels; its further records ride along in
+``Manifest.more_lines`` and are written back with it. Media are located with one ``os.scandir`` per
+directory, never a stat per row (manifests run to 250k rows), and only inside the media root unless
+the caller allows otherwise.
 """
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from avaudit.errors import AvauditError, UsageError
+from avaudit.errors import UsageError
+from avaudit.media.formats import (
+    CLASS_INDEX,
+    EXPECTED,
+    FORMATS,
+    MEDIA_EXTENSIONS,
+    Format,
+    ManifestError,
+    Row,
+    audioset,
+    csv_fields,
+    detect,
+    read_class_index,
+)
 from avaudit.outputs import atomic_write_text, csv_text
-from avaudit.vocab import SKIPPED_COLUMNS
+from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
-FORMATS = ("folder", "flat", "kinetics", "vggsound", "ave", "llp", "generic")
-MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")  # earlier ones win a tie
+__all__ = ["COLUMNS", "FORMATS", "MEDIA_EXTENSIONS", "Manifest", "ManifestError", "read_manifest", "write_subset"]
 COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
-KINETICS_HEADERS = (
-    ("label", "youtube_id", "time_start", "time_end", "split", "is_cc"),
-    ("label", "youtube_id", "time_start", "time_end", "split"),
-    ("youtube_id", "time_start", "time_end", "split"),  # the older, label-less test file
-)
-AVE_HEADER = ("Category", "VideoID", "Quality", "StartTime", "EndTime")
-LLP_HEADER = ("filename", "event_labels")
 _FLOAT_COLUMNS = ("start", "end", "event_start", "event_end")
-_EXPECTED = (
-    "expected a folder of clips (DATA/<label>/<clip>.mp4 or DATA/<clip>.mp4; mp4 mkv webm avi mov m4v), "
-    "a Kinetics CSV (label,youtube_id,time_start,time_end,split[,is_cc]), a headerless VGGSound CSV "
-    "(ytid,start_seconds,label,split), AVE lines (Category&VideoID&Quality&StartTime&EndTime), "
-    "an LLP TSV (filename<TAB>event_labels) or a CSV with a path,label header"
-)
-
-
-class ManifestError(AvauditError, ValueError):
-    """DATA cannot be used; the message names the file and the reason."""
+# The first bytes of the containers avaudit decodes (ISO BMFF's box type at byte 4, Matroska, RIFF/AVI).
+_VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (0, b"RIFF"))
 
 
 @dataclass
@@ -52,31 +50,13 @@ class Manifest:
     format: str  # one of FORMATS
     source: Path  # the DATA given: a folder or a manifest file
     root: Path  # absolute folder where media resolve
-    table: pd.DataFrame  # COLUMNS (+ AVE: event_start,event_end; LLP: youtube_id), a row per usable input row
-    skipped: pd.DataFrame  # SKIPPED_COLUMNS, one row per input row that is not usable
-    header: str | None  # the header line as it was; None for folders and headerless manifests
+    table: pd.DataFrame  # COLUMNS (+ AVE: event_start,event_end; LLP: youtube_id), a row per usable video
+    skipped: pd.DataFrame  # SKIPPED_COLUMNS, one row per listed video (or unparsable record) that is not usable
+    header: str | None  # the header line(s) as they were; None for folders and headerless manifests
     newline: str = "\n"  # the input's line ending, reused by write_subset
-
-
-class _Parsed(NamedTuple):
-    video_id: str
-    labels: str  # ';'-joined
-    split: str
-    dirs: tuple[str, ...]  # absolute folders to look in, in order
-    stem: str  # file name, completed by one of `exts`
-    start: float = math.nan
-    end: float = math.nan
-    extras: tuple = ()
-    exts: tuple[str, ...] = MEDIA_EXTENSIONS
-
-
-@dataclass(frozen=True)
-class _Format:
-    name: str
-    split: Callable[[str], list[str]]  # one physical line -> fields
-    n_fields: int
-    parse: Callable[[list[str], str], _Parsed]  # stripped fields, root -> row (ValueError if malformed)
-    extras: tuple[str, ...] = ()
+    more_lines: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # row -> its video's further records
+    labels_named: frozenset[str] = frozenset()  # every label DATA names, videos without media included
+    notes: list[str] = field(default_factory=list)  # lines for the user: media found where, labels left unnamed
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -91,253 +71,272 @@ class _Finder:
     """Directory listings, each read once with os.scandir."""
 
     def __init__(self) -> None:
-        self._listings: dict[str, tuple[frozenset[str], list[str]]] = {}
+        self._listings: dict[str, tuple[frozenset[str], list[str], str]] = {}
 
-    def scan(self, folder: str) -> tuple[frozenset[str], list[str]]:
-        """(file names, sorted sub-folder names) of `folder`; empty when it does not exist."""
+    def scan(self, folder: str) -> tuple[frozenset[str], list[str], str]:
+        """(file names, sorted sub-folder names, why it could not be listed) of `folder`; a folder that
+        does not exist is empty, one that exists but refuses listing says why."""
         if folder not in self._listings:
-            files, dirs = set(), []
+            files, dirs, error = set(), [], ""
             try:
                 with os.scandir(folder) as entries:
                     for e in entries:
                         (dirs.append if _is_dir(e) else files.add)(e.name)
-            except OSError:
+            except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
                 pass
-            self._listings[folder] = (frozenset(files), sorted(dirs))
+            except OSError as err:
+                error = err.strerror or type(err).__name__
+            self._listings[folder] = (frozenset(files), sorted(dirs), error)
         return self._listings[folder]
 
-    def find(self, p: _Parsed) -> str | None:
-        for folder in p.dirs:
-            files = self.scan(folder)[0]
-            for ext in p.exts:
-                if p.stem + ext in files:
-                    return os.path.join(folder, p.stem + ext)
-        return None
+    def find(self, places: Sequence[tuple[str, str]], exts: Sequence[str]) -> tuple[str | None, str]:
+        """(the first file of places x exts, ''), or (None, why a folder to look in could not be listed)."""
+        refused = ""
+        for folder, stem in places:
+            files, _, error = self.scan(folder)
+            if error:
+                refused = refused or f"cannot list {folder} ({error})"
+            for ext in exts:
+                if stem + ext in files:
+                    return os.path.join(folder, stem + ext), ""
+        return None, refused
 
 
-def _csv_fields(line: str) -> list[str]:
-    if '"' not in line:  # the common case, without csv.reader's per-call cost
-        return line.split(",")
-    return next(csv.reader([line], strict=True), [])
-
-
-def _csv_line(fields: Sequence[str]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(fields)
-    return buf.getvalue()[:-1]
-
-
-def _int(value: str, name: str, kind: type = int) -> int | float:
+def printable(text: str) -> str:
+    """`text` as UTF-8 can hold it: the undecodable bytes of a file name as \\x escapes."""
     try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name} {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _join_labels(text: str, sep: str) -> str:
-    return ";".join(s.strip() for s in text.split(sep) if s.strip())
+def _records(lines: list[str], start: int, fmt: Format) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each record from lines[start]: in a CSV, a quoted field with a line
+    break carries its record over several lines (an unclosed quote is a record of its one line)."""
+    i, n = start, len(lines)
+    while i < n:
+        lineno, record, i = i + 1, lines[i], i + 1
+        if fmt.quoted and record.count('"') % 2:
+            quotes, k = record.count('"'), i
+            while k < n and quotes % 2:
+                quotes, k = quotes + lines[k].count('"'), k + 1
+            if quotes % 2 == 0:
+                record, i = "\n".join(lines[lineno - 1 : k]), k
+        record = record.removesuffix("\r")
+        if record.strip() and not (fmt.comment and record.startswith(fmt.comment)):
+            yield lineno, record
 
 
-@functools.cache
-def _dirs(root: str, split: str = "", label: str = "", extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Where a dataset clip may lie: flat under root, then the usual sub-folders (split/label, ...)."""
-    parts: list[tuple[str, ...]] = [(), *((e,) for e in extra)]
-    for name in dict.fromkeys([label, label.replace(" ", "_")] if label else []):
-        parts += [(split, name), (name,)] if split else [(name,)]
-    if split:
-        parts.append((split,))
-    return tuple(dict.fromkeys(os.path.join(root, *p) for p in parts))
-
-
-def _kinetics(cols: list[str]) -> _Format:
-    ix = {c: i for i, c in enumerate(cols)}
-
-    def parse(f: list[str], root: str) -> _Parsed:
-        ytid, split = f[ix["youtube_id"]], f[ix["split"]]
-        if not ytid:
-            raise ValueError("empty youtube_id")
-        label = f[ix["label"]] if "label" in ix else ""
-        vid = f"{ytid}_{_int(f[ix['time_start']], 'time_start'):06d}_{_int(f[ix['time_end']], 'time_end'):06d}"
-        return _Parsed(vid, label, split, _dirs(root, split, label), vid)
-
-    return _Format("kinetics", _csv_fields, len(cols), parse)
-
-
-def _vggsound(f: list[str], root: str) -> _Parsed:
-    ytid, start, label, split = f
-    if not ytid:
-        raise ValueError("empty youtube_id")
-    vid = f"{ytid}_{_int(start, 'start_seconds'):06d}"
-    return _Parsed(vid, label, split, _dirs(root, split, label), vid)
-
-
-def _ave(f: list[str], root: str) -> _Parsed:
-    category, vid, _quality, start, end = f
-    s, e = _int(start, "StartTime"), _int(end, "EndTime")
-    if not vid or e < s:
-        raise ValueError("empty VideoID" if not vid else f"EndTime {e} is before StartTime {s}")
-    # The release ships the clips in an AVE/ folder beside Annotations.txt.
-    return _Parsed(vid, category, "", _dirs(root, "", category, ("AVE",)), vid, extras=(float(s), float(e)))
-
-
-def _llp(f: list[str], root: str) -> _Parsed:
-    name, labels = f
-    parts = name.rsplit("_", 2)  # ids may be shorter than 11 characters: split the window off the end
-    if len(parts) != 3 or not parts[0]:
-        raise ValueError(f"filename {name!r} is not <youtube_id>_<start>_<end>")
-    _int(parts[1], "window start"), _int(parts[2], "window end")
-    return _Parsed(name, _join_labels(labels, ","), "", _dirs(root), name, extras=(parts[0],))
-
-
-def _generic(cols: list[str]) -> _Format:
-    ix = {c: i for i, c in enumerate(cols)}
-
-    def parse(f: list[str], root: str) -> _Parsed:
-        p = f[ix["path"]]
-        if not p:
-            raise ValueError("empty path")
-        start, end = (_int(f[ix[k]] or "nan", k, float) if k in ix else math.nan for k in ("start", "end"))
-        vid = os.path.splitext(p.replace("\\", "/"))[0]
-        split = f[ix["split"]] if "split" in ix else ""
-        folder, name = os.path.split(os.path.normpath(os.path.join(root, p)))  # an absolute p stays as it is
-        return _Parsed(vid, _join_labels(f[ix["label"]], ";"), split, (folder,), name, start, end, exts=("",))
-
-    return _Format("generic", _csv_fields, len(cols), parse)
-
-
-_VGGSOUND = _Format("vggsound", _csv_fields, 4, _vggsound)
-_AVE = _Format("ave", lambda line: line.split("&"), 5, _ave, ("event_start", "event_end"))
-_LLP = _Format("llp", lambda line: line.split("\t"), 2, _llp, ("youtube_id",))
-
-
-def _detect(first: str, data: Path) -> tuple[_Format, bool]:
-    """The format of a manifest from its first non-blank line, and whether that line is a header."""
-    if "\t" in first:
-        if tuple(f.strip() for f in first.split("\t")) == LLP_HEADER:
-            return _LLP, True
-    else:
-        amp = [f.strip() for f in first.split("&")]
-        if tuple(amp) == AVE_HEADER:
-            return _AVE, True
-        if len(amp) == 5 and amp[3].isdigit() and amp[4].isdigit():
-            return _AVE, False
+def _parse(records: Iterator[tuple[int, str]], fmt: Format, root: str):
+    """(line number, record, Row or the 'malformed row' detail) for each record."""
+    for lineno, record in records:
         try:
-            cols = [c.strip() for c in _csv_fields(first)]
-        except csv.Error:
-            cols = []
-        if tuple(cols) in KINETICS_HEADERS:
-            return _kinetics(cols), True
-        if "path" in cols and "label" in cols:
-            return _generic(cols), True
-        if len(cols) == 4 and cols[1].isdigit():
-            return _VGGSOUND, False
-    raise ManifestError(f"{data}: unrecognised manifest (first line {first[:80]!r}); {_EXPECTED}")
-
-
-def _parse_lines(lines: list[str], start: int, fmt: _Format, root: str):
-    """(line number, raw line, _Parsed or the 'malformed row' detail) for each non-blank line."""
-    for i in range(start, len(lines)):
-        if not lines[i].strip():
-            continue
-        try:
-            fields = [f.strip() for f in fmt.split(lines[i])]
+            fields = [f.strip() for f in fmt.split(record)]
             if len(fields) != fmt.n_fields:
                 raise ValueError(f"expected {fmt.n_fields} fields, found {len(fields)}")
-            parsed: _Parsed | str = fmt.parse(fields, root)
+            parsed: Row | str = fmt.parse(fields, root)
         except (ValueError, csv.Error) as e:
-            parsed = f"line {i + 1}: {e}"
-        yield i + 1, lines[i], parsed
+            parsed = f"line {lineno}: {e}"
+        yield lineno, record, parsed
 
 
-def _expected(p: _Parsed) -> str:
-    """The path a row names in the dataset's own flat layout."""
-    return os.path.join(p.dirs[0], p.stem + p.exts[0])
+def _named_path(p: Row) -> str:
+    """The path a row names in the dataset's own layout: its first place."""
+    return os.path.join(p.places[0][0], p.places[0][1] + p.exts[0])
 
 
-def _build(entries, extras: tuple[str, ...], finder: _Finder) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The table and the skipped rows; every entry lands in exactly one of them."""
-    records: list[tuple] = []
-    skipped: list[tuple[str, str, str, str]] = []
-    seen: dict[str, int | None] = {}
+def _inside(place: tuple[str, str], prefix: str) -> bool:
+    return os.path.normpath(os.path.join(*place)).startswith(prefix)
+
+
+class _Video:
+    """A video while its records are gathered: the first record's row, line, parse and text, all labels."""
+    __slots__ = ("row", "lineno", "parsed", "raw", "labels", "more")
+
+    def __init__(self, row: int, lineno: int, parsed: Row, raw: str, labels: list[str]):
+        self.row, self.lineno, self.parsed, self.raw, self.labels, self.more = row, lineno, parsed, raw, labels, []
+
+
+def _build(entries, fmt: Format, root: str, finder: _Finder, *, allow_outside_root: bool):
+    """(table, skipped, more_lines, labels named, found-files note): every listed video lands in
+    exactly one of table and skipped; a video's records after its first are merged into it."""
+    videos: dict[str, _Video] = {}
+    skipped: list[tuple] = []  # (row, video_id, path, reason, detail)
+    named: set[str] = set()
     for row, (lineno, raw, p) in enumerate(entries):
         if isinstance(p, str):
-            skipped.append(("", "", "malformed row", p))
+            skipped.append((row, "", "", Skip.malformed_row, p))
             continue
-        where = f"line {lineno}: " if lineno else ""
-        if p.video_id in seen:
-            first = f" on line {seen[p.video_id]}" if lineno else ""
-            skipped.append((p.video_id, _expected(p), "duplicate id", f"{where}{p.video_id} already listed{first}"))
+        labels = [label for label in p.labels.split(";") if label]
+        named.update(labels)
+        seen = videos.get(p.video_id)
+        if seen is None:
+            videos[p.video_id] = _Video(row, lineno, p, raw, labels)
             continue
-        seen[p.video_id] = lineno
-        path = finder.find(p)
+        new = [label for label in labels if label not in seen.labels]
+        same = all(a == b or (math.isnan(a) and math.isnan(b))
+                   for a, b in ((p.start, seen.parsed.start), (p.end, seen.parsed.end)))
+        if fmt.events or (new and same):  # another event, or the same clip under another label
+            seen.labels += new
+            seen.more.append((row, raw))
+            continue
+        why = "already listed" if same else "already listed with another window"
+        skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id,
+                        f"line {lineno}: {p.video_id} {why} on line {seen.lineno}"))
+    records, more, missing = [], {}, []
+    prefix = os.path.join(root, "")
+    for v in videos.values():
+        p, where = v.parsed, f"line {v.lineno}: "
+        named_path = _named_path(p)
+        places = p.places if allow_outside_root else tuple(pl for pl in p.places if _inside(pl, prefix))
+        if not places:
+            skipped.append((v.row, p.video_id, named_path, Skip.outside_root,
+                            f"{where}{named_path} is outside the media root {root}; pass a --root that holds it, "
+                            f"or --allow-outside-root"))
+            continue
+        path, refused = finder.find(places, p.exts)
         if path is None:
-            tried = ", ".join(os.path.join(d, p.stem + p.exts[0]) for d in p.dirs)
-            also = f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else ""
-            skipped.append((p.video_id, _expected(p), "missing file", f"{where}tried {tried}{also}"))
+            if refused:
+                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{where}{refused}"))
+            else:
+                tried = ", ".join(os.path.join(folder, stem + p.exts[0]) for folder, stem in places)
+                also = f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else ""
+                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{where}tried {tried}{also}"))
+                missing.append(named_path)
             continue
-        records.append((p.video_id, path, p.labels, p.start, p.end, p.split, row, raw, *p.extras))
+        if printable(path) != path:
+            skipped.append((v.row, p.video_id, path, Skip.bad_name,
+                            f"{where}{path}: the path is not UTF-8; rename it to audit it"))
+            continue
+        records.append((p.video_id, path, ";".join(v.labels), p.start, p.end, p.split, v.row, v.raw, *p.extras))
+        if v.more:
+            more[v.row] = v.more
+    note = (f"{len(records):,} of {plural(len(records) + len(missing), 'file')} found under {root}; "
+            f"e.g. {missing[0]}" if missing else None)
+    skipped.sort(key=lambda s: s[0])
+    return _table(records, fmt.extras), _skipped([s[1:] for s in skipped]), more, frozenset(named), note
+
+
+def _dtypes(columns) -> dict:
+    return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in columns}
+
+
+def _table(records: list[tuple], extras: tuple[str, ...] = ()) -> pd.DataFrame:
     columns = [*COLUMNS, *extras]
-    dtypes = {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in columns}
-    table = pd.DataFrame.from_records(records, columns=columns).astype(dtypes)
-    return table, pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS)).astype("str")
+    return pd.DataFrame.from_records(records, columns=columns).astype(_dtypes(columns))
 
 
-def _media(names) -> list[str]:
-    # Hidden names skipped: macOS leaves '._clip.mp4' resource forks beside every clip.
-    return sorted(n for n in names if n[:1] != "." and n[n.rfind("."):].lower() in MEDIA_EXTENSIONS)
+def _skipped(rows: list[tuple]) -> pd.DataFrame:
+    rows = [tuple(printable(str(v)) for v in row) for row in rows]
+    return pd.DataFrame(rows, columns=list(SKIPPED_COLUMNS)).astype("str")
+
+
+def _media(name: str) -> bool:
+    return name[name.rfind("."):].lower() in MEDIA_EXTENSIONS
 
 
 def _read_folder(data: Path) -> Manifest:
-    """Category folders (or one flat folder) of clips; built column-wise, as folders hold millions."""
+    """Category folders (or one flat folder) of clips. Every media file is a row or a skipped row:
+    loose clips beside the category folders are unlabelled rows, hidden clips are rows, macOS's `._`
+    resource forks, names that are not UTF-8 and category folders that cannot be listed are skipped
+    rows. Hidden folders (.git, .cache) are not categories."""
     finder = _Finder()
-    files, dirs = finder.scan(str(data))
-    groups = [("", _media(files))]
-    groups += [(d, _media(finder.scan(str(data / d))[0])) for d in dirs if not d.startswith(".")]
-    if not any(names for _, names in groups):
-        raise ManifestError(f"{data}: no media files in the folder or its sub-folders; {_EXPECTED}")
-    fmt = "folder" if any(names for label, names in groups if label) else "flat"
-    ids, paths, labels = [], [], []
-    for label, names in groups:
-        folder, prefix = os.path.join(data, label, ""), f"{label}/" if label else ""
-        ids += [prefix + n[: n.rfind(".")] for n in names]  # _media kept names with an extension
-        paths += [folder + n for n in names]
-        labels += [label] * len(names)
+    files, dirs, error = finder.scan(str(data))
+    if error:
+        raise ManifestError(f"{data}: cannot list the folder ({error})")
+    ids, paths, labels, skipped, categories = [], [], [], [], False
+    for label in ["", *(d for d in dirs if not d.startswith("."))]:
+        folder = os.path.join(data, label) if label else str(data)
+        names, _, error = finder.scan(folder) if label else (files, [], "")
+        categories = categories or bool(label and (error or any(map(_media, names))))
+        if error:
+            skipped.append((f"{label}/", folder, Skip.unreadable_file,
+                            f"{folder}: cannot list the category folder ({error}); its clips are not counted"))
+            continue
+        prefix = f"{label}/" if label else ""
+        for name in sorted(filter(_media, names)):
+            vid, path = prefix + name[: name.rfind(".")], os.path.join(folder, name)
+            if printable(path) != path:
+                skipped.append((vid, path, Skip.bad_name, f"{path}: the file name is not UTF-8; rename it to audit it"))
+            elif name.startswith("._"):
+                skipped.append((vid, path, Skip.unreadable_container,
+                                f"{path}: a macOS resource fork (AppleDouble ._ file), not a video"))
+            else:
+                ids.append(vid), paths.append(path), labels.append(label)
+    if not ids and not skipped:
+        raise ManifestError(f"{data}: no media files in the folder or its sub-folders; {EXPECTED}")
     rows = pd.DataFrame({"video_id": ids, "path": paths, "labels": labels, "start": math.nan, "end": math.nan,
                          "split": "", "row": np.arange(len(ids)), "raw": ""})
     repeated = rows["video_id"].duplicated().to_numpy()  # clip.mp4 beside clip.mkv: the first one wins
-    skipped = [(row.video_id, row.path, "duplicate id", f"{row.video_id} already listed")
-               for row in rows[repeated].itertuples(index=False)]
-    dtypes = {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in COLUMNS}
-    table = rows[~repeated].reset_index(drop=True).astype(dtypes)
-    return Manifest(fmt, data, data, table, pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS)).astype("str"), None)
+    skipped += [(row.video_id, row.path, Skip.duplicate_id, f"{row.video_id} already listed")
+                for row in rows[repeated].itertuples(index=False)]
+    table = rows[~repeated].reset_index(drop=True).astype(_dtypes(COLUMNS))
+    return Manifest("folder" if categories else "flat", data, data, table, _skipped(skipped), None,
+                    labels_named=frozenset(labels) - {""})
 
 
-def read_manifest(data: Path, *, root: Path | None = None) -> Manifest:
-    """Read DATA (a folder of clips or a manifest file) into a Manifest; `root` applies to files only."""
+def _is_video(path: Path) -> bool:
+    if path.suffix.lower() in MEDIA_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return any(head[at : at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
+
+
+def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None = None,
+                  allow_outside_root: bool = False) -> Manifest:
+    """Read DATA (a folder of clips or a manifest file) into a Manifest.
+
+    `root` (manifests only) is where media resolve [default: the manifest's folder]; rows naming a
+    file outside it are skipped unless `allow_outside_root`. `classes` is AudioSet's class index
+    (index,mid,display_name) [default: class_labels_indices.csv beside DATA or in root].
+    """
     data = Path(data)
     if data.is_dir():
+        if classes is not None:
+            raise ManifestError(f"{data}: --classes names the labels of an AudioSet segments CSV; DATA is a folder")
         return _read_folder(Path(os.path.abspath(data)))
     if not data.exists():
         raise ManifestError(f"{data}: no such file or folder")
+    if _is_video(data):
+        raise ManifestError(f"{data}: DATA is one video, and this command audits a dataset (a folder of clips or "
+                            f"a manifest); for one video, run `avaudit localize {data}`")
     media_root = Path(os.path.abspath(root if root is not None else data.parent))
     if not media_root.is_dir():
         raise ManifestError(f"{data}: media root {media_root} is not a folder")
     try:
         text = data.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ManifestError(f"{data}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ManifestError(f"{data}: not UTF-8 text ({e.reason} at byte {e.start}); {EXPECTED}") from None
     except OSError as e:
         raise ManifestError(f"{data}: cannot read ({e.strerror})") from None
     lines = text.split("\n")
     newline = "\r\n" if lines[0].endswith("\r") else "\n"
-    lines = [line.removesuffix("\r") for line in lines]
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
-        raise ManifestError(f"{data}: empty manifest; {_EXPECTED}")
-    fmt, has_header = _detect(lines[first], data)
-    start = first + 1 if has_header else first
-    table, skipped = _build(_parse_lines(lines, start, fmt, str(media_root)), fmt.extras, _Finder())
-    return Manifest(fmt.name, data, media_root, table, skipped, lines[first] if has_header else None, newline)
+        raise ManifestError(f"{data}: empty manifest; {EXPECTED}")
+    fmt, n_header = detect([line.removesuffix("\r") for line in lines[first : first + 32]], data)
+    notes = []
+    if fmt.name == "audioset":
+        index = Path(classes) if classes is not None else next(
+            (p for p in (data.parent / CLASS_INDEX, media_root / CLASS_INDEX) if p.is_file()), None)
+        fmt = audioset(read_class_index(index) if index is not None else {}, data.stem)
+        if index is None:
+            notes.append(f"labels are AudioSet label ids (/m/...): no {CLASS_INDEX} beside {data} or in "
+                         f"{media_root}; pass --classes FILE to name them")
+    elif classes is not None:
+        raise ManifestError(f"{data}: --classes names the labels of an AudioSet segments CSV; DATA is a "
+                            f"{fmt.name} manifest")
+    entries = _parse(_records(lines, first + n_header, fmt), fmt, str(media_root))
+    table, skipped, more, named, found = _build(entries, fmt, str(media_root), _Finder(),
+                                                allow_outside_root=allow_outside_root)
+    header = newline.join(line.removesuffix("\r") for line in lines[first : first + n_header]) if n_header else None
+    return Manifest(fmt.name, data, media_root, table, skipped, header, newline, more, named,
+                    ([found] if found else []) + notes)
 
 
 def write_subset(
@@ -349,9 +348,10 @@ def write_subset(
 ) -> None:
     """Write the rows `keep` (a table with a `row` column, or row numbers) to `out`, atomically.
 
-    Dataset manifests get their header and the kept rows' original lines, in input order, with the
-    input's line ending. Folders get a `path,label` CSV of absolute paths. `labels` (row -> ';'-joined
-    labels) overrides labels, for folders and generic CSVs only.
+    Dataset manifests get their header and every original record of the kept videos, in input order,
+    with the input's line ending. Folders get a `path,label` CSV of absolute paths. `labels`
+    (row -> ';'-joined labels) overrides labels, for folders and generic CSVs only; a relabelled
+    video is written as one record.
     """
     out = Path(out)
     rows = keep["row"] if isinstance(keep, pd.DataFrame) else keep
@@ -372,18 +372,23 @@ def write_subset(
                                "label": [labels.get(r, lab) for r, lab in zip(kept, sel["labels"].tolist())]})
         atomic_write_text(out, csv_text(subset))
         return
-    lines = sel["raw"].tolist()
+    records = list(zip(kept, sel["raw"].tolist()))
     if labels:  # generic: re-serialize only the relabelled rows
-        at = [c.strip() for c in _csv_fields(manifest.header)].index("label")
-        lines = [_replace_field(raw, at, labels[r]) if r in labels else raw for r, raw in zip(kept, lines)]
-    lines = ([manifest.header] if manifest.header is not None else []) + lines
+        at = [c.strip() for c in csv_fields(manifest.header)].index("label")
+        records = [(r, _replace_field(raw, at, labels[r]) if r in labels else raw) for r, raw in records]
+    for r in kept:
+        if r not in labels:
+            records += manifest.more_lines.get(r, [])
+    lines = ([manifest.header] if manifest.header is not None else []) + [raw for _, raw in sorted(records)]
     atomic_write_text(out, "".join(line + manifest.newline for line in lines))
 
 
 def _replace_field(line: str, at: int, value: str) -> str:
-    fields = _csv_fields(line)
+    fields = csv_fields(line)
     fields[at] = value
-    return _csv_line(fields)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue()[:-1]
 
 
 def skipped_table(rows: list[tuple]) -> pd.DataFrame:

@@ -74,6 +74,10 @@ def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
 
     path = require_file(path)
     clean_stale_temps(path.parent, path.name)  # left by a save that was killed
+    with open(path, "rb") as handle:  # torch.save writes a zip archive (or, before torch 1.6, a pickle)
+        if not handle.read(4).startswith((b"PK\x03\x04", b"\x80")):
+            raise CheckpointError(f"{path}: not a checkpoint (not a file torch.save writes); pass the .pt file "
+                                  f"`avaudit train` wrote")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "unusable file"

@@ -1,0 +1,66 @@
+"""What DATA's labels mean to a model: the one check every command that compares predictions with
+DATA's labels makes, the note of the commands that do not, and the rows an audit against labels
+cannot judge."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from avaudit.errors import UsageError
+from avaudit.media.manifests import Manifest
+from avaudit.vocab import Skip, plural
+
+
+def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """One row per (video, label): a multi-label video counts for each of its categories."""
+    check_labels(table, classes, required=False)
+    labels = table["labels"].fillna("")
+    if labels.str.contains(";", regex=False).any():
+        rows = table.assign(label=labels.str.split(";")).explode("label")
+    else:  # one label a row, the common case: no lists to explode
+        rows = table.assign(label=labels)
+    return rows[rows["label"] != ""]
+
+
+def label_names(table: pd.DataFrame) -> set[str]:
+    return set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
+
+
+def check_labels(table: pd.DataFrame, classes: list[str], *, required: bool = True,
+                 named: frozenset[str] | None = None) -> None:
+    """The one answer of every command that compares predictions with DATA's labels: labels of the
+    videos to audit (`table`) that the model was not trained on are an error naming them, since the
+    model cannot judge them. With `required`, DATA that names no label at all (`named`, every label
+    of DATA whether its media were found or not [default: the table's]) is an error too."""
+    if required and not (label_names(table) | set(named or ())):
+        raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
+    unknown = sorted(label_names(table) - set(classes))
+    if unknown:
+        raise UsageError(f"{plural(len(unknown), 'label')} the model was not trained on: {shown_names(unknown)}; "
+                         f"train on this data first (`avaudit train DATA`) and pass --model")
+
+
+def shown_names(names: list[str], n: int = 8) -> str:
+    return ", ".join(repr(u) for u in names[:n]) + (" ..." if len(names) > n else "")
+
+
+def classes_note(classes: list[str], unknown: list[str]) -> str:
+    """The note of a command that runs without comparing labels: which classes the model knows."""
+    known = f"the model knows {plural(len(classes), 'class')}: {shown_names(list(classes), 10)}"
+    if unknown:
+        return f"{plural(len(unknown), 'label')} of DATA the model was not trained on ({shown_names(unknown)}); {known}"
+    return f"DATA has no labels; {known}"
+
+
+def unlabelled_to_skipped(manifest: Manifest) -> Manifest:
+    """`manifest` with its videos that have no label moved to skipped (`no label`): an audit against
+    the labels cannot judge them, and they are never decoded."""
+    none = (manifest.table["labels"].fillna("") == "").to_numpy()
+    if not none.any():
+        return manifest
+    rows = manifest.table[none]
+    moved = pd.DataFrame({"video_id": rows["video_id"], "path": rows["path"], "reason": str(Skip.no_label),
+                          "detail": rows["video_id"] + ": no label; this audit judges each video against its label"})
+    skipped = pd.concat([manifest.skipped, moved.astype("str")], ignore_index=True)
+    return replace(manifest, table=manifest.table[~none].reset_index(drop=True), skipped=skipped)

@@ -213,3 +213,17 @@ def test_a_stage_decodes_only_the_modality_it_uses(clip10, tmp_path):
     assert video_stage[1].reason == "no audio stream"
     full = ClipDataset(paths, config=config)[0]
     assert full.onsets.shape == (100,) and np.array_equal(full.frames, video_stage[0].frames)
+
+
+def test_decords_cpp_log_line_never_reaches_the_terminal(tmp_path, capfd):
+    """decord writes `video_reader.cc:83: ERROR opening: ...` to file descriptor 2 whatever its log level
+    when its FFmpeg cannot open a file; the exception says the same, so the line is not shown."""
+    from avaudit.media import decode
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    with pytest.raises(decode._Untimed):
+        decode._open_video(text)
+    print("still here", file=__import__("sys").stderr)
+    captured = capfd.readouterr()
+    assert captured.err == "still here\n"

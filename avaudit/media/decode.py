@@ -15,8 +15,11 @@ decord and PyAV are imported inside the functions so that `avaudit --help` stays
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,7 +70,8 @@ def _open_video(path: str | Path, *, resize: tuple[int, int] | None = None):
     decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's own log lines never reach the terminal
     size = {} if resize is None else {"width": resize[1], "height": resize[0]}
     try:
-        return decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)
+        with _native_stderr_muted():
+            return decord.VideoReader(str(path), fault_tol=FAULT_TOLERANCE, **size)
     except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open
         raise _Untimed(_short(err)) from None
 
@@ -238,6 +242,22 @@ def decode_clip(
     # Half a step of slack: container end times are rounded and AAC adds priming samples.
     padded = duration < seconds - 0.5 * seconds / steps
     return Clip(_centre_crop(frames, crop), audio, padded, duration)
+
+
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Send file descriptor 2 to /dev/null while decord opens a file: its C++ `ERROR opening` line is
+    written there whatever decord's log level, and the exception it raises says the same."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _short(err: Exception) -> str:

@@ -140,6 +140,7 @@ def train(
              "(0: at epoch ends only) [default: the preset's, 5].", show_default=False)] = None,
     checkpoint_steps: Annotated[Optional[int], typer.Option(
         help="Also checkpoint every N batches (0: off) [default: the preset's, 0].", show_default=False)] = None,
+    classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.device import init_distributed
@@ -152,7 +153,8 @@ def train(
         result = train_data(data, preset=preset, out=out, epochs=epochs, seed=seed, root=root,
                             video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
                             workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
-                            checkpoint_steps=checkpoint_steps)
+                            checkpoint_steps=checkpoint_steps, classes=classes,
+                            allow_outside_root=allow_outside_root)
     if rank != 0:
         return
     skipped = result["skipped"]

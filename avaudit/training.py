@@ -364,11 +364,13 @@ def train_data(data: Path, *, preset: str | Path = "small", out: Path = Path("av
                epochs: int | None = None, seed: int | None = None, root: Path | None = None,
                video_weights: Path | None = None, device: str = "auto", resume: bool = False,
                on_event: Callable | None = None, workers: int | None = None, memory_budget: float | None = None,
-               checkpoint_minutes: float | None = None, checkpoint_steps: int | None = None) -> dict:
+               checkpoint_minutes: float | None = None, checkpoint_steps: int | None = None,
+               classes: Path | None = None, allow_outside_root: bool = False) -> dict:
     """Train the network on DATA (section 4.2's three stages) and write the checkpoint `out`.
 
     `workers`, `memory_budget` (GiB), `checkpoint_minutes` and `checkpoint_steps` override the preset's
-    `train.num_workers`, `train.memory_budget`, ... (None: the preset's).
+    `train.num_workers`, `train.memory_budget`, ... (None: the preset's). `classes` and `allow_outside_root`
+    are read_manifest's.
     Returns the validation metrics; its `skipped` holds the rows of DATA that were not used.
     """
     from avaudit.config import load_config
@@ -382,7 +384,7 @@ def train_data(data: Path, *, preset: str | Path = "small", out: Path = Path("av
         if value is not None:
             overrides[f"train.{name}"] = value
     config = load_config(preset, overrides)
-    manifest = read_manifest(Path(data), root=root)
+    manifest = read_manifest(Path(data), root=root, classes=classes, allow_outside_root=allow_outside_root)
     out = Path(out)
     if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left
         raise UsageError(f"{out} exists: pass --resume to continue it, or another --out")

@@ -388,3 +388,44 @@ def test_categories_without_a_validation_clip_are_named_and_their_accuracy_shown
     assert "validation accuracy (0 clips held out, 2 trained on)" in result.output
     assert "│ all      │        n/a │     n/a │   n/a │    n/a │   n/a │  n/a │" in result.output
     assert "nan" not in result.output
+
+
+def test_train_reads_manifests_as_the_audits_do_with_classes_and_outside_root(tmp_path, monkeypatch):
+    """`train` takes the audits' --classes (an AudioSet class index not beside DATA) and
+    --allow-outside-root, so a set the audits read, train reads the same."""
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from avaudit import training
+    from avaudit.cli import app
+
+    data = Path(__file__).parent / "data" / "manifests"
+    seen = {}
+
+    def caught(table, **_):
+        seen["table"] = table
+        raise SystemExit(3)
+
+    monkeypatch.setattr(training, "train", caught)
+    lists, index = tmp_path / "lists", tmp_path / "index"
+    lists.mkdir(), index.mkdir()
+    segments = shutil.copyfile(data / "audioset_eval_segments_head40.csv", lists / "segments.csv")
+    names = shutil.copyfile(data / "class_labels_indices.csv", index / "names.csv")
+    (lists / "--BfvyPmVMo_20.000_30.000.mp4").write_bytes(b"")  # one row's file; the others are missing
+    runner = CliRunner()
+    for extra, label in (([], "/m/03l9g"), (["--classes", str(names)], "Hammer")):  # no index: the label ids
+        result = runner.invoke(app, ["train", str(segments), *extra, "--out", str(tmp_path / "m.pt")])
+        assert result.exit_code == 3, result.output
+        assert seen.pop("table").set_index("video_id").loc["--BfvyPmVMo_20_30", "labels"] == label
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "a.mp4").write_bytes(b"")
+    (lists / "l.csv").write_text("path,label\n../elsewhere/a.mp4,dog\n")
+    assert runner.invoke(app, ["train", str(lists / "l.csv"), "--out", str(tmp_path / "m.pt")]).exit_code == 3
+    assert seen.pop("table").empty  # the only row is outside the root: skipped
+    result = runner.invoke(app, ["train", str(lists / "l.csv"), "--allow-outside-root", "--out",
+                                 str(tmp_path / "m.pt")])
+    assert result.exit_code == 3, result.output
+    assert seen["table"]["path"].tolist() == [str(tmp_path / "elsewhere" / "a.mp4")]

@@ -101,13 +101,16 @@ def test_the_report_of_a_real_audit_renders_in_chromium(tmp_path, monkeypatch):
     sources = video_sources(page)
     assert len(sources) == 2 * 16 + 10 and int(re.search(r'data-videos="(\d+)"', dom).group(1)) == 10
     assert all(s.is_file() and s.is_relative_to(SAMPLES.resolve()) for s in sources)
-    probe = page.with_name("probe.html")  # click the first example: Chromium loads and decodes it in a player
+    # Click the first example: Chromium loads it in a player and decodes picture and sound (its decoded-byte
+    # counters; a file without a sound track gives 0 audio bytes, the page's own muting does not).
+    probe = page.with_name("probe.html")
     probe.write_text(page.read_text().replace("</body>", (
         "<script>document.addEventListener('DOMContentLoaded', () => { document.querySelector('a.clip').click();"
         " const v = document.querySelector('#categories video'); v.muted = true; v.play();"
-        " v.addEventListener('loadeddata', () => { document.body.dataset.state = `loaded ${v.duration}`; }); });"
+        " v.addEventListener('loadeddata', () => { document.body.dataset.state = `loaded ${v.duration} sound"
+        " ${v.webkitAudioDecodedByteCount > 0} picture ${v.webkitVideoDecodedByteCount > 0}`; }); });"
         "</script></body>")))
-    assert 'data-state="loaded 10"' in dump_dom(probe, tmp_path / "probe-profile")
+    assert 'data-state="loaded 10 sound true picture true"' in dump_dom(probe, tmp_path / "probe-profile")
 
 
 def small_audit(tmp_path, **sizes):

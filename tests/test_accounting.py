@@ -181,6 +181,7 @@ def test_localize_says_which_classes_the_model_knows(tmp_path, planted, tiny_mod
     assert result.output.splitlines()[-1] == f"note: DATA has no labels; the model knows {len(classes)} classes: {known}"
 
 
+@pytest.mark.slow
 def test_train_makes_a_class_of_every_label_and_bias_runs_on_its_own_multilabel_data(tmp_path, planted, tiny_preset):
     from avaudit import commands
     from avaudit.training import train_data, training_classes, training_labels

@@ -27,6 +27,7 @@ def test_the_api_exports_the_commands_and_nothing_is_imported_until_used():
         avaudit.nothing
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(planted, tmp_path, monkeypatch):
     """README's example, on the small planted set (same categories as sample_videos/)."""
     monkeypatch.chdir(tmp_path)

@@ -15,6 +15,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """A cache of the test's own, for the tests that count what the cache holds; the others share the session's,
+    so the planted set is decoded once a session."""
     monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -23,6 +25,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args] + ["--device", "cpu", "--workers", "0"])
 
 
+@pytest.mark.slow
 def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tiny_model, tmp_path, cache):
     first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "one")
     assert first.exit_code == 0, first.output
@@ -41,7 +44,7 @@ def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tin
         pd.read_csv(tmp_path / "one" / "bias_categories.csv")["layer"] == "redundant").sum()
 
 
-def test_paper_rule_only_assigns_layers(planted, tiny_model, tmp_path, cache):
+def test_paper_rule_only_assigns_layers(planted, tiny_model, tmp_path):
     result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b", "--rule", "paper")
     assert result.exit_code == 0, result.output
     videos = pd.read_csv(tmp_path / "b" / "bias_videos.csv")
@@ -51,7 +54,7 @@ def test_paper_rule_only_assigns_layers(planted, tiny_model, tmp_path, cache):
     np.testing.assert_allclose(chosen, best)
 
 
-def test_predict_writes_predictions_and_cleanlab_arrays(planted, tiny_model, tmp_path, cache):
+def test_predict_writes_predictions_and_cleanlab_arrays(planted, tiny_model, tmp_path):
     result = invoke("predict", planted, "--model", tiny_model, "--out", tmp_path / "p",
                     "--export-probs", tmp_path / "p" / "probs.npz")
     assert result.exit_code == 0, result.output
@@ -67,7 +70,7 @@ def test_predict_writes_predictions_and_cleanlab_arrays(planted, tiny_model, tmp
     assert (arrays["labels"] >= 0).all()
 
 
-def test_missing_labels_lists_only_unannotated_candidates(planted, tiny_model, tmp_path, cache):
+def test_missing_labels_lists_only_unannotated_candidates(planted, tiny_model, tmp_path):
     result = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "m")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "m" / "missing_labels.csv")
@@ -95,7 +98,7 @@ def kinetics_copy(planted, tmp_path):
     return root / "kinetics_val.csv"
 
 
-def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, tmp_path, cache, monkeypatch):
+def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, tmp_path, monkeypatch):
     manifest = kinetics_copy(planted, tmp_path)
     monkeypatch.chdir(tmp_path)
     result = invoke("bias", manifest, "--model", tiny_model)
@@ -116,7 +119,7 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
     assert videos["video_id"].str.startswith("'-id").all() and all(",-id" in line for line in written[1:])
 
 
-def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, cache, monkeypatch):
+def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert invoke("bias", planted, "--model", tiny_model).exit_code == 0
     result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--compare", "ks31"])
@@ -126,7 +129,7 @@ def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, c
     assert list(subset.columns) == ["path", "label"]
 
 
-def test_a_clip_shorter_than_the_window_is_marked_padded_with_its_seconds(tiny_model, tmp_path, cache):
+def test_a_clip_shorter_than_the_window_is_marked_padded_with_its_seconds(tiny_model, tmp_path):
     from conftest import write_clip
 
     write_clip(tmp_path / "data" / "cat" / "short.mp4", seconds=4.0)
@@ -147,7 +150,7 @@ def test_retarget_without_a_bias_run_says_what_to_do(tmp_path, monkeypatch):
         "or name a bias run's folder with --from")
 
 
-def test_retarget_uses_the_newest_bias_run_or_the_one_named_and_says_which(planted, tiny_model, tmp_path, cache,
+def test_retarget_uses_the_newest_bias_run_or_the_one_named_and_says_which(planted, tiny_model, tmp_path,
                                                                             monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "avaudit-out" / "mine")
@@ -166,7 +169,7 @@ def test_retarget_uses_the_newest_bias_run_or_the_one_named_and_says_which(plant
         "(needs command: bias, data and root)")
 
 
-def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path, cache):
+def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path):
     data = torch.load(tiny_model, weights_only=True)
     assert len(data["temperatures"]) == 5
     del data["temperatures"]
@@ -182,6 +185,7 @@ def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path,
     assert json.loads((tmp_path / "c" / "bias_summary.json").read_text())["confidence"] == "calibrated"
 
 
+@pytest.mark.slow
 def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny_model, cache):
     from avaudit.commands import audit
 
@@ -278,6 +282,7 @@ def bad_first_manifest(planted, tmp_path):
     return tmp_path / "list.csv"
 
 
+@pytest.mark.slow
 def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_logits(planted, tiny_model, tmp_path):
     from avaudit.commands import audit
 

@@ -64,6 +64,7 @@ def test_manifest_rows_naming_missing_duplicate_and_malformed_entries(corpus, re
     audit_and_check(manifest, expected, relabelled_model, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_no_audio_silence_audits_the_silent_clip(corpus, relabelled_model, tmp_path):
     root, table = corpus
     expected = table.copy()

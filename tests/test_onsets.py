@@ -111,6 +111,7 @@ def pulse_train(rng, sr=16000, seconds=10.0):
     return y + rng.normal(0, rng.choice([0.0, 1e-4, 1e-2]), y.shape).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_onsets_equal_librosa_on_click_and_pulse_trains(librosa):
     rng = np.random.default_rng(0)
     found = 0
@@ -123,6 +124,7 @@ def test_onsets_equal_librosa_on_click_and_pulse_trains(librosa):
     assert found > 300  # not a comparison of empty results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SOUNDED)
 def test_onsets_equal_librosa_on_real_audio(librosa, name):
     audio = real_audio(REALMEDIA / name)
@@ -131,6 +133,7 @@ def test_onsets_equal_librosa_on_real_audio(librosa, name):
     assert_same_as_librosa(librosa, audio, 16000, 512)
 
 
+@pytest.mark.slow
 def test_peak_pick_equals_librosa_on_ties_and_thresholds(librosa):
     """Envelopes quantized to sevenths put frames exactly on the max and on mean + delta (delta = 1/7)."""
     rng = np.random.default_rng(1)

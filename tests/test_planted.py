@@ -142,6 +142,7 @@ def test_missing_truth_points_to_two_event_clips(sample_set):
             assert clips[r["path"]]["sight"] == missing.sight
 
 
+@pytest.mark.slow
 def test_same_seed_same_truth(sample_set, tmp_path):
     again = tmp_path / "again"
     again.mkdir()  # an existing empty folder is accepted
@@ -167,6 +168,7 @@ def test_refuses_non_empty_out_and_bad_arguments(tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_failed_run_leaves_no_half_set(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("killed while writing the tables")

@@ -77,8 +77,9 @@ def test_an_audit_of_the_folder_skips_exactly_the_files_it_should(mode, tiny_mod
         name for name, reason in expected.items() if not reason)
 
 
-@pytest.mark.parametrize("name", ["torchcodec_nasa_13013.mp4", "moviepy_chaplin.mp4", "moviepy_fire2.mp4",
-                                  "mmaction2_demo_demo.mp4"])
+@pytest.mark.parametrize("name", ["moviepy_chaplin.mp4", "mmaction2_demo_demo.mp4",
+                                  *(pytest.param(n, marks=pytest.mark.slow)
+                                    for n in ("torchcodec_nasa_13013.mp4", "moviepy_fire2.mp4"))])
 def test_pyav_and_decord_show_the_same_frames_of_files_both_read(name, monkeypatch):
     """Step by step the same picture (the resize filters differ by a few levels): the same stream of
     two (nasa), upright where the file says to turn it (fire2 was shot upside down), same times."""

@@ -44,7 +44,11 @@ def release_model(tiny_model, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("layout", list(LAYOUTS))
+FAST = {"kinetics-400", "ave", "llp", "audioset"}  # the edit loop's share; the slow tier audits every layout
+
+
+@pytest.mark.parametrize("layout", [layout if layout in FAST else pytest.param(layout, marks=pytest.mark.slow)
+                                    for layout in LAYOUTS])
 def test_bias_on_each_release_layout(layout, tmp_path, planted, release_model):
     name, files, n_videos = LAYOUTS[layout]
     src = Path(shutil.copyfile(DATA / name, tmp_path / name))

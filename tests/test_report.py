@@ -40,6 +40,7 @@ def test_localize_writes_pictures_a_video_with_sound_and_a_timeline(tmp_path):
     assert all(len(v) == 10 for v in info["per_second_confidence"].values())
 
 
+@pytest.mark.slow
 def test_heat_peaks_at_the_planted_instant_events_with_the_shipped_model(tmp_path):
     clips = pd.read_csv(SAMPLES / "clips.csv")
     instant = clips[clips["modality"] == "instant"].groupby("label").head(5)

@@ -67,6 +67,7 @@ def history_without_timing(rows) -> pd.DataFrame:
     return pd.DataFrame(rows).drop(columns=["seconds", "clips_per_second"])
 
 
+@pytest.mark.slow
 def test_training_writes_a_safe_checkpoint_and_resume_matches_an_uninterrupted_run(planted, tiny_preset, tmp_path):
     """An uninterrupted run keeping the decoded clips in memory, against one that streams them, is
     stopped in the middle of an epoch after a step-count checkpoint, and is resumed in memory mode:
@@ -124,6 +125,7 @@ def test_training_writes_a_safe_checkpoint_and_resume_matches_an_uninterrupted_r
                                   history_without_timing(saved["metrics"]["history"]))
 
 
+@pytest.mark.slow
 def test_a_decoder_that_crashes_while_training_costs_its_clip(planted, tiny_preset, tmp_path, monkeypatch):
     """A decoding process that dies (here a SIGSEGV on one clip, every time) is that clip's `decoder
     crashed`; training goes on without it, in every stage, and lists it once."""
@@ -167,6 +169,7 @@ def live_tensor_bytes() -> int:
     return sum(storages.values())
 
 
+@pytest.mark.slow
 def test_streaming_training_holds_no_per_row_decoded_clips(planted, tiny_preset, tmp_path):
     """Past the memory budget, the tensors alive during training do not grow from 40 to 200 rows;
     in memory mode they do, by about the decoded clips (which shows the measure sees them)."""
@@ -200,6 +203,7 @@ def test_streaming_training_holds_no_per_row_decoded_clips(planted, tiny_preset,
     assert kept - small > 0.8 * 40 * per_clip, (small, kept, per_clip)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_preset(planted, tiny_preset, tmp_path):
     from avaudit.model.checkpoint import CheckpointError
 
@@ -369,6 +373,7 @@ def test_training_refuses_when_every_clip_was_skipped_and_writes_no_model(tiny_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+@pytest.mark.slow
 def test_categories_without_a_validation_clip_are_named_and_their_accuracy_shown_as_na(planted, tiny_preset,
                                                                                        tmp_path):
     from typer.testing import CliRunner

@@ -130,8 +130,8 @@ def avvp_copy(planted, tmp_path):
     return root / "llp.tsv", events_file(tmp_path / "audio.csv", audio), events_file(tmp_path / "visual.csv", visual)
 
 
+@pytest.mark.slow
 def test_bias_with_truth_writes_the_scored_tables(planted, tiny_model, tmp_path, monkeypatch):
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     manifest, audio, visual = avvp_copy(planted, tmp_path)
     out = tmp_path / "out"
     result = runner.invoke(app, ["bias", str(manifest), "--model", str(tiny_model), "--out", str(out),

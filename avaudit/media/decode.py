@@ -249,7 +249,11 @@ def _native_stderr_muted():
     """Send file descriptor 2 to /dev/null while decord opens a file: its C++ `ERROR opening` line is
     written there whatever decord's log level, and the exception it raises says the same."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all (a daemon): nothing to mute
+        yield
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)

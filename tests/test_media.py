@@ -227,3 +227,17 @@ def test_decords_cpp_log_line_never_reaches_the_terminal(tmp_path, capfd):
     print("still here", file=__import__("sys").stderr)
     captured = capfd.readouterr()
     assert captured.err == "still here\n"
+
+
+@pytest.mark.slow
+def test_a_process_started_without_fd_2_still_decodes(clip10):
+    """Started with `2>&-`, Python has no sys.stderr and no fd 2: muting decord must not cost the clip."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from avaudit.media.decode import decode_clip; "
+            f"clip = decode_clip({str(clip10)!r}, steps=10, seconds=10.0, sample_rate=16000, resize=(32, 32), crop=32); "
+            "print(sys.stderr, clip.frames.shape)")
+    result = subprocess.run(f"{sys.executable} -c {__import__('shlex').quote(code)} 2>&-", shell=True,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout == "None (10, 32, 32, 3)\n", result.stdout

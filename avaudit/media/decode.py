@@ -248,20 +248,23 @@ def decode_clip(
 def _native_stderr_muted():
     """Send file descriptor 2 to /dev/null while decord opens a file: its C++ `ERROR opening` line is
     written there whatever decord's log level, and the exception it raises says the same."""
-    sys.stderr.flush()
+    if sys.stderr is not None:  # None where the process started without fd 2
+        sys.stderr.flush()
     try:
         saved = os.dup(2)
-    except OSError:  # no fd 2 at all (a daemon): nothing to mute
+    except OSError:  # no fd 2: nothing to mute
         yield
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
         yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
 
 
 def _short(err: Exception) -> str:

@@ -187,8 +187,16 @@ def show_bias(console, run) -> None:
         per.add_column(name.replace("votes_", ""), overflow="fold",
                        justify="left" if name in ("category", "layer", "group") else "right")
     for row in categories.itertuples(index=False):
-        per.add_row(*(safe(v) for v in row))
+        per.add_row(*(safe(_cell(v)) for v in row))
     out.print(per)
+
+
+def _cell(value) -> str:
+    """A table cell: floats to 4 decimals (the type margin is read in thousandths), NaN (no margin: not an
+    audio-visual category) left empty."""
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4f}"
+    return str(value)
 
 
 def show_truth(console, truth: dict, out) -> None:

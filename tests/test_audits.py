@@ -313,3 +313,18 @@ def test_batch_sizes_agree_within_the_stated_tolerance(planted, tiny_model, tmp_
     eight = audit(data, model=tiny_model, device="cpu", workers=0, batch_size=8, cache_dir=tmp_path / "eight")
     np.testing.assert_allclose(one.logits, eight.logits, rtol=0, atol=1e-5)
     np.testing.assert_allclose(one.probabilities, eight.probabilities, rtol=0, atol=1e-6)
+
+
+def test_the_printed_category_table_shows_margins_in_thousandths_and_none_for_unimodal(planted, tiny_model, tmp_path):
+    import re
+
+    result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    categories = pd.read_csv(tmp_path / "b" / "bias_categories.csv").set_index("category")
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in result.output.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip() in categories.index}
+    assert len(rows) == 16 and "nan" not in result.output
+    for category, shown in rows.items():
+        margin = categories.loc[category, "type_margin"]
+        assert shown == ("" if np.isnan(margin) else f"{margin:.4f}"), (category, shown)
+    assert any(re.fullmatch(r"-?\d\.\d{4}", shown) for shown in rows.values())

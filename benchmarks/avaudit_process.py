@@ -1,4 +1,5 @@
-"""Run one `avaudit` CLI process and measure it: shared by the benchmarks that time whole commands.
+"""Run one `avaudit` CLI process and measure it: shared by the benchmarks that time whole commands,
+with the manifest of many rows over a few clips that the memory benchmarks give it.
 
 Standard library only: Linux counts the RSS a process had when it forked into its children's
 peak, so the measuring process must stay small.
@@ -23,3 +24,16 @@ def run_avaudit(args: list[str], cwd: Path, env: dict) -> tuple[float, float, st
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"avaudit {' '.join(args)} exited {os.waitstatus_to_exitcode(status)}:\n{output}")
     return wall, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
+
+
+def write_manifest(folder: Path, clips: list[Path], rows: int) -> Path:
+    """rows links cycling over clips, and the CSV that lists them under their own names."""
+    folder.mkdir()
+    lines = ["path,label"]
+    for i in range(rows):
+        clip = clips[i % len(clips)]
+        (folder / f"v{i:07d}.mp4").symlink_to(clip)
+        lines.append(f"v{i:07d}.mp4,{clip.parent.name}")
+    manifest = folder / "list.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest

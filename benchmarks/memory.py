@@ -14,22 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from avaudit_process import run_avaudit
+from avaudit_process import run_avaudit, write_manifest
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def write_manifest(folder: Path, clips: list[Path], rows: int) -> Path:
-    """rows links cycling over clips, and the CSV that lists them under their own names."""
-    folder.mkdir()
-    lines = ["path,label"]
-    for i in range(rows):
-        clip = clips[i % len(clips)]
-        (folder / f"v{i:07d}.mp4").symlink_to(clip)
-        lines.append(f"v{i:07d}.mp4,{clip.parent.name}")
-    manifest = folder / "list.csv"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest
 
 
 def main() -> None:

@@ -172,6 +172,7 @@ def test_every_command_that_compares_labels_refuses_unknown_ones_the_same_way(tm
     assert "1 of 1 video skipped (1 unreadable container)" in result.output
 
 
+@pytest.mark.slow
 def test_localize_says_which_classes_the_model_knows(tmp_path, planted, tiny_model):
     clip = next((planted / classes_of(tiny_model)[0]).glob("*.mp4"))
     result = run("localize", clip, "--model", tiny_model, "--out", tmp_path / "loc")

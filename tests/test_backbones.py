@@ -46,6 +46,7 @@ def test_video_network_keeps_every_frame_table_6b():
     assert sizes == [(64, 4, 56, 56), (64, 4, 56, 56), (128, 4, 28, 28), (256, 4, 14, 14), (512, 4, 7, 7)]
 
 
+@pytest.mark.slow
 def test_torchvision_mc3_18_state_dict_loads_and_gives_the_same_features(tmp_path):
     torch.manual_seed(0)
     reference = mc3_18().eval()

@@ -96,6 +96,7 @@ def test_a_built_wheel_ships_the_model_and_an_install_of_it_finds_it(tmp_path):
     assert probe.stdout.splitlines() == [str(Path(site) / "avaudit" / "models" / "default.pt"), "audio_tone1450"]
 
 
+@pytest.mark.slow
 def test_every_library_the_package_imports_is_a_runtime_dependency():
     """An import of a test-only library (librosa) or of a transitive one from avaudit/ would pass the
     tests, which install the test extras, and fail on a user's machine."""

@@ -107,6 +107,7 @@ def test_h264_in_avi_has_no_presentation_times_and_is_timed_by_frame_count(tmp_p
     assert clip.frames[61:].max() == 0 and 5.9 <= clip.duration <= 6.1
 
 
+@pytest.mark.slow
 def test_eight_channels_are_averaged_not_summed(tmp_path):
     """The same 0.5 tone on all 8 channels of a 7.1 track is a 0.5 tone (decord gave 2.2)."""
     from oddmedia import write_av

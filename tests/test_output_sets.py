@@ -208,6 +208,7 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
     assert "predict_skipped.csv" not in skipped and "2 skipped rows" in skipped  # one row in each list
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     data, _ = small_data
@@ -232,6 +233,7 @@ def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, t
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_an_unwritable_cache_is_one_warning_and_the_audit_goes_on(small_data, tiny_model, tmp_path):
     data, _ = small_data
     blocked = tmp_path / "cache_is_a_file"

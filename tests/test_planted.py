@@ -69,6 +69,7 @@ def test_folders_and_counts_match_truth(sample_set):
     assert "--seed 3" in (sample_set.root / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_every_clip_decodes_to_the_model_window(sample_set):
     for r in _rows(sample_set.clips):
         path = sample_set.root / r["path"]

@@ -44,7 +44,7 @@ def release_model(tiny_model, tmp_path_factory):
     return path
 
 
-FAST = {"kinetics-400", "ave", "llp", "audioset"}  # the edit loop's share; the slow tier audits every layout
+FAST = {"ave", "audioset"}  # the edit loop's share; the slow tier audits every layout
 
 
 @pytest.mark.parametrize("layout", [layout if layout in FAST else pytest.param(layout, marks=pytest.mark.slow)

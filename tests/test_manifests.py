@@ -307,18 +307,23 @@ def test_hidden_clips_are_audited_and_loose_clips_kept_unlabelled(tmp_path):
     assert m.labels_named == {"dog"}
 
 
-def test_a_category_folder_that_cannot_be_listed_is_a_skipped_row(tmp_path, monkeypatch):
+def refuse_listing(monkeypatch, folder_name: str) -> None:
+    """os.scandir raises PermissionError on folders named `folder_name`, as an unreadable folder does."""
     import os
 
-    touch(tmp_path, "dog/1.mp4", "cat/2.mp4")
     real = os.scandir
 
     def scandir(path):
-        if str(path).endswith("cat"):
+        if str(path).endswith(folder_name):
             raise PermissionError(13, "Permission denied")
         return real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_category_folder_that_cannot_be_listed_is_a_skipped_row(tmp_path, monkeypatch):
+    touch(tmp_path, "dog/1.mp4", "cat/2.mp4")
+    refuse_listing(monkeypatch, "cat")
     m = read_manifest(tmp_path)
     check_invariants(m, 2)
     assert m.format == "folder" and m.table["video_id"].tolist() == ["dog/1"]
@@ -328,18 +333,9 @@ def test_a_category_folder_that_cannot_be_listed_is_a_skipped_row(tmp_path, monk
 
 
 def test_a_media_folder_that_cannot_be_listed_makes_its_rows_unreadable_not_missing(tmp_path, monkeypatch):
-    import os
-
     src = write(tmp_path / "list.csv", ["path,label", "locked/a.mp4,dog", "open/b.mp4,cat", "open/c.mp4,cat"])
     touch(tmp_path, "locked/a.mp4", "open/b.mp4")
-    real = os.scandir
-
-    def scandir(path):
-        if str(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied")
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    refuse_listing(monkeypatch, "locked")
     m = read_manifest(src)
     check_invariants(m, 3)
     assert m.skipped[["video_id", "reason", "detail"]].values.tolist() == [

@@ -98,3 +98,16 @@ def test_pyav_and_decord_show_the_same_frames_of_files_both_read(name, monkeypat
     difference = np.abs(by_pyav.frames.astype(int) - by_decord.frames.astype(int)).mean(axis=(1, 2, 3))
     assert difference.max() < 5, difference.round(1).tolist()
     assert abs(by_pyav.duration - by_decord.duration) < 0.01
+
+
+@pytest.mark.parametrize("name", ["moviepy_no_duration.webm", "torchcodec_av1_video.mkv"])
+def test_a_stage_without_frames_reads_files_decord_cannot_time(name):
+    """Training's audio stage decodes no frame; on a file only PyAV reads, the video is still timed and
+    the clip is what a whole decode makes of it (no `decode error`)."""
+    from avaudit.media.decode import decode_clip
+
+    args = dict(steps=100, seconds=10.0, sample_rate=16000, resize=(40, 40), crop=40, silence=True)
+    whole = decode_clip(REALMEDIA / name, **args)
+    sound_only = decode_clip(REALMEDIA / name, **args, decode_frames=False)
+    assert sound_only.frames.shape == (0, 40, 40, 3) and np.array_equal(sound_only.audio, whole.audio)
+    assert (sound_only.duration, sound_only.padded) == (whole.duration, whole.padded)

@@ -121,7 +121,8 @@ def read_frames(path, streams: Streams, *, times: np.ndarray, stop: float, until
     counts = [0, 0]
     with av.open(str(path)) as container:
         stream = container.streams[streams.video]
-        if not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start:
+        # no times: a stage that decodes no frame still times the video (first frame, end), from its start
+        if len(times) and not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start:
             container.seek(int((streams.zero + times[0] - SEEK_MARGIN) / stream.time_base), stream=stream,
                            backward=True)
         for frame in _decoded(container, stream, path, counts):

@@ -44,21 +44,19 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="a row per margin")
     args = parser.parse_args()
     for planted in args.planted:
-        a = commands.audit(planted, model=args.model, device="cpu", need_labels=True)
+        a = commands.audit(planted, model=args.model, device="cpu", labels="require")
         rows = commands.labelled_rows(commands.decoded_rows(a), a.classes)
         confidences = a.probabilities[rows["position"].to_numpy()]
         truth = pd.read_csv(planted / "truth.csv")
-        table = []
+        by_margin = {}
         for margin in SWEEP if args.sweep else (0.0, args.type_margin):
-            _, categories, _ = bias_audit(rows, confidences, a.classes, rule=commands.DEFAULT_RULE,
-                                          fraction=commands.SUFFICIENCY_FRACTION, type_margin=margin)
-            table.append({"type_margin": margin, **type_scores(categories, truth)})
+            _, by_margin[margin], _ = bias_audit(rows, confidences, a.classes, rule=commands.DEFAULT_RULE,
+                                                 fraction=commands.SUFFICIENCY_FRACTION, type_margin=margin)
+        table = [{"type_margin": margin, **type_scores(categories, truth)} for margin, categories in by_margin.items()]
         print(planted)
         print(pd.DataFrame(table).round(4).to_string(index=False))
         if not args.sweep:
-            _, categories, _ = bias_audit(rows, confidences, a.classes, rule=commands.DEFAULT_RULE,
-                                          fraction=commands.SUFFICIENCY_FRACTION, type_margin=0.0)
-            shown = categories.merge(truth, on="category", suffixes=("", "_truth"))
+            shown = by_margin[0.0].merge(truth, on="category", suffixes=("", "_truth"))
             print(shown[shown["modality"].isin(AV_LAYERS)][["category", "modality", "layer", "type_margin"]]
                   .round(4).to_string(index=False))
 

@@ -100,11 +100,16 @@ def _video_streams(path) -> pyav.Streams:
     return streams
 
 
+def _stop(start: float, seconds: float, end: float | None) -> float:
+    """Where the window's content ends: `seconds` after `start`, or the row's `end` if that is earlier."""
+    return start + seconds if end is None or math.isnan(end) else min(start + seconds, end)
+
+
 def _frames(path, streams: pyav.Streams, *, steps, seconds, resize, start, end, min_seconds,
             max_seconds) -> tuple[np.ndarray, tuple[float, float]]:
     """Frames (T, H, W, 3) at `resize` and the part of the window they show, (from, to) in s after `start`."""
     times = frame_times(steps=steps, seconds=seconds, start=start)
-    stop = start + seconds if end is None or math.isnan(end) else min(start + seconds, end)
+    stop = _stop(start, seconds, end)
     length = dict(start=start, min_seconds=min_seconds, max_seconds=max_seconds)
     try:
         frames, first, video_end = _decord_frames(path, streams, times=times, stop=stop, resize=resize, **length)
@@ -194,8 +199,6 @@ def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def check_file(path: str | Path) -> None:
     """Fail early, with the right reason, on what the file system says about `path`."""
-    import os
-
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -235,7 +238,7 @@ def decode_clip(
             raise NoAudioStream(f"{path}: no audio stream")
         audio, sound = np.zeros(int(round(seconds * sample_rate)) if decode_sound else 0, np.float32), video
     else:
-        stop = start + seconds if end is None or math.isnan(end) else min(start + seconds, end)
+        stop = _stop(start, seconds, end)
         audio, *sound = pyav.read_audio(path, streams, sample_rate=sample_rate, start=start, seconds=seconds,
                                         stop=stop)
     duration = max(0.0, min(video[1], sound[1], seconds) - max(video[0], sound[0]))

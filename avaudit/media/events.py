@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from avaudit.errors import UsageError
-
-EVENT_COLUMNS = ("filename", "onset", "offset", "event_labels")
+from avaudit.media.formats import EVENTS_HEADER as EVENT_COLUMNS
 
 
 class EventsError(UsageError):

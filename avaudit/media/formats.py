@@ -180,7 +180,7 @@ def _llp(f: list[str], root: str) -> Row:
 def _llp_events(f: list[str], root: str) -> Row:
     name, onset, offset, labels = f
     number(onset, "onset", float), number(offset, "offset", float)
-    return Row(name, join_labels(labels, ","), "", _llp_places(name, root), extras=(_llp_id(name),))
+    return _llp([name, labels], root)
 
 
 def audioset(names: Mapping[str, str], subfolder: str) -> Format:

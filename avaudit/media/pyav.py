@@ -123,8 +123,7 @@ def read_frames(path, streams: Streams, *, times: np.ndarray, stop: float, until
         stream = container.streams[streams.video]
         # no times: a stage that decodes no frame still times the video (first frame, end), from its start
         if len(times) and not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start:
-            container.seek(int((streams.zero + times[0] - SEEK_MARGIN) / stream.time_base), stream=stream,
-                           backward=True)
+            _seek_before(container, stream, streams, times[0])
         for frame in _decoded(container, stream, path, counts):
             if streams.count_frames or frame.time is None:
                 t = streams.video_start + count * period
@@ -140,9 +139,7 @@ def read_frames(path, streams: Streams, *, times: np.ndarray, stop: float, until
             last = (t, frame)
             if t >= until:
                 break
-    packets, errors = counts
-    if packets and errors > media.FAULT_TOLERANCE * packets:
-        raise media.DecodeError(f"{path}: {errors} of {packets} video packets could not be decoded")
+    _check_faults(path, counts, "video")
     if last is None:
         return frames, None, 0.0
     end = last[0] + period
@@ -180,6 +177,18 @@ def _decoded(container, stream, path, counts):
         raise media.DecodeError(f"{path}: {err.strerror} after {counts[0]} packets") from None
 
 
+def _seek_before(container, stream, streams: Streams, at: float) -> None:
+    """To the key frame of `stream` before SEEK_MARGIN ahead of `at` (s on the file's timeline)."""
+    container.seek(int((streams.zero + at - SEEK_MARGIN) / stream.time_base), stream=stream, backward=True)
+
+
+def _check_faults(path, counts, kind: str) -> None:
+    """DecodeError when more than FAULT_TOLERANCE of the `kind` packets _decoded read failed."""
+    packets, errors = counts
+    if packets and errors > media.FAULT_TOLERANCE * packets:
+        raise media.DecodeError(f"{path}: {errors} of {packets} {kind} packets could not be decoded")
+
+
 def _mono(frame) -> np.ndarray:
     """(samples,) float32: the mean of a packed float frame's channels."""
     return frame.to_ndarray().reshape(-1, frame.layout.nb_channels).mean(axis=1, dtype=np.float32)
@@ -200,8 +209,7 @@ def read_audio(path, streams: Streams, *, sample_rate: int, start: float, second
     with av.open(str(path)) as container:
         stream = container.streams[streams.audio]
         if start - SEEK_MARGIN > streams.audio_start:
-            container.seek(int((streams.zero + start - SEEK_MARGIN) / stream.time_base), stream=stream,
-                           backward=True)
+            _seek_before(container, stream, streams, start)
         # Packed float, the channels kept and averaged here: swresample's own downmix to mono sums
         # them (with centre and surround gains), and PyAV 18 segfaults reading planar frames of 8 channels.
         resampler = av.AudioResampler(format="flt", rate=sample_rate)
@@ -216,9 +224,7 @@ def read_audio(path, streams: Streams, *, sample_rate: int, start: float, second
                 break
         else:
             chunks += [_mono(out) for out in resampler.resample(None)]
-    packets, errors = counts
-    if packets and errors > media.FAULT_TOLERANCE * packets:
-        raise media.DecodeError(f"{path}: {errors} of {packets} audio packets could not be decoded")
+    _check_faults(path, counts, "audio")
     if begin is None:
         return audio, 0.0, 0.0
     track = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

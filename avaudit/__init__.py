@@ -6,13 +6,11 @@
 
 The commands are imported on first use, so `import avaudit` (and the CLI's --help) stays light.
 """
-__all__ = ["bias", "predict", "missing_labels", "retarget", "train", "load_model", "AuditOptions", "AuditRun",
-           "AvauditError", "UsageError"]
-
 _HOMES = {"bias": "avaudit.commands", "predict": "avaudit.commands", "missing_labels": "avaudit.commands",
           "retarget": "avaudit.commands", "train": "avaudit.training", "load_model": "avaudit.commands",
           "AuditOptions": "avaudit.commands", "AuditRun": "avaudit.commands", "AvauditError": "avaudit.errors",
           "UsageError": "avaudit.errors"}
+__all__ = list(_HOMES)
 
 _RENAMED = {"train": "train_data"}  # avaudit.train is the whole recipe from DATA
 

@@ -16,7 +16,6 @@ import typer
 
 from avaudit.vocab import By, Confidence, Device, NoAudio, Rule, plural
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
@@ -381,9 +380,9 @@ def doctor(cache_dir: CacheOpt = None, model: Annotated[Optional[Path], typer.Op
     """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,
     the model, the cache folder and the GPU. Exit 0 when all work, 1 with a fix for each problem."""
     from avaudit.display import show_checks
-    from avaudit.doctor import run_checks
+    from avaudit.doctor import PACKAGE, run_checks
 
-    console().print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE_DIR}",
+    console().print(f"avaudit doctor: Python {sys.version.split()[0]} ({sys.executable}), avaudit in {PACKAGE}",
                     highlight=False, soft_wrap=True)
     if not show_checks(console(), run_checks(cache_dir=cache_dir, model=model)):
         raise typer.Exit(1)

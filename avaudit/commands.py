@@ -17,6 +17,7 @@ import pandas as pd
 from avaudit.errors import UsageError
 from avaudit.labels import check_labels, classes_note, label_names, labelled_rows, unlabelled_to_skipped
 from avaudit.media.manifests import Manifest, read_manifest
+from avaudit.media.window import is_padded
 from avaudit.outputs import check_writes, output_set, read_csv, write_json
 from avaudit.runs import newest_bias_run, planned_writes, read_bias_settings, write_run
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
@@ -168,7 +169,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
     if labels in ("require", "check"):
         check_labels(manifest.table, checkpoint["classes"], required=labels == "require", named=manifest.labels_named)
     else:
-        unknown = sorted(label_names(manifest.table) - set(checkpoint["classes"]))
+        unknown = sorted(label_names(manifest.table["labels"]) - set(checkpoint["classes"]))
         if unknown or not manifest.labels_named:
             notes.append(classes_note(checkpoint["classes"], unknown))
     if confidence == "calibrated" and "temperatures" not in checkpoint:
@@ -196,11 +197,11 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
 
 def window_columns(a: Audit, position: np.ndarray) -> dict[str, pd.Series]:
     """`seconds` of real content in each row's window, and `padded`: the window ran past the
-    file's end, so the rest was black and silent (the decoder's rule: short by over half a step).
+    file's end, so the rest was black and silent (the decoder's rule, media.window.is_padded).
     Empty where the cache predates these columns."""
     window, steps = a.checkpoint["config"]["model"]["seconds"], a.checkpoint["config"]["model"]["steps"]
     seconds = a.seconds[position].astype(float)
-    padded = pd.array(seconds < window - 0.5 * window / steps, dtype="boolean")
+    padded = pd.array(is_padded(seconds, seconds=window, steps=steps), dtype="boolean")
     padded[np.isnan(seconds)] = pd.NA
     return {"seconds": pd.Series(seconds.round(2)), "padded": pd.Series(padded)}
 
@@ -227,8 +228,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     check_range("--sufficiency", fraction, 0, 1, low_open=True)
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
-    a = audit(data, resolve_options(options, fields), labels="require", on_event=on_event,
-              writes=[*planned_writes(folder, "bias"), *also_writes])
+    a = audit(data, options, labels="require", on_event=on_event,
+              writes=[*planned_writes(folder, "bias"), *also_writes], **fields)
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
@@ -263,8 +264,8 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
 
     folder = output_dir(out, "predict")
     writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
-    a = audit(data, resolve_options(options, fields), labels="ignore" if export_probs is None else "check",
-              on_event=on_event, writes=writes)
+    a = audit(data, options, labels="ignore" if export_probs is None else "check", on_event=on_event,
+              writes=writes, **fields)
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     probs = a.probabilities[position]
@@ -308,8 +309,8 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
 
     check_range("--min-confidence", min_confidence, 0, 1)
     folder = output_dir(out, "missing-labels")
-    a = audit(data, resolve_options(options, fields), labels="check", on_event=on_event,
-              writes=planned_writes(folder, "missing-labels"))
+    a = audit(data, options, labels="check", on_event=on_event, writes=planned_writes(folder, "missing-labels"),
+              **fields)
     rows = decoded_rows(a)
     position = rows["position"].to_numpy()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on

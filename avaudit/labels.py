@@ -23,8 +23,9 @@ def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     return rows[rows["label"] != ""]
 
 
-def label_names(table: pd.DataFrame) -> set[str]:
-    return set(";".join(table["labels"].fillna("").unique()).split(";")) - {""}
+def label_names(labels: pd.Series) -> set[str]:
+    """Every label that appears in a `labels` column (";"-joined where a row has several)."""
+    return set(";".join(labels.fillna("").unique()).split(";")) - {""}
 
 
 def check_labels(table: pd.DataFrame, classes: list[str], *, required: bool = True,
@@ -33,9 +34,9 @@ def check_labels(table: pd.DataFrame, classes: list[str], *, required: bool = Tr
     videos to audit (`table`) that the model was not trained on are an error naming them, since the
     model cannot judge them. With `required`, DATA that names no label at all (`named`, every label
     of DATA whether its media were found or not [default: the table's]) is an error too."""
-    if required and not (label_names(table) | set(named or ())):
+    if required and not (label_names(table["labels"]) | set(named or ())):
         raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
-    unknown = sorted(label_names(table) - set(classes))
+    unknown = sorted(label_names(table["labels"]) - set(classes))
     if unknown:
         raise UsageError(f"{plural(len(unknown), 'label')} the model was not trained on: {shown_names(unknown)}; "
                          f"train on this data first (`avaudit train DATA`) and pass --model")

@@ -24,7 +24,7 @@ QUOTED = ',"\n\r'  # characters that make the csv module quote a field (QUOTE_MI
 # A text cell that a spreadsheet would read as a formula: =, +, -, @, tab or CR first (after any
 # apostrophes, so that the escape below is undone exactly).
 FORMULA = r"'*[=+\-@\t\r]"
-STALE_TEMP_S = 3600  # a temp file of a writer on another machine is stale after this long
+STALE_TEMP_S = 3600  # a temp file this old is a killed writer's (the cache's; an output set's from another host)
 STAGING = "avaudit-outputs"  # name of the hidden folder an output set is staged in
 
 

@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 from avaudit.audits.decisions import softmax, vote
 from avaudit.config import Config, ModelConfig
 from avaudit.device import worker_context
+from avaudit.inference.run import collate
+from avaudit.labels import label_names
 from avaudit.media.dataset import ClipDataset, ClipItem
 from avaudit.media.workers import decode_batches
 from avaudit.vocab import LAYERS
@@ -84,7 +86,7 @@ def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
 
 def training_classes(labels: pd.Series) -> list[str]:
     """The classes a model trained on these rows has: every label that appears, multi-label rows included."""
-    return sorted(set(";".join(labels.unique()).split(";")) - {""})
+    return sorted(label_names(labels))
 
 
 def epoch_order(n: int, *, seed: int, epoch: int) -> np.ndarray:
@@ -175,11 +177,9 @@ def _items(items: list[ClipItem]) -> list[ClipItem]:
 
 
 def _collate(items: list[ClipItem]) -> dict:
-    good = [item for item in items if not item.reason]
-    batch = {"rows": np.array([item.index for item in good], dtype=np.int64),
-             "failed": [(item.index, item.reason, item.detail) for item in items if item.reason]}
-    for key in ("frames", "audio", "onsets"):
-        batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
+    """An audit's batch (inference.run.collate) with the rows that decoded as an int64 array."""
+    batch = collate(items)
+    batch["rows"] = np.array(batch.pop("index"), dtype=np.int64)
     return batch
 
 

@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import AvauditWarning
-from avaudit.outputs import atomic_write, atomic_write_text
+from avaudit.outputs import STALE_TEMP_S, atomic_write, atomic_write_text
 from avaudit.vocab import LAYERS
 
 N_LAYERS = len(LAYERS)
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
-STALE_TEMP_S = 3600  # a temp file this old belongs to a killed writer, not a live one
 _counter = itertools.count()
 
 

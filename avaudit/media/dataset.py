@@ -124,10 +124,3 @@ class ClipDataset(Dataset):
             return self.empty_item(index, Skip.decode_error, f"{path}: {type(err).__name__}: {err}")
         return ClipItem(index, torch.from_numpy(np.ascontiguousarray(clip.frames)), torch.from_numpy(clip.audio),
                         torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "")
-
-
-def first_item(items: list[ClipItem]) -> ClipItem:
-    """collate_fn for batch_size=1 loaders that handle clips one at a time."""
-    return items[0]
-
-

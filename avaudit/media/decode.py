@@ -40,7 +40,7 @@ from avaudit.media.errors import (  # noqa: F401 - the errors are part of this m
     UnreadableContainer,
     UnreadableFile,
 )
-from avaudit.media.window import frame_times, shown_steps
+from avaudit.media.window import frame_times, is_padded, shown_steps
 
 MIN_SECONDS = 2.0  # shorter clips are skipped: under a fifth of the window is too little to judge
 MAX_SECONDS = 3600.0  # longer videos are skipped before anything is decoded
@@ -242,8 +242,7 @@ def decode_clip(
         audio, *sound = pyav.read_audio(path, streams, sample_rate=sample_rate, start=start, seconds=seconds,
                                         stop=stop)
     duration = max(0.0, min(video[1], sound[1], seconds) - max(video[0], sound[0]))
-    # Half a step of slack: container end times are rounded and AAC adds priming samples.
-    padded = duration < seconds - 0.5 * seconds / steps
+    padded = is_padded(duration, seconds=seconds, steps=steps)
     return Clip(_centre_crop(frames, crop), audio, padded, duration)
 
 

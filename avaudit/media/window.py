@@ -18,3 +18,10 @@ def shown_steps(times: np.ndarray, *, first: float, stop: float) -> np.ndarray:
     shows it (streams start a few ms apart); earlier steps, and those from `stop` on, are black."""
     slack = 0.5 * (times[1] - times[0]) if len(times) > 1 else 0.0
     return (times >= first - slack) & (times < stop - 1e-6)
+
+
+def is_padded(duration, *, seconds: float, steps: int):
+    """The window ran past the content (black and silent after it): `duration` (s, a float or an array) is
+    short of `seconds` by over half a step. Half a step of slack: container end times are rounded and AAC
+    adds priming samples."""
+    return duration < seconds - 0.5 * seconds / steps

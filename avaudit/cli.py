@@ -334,7 +334,6 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
     from avaudit.display import safe
-    from avaudit.inference.logits import checkpoint_info
     from avaudit.labels import classes_note
     from avaudit.localize import localize as run_localize
 
@@ -344,8 +343,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
                     f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
                     f"pictures in {safe(target)}", soft_wrap=True)
-    known = checkpoint_info(model or commands.DEFAULT_MODEL)["classes"]
-    console().print(f"note: {safe(classes_note(known, []))}", highlight=False, soft_wrap=True)
+    console().print(f"note: {safe(classes_note(result['classes'], []))}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -40,7 +40,7 @@ def per_second_confidence(model, z_v, z_a, onsets, label: int, *, steps_per_seco
 @torch.no_grad()
 def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> dict:
     """Write localize.png, localize.mp4 (heat over the frames, with the clip's sound), localize.json
-    and, with `timeline`, timeline.png. Returns the JSON's content."""
+    and, with `timeline`, timeline.png. Returns the JSON's content and the model's `classes`."""
     from avaudit.audits.decisions import softmax, vote
     from avaudit.media.dataset import ClipDataset
     from avaudit.media.encode import write_clip
@@ -84,4 +84,4 @@ def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> 
         write_png(timeline_plot(confidence, LAYERS, label=classes[label]), out / "timeline.png")
         result["per_second_confidence"] = {name: confidence[:, i].round(4).tolist() for i, name in enumerate(LAYERS)}
     write_json(result, out / "localize.json")
-    return result
+    return {**result, "classes": list(classes)}

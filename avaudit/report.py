@@ -322,14 +322,14 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
         raise UsageError(f"{folder}: no such folder (give the --out folder of an audit, e.g. avaudit-out/)")
     runs = [(p.parent.name, read_record(p)) for p in (*sorted(folder.glob("*/*_run.yaml")),
                                                      *sorted(folder.glob("*_run.yaml")))]
-    if not runs and not find(folder, "bias_summary.json"):
+    summary_path = find(folder, "bias_summary.json")
+    if not runs and not summary_path:
         raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
     settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}}
                              for name, run in runs])
     parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False) if len(settings) else
                      '<p class="muted">no run record (&lt;command&gt;_run.yaml) found</p>')]
-    summary_path = find(folder, "bias_summary.json")
     if summary_path:
         parts += bias_sections(folder, summary_path)
     else:

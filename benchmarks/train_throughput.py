@@ -34,6 +34,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import avaudit` sets it, before torch starts OpenMP
 import torch  # noqa: E402
+from avaudit_process import write_manifest
 from torch.utils.data import DataLoader
 
 from avaudit.config import load_config
@@ -81,14 +82,7 @@ class GpuBusy:
 def repeat_rows(data: Path, rows: int, folder: Path) -> Path:
     """A `path,label` CSV of `rows` rows cycling over DATA's clips, each under a new name."""
     table = read_manifest(data).table
-    folder.mkdir(parents=True)
-    lines = ["path,label"]
-    for i in range(rows):
-        row = table.iloc[i % len(table)]
-        (folder / f"v{i:07d}.mp4").symlink_to(Path(row["path"]).resolve())
-        lines.append(f"v{i:07d}.mp4,{row['labels']}")
-    (folder / "list.csv").write_text("\n".join(lines) + "\n")
-    return folder / "list.csv"
+    return write_manifest(folder, [Path(p).resolve() for p in table["path"]], rows, labels=list(table["labels"]))
 
 
 def synchronize(device: torch.device) -> None:
@@ -96,11 +90,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def decode_only(table, config, stage, rows: np.ndarray, *, workers: int, batch_size: int, device) -> float:
+def stage_dataset(table, config, stage) -> ClipDataset:
+    """The rows as the stage decodes them: only the inputs it uses."""
+    return ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                       config=config.model, video=stage.use_video, sound=stage.use_audio,
+                       onsets=stage.use_video and stage.use_audio)
+
+
+def decode_only(dataset: ClipDataset, rows: np.ndarray, *, workers: int, batch_size: int, device) -> float:
     """Clips per second of the stage's inputs decoded by `workers` DataLoader workers, no network."""
-    dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                          config=config.model, video=stage.use_video, sound=stage.use_audio,
-                          onsets=stage.use_video and stage.use_audio)
     batches = [rows[i : i + batch_size].tolist() for i in range(0, len(rows), batch_size)]
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_collate,
                         pin_memory=device.type == "cuda",
@@ -171,11 +169,8 @@ def main() -> None:
         torch.cuda.init()  # as in training: CUDA up before the workers start (forkserver)
     rates = {}
     for stage in STAGES:
-        decode = decode_only(table, config, stage, train_idx, workers=workers, batch_size=t.batch_size,
-                             device=device)
-        dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                              config=config.model, video=stage.use_video,
-                              sound=stage.use_audio, onsets=stage.use_video and stage.use_audio)
+        dataset = stage_dataset(table, config, stage)
+        decode = decode_only(dataset, train_idx, workers=workers, batch_size=t.batch_size, device=device)
         batch = _collate([dataset[int(i)] for i in train_idx[: t.batch_size]])
         steps = args.steps or max(3, len(train_idx) // t.batch_size)
         network = network_only(config, stage, batch, labels, n_classes=n_classes, device=device, steps=steps)

@@ -11,28 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from avaudit_process import measure_avaudit  # noqa: E402
 from bigkinetics import write_big_kinetics  # noqa: E402
 
 COMMANDS = {"bias": [], "predict": [], "missing-labels": [], "retarget": ["--keep", "audiovisual"]}
-
-
-def measure(args: list[str], env: dict) -> tuple[int, float, float, str]:
-    """(exit code, wall seconds, peak RSS in MiB, output) of `python -m avaudit ARGS`."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "avaudit", *args], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    return os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss / 1024, output
 
 
 def main() -> None:
@@ -44,13 +33,13 @@ def main() -> None:
         src = write_big_kinetics(tmp / "kinetics_400_val.csv")
         (tmp / "wrong").mkdir()
         env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp / "cache"), "COLUMNS": "300"}
-        measure(["bias", str(src), "--root", str(tmp / "wrong"), "--out", str(tmp / "warm")], env)  # fills the
+        measure_avaudit(["bias", str(src), "--root", str(tmp / "wrong"), "--out", str(tmp / "warm")], env)  # fills the
         # checkpoint's cached fields, as any earlier run with the model has
         print(f"{'command':16} {'exit':>4} {'wall s (each run)':>24} {'peak MiB':>9}  skipped rows")
         for command, extra in COMMANDS.items():
             out = tmp / command
             target = ["--out", str(out / "subset.csv")] if command == "retarget" else ["--out", str(out)]
-            runs = [measure([command, str(src), "--root", str(tmp / "wrong"), *target, *extra], env)
+            runs = [measure_avaudit([command, str(src), "--root", str(tmp / "wrong"), *target, *extra], env)
                     for _ in range(args.repeats)]
             code, _, _, output = runs[-1]
             listed = out / "bias" / "bias_skipped.csv" if command == "retarget" else \

@@ -121,3 +121,28 @@ def test_the_readme_make_samples_writes_names_a_function_that_exists():
     named = DOTTED.findall(source)
     assert "avaudit.planted.make_samples" in named
     assert [p for name in named if (p := unresolved_dotted(name))] == []
+
+
+def test_the_cli_reference_hook_writes_every_command_and_option_help_shows():
+    """docs/hooks/cli_reference.py (run by mkdocs) against the click command `avaudit COMMAND --help` prints."""
+    import html
+    import importlib.util
+
+    import typer
+
+    from avaudit.cli import app
+
+    spec = importlib.util.spec_from_file_location("cli_reference", REPO / "docs" / "hooks" / "cli_reference.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = hook.on_page_markdown(f"# Commands\n\n{hook.MARKER}\n", None, None, None)
+    assert hook.MARKER not in page
+    group = typer.main.get_command(app)
+    context = group.make_context("avaudit", [], resilient_parsing=True)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert f"## `avaudit {name}`" in page
+        sub = command.make_context(name, [], parent=context, resilient_parsing=True)
+        for record in filter(None, (parameter.get_help_record(sub) for parameter in command.get_params(sub))):
+            names, text = record
+            assert f"<td><code>{html.escape(names)}</code></td><td>{html.escape(text)}</td>" in page

@@ -146,3 +146,10 @@ def test_the_cli_reference_hook_writes_every_command_and_option_help_shows():
         for record in filter(None, (parameter.get_help_record(sub) for parameter in command.get_params(sub))):
             names, text = record
             assert f"<td><code>{html.escape(names)}</code></td><td>{html.escape(text)}</td>" in page
+
+
+def test_code_points_at_a_docs_page_not_at_readme():
+    """README is the front page only; a code comment that says why points at the docs page that says it."""
+    bare = [f"{path.relative_to(REPO)}:{number}" for path in sorted((REPO / "avaudit").rglob("*.py"))
+            for number, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\bREADME\b(?!\.md)", line)]
+    assert bare == []

@@ -24,12 +24,12 @@ from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
 # the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
-DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (README)
-DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
-SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
-TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
-MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
-MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
+DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper's rule (docs/decisions.md)
+DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (docs/decisions.md)
+SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (docs/decisions.md)
+TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other AV layers by this (docs/decisions.md)
+MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (docs/decisions.md)
+MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on other videos: set apart (docs/decisions.md)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
 
 

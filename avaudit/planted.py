@@ -236,7 +236,7 @@ def _write_tables(root: Path, plans: list[ClipPlan], *, seed: int, command: str)
                [[p.path, p.label, p.modality, p.sound, p.sight, ";".join(f"{t:.3f}" for t in p.event_times),
                  *((p.x, p.y, round(2 * p.radius, 2)) if p.sight else ("", "", ""))] for p in plans])
     (root / "README.md").write_text(
-        f"Planted audio-visual sample set written by avaudit.samples.make_samples with seed {seed}; "
+        f"Planted audio-visual sample set written by avaudit.planted.make_samples with seed {seed}; "
         "truth.csv, clips.csv and missing_truth.csv say what was planted where.\n"
         f"Remake it with `{command}`.\n")
 

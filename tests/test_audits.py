@@ -305,7 +305,7 @@ def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_lo
 
 
 def test_batch_sizes_agree_within_the_stated_tolerance(planted, tiny_model, tmp_path):
-    """README: across --batch-size values (and thread counts) logits agree within 1e-5, not bit for bit."""
+    """docs/outputs.md: across --batch-size values (and thread counts) logits agree within 1e-5, not bit for bit."""
     from avaudit.commands import audit
 
     data = bad_first_manifest(planted, tmp_path)

@@ -138,7 +138,7 @@ def test_a_layers_confusion_on_most_videos_is_set_apart_and_a_minority_missing_l
 
 
 def test_a_label_missing_from_most_videos_counts_as_a_confusion():
-    # The rule's limit, as README says: a second event in over half of a category's videos looks systematic.
+    # The rule's limit, as docs/decisions.md says: a second event in over half of a category's videos looks systematic.
     out = missing_label_candidates(videos(*["bark"] * 10), confused_audio(10, 7), CLASSES)
     kept, _ = split_confusions(out, max_confusion=0.1)
     assert "siren" not in set(kept["candidate"])

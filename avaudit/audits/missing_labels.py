@@ -85,7 +85,7 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
 
     videos: video_id, path, labels (';'-joined) for each row of logits (N, 5, C); classes: the C
     names. The set is taken over `logits`, whatever per-layer scores the caller compares (the
-    paper's O are logits; the audit passes confidences, README says why); `confidences`
+    paper's O are logits; the audit passes confidences, docs/decisions.md says why); `confidences`
     (N, 5, C), by default the softmax of the logits, scores the rows, and candidates below
     `min_confidence` are left out.
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties

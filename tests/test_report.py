@@ -14,8 +14,8 @@ from bigaudit import write_big_audit
 from typer.testing import CliRunner
 
 from avaudit.cli import app
-from avaudit.commands import DEFAULT_MODEL
 from avaudit.localize import localize
+from avaudit.options import DEFAULT_MODEL
 from avaudit.report import MAX_ROWS, SECTIONS, build_report
 from avaudit.vocab import Skip
 

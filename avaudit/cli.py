@@ -115,8 +115,7 @@ AUDIT_OPTIONS = {
         help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation "
              f"[default: {AuditOptions.confidence}].")], None),
     "root": (RootOpt, None),
-    "device": (Annotated[Optional[Device], typer.Option(
-        help=f"Where the network runs [default: {AuditOptions.device}].")], None),
+    "device": (DeviceOpt, None),
     "batch_size": (Annotated[Optional[int], typer.Option(
         help=f"Clips per batch [default: {AuditOptions.batch_size}].")], None),
     "workers": (Annotated[Optional[int], typer.Option(

@@ -241,7 +241,7 @@ def missing_labels(data: DataArg, out: OutOpt = None,
                             **given(min_confidence=min_confidence, max_confusion=max_confusion))
     candidates, summary = run.tables["missing_labels.csv"], run.summary
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {summary.n_videos_with_candidates:,} "
-                        f"of {plural(summary.n_videos, 'video')} (top 15)")
+                        f"of {plural(summary.n_videos, 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):

@@ -58,7 +58,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
-    from avaudit.media.events import read_events
+    from avaudit.events import read_events
 
     rule, options = check_rule(rule), audit_options(options, fields)
     check_range("fraction", fraction, 0, 1, low_open=True)
@@ -238,7 +238,7 @@ def output_dir(out: Path | None, command: str) -> Path:
 
 def load_model(path: Path | None = None, *, device: str = "cpu"):
     """(network in eval mode, class names, config, checkpoint dict) of a checkpoint [default: the shipped one]."""
-    from avaudit.model.checkpoint import load_model as load
+    from avaudit.model.checkpoint import load_network
 
-    return load(Path(path) if path is not None else DEFAULT_MODEL, device=device)
+    return load_network(Path(path) if path is not None else DEFAULT_MODEL, device=device)
 

@@ -33,7 +33,7 @@ from avaudit.config import load_config
 from avaudit.device import autocast, default_workers, pick_device
 from avaudit.media.dataset import ClipDataset, collate
 from avaudit.media.manifests import read_manifest
-from avaudit.model.checkpoint import load_model, save_checkpoint
+from avaudit.model.checkpoint import load_network, save_checkpoint
 from avaudit.model.fusion import FusionNet
 from avaudit.options import DEFAULT_MODEL
 
@@ -84,7 +84,7 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory()
     if args.preset:
         args.model = untrained(args.preset, sorted(set(table["labels"])), Path(scratch.name) / "untrained.pt")
-    model, _, config, _ = load_model(args.model, device=device)
+    model, _, config, _ = load_network(args.model, device=device)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model)
     n, bs = len(dataset), args.batch_size

@@ -261,7 +261,8 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                  show_default=False)] = None,
              keep: Annotated[list[str], typer.Option(
                  help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
-             by: Annotated[By, typer.Option(help="Keep whole categories or single videos.")] = By.category,
+             by: Annotated[Optional[By], typer.Option(
+                 help=f"Keep whole categories or single videos [default: {By.category}].")] = None,
              out: Annotated[Optional[Path], typer.Option(
                  help="Subset file, in DATA's own format [default: avaudit-out/retarget/subset.<ext>].",
                  metavar="OUT")] = None,
@@ -277,8 +278,8 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
-    run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by, out=out, options=options,
-                            **given(compare=compare, bias_run=from_run, rule=rule))
+    run = run_with_progress("retarget", commands.retarget, data, keep=keep, out=out, options=options,
+                            **given(by=by, compare=compare, bias_run=from_run, rule=rule))
     show_retarget(console(), run.summary)
     finish(run)
 

@@ -42,7 +42,7 @@ from avaudit.runs import (
     run_names,
     write_run,
 )
-from avaudit.vocab import LAYERS, LabelPolicy
+from avaudit.vocab import LAYERS, By, LabelPolicy
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fraction: float = THRESHOLDS.fraction,
@@ -67,27 +67,30 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
         raise ParameterError("truth", f"must be (audio events file, visual events file), not {truth!r}")
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
-    a = audit(data, options, labels=LabelPolicy.require, on_event=on_event,
+    a = audit(data, options, labels=LabelPolicy.require, on_event=on_event,  # read, infer
               writes=[*planned_writes(folder, "bias"), *also_writes])
     rows = a.labelled_rows()
     position = rows["position"].to_numpy()
-    per_video, categories, decided = bias_audit(rows, a.probabilities[position], a.classes, rule=str(rule),
+    classes, window, n_rows = a.classes, a.window_columns(position), a.n_rows
+    settings = a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
+                          truth=[os.path.abspath(p) for p in truth] if truth is not None else None)
+    per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
                                                 fraction=fraction, type_margin=type_margin)
-    labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
-    summary = BiasSummary(**decided, layer_statistics=layer_statistics(a.logits[position], labels),
-                          n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
-    tables = {"bias_videos.csv": per_video.assign(**a.window_columns(position)), "bias_categories.csv": categories}
+    labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    statistics = layer_statistics(a.logits[position], labels)
+    tables = {"bias_videos.csv": per_video.assign(**window), "bias_categories.csv": categories}
+    scores = None
     if events is not None:
         from avaudit.audits.truth import modality_truth, score_against_truth
 
-        scored, scored_categories, summary.truth = score_against_truth(tables["bias_videos.csv"], categories,
-                                                                       modality_truth(*events))
-        summary.truth.update(audio_events=str(truth[0]), visual_events=str(truth[1]))
+        scored, scored_categories, scores = score_against_truth(tables["bias_videos.csv"], categories,
+                                                                modality_truth(*events))
+        scores.update(audio_events=str(truth[0]), visual_events=str(truth[1]))
         tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
-    run = AuditRun(folder, tables, summary, a.skipped, a.n_rows, a.n_cached, a.manifest, notes=a.notes)
-    write_run(run, a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
-                              truth=[os.path.abspath(p) for p in truth] if truth is not None else None),
-              {"bias_summary.json": summary.document()})
+    summary = BiasSummary(**decided, layer_statistics=statistics, n_rows=n_rows, n_skipped=len(a.skipped),  # write
+                          confidence=settings["confidence"], truth=scores)
+    run = AuditRun(folder, tables, summary, a.skipped, n_rows, a.n_cached, a.manifest, notes=a.notes)
+    write_run(run, settings, {"bias_summary.json": summary.document()})
     return run
 
 
@@ -103,24 +106,24 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     check_path("export_probs", export_probs)
     folder = output_dir(out, "predict")
     writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
-    a = audit(data, options, labels=LabelPolicy.ignore if export_probs is None else LabelPolicy.check,
+    a = audit(data, options, labels=LabelPolicy.ignore if export_probs is None else LabelPolicy.check,  # read, infer
               on_event=on_event, writes=writes)
     rows = a.decoded_rows()
     position = rows["position"].to_numpy()
-    probs = a.probabilities[position]
-    names = np.asarray(a.classes)
-    chosen = multilabel(probs)  # over confidences, as missing-labels does
+    probs, names, window, settings = a.probabilities[position], np.asarray(a.classes), a.window_columns(position), \
+        a.settings("predict")
+    chosen = multilabel(probs)  # decide: over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
                           "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
                           "labels_eq7": pd.Series([";".join(names[m]) for m in chosen], dtype="str")})
     for i, layer in enumerate(LAYERS):
         table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
-    table = table.assign(**a.window_columns(position))
-    run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped, a.n_rows, a.n_cached,
-                   notes=a.notes)
+    table = table.assign(**window)
+    run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped,  # write
+                   settings["n_rows"], a.n_cached, notes=a.notes)
     if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
-        export_for_cleanlab(rows, probs, a.classes, Path(export_probs))
-    write_run(run, a.settings("predict"))
+        export_for_cleanlab(rows, probs, list(names), Path(export_probs))
+    write_run(run, settings)
     return run
 
 
@@ -151,24 +154,25 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     if max_confusion is not None:
         check_number("max_confusion", max_confusion)
     folder = output_dir(out, "missing-labels")
-    a = audit(data, options, labels=LabelPolicy.check, on_event=on_event,
+    a = audit(data, options, labels=LabelPolicy.check, on_event=on_event,  # read, infer
               writes=planned_writes(folder, "missing-labels"))
     rows = a.decoded_rows()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
-    confidences = a.probabilities[rows["position"].to_numpy()]
-    candidates, confusions = split_confusions(
-        missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
+    confidences, classes = a.probabilities[rows["position"].to_numpy()], a.classes
+    settings = a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion)
+    candidates, confusions = split_confusions(  # decide
+        missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence),
         max_confusion=max_confusion)
-    summary = MissingLabelsSummary(len(rows), len(candidates), int(candidates["video_id"].nunique()),
+    summary = MissingLabelsSummary(len(rows), len(candidates), int(candidates["video_id"].nunique()),  # write
                                    int(confusions["n_videos"].sum()))
     run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions}, summary, a.skipped,
-                   a.n_rows, a.n_cached, notes=a.notes)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
+                   settings["n_rows"], a.n_cached, notes=a.notes)
+    write_run(run, settings)
     return run
 
 
-def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = "category", out: Path | None = None,
+def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.category, out: Path | None = None,
              compare: str | None = None, bias_run: Path | None = None, rule: str = THRESHOLDS.rule,
              options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
     """The rows whose category (or video) falls in `keep`, written in DATA's own format.

@@ -151,7 +151,7 @@ def load_record(path: Path) -> dict | None:
     """A record's YAML mapping, None when it is not UTF-8 YAML holding a mapping with its command."""
     try:
         record = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("command"), str) else None
 

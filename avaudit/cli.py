@@ -264,7 +264,8 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              by: Annotated[Optional[By], typer.Option(
                  help=f"Keep whole categories or single videos [default: {By.category}].")] = None,
              out: Annotated[Optional[Path], typer.Option(
-                 help="Subset file, in DATA's own format [default: avaudit-out/retarget/subset.<ext>].",
+                 help="Subset file, in DATA's own format; with DATA, its bias run goes to a bias/ folder beside it "
+                      "[default: avaudit-out/retarget/subset.<ext>].",
                  metavar="OUT")] = None,
              from_run: Annotated[Optional[Path], typer.Option(
                  "--from", help="A bias run's folder, used without DATA [default: the newest under avaudit-out/].",

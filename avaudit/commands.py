@@ -184,7 +184,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     """
     from avaudit.audits.retarget import check_keep, check_reference, select
     from avaudit.audits.retarget import compare as compare_with
-    from avaudit.media.manifests import read_manifest, write_subset
+    from avaudit.media.manifests import read_manifest
 
     keep, by, rule, options = check_keep(keep), check_by(by), check_rule(rule), audit_options(options, fields)
     check_path("out", out)
@@ -212,19 +212,30 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
         run.notes.append(f"the bias run of DATA written to {folder} (`retarget --from {folder}` reuses it)")
     kept = select(per_video, categories, keep, by=by)
-    rows = run.manifest.table[run.manifest.table["video_id"].isin(set(kept["video_id"]))]
     kept_categories = sorted(set(kept["label"]))
-    summary = RetargetSummary(str(out), str(folder), run.manifest.format, list(keep), str(by), int(len(rows)),
-                              run.n_rows, kept_categories, compare_with(kept_categories, compare) if compare else None)
-    retarget_record = {"command": "retarget", "data": os.path.abspath(source), "bias_run": os.path.abspath(folder),
-              "keep": list(keep), "by": str(by), "compare": compare, "subset": os.path.abspath(out),
-              "summary": writes[1].name, "outputs": sorted(path.name for path in writes[:2])}
-    with output_set(out.parent, record=writes[2].name) as staged:  # the subset, its summary and record together
-        write_subset(run.manifest, rows["row"].to_numpy().tolist(), staged / out.name)
-        write_json(summary.document(), staged / writes[1].name)
-        write_yaml(retarget_record, staged / writes[2].name)
+    summary = RetargetSummary(str(out), str(folder), run.manifest.format, list(keep), str(by),
+                              int(run.manifest.table["video_id"].isin(set(kept["video_id"])).sum()), run.n_rows,
+                              kept_categories, compare_with(kept_categories, compare) if compare else None)
+    record = {"command": "retarget", "data": os.path.abspath(source), "bias_run": os.path.abspath(folder),
+              "keep": list(keep), "by": str(by), "compare": compare}
+    write_retarget(run.manifest, set(kept["video_id"]), summary, record, writes)
     return AuditRun(out.parent, {}, summary, run.skipped, run.n_rows, run.n_cached, run.manifest, run.skipped_path,
                     run.notes)
+
+
+def write_retarget(manifest, video_ids: set, summary: RetargetSummary, record: dict, writes: list[Path]) -> None:
+    """The subset (DATA's rows of `video_ids`, in DATA's format), its summary and its record (retarget_run.yaml,
+    naming the other two), written together (outputs.output_set)."""
+    from avaudit.media.manifests import write_subset
+
+    subset, summary_path, record_path = writes
+    rows = manifest.table[manifest.table["video_id"].isin(video_ids)]
+    record = {**record, "subset": os.path.abspath(subset), "summary": summary_path.name,
+              "outputs": sorted([subset.name, summary_path.name])}
+    with output_set(subset.parent, record=record_path.name) as staged:
+        write_subset(manifest, rows["row"].to_numpy().tolist(), staged / subset.name)
+        write_json(summary.document(), staged / summary_path.name)
+        write_yaml(record, staged / record_path.name)
 
 
 def subset_path(out: Path | None, source: Path) -> Path:

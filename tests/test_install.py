@@ -74,6 +74,7 @@ def test_a_built_wheel_ships_the_model_and_an_install_of_it_finds_it(tmp_path):
     assert "avaudit/weights/default.pt" in names
     assert "avaudit/weights/README.md" in names
     assert "avaudit/presets/small.yaml" in names
+    assert {"avaudit/assets/report.js", "avaudit/assets/report.css"} <= set(names)  # the report's page assets
     assert "avaudit/data/torchcodec_nasa_13013.mp4" in names  # avaudit doctor's clip
     assert zipfile.ZipFile(wheel).read("avaudit/constraints.txt") == (REPO / "constraints.txt").read_bytes()
     assert zipfile.ZipFile(wheel).read("avaudit/weights/default.pt") == DEFAULT_MODEL.read_bytes()

@@ -97,3 +97,15 @@ def test_not_rank_zero_is_public_for_callers_under_torchrun():
     from avaudit.inference.pipeline import run_shard
 
     assert avaudit.NotRankZero is NotRankZero and "NotRankZero" in run_shard.__doc__
+
+
+def test_calibrated_confidence_needs_fitted_temperatures_said_in_the_caller_s_terms():
+    from avaudit.display import flag
+    from avaudit.inference.pipeline import check_confidence
+
+    check_confidence({"temperatures": [1.0] * 5}, "calibrated")
+    check_confidence({}, "raw")
+    with pytest.raises(avaudit.ParameterError, match=r"^confidence calibrated: this checkpoint has no fitted "
+                                                     r"temperatures .*; retrain it or use raw confidences$") as error:
+        check_confidence({}, "calibrated")
+    assert flag(error.value.parameter) == "--confidence"

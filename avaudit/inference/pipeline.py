@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import probabilities
-from avaudit.errors import NotRankZero, UsageError
+from avaudit.errors import NotRankZero, ParameterError
 from avaudit.labels import apply_label_policy, labelled_rows
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.media.window import is_padded
@@ -85,8 +85,8 @@ class Audit:
 def check_confidence(checkpoint: dict, confidence: str) -> None:
     """Calibrated confidences need the temperatures training fits: said before any decoding."""
     if confidence == Confidence.calibrated and "temperatures" not in checkpoint:
-        raise UsageError("this checkpoint has no fitted temperatures (trained before calibration existed); "
-                         "retrain it or pass --confidence raw")
+        raise ParameterError("confidence", "calibrated: this checkpoint has no fitted temperatures (trained before "
+                                           "calibration existed); retrain it or use raw confidences")
 
 
 def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolicy = LabelPolicy.ignore,

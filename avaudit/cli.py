@@ -15,11 +15,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from avaudit.display import fail, finish, one_line_errors
 from avaudit.display import stdout as console
 from avaudit.options import DEFAULT_MODEL, THRESHOLDS, AuditOptions
 from avaudit.vocab import By, Confidence, Device, NoAudio, Rule, plural
+
+
+class PlainUsage(TyperCommand):
+    """A command whose usage line names its arguments as its help and README do (`DATA`), not `{DATA}`."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
@@ -54,7 +64,7 @@ def main_options(_version: Annotated[bool, typer.Option("--version", callback=ve
     """Audit audio-visual video datasets with the event-specific fusion network."""
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 @one_line_errors
 def train(
     data: DataArg,
@@ -172,7 +182,7 @@ def cache_line(run) -> None:
     show_counts(console(), run)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 @one_line_errors
 @audit_command
 def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
@@ -201,7 +211,7 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
     finish(run)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 @one_line_errors
 @audit_command
 def predict(data: DataArg, out: OutOpt = None,
@@ -220,7 +230,7 @@ def predict(data: DataArg, out: OutOpt = None,
     finish(run)
 
 
-@app.command("missing-labels")
+@app.command("missing-labels", cls=PlainUsage)
 @one_line_errors
 @audit_command
 def missing_labels(data: DataArg, out: OutOpt = None,
@@ -253,7 +263,7 @@ def missing_labels(data: DataArg, out: OutOpt = None,
     finish(run)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 @one_line_errors
 @audit_command
 def retarget(data: Annotated[Optional[Path], typer.Argument(
@@ -285,7 +295,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
     finish(run)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 @one_line_errors
 def localize(video: Annotated[Path, typer.Argument(help="One video file.", metavar="VIDEO")], model: ModelOpt = None,
              out: OutOpt = None,
@@ -305,7 +315,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.", metav
     console().print(f"note: {safe(classes_note(result['classes'], []))}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 @one_line_errors
 def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.",
                                                   metavar="FOLDER")]):
@@ -316,7 +326,7 @@ def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit out
     console().print(f"report written to {safe(build_report(folder))}", soft_wrap=True)
 
 
-@app.command("make-samples")
+@app.command("make-samples", cls=PlainUsage)
 @one_line_errors
 def make_samples(
     out: Annotated[Path, typer.Argument(help="Folder to create (must not exist or be empty).", metavar="OUT")],
@@ -332,7 +342,7 @@ def make_samples(
     console().print(f"planted set written to {safe(out)}: {safe(result)}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 def doctor(cache_dir: CacheOpt = None, model: Annotated[Optional[Path], typer.Option(
         help="Checkpoint to load [default: the shipped one].")] = None):
     """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,

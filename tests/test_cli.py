@@ -109,4 +109,6 @@ def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
     assert helps["batch_size"].endswith(f"[default: {AuditOptions.batch_size}].")
     assert f"[default: {THRESHOLDS.rule}]" in helps["rule"]
     usage = runner.invoke(app, ["bias", "--help"]).output
-    assert "{DATA}" in usage.splitlines()[0] and "--out OUT" in usage and "[default: 0.9]" in usage
+    assert usage.splitlines()[0].endswith(" bias [OPTIONS] DATA") and "--out OUT" in usage and "[default: 0.9]" in usage
+    for command, argument in (("retarget", "[DATA]"), ("make-samples", "OUT"), ("train", "DATA")):
+        assert runner.invoke(app, [command, "--help"]).output.splitlines()[0].endswith(f"[OPTIONS] {argument}")

@@ -1,15 +1,17 @@
 """avaudit: audit audio-visual video datasets with the event-specific fusion network.
 
     import avaudit
-    run = avaudit.bias("sample_videos/")          # an AuditRun: .tables, .summary, .skipped
+    run = avaudit.bias("sample_videos/")          # an AuditRun: .tables, .summary (a BiasSummary), .skipped
     run.tables["bias_categories.csv"]             # a DataFrame
 
 The commands are imported on first use, so `import avaudit` (and the CLI's --help) stays light.
+Under torchrun, every rank but 0 raises NotRankZero once its shard is in the cache: rank 0 writes.
 """
 _HOMES = {"bias": "avaudit.commands", "predict": "avaudit.commands", "missing_labels": "avaudit.commands",
           "retarget": "avaudit.commands", "train": "avaudit.training", "load_model": "avaudit.commands",
-          "AuditOptions": "avaudit.commands", "AuditRun": "avaudit.commands", "AvauditError": "avaudit.errors",
-          "UsageError": "avaudit.errors"}
+          "AuditOptions": "avaudit.options", "Thresholds": "avaudit.options", "AuditRun": "avaudit.runs",
+          "AvauditError": "avaudit.errors", "UsageError": "avaudit.errors", "ParameterError": "avaudit.errors",
+          "NotRankZero": "avaudit.errors"}
 __all__ = list(_HOMES)
 
 _RENAMED = {"train": "train_data"}  # avaudit.train is the whole recipe from DATA

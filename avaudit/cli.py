@@ -1,101 +1,53 @@
-"""The command line: one small function per command that parses, calls avaudit.commands, and prints.
+"""The command line: one small function per command that parses, calls the library (avaudit.commands),
+and prints.
 
 Heavy modules (torch, numpy, pandas, decord, librosa) are imported inside the commands so
-`--help` stays fast.
+`--help` stays fast. The options every audit shares are declared once (AUDIT_OPTIONS); the
+library fills in every default the user did not give.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
-import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 
+from avaudit.display import fail, finish, one_line_errors
+from avaudit.display import stdout as console
+from avaudit.options import DEFAULT_MODEL, THRESHOLDS, AuditOptions
 from avaudit.vocab import By, Confidence, Device, NoAudio, Rule, plural
+
+
+class PlainUsage(TyperCommand):
+    """A command whose usage line names its arguments as its help and the docs do (`DATA`), not `{DATA}`."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
 
-def console():
-    """stdout console; piped output gets wide lines instead of 80 columns of folded names."""
-    from rich.console import Console
-
-    out = Console()
-    return out if out.is_terminal else Console(width=160)
-
-
-def fail(message: str) -> None:
-    from avaudit.display import console as err_console
-    from avaudit.display import safe
-
-    err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def show_warning(message, category, filename, lineno, file=None, line=None):
-    """avaudit's own warnings as one yellow line (its text made safe); others as Python shows them."""
-    from avaudit.display import warn
-    from avaudit.errors import AvauditWarning
-
-    if issubclass(category, AvauditWarning):
-        warn(message)
-    else:
-        show_warning.default(message, category, filename, lineno, file, line)
-
-
-def guarded(command):
-    """The package's own errors (avaudit.errors.AvauditError: manifest, checkpoint, media, usage)
-    end with one red line and exit code 2; anything else is a bug and keeps its traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from avaudit.commands import NotRankZero
-        from avaudit.errors import AvauditError, AvauditWarning
-
-        try:
-            with warnings.catch_warnings():
-                show_warning.default = warnings.showwarning
-                warnings.showwarning = show_warning
-                warnings.simplefilter("always", AvauditWarning)  # avaudit says each once itself
-                return command(*args, **kwargs)
-        except NotRankZero:
-            raise typer.Exit(0) from None
-        except AvauditError as err:
-            fail(str(err))
-
-    return wrapper
-
-
-def finish(run) -> None:
-    """Print the run's notes; exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
-    from avaudit.display import safe
-
-    out = console()
-    for note in run.notes:
-        out.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
-    if len(run.skipped):
-        reasons = ", ".join(f"{n:,} {r}" for r, n in run.skipped["reason"].value_counts().items())
-        out.print(f"[yellow]{len(run.skipped):,} of {plural(run.n_rows, 'video')} skipped[/] ({safe(reasons)}): "
-                  f"see {safe(run.skipped_path)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-
-
-DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.")]
-ModelOpt = Annotated[Optional[Path], typer.Option(help="Checkpoint [default: the shipped avaudit/models/default.pt].")]
+DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.",
+                                         metavar="DATA", show_default=False)]
+ModelOpt = Annotated[Optional[Path], typer.Option(
+    help=f"Checkpoint [default: the shipped avaudit/{DEFAULT_MODEL.parent.name}/{DEFAULT_MODEL.name}].")]
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
-DeviceOpt = Annotated[Device, typer.Option(help="Where the network runs.")]
-BatchOpt = Annotated[int, typer.Option(help="Clips per batch.")]
-WorkersOpt = Annotated[Optional[int], typer.Option(
-    help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
-         "[default: one per CPU core, shared by torchrun ranks].", show_default=False)]
+DeviceOpt = Annotated[Device, typer.Option(help=f"Where the network runs [default: {AuditOptions.device}].",
+                                           show_default=False)]
 ClassesOpt = Annotated[Optional[Path], typer.Option(
     help="AudioSet's class index (index,mid,display_name) naming a segments CSV's labels "
          "[default: class_labels_indices.csv beside DATA].")]
 OutsideOpt = Annotated[bool, typer.Option(help="Open manifest rows that name files outside --root.")]
+CacheOpt = Annotated[Optional[Path], typer.Option(
+    help="Logit cache, outside DATA [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit].")]
 
 
 def version(value: bool) -> None:
@@ -112,8 +64,8 @@ def main_options(_version: Annotated[bool, typer.Option("--version", callback=ve
     """Audit audio-visual video datasets with the event-specific fusion network."""
 
 
-@app.command()
-@guarded
+@app.command(cls=PlainUsage)
+@one_line_errors
 def train(
     data: DataArg,
     preset: Annotated[str, typer.Option(help="small | paper | FILE.yaml")] = "small",
@@ -165,25 +117,56 @@ def train(
         raise typer.Exit(1)
 
 
-NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: skip them, or audit them "
-                                                   "with silence.")]
+# The options every audit command shares, each declared once: name (an AuditOptions field) -> (its
+# option, the CLI's default). None and False mean "not given": AuditOptions has the defaults.
+AUDIT_OPTIONS = {
+    "model": (ModelOpt, None),
+    "confidence": (Annotated[Optional[Confidence], typer.Option(
+        help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation "
+             f"[default: {AuditOptions.confidence}].")], None),
+    "root": (RootOpt, None),
+    "device": (DeviceOpt, None),
+    "batch_size": (Annotated[Optional[int], typer.Option(
+        help=f"Clips per batch [default: {AuditOptions.batch_size}].")], None),
+    "workers": (Annotated[Optional[int], typer.Option(
+        help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
+             "[default: one per CPU core, shared by torchrun ranks].", show_default=False)], None),
+    "cache_dir": (CacheOpt, None),
+    "no_audio": (Annotated[Optional[NoAudio], typer.Option(
+        help="Clips without a sound track: skip them, or audit them with silence "
+             f"[default: {AuditOptions.no_audio}].")], None),
+    "classes": (ClassesOpt, None),
+    "allow_outside_root": (OutsideOpt, False),
+}
+OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].",
+                                                metavar="OUT")]
+RuleOpt = Annotated[Optional[Rule], typer.Option(
+    help=f"paper: layer most confident in the true label; sufficiency: does one modality alone suffice "
+         f"[default: {THRESHOLDS.rule}].")]
 
 
-OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].")]
-CacheOpt = Annotated[Optional[Path], typer.Option(
-    help="Logit cache, outside DATA [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit].")]
-ConfidenceOpt = Annotated[Confidence, typer.Option(
-    help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
+def audit_command(command):
+    """`command` with the options every audit shares (AUDIT_OPTIONS) after its own, handed to it as one
+    AuditOptions, `options`, holding only those the user gave."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "options"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+              for name, (annotation, default) in AUDIT_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        given = {name: kwargs.pop(name) for name in AUDIT_OPTIONS}
+        options = AuditOptions(**{k: v for k, v in given.items() if v is not None and v is not False})
+        return command(*args, options=options, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=own + shared)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return wrapper
 
 
-def audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes=None,
-                  allow_outside_root=False):
-    """The AuditOptions every audit command takes, from the options they all share."""
-    from avaudit.commands import DEFAULT_CONFIDENCE, AuditOptions
-
-    return AuditOptions(model=model, root=root, device=device.value, batch_size=batch_size, workers=workers,
-                        cache_dir=cache_dir, confidence=confidence or DEFAULT_CONFIDENCE, no_audio=no_audio,
-                        classes=classes, allow_outside_root=allow_outside_root)
+def given(**values) -> dict:
+    """The keyword arguments the user gave (not None): the library has the defaults of the others."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def run_with_progress(name: str, function, *args, **kwargs):
@@ -199,54 +182,46 @@ def cache_line(run) -> None:
     show_counts(console(), run)
 
 
-@app.command()
-@guarded
-def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
-         rule: Annotated[Rule, typer.Option(help="paper: layer most confident in the true label; "
-                                                 "sufficiency: does one modality alone suffice.")] = None,
+@app.command(cls=PlainUsage)
+@one_line_errors
+@audit_command
+def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
          sufficiency: Annotated[Optional[float], typer.Option(
-             help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
+             help="Fraction of the best audio-visual confidence a unimodal layer must reach "
+                  f"[default: {THRESHOLDS.fraction:g}].")] = None,
          type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
-             "the other audio-visual layers by this; else `audiovisual` [default: 0.003; 0 names all].")] = None,
+             f"the other audio-visual layers by this; else `audiovisual` [default: {THRESHOLDS.type_margin:g}; "
+             "0 names all].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
-         confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-         batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-         no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
+         *, options: AuditOptions):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
     from avaudit.display import show_bias, show_truth
 
     if (truth_audio is None) != (truth_visual is None):
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
-                            allow_outside_root)
-    run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
-                            fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
-                            type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
-                            truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
+    run = run_with_progress("bias", commands.bias, data, out=out, options=options, **given(
+        rule=rule, fraction=sufficiency, type_margin=type_margin,
+        truth=(truth_audio, truth_visual) if truth_audio is not None else None))
     show_bias(console(), run)
-    if "truth" in run.summary:
-        show_truth(console(), run.summary["truth"], run.out)
+    if run.summary.truth is not None:
+        show_truth(console(), run.summary.truth, run.out)
     cache_line(run)
     finish(run)
 
 
-@app.command()
-@guarded
-def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
+@app.command(cls=PlainUsage)
+@one_line_errors
+@audit_command
+def predict(data: DataArg, out: OutOpt = None,
             export_probs: Annotated[Optional[Path], typer.Option(
                 help="Also write labels and per-class probabilities (.npz) for cleanlab.")] = None,
-            confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-            batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-            no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
+            *, options: AuditOptions):
     """Each video's vote (equation 6), multi-label set (equation 7) and per-layer confidence."""
     from avaudit import commands
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
-                            allow_outside_root)
-    run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs,
-                            options=options)
+    run = run_with_progress("predict", commands.predict, data, out=out, export_probs=export_probs, options=options)
     table = run.tables["predictions.csv"]
     mean = table["labels_eq7"].str.count(";").add(1).mean() if len(table) else 0
     console().print(f"{plural(len(table), 'video')} predicted" + (f"; mean labels per video (eq. 7): {mean:.2f}"
@@ -255,80 +230,74 @@ def predict(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     finish(run)
 
 
-@app.command("missing-labels")
-@guarded
-def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, confidence: ConfidenceOpt = None,
+@app.command("missing-labels", cls=PlainUsage)
+@one_line_errors
+@audit_command
+def missing_labels(data: DataArg, out: OutOpt = None,
                    min_confidence: Annotated[Optional[float], typer.Option(
-                       help="Leave out candidates below this confidence [default: 0.5].")] = None,
+                       help=f"Leave out candidates below this confidence [default: {THRESHOLDS.min_confidence:g}].")
+                   ] = None,
                    max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
-                       "proposed this much on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
-                   root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
-                   workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip,
-                   classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
+                       f"proposed this much on their label's other videos [default: {THRESHOLDS.max_confusion:g}; "
+                       "over 1 keeps all].")] = None,
+                   *, options: AuditOptions):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
 
     from avaudit import commands
     from avaudit.display import safe
 
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
-                            allow_outside_root)
-    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
-                            min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
-                            else min_confidence,
-                            max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
-                            options=options)
-    candidates = run.tables["missing_labels.csv"]
-    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
-                        f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
+    run = run_with_progress("missing-labels", commands.missing_labels, data, out=out, options=options,
+                            **given(min_confidence=min_confidence, max_confusion=max_confusion))
+    candidates, summary = run.tables["missing_labels.csv"], run.summary
+    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {summary.n_videos_with_candidates:,} "
+                        f"of {plural(summary.n_videos, 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
         table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
     console().print(table)
-    console().print(f"{plural(run.summary['n_confused'], 'candidate')} set apart as a layer's systematic confusion "
-                    f"between "
-                    f"categories: see {safe(run.out / 'confusions.csv')}")
+    console().print(f"{plural(summary.n_confused, 'candidate')} set apart as a layer's systematic confusion "
+                    f"between categories: see {safe(run.out / 'confusions.csv')}")
     cache_line(run)
     finish(run)
 
 
-@app.command()
-@guarded
+@app.command(cls=PlainUsage)
+@one_line_errors
+@audit_command
 def retarget(data: Annotated[Optional[Path], typer.Argument(
-                 help="DATA to audit first; without it, the latest `bias` run is used.")] = None,
+                 help="DATA to audit first; without it, the latest `bias` run is used.", metavar="DATA",
+                 show_default=False)] = None,
              keep: Annotated[list[str], typer.Option(
                  help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
-             by: Annotated[By, typer.Option(help="Keep whole categories or single videos.")] = By.category,
+             by: Annotated[Optional[By], typer.Option(
+                 help=f"Keep whole categories or single videos [default: {By.category}].")] = None,
              out: Annotated[Optional[Path], typer.Option(
-                 help="Subset file, in DATA's own format [default: avaudit-out/retarget/subset.<ext>].")] = None,
+                 help="Subset file, in DATA's own format; with DATA, its bias run goes to a bias/ folder beside it "
+                      "[default: avaudit-out/retarget/subset.<ext>].",
+                 metavar="OUT")] = None,
              from_run: Annotated[Optional[Path], typer.Option(
                  "--from", help="A bias run's folder, used without DATA [default: the newest under avaudit-out/].",
              )] = None,
              compare: Annotated[Optional[str], typer.Option(
                  help="Report how many classes of a Kinetics-Sounds list (ks31, ks32, ks34) the subset holds.")] = None,
-             model: ModelOpt = None, rule: Annotated[Rule, typer.Option()] = None,
-             confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
-             batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
-             no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
+             rule: RuleOpt = None, *, options: AuditOptions):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
     from avaudit import commands
+    from avaudit.display import show_retarget
 
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
-    options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
-                            allow_outside_root)
-    run = run_with_progress("retarget", commands.retarget, data, keep=keep, by=by.value, out=out, compare=compare,
-                            bias_run=from_run, rule=rule or commands.DEFAULT_RULE, options=options)
-    from avaudit.display import show_retarget
-
+    run = run_with_progress("retarget", commands.retarget, data, keep=keep, out=out, options=options,
+                            **given(by=by, compare=compare, bias_run=from_run, rule=rule))
     show_retarget(console(), run.summary)
     finish(run)
 
 
-@app.command()
-@guarded
-def localize(video: Annotated[Path, typer.Argument(help="One video file.")], model: ModelOpt = None,
+@app.command(cls=PlainUsage)
+@one_line_errors
+def localize(video: Annotated[Path, typer.Argument(help="One video file.", metavar="VIDEO")], model: ModelOpt = None,
              out: OutOpt = None,
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
@@ -338,7 +307,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
-    result = run_localize(video, model=model or commands.DEFAULT_MODEL, out=target, timeline=timeline)
+    result = run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline)
     console().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
                     f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
@@ -346,9 +315,10 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
     console().print(f"note: {safe(classes_note(result['classes'], []))}", highlight=False, soft_wrap=True)
 
 
-@app.command()
-@guarded
-def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.")]):
+@app.command(cls=PlainUsage)
+@one_line_errors
+def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit outputs, e.g. avaudit-out/.",
+                                                  metavar="FOLDER")]):
     """One self-contained report.html from the bias, missing-labels, retarget and predict outputs."""
     from avaudit.display import safe
     from avaudit.report import build_report
@@ -356,10 +326,10 @@ def report(folder: Annotated[Path, typer.Argument(help="Folder holding audit out
     console().print(f"report written to {safe(build_report(folder))}", soft_wrap=True)
 
 
-@app.command("make-samples")
-@guarded
+@app.command("make-samples", cls=PlainUsage)
+@one_line_errors
 def make_samples(
-    out: Annotated[Path, typer.Argument(help="Folder to create (must not exist or be empty).")],
+    out: Annotated[Path, typer.Argument(help="Folder to create (must not exist or be empty).", metavar="OUT")],
     seed: Annotated[int, typer.Option(help="Seed of every planted choice.")] = 0,
     clips: Annotated[int, typer.Option(help="Clips per category.")] = 20,
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
@@ -372,7 +342,7 @@ def make_samples(
     console().print(f"planted set written to {safe(out)}: {safe(result)}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=PlainUsage)
 def doctor(cache_dir: CacheOpt = None, model: Annotated[Optional[Path], typer.Option(
         help="Checkpoint to load [default: the shipped one].")] = None):
     """Check what a run needs: libraries against the pins, decord and PyAV on a real clip, onset detection,

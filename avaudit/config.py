@@ -69,7 +69,8 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _build(cls, values: dict):
+def _section(cls, values: dict):
+    """One section of a config (ModelConfig or TrainConfig) from its mapping, refusing unknown fields."""
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(names)
     if unknown:
@@ -81,8 +82,8 @@ def config_from_dict(data: dict) -> Config:
     """Inverse of Config.to_dict (used for checkpoints and saved configs)."""
     return Config(
         preset=data.get("preset", "custom"),
-        model=_build(ModelConfig, data.get("model", {})),
-        train=_build(TrainConfig, data.get("train", {})),
+        model=_section(ModelConfig, data.get("model", {})),
+        train=_section(TrainConfig, data.get("train", {})),
     )
 
 

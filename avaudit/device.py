@@ -9,7 +9,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from avaudit.errors import UsageError
+from avaudit.errors import ParameterError
 
 
 def autocast(device: torch.device):
@@ -21,7 +21,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
+        raise ParameterError("device", "cuda: no CUDA device is available")
     if name == "cuda" and dist.is_initialized():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(name)

@@ -6,8 +6,11 @@ sequence in a file name reaches the terminal as the text `\x1b`, not as a comman
 """
 from __future__ import annotations
 
+import functools
 import re
+import warnings
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -31,7 +34,7 @@ console = Console(stderr=True)
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def printable(text) -> str:
+def visible(text) -> str:
     """`text` with every control character written out as an escape (`\\x1b`, `\\n`, `\\u202e`)."""
     return CONTROL.sub(_spell, str(text))
 
@@ -42,8 +45,8 @@ def _spell(match: re.Match) -> str:
 
 
 def safe(text) -> str:
-    """User data for a rich string with markup: printable, and its [brackets] escaped."""
-    return escape(printable(text))
+    """User data for a rich string with markup: visible, and its [brackets] escaped."""
+    return escape(visible(text))
 
 
 def warn(message) -> None:
@@ -100,7 +103,7 @@ class AuditProgress(_Display):
             self.task = self.add_task(self.description, total=info["total"], info="")
         elif kind == "advance":
             self.progress.advance(self.task, info["n"])
-            self.progress.update(self.task, info=printable(info.get("info", "")))
+            self.progress.update(self.task, info=visible(info.get("info", "")))
 
 
 class TrainProgress(_Display):
@@ -167,18 +170,18 @@ def show_bias(console, run) -> None:
     from rich.table import Table
 
     out = console
-    if not run.summary["n_videos"]:
+    summary = run.summary
+    if not summary.n_videos:
         return out.print("no video was audited: no table of categories")
     categories = run.tables["bias_categories.csv"]
-    names = list(run.summary["categories_per_layer"])
-    table = Table(title=safe(f"categories per layer (Table 3), rule {run.summary['rule']}, "
-                             f"{run.summary['confidence']} confidence"))
+    names = list(summary.categories_per_layer)
+    table = Table(title=safe(f"categories per layer (Table 3), rule {summary.rule}, {summary.confidence} confidence"))
     for name in (*names, "total"):
         table.add_column(name, justify="right")
-    counts = run.summary["categories_per_layer"]
-    table.add_row(*(str(counts[name]) for name in names), str(run.summary["total"]))
+    counts = summary.categories_per_layer
+    table.add_row(*(str(counts[name]) for name in names), str(summary.total))
     out.print(table)
-    stats = run.summary["layer_statistics"]
+    stats = summary.layer_statistics
     out.print("Table 4: uniquely correct videos " + ", ".join(
         f"{k} {v}" for k, v in stats["uniquely_correct"].items())
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
@@ -210,14 +213,15 @@ def show_truth(console, truth: dict, out) -> None:
                  f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
     console.print("\n".join(lines), highlight=False)
 
-def show_retarget(console, summary: dict) -> None:
-    """What a retarget kept, where it went, and the Kinetics-Sounds comparison when asked for."""
-    console.print(f"kept {summary['n_videos']:,} of {plural(summary['n_input_rows'], 'video')} in "
-                  f"{plural(len(summary['categories']), 'category', 'categories')} -> {printable(summary['out'])} "
-                  f"({summary['format']}), from the bias run in {printable(summary['bias_run'])}", markup=False,
+def show_retarget(console, summary) -> None:
+    """What a retarget kept (runs.RetargetSummary), where it went, and the Kinetics-Sounds comparison when
+    asked for."""
+    console.print(f"kept {summary.n_videos:,} of {plural(summary.n_input_rows, 'video')} in "
+                  f"{plural(len(summary.categories), 'category', 'categories')} -> {visible(summary.out)} "
+                  f"({summary.format}), from the bias run in {visible(summary.bias_run)}", markup=False,
                   highlight=False, soft_wrap=True)
-    if "compare" in summary:
-        c = summary["compare"]
+    if summary.compare is not None:
+        c = summary.compare
         console.print(f"{c['n_matched']} of {plural(c['n_reference'], c['reference'] + ' class')} are in the subset "
                       f"({100 * c['fraction']:.0f}%)")
 
@@ -242,5 +246,75 @@ def show_checks(console, checks) -> bool:
 def show_counts(console, run) -> None:
     """How many of a run's videos came from the cache, were decoded and were skipped, and where it wrote."""
     console.print(f"{run.n_cached:,} of {plural(run.n_rows, 'video')} read from the cache, "
-                  f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {printable(run.out)}",
+                  f"{run.n_decoded:,} decoded, {len(run.skipped):,} skipped; outputs in {visible(run.out)}",
                   markup=False, highlight=False, soft_wrap=True)
+
+
+# A library parameter's flag where the two names differ (ParameterError names the parameter).
+FLAGS = {"fraction": "--sufficiency", "bias_run": "--from"}
+
+
+def stdout():
+    """stdout console; piped output gets wide lines instead of 80 columns of folded names."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=160)
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """avaudit's own warnings as one yellow line (its text made safe); others as Python shows them."""
+    from avaudit.display import warn
+    from avaudit.errors import AvauditWarning
+
+    if issubclass(category, AvauditWarning):
+        warn(message)
+    else:
+        show_warning.default(message, category, filename, lineno, file, line)
+
+
+def one_line_errors(command):
+    """The package's own errors (avaudit.errors.AvauditError: manifest, checkpoint, media, usage)
+    end with one red line and exit code 2, a library parameter named by its flag; anything else is a
+    bug and keeps its traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from avaudit.errors import AvauditError, AvauditWarning, NotRankZero, ParameterError
+
+        try:
+            with warnings.catch_warnings():
+                show_warning.default = warnings.showwarning
+                warnings.showwarning = show_warning
+                warnings.simplefilter("always", AvauditWarning)  # avaudit says each once itself
+                return command(*args, **kwargs)
+        except NotRankZero:
+            raise typer.Exit(0) from None
+        except ParameterError as err:
+            fail(f"{flag(err.parameter)} {err.problem}")
+        except AvauditError as err:
+            fail(str(err))
+
+    return wrapper
+
+
+def finish(run) -> None:
+    """Print the run's notes; exit 1 when some videos were skipped (listed in <command>_skipped.csv), else 0."""
+    out = stdout()
+    for note in run.notes:
+        out.print(f"[yellow]note:[/] {safe(note)}", highlight=False, soft_wrap=True)
+    if len(run.skipped):
+        reasons = ", ".join(f"{n:,} {r}" for r, n in run.skipped["reason"].value_counts().items())
+        out.print(f"[yellow]{len(run.skipped):,} of {plural(run.n_rows, 'video')} skipped[/] ({safe(reasons)}): "
+                  f"see {safe(run.skipped_path)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def flag(parameter: str) -> str:
+    """The CLI's flag for a library parameter: `batch_size` -> `--batch-size`, `fraction` -> `--sufficiency`."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))

@@ -249,7 +249,7 @@ print(json.dumps([data["config"].get("preset"), len(data["classes"])]))
 def check_model(model: Path | None = None) -> Check:
     """The checkpoint loads (the shipped one unless --model names another)."""
     shipped = model is None
-    model = PACKAGE / "models" / "default.pt" if model is None else Path(model)
+    model = PACKAGE / "weights" / "default.pt" if model is None else Path(model)
     bad_file = REINSTALL_AVAUDIT + ": the shipped model is package data" if shipped else \
         "give --model a checkpoint written by avaudit train"
     if not model.is_file():

@@ -12,3 +12,17 @@ class UsageError(AvauditError, ValueError):
 
 class AvauditWarning(UserWarning):
     """Something the user should know that does not stop the run (the CLI prints it as one yellow line)."""
+
+
+class ParameterError(UsageError):
+    """A Python API parameter of the wrong type or value, in the caller's terms (`fraction must be in
+    (0, 1], not 2`); the CLI names the flag instead (`--sufficiency must be ...`)."""
+
+    def __init__(self, parameter: str, problem: str):
+        super().__init__(f"{parameter} {problem}")
+        self.parameter, self.problem = parameter, problem
+
+
+class NotRankZero(Exception):
+    """Raised on torchrun ranks other than 0 once their shard is in the cache: rank 0 alone writes the
+    outputs, so a caller on another rank has nothing to read and should simply return."""

@@ -9,18 +9,30 @@ import pandas as pd
 
 from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest
-from avaudit.vocab import Skip, plural
+from avaudit.vocab import LabelPolicy, Skip, plural
 
 
-def labelled_rows(table: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """One row per (video, label): a multi-label video counts for each of its categories."""
-    check_labels(table, classes, required=False)
+def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (video, label): a multi-label video counts for each of its categories (whose labels
+    the audit checked against the model's classes before decoding: check_labels)."""
     labels = table["labels"].fillna("")
     if labels.str.contains(";", regex=False).any():
         rows = table.assign(label=labels.str.split(";")).explode("label")
     else:  # one label a row, the common case: no lists to explode
         rows = table.assign(label=labels)
     return rows[rows["label"] != ""]
+
+
+def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPolicy) -> tuple[Manifest, list[str]]:
+    """(the manifest to audit, notes for the user) under an audit's label policy: the one place an
+    audit checks DATA's labels against the model's classes, before anything is decoded."""
+    if policy == LabelPolicy.require:
+        manifest = unlabelled_to_skipped(manifest)
+    if policy in (LabelPolicy.require, LabelPolicy.check):
+        check_labels(manifest.table, classes, required=policy == LabelPolicy.require, named=manifest.labels_named)
+        return manifest, []
+    unknown = sorted(label_names(manifest.table["labels"]) - set(classes))
+    return manifest, [classes_note(classes, unknown)] if unknown or not manifest.labels_named else []
 
 
 def label_names(labels: pd.Series) -> set[str]:

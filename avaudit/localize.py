@@ -44,13 +44,13 @@ def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> 
     from avaudit.audits.decisions import softmax, vote
     from avaudit.media.dataset import ClipDataset
     from avaudit.media.encode import write_clip
-    from avaudit.model.checkpoint import load_model
+    from avaudit.model.checkpoint import load_network
     from avaudit.model.fusion import localization_map
     from avaudit.outputs import write_json
     from avaudit.plots import heat_grid, overlay, write_png
     from avaudit.plots import timeline as timeline_plot
 
-    net, classes, config, _ = load_model(model)
+    net, classes, config, _ = load_network(model)
     m = config.model
     item = ClipDataset([str(video)], config=m)[0]
     if item.reason:  # the dataset already named the file and what went wrong

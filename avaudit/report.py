@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from avaudit.errors import UsageError
 from avaudit.outputs import read_csv
+from avaudit.runs import RunRecord, find_runs, run_names
 from avaudit.vocab import AV_LAYERS, CATEGORY_ASSIGNMENTS, LAYERS
 
 SECTIONS = ("settings", "table3", "categories", "table4", "truth", "missing", "retarget", "predictions", "skipped")
@@ -30,73 +30,15 @@ FIRST_SKIPPED = 20  # skipped rows listed under the counts by reason
 EXAMPLES = 2  # clips of each category to watch: its videos surest at the category's layer
 TEXT_COLUMNS = ("video_id", "path", "label", "candidate", "category", "filename", "labels_eq7", "vote", "detail")
 
-SCRIPT = """
-const clean = t => t.toLowerCase();
-document.querySelectorAll('table.paged').forEach(table => {
-  const body = table.tBodies[0], size = +table.dataset.page;
-  let page = 0, query = '';
-  const bar = document.createElement('div');
-  bar.className = 'pager';
-  bar.innerHTML = '<input type="search" placeholder="filter rows"> <button>&lsaquo; previous</button> '
-    + '<span></span> <button>next &rsaquo;</button>';
-  table.before(bar);
-  const [filter, previous, label, next] = bar.querySelectorAll('input, button, span');
-  const matching = () => [...body.rows].filter(r => !query || clean(r.textContent).includes(query));
-  const render = () => {
-    const rows = matching(), pages = Math.max(1, Math.ceil(rows.length / size));
-    page = Math.max(0, Math.min(page, pages - 1));
-    const shown = new Set(rows.slice(page * size, (page + 1) * size));
-    for (const r of body.rows) r.style.display = shown.has(r) ? '' : 'none';
-    label.textContent = `page ${page + 1} of ${pages} (${rows.length} rows)`;
-    table.classList.add('ready');
-  };
-  filter.addEventListener('input', () => { query = clean(filter.value); page = 0; render(); });
-  previous.addEventListener('click', () => { page -= 1; render(); });
-  next.addEventListener('click', () => { page += 1; render(); });
-  table.querySelectorAll('th').forEach((th, column) => th.addEventListener('click', () => {
-    const up = th.dataset.up !== '1';
-    th.dataset.up = up ? '1' : '0';
-    const value = r => { const t = r.cells[column].textContent, n = Number(t); return t === '' || isNaN(n) ? t : n; };
-    const rows = [...body.rows].sort((a, b) => {
-      const x = value(a), y = value(b);
-      if (typeof x !== typeof y) return (typeof x === 'number' ? -1 : 1) * (up ? 1 : -1);
-      return (x > y ? 1 : x < y ? -1 : 0) * (up ? 1 : -1);
-    });
-    rows.forEach(r => body.appendChild(r));
-    page = 0;
-    render();
-  }));
-  render();
-});
-document.addEventListener('click', event => {  // a clip link becomes its player, playing
-  const link = event.target.closest('a.clip');
-  if (!link) return;
-  event.preventDefault();
-  const video = document.createElement('video');
-  Object.assign(video, {controls: true, src: link.getAttribute('href'), title: link.title});
-  link.replaceWith(video);
-  video.play().catch(() => {});  // a click lets it play with sound; else its controls do
-});
-window.addEventListener('load', () => {
-  const images = [...document.images];
-  document.body.dataset.imagesTotal = images.length;
-  document.body.dataset.imagesLoaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
-  document.body.dataset.videos = document.querySelectorAll('video[controls]').length;
-});
-"""
-STYLE = f"""body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}}th{{background:#eee;cursor:pointer}}
-section{{margin-bottom:2em}}.muted{{color:#666}}.pager{{margin:.4em 0}}video{{width:128px;height:72px;margin:1px}}
-.clips{{white-space:nowrap}}
-table.paged:not(.ready) tbody tr:nth-child(n+{PAGE_ROWS + 1}){{display:none}}"""
+ASSETS = Path(__file__).resolve().parent / "assets"  # report.js and report.css, package data
+# Before its script runs, a table shows only its first page (else a 1000-row table flashes whole).
+FIRST_PAGE_ONLY = f"table.paged:not(.ready) tbody tr:nth-child(n+{PAGE_ROWS + 1}){{display:none}}"
 
 
-def find(folder: Path, name: str) -> Path | None:
-    """`name` in the folder or one level below (avaudit-out/<command>/name)."""
-    for path in (folder / name, *sorted(folder.glob(f"*/{name}"))):
-        if path.exists():
-            return path
-    return None
+def run_file(runs: dict[str, RunRecord], command: str, name: str) -> Path | None:
+    """`name` in the folder of `command`'s run, when that run is recorded and wrote it."""
+    run = runs.get(command)
+    return run.file(name) if run is not None and run.file(name).exists() else None
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -169,14 +111,11 @@ def thumbnails(path: str, n: int = 5) -> bytes | None:
     """A strip of n frames of a clip, or None when it cannot be decoded any more."""
     if not os.path.isfile(path):
         return None
-    import decord
-
+    from avaudit.media.decode import thumbnail_frames
     from avaudit.plots import frame_strip
 
     try:
-        reader = decord.VideoReader(path, width=64, height=64)
-        index = np.linspace(0, len(reader) - 1, n).astype(int).tolist()
-        return frame_strip(reader.get_batch(index).asnumpy())
+        return frame_strip(thumbnail_frames(path, n=n))
     except Exception:  # noqa: BLE001 - a report must not fail over one vanished clip
         return None
 
@@ -227,9 +166,9 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
     rows.append({"layer": "(instant or onset) and not continuous",
                  "uniquely correct videos": stats["instant_or_onset_not_continuous"]})
     parts.append(section("table4", "Layer statistics (Table 4)", table_html(pd.DataFrame(rows), paged=False)))
-    truth = find(summary_path.parent, "bias_truth_categories.csv")
+    truth = summary_path.parent / "bias_truth_categories.csv"
     body = '<p class="muted">no bias run with --truth-audio/--truth-visual found</p>'
-    if "truth" in summary and truth:
+    if "truth" in summary and truth.exists():
         t = summary["truth"]
         body = "".join(f"<p>{level}: the audit's group agrees with the annotated modality for {t[level]['n_agree']:,} "
                        f"of {t[level]['n_scored']:,}</p>" for level in ("videos", "categories"))
@@ -239,8 +178,8 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
     return parts
 
 
-def missing_section(folder: Path, top: int) -> str:
-    path = find(folder, "missing_labels.csv")
+def missing_section(folder: Path, runs: dict[str, RunRecord], top: int) -> str:
+    path = run_file(runs, "missing-labels", "missing_labels.csv")
     if not path:
         return section("missing", "Missing-label candidates", absent("missing-labels"))
     missing = read_table(path)
@@ -262,24 +201,25 @@ def missing_section(folder: Path, top: int) -> str:
     return section("missing", "Missing-label candidates", body)
 
 
-def retarget_section(folder: Path) -> str:
-    subsets = sorted(folder.glob("**/subset*.json"))
-    if not subsets:
+def retarget_section(folder: Path, runs: dict[str, RunRecord]) -> str:
+    """The retarget run found by its record (retarget_run.yaml, naming its summary), whatever its --out."""
+    summary = run_file(runs, "retarget", str(runs["retarget"].settings.get("summary"))) if "retarget" in runs else None
+    if summary is None:
         return section("retarget", "Retargeted subset", absent("retarget"))
-    info = json.loads(subsets[-1].read_text())
+    info = json.loads(summary.read_text())
     names = info["categories"]
     listed = ", ".join(names[:MAX_ROWS]) + (f" … and {len(names) - MAX_ROWS:,} more" if len(names) > MAX_ROWS else "")
     body = (f"<p>kept {info['n_videos']:,} of {info['n_input_rows']:,} rows ({', '.join(info['keep'])}, by "
             f"{info['by']}) in {len(names):,} categories &rarr; {html.escape(info['out'])} "
-            f"(summary: {csv_link(subsets[-1], folder)})</p><p>{html.escape(listed)}</p>")
+            f"(summary: {csv_link(summary, folder)})</p><p>{html.escape(listed)}</p>")
     if "compare" in info:
         c = info["compare"]
         body += f"<p>{c['n_matched']} of {c['n_reference']} {c['reference']} classes are in the subset.</p>"
     return section("retarget", "Retargeted subset", body)
 
 
-def predictions_section(folder: Path) -> str:
-    path = find(folder, "predictions.csv")
+def predictions_section(folder: Path, runs: dict[str, RunRecord]) -> str:
+    path = run_file(runs, "predict", "predictions.csv")
     if not path:
         return section("predictions", "Predictions", absent("predict"))
     table = read_table(path)
@@ -288,8 +228,8 @@ def predictions_section(folder: Path) -> str:
                    + table_html(table, source=path, folder=folder))
 
 
-def skipped_section(folder: Path) -> str:
-    paths = sorted([*folder.glob("**/*_skipped.csv"), *folder.glob("**/*.skipped.csv")])
+def skipped_section(folder: Path, records: list[RunRecord]) -> str:
+    paths = sorted(path for run in records if (path := run.file(run_names(run.command)[0])).exists())
     if not paths:
         return section("skipped", "Skipped videos", "<p>no video was skipped</p>")
     skipped = pd.concat([read_table(p).assign(output=p.parent.name) for p in paths], ignore_index=True)
@@ -301,46 +241,37 @@ def skipped_section(folder: Path) -> str:
     return section("skipped", "Skipped videos", body)
 
 
-def read_record(path: Path) -> dict:
-    """A run's <command>_run.yaml (safe_load), or a UsageError naming it when it is not one."""
-    try:
-        record = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        record = None
-    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
-        raise UsageError(f"{path}: not the record of an avaudit run (a mapping with its command); "
-                         f"rerun that command or remove the file")
-    return record
-
-
 def build_report(folder: Path, *, top_missing: int = 10) -> Path:
-    """Write folder/report.html from the bias, missing-labels, retarget and predict outputs found."""
+    """Write folder/report.html from the bias, missing-labels, retarget and predict runs recorded in
+    `folder` or one level below (runs.find_runs; the first of a command's runs where it ran twice)."""
     from avaudit.outputs import atomic_write_text
 
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder (give the --out folder of an audit, e.g. avaudit-out/)")
-    runs = [(p.parent.name, read_record(p)) for p in (*sorted(folder.glob("*/*_run.yaml")),
-                                                     *sorted(folder.glob("*_run.yaml")))]
-    summary_path = find(folder, "bias_summary.json")
-    if not runs and not summary_path:
+    records = find_runs(folder)
+    if not records:
         raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
-    settings = pd.DataFrame([{"output": name, **{k: v for k, v in run.items() if k not in ("config", "outputs")}}
-                             for name, run in runs])
-    parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False) if len(settings) else
-                     '<p class="muted">no run record (&lt;command&gt;_run.yaml) found</p>')]
+    runs = {}
+    for run in records:
+        runs.setdefault(run.command, run)
+    settings = pd.DataFrame([{"output": run.folder.name, **{k: v for k, v in run.settings.items()
+                                                            if k not in ("config", "outputs")}} for run in records])
+    parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False))]
+    summary_path = run_file(runs, "bias", "bias_summary.json")
     if summary_path:
         parts += bias_sections(folder, summary_path)
     else:
         parts += [section(n, t, absent("bias")) for n, t in
                   (("table3", "Categories per layer (Table 3)"), ("categories", "Per category"),
                    ("table4", "Layer statistics (Table 4)"), ("truth", "Against annotated modalities"))]
-    parts += [missing_section(folder, top_missing), retarget_section(folder), predictions_section(folder),
-              skipped_section(folder)]
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>avaudit report</title><style>{STYLE}</style>"
+    parts += [missing_section(folder, runs, top_missing), retarget_section(folder, runs),
+              predictions_section(folder, runs), skipped_section(folder, records)]
+    style = (ASSETS / "report.css").read_text() + FIRST_PAGE_ONLY
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>avaudit report</title><style>{style}</style>"
             f"</head><body><h1>avaudit report: {html.escape(str(folder))}</h1>{''.join(parts)}"
-            f"<script>{SCRIPT}</script></body></html>")
+            f"<script>\n{(ASSETS / 'report.js').read_text()}</script></body></html>")
     out = folder / "report.html"
     atomic_write_text(out, page)
     return out

@@ -16,9 +16,8 @@ from torch.utils.data import Dataset
 from avaudit.audits.decisions import softmax, vote
 from avaudit.config import Config, ModelConfig
 from avaudit.device import worker_context
-from avaudit.inference.run import collate
 from avaudit.labels import label_names
-from avaudit.media.dataset import ClipDataset, ClipItem
+from avaudit.media.dataset import ClipDataset, ClipItem, collate
 from avaudit.media.workers import decode_batches
 from avaudit.vocab import LAYERS
 

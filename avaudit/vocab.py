@@ -47,6 +47,13 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+class LabelPolicy(StrEnum):
+    """What an audit does with DATA's labels (decided before anything is decoded)."""
+    require = "require"  # it judges each video against its label: unlabelled videos are skipped (`no label`)
+    check = "check"  # it compares where there are labels; a label the model does not know is an error
+    ignore = "ignore"  # it does not compare: a note says which classes the model knows
+
+
 class By(StrEnum):
     """What retarget keeps whole: categories, or single videos."""
     category = "category"

@@ -26,7 +26,7 @@ from pathlib import Path
 from avaudit_process import run_avaudit
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "avaudit" / "models" / "default.pt"
+DEFAULT_MODEL = REPO / "avaudit" / "weights" / "default.pt"
 TARGET = 20_000  # videos/s
 LINKS_PER_FILE = 50_000
 CHUNK = 10_000  # cache entries per chunk file, as a long first audit leaves them (many batches)

@@ -31,11 +31,11 @@ from torch.utils.data import DataLoader
 from avaudit import commands
 from avaudit.config import load_config
 from avaudit.device import autocast, default_workers, pick_device
-from avaudit.inference.run import collate
-from avaudit.media.dataset import ClipDataset
+from avaudit.media.dataset import ClipDataset, collate
 from avaudit.media.manifests import read_manifest
-from avaudit.model.checkpoint import load_model, save_checkpoint
+from avaudit.model.checkpoint import load_network, save_checkpoint
 from avaudit.model.fusion import FusionNet
+from avaudit.options import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def untrained(preset: str, classes: list[str], path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", type=Path, default=REPO / "sample_videos")
-    parser.add_argument("--model", type=Path, default=commands.DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--preset", help="time an untrained network of this preset instead of --model")
     parser.add_argument("--workers", type=int, default=None, help="decoding workers [default: avaudit's]")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -84,7 +84,7 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory()
     if args.preset:
         args.model = untrained(args.preset, sorted(set(table["labels"])), Path(scratch.name) / "untrained.pt")
-    model, _, config, _ = load_model(args.model, device=device)
+    model, _, config, _ = load_network(args.model, device=device)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                           config=config.model)
     n, bs = len(dataset), args.batch_size

@@ -16,8 +16,8 @@ import decord
 import numpy as np
 import pandas as pd
 
-from avaudit.commands import DEFAULT_MODEL
 from avaudit.localize import localize
+from avaudit.options import DEFAULT_MODEL
 
 
 def main() -> None:

@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avaudit import commands
 from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
+from avaudit.inference.pipeline import audit
+from avaudit.options import DEFAULT_MODEL, THRESHOLDS
 
 SWEEP = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
 def all_candidates(planted: Path, model: Path, min_confidence: float) -> pd.DataFrame:
     """Every candidate at or over the floor, with its confusion, and `right` from the planted truth."""
-    a = commands.audit(planted, model=model, device="cpu")
-    rows = commands.decoded_rows(a)
+    a = audit(planted, model=model, device="cpu")
+    rows = a.decoded_rows()
     confidences = a.probabilities[rows["position"].to_numpy()]
     found = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
                                      min_confidence=min_confidence)
@@ -54,9 +55,9 @@ def average_precision(found: pd.DataFrame, n_truth: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("planted", type=Path, nargs="+")
-    parser.add_argument("--model", type=Path, default=commands.DEFAULT_MODEL)
-    parser.add_argument("--min-confidence", type=float, default=commands.MIN_CANDIDATE_CONFIDENCE)
-    parser.add_argument("--max-confusion", type=float, default=commands.MAX_CANDIDATE_CONFUSION)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--min-confidence", type=float, default=THRESHOLDS.min_confidence)
+    parser.add_argument("--max-confusion", type=float, default=THRESHOLDS.max_confusion)
     parser.add_argument("--sweep", action="store_true", help="precision / recall at each of several thresholds")
     args = parser.parse_args()
     for planted in args.planted:

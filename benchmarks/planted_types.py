@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from avaudit import commands
 from avaudit.audits.bias import bias_audit
+from avaudit.inference.pipeline import audit
+from avaudit.options import DEFAULT_MODEL, THRESHOLDS
 from avaudit.vocab import AV_LAYERS
 
 SWEEP = (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
@@ -39,19 +40,19 @@ def type_scores(categories: pd.DataFrame, truth: pd.DataFrame) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("planted", type=Path, nargs="+")
-    parser.add_argument("--model", type=Path, default=commands.DEFAULT_MODEL)
-    parser.add_argument("--type-margin", type=float, default=commands.TYPE_MARGIN)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--type-margin", type=float, default=THRESHOLDS.type_margin)
     parser.add_argument("--sweep", action="store_true", help="a row per margin")
     args = parser.parse_args()
     for planted in args.planted:
-        a = commands.audit(planted, model=args.model, device="cpu", labels="require")
-        rows = commands.labelled_rows(commands.decoded_rows(a), a.classes)
+        a = audit(planted, model=args.model, device="cpu", labels="require")
+        rows = a.labelled_rows()
         confidences = a.probabilities[rows["position"].to_numpy()]
         truth = pd.read_csv(planted / "truth.csv")
         by_margin = {}
         for margin in SWEEP if args.sweep else (0.0, args.type_margin):
-            _, by_margin[margin], _ = bias_audit(rows, confidences, a.classes, rule=commands.DEFAULT_RULE,
-                                                 fraction=commands.SUFFICIENCY_FRACTION, type_margin=margin)
+            _, by_margin[margin], _ = bias_audit(rows, confidences, a.classes, rule=THRESHOLDS.rule,
+                                                 fraction=THRESHOLDS.fraction, type_margin=margin)
         table = [{"type_margin": margin, **type_scores(categories, truth)} for margin, categories in by_margin.items()]
         print(planted)
         print(pd.DataFrame(table).round(4).to_string(index=False))

@@ -187,7 +187,7 @@ def test_calibrated_confidence_needs_temperatures(planted, tiny_model, tmp_path)
 
 @pytest.mark.slow
 def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny_model, cache):
-    from avaudit.commands import audit
+    from avaudit.inference.pipeline import audit
 
     class Stop(Exception):
         pass
@@ -234,7 +234,7 @@ def test_a_two_process_torchrun_audit_writes_the_single_process_files(planted, t
 
 
 def test_a_clip_listed_under_several_ids_is_decoded_once(planted, tiny_model, tmp_path, cache):
-    from avaudit.commands import audit
+    from avaudit.inference.pipeline import audit
 
     clip = sorted(planted.glob("*/*.mp4"))[0]
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
@@ -284,7 +284,7 @@ def bad_first_manifest(planted, tmp_path):
 
 @pytest.mark.slow
 def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_logits(planted, tiny_model, tmp_path):
-    from avaudit.commands import audit
+    from avaudit.inference.pipeline import audit
 
     data = bad_first_manifest(planted, tmp_path)
     options = dict(model=tiny_model, device="cpu", workers=0, batch_size=4, allow_outside_root=True)
@@ -306,7 +306,7 @@ def test_a_resume_after_a_bad_clip_in_the_first_batch_gives_the_uninterrupted_lo
 
 def test_batch_sizes_agree_within_the_stated_tolerance(planted, tiny_model, tmp_path):
     """docs/outputs.md: across --batch-size values (and thread counts) logits agree within 1e-5, not bit for bit."""
-    from avaudit.commands import audit
+    from avaudit.inference.pipeline import audit
 
     data = bad_first_manifest(planted, tmp_path)
     one = audit(data, model=tiny_model, device="cpu", workers=0, batch_size=1, cache_dir=tmp_path / "one")

@@ -3,7 +3,7 @@ import collections
 import pytest
 import torch
 
-from avaudit.model.checkpoint import CheckpointError, load_checkpoint, load_model
+from avaudit.model.checkpoint import CheckpointError, load_checkpoint, load_network
 
 
 class Payload:
@@ -36,7 +36,7 @@ def test_weights_made_for_another_preset_are_refused(tiny_model, tmp_path):
     path = tmp_path / "mixed.pt"
     torch.save(data, path)
     with pytest.raises(CheckpointError, match="mixed.pt: weights do not fit preset 'paper'"):
-        load_model(path)
+        load_network(path)
     with pytest.raises(CheckpointError, match="made with preset 'tiny', not 'small'"):
         load_checkpoint(tiny_model, preset="small")
 
@@ -72,7 +72,7 @@ def test_a_checkpoint_with_the_tag_but_wrong_contents_is_refused_naming_the_file
     path = tmp_path / "tampered.pt"
     torch.save(data, path)
     with pytest.raises(CheckpointError) as error:
-        load_model(path)
+        load_network(path)
     assert str(error.value) == f"{path}: not a usable avaudit checkpoint: {why}"
 
 

@@ -84,3 +84,31 @@ def test_make_samples_refuses_a_full_folder(tmp_path):
     (tmp_path / "x").write_text("taken")
     result = runner.invoke(app, ["make-samples", str(tmp_path)])
     assert result.exit_code == 2 and "not an empty folder" in result.output
+
+
+def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
+    """The options every audit shares come from one declaration (cli.AUDIT_OPTIONS), pass nothing the user did
+    not give, and their help reads the library's defaults."""
+    import inspect
+
+    from avaudit.cli import AUDIT_OPTIONS
+    from avaudit.options import THRESHOLDS, AuditOptions
+
+    commands = {c.name or c.callback.__name__: c.callback for c in app.registered_commands}
+    declared = {}
+    for name in ("bias", "predict", "missing-labels", "retarget"):
+        parameters = inspect.signature(commands[name]).parameters
+        assert set(AUDIT_OPTIONS) <= set(parameters), name
+        for option, parameter in parameters.items():
+            if option in AUDIT_OPTIONS or option == "rule":
+                info = parameter.annotation.__metadata__[0]
+                assert declared.setdefault(option, info) is info, f"--{option} declared twice"
+                assert parameter.default in (None, False), f"{name} --{option} fills in a default"
+    assert declared.keys() == {*AUDIT_OPTIONS, "rule"}
+    helps = {option: info.help for option, info in declared.items()}
+    assert helps["batch_size"].endswith(f"[default: {AuditOptions.batch_size}].")
+    assert f"[default: {THRESHOLDS.rule}]" in helps["rule"]
+    usage = runner.invoke(app, ["bias", "--help"]).output
+    assert usage.splitlines()[0].endswith(" bias [OPTIONS] DATA") and "--out OUT" in usage and "[default: 0.9]" in usage
+    for command, argument in (("retarget", "[DATA]"), ("make-samples", "OUT"), ("train", "DATA")):
+        assert runner.invoke(app, [command, "--help"]).output.splitlines()[0].endswith(f"[OPTIONS] {argument}")

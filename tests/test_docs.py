@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = sorted([REPO / "README.md", REPO / "CHANGELOG.md", REPO / "sample_videos" / "README.md",
-                REPO / "avaudit" / "models" / "README.md", REPO / "benchmarks" / "README.md",
+                REPO / "avaudit" / "weights" / "README.md", REPO / "benchmarks" / "README.md",
                 *(REPO / "docs").glob("*.md")])
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")

@@ -105,7 +105,7 @@ def test_doctor_passes_on_a_working_install(tmp_path):
         ["ok", "GPU"]]
     assert lines[4] == ("ok    onsets           five planted clicks found at steps [5, 20, 33, 67, 91], "
                         "no JIT compiler loaded")
-    assert lines[5] == f"ok    model            {REPO / 'avaudit' / 'models' / 'default.pt'}: preset small, 16 classes"
+    assert lines[5] == f"ok    model            {REPO / 'avaudit' / 'weights' / 'default.pt'}: preset small, 16 classes"
     assert re.fullmatch(rf"ok    cache directory  {re.escape(str(tmp_path / 'cache'))}: writable, [0-9.]+ GiB free",
                         lines[6])
     assert lines[-1] == "all 7 checks passed"

@@ -8,6 +8,7 @@ from avaudit.media.decode import decode_clip
 from avaudit.model.fusion import (
     FusionNet,
     audio_pool,
+    classify,
     continuous_pool,
     fusion_loss,
     instant_pool,
@@ -50,6 +51,17 @@ def test_unimodal_layers_zero_the_other_half():
     z_v, z_a = steps([1.0, 3.0]), steps([5.0, 7.0])
     torch.testing.assert_close(visual_pool(z_v, z_a), torch.tensor([[2.0, 20.0, 0.0, 0.0]]))
     torch.testing.assert_close(audio_pool(z_v, z_a), torch.tensor([[0.0, 0.0, 6.0, 60.0]]))
+
+
+def test_classify_is_each_layer_s_own_linear_classifier():
+    """Eq. 4: O_i = FC_i(z_i) for every layer i, as five separate nn.Linear would give."""
+    torch.manual_seed(0)
+    heads = [torch.nn.Linear(6, 4) for _ in LAYERS]
+    pooled = torch.randn(3, len(LAYERS), 6)
+    out = classify(pooled, torch.stack([h.weight for h in heads]), torch.stack([h.bias for h in heads]))
+    assert out.shape == (3, len(LAYERS), 4)
+    for i, head in enumerate(heads):
+        torch.testing.assert_close(out[:, i], head(pooled[:, i]))
 
 
 def test_loss_is_the_plain_sum_of_five_cross_entropies():

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import avaudit
-from avaudit.commands import DEFAULT_MODEL
+from avaudit.options import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,10 +49,10 @@ def test_the_package_links_the_constraints_it_ships():
 
 
 def test_the_default_model_is_package_data():
-    assert DEFAULT_MODEL == Path(avaudit.__file__).resolve().parent / "models" / "default.pt"
+    assert DEFAULT_MODEL == Path(avaudit.__file__).resolve().parent / "weights" / "default.pt"
     assert DEFAULT_MODEL.is_file()
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert "models/default.pt" in package_data["avaudit"]
+    assert "weights/default.pt" in package_data["avaudit"]
 
 
 @pytest.mark.slow
@@ -71,12 +71,13 @@ def test_a_built_wheel_ships_the_model_and_an_install_of_it_finds_it(tmp_path):
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = (tmp_path / "dist").glob("avaudit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "avaudit/models/default.pt" in names
-    assert "avaudit/models/README.md" in names
+    assert "avaudit/weights/default.pt" in names
+    assert "avaudit/weights/README.md" in names
     assert "avaudit/presets/small.yaml" in names
+    assert {"avaudit/assets/report.js", "avaudit/assets/report.css"} <= set(names)  # the report's page assets
     assert "avaudit/data/torchcodec_nasa_13013.mp4" in names  # avaudit doctor's clip
     assert zipfile.ZipFile(wheel).read("avaudit/constraints.txt") == (REPO / "constraints.txt").read_bytes()
-    assert zipfile.ZipFile(wheel).read("avaudit/models/default.pt") == DEFAULT_MODEL.read_bytes()
+    assert zipfile.ZipFile(wheel).read("avaudit/weights/default.pt") == DEFAULT_MODEL.read_bytes()
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
@@ -86,14 +87,14 @@ def test_a_built_wheel_ships_the_model_and_an_install_of_it_finds_it(tmp_path):
                               str(wheel)], capture_output=True, text=True, env=clean, timeout=600)
     assert install.returncode == 0, install.stdout + install.stderr
     probe = subprocess.run(
-        [str(python), "-c", "from avaudit.commands import DEFAULT_MODEL as m; "
+        [str(python), "-c", "from avaudit.options import DEFAULT_MODEL as m; "
          "from avaudit.model.checkpoint import load_checkpoint; "
          "print(m); print(load_checkpoint(m)['classes'][0])"],
         capture_output=True, text=True, env=clean, cwd=tmp_path, timeout=600)
     assert probe.returncode == 0, probe.stderr
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, env=clean).stdout.strip()
-    assert probe.stdout.splitlines() == [str(Path(site) / "avaudit" / "models" / "default.pt"), "audio_tone1450"]
+    assert probe.stdout.splitlines() == [str(Path(site) / "avaudit" / "weights" / "default.pt"), "audio_tone1450"]
 
 
 @pytest.mark.slow

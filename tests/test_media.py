@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import write_clip
 
-from avaudit.media.decode import MissingFile, NoAudioStream, decode_clip
+from avaudit.media.decode import MissingFile, NoAudioStream, decode_clip, thumbnail_frames
 
 ARGS = dict(steps=100, seconds=10.0, sample_rate=16000, resize=(48, 64), crop=48)
 
@@ -242,3 +242,11 @@ def test_a_process_started_without_fd_2_still_decodes(clip10):
     result = subprocess.run(f"{sys.executable} -c {__import__('shlex').quote(code)} 2>&-", shell=True,
                             capture_output=True, text=True, timeout=60)
     assert result.stdout == "None (10, 32, 32, 3)\n", result.stdout
+
+
+def test_thumbnail_frames_spread_over_the_whole_video(clip10):
+    """The report's thumbnails decode through media, not decord directly."""
+    frames = thumbnail_frames(clip10, n=5)
+    assert frames.shape == (5, 64, 64, 3) and frames.dtype == np.uint8
+    red = frames[..., 0].mean(axis=(1, 2))  # frame i of clip10 has red = i: 250 frames, first to last
+    assert red[0] < 5 and abs(red[2] - 124) < 5 and red[-1] > 244

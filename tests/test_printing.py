@@ -5,15 +5,15 @@ import pytest
 from typer.testing import CliRunner
 
 from avaudit.cli import app
-from avaudit.display import printable, safe
+from avaudit.display import safe, visible
 
 runner = CliRunner()
 MARKUP_LABELS = ["[bold]loud[/bold]", "x[/y]"]
 
 
-def test_printable_spells_out_control_characters_and_safe_escapes_markup():
-    assert printable("a\x1b[2Jb\rc\nd\te\x07f\x9bg\u202eh") == "a\\x1b[2Jb\\rc\\nd\\te\\x07f\\x9bg\\u202eh"
-    assert printable("plain ünïcode ✓") == "plain ünïcode ✓"
+def test_visible_spells_out_control_characters_and_safe_escapes_markup():
+    assert visible("a\x1b[2Jb\rc\nd\te\x07f\x9bg\u202eh") == "a\\x1b[2Jb\\rc\\nd\\te\\x07f\\x9bg\\u202eh"
+    assert visible("plain ünïcode ✓") == "plain ünïcode ✓"
     assert safe("x[/y] [bold]b\x1b[0m") == "x\\[/y] \\[bold]b\\x1b[0m"
 
 
@@ -64,7 +64,7 @@ def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, 
     candidates = pd.read_csv(out / "m" / "missing_labels.csv", keep_default_na=False)
     assert len(candidates) and "\x1b" not in result.output
     for video_id in candidates["video_id"]:
-        assert f"│ {printable(video_id)}" in result.output
+        assert f"│ {visible(video_id)}" in result.output
 
 
 def test_an_error_naming_a_path_with_markup_and_escapes_prints_it_as_text(planted, tmp_path):
@@ -76,10 +76,10 @@ def test_an_error_naming_a_path_with_markup_and_escapes_prints_it_as_text(plante
 
 
 def test_avaudit_warnings_print_as_one_safe_line(tmp_path, capsys):
-    from avaudit.cli import guarded
+    from avaudit.display import one_line_errors
     from avaudit.errors import AvauditWarning
 
-    @guarded
+    @one_line_errors
     def command():
         warnings.warn(f"cache {tmp_path}/[red]c\x1b[2J is read-only", AvauditWarning)
 

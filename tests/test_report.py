@@ -14,8 +14,8 @@ from bigaudit import write_big_audit
 from typer.testing import CliRunner
 
 from avaudit.cli import app
-from avaudit.commands import DEFAULT_MODEL
 from avaudit.localize import localize
+from avaudit.options import DEFAULT_MODEL
 from avaudit.report import MAX_ROWS, SECTIONS, build_report
 from avaudit.vocab import Skip
 
@@ -191,3 +191,11 @@ def test_a_tampered_run_record_is_one_line_naming_it(tmp_path):
     assert result.exit_code == 2 and result.output == (
         f"error: {tmp_path}/bias/bias_videos.csv: not a bias table (needs columns video_id, label, layer, group); "
         f"rerun `avaudit bias`\n")
+
+
+def test_the_page_inlines_its_script_and_style_from_package_data(tmp_path):
+    from avaudit.report import ASSETS
+
+    out, page, text = small_audit(tmp_path, n_videos=30, n_skipped=0, n_categories=3)
+    assert (ASSETS / "report.js").read_text() in text and (ASSETS / "report.css").read_text() in text
+    assert "tr:nth-child(n+26){display:none}" in text  # the one rule that depends on the page size

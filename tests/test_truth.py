@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from avaudit.audits.truth import match_filenames, modality_truth, score_against_truth
 from avaudit.cli import app
-from avaudit.media.events import EventsError, read_events
+from avaudit.events import EventsError, read_events
 
 RELEASE = Path(__file__).parent / "data" / "manifests"  # AVVP_eval_{audio,visual}.csv, unchanged copies
 HEADER = "filename\tonset\toffset\tevent_labels\n"

@@ -94,9 +94,8 @@ def test_a_rerun_reads_the_others_from_the_cache_and_skips_the_crash_again(plant
 @pytest.mark.slow
 def test_a_clip_that_decodes_alone_after_its_worker_died_is_audited(planted, tiny_config, monkeypatch, tmp_path):
     """An out-of-memory kill among many workers may not recur alone: then the clip is no crash."""
-    from avaudit.inference.run import collate
     from avaudit.media import dataset as dataset_module
-    from avaudit.media.dataset import ClipDataset
+    from avaudit.media.dataset import ClipDataset, collate
     from avaudit.media.workers import decode_batches
 
     paths = [str(p) for p in sorted(planted.glob("*/*.mp4"))[:6]]
@@ -131,7 +130,7 @@ class SegfaultOn(ClipDataset):
 @pytest.mark.slow
 def test_forkserver_workers_as_on_a_gpu_lose_only_the_crashed_clip(planted, tiny_config):
     """Once CUDA is initialised, workers and the isolated decode start by forkserver (device.worker_context)."""
-    from avaudit.inference.run import collate
+    from avaudit.media.dataset import collate
     from avaudit.media.workers import decode_batches
 
     paths = sorted(planted.glob("*/*.mp4"))[:6]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avaudit.audits.decisions import check_layer_arrays, softmax
+from avaudit.audits.decisions import calibrated_softmax, check_layer_arrays, softmax  # noqa: F401 - the trainer reads it here
 from avaudit.vocab import LAYERS
 
 T_MIN, T_MAX = 0.05, 20.0  # temperatures outside this range mean the fit is degenerate, not informative
@@ -58,14 +58,6 @@ def fit_temperatures(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     fitted = np.clip(np.exp((lo + hi) / 2), T_MIN, T_MAX)
     ones = np.ones(len(LAYERS))
     return np.where(_nll(logits, labels, fitted) < _nll(logits, labels, ones), fitted, ones)
-
-
-def calibrated_softmax(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
-    """softmax(logits / T) per layer. (N, 5, C), (5,) -> (N, 5, C)."""
-    temperatures = np.asarray(temperatures, float)
-    if temperatures.shape != (len(LAYERS),) or not np.all(temperatures > 0):
-        raise ValueError(f"temperatures must be {len(LAYERS)} positive numbers, got {temperatures!r}")
-    return softmax(np.asarray(logits, float) / temperatures[None, :, None])
 
 
 def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:

@@ -29,6 +29,24 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
+def calibrated_softmax(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+    """softmax(logits / T) per layer. (N, 5, C), (5,) -> (N, 5, C)."""
+    temperatures = np.asarray(temperatures, float)
+    if temperatures.shape != (len(LAYERS),) or not np.all(temperatures > 0):
+        raise ValueError(f"temperatures must be {len(LAYERS)} positive numbers, got {temperatures!r}")
+    return softmax(np.asarray(logits, float) / temperatures[None, :, None])
+
+
+def probabilities(logits: np.ndarray, confidence: str = "raw", temperatures=None) -> np.ndarray:
+    """The confidences the audits decide on: per-layer softmax over classes, temperature-scaled
+    (calibrated_softmax) with `confidence` "calibrated" (the paper's stated limitation). (N, 5, C)."""
+    if confidence == "calibrated":
+        return calibrated_softmax(logits, np.asarray(temperatures))
+    if confidence != "raw":
+        raise ValueError(f"confidence must be raw or calibrated, not {confidence!r}")
+    return softmax(logits)
+
+
 def vote(confidences: np.ndarray) -> np.ndarray:
     """Eq. 6: the label most layers predict. (N, 5, C) -> (N,).
 

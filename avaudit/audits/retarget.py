@@ -41,6 +41,31 @@ def _matches(frame: pd.DataFrame, keep: set[str]) -> pd.Series:
     return frame["group"].isin(keep) | frame["layer"].isin(keep)
 
 
+KEEPABLE = tuple(dict.fromkeys(GROUPS + LAYERS))  # what `keep` may name
+
+
+def check_keep(keep: Sequence[str]) -> list[str]:
+    """`keep` as a list of group or layer names (KEEPABLE), or a UsageError naming the ones that are not."""
+    if keep is not None and (isinstance(keep, str) or not isinstance(keep, Iterable)
+                             or not all(isinstance(name, str) for name in keep)):
+        raise UsageError(f"keep must be a list of group or layer names ({', '.join(KEEPABLE)}), not {keep!r}")
+    if not keep:
+        raise UsageError(f"keep at least one of: {', '.join(KEEPABLE)}")
+    unknown = sorted(set(keep) - set(KEEPABLE))
+    if unknown:
+        names = "name" if len(unknown) == 1 else "names"
+        raise UsageError(f"unknown group or layer {names} {', '.join(unknown)}; valid: {', '.join(KEEPABLE)}")
+    return list(keep)
+
+
+def check_reference(reference: str) -> str:
+    """A Kinetics-Sounds list's key (KINETICS_SOUNDS), as given in any case, or a UsageError listing them."""
+    key = reference.strip().lower() if isinstance(reference, str) else None
+    if key not in KINETICS_SOUNDS:
+        raise UsageError(f"unknown reference {reference!r}; known: {', '.join(sorted(KINETICS_SOUNDS))}")
+    return key
+
+
 def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[str], *,
            by: str = "category") -> pd.DataFrame:
     """The rows of per_video to keep, in their order and with their index (to map back to the manifest).
@@ -50,14 +75,7 @@ def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[s
     video of a category whose own group or layer is kept; by="video" judges each video alone.
     Keeping `audiovisual` does not keep `redundant` categories: ask for both to have both.
     """
-    valid = tuple(dict.fromkeys(GROUPS + LAYERS))
-    wanted = set(keep)
-    if not wanted:
-        raise UsageError(f"keep at least one of: {', '.join(valid)}")
-    unknown = sorted(wanted - set(valid))
-    if unknown:
-        names = "name" if len(unknown) == 1 else "names"
-        raise UsageError(f"unknown group or layer {names} {', '.join(unknown)}; valid: {', '.join(valid)}")
+    wanted = set(check_keep(keep))
     if by == "video":
         return per_video[_matches(per_video, wanted)]
     if by == "category":
@@ -77,9 +95,7 @@ def compare(categories: Iterable[str], reference: str) -> dict:
     reference: a key of KINETICS_SOUNDS. Names match ignoring case, surrounding spaces and '_' vs ' '.
     Returns reference, n_reference, n_matched, fraction, and the matched and unmatched reference names.
     """
-    key = reference.strip().lower()
-    if key not in KINETICS_SOUNDS:
-        raise UsageError(f"unknown reference {reference!r}; known: {', '.join(sorted(KINETICS_SOUNDS))}")
+    key = check_reference(reference)
     names = KINETICS_SOUNDS[key]
     have = {_normal(c) for c in categories}
     matched = sorted(n for n in names if _normal(n) in have)

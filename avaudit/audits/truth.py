@@ -46,7 +46,7 @@ def _segments(events: pd.DataFrame) -> pd.DataFrame:
 def modality_truth(audio_events: pd.DataFrame, visual_events: pd.DataFrame) -> pd.DataFrame:
     """One row per annotated (filename, label): truth, and seconds heard, seen, and heard and seen at once.
 
-    audio_events, visual_events: filename, label, onset, offset (s), as `media.events.read_events` gives.
+    audio_events, visual_events: filename, label, onset, offset (s), as `avaudit.events.read_events` gives.
     Returns filename, label (as annotated, the audio file's spelling first), key (normal_label), truth,
     audio_s, visual_s, both_s.
     """

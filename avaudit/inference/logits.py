@@ -73,10 +73,10 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     if len(once):
         from avaudit.device import pick_device
         from avaudit.inference.run import run_model
-        from avaudit.model.checkpoint import load_model
+        from avaudit.model.checkpoint import load_network
 
         dev = pick_device(device)
-        model, _, config, _ = load_model(model_path, device=dev)
+        model, _, config, _ = load_network(model_path, device=dev)
         new, new_seconds, skipped = run_model(
             table.iloc[once], model, config, device=dev, batch_size=batch_size, workers=workers,
             on_event=on_event, no_audio=no_audio,

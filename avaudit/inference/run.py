@@ -15,21 +15,10 @@ import torch
 
 from avaudit.config import Config
 from avaudit.device import CoreShare, autocast, default_workers, worker_context
-from avaudit.media.dataset import ClipDataset
+from avaudit.media.dataset import ClipDataset, collate
 from avaudit.media.manifests import skipped_table
 from avaudit.media.workers import decode_batches
 from avaudit.vocab import LAYERS
-
-
-def collate(items: list[dict]) -> dict:
-    """Stack the clips that decoded; keep the failures' reasons beside them."""
-    good = [item for item in items if not item.reason]
-    batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
-             "index": [item.index for item in good], "seconds": [item.seconds for item in good],
-             "cpu_s": sum(item.cpu_s for item in items)}
-    for key in ("frames", "audio", "onsets"):
-        batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
-    return batch
 
 
 def fill(inputs: torch.Tensor, size: int) -> torch.Tensor:

@@ -80,7 +80,7 @@ class ClipDataset(Dataset):
         self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
         self.config = config
         if no_audio not in ("skip", "silence"):
-            raise UsageError(f"--no-audio must be skip or silence, not {no_audio!r}")
+            raise UsageError(f"no_audio must be skip or silence, not {no_audio!r}")
         self.no_audio = no_audio
         self.time_limit = time_limit
         self.video, self.sound, self.onsets = video, sound, onsets and sound
@@ -124,3 +124,14 @@ class ClipDataset(Dataset):
             return self.empty_item(index, Skip.decode_error, f"{path}: {type(err).__name__}: {err}")
         return ClipItem(index, torch.from_numpy(np.ascontiguousarray(clip.frames)), torch.from_numpy(clip.audio),
                         torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "")
+
+
+def collate(items: list[ClipItem]) -> dict:
+    """Stack the clips that decoded; keep the failures' reasons beside them."""
+    good = [item for item in items if not item.reason]
+    batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
+             "index": [item.index for item in good], "seconds": [item.seconds for item in good],
+             "cpu_s": sum(item.cpu_s for item in items)}
+    for key in ("frames", "audio", "onsets"):
+        batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
+    return batch

@@ -93,6 +93,12 @@ def read_frames(
     return _centre_crop(frames, crop), shown_to - shown_from
 
 
+def thumbnail_frames(path: str | Path, *, n: int = 5, size: tuple[int, int] = (64, 64)) -> np.ndarray:
+    """(n, H, W, 3) uint8: n frames spread evenly over the whole video, for a thumbnail strip."""
+    reader = _open_video(path, resize=size)
+    return reader.get_batch(np.linspace(0, len(reader) - 1, n).astype(int).tolist()).asnumpy()
+
+
 def _video_streams(path) -> pyav.Streams:
     streams = pyav.probe(path)
     if streams.video is None:

@@ -42,7 +42,7 @@ def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callab
     batches = None
     try:
         while todo:
-            sampler = _Rows(todo, batch_size)
+            sampler = _CountedBatches(todo, batch_size)
             loader = DataLoader(watched, batch_sampler=sampler, num_workers=workers, collate_fn=_WithRows(collate_fn),
                                 pin_memory=pin_memory, multiprocessing_context=context)
             batches = iter(loader)  # torch sets its SIGCHLD handler with the first one
@@ -126,7 +126,7 @@ class _Watched(Dataset):
         return item
 
 
-class _Rows:
+class _CountedBatches:
     """Batches of `rows` in order, remembering how many it has handed to the DataLoader."""
 
     def __init__(self, rows: list[int], batch_size: int):

@@ -159,7 +159,7 @@ def checkpoint_config(data: dict) -> Config:
     return config_from_dict(data["config"])
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
+def load_network(path: str | Path, *, device: str | torch.device = "cpu"):
     """(model in eval mode, class names, config, checkpoint dict) from a checkpoint file."""
     import torch
 

@@ -44,6 +44,12 @@ def audio_pool(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:
     return continuous_pool(torch.zeros_like(z_v), z_a)
 
 
+def classify(pooled: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: O_i = FC_i(z_i), each layer's own linear classifier on its pooled features, the five as one
+    batched matmul (one kernel instead of five on a GPU). (B, 5, 2D), (5, C, 2D), (5, C) -> (B, 5, C)."""
+    return torch.einsum("bld,lcd->blc", pooled, weight) + bias
+
+
 def fusion_loss(logits: torch.Tensor, labels: torch.Tensor, layers=LAYERS) -> torch.Tensor:
     """Eq. 5: the plain sum of the layers' cross-entropies. logits (B, 5, C), labels (B,)."""
     return sum(F.cross_entropy(logits[:, LAYERS.index(name)], labels) for name in layers)
@@ -102,11 +108,9 @@ class FusionNet(nn.Module):
             Layer.visual: visual_pool(z_v, z_a),
             Layer.audio: audio_pool(z_v, z_a),
         }
-        # The five classifiers as one batched matmul: one kernel instead of five on a GPU.
-        weight = torch.stack([self.heads[name].weight for name in LAYERS])  # (5, C, 2D)
-        bias = torch.stack([self.heads[name].bias for name in LAYERS])  # (5, C)
-        features = torch.stack([pooled[name] for name in LAYERS], dim=1)  # (B, 5, 2D)
-        return torch.einsum("bld,lcd->blc", features, weight) + bias
+        return classify(torch.stack([pooled[name] for name in LAYERS], dim=1),  # (B, 5, 2D)
+                        torch.stack([self.heads[name].weight for name in LAYERS]),  # (5, C, 2D)
+                        torch.stack([self.heads[name].bias for name in LAYERS]))  # (5, C)
 
     def forward(self, frames, waveform, onsets, *, use_video: bool = True, use_audio: bool = True):
         z_v, z_a, _ = self.features(frames, waveform, use_video=use_video, use_audio=use_audio)

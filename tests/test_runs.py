@@ -1,0 +1,89 @@
+"""A run folder's one owner (avaudit.runs): what a run writes, and reading it back from its record."""
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import avaudit
+from avaudit.cli import app
+from avaudit.runs import BiasSummary, read_run
+
+runner = CliRunner()
+
+
+def fake_bias_run(folder, **settings):
+    """A bias run's record and tables, as retarget --from reads them."""
+    folder.mkdir(parents=True)
+    (folder / "bias_run.yaml").write_text(yaml.safe_dump({"command": "bias", "data": str(folder / "data"),
+                                                          "root": str(folder), **settings}))
+    (folder / "bias_videos.csv").write_text("video_id,label,layer,group\nv,dog,audio,audio\n")
+    (folder / "bias_categories.csv").write_text("category,layer,group\ndog,audio,audio\n")
+    return folder / "bias_run.yaml"
+
+
+def test_retarget_never_replaces_a_bias_run_of_other_data(planted, tiny_model, tmp_path):
+    record = fake_bias_run(tmp_path / "X" / "bias")
+    before = record.read_bytes()
+    with pytest.raises(avaudit.UsageError, match=r"X/bias holds the bias run of other DATA .*/X/bias/data\); "
+                                                 r"retarget writes the bias run of .* there"):
+        avaudit.retarget(planted, keep=["audio"], out=tmp_path / "X" / "kav.csv", model=tiny_model, device="cpu",
+                         workers=0)
+    assert record.read_bytes() == before and not (tmp_path / "X" / "kav.csv").exists()
+    record.write_bytes(b"command: bias\ndata: \xff\n")  # a record no one can read may be anyone's
+    with pytest.raises(avaudit.UsageError, match="holds a bias run avaudit cannot read"):
+        avaudit.retarget(planted, keep=["audio"], out=tmp_path / "X" / "kav.csv", model=tiny_model)
+
+
+def test_retarget_says_where_it_wrote_its_bias_run_and_report_finds_it_by_its_record(planted, tiny_model, tmp_path):
+    out = tmp_path / "X" / "kav.csv"
+    run = avaudit.retarget(planted, keep=["audio", "audiovisual"], out=out, model=tiny_model, device="cpu",
+                           workers=0)
+    assert f"the bias run of DATA written to {tmp_path / 'X' / 'bias'}" in run.notes[-1]
+    record = read_run(tmp_path / "X", "retarget")
+    assert record.settings["summary"] == "kav.csv.json" and record.settings["subset"] == str(out)
+    again = avaudit.retarget(planted, keep=["audio"], out=out, model=tiny_model, device="cpu", workers=0)
+    assert again.summary.n_videos <= run.summary.n_videos  # the same DATA's bias run is rewritten, not refused
+    result = runner.invoke(app, ["report", str(tmp_path / "X")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "X" / "report.html").read_text()
+    assert "no retarget run found" not in page and f"kept {again.summary.n_videos:,} of" in page
+    assert 'href="kav.csv.json"' in page
+
+
+def test_a_tampered_bias_record_is_one_line_in_retarget_and_report(tmp_path):
+    record = fake_bias_run(tmp_path / "bias", classes=["a", "b"])
+    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    assert result.exit_code == 2 and result.output == (
+        f"error: {record}: `classes` must be a path, not list \"['a', 'b']\"; rerun `avaudit bias`\n")
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    record.write_bytes(b"command: bias\ndata: caf\xe9\nroot: /\n")
+    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    assert result.exit_code == 2 and result.output == f"error: {record}: not readable YAML (not UTF-8 text)\n"
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith(f"error: {record}: not the record of an avaudit run")
+
+
+def test_records_name_absolute_paths_so_retarget_from_works_from_another_folder(planted, tiny_model, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(planted.parent)
+    avaudit.bias(planted.name, out=tmp_path / "run", model=tiny_model, device="cpu", workers=0)
+    settings = read_run(tmp_path / "run", "bias").settings
+    assert settings["data"] == str(planted) and settings["root"] == str(planted)
+    assert settings["model"] == str(tiny_model)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    subset = avaudit.retarget(keep=["audio", "audiovisual", "visual", "redundant"], bias_run=tmp_path / "run",
+                              out=tmp_path / "subset.csv")
+    assert subset.summary.n_videos == subset.n_rows > 0
+
+
+def test_the_bias_summary_is_a_typed_record_written_as_before(planted, tiny_model, tmp_path):
+    run = avaudit.bias(planted, out=tmp_path, model=tiny_model, device="cpu", workers=0)
+    assert isinstance(run.summary, BiasSummary) and run.summary.truth is None
+    written = json.loads((tmp_path / "bias_summary.json").read_text())
+    assert list(written) == sorted(["rule", "fraction", "type_margin", "categories_per_layer", "categories_per_group",
+                                    "total", "n_videos", "layer_statistics", "n_rows", "n_skipped", "confidence"])
+    assert written == run.summary.document()

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
 from avaudit.vocab import Skip, plural
+
+PATH_ECHO = 1000  # paths a detail repeats whole (a real one is shorter); a longer text is shortened
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -51,7 +53,7 @@ class Finder:
         for folder, stem in places:
             files, _, error = self.scan(folder)
             if error:
-                refused = refused or f"cannot list {folder} ({error})"
+                refused = refused or f"cannot list {echo(folder, PATH_ECHO)} ({error})"
             for ext in exts:
                 if stem + ext in files:
                     return os.path.join(folder, stem + ext), ""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.media.folders import Finder, list_clips, printable
+from avaudit.media.folders import PATH_ECHO, Finder, list_clips, printable
 from avaudit.media.formats import (
     CLASS_INDEX,
     EXPECTED,
@@ -46,7 +46,6 @@ COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
 _FLOAT_COLUMNS = ("start", "end", "event_start", "event_end")
 # The first bytes of the containers avaudit decodes (ISO BMFF's box type at byte 4, Matroska, RIFF/AVI).
 _VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (0, b"RIFF"))
-PATH_ECHO = 1000  # paths a detail repeats whole (a real one is shorter); a longer text is shortened
 
 
 @dataclass
@@ -74,11 +73,19 @@ def _inside(place: tuple[str, str], prefix: str) -> bool:
 
 
 class _Video:
-    """A video while its records are gathered: the first record's row, lines, parse and text, all labels."""
-    __slots__ = ("row", "span", "parsed", "raw", "labels", "more")
+    """A video while its records are gathered: the first record's row, lines, parse and text, all labels,
+    and its further records (row, text) with their lines."""
+    __slots__ = ("row", "span", "parsed", "raw", "labels", "more", "more_spans")
 
     def __init__(self, row: int, span: Span, parsed: Row, raw: str, labels: list[str]):
-        self.row, self.span, self.parsed, self.raw, self.labels, self.more = row, span, parsed, raw, labels, []
+        self.row, self.span, self.parsed, self.raw, self.labels = row, span, parsed, raw, labels
+        self.more: list[tuple[int, str]] = []
+        self.more_spans: list[Span] = []
+
+    def lines(self) -> str:
+        """Where a detail says the video is listed: 'line 3', or 'line 3 (also lines 7-8)'."""
+        also = f" (also {', '.join(map(where, self.more_spans))})" if self.more_spans else ""
+        return where(self.span) + also
 
 
 def _repeat(p: Row, seen: _Video, fmt: Format) -> str | None:
@@ -116,12 +123,13 @@ def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
         if why is None:
             seen.labels += [label for label in labels if label not in seen.labels]
             seen.more.append((row, raw))
+            seen.more_spans.append(span)
             continue
         skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id, f"{where(span)}: {why}"))
     records, more, missing = [], {}, []
     prefix = os.path.join(root, "")
     for v in videos.values():
-        p, at = v.parsed, f"{where(v.span)}: "
+        p, at = v.parsed, f"{v.lines()}: "
         named_path = _named_path(p)
         places = p.places if allow_outside_root else tuple(pl for pl in p.places if _inside(pl, prefix))
         if not places:
@@ -171,7 +179,8 @@ def _read_folder(data: Path) -> Manifest:
     beside one of the same name (clip.mp4, clip.mkv) skipped as a duplicate id."""
     clips = list_clips(data)
     if not clips.ids and not clips.skipped:
-        raise ManifestError(f"{data}: no media files in the folder or its sub-folders; {EXPECTED}")
+        below = "".join(f"; {note}" for note in clips.notes)
+        raise ManifestError(f"{data}: no media files in the folder or its category folders{below}; {EXPECTED}")
     rows = pd.DataFrame({"video_id": clips.ids, "path": clips.paths, "labels": clips.labels, "start": math.nan,
                          "end": math.nan, "split": "", "row": np.arange(len(clips.ids)), "raw": ""})
     repeated = rows["video_id"].duplicated().to_numpy()  # clip.mp4 beside clip.mkv: the first one wins

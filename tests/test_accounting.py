@@ -277,3 +277,21 @@ def test_counts_in_messages_agree_in_number():
         with pytest.raises(UsageError) as err:
             select(empty, empty, keep)
         assert str(err.value) == f"unknown group or layer {names}; valid: {valid}"
+
+
+@pytest.mark.parametrize("command", ["bias", "predict", "missing-labels"])
+def test_a_manifest_with_only_a_header_is_refused_by_every_audit(tmp_path, command):
+    src = tmp_path / "list.csv"
+    src.write_text("path,label\n")
+    result = run(command, src, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {src}: the manifest lists no videos, only a header"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_huge_unknown_label_is_shortened_in_the_error_line(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "list.csv").write_text("path,label\na.mp4," + "z" * 10**6 + "\n")
+    result = run("bias", tmp_path / "list.csv", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output[:300]
+    assert len(result.output) < 1000 and "(1,000,000 characters)" in result.output

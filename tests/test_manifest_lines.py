@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from avaudit.media.manifests import ManifestError, read_manifest
+from avaudit.training import training_classes
 
 
 def touch(root: Path, *names: str) -> None:
@@ -86,6 +87,7 @@ def test_a_label_that_cannot_be_one_label_is_a_bad_label_in_a_manifest_and_as_a_
     touch(data, f"{label}/1.mp4", "dog/2.mp4")
     f = read_manifest(data)
     assert f.table["labels"].tolist() == ["dog"] and f.labels_named == {"dog"}
+    assert training_classes(f.table["labels"]) == ["dog"]
     clip = data / label / "1.mp4"
     assert f.skipped.values.tolist() == [[f"{label}/1", str(clip), "bad label",
                                           f"{clip}: the label {label!r} holds {shown}; rename the folder to audit "
@@ -127,6 +129,12 @@ def test_a_malformed_generic_window_is_a_malformed_row(tmp_path):
                                               "Dog&bbbbbbbbbbb&good&5&3\n")
     assert read_manifest(ave).skipped["detail"].tolist()[1:] == ["line 2: StartTime -5 is negative",
                                                                  "line 3: EndTime 3 is before StartTime 5"]
+
+
+def test_a_first_line_with_a_quote_and_a_bare_carriage_return_is_not_a_manifest_not_a_crash(tmp_path):
+    src = write(tmp_path / "m.csv", 'a"b\rc,d\n')
+    with pytest.raises(ManifestError, match="not a manifest avaudit knows"):
+        read_manifest(src)
 
 
 @pytest.mark.parametrize("header, twice", [("path,path,label", "path"), ("path,label,note,note", "note")])

@@ -298,7 +298,7 @@ def detect(lines: list[str], data: Path) -> tuple[Format, int]:
             return AVE, 0
         try:
             cols = [c.strip() for c in csv_fields(first)]
-        except csv.Error:
+        except (csv.Error, ValueError):
             cols = []
         if tuple(cols) in KINETICS_HEADERS:
             return _kinetics(cols), 1

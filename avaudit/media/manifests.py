@@ -74,18 +74,26 @@ def _inside(place: tuple[str, str], prefix: str) -> bool:
 
 class _Video:
     """A video while its records are gathered: the first record's row, lines, parse and text, all labels,
-    and its further records (row, text) with their lines."""
-    __slots__ = ("row", "span", "parsed", "raw", "labels", "more", "more_spans")
+    and its further records (row, text, lines)."""
+    __slots__ = ("row", "span", "parsed", "raw", "labels", "more")
 
     def __init__(self, row: int, span: Span, parsed: Row, raw: str, labels: list[str]):
         self.row, self.span, self.parsed, self.raw, self.labels = row, span, parsed, raw, labels
-        self.more: list[tuple[int, str]] = []
-        self.more_spans: list[Span] = []
+        self.more: list[tuple[int, str, Span]] = []
 
     def lines(self) -> str:
         """Where a detail says the video is listed: 'line 3', or 'line 3 (also lines 7-8)'."""
-        also = f" (also {', '.join(map(where, self.more_spans))})" if self.more_spans else ""
+        also = f" (also {', '.join(where(span) for _, _, span in self.more)})" if self.more else ""
         return where(self.span) + also
+
+
+def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
+    """Where a missing file was looked for; a path longer than any real one is shortened."""
+    paths = [os.path.join(folder, stem + p.exts[0]) for folder, stem in places]
+    tried = ", ".join(paths)
+    if len(tried) > PATH_ECHO:
+        tried = ", ".join(echo(path, PATH_ECHO) for path in paths)
+    return f"tried {tried}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
 
 
 def _repeat(p: Row, seen: _Video, fmt: Format) -> str | None:
@@ -122,38 +130,35 @@ def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
         why = _repeat(p, seen, fmt)
         if why is None:
             seen.labels += [label for label in labels if label not in seen.labels]
-            seen.more.append((row, raw))
-            seen.more_spans.append(span)
+            seen.more.append((row, raw, span))
             continue
         skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id, f"{where(span)}: {why}"))
     records, more, missing = [], {}, []
     prefix = os.path.join(root, "")
     for v in videos.values():
-        p, at = v.parsed, f"{v.lines()}: "
+        p = v.parsed
         named_path = _named_path(p)
         places = p.places if allow_outside_root else tuple(pl for pl in p.places if _inside(pl, prefix))
         if not places:
             skipped.append((v.row, p.video_id, named_path, Skip.outside_root,
-                            f"{at}{echo(named_path, PATH_ECHO)} is outside the media root {root}; pass a --root "
-                            f"that holds it, or --allow-outside-root"))
+                            f"{v.lines()}: {echo(named_path, PATH_ECHO)} is outside the media root {root}; pass a "
+                            f"--root that holds it, or --allow-outside-root"))
             continue
         path, refused = finder.find(places, p.exts)
         if path is None:
             if refused:
-                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{at}{refused}"))
+                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{v.lines()}: {refused}"))
             else:
-                tried = ", ".join(echo(os.path.join(folder, stem + p.exts[0]), PATH_ECHO) for folder, stem in places)
-                also = f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else ""
-                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{at}tried {tried}{also}"))
+                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{v.lines()}: {_tried(p, places)}"))
                 missing.append(named_path)
             continue
         if printable(path) != path:
             skipped.append((v.row, p.video_id, path, Skip.bad_name,
-                            f"{at}{echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"))
+                            f"{v.lines()}: {echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"))
             continue
         records.append((p.video_id, path, ";".join(v.labels), p.start, p.end, p.split, v.row, v.raw, *p.extras))
         if v.more:
-            more[v.row] = v.more
+            more[v.row] = [(row, raw) for row, raw, _ in v.more]
     note = (f"{len(records):,} of {plural(len(records) + len(missing), 'file')} found under {root}; "
             f"e.g. {missing[0]}" if missing else None)
     skipped.sort(key=lambda s: s[0])

@@ -16,6 +16,7 @@ def touch(root: Path, *names: str) -> None:
 
 
 def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode())
     return path
 
@@ -152,6 +153,8 @@ def test_a_path_is_kept_as_written_where_that_file_exists(tmp_path):
     assert m.table["path"].tolist() == [str(tmp_path / "\ttab.mp4"), str(tmp_path / "spaced.mp4"),
                                         str(tmp_path / "both .mp4")]
     assert len(m.skipped) == 0
+    outside = write(tmp_path / "lists" / "g.csv", f"path,label\n {tmp_path / 'spaced.mp4'},dog\n")
+    assert read_manifest(outside).skipped["reason"].tolist() == ["outside root"]
 
 
 def test_a_huge_label_or_path_is_shortened_where_a_detail_echoes_it(tmp_path):

@@ -254,9 +254,10 @@ def _generic(cols: list[str]) -> Format:
         _window(start, end)
         vid = os.path.splitext(p.replace("\\", "/"))[0]
         split = f[ix["split"]] if "split" in ix else ""
-        # The path as written first (a file may be named "\tclip.mp4"), then without its spaces.
-        places = dict.fromkeys(os.path.split(os.path.normpath(os.path.join(root, path)))  # an absolute one stays
-                               for path in (written[ix["path"]], p))
+        # The path as written first (a file may be named "\tclip.mp4"), then without its spaces; " /abs.mp4"
+        # is only the absolute path.
+        paths = (written[ix["path"]], p) if os.path.isabs(written[ix["path"]]) == os.path.isabs(p) else (p,)
+        places = dict.fromkeys(os.path.split(os.path.normpath(os.path.join(root, path))) for path in paths)
         return Row(vid, join_labels(f[ix["label"]], ";"), split, tuple(places), start, end, exts=("",))
 
     return Format("generic", csv_fields, len(cols), parse, quoted=True, raw_fields=True, names_files=True)

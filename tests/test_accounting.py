@@ -295,3 +295,20 @@ def test_a_huge_unknown_label_is_shortened_in_the_error_line(tmp_path):
     result = run("bias", tmp_path / "list.csv", "--out", tmp_path / "out")
     assert result.exit_code == 2, result.output[:300]
     assert len(result.output) < 1000 and "(1,000,000 characters)" in result.output
+
+
+def test_every_line_of_a_messy_manifest_comes_out_in_the_skipped_list_of_an_audit(tmp_path):
+    """Stray and unclosed quotes, a quoted line break, a repeated id, two files of one id, a bad label and
+    a bad window: with no media under --root, each record is one skipped row naming its lines."""
+    (tmp_path / "empty").mkdir()
+    src = tmp_path / "list.csv"
+    src.write_text('path,label,start,end\na.mp4,12" vinyl,,\nb.mp4,"open,,\n"c\nd.mp4",dog,,\ne.mp4,dog,,\n'
+                   'e.mp4,dog,,\ng/a.mp4,cat,,\ng/a.mkv,cat,,\nh.mp4,rock;paper,,\n\ni.mp4,dog,20,5\n')
+    result = run("predict", src, "--root", tmp_path / "empty", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    rows = skipped(tmp_path / "out", "predict")
+    assert [(d.split(":")[0], r) for d, r in zip(rows["detail"], rows["reason"])] == [
+        ("line 2", "missing file"), ("line 3", "malformed row"), ("lines 4-5", "missing file"),
+        ("line 6", "missing file"), ("line 7", "duplicate id"), ("line 8", "missing file"), ("line 9", "duplicate id"),
+        ("line 10", "missing file"), ("line 12", "malformed row")]
+    assert "9 of 9 videos skipped" in result.output

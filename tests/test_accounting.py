@@ -312,3 +312,16 @@ def test_every_line_of_a_messy_manifest_comes_out_in_the_skipped_list_of_an_audi
         ("line 6", "missing file"), ("line 7", "duplicate id"), ("line 8", "missing file"), ("line 9", "duplicate id"),
         ("line 10", "missing file"), ("line 12", "malformed row")]
     assert "9 of 9 videos skipped" in result.output
+
+
+def test_clips_below_the_category_folders_are_a_note_of_the_audit(tmp_path):
+    data = tmp_path / "data"
+    for name in ("train/dog/a.mp4", "train/dog/b.mp4", "val/loose.mp4"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_bytes(b"")
+    result = run("predict", data, "--out", tmp_path / "out", "--workers", "0")
+    assert result.exit_code == 1, result.output
+    assert (f"note: 2 media files in folders below the category folders not read, e.g. {data / 'train/dog/a.mp4'}: "
+            f"avaudit reads DATA/<label>/<clip>; for a split layout (DATA/<split>/<label>/<clip>), give DATA/<split>"
+            ) in result.output.splitlines()
+    assert "1 of 1 video skipped (1 unreadable container)" in result.output

@@ -1,7 +1,9 @@
 """Dataset manifests: every DATA form avaudit accepts, read into one table, and subsets written back.
 
-A manifest is read record by record so that each row keeps its original text (``raw``); a subset is
-written back as those very records, so a retargeted Kinetics CSV is byte-compatible with the input.
+A manifest is read record by record (records.py: which lines make each record) so that each row keeps
+its original text (``raw``) and every line is a row, a further record of one, or a skipped row naming
+its lines; a subset is written back as those very records, so a retargeted Kinetics CSV is
+byte-compatible with the input. Folders are read by folders.py.
 A video listed on several records (AVE's multi-label videos, AVVP's events, any manifest that repeats
 an id with another label) is one row with all its labels; its further records ride along in
 ``Manifest.more_lines`` and are written back with it. Media are located with one ``os.scandir`` per

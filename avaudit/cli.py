@@ -335,11 +335,14 @@ def make_samples(
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
-    from avaudit.display import safe
-    from avaudit.planted import make_samples as write_samples
+    from avaudit.display import AuditProgress, safe
+    from avaudit.planted import make_samples as plant
 
-    result = write_samples(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event)
-    console().print(f"planted set written to {safe(out)}: {safe(result)}", soft_wrap=True)
+    if clips < 1 or two_event < 0:
+        fail(f"--clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}")
+    with AuditProgress("writing clips") as progress:
+        result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event, on_event=progress)
+    console().print(f"planted set written to {safe(out)}: {safe(str(result))}", soft_wrap=True)
 
 
 @app.command(cls=PlainUsage)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pandas as pd
 
 from avaudit.errors import UsageError
+from avaudit.media.formats import echo
 from avaudit.media.manifests import Manifest
 from avaudit.vocab import LabelPolicy, Skip, plural
 
@@ -55,7 +56,7 @@ def check_labels(table: pd.DataFrame, classes: list[str], *, required: bool = Tr
 
 
 def shown_names(names: list[str], n: int = 8) -> str:
-    return ", ".join(repr(u) for u in names[:n]) + (" ..." if len(names) > n else "")
+    return ", ".join(repr(echo(u)) for u in names[:n]) + (" ..." if len(names) > n else "")
 
 
 def classes_note(classes: list[str], unknown: list[str]) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from avaudit.errors import UsageError
+from avaudit.errors import AvauditError, UsageError
 
 from .media.encode import write_clip
 
@@ -85,6 +86,10 @@ class SampleSet(NamedTuple):
     clips: Path  # clips.csv: one row per clip with what was planted where
     missing_truth: Path  # missing_truth.csv: path,label,missing_label
     n_clips: int
+
+    def __str__(self) -> str:
+        return (f"{self.n_clips:,} clips in {len(CATEGORIES)} category folders; the planted truth is in "
+                f"{self.truth.name}, {self.missing_truth.name} and {self.clips.name}")
 
 
 def background_video(rng: np.random.Generator, *, n_frames: int, size: int) -> np.ndarray:
@@ -242,35 +247,51 @@ def _write_tables(root: Path, plans: list[ClipPlan], *, seed: int, command: str)
 
 
 def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_event_per_category: int = 2,
-                 size: int = 64, seconds: float = 10.0, fps: int = 10, sample_rate: int = 16000) -> SampleSet:
+                 size: int = 64, seconds: float = 10.0, fps: int = 10, sample_rate: int = 16000,
+                 on_event: Callable[[str, dict], None] | None = None) -> SampleSet:
     """Write the planted set to `out` (new or empty folder): `<category>/<category>_<nnn>.mp4` plus
-    truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files.
+    truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files. `on_event`
+    hears ("start", {"total": clips}) and then ("advance", {"n": 1}) per clip written.
 
     The set is built in a hidden folder beside `out` and renamed into place, so an interrupted
-    run never leaves a half set at `out`.
+    run never leaves a half set at `out`; a location that cannot be written is an AvauditError.
     """
     out = Path(out)
     if clips_per_category < 1 or two_event_per_category < 0:
-        raise UsageError("need clips_per_category >= 1 and two_event_per_category >= 0")
+        raise UsageError(f"clips_per_category must be 1 or more and two_event_per_category 0 or more, not "
+                         f"{clips_per_category} and {two_event_per_category}")
     if size < 16 or size % 2 or seconds <= 0 or fps < 1 or sample_rate < 8000:
         raise UsageError("need an even size >= 16 px, seconds > 0, fps >= 1 and sample_rate >= 8000 Hz")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty folder; give a new or empty one")
     plans = plan_clips(np.random.default_rng(seed), clips_per_category=clips_per_category,
                        two_event_per_category=two_event_per_category, size=size, seconds=seconds)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.mkdir()
     try:
-        for cat in CATEGORIES:
-            (tmp / cat.name).mkdir()
-        for plan in plans:
-            _make_clip(plan, root=tmp, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate)
-        _write_tables(tmp, plans, seed=seed, command=f"avaudit make-samples OUT --seed {seed}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise AvauditError(f"cannot write the sample set to {out}: {e.strerror or e}") from None
+    try:
+        _write_set(tmp, plans, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate, seed=seed,
+                   on_event=on_event or (lambda kind, info: None))
         if out.exists():
             out.rmdir()
         tmp.rename(out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise AvauditError(f"cannot write the sample set to {out}: {e.strerror or e}") from None
         raise
     return SampleSet(out, out / "truth.csv", out / "clips.csv", out / "missing_truth.csv", len(plans))
+
+
+def _write_set(root: Path, plans: list[ClipPlan], *, size: int, seconds: float, fps: int, sample_rate: int,
+               seed: int, on_event: Callable[[str, dict], None]) -> None:
+    for cat in CATEGORIES:
+        (root / cat.name).mkdir()
+    on_event("start", {"total": len(plans)})
+    for plan in plans:
+        _make_clip(plan, root=root, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate)
+        on_event("advance", {"n": 1})
+    _write_tables(root, plans, seed=seed, command=f"avaudit make-samples OUT --seed {seed}")

@@ -77,6 +77,7 @@ class Skip(StrEnum):
     outside_root = "outside root"
     bad_name = "non-UTF-8 name"
     no_label = "no label"
+    bad_label = "bad label"
 
 
 LAYERS = tuple(str(layer) for layer in Layer)

@@ -277,3 +277,51 @@ def test_counts_in_messages_agree_in_number():
         with pytest.raises(UsageError) as err:
             select(empty, empty, keep)
         assert str(err.value) == f"unknown group or layer {names}; valid: {valid}"
+
+
+@pytest.mark.parametrize("command", ["bias", "predict", "missing-labels"])
+def test_a_manifest_with_only_a_header_is_refused_by_every_audit(tmp_path, command):
+    src = tmp_path / "list.csv"
+    src.write_text("path,label\n")
+    result = run(command, src, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {src}: the manifest lists no videos, only a header"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_huge_unknown_label_is_shortened_in_the_error_line(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "list.csv").write_text("path,label\na.mp4," + "z" * 10**6 + "\n")
+    result = run("bias", tmp_path / "list.csv", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output[:300]
+    assert len(result.output) < 1000 and "(1,000,000 characters)" in result.output
+
+
+def test_every_line_of_a_messy_manifest_comes_out_in_the_skipped_list_of_an_audit(tmp_path):
+    """Stray and unclosed quotes, a quoted line break, a repeated id, two files of one id, a bad label and
+    a bad window: with no media under --root, each record is one skipped row naming its lines."""
+    (tmp_path / "empty").mkdir()
+    src = tmp_path / "list.csv"
+    src.write_text('path,label,start,end\na.mp4,12" vinyl,,\nb.mp4,"open,,\n"c\nd.mp4",dog,,\ne.mp4,dog,,\n'
+                   'e.mp4,dog,,\ng/a.mp4,cat,,\ng/a.mkv,cat,,\nh.mp4,rock;paper,,\n\ni.mp4,dog,20,5\n')
+    result = run("predict", src, "--root", tmp_path / "empty", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    rows = skipped(tmp_path / "out", "predict")
+    assert [(d.split(":")[0], r) for d, r in zip(rows["detail"], rows["reason"])] == [
+        ("line 2", "missing file"), ("line 3", "malformed row"), ("lines 4-5", "missing file"),
+        ("line 6", "missing file"), ("line 7", "duplicate id"), ("line 8", "missing file"), ("line 9", "duplicate id"),
+        ("line 10", "missing file"), ("line 12", "malformed row")]
+    assert "9 of 9 videos skipped" in result.output
+
+
+def test_clips_below_the_category_folders_are_a_note_of_the_audit(tmp_path):
+    data = tmp_path / "data"
+    for name in ("train/dog/a.mp4", "train/dog/b.mp4", "val/loose.mp4"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_bytes(b"")
+    result = run("predict", data, "--out", tmp_path / "out", "--workers", "0")
+    assert result.exit_code == 1, result.output
+    assert (f"note: 2 media files in folders below the category folders not read, e.g. {data / 'train/dog/a.mp4'}: "
+            f"avaudit reads DATA/<label>/<clip>; for a split layout (DATA/<split>/<label>/<clip>), give DATA/<split>"
+            ) in result.output.splitlines()
+    assert "1 of 1 video skipped (1 unreadable container)" in result.output

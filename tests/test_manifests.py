@@ -282,7 +282,8 @@ def test_quoted_line_break_in_a_manifest_round_trips_and_an_unclosed_quote_is_on
     check_invariants(m, 3)
     assert m.table[["video_id", "raw"]].values.tolist() == [["clips/a", 'clips/a.mp4,dog,"two\r\nlines"'],
                                                          ["clips/c", "clips/c.mp4,cow,x"]]
-    assert m.skipped.values.tolist() == [["", "", "malformed row", "line 4: unexpected end of data"]]
+    assert m.skipped.values.tolist() == [["", "", "malformed row", 'line 4: a quoted field opens and is never closed '
+                                                                  '(a " inside a quoted field is written "")']]
     write_subset(m, m.table, tmp_path / "out.csv")
     assert (tmp_path / "out.csv").read_bytes() == b'path,label,note\r\nclips/a.mp4,dog,"two\r\nlines"\r\nclips/c.mp4,cow,x\r\n'
 

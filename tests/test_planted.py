@@ -163,7 +163,7 @@ def test_refuses_non_empty_out_and_bad_arguments(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="exists and is not an empty folder"):
         make_samples(tmp_path / "file")
-    with pytest.raises(ValueError, match="clips_per_category"):
+    with pytest.raises(ValueError, match="clips_per_category must be 1 or more"):
         make_samples(tmp_path / "new", clips_per_category=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken"]
     assert [p.name for p in out.iterdir()] == ["keep.txt"]

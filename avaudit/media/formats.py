@@ -48,6 +48,19 @@ class ManifestError(AvauditError, ValueError):
     """DATA cannot be used; the message names the file and the reason (never the file's content)."""
 
 
+class BadLabel(ValueError):
+    """A record's label that avaudit cannot hold as one label: it would read back as several, or
+    spread over lines."""
+
+
+def echo(text: str, limit: int = 200) -> str:
+    """`text` short enough for an error line to repeat it: a label or path of any length is its
+    start and end around an ellipsis, with its length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit * 3 // 4]}...{text[-(limit // 4):]} ({len(text):,} characters)"
+
+
 class Row(NamedTuple):
     """One parsed record."""
     video_id: str
@@ -68,6 +81,9 @@ class Format:
     parse: Callable[[list[str], str], Row]  # stripped fields, media root -> Row (ValueError if malformed)
     extras: tuple[str, ...] = ()
     quoted: bool = False  # CSV quoting: a quoted field may hold the separator or a line break
+    skip_space: bool = False  # spaces after a separator are not part of the field (AudioSet's ", ")
+    raw_fields: bool = False  # parse gets the fields as written, unstripped
+    names_files: bool = False  # a record names its file, and the id drops the extension: files can share an id
     events: bool = False  # a record per event: an id's records are one video's events, never duplicates
     comment: str | None = None  # records starting with this are comments
 
@@ -75,7 +91,10 @@ class Format:
 def csv_fields(record: str, *, skip_space: bool = False) -> list[str]:
     if '"' not in record:  # the common case, without csv.reader's per-call cost
         return record.split(",")
-    return next(csv.reader(io.StringIO(record, newline=""), strict=True, skipinitialspace=skip_space), [])
+    rows = list(csv.reader(io.StringIO(record, newline=""), strict=True, skipinitialspace=skip_space))
+    if len(rows) > 1:  # a line break outside quotes: csv would read the rest as another record
+        raise ValueError("a line break outside quotes")
+    return rows[0] if rows else []
 
 
 def number(value: str, name: str, kind: type = int) -> int | float:
@@ -84,12 +103,20 @@ def number(value: str, name: str, kind: type = int) -> int | float:
     except ValueError:
         result = math.nan
     if not math.isfinite(result):
-        raise ValueError(f"{name} {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+        raise ValueError(f"{name} {echo(value)!r} is not {'an integer' if kind is int else 'a number'}") from None
     return result
 
 
+def one_label(label: str) -> str:
+    """`label` as one of avaudit's labels, which are ';'-joined and never span lines (BadLabel if not)."""
+    if ";" in label or "\n" in label or "\r" in label:
+        what = "';', which separates avaudit's labels" if ";" in label else "a line break"
+        raise BadLabel(f"the label {echo(label)!r} holds {what}")
+    return label
+
+
 def join_labels(text: str, sep: str) -> str:
-    return ";".join(dict.fromkeys(s.strip() for s in text.split(sep) if s.strip()))
+    return ";".join(dict.fromkeys(one_label(s.strip()) for s in text.split(sep) if s.strip()))
 
 
 @functools.cache
@@ -113,7 +140,7 @@ def _kinetics(cols: list[str]) -> Format:
         ytid, split = f[ix["youtube_id"]], f[ix["split"]]
         if not ytid:
             raise ValueError("empty youtube_id")
-        label = f[ix["label"]] if "label" in ix else ""
+        label = one_label(f[ix["label"]]) if "label" in ix else ""
         vid = f"{ytid}_{number(f[ix['time_start']], 'time_start'):06d}_{number(f[ix['time_end']], 'time_end'):06d}"
         splits, names = SPLIT_FOLDERS.get(split, (split,)) if split else (), _label_names(label)
         # torchvision's layout (split/label/clip) first, then label/, split/ and flat.
@@ -126,6 +153,7 @@ def _kinetics(cols: list[str]) -> Format:
 
 def _vggsound(f: list[str], root: str) -> Row:
     ytid, start, label, split = f
+    one_label(label)
     if not ytid:
         raise ValueError("empty youtube_id")
     vid = f"{ytid}_{number(start, 'start_seconds'):06d}"
@@ -139,8 +167,9 @@ def _vggsound_list(f: list[str], root: str) -> Row:
     """The VGGSound authors' own lists (data/test.csv, data/AStest.csv): `{ytid}_{start:06d}.mp4,label`."""
     name, label = f
     stem, ext = os.path.splitext(name)
+    one_label(label)
     if not stem or ext.lower() not in MEDIA_EXTENSIONS:
-        raise ValueError(f"{name!r} is not a clip file name ({'/'.join(e[1:] for e in MEDIA_EXTENSIONS)})")
+        raise ValueError(f"{echo(name)!r} is not a clip file name ({'/'.join(e[1:] for e in MEDIA_EXTENSIONS)})")
     dirs = folders(root, (), *((n,) for n in _label_names(label)))
     return Row(stem, label, "", _places(dirs, stem), exts=tuple(dict.fromkeys((ext, *MEDIA_EXTENSIONS))))
 
@@ -148,8 +177,10 @@ def _vggsound_list(f: list[str], root: str) -> Row:
 def _ave(f: list[str], root: str) -> Row:
     category, vid, _quality, start, end = f
     s, e = number(start, "StartTime"), number(end, "EndTime")
-    if not vid or e < s:
-        raise ValueError("empty VideoID" if not vid else f"EndTime {e} is before StartTime {s}")
+    one_label(category)
+    if not vid or s < 0 or e < s:
+        raise ValueError("empty VideoID" if not vid else f"StartTime {s} is negative" if s < 0
+                         else f"EndTime {e} is before StartTime {s}")
     # The release ships the clips in an AVE/ folder beside Annotations.txt.
     dirs = folders(root, ("AVE",), (), *((n,) for n in _label_names(category)))
     return Row(vid, category, "", _places(dirs, vid), extras=(float(s), float(e)))
@@ -160,7 +191,7 @@ def _llp_id(name: str) -> str:
     windows fractional: AP0061o0Nvk_101.8_111.8)."""
     parts = name.rsplit("_", 2)
     if len(parts) != 3 or not parts[0]:
-        raise ValueError(f"filename {name!r} is not <youtube_id>_<start>_<end>")
+        raise ValueError(f"filename {echo(name)!r} is not <youtube_id>_<start>_<end>")
     number(parts[1], "window start", float), number(parts[2], "window end", float)
     return parts[0]
 
@@ -191,7 +222,7 @@ def audioset(names: Mapping[str, str], subfolder: str) -> Format:
         if not ytid:
             raise ValueError("empty YTID")
         s, e = number(start, "start_seconds", float), number(end, "end_seconds", float)
-        labels = ";".join(dict.fromkeys(names.get(m, m) for m in (m.strip() for m in mids.split(",")) if m))
+        labels = ";".join(dict.fromkeys(one_label(names.get(m, m)) for m in (m.strip() for m in mids.split(",")) if m))
         vid = f"{ytid}_{s:g}_{e:g}"
         # Downloaders name clips {ytid}_{start}_{end} as the CSV writes the times, or in whole seconds or
         # milliseconds (audiosetdl); PANNs' wav layout uses Y{ytid}.
@@ -200,27 +231,40 @@ def audioset(names: Mapping[str, str], subfolder: str) -> Format:
         return Row(vid, labels, "", tuple((d, st) for d in folders(root, (), (subfolder,)) for st in stems))
 
     return Format("audioset", lambda record: csv_fields(record, skip_space=True), 4, parse, quoted=True,
-                  comment="#")
+                  skip_space=True, comment="#")
+
+
+def _window(start: float, end: float) -> None:
+    """A generic CSV's window inside its file: from 0 s on, and ending after it starts (ValueError if not)."""
+    if start < 0:
+        raise ValueError(f"start {start:g} is before the file starts")
+    if end <= (0 if math.isnan(start) else start):
+        raise ValueError(f"end {end:g} is not after start {0 if math.isnan(start) else start:g}")
 
 
 def _generic(cols: list[str]) -> Format:
     ix = {c: i for i, c in enumerate(cols)}
 
-    def parse(f: list[str], root: str) -> Row:
+    def parse(written: list[str], root: str) -> Row:
+        f = [field.strip() for field in written]
         p = f[ix["path"]]
         if not p:
             raise ValueError("empty path")
         start, end = (number(f[ix[k]], k, float) if k in ix and f[ix[k]] else math.nan for k in ("start", "end"))
+        _window(start, end)
         vid = os.path.splitext(p.replace("\\", "/"))[0]
         split = f[ix["split"]] if "split" in ix else ""
-        folder, name = os.path.split(os.path.normpath(os.path.join(root, p)))  # an absolute p stays as it is
-        return Row(vid, join_labels(f[ix["label"]], ";"), split, ((folder, name),), start, end, exts=("",))
+        # The path as written first (a file may be named "\tclip.mp4"), then without its spaces; " /abs.mp4"
+        # is only the absolute path.
+        paths = (written[ix["path"]], p) if os.path.isabs(written[ix["path"]]) == os.path.isabs(p) else (p,)
+        places = dict.fromkeys(os.path.split(os.path.normpath(os.path.join(root, path))) for path in paths)
+        return Row(vid, join_labels(f[ix["label"]], ";"), split, tuple(places), start, end, exts=("",))
 
-    return Format("generic", csv_fields, len(cols), parse, quoted=True)
+    return Format("generic", csv_fields, len(cols), parse, quoted=True, raw_fields=True, names_files=True)
 
 
 VGGSOUND = Format("vggsound", csv_fields, 4, _vggsound, quoted=True)
-VGGSOUND_LIST = Format("vggsound-list", csv_fields, 2, _vggsound_list, quoted=True)
+VGGSOUND_LIST = Format("vggsound-list", csv_fields, 2, _vggsound_list, quoted=True, names_files=True)
 AVE = Format("ave", lambda record: record.split("&"), 5, _ave, ("event_start", "event_end"))
 LLP = Format("llp", lambda record: record.split("\t"), 2, _llp, ("youtube_id",))
 LLP_EVENTS = Format("llp-events", lambda record: record.split("\t"), 4, _llp_events, ("youtube_id",), events=True)
@@ -255,11 +299,15 @@ def detect(lines: list[str], data: Path) -> tuple[Format, int]:
             return AVE, 0
         try:
             cols = [c.strip() for c in csv_fields(first)]
-        except csv.Error:
+        except (csv.Error, ValueError):
             cols = []
         if tuple(cols) in KINETICS_HEADERS:
             return _kinetics(cols), 1
         if "path" in cols and "label" in cols:
+            twice = next((c for c in cols if cols.count(c) > 1), None)
+            if twice is not None:
+                raise ManifestError(f"{data}: the header names the column {echo(twice)!r} twice; name each "
+                                    f"column once")
             return _generic(cols), 1
         if len(cols) == 4 and cols[1].isdigit():
             return VGGSOUND, 0

@@ -1,7 +1,9 @@
 """Dataset manifests: every DATA form avaudit accepts, read into one table, and subsets written back.
 
-A manifest is read record by record so that each row keeps its original text (``raw``); a subset is
-written back as those very records, so a retargeted Kinetics CSV is byte-compatible with the input.
+A manifest is read record by record (records.py: which lines make each record) so that each row keeps
+its original text (``raw``) and every line is a row, a further record of one, or a skipped row naming
+its lines; a subset is written back as those very records, so a retargeted Kinetics CSV is
+byte-compatible with the input. Folders are read by folders.py.
 A video listed on several records (AVE's multi-label videos, AVVP's events, any manifest that repeats
 an id with another label) is one row with all its labels; its further records ride along in
 ``Manifest.more_lines`` and are written back with it. Media are located with one ``os.scandir`` per
@@ -14,7 +16,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
+from avaudit.media.folders import PATH_ECHO, Finder, list_clips, printable
 from avaudit.media.formats import (
     CLASS_INDEX,
     EXPECTED,
@@ -33,8 +36,10 @@ from avaudit.media.formats import (
     audioset,
     csv_fields,
     detect,
+    echo,
     read_class_index,
 )
+from avaudit.media.records import Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
@@ -57,88 +62,7 @@ class Manifest:
     more_lines: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # row -> its video's further records
     labels_named: frozenset[str] = frozenset()  # every label DATA names, videos without media included
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, labels left unnamed
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    """A symlink loop raises here; it is a (broken) file entry, and must not end the listing."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-class _Finder:
-    """Directory listings, each read once with os.scandir."""
-
-    def __init__(self) -> None:
-        self._listings: dict[str, tuple[frozenset[str], list[str], str]] = {}
-
-    def scan(self, folder: str) -> tuple[frozenset[str], list[str], str]:
-        """(file names, sorted sub-folder names, why it could not be listed) of `folder`; a folder that
-        does not exist is empty, one that exists but refuses listing says why."""
-        if folder not in self._listings:
-            files, dirs, error = set(), [], ""
-            try:
-                with os.scandir(folder) as entries:
-                    for e in entries:
-                        (dirs.append if _is_dir(e) else files.add)(e.name)
-            except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
-                pass
-            except OSError as err:
-                error = err.strerror or type(err).__name__
-            self._listings[folder] = (frozenset(files), sorted(dirs), error)
-        return self._listings[folder]
-
-    def find(self, places: Sequence[tuple[str, str]], exts: Sequence[str]) -> tuple[str | None, str]:
-        """(the first file of places x exts, ''), or (None, why a folder to look in could not be listed)."""
-        refused = ""
-        for folder, stem in places:
-            files, _, error = self.scan(folder)
-            if error:
-                refused = refused or f"cannot list {folder} ({error})"
-            for ext in exts:
-                if stem + ext in files:
-                    return os.path.join(folder, stem + ext), ""
-        return None, refused
-
-
-def printable(text: str) -> str:
-    """`text` as UTF-8 can hold it: the undecodable bytes of a file name as \\x escapes."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _records(lines: list[str], start: int, fmt: Format) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each record from lines[start]: in a CSV, a quoted field with a line
-    break carries its record over several lines (an unclosed quote is a record of its one line)."""
-    i, n = start, len(lines)
-    while i < n:
-        lineno, record, i = i + 1, lines[i], i + 1
-        if fmt.quoted and record.count('"') % 2:
-            quotes, k = record.count('"'), i
-            while k < n and quotes % 2:
-                quotes, k = quotes + lines[k].count('"'), k + 1
-            if quotes % 2 == 0:
-                record, i = "\n".join(lines[lineno - 1 : k]), k
-        record = record.removesuffix("\r")
-        if record.strip() and not (fmt.comment and record.startswith(fmt.comment)):
-            yield lineno, record
-
-
-def _parse(records: Iterator[tuple[int, str]], fmt: Format, root: str):
-    """(line number, record, Row or the 'malformed row' detail) for each record."""
-    for lineno, record in records:
-        try:
-            fields = [f.strip() for f in fmt.split(record)]
-            if len(fields) != fmt.n_fields:
-                raise ValueError(f"expected {fmt.n_fields} fields, found {len(fields)}")
-            parsed: Row | str = fmt.parse(fields, root)
-        except (ValueError, csv.Error) as e:
-            parsed = f"line {lineno}: {e}"
-        yield lineno, record, parsed
+    spans: list[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
 
 
 def _named_path(p: Row) -> str:
@@ -151,67 +75,92 @@ def _inside(place: tuple[str, str], prefix: str) -> bool:
 
 
 class _Video:
-    """A video while its records are gathered: the first record's row, line, parse and text, all labels."""
-    __slots__ = ("row", "lineno", "parsed", "raw", "labels", "more")
+    """A video while its records are gathered: the first record's row, lines, parse and text, all labels,
+    and its further records (row, text, lines)."""
+    __slots__ = ("row", "span", "parsed", "raw", "labels", "more")
 
-    def __init__(self, row: int, lineno: int, parsed: Row, raw: str, labels: list[str]):
-        self.row, self.lineno, self.parsed, self.raw, self.labels, self.more = row, lineno, parsed, raw, labels, []
+    def __init__(self, row: int, span: Span, parsed: Row, raw: str, labels: list[str]):
+        self.row, self.span, self.parsed, self.raw, self.labels = row, span, parsed, raw, labels
+        self.more: list[tuple[int, str, Span]] = []
+
+    def lines(self) -> str:
+        """Where a detail says the video is listed: 'line 3', or 'line 3 (also lines 7-8)'."""
+        also = f" (also {', '.join(where(span) for _, _, span in self.more)})" if self.more else ""
+        return where(self.span) + also
 
 
-def _build(entries, fmt: Format, root: str, finder: _Finder, *, allow_outside_root: bool):
+def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
+    """Where a missing file was looked for; a path longer than any real one is shortened."""
+    paths = [os.path.join(folder, stem + p.exts[0]) for folder, stem in places]
+    tried = ", ".join(paths)
+    if len(tried) > PATH_ECHO:
+        tried = ", ".join(echo(path, PATH_ECHO) for path in paths)
+    return f"tried {tried}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
+
+
+def _repeat(p: Row, seen: _Video, fmt: Format) -> str | None:
+    """Why a record of an id already listed is not merged into its video; None to merge it."""
+    named, before = os.path.basename(_named_path(p)), os.path.basename(_named_path(seen.parsed))
+    if fmt.names_files and named != before:
+        return (f"{echo(named)} has the id {echo(p.video_id)} of {echo(before)} on {where(seen.span)} "
+                f"(an id is the path without its extension); rename one to audit both")
+    new = [label for label in p.labels.split(";") if label and label not in seen.labels]
+    same = all(a == b or (math.isnan(a) and math.isnan(b))
+               for a, b in ((p.start, seen.parsed.start), (p.end, seen.parsed.end)))
+    if fmt.events or (new and same):  # another event, or the same clip under another label
+        return None
+    why = "already listed" if same else "already listed with another window"
+    return f"{echo(p.video_id)} {why} on {where(seen.span)}"
+
+
+def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root: bool):
     """(table, skipped, more_lines, labels named, found-files note): every listed video lands in
     exactly one of table and skipped; a video's records after its first are merged into it."""
     videos: dict[str, _Video] = {}
     skipped: list[tuple] = []  # (row, video_id, path, reason, detail)
     named: set[str] = set()
-    for row, (lineno, raw, p) in enumerate(entries):
-        if isinstance(p, str):
-            skipped.append((row, "", "", Skip.malformed_row, p))
+    for row, (span, raw, p) in enumerate(entries):
+        if not isinstance(p, Row):
+            skipped.append((row, "", "", *p))
             continue
         labels = [label for label in p.labels.split(";") if label]
         named.update(labels)
         seen = videos.get(p.video_id)
         if seen is None:
-            videos[p.video_id] = _Video(row, lineno, p, raw, labels)
+            videos[p.video_id] = _Video(row, span, p, raw, labels)
             continue
-        new = [label for label in labels if label not in seen.labels]
-        same = all(a == b or (math.isnan(a) and math.isnan(b))
-                   for a, b in ((p.start, seen.parsed.start), (p.end, seen.parsed.end)))
-        if fmt.events or (new and same):  # another event, or the same clip under another label
-            seen.labels += new
-            seen.more.append((row, raw))
+        why = _repeat(p, seen, fmt)
+        if why is None:
+            seen.labels += [label for label in labels if label not in seen.labels]
+            seen.more.append((row, raw, span))
             continue
-        why = "already listed" if same else "already listed with another window"
-        skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id,
-                        f"line {lineno}: {p.video_id} {why} on line {seen.lineno}"))
+        skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id, f"{where(span)}: {why}"))
     records, more, missing = [], {}, []
     prefix = os.path.join(root, "")
     for v in videos.values():
-        p, where = v.parsed, f"line {v.lineno}: "
+        p = v.parsed
         named_path = _named_path(p)
         places = p.places if allow_outside_root else tuple(pl for pl in p.places if _inside(pl, prefix))
         if not places:
             skipped.append((v.row, p.video_id, named_path, Skip.outside_root,
-                            f"{where}{named_path} is outside the media root {root}; pass a --root that holds it, "
-                            f"or --allow-outside-root"))
+                            f"{v.lines()}: {echo(named_path, PATH_ECHO)} is outside the media root {root}; pass a "
+                            f"--root that holds it, or --allow-outside-root"))
             continue
         path, refused = finder.find(places, p.exts)
         if path is None:
             if refused:
-                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{where}{refused}"))
+                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{v.lines()}: {refused}"))
             else:
-                tried = ", ".join(os.path.join(folder, stem + p.exts[0]) for folder, stem in places)
-                also = f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else ""
-                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{where}tried {tried}{also}"))
+                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{v.lines()}: {_tried(p, places)}"))
                 missing.append(named_path)
             continue
         if printable(path) != path:
             skipped.append((v.row, p.video_id, path, Skip.bad_name,
-                            f"{where}{path}: the path is not UTF-8; rename it to audit it"))
+                            f"{v.lines()}: {echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"))
             continue
         records.append((p.video_id, path, ";".join(v.labels), p.start, p.end, p.split, v.row, v.raw, *p.extras))
         if v.more:
-            more[v.row] = v.more
+            more[v.row] = [(row, raw) for row, raw, _ in v.more]
     note = (f"{len(records):,} of {plural(len(records) + len(missing), 'file')} found under {root}; "
             f"e.g. {missing[0]}" if missing else None)
     skipped.sort(key=lambda s: s[0])
@@ -232,48 +181,21 @@ def _skipped(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SKIPPED_COLUMNS)).astype("str")
 
 
-def _media(name: str) -> bool:
-    return name[name.rfind("."):].lower() in MEDIA_EXTENSIONS
-
-
 def _read_folder(data: Path) -> Manifest:
-    """Category folders (or one flat folder) of clips. Every media file is a row or a skipped row:
-    loose clips beside the category folders are unlabelled rows, hidden clips are rows, macOS's `._`
-    resource forks, names that are not UTF-8 and category folders that cannot be listed are skipped
-    rows. Hidden folders (.git, .cache) are not categories."""
-    finder = _Finder()
-    files, dirs, error = finder.scan(str(data))
-    if error:
-        raise ManifestError(f"{data}: cannot list the folder ({error})")
-    ids, paths, labels, skipped, categories = [], [], [], [], False
-    for label in ["", *(d for d in dirs if not d.startswith("."))]:
-        folder = os.path.join(data, label) if label else str(data)
-        names, _, error = finder.scan(folder) if label else (files, [], "")
-        categories = categories or bool(label and (error or any(map(_media, names))))
-        if error:
-            skipped.append((f"{label}/", folder, Skip.unreadable_file,
-                            f"{folder}: cannot list the category folder ({error}); its clips are not counted"))
-            continue
-        prefix = f"{label}/" if label else ""
-        for name in sorted(filter(_media, names)):
-            vid, path = prefix + name[: name.rfind(".")], os.path.join(folder, name)
-            if printable(path) != path:
-                skipped.append((vid, path, Skip.bad_name, f"{path}: the file name is not UTF-8; rename it to audit it"))
-            elif name.startswith("._"):
-                skipped.append((vid, path, Skip.unreadable_container,
-                                f"{path}: a macOS resource fork (AppleDouble ._ file), not a video"))
-            else:
-                ids.append(vid), paths.append(path), labels.append(label)
-    if not ids and not skipped:
-        raise ManifestError(f"{data}: no media files in the folder or its sub-folders; {EXPECTED}")
-    rows = pd.DataFrame({"video_id": ids, "path": paths, "labels": labels, "start": math.nan, "end": math.nan,
-                         "split": "", "row": np.arange(len(ids)), "raw": ""})
+    """Category folders (or one flat folder) of clips: folders.list_clips's clips as rows, a clip
+    beside one of the same name (clip.mp4, clip.mkv) skipped as a duplicate id."""
+    clips = list_clips(data)
+    if not clips.ids and not clips.skipped:
+        below = "".join(f"; {note}" for note in clips.notes)
+        raise ManifestError(f"{data}: no media files in the folder or its category folders{below}; {EXPECTED}")
+    rows = pd.DataFrame({"video_id": clips.ids, "path": clips.paths, "labels": clips.labels, "start": math.nan,
+                         "end": math.nan, "split": "", "row": np.arange(len(clips.ids)), "raw": ""})
     repeated = rows["video_id"].duplicated().to_numpy()  # clip.mp4 beside clip.mkv: the first one wins
-    skipped += [(row.video_id, row.path, Skip.duplicate_id, f"{row.video_id} already listed")
-                for row in rows[repeated].itertuples(index=False)]
+    skipped = clips.skipped + [(row.video_id, row.path, Skip.duplicate_id, f"{row.video_id} already listed")
+                               for row in rows[repeated].itertuples(index=False)]
     table = rows[~repeated].reset_index(drop=True).astype(_dtypes(COLUMNS))
-    return Manifest("folder" if categories else "flat", data, data, table, _skipped(skipped), None,
-                    labels_named=frozenset(labels) - {""})
+    return Manifest("folder" if clips.categories else "flat", data, data, table, _skipped(skipped), None,
+                    labels_named=frozenset(clips.labels) - {""}, notes=clips.notes)
 
 
 def _is_video(path: Path) -> bool:
@@ -331,12 +253,14 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     elif classes is not None:
         raise ManifestError(f"{data}: --classes names the labels of an AudioSet segments CSV; DATA is a "
                             f"{fmt.name} manifest")
-    entries = _parse(_records(lines, first + n_header, fmt), fmt, str(media_root))
-    table, skipped, more, named, found = _build(entries, fmt, str(media_root), _Finder(),
+    entries = list(read_records(lines, first + n_header, fmt, str(media_root)))
+    if not entries:
+        raise ManifestError(f"{data}: the manifest lists no videos, only a header")
+    table, skipped, more, named, found = _build(entries, fmt, str(media_root), Finder(),
                                                 allow_outside_root=allow_outside_root)
     header = newline.join(line.removesuffix("\r") for line in lines[first : first + n_header]) if n_header else None
     return Manifest(fmt.name, data, media_root, table, skipped, header, newline, more, named,
-                    ([found] if found else []) + notes)
+                    ([found] if found else []) + notes, [span for span, _, _ in entries])
 
 
 def write_subset(

@@ -7,12 +7,10 @@
 The commands are imported on first use, so `import avaudit` (and the CLI's --help) stays light.
 """
 _HOMES = {"bias": "avaudit.commands", "predict": "avaudit.commands", "missing_labels": "avaudit.commands",
-          "retarget": "avaudit.commands", "train": "avaudit.training", "load_model": "avaudit.commands",
+          "retarget": "avaudit.commands", "train": "avaudit.training.command", "load_model": "avaudit.commands",
           "AuditOptions": "avaudit.commands", "AuditRun": "avaudit.commands", "AvauditError": "avaudit.errors",
           "UsageError": "avaudit.errors"}
 __all__ = list(_HOMES)
-
-_RENAMED = {"train": "train_data"}  # avaudit.train is the whole recipe from DATA
 
 
 def __getattr__(name: str):
@@ -20,7 +18,7 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'avaudit' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(_HOMES[name]), _RENAMED.get(name, name))
+    return getattr(importlib.import_module(_HOMES[name]), name)
 
 
 def __dir__() -> list[str]:

@@ -40,7 +40,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     from avaudit.outputs import write_csv
     from avaudit.training.recipe import run_recipe
 
-    config = training_config(preset, epochs=epochs, seed=seed, workers=workers, memory_budget=memory_budget,
+    config = training_config(preset, epochs=epochs, seed=seed, num_workers=workers, memory_budget=memory_budget,
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
     manifest = read_manifest(Path(data), root=root, classes=classes, allow_outside_root=allow_outside_root)
     out = Path(out)

@@ -29,11 +29,11 @@ def accuracies(logits: np.ndarray, labels: np.ndarray, measured=MEASURES) -> dic
 
 
 def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """One row per class with validation clips: their number (`n_val`) and each layer's and the
-    vote's accuracy on them."""
+    """One row per class: its validation clips (`n_val`) and each layer's and the vote's accuracy on
+    them. A class without a validation clip keeps its row, with n_val 0 and NaN accuracies (not
+    measured, shown as n/a), so that no category leaves the table."""
     rows = []
     for c, name in enumerate(classes):
         mask = labels == c
-        if mask.any():
-            rows.append({"category": name, "n_val": int(mask.sum()), **accuracies(logits[mask], labels[mask])})
+        rows.append({"category": name, "n_val": int(mask.sum()), **accuracies(logits[mask], labels[mask])})
     return pd.DataFrame(rows, columns=["category", "n_val", *MEASURES])

@@ -218,7 +218,8 @@ def end_epoch(state: TrainState, stage_index: int, record: dict, *, more: bool, 
 
 def finish(state: TrainState) -> dict:
     """The final evaluation (the joint stage's last validation, or a fresh one when there was none),
-    per-layer temperatures, and the last checkpoint; the metrics, the skipped rows and the classes."""
+    per-layer temperatures, and the last checkpoint; the metrics, the skipped rows, the classes, and
+    the history files written (rank 0: `history_csv`, `curves_png`)."""
     data = state.data
     state.recipe = dataclasses.replace(state.recipe, stage=len(STAGES), epoch=0, step=0, optimizer=None,
                                        scheduler=None, done=True)
@@ -239,13 +240,14 @@ def finish(state: TrainState) -> dict:
              "val_ece_raw": layer_ece(softmax(val_logits), val_labels),
              "val_ece_calibrated": layer_ece(calibrated_softmax(val_logits, temperatures), val_labels),
              "data": state.memory_note}
+    written = {}
     if state.rank == 0:
         state.save({"history": state.history.rows, "final": final}, {"temperatures": [float(x) for x in temperatures]})
-        state.history.write(curves=True)
+        written = state.history.write(curves=True)
     state.on_event("done", final)
     if dist.is_initialized():
         dist.barrier()
-    return {**final, "skipped": skipped_table(state), "classes": data.classes}
+    return {**final, "skipped": skipped_table(state), "classes": data.classes, **written}
 
 
 def skipped_table(state: TrainState) -> pd.DataFrame:

@@ -5,9 +5,10 @@ from it); and the per-epoch history written beside the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import torch
 from avaudit.config import Config
 from avaudit.model.checkpoint import save_checkpoint
 from avaudit.model.fusion import FusionNet
+from avaudit.outputs import OutputError
 from avaudit.training.sources import ClipSource, Memory, Skipped
 from avaudit.training.split import epoch_order, rank_batches
 from avaudit.training.stages import FINAL, Stage
@@ -63,15 +65,32 @@ class History:
     def __init__(self, out: Path, rows: list[dict]):
         self.out, self.rows = out, rows
 
-    def write(self, *, curves: bool) -> None:
+    def write(self, *, curves: bool) -> dict[str, Path | None]:
+        """Write the history (and with `curves`, its drawing); the files written, by result key."""
         from avaudit.outputs import write_csv
 
         frame = pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
-        write_csv(frame, self.out.parent / HISTORY_FILE)
-        if curves and len(frame):
-            from avaudit.plots import train_curves, write_png
+        written = {"history_csv": self.out.parent / HISTORY_FILE, "curves_png": None}
+        with written_or_said(written["history_csv"], "the training history"):
+            write_csv(frame, written["history_csv"])
+            if curves and len(frame):
+                from avaudit.plots import train_curves, write_png
 
-            write_png(train_curves(frame), self.out.parent / CURVES_FILE)
+                written["curves_png"] = self.out.parent / CURVES_FILE
+                write_png(train_curves(frame), written["curves_png"])
+        return written
+
+
+@contextmanager
+def written_or_said(path: Path, what: str) -> Iterator[None]:
+    """A full disk or a lost permission while training writes: one OutputError naming the file, not
+    an OSError traceback. The checkpoint and the history are written atomically, so the last ones
+    written are whole, and --resume goes on from the checkpoint."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"{path}: writing {what} failed ({err.strerror or err}); the last one written there, "
+                          f"if any, is whole: make room and train again with --resume") from None
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,8 @@ class TrainState:
         self.recipe.rng = torch.get_rng_state()
         self.recipe.skipped = self.skipped.rows()
         val_ids = self.data.table["video_id"].to_numpy()[self.data.val_rows].tolist()
-        save_checkpoint(self.out, config=self.config, classes=self.data.classes, model_state=self.model.state_dict(),
-                        recipe=self.recipe.to_dict(), metrics=metrics or {"history": self.history.rows},
-                        extra={"val_ids": val_ids, **(extra or {})})
+        with written_or_said(self.out, "the checkpoint"):
+            save_checkpoint(self.out, config=self.config, classes=self.data.classes,
+                            model_state=self.model.state_dict(), recipe=self.recipe.to_dict(),
+                            metrics=metrics or {"history": self.history.rows},
+                            extra={"val_ids": val_ids, **(extra or {})})

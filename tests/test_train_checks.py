@@ -127,6 +127,14 @@ def test_no_file_train_writes_may_be_an_input(tmp_path, recipe_calls):
     assert recipe_calls == [] and manifest.read_bytes() == before
 
 
+def test_an_out_that_is_a_folder_is_named_as_one(data, tmp_path, recipe_calls):
+    (tmp_path / "models").mkdir()
+    result = train(data, "--out", tmp_path / "models")
+    assert result.exit_code == 2
+    assert last_line(result) == f"error: {tmp_path / 'models'} is a folder: name a file to write there"
+    assert recipe_calls == []
+
+
 def read_only_folder(tmp_path):
     """A folder no file can be created in: a 0o555 folder, or, as root (whom modes do not stop), /sys."""
     if os.geteuid() == 0:

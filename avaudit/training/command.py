@@ -58,9 +58,9 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
     manifest = read_manifest(Path(data), root=root, classes=classes, allow_outside_root=allow_outside_root)
     out = Path(out)
+    check_outputs(out, manifest=manifest, video_weights=video_weights, config=config)
     if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left
         raise UsageError(f"{out} exists: pass --resume to continue it, or another --out")
-    check_outputs(out, manifest=manifest, video_weights=video_weights, config=config)
     rank, _ = init_distributed(device)
     if resume and not out.exists():
         if rank == 0:

@@ -80,6 +80,7 @@ def test_a_preset_that_trains_no_epoch_is_refused(data, tmp_path, tiny_preset, r
     ({"resume": "yes"}, "resume must be True or False, not 'yes' (str)"),
     ({"preset": 3}, "preset must be a preset name or a YAML file (str or Path), not 3 (int)"),
     ({"out": 3}, "out must be a path (str or Path), not 3 (int)"),
+    ({"video_weights": 123}, "video_weights must be a path (str or Path), not 123 (int)"),
 ])
 def test_the_python_api_checks_its_arguments_in_its_own_terms(data, tmp_path, recipe_calls, keywords, message):
     keywords = {"out": tmp_path / "m.pt", **keywords}

@@ -53,7 +53,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
 
     check_arguments(data=data, preset=preset, out=out, epochs=epochs, seed=seed, device=device, resume=resume,
                     workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
-                    checkpoint_steps=checkpoint_steps)
+                    checkpoint_steps=checkpoint_steps, root=root, video_weights=video_weights, classes=classes)
     config = training_config(preset, epochs=epochs, seed=seed, num_workers=workers, memory_budget=memory_budget,
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
     manifest = read_manifest(Path(data), root=root, classes=classes, allow_outside_root=allow_outside_root)
@@ -75,10 +75,11 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
 
 
 def check_arguments(*, data, preset, out, epochs, seed, device, resume, workers, memory_budget, checkpoint_minutes,
-                    checkpoint_steps) -> None:
+                    checkpoint_steps, root, video_weights, classes) -> None:
     """At the door: each argument's type and range, or a UsageError naming the parameter."""
-    for name, value in (("data", data), ("out", out)):
-        if not isinstance(value, (str, os.PathLike)):
+    for name, value, optional in (("data", data, False), ("out", out, False), ("root", root, True),
+                                  ("video_weights", video_weights, True), ("classes", classes, True)):
+        if not (isinstance(value, (str, os.PathLike)) or (optional and value is None)):
             raise UsageError(f"{name} must be a path (str or Path), not {value!r} ({type(value).__name__})")
     if not isinstance(preset, (str, os.PathLike)):
         raise UsageError(f"preset must be a preset name or a YAML file (str or Path), not {preset!r} "

@@ -8,13 +8,11 @@ The commands are imported on first use, so `import avaudit` (and the CLI's --hel
 Under torchrun, every rank but 0 raises NotRankZero once its shard is in the cache: rank 0 writes.
 """
 _HOMES = {"bias": "avaudit.commands", "predict": "avaudit.commands", "missing_labels": "avaudit.commands",
-          "retarget": "avaudit.commands", "train": "avaudit.training", "load_model": "avaudit.commands",
+          "retarget": "avaudit.commands", "train": "avaudit.training.command", "load_model": "avaudit.commands",
           "AuditOptions": "avaudit.options", "Thresholds": "avaudit.options", "AuditRun": "avaudit.runs",
           "AvauditError": "avaudit.errors", "UsageError": "avaudit.errors", "ParameterError": "avaudit.errors",
           "NotRankZero": "avaudit.errors"}
 __all__ = list(_HOMES)
-
-_RENAMED = {"train": "train_data"}  # avaudit.train is the whole recipe from DATA
 
 
 def __getattr__(name: str):
@@ -22,7 +20,7 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'avaudit' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(_HOMES[name]), _RENAMED.get(name, name))
+    return getattr(importlib.import_module(_HOMES[name]), name)
 
 
 def __dir__() -> list[str]:

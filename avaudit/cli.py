@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -94,26 +93,19 @@ def train(
     classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
-    from avaudit.device import init_distributed
     from avaudit.display import TrainProgress, safe, show_train_result
-    from avaudit.outputs import write_csv
-    from avaudit.training import train_data
+    from avaudit.training import command
 
-    rank, _ = (0, 1) if out.exists() and not resume else init_distributed(device.value)
-    with TrainProgress() if rank == 0 else nullcontext(lambda kind, info: None) as progress:
-        result = train_data(data, preset=preset, out=out, epochs=epochs, seed=seed, root=root,
-                            video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
-                            workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
-                            checkpoint_steps=checkpoint_steps, classes=classes,
-                            allow_outside_root=allow_outside_root)
-    if rank != 0:
-        return
-    skipped = result["skipped"]
+    with TrainProgress() as progress:  # under torchrun only rank 0 reports progress, and returns
+        result = command.train(data, preset=preset, out=out, epochs=epochs, seed=seed, root=root,
+                               video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
+                               workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
+                               checkpoint_steps=checkpoint_steps, classes=classes,
+                               allow_outside_root=allow_outside_root)
     show_train_result(console(), result, out)
-    if len(skipped):
-        listed = out.with_name(out.name + ".skipped.csv")  # beside the model, named after it
-        write_csv(skipped, listed)
-        console().print(f"[yellow]{plural(len(skipped), 'clip')} skipped[/]: see {safe(listed)}", soft_wrap=True)
+    if result["skipped_csv"] is not None:
+        console().print(f"[yellow]{plural(len(result['skipped']), 'clip')} skipped[/]: see "
+                        f"{safe(result['skipped_csv'])}", soft_wrap=True)
         raise typer.Exit(1)
 
 

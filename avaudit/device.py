@@ -11,10 +11,16 @@ import torch.distributed as dist
 
 from avaudit.errors import ParameterError
 
+CPU_AUTOCAST = "AVAUDIT_CPU_AUTOCAST"  # set to 1: bf16 autocast on the CPU too (the tests run the GPU's path)
+
 
 def autocast(device: torch.device):
-    """bf16 autocast on GPU; full precision on CPU, where bf16 convs are slower."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """bf16 autocast on GPU; full precision on CPU, where bf16 convs are slower, unless the
+    environment sets AVAUDIT_CPU_AUTOCAST=1: then the CPU runs the GPU's bf16 path, so that its
+    dtype and shape errors show without a GPU (an environment variable reaches every layer that
+    runs the network, and torchrun's and the CLI's processes, without a parameter through each)."""
+    forced = os.environ.get(CPU_AUTOCAST) == "1"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or forced)
 
 
 def pick_device(name: str) -> torch.device:

@@ -109,35 +109,49 @@ class AuditProgress(_Display):
 class TrainProgress(_Display):
     """on_event receiver for training: the data mode, then one bar per stage counting its clips, so
     the rate is clips per second and the ETA the stage's; the info column has the epoch, the
-    running loss and the last validation accuracies the stage measures."""
+    running loss and the last validation accuracies the stage measures. Piped (no terminal to
+    redraw a bar on), one whole line per epoch instead, cut at no width."""
 
     def __init__(self):
         super().__init__()
         self.last = ""
+        self.live = console.is_terminal
 
     def __call__(self, kind: str, info: dict) -> None:
-        p = self.progress
         if kind == "data":
             console.print(f"[cyan]data:[/] {safe(info['note'])}", highlight=False, soft_wrap=True)
         elif kind == "stage":
             self.stage = info
-            per_batch = max(1, -(-info["clips_per_epoch"] // max(1, info["batches"])))
-            remaining = max(0, (info["epochs"] - info["first_epoch"]) * info["clips_per_epoch"]
-                            - info["first_step"] * per_batch)
             self.epoch, self.loss, self.last = info["first_epoch"], [], ""
-            if info["epochs"] > info["first_epoch"]:
-                self.task = self.add_task(f"{info['stage']} stage", total=remaining, info=self.epoch_info())
+            if self.live and info["epochs"] > info["first_epoch"]:
+                self.task = self.add_task(f"{info['stage']} stage", total=self.remaining(info), info=self.epoch_info())
         elif kind == "batch":
             if info["epoch"] != self.epoch:
                 self.epoch, self.loss = info["epoch"], []
             if info["loss"] is not None:
                 self.loss.append(info["loss"])
-            p.update(self.task, advance=info["clips"], info=self.epoch_info())
+            if self.live:
+                self.progress.update(self.task, advance=info["clips"], info=self.epoch_info())
         elif kind == "epoch":
-            accs = " ".join(f"{name[:4]} {value:.2f}" if value == value else f"{name[:4]} n/a"  # NaN: no val clip
-                            for name in self.stage["measured"] for value in [info[f"val_{name}"]])
-            self.last = f"val: {accs}  lr {info['lr']:.0e}"
-            p.update(self.task, info=self.epoch_info())
+            self.last = f"val {self.accuracies(info, ' ')}  lr {info['lr']:.0e}"
+            if self.live:
+                self.progress.update(self.task, info=self.epoch_info())
+            else:
+                console.print(f"{info['stage']} stage epoch {info['epoch']}/{self.stage['epochs']}: loss "
+                              f"{info['loss']:.3f}, val {self.accuracies(info, ', ')}, lr {info['lr']:.0e}",
+                              markup=False, highlight=False, soft_wrap=True)
+
+    @staticmethod
+    def remaining(info: dict) -> int:
+        """Clips the stage has still to train on (a resumed stage starts part-way)."""
+        per_batch = max(1, -(-info["clips_per_epoch"] // max(1, info["batches"])))
+        return max(0, (info["epochs"] - info["first_epoch"]) * info["clips_per_epoch"]
+                   - info["first_step"] * per_batch)
+
+    def accuracies(self, info: dict, sep: str) -> str:
+        """The validation accuracies the stage measures, each named whole (n/a: no validation clip)."""
+        return sep.join(f"{name} {value:.2f}" if value == value else f"{name} n/a"
+                        for name in self.stage["measured"] for value in [info[f"val_{name}"]])
 
     def epoch_info(self) -> str:
         epoch = f"epoch {min(self.epoch + 1, self.stage['epochs'])}/{self.stage['epochs']}"
@@ -161,8 +175,9 @@ def show_train_result(console, result: dict, out) -> None:
     table.add_row("[bold]all", *(f"[bold]{cell(result['val'][name], 3)}" for name in (*LAYERS, "vote")))
     console.print(table)
     console.print(f"model written to {safe(out)}", soft_wrap=True)
-    console.print(f"per-epoch history: {safe(out.parent / 'train_history.csv')}, "
-                  f"{safe(out.parent / 'train_curves.png')}", soft_wrap=True)
+    written = [safe(path) for path in (result.get("history_csv"), result.get("curves_png")) if path is not None]
+    if written:
+        console.print(f"per-epoch history: {', '.join(written)}", soft_wrap=True)
 
 
 def show_bias(console, run) -> None:

@@ -40,7 +40,7 @@ class AuditOptions:
     batch_size: int = 8  # clips per batch
     workers: int | None = None  # decoding processes [default: one per core]
     cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
-    confidence: Confidence = Confidence.raw  # raw softmax or calibrated (per-layer temperatures); measured (docs/decisions.md)
+    confidence: Confidence = Confidence.raw  # raw softmax or calibrated temperatures (docs/decisions.md)
     no_audio: NoAudio = NoAudio.skip  # clips without sound: skip them or audit them with silence
     classes: Path | None = None  # AudioSet's class index [default: class_labels_indices.csv beside DATA]
     allow_outside_root: bool = False  # open manifest rows that name files outside the media root

@@ -16,7 +16,7 @@ import torch
 from avaudit.config import load_config
 from avaudit.media.manifests import read_manifest
 from avaudit.model.fusion import FusionNet
-from avaudit.training import train
+from avaudit.training.recipe import run_recipe
 
 
 def cudnn_check(config) -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     config = load_config("paper", {"train.epochs": [1, 1, 1], "train.num_workers": 12})
     cudnn_check(config)
     started = time.perf_counter()
-    result = train(read_manifest(data).table, config=config, out=out / "paper.pt", device="cuda")
+    result = run_recipe(read_manifest(data).table, config=config, out=out / "paper.pt", device="cuda")
     print(f"whole run (decode + 3 epochs + eval): {time.perf_counter() - started:.1f} s for "
           f"{result['n_train']} training clips")
     history = torch.load(out / "paper.pt", weights_only=True)["metrics"]["history"]

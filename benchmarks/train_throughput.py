@@ -10,7 +10,7 @@ For each stage of the recipe (audio backbone, video backbone, joint), one after 
                the joint stage: everything) decoded by avaudit's DataLoader workers over the training
                rows, no network: the most clips per second a streaming stage can train on;
   network-only the stage's SGD step on one decoded batch over and over (every core on a CPU);
-  training     `avaudit.train.train` streaming (memory budget 0, so no epoch reads clips from memory),
+  training     `avaudit.training.recipe.run_recipe` streaming (memory budget 0, so no epoch reads clips from memory),
                clips per second of its training batches (validation left out), from its history.
 The bound: on a CPU decoding and the network share the cores, so a clip costs the time of both,
 bound = 1 / (1 / decode-only + 1 / network-only) (pipeline.py's decode-only + model-only); on a GPU they
@@ -42,8 +42,10 @@ from avaudit.device import autocast, default_workers, pick_device, worker_contex
 from avaudit.media.dataset import ClipDataset
 from avaudit.media.manifests import read_manifest
 from avaudit.model.fusion import FusionNet, fusion_loss
-from avaudit.training import STAGES, inputs_on, split_train_val, train, training_labels
-from avaudit.trainset import _collate
+from avaudit.training.recipe import run_recipe
+from avaudit.training.sources import collate_rows, inputs_on
+from avaudit.training.split import split_train_val, training_labels
+from avaudit.training.stages import STAGES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,7 +102,7 @@ def stage_dataset(table, config, stage) -> ClipDataset:
 def decode_only(dataset: ClipDataset, rows: np.ndarray, *, workers: int, batch_size: int, device) -> float:
     """Clips per second of the stage's inputs decoded by `workers` DataLoader workers, no network."""
     batches = [rows[i : i + batch_size].tolist() for i in range(0, len(rows), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_collate,
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_rows,
                         pin_memory=device.type == "cuda",
                         multiprocessing_context=worker_context() if workers else None)
     started = time.perf_counter()
@@ -171,7 +173,7 @@ def main() -> None:
     for stage in STAGES:
         dataset = stage_dataset(table, config, stage)
         decode = decode_only(dataset, train_idx, workers=workers, batch_size=t.batch_size, device=device)
-        batch = _collate([dataset[int(i)] for i in train_idx[: t.batch_size]])
+        batch = collate_rows([dataset[int(i)] for i in train_idx[: t.batch_size]])
         steps = args.steps or max(3, len(train_idx) // t.batch_size)
         network = network_only(config, stage, batch, labels, n_classes=n_classes, device=device, steps=steps)
         rates[stage.name] = {"decode": decode, "network": network}
@@ -187,7 +189,7 @@ def main() -> None:
             window[1] = time.perf_counter()
 
     started = time.perf_counter()
-    train(table, config=config, out=Path(scratch.name) / "model.pt", device=args.device, on_event=on_event)
+    run_recipe(table, config=config, out=Path(scratch.name) / "model.pt", device=args.device, on_event=on_event)
     whole = time.perf_counter() - started
     busy.stop()
     history = torch.load(Path(scratch.name) / "model.pt", weights_only=True)["metrics"]["history"]

@@ -95,8 +95,8 @@ def tiny_model(planted, tiny_preset, tmp_path_factory) -> Path:
     """A tiny model trained one epoch per stage on the planted set."""
     from avaudit.config import load_config
     from avaudit.media.manifests import read_manifest
-    from avaudit.training import train
+    from avaudit.training.recipe import run_recipe
 
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
-    train(read_manifest(planted).table, config=load_config(tiny_preset), out=out, device="cpu")
+    run_recipe(read_manifest(planted).table, config=load_config(tiny_preset), out=out, device="cpu")
     return out

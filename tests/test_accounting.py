@@ -185,7 +185,8 @@ def test_localize_says_which_classes_the_model_knows(tmp_path, planted, tiny_mod
 @pytest.mark.slow
 def test_train_makes_a_class_of_every_label_and_bias_runs_on_its_own_multilabel_data(tmp_path, planted, tiny_preset):
     from avaudit import commands
-    from avaudit.training import train_data, training_classes, training_labels
+    from avaudit.training.command import train as train_data
+    from avaudit.training.split import training_classes, training_labels
 
     labels = pd.Series(["a;b", "a", "a;c", "c"])
     assert training_classes(labels) == ["a", "b", "c"]

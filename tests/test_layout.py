@@ -56,7 +56,7 @@ def wrong_way(module: str, target: str) -> bool:
         return True
     if {wing(module), wing(target)} == {"media", "model"}:
         return True
-    if (wing(module) == "inference" or module == "avaudit.commands") and target == "avaudit.training":
+    if (wing(module) == "inference" or module == "avaudit.commands") and wing(target) == "training":
         return True
     if target == "avaudit.planted":
         return module != "avaudit.cli"
@@ -73,13 +73,13 @@ def test_no_import_runs_the_wrong_way():
 def test_the_rules_catch_a_wrong_arrow():
     assert wrong_way("avaudit.audits.bias", "avaudit.inference.logits")
     assert wrong_way("avaudit.media.dataset", "avaudit.model.backbones")
-    assert wrong_way("avaudit.inference.run", "avaudit.training")
+    assert wrong_way("avaudit.inference.run", "avaudit.training.recipe")
     assert not wrong_way("avaudit.commands", "avaudit.audits.bias")
 
 
 def test_the_audit_path_never_imports_the_trainer_and_there_is_no_circle():
     graph = {m: {t for t in avaudit_imports(m) if t in modules()} for m in modules()}
-    assert "avaudit.training" not in graph["avaudit.inference.run"] | graph["avaudit.inference.logits"]
+    assert not {t for t in graph["avaudit.inference.run"] | graph["avaudit.inference.logits"] if wing(t) == "training"}
     seen, stack = set(), []
 
     def visit(node):

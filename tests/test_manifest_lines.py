@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from avaudit.media.manifests import ManifestError, read_manifest
-from avaudit.training import training_classes
+from avaudit.training.split import training_classes
 
 
 def touch(root: Path, *names: str) -> None:

@@ -1,10 +1,9 @@
-"""The training clips: the split, each clip's training label, the epochs' order and its shares for
-the ranks, and where the clips come from (decoded by workers, or kept after a first decode).
+"""Where the training clips come from: decoded by worker processes while the network trains, or
+kept in memory after a first decode; and the rows that did not decode.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -13,95 +12,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
-from avaudit.audits.decisions import softmax, vote
 from avaudit.config import Config, ModelConfig
 from avaudit.device import worker_context
-from avaudit.labels import label_names
 from avaudit.media.dataset import ClipDataset, ClipItem, collate
 from avaudit.media.workers import decode_batches
-from avaudit.vocab import LAYERS
-
-VAL_SPLITS = ("val", "valid", "validate", "validation")
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    layers: tuple[str, ...]  # whose losses are summed (eq. 5 over these)
-    use_video: bool
-    use_audio: bool
-    metric: str  # validation accuracy that drives the lr schedule
-
-    @property
-    def measured(self) -> tuple[str, ...]:
-        """The validation accuracies this stage's inputs can tell: a layer that needs a modality the
-        stage leaves undecoded, and the vote over all five, only in the joint stage."""
-        return (*LAYERS, "vote") if self.use_video and self.use_audio else self.layers
-
-
-STAGES = (
-    Stage("audio", ("audio",), use_video=False, use_audio=True, metric="audio"),
-    Stage("video", ("visual",), use_video=True, use_audio=False, metric="visual"),
-    Stage("joint", LAYERS, use_video=True, use_audio=True, metric="vote"),
-)
-FINAL = STAGES[-1]  # the end-of-training evaluation needs every input
-
-
-def split_train_val(table: pd.DataFrame, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training and validation clips.
-
-    The manifest's split column decides when it names both a training and a validation split;
-    otherwise a seeded `fraction` of every category is held out (at least one clip of any
-    category with two or more).
-    """
-    split = table["split"].str.lower().to_numpy() if "split" in table else np.full(len(table), "")
-    if (split == "train").any() and np.isin(split, VAL_SPLITS).any():
-        return np.flatnonzero(split == "train"), np.flatnonzero(np.isin(split, VAL_SPLITS))
-    rng = np.random.default_rng(seed)
-    val = []
-    for _, rows in sorted(table.groupby("label").indices.items()):
-        if len(rows) >= 2:
-            val.extend(rng.permutation(rows)[: max(1, int(round(fraction * len(rows))))])
-    val = np.sort(np.asarray(val, int))
-    return np.setdiff1d(np.arange(len(table)), val), val
-
-
-def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
-    """One label per clip: multi-label rows (LLP, AVE) get one of theirs at random, as in section 4.2,
-    except that a label no clip drew is given to the first clip carrying it whose draw another clip
-    shares, so that every class has a clip to learn it from where DATA allows."""
-    rng = np.random.default_rng(seed)
-    chosen = labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
-    counts = chosen.value_counts().to_dict()
-    for label in training_classes(labels):
-        if counts.get(label):
-            continue
-        for i in np.flatnonzero(labels.str.split(";").map(lambda parts, want=label: want in parts).to_numpy()):
-            if counts[chosen.iat[i]] > 1:
-                counts[chosen.iat[i]] -= 1
-                chosen.iat[i], counts[label] = label, 1
-                break
-    return chosen
-
-
-def training_classes(labels: pd.Series) -> list[str]:
-    """The classes a model trained on these rows has: every label that appears, multi-label rows included."""
-    return sorted(label_names(labels))
-
-
-def epoch_order(n: int, *, seed: int, epoch: int) -> np.ndarray:
-    """The epoch's permutation of range(n): DistributedSampler's (torch.randperm seeded seed + epoch)."""
-    generator = torch.Generator()
-    generator.manual_seed(seed + epoch)
-    return torch.randperm(n, generator=generator).numpy()
-
-
-def rank_batches(order: np.ndarray, *, rank: int, world: int, per_rank: int) -> list[np.ndarray]:
-    """This rank's batches of `order`: positions rank, rank + world, ... (DistributedSampler's
-    dealing, without its padding, so the ranks' shares are disjoint). Every rank gets the same
-    number of batches, so the ranks step together; a rank's last one may be shorter, or empty."""
-    n_batches = -(-(-(-len(order) // world)) // per_rank)
-    share = order[rank::world]
-    return [share[b * per_rank : (b + 1) * per_rank] for b in range(n_batches)]
+from avaudit.training.stages import Stage
 
 
 def clip_bytes(model: ModelConfig) -> int:
@@ -137,7 +52,7 @@ class Skipped:
                 self.merge(rows)
 
 
-class _Rows(Dataset):
+class _RowSubset(Dataset):
     """The rows one pass decodes, as a dataset of their own for media.workers.decode_batches (which
     isolates decoder crashes): item k is row rows[k] of the table, and says k (decode_batches keeps
     count by position); the caller maps it back."""
@@ -161,7 +76,7 @@ class _Rows(Dataset):
 
 
 class _Paths:
-    """paths[k] of a _Rows: the table's path of its row k, without copying the column."""
+    """paths[k] of a _RowSubset: the table's path of its row k, without copying the column."""
 
     def __init__(self, paths: np.ndarray, rows: np.ndarray):
         self.all, self.rows = paths, rows
@@ -175,7 +90,7 @@ def _items(items: list[ClipItem]) -> list[ClipItem]:
     return items
 
 
-def _collate(items: list[ClipItem]) -> dict:
+def collate_rows(items: list[ClipItem]) -> dict:
     """An audit's batch (inference.run.collate) with the rows that decoded as an int64 array."""
     batch = collate(items)
     batch["rows"] = np.array(batch.pop("index"), dtype=np.int64)
@@ -228,7 +143,7 @@ class ClipSource:
 
     def _decoded(self, rows: np.ndarray) -> Iterator[ClipItem]:
         """The items of `rows` (index: the table row), in order but after a decoder crash."""
-        for chunk in decode_batches(_Rows(self.dataset, rows), batch_size=self.batch_size, workers=self.workers,
+        for chunk in decode_batches(_RowSubset(self.dataset, rows), batch_size=self.batch_size, workers=self.workers,
                                     collate_fn=_items, context=worker_context()):
             for item in chunk:
                 yield item._replace(index=int(rows[item.index]))
@@ -245,7 +160,7 @@ class ClipSource:
             while any(int(row) not in arrived for row in asked):
                 item = next(decoded)
                 arrived[item.index] = item
-            batch = _collate([arrived.pop(int(row)) for row in asked])
+            batch = collate_rows([arrived.pop(int(row)) for row in asked])
             for row, reason, detail in batch["failed"]:
                 self.skipped.add(row, reason, detail)
             if self.memory is not None:
@@ -273,41 +188,6 @@ def inputs_on(batch: dict, model: ModelConfig, device: torch.device, stage: Stag
         onsets = torch.zeros(n, model.steps, dtype=torch.bool)
     return (frames.to(device, non_blocking=True), audio.to(device, non_blocking=True),
             onsets.to(device, non_blocking=True))
-
-
-def gather_scores(rows: np.ndarray, logits: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every rank's (rows, logits), in the order of `order` (the validation rows): the same on every rank."""
-    if dist.is_initialized():
-        every = [None] * dist.get_world_size()
-        dist.all_gather_object(every, (rows, logits))
-        rows = np.concatenate([r for r, _ in every])
-        logits = np.concatenate([x for _, x in every])
-    position = {int(row): i for i, row in enumerate(order)}
-    sort = np.argsort([position[int(row)] for row in rows], kind="stable")
-    return rows[sort], logits[sort]
-
-
-def accuracies(logits: np.ndarray, labels: np.ndarray, measured=(*LAYERS, "vote")) -> dict[str, float]:
-    """Validation accuracy of every layer's argmax and of the eq. 6 vote (NaN where not measured)."""
-    result = {name: float("nan") for name in (*LAYERS, "vote")}
-    if len(labels) == 0:
-        return result
-    for i, name in enumerate(LAYERS):
-        if name in measured:
-            result[name] = float((logits[:, i].argmax(-1) == labels).mean())
-    if "vote" in measured:
-        result["vote"] = float((vote(softmax(logits)) == labels).mean())
-    return result
-
-
-def category_accuracies(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """Per category: validation clips and each layer's and the vote's accuracy."""
-    rows = []
-    for c, name in enumerate(classes):
-        mask = labels == c
-        if mask.any():
-            rows.append({"category": name, "n_val": int(mask.sum()), **accuracies(logits[mask], labels[mask])})
-    return pd.DataFrame(rows)
 
 
 def memory_mode(n_rows: int, config: Config) -> tuple[bool, str]:

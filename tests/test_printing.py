@@ -2,12 +2,10 @@
 import warnings
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli, invoke
 
-from avaudit.cli import app
 from avaudit.display import printable, safe
 
-runner = CliRunner()
 MARKUP_LABELS = ["[bold]loud[/bold]", "x[/y]"]
 
 
@@ -41,10 +39,6 @@ def markup_manifest(planted, tmp_path):
     return tmp_path / "list.csv"
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args] + ["--device", "cpu", "--workers", "0"])
-
-
 def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, markup_model, tmp_path,
                                                                        monkeypatch):
     import pandas as pd
@@ -69,7 +63,7 @@ def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, 
 
 def test_an_error_naming_a_path_with_markup_and_escapes_prints_it_as_text(planted, tmp_path):
     model = tmp_path / "[bold]m\x1b[2J.pt"
-    result = runner.invoke(app, ["bias", str(planted), "--model", str(model)])
+    result = cli("bias", planted, "--model", model)
     assert result.exit_code == 2
     assert result.output == (f"error: {tmp_path}/[bold]m\\x1b[2J.pt: no such checkpoint (train one with "
                              f"`avaudit train DATA --out {tmp_path}/[bold]m\\x1b[2J.pt`)\n")

@@ -50,10 +50,19 @@ def write_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, size=(48, 64
 
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
-    """Tests never touch the user's logit cache."""
+    """Tests never touch the user's logit cache; they share one cache a session, so the planted set is
+    decoded once."""
     import os
 
     os.environ["AVAUDIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A cache of the test's own, empty at its start, for a test that counts what is read from the cache or
+    decoded (the session's cache holds what earlier tests decoded)."""
+    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 @pytest.fixture
@@ -100,3 +109,25 @@ def tiny_model(planted, tiny_preset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
     train(read_manifest(planted).table, config=load_config(tiny_preset), out=out, device="cpu")
     return out
+
+
+@pytest.fixture(scope="session")
+def renamed_model(tiny_model, tmp_path_factory):
+    """`renamed_model(names)`: the tiny model with its first len(names) classes renamed to `names` (sorted
+    after, with `sort=True`), for data whose labels the planted set lacks; each list saved once a session."""
+    import torch
+
+    saved: dict[tuple, Path] = {}
+
+    def rename(names: list[str], *, sort: bool = False) -> Path:
+        key = (tuple(names), sort)
+        if key not in saved:
+            data = torch.load(tiny_model, weights_only=True)
+            assert len(data["classes"]) >= len(names)
+            classes = [*names, *data["classes"][len(names):]]
+            data["classes"] = sorted(classes) if sort else classes
+            saved[key] = tmp_path_factory.mktemp("renamed") / "model.pt"
+            torch.save(data, saved[key])
+        return saved[key]
+
+    return rename

@@ -9,14 +9,6 @@ import torch
 from cli_helpers import cli, invoke
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A cache of the test's own, for the tests that count what the cache holds; the others share the session's,
-    so the planted set is decoded once a session."""
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @pytest.mark.slow
 def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tiny_model, tmp_path, cache):
     first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "one")

@@ -10,15 +10,9 @@ MANIFEST_REASONS = ("missing file", "duplicate id", "malformed row")
 
 
 @pytest.fixture(scope="module")
-def relabelled_model(tiny_model, tmp_path_factory):
+def relabelled_model(renamed_model):
     """The tiny model with its first two classes renamed to the corpus's categories."""
-    import torch
-
-    data = torch.load(tiny_model, weights_only=True)
-    data["classes"] = ["alpha", "beta", *data["classes"][2:]]
-    path = tmp_path_factory.mktemp("model") / "alpha_beta.pt"
-    torch.save(data, path)
-    return path
+    return renamed_model(["alpha", "beta"])
 
 
 @pytest.fixture(scope="module")

@@ -173,9 +173,7 @@ def test_retarget_refuses_a_folder_as_out_before_auditing(small_data, tiny_model
                             f"e.g. {tmp_path}/subset/subset.csv\n"
 
 
-def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data, tiny_model, tmp_path,
-                                                                      monkeypatch):
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data, tiny_model, tmp_path, cache):
     data, clean = small_data
     out = tmp_path / "out"
     out.mkdir()
@@ -203,8 +201,8 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
 
 
 @pytest.mark.slow
-def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch):
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch,
+                                                                    cache):
     data, _ = small_data
     out = tmp_path / "out"
     assert invoke("bias", data, "--model", tiny_model, "--out", out).exit_code == 1

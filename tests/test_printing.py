@@ -16,15 +16,9 @@ def test_printable_spells_out_control_characters_and_safe_escapes_markup():
 
 
 @pytest.fixture
-def markup_model(tiny_model, tmp_path):
+def markup_model(renamed_model):
     """The tiny model with its first two classes renamed to labels that look like rich markup."""
-    import torch
-
-    data = torch.load(tiny_model, weights_only=True)
-    data["classes"] = [*MARKUP_LABELS, *data["classes"][2:]]
-    path = tmp_path / "markup.pt"
-    torch.save(data, path)
-    return path
+    return renamed_model(MARKUP_LABELS)
 
 
 def markup_manifest(planted, tmp_path):
@@ -39,11 +33,9 @@ def markup_manifest(planted, tmp_path):
     return tmp_path / "list.csv"
 
 
-def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, markup_model, tmp_path,
-                                                                       monkeypatch):
+def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, markup_model, tmp_path, cache):
     import pandas as pd
 
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     data = markup_manifest(planted, tmp_path)
     out = tmp_path / "out[/y]\x1b[2J"
     for command in ("bias", "missing-labels", "predict"):

@@ -29,17 +29,10 @@ LAYOUTS = {
 
 
 @pytest.fixture(scope="module")
-def release_model(tiny_model, tmp_path_factory):
+def release_model(renamed_model):
     """The tiny model with its first classes renamed to every label the placed clips carry."""
-    import torch
-
     labels = sorted({label for _, files, _ in LAYOUTS.values() for names in files.values() for label in names})
-    data = torch.load(tiny_model, weights_only=True)
-    assert len(data["classes"]) >= len(labels)
-    data["classes"] = sorted(labels + data["classes"][len(labels):])
-    path = tmp_path_factory.mktemp("model") / "release.pt"
-    torch.save(data, path)
-    return path
+    return renamed_model(labels, sort=True)
 
 
 FAST = {"ave", "audioset"}  # the edit loop's share; the slow tier audits every layout

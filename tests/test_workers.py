@@ -22,10 +22,7 @@ CRASHES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch, tmp_path):
-    """Every clip decoded in every test, none read from another test's cache."""
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache")  # every clip decoded in every test, none read from another's cache
 
 
 @pytest.fixture

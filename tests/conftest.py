@@ -24,12 +24,13 @@ def write_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, size=(48, 64
     path.parent.mkdir(parents=True, exist_ok=True)
     levels = (np.arange(int(round(seconds * fps))) % 256).astype(np.uint8)
     frames = np.repeat(levels[:, None, None, None], 3, axis=3) * np.ones((1, *size, 1), np.uint8)
-    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(int(seconds * 16000)) / 16000)).astype(np.float32)
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
     if audio:
-        encode.write_clip(path, frames=frames, audio=tone, fps=fps, sample_rate=16000)
+        encode.write_clip(path, frames=frames, audio=tone, fps=fps, sample_rate=rate)
         return path
-    sounded = path.with_name(f"{path.stem}.sound{path.suffix}")
-    encode.write_clip(sounded, frames=frames, audio=tone, fps=fps, sample_rate=16000)
+    sounded = path.with_name(f"{path.stem}.sound{path.suffix}")  # encode.py always writes sound
+    encode.write_clip(sounded, frames=frames, audio=tone, fps=fps, sample_rate=rate)
     with av.open(str(sounded)) as source, av.open(str(path), "w") as out:  # the video packets, copied
         video = out.add_stream_from_template(source.streams.video[0])
         for packet in source.demux(source.streams.video[0]):

@@ -43,6 +43,7 @@ def _video_stream(out, *, fps: int, codec: str = "libx264", gop: int | None = No
 
 
 def sound_stream(out, codec: str = "aac", layout: str = "mono"):
+    """A sound stream at SAMPLE_RATE for `mux_tone`."""
     sound = out.add_stream(codec, rate=SAMPLE_RATE)
     sound.layout = layout
     return sound

@@ -22,6 +22,7 @@ import av
 import numpy as np
 import pandas as pd
 from conftest import write_clip
+from oddmedia import mux_tone, sound_stream
 
 REASONS = (
     "missing file", "unreadable file", "unreadable container", "no video stream",
@@ -29,27 +30,6 @@ REASONS = (
 )
 FPS = 10
 SIZE = (48, 64)  # (height, width)
-SAMPLE_RATE = 16000
-
-
-def _tone(seconds: float, sample_rate: int = SAMPLE_RATE, hz: float = 440.0) -> np.ndarray:
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-
-
-def _add_audio(out, sample_rate: int = SAMPLE_RATE):
-    sound = out.add_stream("aac", rate=sample_rate)
-    sound.layout = "mono"
-    return sound
-
-
-def _mux_audio(out, sound, seconds: float, sample_rate: int = SAMPLE_RATE) -> None:
-    y = _tone(seconds, sample_rate)
-    for k in range(0, len(y), 1024):
-        frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format="flt", layout="mono")
-        frame.sample_rate, frame.pts = sample_rate, k
-        out.mux(sound.encode(frame))
-    out.mux(sound.encode())
 
 
 def _write_special(path: Path, *, seconds: float, fps: int, size: tuple[int, int], pix_fmt: str,
@@ -69,7 +49,7 @@ def _write_special(path: Path, *, seconds: float, fps: int, size: tuple[int, int
         if pts_ms is not None:
             video.codec_context.time_base = Fraction(1, 1000)
             video.time_base = Fraction(1, 1000)
-        sound = _add_audio(out) if audio else None
+        sound = sound_stream(out) if audio else None
         n = len(pts_ms) if pts_ms is not None else int(round(seconds * fps))
         for i in range(n):
             if gray:
@@ -84,14 +64,14 @@ def _write_special(path: Path, *, seconds: float, fps: int, size: tuple[int, int
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if sound is not None:
-            _mux_audio(out, sound, seconds)
+            mux_tone(out, sound, seconds)
     return path
 
 
 def _write_audio_only(path: Path, seconds: float = 10.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
-        _mux_audio(out, _add_audio(out), seconds)
+        mux_tone(out, sound_stream(out), seconds)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Fixtures: real mp4 clips written with PyAV, and a tiny model config."""
+"""Fixtures: real mp4 clips written with the product's writer, a tiny model, caches."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from avaudit.config import load_config
+from avaudit.media import encode
 
 TINY_MODEL = {
     "model.resize": [32, 32], "model.crop": 32, "model.audio_widths": [4, 4, 8, 8, 8, 8, 16],
@@ -16,44 +17,45 @@ TINY_MODEL = {
 }
 
 
-def write_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, size=(48, 64), audio: bool = True,
-               tone_hz: float = 440.0, sample_rate: int = 16000, codec: str = "libx264") -> Path:
-    """An mp4 whose frame i has red = i (mod 256) and a sine tone track; exact enough to check sampling."""
+def write_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, size=(48, 64), audio: bool = True) -> Path:
+    """An mp4 written by the product's own writer (avaudit/media/encode.py): frame i is grey level i (mod 256),
+    so its red is i to within 1 after H.264 (exact enough to check sampling), with a 440 Hz tone of amplitude
+    0.5; with `audio=False` the sound stream is left out of the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=fps)
-        video.height, video.width = size
-        video.pix_fmt = "yuv444p" if codec == "libx264" else "yuv420p"
-        video.options = {"qp": "0"} if codec == "libx264" else {}
-        if audio:
-            sound = out.add_stream("aac", rate=sample_rate)
-            sound.layout = "mono"
-        for i in range(int(round(seconds * fps))):
-            img = np.zeros((*size, 3), np.uint8)
-            img[..., 0] = i % 256
-            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+    levels = (np.arange(int(round(seconds * fps))) % 256).astype(np.uint8)
+    frames = np.repeat(levels[:, None, None, None], 3, axis=3) * np.ones((1, *size, 1), np.uint8)
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+    if audio:
+        encode.write_clip(path, frames=frames, audio=tone, fps=fps, sample_rate=rate)
+        return path
+    sounded = path.with_name(f"{path.stem}.sound{path.suffix}")  # encode.py always writes sound
+    encode.write_clip(sounded, frames=frames, audio=tone, fps=fps, sample_rate=rate)
+    with av.open(str(sounded)) as source, av.open(str(path), "w") as out:  # the video packets, copied
+        video = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
                 out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-        if audio:
-            t = np.arange(int(seconds * sample_rate)) / sample_rate
-            y = (0.5 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
-            for k in range(0, len(y), 1024):
-                frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format="flt", layout="mono")
-                frame.sample_rate, frame.pts = sample_rate, k
-                for packet in sound.encode(frame):
-                    out.mux(packet)
-            for packet in sound.encode():
-                out.mux(packet)
+    sounded.unlink()
     return path
 
 
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
-    """Tests never touch the user's logit cache."""
+    """Tests never touch the user's logit cache; they share one cache a session, so the planted set is
+    decoded once."""
     import os
 
     os.environ["AVAUDIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A cache of the test's own, empty at its start, for a test that counts what is read from the cache or
+    decoded (the session's cache holds what earlier tests decoded)."""
+    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 @pytest.fixture
@@ -100,3 +102,25 @@ def tiny_model(planted, tiny_preset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
     run_recipe(read_manifest(planted).table, config=load_config(tiny_preset), out=out, device="cpu")
     return out
+
+
+@pytest.fixture(scope="session")
+def renamed_model(tiny_model, tmp_path_factory):
+    """`renamed_model(names)`: the tiny model with its first len(names) classes renamed to `names` (sorted
+    after, with `sort=True`), for data whose labels the planted set lacks; each list saved once a session."""
+    import torch
+
+    saved: dict[tuple, Path] = {}
+
+    def rename(names: list[str], *, sort: bool = False) -> Path:
+        key = (tuple(names), sort)
+        if key not in saved:
+            data = torch.load(tiny_model, weights_only=True)
+            assert len(data["classes"]) >= len(names)
+            classes = [*names, *data["classes"][len(names):]]
+            data["classes"] = sorted(classes) if sort else classes
+            saved[key] = tmp_path_factory.mktemp("renamed") / "model.pt"
+            torch.save(data, saved[key])
+        return saved[key]
+
+    return rename

@@ -1,4 +1,6 @@
-"""Awkward but valid files that real datasets hold and that decord misreads, written with PyAV.
+"""Awkward but valid files that real datasets hold and that decord misreads, written with PyAV: the
+test-side writer for what the product's writer (avaudit/media/encode.py, behind conftest.write_clip)
+cannot write: other codecs and containers, late starts, many channels, PCM sound, lossless frames.
 
 Frame i of every video has red = `red(i)` (lossless H.264 where the codec allows), so a test can
 tell which source frame a step shows; the sound is a 440 Hz tone of amplitude 0.5 unless said.
@@ -40,7 +42,14 @@ def _video_stream(out, *, fps: int, codec: str = "libx264", gop: int | None = No
     return video
 
 
-def _mux_tone(out, sound, seconds: float, *, channels: int = 1, layout: str = "mono", start: float = 0.0) -> None:
+def sound_stream(out, codec: str = "aac", layout: str = "mono"):
+    """A sound stream at SAMPLE_RATE for `mux_tone`."""
+    sound = out.add_stream(codec, rate=SAMPLE_RATE)
+    sound.layout = layout
+    return sound
+
+
+def mux_tone(out, sound, seconds: float, *, channels: int = 1, layout: str = "mono", start: float = 0.0) -> None:
     y = _tone(int(round(seconds * SAMPLE_RATE)), channels)
     step = 1152 if sound.codec_context.name == "libmp3lame" else 1024
     for k in range(0, len(y) // channels, step):
@@ -59,14 +68,13 @@ def write_av(path: Path, *, seconds: float, fps: int = 10, video_start: float = 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         video = _video_stream(out, fps=fps, codec=codec, gop=gop)
-        sound = out.add_stream(audio_codec, rate=SAMPLE_RATE)
-        sound.layout = layout
+        sound = sound_stream(out, audio_codec, layout)
         for i in range(int(round(seconds * fps))):
             frame = _frame(i)
             frame.pts = i + int(round(video_start * fps))
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        _mux_tone(out, sound, seconds, channels=channels, layout=layout, start=audio_start)
+        mux_tone(out, sound, seconds, channels=channels, layout=layout, start=audio_start)
     return path
 
 
@@ -111,8 +119,7 @@ def write_long_sound(path: Path, *, video_seconds: float = 3.0, sound_hours: flo
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         video = _video_stream(out, fps=fps)
-        sound = out.add_stream("aac", rate=SAMPLE_RATE)
-        sound.layout = "mono"
+        sound = sound_stream(out)
         for i in range(int(round(video_seconds * fps))):
             out.mux(video.encode(_frame(i)))
         out.mux(video.encode())
@@ -129,4 +136,24 @@ def write_long_sound(path: Path, *, video_seconds: float = 3.0, sound_hours: flo
             packet.stream, packet.time_base = sound, Fraction(1, SAMPLE_RATE)
             packet.pts = packet.dts = last + k * 1024
             out.mux(packet)
+    return path
+
+
+def write_click(path: Path) -> Path:
+    """3 s of grey frames at 10 fps over 44.1 kHz PCM sound that is silent but for one click at 1 s."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.height, video.width, video.pix_fmt = 48, 64, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=44100)
+        sound.layout = "mono"
+        for _ in range(30):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 99, np.uint8), format="rgb24")))
+        out.mux(video.encode())
+        y = np.zeros(3 * 44100, np.int16)
+        y[44100] = 30000
+        for k in range(0, len(y), 1024):
+            frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 44100, k
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
     return path

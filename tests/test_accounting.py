@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli
 
-from avaudit.cli import app
-
-runner = CliRunner()
 DATA = Path(__file__).parent / "data" / "manifests"
 K400 = DATA / "kinetics-400_val_head300.csv"
-
-
-def run(*args: str):
-    return runner.invoke(app, [*map(str, args)])
 
 
 def classes_of(model: Path) -> list[str]:
@@ -45,7 +38,7 @@ def test_a_wrong_root_is_every_row_a_missing_file_and_one_line_says_where(tmp_pa
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
     extra = ["--keep", "audiovisual", "--out", out / "subset.csv"] if command == "retarget" else ["--out", out]
-    result = run(command, K400, "--root", tmp_path / "empty", "--model", tiny_model, *extra)
+    result = cli(command, K400, "--root", tmp_path / "empty", "--model", tiny_model, *extra)
     assert result.exit_code == 1, result.output
     note, summary = wrong_root_lines(tmp_path, out, command)
     assert note in result.output.splitlines() and summary in result.output.splitlines()
@@ -53,7 +46,7 @@ def test_a_wrong_root_is_every_row_a_missing_file_and_one_line_says_where(tmp_pa
     assert len(rows) == 300 and set(rows["reason"]) == {"missing file"}
     if command == "retarget":
         assert (out / "subset.csv").read_text() == K400.read_text().splitlines()[0] + "\n"
-    report = run("report", out)
+    report = cli("report", out)
     assert report.exit_code == 0, report.output
     assert report.output == f"report written to {out / 'report.html'}\n"
 
@@ -66,14 +59,14 @@ def test_zero_decoded_rows_never_crash_a_command(tmp_path, tiny_model):
         (data / name / "empty.mp4").write_bytes(b"")
     common = ["--model", tiny_model, "--device", "cpu", "--workers", "0"]
     for command, out in [("bias", "bias"), ("predict", "predict"), ("missing-labels", "missing")]:
-        result = run(command, data, "--out", tmp_path / "outs" / out, *common)
+        result = cli(command, data, "--out", tmp_path / "outs" / out, *common)
         assert result.exit_code == 1, result.output
         assert f"3 of 3 videos skipped (3 unreadable container): see {listed(tmp_path / 'outs' / out, command)}" \
             in result.output.splitlines()
-    result = run("retarget", data, "--keep", "audio", "--out", tmp_path / "outs" / "retarget" / "subset.csv", *common)
+    result = cli("retarget", data, "--keep", "audio", "--out", tmp_path / "outs" / "retarget" / "subset.csv", *common)
     assert result.exit_code == 1, result.output
     assert (tmp_path / "outs/retarget/subset.csv").read_text() == "path,label\n"
-    assert run("report", tmp_path / "outs").exit_code == 0
+    assert cli("report", tmp_path / "outs").exit_code == 0
     assert json.loads((tmp_path / "outs/bias/bias_summary.json").read_text())["n_videos"] == 0
 
 
@@ -126,13 +119,13 @@ def test_unlabelled_rows_are_skipped_rows_of_bias_and_audited_by_predict(tmp_pat
     common = ["--model", tiny_model, "--device", "cpu", "--workers", "0"]
     for source, unlabelled in ((data, "loose"), (manifest, f"data/{classes[1]}/{clips[classes[1]][0].stem}")):
         out = tmp_path / "bias" / source.name
-        result = run("bias", source, "--out", out, *common)
+        result = cli("bias", source, "--out", out, *common)
         assert result.exit_code == 1, result.output
         assert skipped(out, "bias").values.tolist() == [[unlabelled, str(loose) if source == data else str(clips[classes[1]][0]),
                                                  "no label", f"{unlabelled}: no label; this audit judges each video "
                                                  f"against its label"]]
         assert len(pd.read_csv(out / "bias_videos.csv")) == (2 if source == data else 1)
-    result = run("predict", data, "--out", tmp_path / "predict", *common)
+    result = cli("predict", data, "--out", tmp_path / "predict", *common)
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "predict" / "predictions.csv")) == 3
 
@@ -154,20 +147,20 @@ def test_every_command_that_compares_labels_refuses_unknown_ones_the_same_way(tm
     for args in (["bias", data, "--out", tmp_path / "o1"], ["missing-labels", data, "--out", tmp_path / "o2"],
                  ["retarget", data, "--keep", "audio", "--out", tmp_path / "o3" / "s.csv"],
                  ["predict", data, "--out", tmp_path / "o4", "--export-probs", tmp_path / "p.npz"]):
-        result = run(*args, *model)
+        result = cli(*args, *model)
         assert result.exit_code == 2 and result.output.strip() == expected, (args[0], result.output)
     assert not any((tmp_path / name).exists() for name in ("o1", "o2", "o3", "o4", "p.npz"))
 
     classes = classes_of(tiny_model)
     known = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
-    result = run("predict", data, "--out", tmp_path / "o5", *model)
+    result = cli("predict", data, "--out", tmp_path / "o5", *model)
     assert result.exit_code == 1, result.output
     assert (f"note: 2 labels of DATA the model was not trained on ('juggling', 'zebra crossing'); the model knows "
             f"{len(classes)} classes: {known}") in result.output.splitlines()
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / "x.mp4").write_bytes(b"")
-    result = run("predict", flat, "--out", tmp_path / "o6", *model)
+    result = cli("predict", flat, "--out", tmp_path / "o6", *model)
     assert f"note: DATA has no labels; the model knows {len(classes)} classes: {known}" in result.output.splitlines()
     assert "1 of 1 video skipped (1 unreadable container)" in result.output
 
@@ -175,7 +168,7 @@ def test_every_command_that_compares_labels_refuses_unknown_ones_the_same_way(tm
 @pytest.mark.slow
 def test_localize_says_which_classes_the_model_knows(tmp_path, planted, tiny_model):
     clip = next((planted / classes_of(tiny_model)[0]).glob("*.mp4"))
-    result = run("localize", clip, "--model", tiny_model, "--out", tmp_path / "loc")
+    result = cli("localize", clip, "--model", tiny_model, "--out", tmp_path / "loc")
     assert result.exit_code == 0, result.output
     classes = classes_of(tiny_model)
     known = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
@@ -227,21 +220,21 @@ def test_small_refusals_are_one_clear_line(tmp_path, clip10, args, message):
     (tmp_path / "data" / "dog" / "a.mp4").write_bytes(b"")
     (tmp_path / "list.csv").write_text("path,label\nx.mp4,dog\n")
     values = {"data": tmp_path / "data", "file": tmp_path / "list.csv", "tmp": tmp_path, "clip": clip10}
-    result = run(*(a.format(**values) for a in args))
+    result = cli(*(a.format(**values) for a in args))
     assert result.exit_code == 2 and result.output.strip() == f"error: {message.format(**values)}", result.output
 
 
 def test_a_secret_file_given_as_data_is_never_quoted(tmp_path):
     secret = tmp_path / "shadow"
     secret.write_text("root:$6$very-secret-hash$:19000:0:99999:7:::\n")
-    result = run("predict", secret)
+    result = cli("predict", secret)
     assert result.exit_code == 2 and "secret" not in result.output.replace(str(secret), "")
 
 
 def test_version():
     from importlib.metadata import version
 
-    result = run("--version")
+    result = cli("--version")
     assert result.exit_code == 0 and result.output == f"avaudit {version('avaudit')}\n"
 
 
@@ -253,12 +246,12 @@ def test_outside_root_and_non_utf8_rows_are_counted_without_decoding(tmp_path, t
     (data / name).mkdir(parents=True)
     (data / name / "ok.mp4").write_bytes(b"")
     open(os.path.join(os.fsencode(data / name), b"caf\xe9.mp4"), "wb").close()
-    result = run("bias", data, "--model", tiny_model, "--out", tmp_path / "o", "--workers", "0")
+    result = cli("bias", data, "--model", tiny_model, "--out", tmp_path / "o", "--workers", "0")
     assert result.exit_code == 1, result.output
     assert sorted(skipped(tmp_path / "o")["reason"]) == ["non-UTF-8 name", "unreadable container"]
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "l.csv").write_text(f"path,label\n../data/{name}/ok.mp4,{name}\n/etc/hostname,{name}\n")
-    result = run("bias", tmp_path / "lists" / "l.csv", "--model", tiny_model, "--out", tmp_path / "o2")
+    result = cli("bias", tmp_path / "lists" / "l.csv", "--model", tiny_model, "--out", tmp_path / "o2")
     assert result.exit_code == 1, result.output
     assert skipped(tmp_path / "o2")["reason"].tolist() == ["outside root", "outside root"]
     assert "2 of 2 videos skipped (2 outside root)" in result.output
@@ -284,7 +277,7 @@ def test_counts_in_messages_agree_in_number():
 def test_a_manifest_with_only_a_header_is_refused_by_every_audit(tmp_path, command):
     src = tmp_path / "list.csv"
     src.write_text("path,label\n")
-    result = run(command, src, "--out", tmp_path / "out")
+    result = cli(command, src, "--out", tmp_path / "out")
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {src}: the manifest lists no videos, only a header"
     assert not (tmp_path / "out").exists()
@@ -293,7 +286,7 @@ def test_a_manifest_with_only_a_header_is_refused_by_every_audit(tmp_path, comma
 def test_a_huge_unknown_label_is_shortened_in_the_error_line(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")
     (tmp_path / "list.csv").write_text("path,label\na.mp4," + "z" * 10**6 + "\n")
-    result = run("bias", tmp_path / "list.csv", "--out", tmp_path / "out")
+    result = cli("bias", tmp_path / "list.csv", "--out", tmp_path / "out")
     assert result.exit_code == 2, result.output[:300]
     assert len(result.output) < 1000 and "(1,000,000 characters)" in result.output
 
@@ -305,7 +298,7 @@ def test_every_line_of_a_messy_manifest_comes_out_in_the_skipped_list_of_an_audi
     src = tmp_path / "list.csv"
     src.write_text('path,label,start,end\na.mp4,12" vinyl,,\nb.mp4,"open,,\n"c\nd.mp4",dog,,\ne.mp4,dog,,\n'
                    'e.mp4,dog,,\ng/a.mp4,cat,,\ng/a.mkv,cat,,\nh.mp4,rock;paper,,\n\ni.mp4,dog,20,5\n')
-    result = run("predict", src, "--root", tmp_path / "empty", "--out", tmp_path / "out")
+    result = cli("predict", src, "--root", tmp_path / "empty", "--out", tmp_path / "out")
     assert result.exit_code == 1, result.output
     rows = skipped(tmp_path / "out", "predict")
     assert [(d.split(":")[0], r) for d, r in zip(rows["detail"], rows["reason"])] == [
@@ -320,7 +313,7 @@ def test_clips_below_the_category_folders_are_a_note_of_the_audit(tmp_path):
     for name in ("train/dog/a.mp4", "train/dog/b.mp4", "val/loose.mp4"):
         (data / name).parent.mkdir(parents=True, exist_ok=True)
         (data / name).write_bytes(b"")
-    result = run("predict", data, "--out", tmp_path / "out", "--workers", "0")
+    result = cli("predict", data, "--out", tmp_path / "out", "--workers", "0")
     assert result.exit_code == 1, result.output
     assert (f"note: 2 media files in folders below the category folders not read, e.g. {data / 'train/dog/a.mp4'}: "
             f"avaudit reads DATA/<label>/<clip>; for a split layout (DATA/<split>/<label>/<clip>), give DATA/<split>"

@@ -82,13 +82,11 @@ def test_the_api_refuses_a_wrong_argument_at_the_door_in_the_caller_s_terms(comm
 
 
 def test_the_cli_names_the_flag_where_the_api_names_the_parameter(tmp_path):
-    from typer.testing import CliRunner
+    from cli_helpers import cli
 
-    from avaudit.cli import app
-
-    result = CliRunner().invoke(app, ["bias", str(tmp_path), "--sufficiency", "2"])
+    result = cli("bias", str(tmp_path), "--sufficiency", "2")
     assert result.exit_code == 2 and result.output == "error: --sufficiency must be in (0, 1], not 2\n"
-    result = CliRunner().invoke(app, ["predict", str(tmp_path), "--batch-size", "0"])
+    result = cli("predict", str(tmp_path), "--batch-size", "0")
     assert result.exit_code == 2 and result.output == "error: --batch-size must be 1 or more, not 0\n"
 
 

@@ -6,23 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from avaudit.cli import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A cache of the test's own, for the tests that count what the cache holds; the others share the session's,
-    so the planted set is decoded once a session."""
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args] + ["--device", "cpu", "--workers", "0"])
+from cli_helpers import cli, invoke
 
 
 @pytest.mark.slow
@@ -104,11 +88,11 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
     result = invoke("bias", manifest, "--model", tiny_model)
     assert result.exit_code == 0, result.output
     out = tmp_path / "kinetics_av.csv"
-    result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--keep", "audio", "--keep", "visual",
-                                 "--keep", "redundant", "--out", str(out)])
+    result = cli("retarget", "--keep", "audiovisual", "--keep", "audio", "--keep", "visual", "--keep", "redundant",
+                 "--out", out)
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == manifest.read_bytes()  # everything kept: the very same file
-    result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--out", str(out), "--by", "video"])
+    result = cli("retarget", "--keep", "audiovisual", "--out", out, "--by", "video")
     assert result.exit_code == 0, result.output
     original = manifest.read_text().splitlines(keepends=True)
     written = out.read_text().splitlines(keepends=True)
@@ -122,7 +106,7 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
 def test_retarget_compares_with_kinetics_sounds(planted, tiny_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert invoke("bias", planted, "--model", tiny_model).exit_code == 0
-    result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--compare", "ks31"])
+    result = cli("retarget", "--keep", "audiovisual", "--compare", "ks31")
     assert result.exit_code == 0, result.output
     assert "0 of 31 ks31 classes are in the subset" in result.output
     subset = pd.read_csv(tmp_path / "avaudit-out" / "retarget" / "subset.csv")
@@ -143,7 +127,7 @@ def test_a_clip_shorter_than_the_window_is_marked_padded_with_its_seconds(tiny_m
 
 def test_retarget_without_a_bias_run_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["retarget", "--keep", "audiovisual"])
+    result = cli("retarget", "--keep", "audiovisual")
     assert result.exit_code == 2
     assert " ".join(result.output.split()) == (
         "error: no DATA given and no bias run under avaudit-out/: run `avaudit bias DATA` first, pass DATA, "
@@ -155,14 +139,13 @@ def test_retarget_uses_the_newest_bias_run_or_the_one_named_and_says_which(plant
     monkeypatch.chdir(tmp_path)
     first = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "avaudit-out" / "mine")
     assert first.exit_code == 0, first.output
-    newest = runner.invoke(app, ["retarget", "--keep", "audio"])
+    newest = cli("retarget", "--keep", "audio")
     assert newest.exit_code == 0, newest.output
     assert "from the bias run in avaudit-out/mine" in " ".join(newest.output.split())
-    named = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "avaudit-out" / "mine"),
-                                "--out", str(tmp_path / "s.csv")])
+    named = cli("retarget", "--keep", "audio", "--from", tmp_path / "avaudit-out" / "mine", "--out", tmp_path / "s.csv")
     assert named.exit_code == 0 and (tmp_path / "s.csv").is_file()
     (tmp_path / "avaudit-out" / "mine" / "bias_run.yaml").write_text("command: predict\n")
-    tampered = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "avaudit-out" / "mine")])
+    tampered = cli("retarget", "--keep", "audio", "--from", tmp_path / "avaudit-out" / "mine")
     assert tampered.exit_code == 2
     assert " ".join(tampered.output.split()) == (
         f"error: {tmp_path / 'avaudit-out' / 'mine' / 'bias_run.yaml'}: not the record of a bias run "

@@ -2,25 +2,17 @@
 import pandas as pd
 import pytest
 from badmedia import write_bad_corpus, write_bad_manifest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from avaudit.cli import app
 from avaudit.media.decode import REASONS
 
-runner = CliRunner()
 MANIFEST_REASONS = ("missing file", "duplicate id", "malformed row")
 
 
 @pytest.fixture(scope="module")
-def relabelled_model(tiny_model, tmp_path_factory):
+def relabelled_model(renamed_model):
     """The tiny model with its first two classes renamed to the corpus's categories."""
-    import torch
-
-    data = torch.load(tiny_model, weights_only=True)
-    data["classes"] = ["alpha", "beta", *data["classes"][2:]]
-    path = tmp_path_factory.mktemp("model") / "alpha_beta.pt"
-    torch.save(data, path)
-    return path
+    return renamed_model(["alpha", "beta"])
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +23,7 @@ def corpus(tmp_path_factory):
 
 
 def audit_and_check(data, expected: pd.DataFrame, model, out, *extra):
-    result = runner.invoke(app, ["bias", str(data), "--model", str(model), "--out", str(out), "--device", "cpu",
-                                 "--workers", "0", "--rule", "paper", *extra])
+    result = invoke("bias", data, "--model", model, "--out", out, "--rule", "paper", *extra)
     assert result.exit_code == 1, result.output
     skipped = pd.read_csv(out / "bias_skipped.csv", keep_default_na=False)
     assert list(skipped.columns) == ["video_id", "path", "reason", "detail"]
@@ -125,8 +116,7 @@ def test_kill_minus_9_mid_audit_then_rerun_gives_the_uninterrupted_files(planted
 @pytest.mark.parametrize("command,table", [("predict", "predictions.csv"), ("missing-labels", None)])
 def test_the_other_audits_account_for_every_bad_file_too(corpus, relabelled_model, tmp_path, command, table):
     root, expected = corpus
-    result = runner.invoke(app, [command, str(root), "--model", str(relabelled_model), "--out", str(tmp_path),
-                                 "--device", "cpu", "--workers", "0"])
+    result = invoke(command, root, "--model", relabelled_model, "--out", tmp_path)
     assert result.exit_code == 1, result.output
     skipped = pd.read_csv(tmp_path / f"{command.replace('-', '_')}_skipped.csv", keep_default_na=False)
     bad = expected[expected["expected"] != ""]

@@ -2,6 +2,7 @@ import collections
 
 import pytest
 import torch
+from cli_helpers import invoke
 
 from avaudit.model.checkpoint import CheckpointError, load_checkpoint, load_network
 
@@ -77,16 +78,11 @@ def test_a_checkpoint_with_the_tag_but_wrong_contents_is_refused_naming_the_file
 
 
 def test_a_checkpoint_whose_config_builds_no_network_is_one_line_from_the_cli(planted, tiny_model, tmp_path):
-    from typer.testing import CliRunner
-
-    from avaudit.cli import app
-
     data = torch.load(tiny_model, weights_only=True)
     data["config"]["model"]["audio_widths"] = [4]  # the right kind, but no network has one audio conv
     path = tmp_path / "odd.pt"
     torch.save(data, path)
-    result = CliRunner().invoke(app, ["bias", str(planted), "--model", str(path), "--out", str(tmp_path / "o"),
-                                      "--device", "cpu", "--workers", "0", "--cache-dir", str(tmp_path / "c")])
+    result = invoke("bias", planted, "--model", path, "--out", tmp_path / "o", "--cache-dir", tmp_path / "c")
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith(f"error: {path}: its config does not build a network (")
     data = torch.load(tiny_model, weights_only=True)

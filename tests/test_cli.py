@@ -5,11 +5,8 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import cli, invoke
 
-from avaudit.cli import app
-
-runner = CliRunner()
 DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples",
                    "doctor"]
 
@@ -27,8 +24,7 @@ def test_help_lists_every_command_quickly():
 
 def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     out = tmp_path / "bias"
-    result = runner.invoke(app, ["bias", str(planted), "--model", str(tiny_model), "--out", str(out),
-                                 "--device", "cpu", "--workers", "0"])
+    result = invoke("bias", planted, "--model", tiny_model, "--out", out)
     assert result.exit_code == 0, result.output
     assert "categories per layer" in result.output
     videos = pd.read_csv(out / "bias_videos.csv")
@@ -50,39 +46,38 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
 def test_bias_refuses_labels_the_model_does_not_know(tiny_model, tmp_path):
     (tmp_path / "data" / "juggling").mkdir(parents=True)
     (tmp_path / "data" / "juggling" / "a.mp4").write_bytes(b"")
-    result = runner.invoke(app, ["bias", str(tmp_path / "data"), "--model", str(tiny_model), "--out",
-                                 str(tmp_path / "o")])
+    result = cli("bias", tmp_path / "data", "--model", tiny_model, "--out", tmp_path / "o")
     assert result.exit_code == 2
     assert "'juggling'" in result.output and "train" in result.output
     assert not (tmp_path / "o").exists()
 
 
 def test_missing_model_is_a_clear_error(planted, tmp_path):
-    result = runner.invoke(app, ["bias", str(planted), "--model", str(tmp_path / "none.pt")])
+    result = cli("bias", planted, "--model", tmp_path / "none.pt")
     assert result.exit_code == 2 and "none.pt: no such checkpoint" in result.output
 
 
 def test_train_needs_labels(tmp_path):
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "a.mp4").write_bytes(b"")
-    result = runner.invoke(app, ["train", str(tmp_path / "flat"), "--out", str(tmp_path / "m.pt")])
+    result = cli("train", tmp_path / "flat", "--out", tmp_path / "m.pt")
     assert result.exit_code == 2 and "needs a label" in result.output
 
 
 def test_train_refuses_to_overwrite_without_resume(planted, tiny_model):
-    result = runner.invoke(app, ["train", str(planted), "--out", str(tiny_model)])
+    result = cli("train", planted, "--out", tiny_model)
     assert result.exit_code == 2 and "--resume" in result.output
 
 
 def test_report_of_a_folder_without_outputs_says_what_to_run(tmp_path):
-    result = runner.invoke(app, ["report", str(tmp_path)])
+    result = cli("report", tmp_path)
     assert result.exit_code == 2 and "no avaudit outputs here" in result.output
     assert not (tmp_path / "report.html").exists()
 
 
 def test_make_samples_refuses_a_full_folder(tmp_path):
     (tmp_path / "x").write_text("taken")
-    result = runner.invoke(app, ["make-samples", str(tmp_path)])
+    result = cli("make-samples", tmp_path)
     assert result.exit_code == 2 and "not an empty folder" in result.output
 
 
@@ -91,7 +86,7 @@ def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
     not give, and their help reads the library's defaults."""
     import inspect
 
-    from avaudit.cli import AUDIT_OPTIONS
+    from avaudit.cli import AUDIT_OPTIONS, app
     from avaudit.options import THRESHOLDS, AuditOptions
 
     commands = {c.name or c.callback.__name__: c.callback for c in app.registered_commands}
@@ -108,7 +103,7 @@ def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
     helps = {option: info.help for option, info in declared.items()}
     assert helps["batch_size"].endswith(f"[default: {AuditOptions.batch_size}].")
     assert f"[default: {THRESHOLDS.rule}]" in helps["rule"]
-    usage = runner.invoke(app, ["bias", "--help"]).output
+    usage = cli("bias", "--help").output
     assert usage.splitlines()[0].endswith(" bias [OPTIONS] DATA") and "--out OUT" in usage and "[default: 0.9]" in usage
     for command, argument in (("retarget", "[DATA]"), ("make-samples", "OUT"), ("train", "DATA")):
-        assert runner.invoke(app, [command, "--help"]).output.splitlines()[0].endswith(f"[OPTIONS] {argument}")
+        assert cli(command, "--help").output.splitlines()[0].endswith(f"[OPTIONS] {argument}")

@@ -9,10 +9,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli
 
 from avaudit import doctor
-from avaudit.cli import app
 from avaudit.doctor import LOCK, Check
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +66,7 @@ def test_cli_exits_1_with_one_fix_line_per_problem(monkeypatch):
                                                                  "pip install decord==0.6.0"),
               Check("GPU", False, "no bf16", "use --device cpu")]
     monkeypatch.setattr(doctor, "run_checks", lambda **kwargs: checks)
-    result = CliRunner().invoke(app, ["doctor"])
+    result = cli("doctor")
     assert result.exit_code == 1
     assert result.output.splitlines()[1:] == [
         "ok    libraries  all pinned",
@@ -87,7 +86,7 @@ def test_cli_passes_the_cache_dir_and_model_and_exits_0(monkeypatch, tmp_path):
         return [Check("libraries", True, "all pinned", "")]
 
     monkeypatch.setattr(doctor, "run_checks", fake)
-    result = CliRunner().invoke(app, ["doctor", "--cache-dir", str(tmp_path), "--model", "m.pt"])
+    result = cli("doctor", "--cache-dir", tmp_path, "--model", "m.pt")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1:] == ["ok    libraries  all pinned", "all 1 checks passed"]
     assert seen == {"cache_dir": tmp_path, "model": Path("m.pt")}

@@ -5,13 +5,10 @@ import errno
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli
 
 from avaudit import planted
-from avaudit.cli import app
 from avaudit.errors import AvauditError
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -23,7 +20,7 @@ def stub_clips(monkeypatch):
 
 
 def test_make_samples_says_what_it_wrote_in_words(tmp_path, stub_clips):
-    result = runner.invoke(app, ["make-samples", str(tmp_path / "set"), "--clips", "1", "--two-event", "0"])
+    result = cli("make-samples", str(tmp_path / "set"), "--clips", "1", "--two-event", "0")
     assert result.exit_code == 0, result.output
     last = result.output.splitlines()[-1]
     assert last == (f"planted set written to {tmp_path / 'set'}: 16 clips in 16 category folders; the planted truth "
@@ -33,7 +30,7 @@ def test_make_samples_says_what_it_wrote_in_words(tmp_path, stub_clips):
 
 @pytest.mark.parametrize("flags", [["--clips", "0"], ["--two-event", "-1"]])
 def test_make_samples_names_its_flags_when_it_refuses_them(tmp_path, flags):
-    result = runner.invoke(app, ["make-samples", str(tmp_path / "set"), *flags])
+    result = cli("make-samples", str(tmp_path / "set"), *flags)
     clips, two_event = ("0", "2") if flags[0] == "--clips" else ("20", "-1")
     assert result.exit_code == 2
     assert result.output.strip() == f"error: --clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}"
@@ -51,7 +48,7 @@ def test_make_samples_reports_each_clip_it_writes(tmp_path, stub_clips):
 
 def test_an_output_location_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
-    result = runner.invoke(app, ["make-samples", str(tmp_path / "file" / "set")])
+    result = cli("make-samples", str(tmp_path / "file" / "set"))
     assert result.exit_code == 2 and result.output.startswith(f"error: cannot write the sample set to {tmp_path / 'file' / 'set'}: ")
     assert len(result.output.strip().splitlines()) == 1
 

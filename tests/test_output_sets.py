@@ -8,13 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import cli, invoke
 
-from avaudit.cli import app
 from avaudit.errors import UsageError
 from avaudit.outputs import OutputError, check_writes, clean_stale_temps, output_set, write_csv, write_yaml
 
-runner = CliRunner()
 HOST = socket.gethostname()
 
 
@@ -151,10 +149,6 @@ def small_data(planted, tmp_path):
     return tmp_path / "small.csv", tmp_path / "clean.csv"
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args] + ["--device", "cpu", "--workers", "0"])
-
-
 def test_predict_refuses_to_export_over_its_own_data_before_any_work(small_data, tiny_model, tmp_path):
     data, _ = small_data
     before = data.read_bytes()
@@ -179,9 +173,7 @@ def test_retarget_refuses_a_folder_as_out_before_auditing(small_data, tiny_model
                             f"e.g. {tmp_path}/subset/subset.csv\n"
 
 
-def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data, tiny_model, tmp_path,
-                                                                      monkeypatch):
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data, tiny_model, tmp_path, cache):
     data, clean = small_data
     out = tmp_path / "out"
     out.mkdir()
@@ -200,7 +192,7 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
     assert invoke("predict", clean, "--model", tiny_model, "--out", out).exit_code == 0
     assert not (out / "predict_skipped.csv").exists() and (out / "bias_skipped.csv").exists()
     assert yaml.safe_load((out / "predict_run.yaml").read_text())["outputs"] == ["predictions.csv"]
-    report = runner.invoke(app, ["report", str(out)])
+    report = cli("report", out)
     assert report.exit_code == 0, report.output
     page = (out / "report.html").read_text()
     skipped = page.split('<section id="skipped">')[1].split("</section>")[0]
@@ -209,8 +201,8 @@ def test_commands_sharing_an_out_keep_each_others_files_and_the_users(small_data
 
 
 @pytest.mark.slow
-def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch):
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+def test_a_full_disk_during_bias_leaves_the_previous_outputs_whole(small_data, tiny_model, tmp_path, monkeypatch,
+                                                                    cache):
     data, _ = small_data
     out = tmp_path / "out"
     assert invoke("bias", data, "--model", tiny_model, "--out", out).exit_code == 1

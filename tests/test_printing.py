@@ -2,12 +2,10 @@
 import warnings
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli, invoke
 
-from avaudit.cli import app
 from avaudit.display import safe, visible
 
-runner = CliRunner()
 MARKUP_LABELS = ["[bold]loud[/bold]", "x[/y]"]
 
 
@@ -18,15 +16,9 @@ def test_visible_spells_out_control_characters_and_safe_escapes_markup():
 
 
 @pytest.fixture
-def markup_model(tiny_model, tmp_path):
+def markup_model(renamed_model):
     """The tiny model with its first two classes renamed to labels that look like rich markup."""
-    import torch
-
-    data = torch.load(tiny_model, weights_only=True)
-    data["classes"] = [*MARKUP_LABELS, *data["classes"][2:]]
-    path = tmp_path / "markup.pt"
-    torch.save(data, path)
-    return path
+    return renamed_model(MARKUP_LABELS)
 
 
 def markup_manifest(planted, tmp_path):
@@ -41,15 +33,9 @@ def markup_manifest(planted, tmp_path):
     return tmp_path / "list.csv"
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args] + ["--device", "cpu", "--workers", "0"])
-
-
-def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, markup_model, tmp_path,
-                                                                       monkeypatch):
+def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, markup_model, tmp_path, cache):
     import pandas as pd
 
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     data = markup_manifest(planted, tmp_path)
     out = tmp_path / "out[/y]\x1b[2J"
     for command in ("bias", "missing-labels", "predict"):
@@ -69,7 +55,7 @@ def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, 
 
 def test_an_error_naming_a_path_with_markup_and_escapes_prints_it_as_text(planted, tmp_path):
     model = tmp_path / "[bold]m\x1b[2J.pt"
-    result = runner.invoke(app, ["bias", str(planted), "--model", str(model)])
+    result = cli("bias", planted, "--model", model)
     assert result.exit_code == 2
     assert result.output == (f"error: {tmp_path}/[bold]m\\x1b[2J.pt: no such checkpoint (train one with "
                              f"`avaudit train DATA --out {tmp_path}/[bold]m\\x1b[2J.pt`)\n")

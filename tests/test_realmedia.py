@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 
 REALMEDIA = Path(__file__).parent / "data" / "realmedia"
 
@@ -60,15 +61,11 @@ def test_each_real_file_gets_its_outcome(name, mode):
 def test_an_audit_of_the_folder_skips_exactly_the_files_it_should(mode, tiny_model, tmp_path):
     """`avaudit predict` over a manifest of all ten files: each skipped for its reason, the rest predicted."""
     import pandas as pd
-    from typer.testing import CliRunner
-
-    from avaudit.cli import app
 
     manifest = tmp_path / "realmedia.csv"
     manifest.write_text("path,label\n" + "".join(f"{REALMEDIA / name},\n" for name in sorted(OUTCOMES)))
-    result = CliRunner().invoke(app, ["predict", str(manifest), "--model", str(tiny_model), "--out",
-                                      str(tmp_path / "out"), "--device", "cpu", "--workers", "1",
-                                      "--no-audio", mode, "--allow-outside-root"])
+    result = cli("predict", manifest, "--model", tiny_model, "--out", tmp_path / "out", "--device", "cpu",
+                 "--workers", "1", "--no-audio", mode, "--allow-outside-root")
     assert result.exit_code == 1, result.output
     skipped = pd.read_csv(tmp_path / "out" / "predict_skipped.csv", keep_default_na=False)
     expected = {name: reasons[mode == "silence"] for name, reasons in OUTCOMES.items()}

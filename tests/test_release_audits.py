@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-from avaudit.cli import app
+from cli_helpers import invoke
 
 DATA = Path(__file__).parent / "data" / "manifests"
 
@@ -31,17 +29,10 @@ LAYOUTS = {
 
 
 @pytest.fixture(scope="module")
-def release_model(tiny_model, tmp_path_factory):
+def release_model(renamed_model):
     """The tiny model with its first classes renamed to every label the placed clips carry."""
-    import torch
-
     labels = sorted({label for _, files, _ in LAYOUTS.values() for names in files.values() for label in names})
-    data = torch.load(tiny_model, weights_only=True)
-    assert len(data["classes"]) >= len(labels)
-    data["classes"] = sorted(labels + data["classes"][len(labels):])
-    path = tmp_path_factory.mktemp("model") / "release.pt"
-    torch.save(data, path)
-    return path
+    return renamed_model(labels, sort=True)
 
 
 FAST = {"ave", "audioset"}  # the edit loop's share; the slow tier audits every layout
@@ -61,8 +52,7 @@ def test_bias_on_each_release_layout(layout, tmp_path, planted, release_model):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(clip, tmp_path / relative)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["bias", str(src), "--model", str(release_model), "--out", str(out),
-                                      "--device", "cpu", "--workers", "0"])
+    result = invoke("bias", src, "--model", release_model, "--out", out)
     assert result.exit_code == 1, result.output
     videos = pd.read_csv(out / "bias_videos.csv", keep_default_na=False)
     expected = sorted((Path(relative).name, label) for relative, labels in files.items() for label in labels)
@@ -82,9 +72,8 @@ def test_retarget_of_ave_keeps_every_line_of_a_multilabel_video(tmp_path, plante
     (tmp_path / "AVE").mkdir()
     shutil.copyfile(clip, tmp_path / "AVE" / "0f_iTO5t3hU.mp4")
     out = tmp_path / "retarget" / "subset.txt"
-    result = CliRunner().invoke(app, ["retarget", str(src), "--model", str(release_model), "--out", str(out),
-                                      "--keep", "audiovisual", "--keep", "audio", "--keep", "visual", "--keep",
-                                      "redundant", "--device", "cpu", "--workers", "0"])
+    result = invoke("retarget", src, "--model", release_model, "--out", out, "--keep", "audiovisual", "--keep", "audio",
+                    "--keep", "visual", "--keep", "redundant")
     assert result.exit_code == 1, result.output
     lines = src.read_text().splitlines()
     assert out.read_text() == "".join(line + "\n" for line in lines if "&0f_iTO5t3hU&" in line)

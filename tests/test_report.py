@@ -11,15 +11,13 @@ import decord
 import pandas as pd
 import pytest
 from bigaudit import write_big_audit
-from typer.testing import CliRunner
+from cli_helpers import cli
 
-from avaudit.cli import app
 from avaudit.localize import localize
 from avaudit.options import DEFAULT_MODEL
 from avaudit.report import MAX_ROWS, SECTIONS, build_report
 from avaudit.vocab import Skip
 
-runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_videos"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -27,7 +25,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def test_localize_writes_pictures_a_video_with_sound_and_a_timeline(tmp_path):
     clip = SAMPLES / "instant_tone690_yellow_triangle" / "instant_tone690_yellow_triangle_000.mp4"
-    result = runner.invoke(app, ["localize", str(clip), "--out", str(tmp_path), "--timeline"])
+    result = cli("localize", clip, "--out", tmp_path, "--timeline")
     assert result.exit_code == 0, result.output
     for name in ("localize.png", "timeline.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -52,7 +50,7 @@ def test_heat_peaks_at_the_planted_instant_events_with_the_shipped_model(tmp_pat
 
 
 def test_missing_video_is_a_clear_error(tmp_path):
-    result = runner.invoke(app, ["localize", str(tmp_path / "none.mp4"), "--out", str(tmp_path)])
+    result = cli("localize", tmp_path / "none.mp4", "--out", tmp_path)
     assert result.exit_code == 2
     assert " ".join(result.output.split()) == f"error: {tmp_path / 'none.mp4'}: no such file (missing file)"
 
@@ -81,10 +79,10 @@ def test_the_report_of_a_real_audit_renders_in_chromium(tmp_path, monkeypatch):
     chromium = chromium_path()
     monkeypatch.chdir(tmp_path)
     for command in (["bias"], ["missing-labels"], ["predict"]):
-        result = runner.invoke(app, [*command, str(SAMPLES), "--device", "cpu"])
+        result = cli(*command, SAMPLES, "--device", "cpu")
         assert result.exit_code == 0, result.output
-    assert runner.invoke(app, ["retarget", "--keep", "audiovisual", "--compare", "ks31"]).exit_code == 0
-    result = runner.invoke(app, ["report", "avaudit-out"])
+    assert cli("retarget", "--keep", "audiovisual", "--compare", "ks31").exit_code == 0
+    result = cli("report", "avaudit-out")
     assert result.exit_code == 0, result.output
     page = tmp_path / "avaudit-out" / "report.html"
     dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
@@ -178,16 +176,16 @@ def test_a_tampered_run_record_is_one_line_naming_it(tmp_path):
     for text, why in (("- just\n- a list\n", not_bias), ("command: [1, 2]\n", not_bias),
                       ("!!python/object/apply:os.system ['echo pwned']\n", "not readable YAML")):
         record.write_text(text)
-        result = runner.invoke(app, ["report", str(tmp_path)])
+        result = cli("report", tmp_path)
         assert result.exit_code == 2, result.output
         assert result.output == (f"error: {record}: not the record of an avaudit run (a mapping with its command); "
                                  f"rerun that command or remove the file\n")
-        result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+        result = cli("retarget", "--keep", "audio", "--from", tmp_path / "bias")
         assert result.exit_code == 2 and result.output == f"error: {record}: {why}\n"
     record.write_text(f"command: bias\ndata: {tmp_path}\nroot: {tmp_path}\n")
     (tmp_path / "bias" / "bias_videos.csv").write_text("video_id,label\nv,dog\n")
     (tmp_path / "bias" / "bias_categories.csv").write_text("category,layer,group\ndog,audio,audio\n")
-    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    result = cli("retarget", "--keep", "audio", "--from", tmp_path / "bias")
     assert result.exit_code == 2 and result.output == (
         f"error: {tmp_path}/bias/bias_videos.csv: not a bias table (needs columns video_id, label, layer, group); "
         f"rerun `avaudit bias`\n")

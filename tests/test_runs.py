@@ -3,13 +3,10 @@ import json
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import cli
 
 import avaudit
-from avaudit.cli import app
 from avaudit.runs import BiasSummary, read_run
-
-runner = CliRunner()
 
 
 def fake_bias_run(folder, **settings):
@@ -44,7 +41,7 @@ def test_retarget_says_where_it_wrote_its_bias_run_and_report_finds_it_by_its_re
     assert record.settings["summary"] == "kav.csv.json" and record.settings["subset"] == str(out)
     again = avaudit.retarget(planted, keep=["audio"], out=out, model=tiny_model, device="cpu", workers=0)
     assert again.summary.n_videos <= run.summary.n_videos  # the same DATA's bias run is rewritten, not refused
-    result = runner.invoke(app, ["report", str(tmp_path / "X")])
+    result = cli("report", str(tmp_path / "X"))
     assert result.exit_code == 0, result.output
     page = (tmp_path / "X" / "report.html").read_text()
     assert "no retarget run found" not in page and f"kept {again.summary.n_videos:,} of" in page
@@ -53,15 +50,15 @@ def test_retarget_says_where_it_wrote_its_bias_run_and_report_finds_it_by_its_re
 
 def test_a_tampered_bias_record_is_one_line_in_retarget_and_report(tmp_path):
     record = fake_bias_run(tmp_path / "bias", classes=["a", "b"])
-    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    result = cli("retarget", "--keep", "audio", "--from", str(tmp_path / "bias"))
     assert result.exit_code == 2 and result.output == (
         f"error: {record}: `classes` must be a path, not list \"['a', 'b']\"; rerun `avaudit bias`\n")
-    result = runner.invoke(app, ["report", str(tmp_path)])
+    result = cli("report", str(tmp_path))
     assert result.exit_code == 0, result.output
     record.write_bytes(b"command: bias\ndata: caf\xe9\nroot: /\n")
-    result = runner.invoke(app, ["retarget", "--keep", "audio", "--from", str(tmp_path / "bias")])
+    result = cli("retarget", "--keep", "audio", "--from", str(tmp_path / "bias"))
     assert result.exit_code == 2 and result.output == f"error: {record}: not readable YAML (not UTF-8 text)\n"
-    result = runner.invoke(app, ["report", str(tmp_path)])
+    result = cli("report", str(tmp_path))
     assert result.exit_code == 2 and result.output.startswith(f"error: {record}: not the record of an avaudit run")
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import cli
 
 from avaudit.config import load_config
 from avaudit.media.manifests import read_manifest
@@ -360,16 +361,11 @@ def test_kill_minus_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(plant
 
 
 def test_training_refuses_when_every_clip_was_skipped_and_writes_no_model(tiny_preset, tmp_path):
-    from typer.testing import CliRunner
-
-    from avaudit.cli import app
-
     for label in ("dog", "cat"):
         for i in range(2):
             (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
             (tmp_path / "data" / label / f"{i}.mp4").write_text("not a video")
-    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--preset", str(tiny_preset), "--out",
-                                      str(tmp_path / "m.pt"), "--device", "cpu"])
+    result = cli("train", tmp_path / "data", "--preset", tiny_preset, "--out", tmp_path / "m.pt", "--device", "cpu")
     assert result.exit_code == 2
     assert result.output.splitlines()[-1] == ("error: no clip to train on: 4 of 4 clips were skipped (4 unreadable "
                                               "container); no model written")
@@ -379,16 +375,11 @@ def test_training_refuses_when_every_clip_was_skipped_and_writes_no_model(tiny_p
 @pytest.mark.slow
 def test_categories_without_a_validation_clip_are_named_and_their_accuracy_shown_as_na(planted, tiny_preset,
                                                                                        tmp_path):
-    from typer.testing import CliRunner
-
-    from avaudit.cli import app
-
     for folder in sorted(p for p in planted.iterdir() if p.is_dir())[:2]:  # one clip of each of two categories
         (tmp_path / "data" / folder.name).mkdir(parents=True)
         (tmp_path / "data" / folder.name / "a.mp4").symlink_to(sorted(folder.glob("*.mp4"))[0])
     names = sorted(p.name for p in (tmp_path / "data").iterdir())
-    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--preset", str(tiny_preset), "--out",
-                                      str(tmp_path / "m.pt"), "--device", "cpu"])
+    result = cli("train", tmp_path / "data", "--preset", tiny_preset, "--out", tmp_path / "m.pt", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert (f"warning: 2 of 2 categories have no validation clip (one needs 2 or more clips that decode to hold one "
             f"out): {names[0]}, {names[1]}; their accuracy is not measured (n/a); with no validation clip at all, "
@@ -406,9 +397,6 @@ def test_train_reads_manifests_as_the_audits_do_with_classes_and_outside_root(tm
     import shutil
     from pathlib import Path
 
-    from typer.testing import CliRunner
-
-    from avaudit.cli import app
     from avaudit.training import recipe
 
     data = Path(__file__).parent / "data" / "manifests"
@@ -424,18 +412,16 @@ def test_train_reads_manifests_as_the_audits_do_with_classes_and_outside_root(tm
     segments = shutil.copyfile(data / "audioset_eval_segments_head40.csv", lists / "segments.csv")
     names = shutil.copyfile(data / "class_labels_indices.csv", index / "names.csv")
     (lists / "--BfvyPmVMo_20.000_30.000.mp4").write_bytes(b"")  # one row's file; the others are missing
-    runner = CliRunner()
     for extra, label in (([], "/m/03l9g"), (["--classes", str(names)], "Hammer")):  # no index: the label ids
-        result = runner.invoke(app, ["train", str(segments), *extra, "--out", str(tmp_path / "m.pt")])
+        result = cli("train", segments, *extra, "--out", tmp_path / "m.pt")
         assert result.exit_code == 3, result.output
         assert seen.pop("table").set_index("video_id").loc["--BfvyPmVMo_20_30", "labels"] == label
 
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "a.mp4").write_bytes(b"")
     (lists / "l.csv").write_text("path,label\n../elsewhere/a.mp4,dog\n")
-    assert runner.invoke(app, ["train", str(lists / "l.csv"), "--out", str(tmp_path / "m.pt")]).exit_code == 3
+    assert cli("train", lists / "l.csv", "--out", tmp_path / "m.pt").exit_code == 3
     assert seen.pop("table").empty  # the only row is outside the root: skipped
-    result = runner.invoke(app, ["train", str(lists / "l.csv"), "--allow-outside-root", "--out",
-                                 str(tmp_path / "m.pt")])
+    result = cli("train", lists / "l.csv", "--allow-outside-root", "--out", tmp_path / "m.pt")
     assert result.exit_code == 3, result.output
     assert seen["table"]["path"].tolist() == [str(tmp_path / "elsewhere" / "a.mp4")]

@@ -7,10 +7,9 @@ import os
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import cli
 
 import avaudit
-from avaudit.cli import app
 from avaudit.errors import UsageError
 
 
@@ -40,7 +39,7 @@ def data(tmp_path):
 
 
 def train(*args):
-    return CliRunner().invoke(app, ["train", *map(str, args)])
+    return cli("train", *args)
 
 
 def last_line(result) -> str:

@@ -5,15 +5,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli, invoke
 
 from avaudit.audits.truth import match_filenames, modality_truth, score_against_truth
-from avaudit.cli import app
 from avaudit.events import EventsError, read_events
 
 RELEASE = Path(__file__).parent / "data" / "manifests"  # AVVP_eval_{audio,visual}.csv, unchanged copies
 HEADER = "filename\tonset\toffset\tevent_labels\n"
-runner = CliRunner()
 
 
 def events_file(path, rows):
@@ -134,9 +132,8 @@ def avvp_copy(planted, tmp_path):
 def test_bias_with_truth_writes_the_scored_tables(planted, tiny_model, tmp_path, monkeypatch):
     manifest, audio, visual = avvp_copy(planted, tmp_path)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["bias", str(manifest), "--model", str(tiny_model), "--out", str(out),
-                                 "--truth-audio", str(audio), "--truth-visual", str(visual),
-                                 "--device", "cpu", "--workers", "0"])
+    result = invoke("bias", manifest, "--model", tiny_model, "--out", out, "--truth-audio", audio, "--truth-visual",
+                    visual)
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(out / "bias_truth.csv", keep_default_na=False)
     videos = pd.read_csv(out / "bias_videos.csv", keep_default_na=False)
@@ -160,8 +157,7 @@ def test_bias_with_truth_writes_the_scored_tables(planted, tiny_model, tmp_path,
 
 
 def test_truth_needs_both_files(planted, tmp_path):
-    result = runner.invoke(app, ["bias", str(planted), "--truth-audio", str(RELEASE / "AVVP_eval_audio.csv"),
-                                 "--out", str(tmp_path)])
+    result = cli("bias", planted, "--truth-audio", RELEASE / "AVVP_eval_audio.csv", "--out", tmp_path)
     assert result.exit_code == 2
     assert ("--truth-audio and --truth-visual go together: the audio events and the visual events of the same "
             "videos") in " ".join(result.output.split())
@@ -170,8 +166,8 @@ def test_truth_needs_both_files(planted, tmp_path):
 def test_an_events_file_in_another_layout_is_a_usage_error_before_any_decoding(planted, tmp_path):
     llp = tmp_path / "AVVP_val_pd.csv"
     llp.write_text("filename\tevent_labels\nv_0_10\tDog,Speech\n")
-    result = runner.invoke(app, ["bias", str(planted), "--truth-audio", str(llp), "--truth-visual",
-                                 str(RELEASE / "AVVP_eval_visual.csv"), "--out", str(tmp_path / "out")])
+    result = cli("bias", planted, "--truth-audio", llp, "--truth-visual", RELEASE / "AVVP_eval_visual.csv", "--out",
+                 tmp_path / "out")
     assert result.exit_code == 2, result.output
     assert " ".join(result.output.split()) == (
         f"error: {llp}: expected the header 'filename\\tonset\\toffset\\tevent_labels' (tab-separated, as "

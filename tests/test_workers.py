@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli
 
-from avaudit.cli import app
 from avaudit.media.dataset import ClipDataset
 
-runner = CliRunner()
 CRASHES = {
     "SIGSEGV": lambda: ctypes.string_at(0),  # a real segfault: reading address 0
     "SIGABRT": os.abort,
@@ -24,10 +22,7 @@ CRASHES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch, tmp_path):
-    """Every clip decoded in every test, none read from another test's cache."""
-    monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache")  # every clip decoded in every test, none read from another's cache
 
 
 @pytest.fixture
@@ -49,8 +44,8 @@ def crash_on(monkeypatch):
 
 
 def bias(data, model, out, workers: int):
-    return runner.invoke(app, ["bias", str(data), "--model", str(model), "--out", str(out), "--device", "cpu",
-                               "--workers", str(workers), "--batch-size", "4"])
+    return cli("bias", data, "--model", model, "--out", out, "--device", "cpu", "--workers", workers,
+               "--batch-size", "4")
 
 
 def victim(planted: Path) -> Path:

@@ -16,10 +16,11 @@ import pandas as pd
 
 from avaudit.errors import UsageError
 from avaudit.labels import check_labels, classes_note, label_names, labelled_rows, unlabelled_to_skipped
+from avaudit.media.formats import CLASS_INDEX
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.media.window import is_padded
 from avaudit.outputs import check_writes, output_set, read_csv, write_json
-from avaudit.runs import newest_bias_run, planned_writes, read_bias_settings, write_run
+from avaudit.runs import RUN_FILES, newest_bias_run, planned_writes, read_bias_settings, write_run
 from avaudit.vocab import LAYERS, SKIPPED_COLUMNS, Confidence, NoAudio, Rule
 
 # the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
@@ -140,7 +141,8 @@ def probabilities(logits: np.ndarray, checkpoint: dict, confidence: str) -> np.n
 
 
 def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ignore",
-          on_event: Callable | None = None, writes: Sequence[Path] = (), **fields) -> Audit:
+          on_event: Callable | None = None, writes: Sequence[Path] = (), reads: dict[Path, str] | None = None,
+          **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 
     `labels`: `require` (the audit compares with DATA's labels and needs them: unlabelled videos are
@@ -152,7 +154,8 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
     the same files a single process writes. The other ranks raise NotRankZero. `writes`, the files
-    the caller will write, are checked first (outputs.check_writes): none may overwrite an input.
+    the caller will write, are checked first (outputs.check_writes): none may overwrite an input, nor
+    one of `reads`, the other files the caller reads ({path: "--truth-audio"}).
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
@@ -161,7 +164,10 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
         o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
     manifest = read_manifest(Path(data), root=root, classes=o.classes, allow_outside_root=o.allow_outside_root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
-    check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"])
+    class_index = [o.classes] if o.classes is not None else [manifest.source.with_name(CLASS_INDEX),
+                                                              manifest.root / CLASS_INDEX]  # read or not
+    check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"],
+                 inputs={**dict.fromkeys(class_index, "the class index"), **(reads or {})})
     checkpoint = checkpoint_info(model_path, cache_dir)
     notes = list(manifest.notes)
     if labels == "require":
@@ -228,8 +234,10 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     check_range("--sufficiency", fraction, 0, 1, low_open=True)
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
+    reads = dict(zip(map(Path, truth), ("the audio events (--truth-audio)", "the visual events (--truth-visual)"))) \
+        if truth is not None else None
     a = audit(data, options, labels="require", on_event=on_event,
-              writes=[*planned_writes(folder, "bias"), *also_writes], **fields)
+              writes=[*planned_writes(folder, "bias"), *also_writes], reads=reads, **fields)
     rule = str(rule)
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
@@ -358,7 +366,8 @@ def retarget(data: Path | None = None, *, keep: list[str], by: str = "category",
     if data is None:
         manifest = read_manifest(source, root=Path(settings["root"]), allow_outside_root=bool(
             settings.get("allow_outside_root")), classes=Path(settings["classes"]) if settings.get("classes") else None)
-        check_writes([out, summary_path], data=source, media=manifest.table["path"])
+        check_writes([out, summary_path], data=source, media=manifest.table["path"],
+                     inputs={folder / name: "a table of the bias run read" for name in RUN_FILES["bias"][:2]})
         per_video = read_csv(folder / "bias_videos.csv", dtype={"video_id": str, "label": str})
         categories = read_csv(folder / "bias_categories.csv", dtype={"category": str})
         skipped, n_cached, skipped_path, notes = pd.DataFrame(columns=list(SKIPPED_COLUMNS)), 0, None, []

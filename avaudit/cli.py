@@ -280,7 +280,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                             options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
-                        f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
+                        f"of {plural(run.summary['n_videos'], 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
@@ -334,7 +334,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
     from avaudit.display import safe
-    from avaudit.labels import classes_note
+    from avaudit.labels import known_classes
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
@@ -343,7 +343,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.")], mod
                     f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
                     f"pictures in {safe(target)}", soft_wrap=True)
-    console().print(f"note: {safe(classes_note(result['classes'], []))}", highlight=False, soft_wrap=True)
+    console().print(f"note: {safe(known_classes(result['classes']))}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -24,6 +24,7 @@ def test_a_name_with_dollars_is_drawn_as_text_not_maths(clip, tiny_model, tmp_pa
     result = runner.invoke(app, ["localize", str(named), "--model", str(tiny_model), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o" / "localize.json").read_text())["video"] == str(named)
+    assert result.output.splitlines()[-1].startswith("note: the model knows ")  # not "DATA has no labels"
 
 
 def test_control_characters_in_a_name_never_reach_a_warning(clip, tiny_model, tmp_path):

@@ -280,7 +280,8 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                             options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
-                        f"of {plural(run.summary['n_videos'], 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
+                        f"of {plural(run.summary['n_videos'], 'video')}"
+                        + (" (top 15)" if len(candidates) > 15 else ""))
     for name in ("video_id", "label", "candidate", "layer", "confidence"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):

@@ -118,14 +118,19 @@ def test_a_checkpoint_with_zero_steps_is_refused_before_decoding(planted, tiny_m
 
 
 @pytest.mark.slow
-def test_doctor_refuses_checkpoints_with_nan_weights_or_zero_steps(tiny_model, tmp_path):
+def test_doctor_refuses_checkpoints_with_nan_weights_zero_steps_or_weights_of_other_shapes(tiny_model, tmp_path):
     def poison(data):
         data["model"][sorted(data["model"])[0]].view(-1)[0] = float("inf")
 
-    for change, why in ((poison, "NaN or infinity in 1 weight tensor"),
-                        (lambda data: data["config"]["model"].update(steps=0), "'config.model.steps' is 0")):
+    def widen(data):
+        data["model"][sorted(data["model"])[0]] = torch.zeros(3, 3)
+
+    for change, why in ((poison, "not a usable avaudit checkpoint: NaN or infinity in 1 weight tensor"),
+                        (lambda data: data["config"]["model"].update(steps=0),
+                         "not a usable avaudit checkpoint: 'config.model.steps' is 0"),
+                        (widen, "weights do not fit preset 'tiny': 1 shapes differ")):
         check = check_model(changed_copy(tiny_model, tmp_path / "bad.pt", change))
-        assert not check.ok and check.detail.startswith(f"{tmp_path}/bad.pt: not a usable avaudit checkpoint: {why}")
+        assert not check.ok and check.detail.startswith(f"{tmp_path}/bad.pt: {why}"), check
 
 
 def test_weights_of_other_shapes_are_named_with_their_shapes(tiny_model, tmp_path):

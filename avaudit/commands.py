@@ -154,8 +154,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
     rendezvous for several machines, and a --cache-dir they share) each rank first runs every N-th
     row into the shared cache; then rank 0 reads them all back and writes the outputs, which are
     the same files a single process writes. The other ranks raise NotRankZero. `writes`, the files
-    the caller will write, are checked first (outputs.check_writes): none may overwrite an input, nor
-    one of `reads`, the other files the caller reads ({path: "--truth-audio"}).
+    the caller will write, are checked first (outputs.check_writes): none may overwrite an input or `reads`.
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
@@ -164,10 +163,9 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: str = "ign
         o.model, o.root, o.device, o.batch_size, o.workers, o.cache_dir, str(o.confidence), str(o.no_audio))
     manifest = read_manifest(Path(data), root=root, classes=o.classes, allow_outside_root=o.allow_outside_root)
     model_path = Path(model) if model is not None else DEFAULT_MODEL
-    class_index = [o.classes] if o.classes is not None else [manifest.source.with_name(CLASS_INDEX),
-                                                              manifest.root / CLASS_INDEX]  # read or not
+    index = [o.classes] if o.classes else [manifest.source.with_name(CLASS_INDEX), manifest.root / CLASS_INDEX]
     check_writes(writes, data=manifest.source, model=model_path, media=manifest.table["path"],
-                 inputs={**dict.fromkeys(class_index, "the class index"), **(reads or {})})
+                 inputs={**dict.fromkeys(index, "the class index"), **(reads or {})})
     checkpoint = checkpoint_info(model_path, cache_dir)
     notes = list(manifest.notes)
     if labels == "require":
@@ -234,8 +232,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     check_range("--sufficiency", fraction, 0, 1, low_open=True)
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
-    reads = dict(zip(map(Path, truth), ("the audio events (--truth-audio)", "the visual events (--truth-visual)"))) \
-        if truth is not None else None
+    reads = dict(zip(map(Path, truth or ()), ("the --truth-audio events", "the --truth-visual events")))
     a = audit(data, options, labels="require", on_event=on_event,
               writes=[*planned_writes(folder, "bias"), *also_writes], reads=reads, **fields)
     rule = str(rule)

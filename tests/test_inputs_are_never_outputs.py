@@ -64,11 +64,11 @@ def test_bias_refuses_to_write_its_tables_over_the_truth_files_it_reads(planted,
     audio.write_text(events)
     os.link(audio, tmp_path / "hard_link.csv")
     visual.write_text(events)
-    for truth_audio, message in ((audio, f"{out}/bias_truth.csv is the audio events (--truth-audio) ({audio})"),
+    for truth_audio, message in ((audio, f"{out}/bias_truth.csv is the --truth-audio events ({audio})"),
                                  (tmp_path / "hard_link.csv",
-                                  f"{out}/bias_truth.csv is the audio events (--truth-audio) ({tmp_path}/hard_link.csv)"),
-                                 (tmp_path / "elsewhere.csv", f"{out}/bias_truth_categories.csv is the visual events "
-                                                              f"(--truth-visual) ({visual})")):
+                                  f"{out}/bias_truth.csv is the --truth-audio events ({tmp_path}/hard_link.csv)"),
+                                 (tmp_path / "elsewhere.csv", f"{out}/bias_truth_categories.csv is the --truth-visual events "
+                                                              f"({visual})")):
         if not truth_audio.exists():
             truth_audio.write_text(events)
         result = invoke("bias", planted, "--model", tiny_model, "--out", out, "--truth-audio", truth_audio,

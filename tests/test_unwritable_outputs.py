@@ -76,3 +76,22 @@ def test_a_disk_that_fills_is_one_line_in_predict_report_and_localize(two_clips,
                         f"they were")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not (tmp_path / "probs.npz").exists() and not list((tmp_path / "loc").iterdir())
+
+
+def test_a_write_that_fails_is_an_output_error_naming_the_file_and_the_reason_once(tmp_path):
+    from avaudit.outputs import OutputError, atomic_write_bytes, output_set
+
+    (tmp_path / "kept.csv").write_text("before\n")
+    with disk_full_after(100), pytest.raises(OutputError) as error:
+        atomic_write_bytes(tmp_path / "kept.csv", b"x" * 1000)
+    assert str(error.value) == f"{tmp_path}/kept.csv: writing it failed (File too large); the file there is as it was"
+    assert isinstance(error.value, OSError)  # a writer that goes on without its file (the cache) still catches it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"] and (tmp_path / "kept.csv").read_text() == "before\n"
+    with disk_full_after(100), pytest.raises(OutputError) as error:
+        with output_set(tmp_path / "set", record="x_run.yaml") as staged:
+            atomic_write_bytes(staged / "x.csv", b"x" * 1000)
+    assert str(error.value) == (f"{tmp_path}/set: writing the outputs failed (File too large); the files there are "
+                                f"as they were")
+    with pytest.raises(OutputError) as error:
+        atomic_write_bytes(Path("/proc/avaudit/x.csv"), b"x")
+    assert str(error.value).startswith("/proc/avaudit/x.csv: cannot write it (")

@@ -210,3 +210,18 @@ def test_a_worker_killed_while_its_batch_is_in_transfer_costs_the_batch_not_the_
     assert sorted(rows) == list(range(12)) and [f for b in batches for f in b["failed"]] == []
     for batch in batches:
         assert batch["frames"][:, 0, 0].tolist() == [float(i) for i in batch["index"]]
+
+
+class FailsOn(Numbered):
+    def __getitem__(self, index: int):
+        if index == 3:
+            raise OSError(5, "the dataset's own error")
+        return super().__getitem__(index)
+
+
+def test_an_error_of_the_dataset_is_raised_not_taken_for_a_dead_worker(monkeypatch):
+    from avaudit.media import workers
+
+    monkeypatch.setattr(workers, "WORKER_EXIT_WAIT_S", 0.2)  # no worker dies: no need to wait long for one
+    with pytest.raises(OSError, match="the dataset's own error"):
+        list(workers.decode_batches(FailsOn(6), batch_size=2, workers=2, collate_fn=stack, context="fork"))

@@ -67,6 +67,7 @@ def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callab
                     raise
             held = [row for row in slots.tolist() if row >= 0]
             slots.fill_(-1)
+            pids.fill_(0)  # the next pool's workers note theirs: a reaped worker's pid may be reused
             batches = None  # shuts the pool down before anything else starts a process
             # No row held: the worker died between rows, so every row handed out is a suspect.
             suspects = held or [row for row in sampler.handed() if row not in done]

@@ -295,7 +295,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.", metav
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
     from avaudit.display import safe
-    from avaudit.labels import classes_note
+    from avaudit.labels import known_classes
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
@@ -304,7 +304,7 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.", metav
                     f"strongest response at {result['peak_time']:.1f} s, "
                     f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
                     f"pictures in {safe(target)}", soft_wrap=True)
-    console().print(f"note: {safe(classes_note(result['classes'], []))}", highlight=False, soft_wrap=True)
+    console().print(f"note: {safe(known_classes(result['classes']))}", highlight=False, soft_wrap=True)
 
 
 @app.command(cls=PlainUsage)

@@ -29,6 +29,7 @@ from avaudit.options import (
 )
 from avaudit.outputs import check_writes, output_set, write_json, write_yaml
 from avaudit.runs import (
+    RUN_FILES,
     AuditRun,
     BiasSummary,
     MissingLabelsSummary,
@@ -67,8 +68,9 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
         raise ParameterError("truth", f"must be (audio events file, visual events file), not {truth!r}")
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
+    reads = dict(zip(map(Path, truth or ()), ("the --truth-audio events", "the --truth-visual events")))
     a = audit(data, options, labels=LabelPolicy.require, on_event=on_event,  # read, infer
-              writes=[*planned_writes(folder, "bias"), *also_writes])
+              writes=[*planned_writes(folder, "bias"), *also_writes], reads=reads)
     rows = a.labelled_rows()
     position = rows["position"].to_numpy()
     classes, window, n_rows = a.classes, a.window_columns(position), a.n_rows
@@ -203,7 +205,8 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
         folder, settings = record.folder, record.settings
         manifest = read_manifest(source, root=Path(settings["root"]), allow_outside_root=bool(
             settings.get("allow_outside_root")), classes=Path(settings["classes"]) if settings.get("classes") else None)
-        check_writes(writes, data=source, media=manifest.table["path"])
+        check_writes(writes, data=source, media=manifest.table["path"],
+                     inputs={folder / name: "a table of the bias run read" for name in RUN_FILES["bias"][:2]})
         run = AuditRun(out.parent, n_rows=int(len(manifest.table) + len(manifest.skipped)), manifest=manifest)
     else:
         folder = out.parent / "bias"

@@ -213,7 +213,7 @@ def _cell(value) -> str:
     """A table cell: floats to 4 decimals (the type margin is read in thousandths), NaN (no margin: not an
     audio-visual category) left empty."""
     if isinstance(value, float):
-        return "" if value != value else f"{value:.4f}"
+        return "" if value != value else f"{round(value, 4) + 0.0:.4f}"  # + 0.0: -0.0 is shown as 0.0000
     return str(value)
 
 

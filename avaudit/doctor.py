@@ -240,14 +240,15 @@ def check_onsets() -> Check:
 
 MODEL = """
 import json, sys
-from avaudit.model.checkpoint import load_checkpoint
-data = load_checkpoint(sys.argv[1])
-print(json.dumps([data["config"].get("preset"), len(data["classes"])]))
+from avaudit.model.checkpoint import load_network
+_, classes, config, _ = load_network(sys.argv[1])
+print(json.dumps([config.preset, len(classes)]))
 """
 
 
 def check_model(model: Path | None = None) -> Check:
-    """The checkpoint loads (the shipped one unless --model names another)."""
+    """The checkpoint loads as an audit loads it (the shipped one unless --model names another): its
+    fields and config checked, its weights finite and fitting the network its config builds."""
     shipped = model is None
     model = PACKAGE / "weights" / "default.pt" if model is None else Path(model)
     bad_file = REINSTALL_AVAUDIT + ": the shipped model is package data" if shipped else \

@@ -59,9 +59,13 @@ def shown_names(names: list[str], n: int = 8) -> str:
     return ", ".join(repr(echo(u)) for u in names[:n]) + (" ..." if len(names) > n else "")
 
 
+def known_classes(classes: list[str]) -> str:
+    return f"the model knows {plural(len(classes), 'class')}: {shown_names(list(classes), 10)}"
+
+
 def classes_note(classes: list[str], unknown: list[str]) -> str:
     """The note of a command that runs without comparing labels: which classes the model knows."""
-    known = f"the model knows {plural(len(classes), 'class')}: {shown_names(list(classes), 10)}"
+    known = known_classes(classes)
     if unknown:
         return f"{plural(len(unknown), 'label')} of DATA the model was not trained on ({shown_names(unknown)}); {known}"
     return f"DATA has no labels; {known}"

@@ -37,19 +37,31 @@ def per_second_confidence(model, z_v, z_a, onsets, label: int, *, steps_per_seco
     return np.stack(rows)
 
 
+LOCALIZE_FILES = ("localize.png", "localize.mp4", "timeline.png", "localize.json")  # localize.json last
+
+
+def rounded(values, digits: int = 4) -> list:
+    """Numbers for localize.json: float32 values widened before rounding, so 0.0173 is written as
+    0.0173 and not as the float32 nearest it (0.01730000041425228)."""
+    return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
+
+
 @torch.no_grad()
 def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> dict:
     """Write localize.png, localize.mp4 (heat over the frames, with the clip's sound), localize.json
-    and, with `timeline`, timeline.png. Returns the JSON's content and the model's `classes`."""
+    and, with `timeline`, timeline.png, as one output set (outputs.output_set: a timeline.png of an
+    earlier run without it is removed). Returns the JSON's content and the model's `classes`."""
     from avaudit.audits.decisions import softmax, vote
     from avaudit.media.dataset import ClipDataset
     from avaudit.media.encode import write_clip
     from avaudit.model.checkpoint import load_network
     from avaudit.model.fusion import localization_map
-    from avaudit.outputs import write_json
+    from avaudit.outputs import check_writes, output_set, write_json
     from avaudit.plots import heat_grid, overlay, write_png
     from avaudit.plots import timeline as timeline_plot
 
+    out = Path(out)
+    check_writes([out / name for name in LOCALIZE_FILES], data=Path(video), model=Path(model))
     net, classes, config, _ = load_network(model)
     m = config.model
     item = ClipDataset([str(video)], config=m)[0]
@@ -66,22 +78,19 @@ def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> 
     frames = item.frames.numpy()
     scale = max(1, 160 // m.crop)  # small frames are enlarged for people to see
     big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    title = f"{Path(video).name}: alpha_t = V_t . z^A_t, predicted {classes[label]}"
-    write_png(heat_grid(big, alpha, steps_per_second=steps_per_second, title=title), out / "localize.png")
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / ".localize.mp4.tmp.mp4"  # written whole, then renamed
-    write_clip(partial, frames=overlay(big, alpha), audio=item.audio.numpy(), fps=steps_per_second,
-               sample_rate=m.sample_rate)
-    partial.replace(out / "localize.mp4")
-    result = {"video": str(video), "predicted": classes[label], "peak_time": peak_step / m.fps,
-              "peak_xy_fraction": [round(float(v), 4) for v in where[peak_step]],
-              "per_step_peak_xy_fraction": where.round(4).tolist(),
+    result = {"video": str(video), "predicted": classes[label], "peak_time": round(peak_step / m.fps, 4),
+              "peak_xy_fraction": rounded(where[peak_step]), "per_step_peak_xy_fraction": rounded(where),
               # one response cell, as a fraction of the frame's width and height
-              "cell_fraction": [m.crop / alpha.shape[2] / m.resize[1], m.crop / alpha.shape[1] / m.resize[0]],
-              "response_per_step": alpha.reshape(len(alpha), -1).max(axis=1).round(4).tolist()}
-    if timeline:
-        confidence = per_second_confidence(net, z_v, z_a, onsets, label, steps_per_second=steps_per_second)
-        write_png(timeline_plot(confidence, LAYERS, label=classes[label]), out / "timeline.png")
-        result["per_second_confidence"] = {name: confidence[:, i].round(4).tolist() for i, name in enumerate(LAYERS)}
-    write_json(result, out / "localize.json")
+              "cell_fraction": rounded([m.crop / alpha.shape[2] / m.resize[1], m.crop / alpha.shape[1] / m.resize[0]]),
+              "response_per_step": rounded(alpha.reshape(len(alpha), -1).max(axis=1))}
+    title = f"{Path(video).name}: alpha_t = V_t . z^A_t, predicted {classes[label]}"
+    with output_set(out, record="localize.json", remove=[] if timeline else ["timeline.png"]) as staged:
+        write_png(heat_grid(big, alpha, steps_per_second=steps_per_second, title=title), staged / "localize.png")
+        write_clip(staged / "localize.mp4", frames=overlay(big, alpha), audio=item.audio.numpy(),
+                   fps=steps_per_second, sample_rate=m.sample_rate)
+        if timeline:
+            confidence = per_second_confidence(net, z_v, z_a, onsets, label, steps_per_second=steps_per_second)
+            write_png(timeline_plot(confidence, LAYERS, label=classes[label]), staged / "timeline.png")
+            result["per_second_confidence"] = {name: rounded(confidence[:, i]) for i, name in enumerate(LAYERS)}
+        write_json(result, staged / "localize.json")
     return {**result, "classes": list(classes)}

@@ -12,7 +12,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,8 +28,9 @@ STALE_TEMP_S = 3600  # a temp file this old is a killed writer's (the cache's; a
 STAGING = "avaudit-outputs"  # name of the hidden folder an output set is staged in
 
 
-class OutputError(AvauditError):
-    """The outputs could not be written (full disk, no permission); the message says what is left."""
+class OutputError(AvauditError, OSError):
+    """The outputs could not be written (full disk, no permission); the message says what is left.
+    An OSError too, so that a writer that goes on without its file (the logit cache) still catches it."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -44,11 +45,15 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
     """write(handle) into a temporary file beside `path` (.NAME.*.tmp), then rename it over `path`.
 
     A kill at any moment leaves the old file or the new one, whole. `durable` also fsyncs before
-    the rename, for files a later run builds on (checkpoints, cache chunks).
+    the rename, for files a later run builds on (checkpoints, cache chunks). A write that fails (a
+    full disk, a read-only folder) is an OutputError naming `path`, and leaves no temp file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise output_error(f"{path}: cannot write it", err) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -57,9 +62,20 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
                 os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are meant to be read
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise output_error(f"{path}: writing it failed", err, "the file there is as it was") from None
         raise
+
+
+def output_error(what: str, err: OSError, after: str = "") -> OutputError:
+    """`what (the system's reason)[; after]` as an OutputError whose strerror is that reason, so that a
+    caller wrapping it (output_set) names the reason, not the whole message again."""
+    reason = err.strerror or str(err)
+    error = OutputError(f"{what} ({reason})" + (f"; {after}" if after else ""))
+    error.strerror = reason
+    return error
 
 
 def temp_prefix(name: str) -> str:
@@ -144,14 +160,21 @@ def output_set(folder: Path, *, record: str, remove: Sequence[str] = ()) -> Iter
 
 
 def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = None,
-                 media: pd.Series | None = None) -> None:
-    """Before any work: refuse outputs that would overwrite an input (DATA, the model, a listed video),
-    land inside a DATA folder, or name an existing folder, with a UsageError naming the path."""
+                 media: pd.Series | None = None, inputs: Mapping[Path, str] | None = None) -> None:
+    """Before any work: refuse outputs that would overwrite an input (DATA, the model, a listed video,
+    or one of `inputs`, the other files the command reads and what each is, e.g. {path: "the class
+    index"}), land inside a DATA folder, or name an existing folder, with a UsageError naming the path;
+    and an output folder where no file can be made (read-only, no permission) with an OutputError."""
     data = Path(data)
     data_folder = os.path.realpath(data) if data.is_dir() else None
+    sources = [("DATA", data), ("the model", model), *((what, path) for path, what in (inputs or {}).items())]
     listed = None  # the listed videos by file name, built once and only when some output exists
+    probed: set[Path] = set()
     for path in map(Path, writes):
-        if data_folder and Path(os.path.realpath(path)).is_relative_to(data_folder):
+        # Where the write lands: links followed, and `..` after a folder that does not exist yet taken as
+        # the mkdir that makes it will (`out/../data.csv` is data.csv).
+        real = Path(os.path.realpath(path))
+        if data_folder and real.is_relative_to(data_folder):
             raise UsageError(f"{path} is inside DATA {data}: avaudit never writes into DATA; "
                              f"choose an output path elsewhere")
         blocked = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
@@ -159,10 +182,14 @@ def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = Non
             raise UsageError(f"cannot write {path}: {blocked} is a file, not a folder")
         if path.is_dir():
             raise UsageError(f"{path} is a folder: name a file to write there")
-        if not path.exists():
+        folder = Path(".") if blocked is None else path.parent if blocked == path else blocked
+        if folder not in probed:
+            probed.add(folder)
+            _probe_writable(folder, path)
+        if not real.exists():
             continue
-        for what, source in (("DATA", data), ("the model", model)):
-            if source is not None and Path(source).is_file() and os.path.samefile(path, source):
+        for what, source in sources:
+            if source is not None and Path(source).is_file() and os.path.samefile(real, source):
                 raise UsageError(f"{path} is {what} ({source}): refusing to overwrite an input; "
                                  f"choose another output path")
         if media is not None:
@@ -170,10 +197,21 @@ def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = Non
                 listed = {}
                 for video in media.tolist():
                     listed.setdefault(os.path.basename(video), []).append(video)
-            for video in listed.get(path.name, []):
-                if os.path.exists(video) and os.path.samefile(path, video):
+            for video in listed.get(real.name, []):
+                if os.path.exists(video) and os.path.samefile(real, video):
                     raise UsageError(f"{path} is a video listed in DATA: refusing to overwrite an input; "
                                      f"choose another output path")
+
+
+def _probe_writable(folder: Path, path: Path) -> None:
+    """Make and remove a file in `folder`, the nearest existing folder of output `path`: the one test
+    that answers for permissions, read-only mounts and root alike, before any work is spent."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix("avaudit-probe"), suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise output_error(f"cannot write {path}: {folder} does not take new files", err) from None
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -72,6 +72,7 @@ class Skip(StrEnum):
     decode_error = "decode error"
     decode_timeout = "decode timeout"
     decoder_crashed = "decoder crashed"
+    non_finite = "non-finite output"
     duplicate_id = "duplicate id"
     malformed_row = "malformed row"
     outside_root = "outside root"

@@ -172,7 +172,7 @@ def test_localize_says_which_classes_the_model_knows(tmp_path, planted, tiny_mod
     assert result.exit_code == 0, result.output
     classes = classes_of(tiny_model)
     known = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
-    assert result.output.splitlines()[-1] == f"note: DATA has no labels; the model knows {len(classes)} classes: {known}"
+    assert result.output.splitlines()[-1] == f"note: the model knows {len(classes)} classes: {known}"
 
 
 @pytest.mark.slow

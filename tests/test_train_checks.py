@@ -149,7 +149,7 @@ def test_an_unwritable_out_is_one_line_before_any_work(data, tmp_path, recipe_ca
     folder = read_only_folder(tmp_path)
     result = train(data, "--out", folder / "sub" / "m.pt")
     assert result.exit_code == 2, result.output
-    assert last_line(result).startswith(f"error: cannot write {folder / 'sub' / 'm.pt'}: {folder} is not writable (")
+    assert last_line(result).startswith(f"error: cannot write {folder / 'sub' / 'm.pt'}: {folder} does not take new files")
     assert recipe_calls == [] and not (folder / "sub").exists()
 
 

@@ -53,13 +53,40 @@ def test_a_file_in_another_layout_is_refused_with_its_name(tmp_path):
     llp.write_text("filename\tevent_labels\nv_0_10\tDog,Speech\n")
     with pytest.raises(EventsError) as err:
         read_events(llp)
-    assert str(err.value) == (f"{llp}: expected the header 'filename\\tonset\\toffset\\tevent_labels' (tab-separated, "
-                              "as AVVP_eval_audio.csv and AVVP_eval_visual.csv), got 'filename\\tevent_labels'")
+    assert str(err.value) == (f"{llp}: line 1 is not the header 'filename\\tonset\\toffset\\tevent_labels' "
+                              "(tab-separated, as AVVP_eval_audio.csv and AVVP_eval_visual.csv have)")
     bad = events_file(tmp_path / "bad.csv", [("v_0_10", "x", 4, "Dog")])
     with pytest.raises(EventsError) as err:
         read_events(bad)
-    assert str(err.value) == (f"{bad}: line 2 is not filename<TAB>onset<TAB>offset<TAB>labels with times in "
-                              "seconds: 'v_0_10\\tx\\t4\\tDog'")
+    assert str(err.value) == f"{bad}: line 2 is not filename<TAB>onset<TAB>offset<TAB>labels with times in seconds"
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("root:$6$secret:19000:0:99999:7:::\nbin:*:19000\n", "line 1 is not the header 'filename\\tonset\\toffset\\t"
+     "event_labels' (tab-separated, as AVVP_eval_audio.csv and AVVP_eval_visual.csv have)"),
+    ("filename\tonset\toffset\tevent_labels\nv_0_10\t1\t2\tDog\n\n\nv_0_10\tsecret\t3\tCat secret\n",
+     "line 5 is not filename<TAB>onset<TAB>offset<TAB>labels with times in seconds"),
+    ("filename\tonset\toffset\tevent_labels\nv\t1\t2\tDog\nv\t1\t2\tsecret\tsecret\n",
+     "not a tab-separated events file (line 3 has more fields than the header, or a quote that is never closed)"),
+    ("filename\tonset\toffset\tevent_labels\nv\t1\t2\tsecret\tsecret\n",
+     "not a tab-separated events file (a line has more fields than the header, or a quote that is never closed)"),
+    ("", "empty; an events file starts with the header 'filename\\tonset\\toffset\\tevent_labels'"),
+])
+def test_a_bad_events_file_is_named_with_its_line_and_never_quoted(tmp_path, text, reason):
+    path = tmp_path / "events.csv"
+    path.write_text(text)
+    with pytest.raises(EventsError) as err:
+        read_events(path)
+    assert str(err.value) == f"{path}: {reason}"
+    assert "secret" not in str(err.value)
+
+
+def test_an_events_file_that_is_not_text_is_named_not_quoted(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"filename\tonset\toffset\tevent_labels\nv\t1\t2\t\xffsecret\n")
+    with pytest.raises(EventsError) as err:
+        read_events(path)
+    assert str(err.value) == f"{path}: not an events file (not UTF-8 text)"
 
 
 def test_videos_match_by_id_by_file_name_or_by_youtube_id():
@@ -170,6 +197,6 @@ def test_an_events_file_in_another_layout_is_a_usage_error_before_any_decoding(p
                  tmp_path / "out")
     assert result.exit_code == 2, result.output
     assert " ".join(result.output.split()) == (
-        f"error: {llp}: expected the header 'filename\\tonset\\toffset\\tevent_labels' (tab-separated, as "
-        "AVVP_eval_audio.csv and AVVP_eval_visual.csv), got 'filename\\tevent_labels'")
+        f"error: {llp}: line 1 is not the header 'filename\\tonset\\toffset\\tevent_labels' (tab-separated, as "
+        "AVVP_eval_audio.csv and AVVP_eval_visual.csv have)")
     assert not (tmp_path / "out").exists()

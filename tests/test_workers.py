@@ -7,13 +7,17 @@ import ctypes
 import os
 import re
 import signal
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pytest
+import torch
 from cli_helpers import cli
 
 from avaudit.media.dataset import ClipDataset
+from avaudit.vocab import Skip
 
 CRASHES = {
     "SIGSEGV": lambda: ctypes.string_at(0),  # a real segfault: reading address 0
@@ -135,3 +139,83 @@ def test_forkserver_workers_as_on_a_gpu_lose_only_the_crashed_clip(planted, tiny
     assert [f for b in batches for f in b["failed"]] == [
         (2, "decoder crashed", f"{paths[2]}: the decoding process was killed by SIGSEGV")]
     assert sorted(i for b in batches for i in b["index"]) == [0, 1, 3, 4, 5]
+
+
+class Numbered:
+    """Rows that decode to a small tensor each, with ClipDataset's ways to name a lost row."""
+
+    time_limit = 5.0
+
+    def __init__(self, n: int):
+        self.paths = [f"clip{i}.mp4" for i in range(n)]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        return Item(index, torch.full((4, 8), float(index)))
+
+    def empty_item(self, index: int, reason: str, detail: str):
+        return Item(index, None, reason, detail)
+
+    def crashed(self, index: int, how: str):
+        return self.empty_item(index, Skip.decoder_crashed, f"{self.paths[index]}: the decoding process {how}")
+
+
+class Item(NamedTuple):
+    index: int
+    frames: torch.Tensor | None
+    reason: str = ""
+    detail: str = ""
+
+
+def stack(items: list[Item]) -> dict:
+    good = [item for item in items if not item.reason]
+    return {"index": [item.index for item in good], "failed": [(i.index, i.reason) for i in items if i.reason],
+            "frames": torch.stack([item.frames for item in good]) if good else None}
+
+
+def test_a_worker_killed_while_its_batch_is_in_transfer_costs_the_batch_not_the_run(monkeypatch, tmp_path):
+    """The unlucky moment: a worker has handed its batch over, and the main process is receiving the
+    tensors' file descriptors from it, when it is killed. The transfer breaks (EOFError) while the worker
+    still looks alive to torch, which re-raises the EOFError: the run ended with no outputs. The kill
+    is stretched in time to make the moment certain: the worker closes the transfer, then is killed
+    0.3 s later, as the kernel would have done between closing its files and reporting it dead."""
+    from multiprocessing import reduction
+
+    from avaudit.media.workers import decode_batches
+
+    fired = tmp_path / "fired"
+    real = reduction.send_handle
+
+    def send_handle(conn, handle, destination_pid):  # runs in the workers (forked: they inherit it)
+        if os.getpid() != parent and not fired.exists():
+            fired.touch()
+            conn.close()
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(conn, handle, destination_pid)
+
+    parent = os.getpid()
+    monkeypatch.setattr(reduction, "send_handle", send_handle)
+    batches = list(decode_batches(Numbered(12), batch_size=2, workers=2, collate_fn=stack, context="fork"))
+    assert fired.exists()
+    rows = [i for batch in batches for i in batch["index"]]
+    assert sorted(rows) == list(range(12)) and [f for b in batches for f in b["failed"]] == []
+    for batch in batches:
+        assert batch["frames"][:, 0, 0].tolist() == [float(i) for i in batch["index"]]
+
+
+class FailsOn(Numbered):
+    def __getitem__(self, index: int):
+        if index == 3:
+            raise OSError(5, "the dataset's own error")
+        return super().__getitem__(index)
+
+
+def test_an_error_of_the_dataset_is_raised_not_taken_for_a_dead_worker(monkeypatch):
+    from avaudit.media import workers
+
+    monkeypatch.setattr(workers, "WORKER_EXIT_WAIT_S", 0.2)  # no worker dies: no need to wait long for one
+    with pytest.raises(OSError, match="the dataset's own error"):
+        list(workers.decode_batches(FailsOn(6), batch_size=2, workers=2, collate_fn=stack, context="fork"))

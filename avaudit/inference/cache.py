@@ -142,7 +142,8 @@ class LogitCache:
                               f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
                               stacklevel=3)
                 continue
-            self._append(keys, logits, seconds.astype(np.float32))
+            finite = np.isfinite(logits).all(axis=(1, 2))  # an older version cached NaN outputs: not found
+            self._append(keys[finite], logits[finite], seconds[finite].astype(np.float32))
 
     def _append(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray) -> None:
         self._keys.append(keys)
@@ -181,14 +182,15 @@ class LogitCache:
         return rows < len(index), self._table[rows], self._seconds_table[rows]
 
     def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None) -> None:
-        """Append one chunk. Rows without a key or with NaN logits (a failed decode) are not kept,
-        so that a failure is retried next time instead of being remembered."""
+        """Append one chunk. Rows without a key or with logits that are not all finite (a failed decode,
+        a network output of NaN) are not kept, so that a failure is retried next time instead of being
+        remembered, and a cached row always has logits."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         logits = np.asarray(logits, dtype=np.float32)
         seconds = np.full(len(keys), np.nan, np.float32) if seconds is None else np.asarray(seconds, np.float32)
         if logits.shape != (len(keys), N_LAYERS, self.n_classes):
             raise ValueError(f"logits {logits.shape} do not match {len(keys)} keys × {N_LAYERS} × {self.n_classes}")
-        keep = (keys != "") & ~np.isnan(logits).any(axis=(1, 2))
+        keep = (keys != "") & np.isfinite(logits).all(axis=(1, 2))
         keys, logits, seconds = keys[keep], logits[keep], seconds[keep]
         if not len(keys):
             return

@@ -16,6 +16,7 @@ import pandas as pd
 from avaudit.audits.decisions import probabilities
 from avaudit.errors import NotRankZero, ParameterError
 from avaudit.labels import apply_label_policy, labelled_rows
+from avaudit.media.formats import CLASS_INDEX
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.media.window import is_padded
 from avaudit.options import AuditOptions, audit_options
@@ -90,19 +91,22 @@ def check_confidence(checkpoint: dict, confidence: str) -> None:
 
 
 def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolicy = LabelPolicy.ignore,
-          on_event: Callable | None = None, writes: Sequence[Path] = (), **fields) -> Audit:
+          on_event: Callable | None = None, writes: Sequence[Path] = (), reads: dict[Path, str] | None = None,
+          **fields) -> Audit:
     """Read DATA and get the five-layer logits of every row, from the cache where possible.
 
     `labels` (vocab.LabelPolicy) says what the audit does with DATA's labels; they are checked
     before anything is decoded, as are `writes`, the files the caller will write
-    (outputs.check_writes: none may overwrite an input). Keyword `fields` set AuditOptions
+    (outputs.check_writes: none may overwrite an input, the class index or `reads`). Keyword `fields` set AuditOptions
     (model=..., device=...), checked with `options` (options.audit_options).
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
     o = audit_options(options, fields)
     manifest = read_manifest(Path(data), root=o.root, classes=o.classes, allow_outside_root=o.allow_outside_root)
-    check_writes(writes, data=manifest.source, model=o.model_file, media=manifest.table["path"])
+    index = [o.classes] if o.classes else [manifest.source.with_name(CLASS_INDEX), manifest.root / CLASS_INDEX]
+    check_writes(writes, data=manifest.source, model=o.model_file, media=manifest.table["path"],
+                 inputs={**dict.fromkeys(index, "the class index"), **(reads or {})})
     checkpoint = checkpoint_info(o.model_file, o.cache_dir)
     manifest, notes = apply_label_policy(manifest, checkpoint["classes"], LabelPolicy(labels))
     check_confidence(checkpoint, o.confidence)

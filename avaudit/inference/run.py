@@ -18,7 +18,7 @@ from avaudit.device import CoreShare, autocast, default_workers, worker_context
 from avaudit.media.dataset import ClipDataset, collate
 from avaudit.media.manifests import skipped_table
 from avaudit.media.workers import decode_batches
-from avaudit.vocab import LAYERS
+from avaudit.vocab import LAYERS, Skip
 
 
 def fill(inputs: torch.Tensor, size: int) -> torch.Tensor:
@@ -34,7 +34,8 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
               workers: int | None = None, on_event: Callable[[str, dict], None] | None = None,
               on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
               no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """Logits (N, 5, C) float32 for the rows of `table` (NaN rows where a clip was skipped), the
+    """Logits (N, 5, C) float32, all finite, for the rows of `table` (NaN rows where a clip was skipped:
+    it did not decode, or the network's output for it was not finite, `non-finite output`), the
     seconds of real content in each row's window (N,), and the skipped rows indexed by their
     position in `table`.
 
@@ -60,17 +61,24 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     try:
         for batch in loader:
             for index, reason, detail in batch["failed"]:
-                skipped.append((index, table["video_id"].iat[index], table["path"].iat[index], reason, detail))
+                skipped.append((int(index), table["video_id"].iat[index], table["path"].iat[index], reason, detail))
             started = time.process_time()
-            if batch["index"]:
+            rows = np.asarray(batch["index"], dtype=np.int64)
+            if len(rows):
                 inputs = [fill(batch[key], batch_size).to(device, non_blocking=True)
                           for key in ("frames", "audio", "onsets")]
                 with autocast(device):
-                    logits[batch["index"]] = model(*inputs)[: len(batch["index"])].float().cpu().numpy()
-                seconds[batch["index"]] = batch["seconds"]
+                    out = model(*inputs)[: len(rows)].float().cpu().numpy()
+                finite = np.isfinite(out).all(axis=(1, 2))
+                for index in rows[~finite]:
+                    skipped.append((int(index), table["video_id"].iat[index], table["path"].iat[index], Skip.non_finite,
+                                    f"{table['path'].iat[index]}: the network's output holds NaN or infinity (the "
+                                    f"clip's sound or frames hold values the network cannot take)"))
+                rows = rows[finite]
+                logits[rows], seconds[rows] = out[finite], np.asarray(batch["seconds"], np.float32)[finite]
             cores.update(batch["cpu_s"], time.process_time() - started)
-            if batch["index"] and on_batch is not None:
-                on_batch(np.asarray(batch["index"]), logits[batch["index"]], seconds[batch["index"]])
+            if len(rows) and on_batch is not None:
+                on_batch(rows, logits[rows], seconds[rows])
             on_event("advance", {"n": len(batch["index"]) + len(batch["failed"])})
     finally:
         cores.restore()

@@ -12,9 +12,11 @@ or exit code. Training can use it as inference does: in place of `DataLoader(...
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import signal
 import threading
+import time
 from typing import Callable, Iterator
 
 import torch
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from avaudit.vocab import Skip
 
 ISOLATED_GRACE_S = 30.0  # an isolated decode may run this much past the dataset's own time limit
+WORKER_EXIT_WAIT_S = 5.0  # after a batch's transfer broke, how long its worker may take to be seen dead
 
 
 def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callable, pin_memory: bool = False,
@@ -36,7 +39,8 @@ def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callab
     """
     workers = max(1, workers)
     slots = torch.full((workers,), -1, dtype=torch.int64).share_memory_()  # the row each worker holds
-    watched = _Watched(dataset, slots)
+    pids = torch.zeros(workers, dtype=torch.int64).share_memory_()  # each worker's process id, once it has a row
+    watched = _Watched(dataset, slots, pids)
     todo = list(range(len(dataset)))
     torch_handler = None
     batches = None
@@ -57,12 +61,13 @@ def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callab
                     done.update(rows)
                     yield batch
                 break
-            except RuntimeError as err:
-                if not str(err).startswith("DataLoader worker (pid"):
+            except (RuntimeError, OSError, EOFError) as err:
+                death = _death(err, pids)  # a string, not `err`: its traceback would keep the dead pool alive
+                if death is None:
                     raise
-                death = str(err)  # not `err`: its traceback would keep the dead pool alive
             held = [row for row in slots.tolist() if row >= 0]
             slots.fill_(-1)
+            pids.fill_(0)  # the next pool's workers note theirs: a reaped worker's pid may be reused
             batches = None  # shuts the pool down before anything else starts a process
             # No row held: the worker died between rows, so every row handed out is a suspect.
             suspects = held or [row for row in sampler.handed() if row not in done]
@@ -76,6 +81,42 @@ def decode_batches(dataset, *, batch_size: int, workers: int, collate_fn: Callab
         batches = None
         if torch_handler is not None:
             signal.signal(signal.SIGCHLD, torch_handler)
+
+
+def _death(err: BaseException, pids: torch.Tensor) -> str | None:
+    """What a DataLoader error says about a worker's death, or None when it is another error.
+
+    torch says "DataLoader worker (pid N) ..." when it saw the death itself. A worker killed while its
+    batch is in transfer (the tensors' file descriptors are passed over a socket the worker serves)
+    breaks the transfer first: an EOFError or ConnectionResetError in the main process, or on a GPU
+    "Pin memory thread exited unexpectedly" from the thread that received it, while the worker, not
+    yet reaped, still looks alive to torch. Then a worker that exits within WORKER_EXIT_WAIT_S is the
+    cause: its batch is lost, and its rows are decoded again like any other dead worker's.
+    """
+    text = str(err)
+    if isinstance(err, RuntimeError) and text.startswith("DataLoader worker (pid"):
+        return text
+    if isinstance(err, RuntimeError) and not text.startswith("Pin memory thread exited unexpectedly"):
+        return None
+    pid = _exited_worker(pids.tolist(), WORKER_EXIT_WAIT_S)
+    return None if pid is None else f"DataLoader worker (pid {pid}) died while its batch was in transfer " \
+                                    f"({type(err).__name__})"
+
+
+def _exited_worker(pids: list[int], wait_s: float) -> int | None:
+    """The first of `pids` (0: not started) to have exited, within `wait_s`; None if none has. Looked at
+    with WNOWAIT, so that the DataLoader still reaps its own workers."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        for pid in filter(None, pids):
+            try:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return pid
+            except ChildProcessError:  # already reaped
+                return pid
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
 
 
 def decode_alone(dataset, row: int, *, context: str | None = None):
@@ -110,16 +151,18 @@ def _decode_and_send(dataset, row: int, send) -> None:
 
 
 class _Watched(Dataset):
-    """The dataset, with each worker noting in shared memory the row it is decoding (-1 between rows)."""
+    """The dataset, with each worker noting in shared memory the row it is decoding (-1 between rows)
+    and its process id."""
 
-    def __init__(self, dataset, slots: torch.Tensor):
-        self.dataset, self.slots = dataset, slots
+    def __init__(self, dataset, slots: torch.Tensor, pids: torch.Tensor):
+        self.dataset, self.slots, self.pids = dataset, slots, pids
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, row: int):
         slot = get_worker_info().id
+        self.pids[slot] = os.getpid()
         self.slots[slot] = row
         item = self.dataset[row]
         self.slots[slot] = -1

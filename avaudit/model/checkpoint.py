@@ -13,11 +13,18 @@ from typing import TYPE_CHECKING
 
 from avaudit.config import Config, ModelConfig, TrainConfig, config_from_dict
 from avaudit.errors import AvauditError
+from avaudit.vocab import plural
 
 if TYPE_CHECKING:
     import torch
 
 FORMAT = "avaudit-checkpoint-1"
+POSITIVE = object()  # the least a config field may be, unless FIELD_LEAST says otherwise: more than 0
+# Config fields that may be 0 (or any finite number); every other one (a size, a rate, a count of steps) must
+# be more than 0, or the network or its inputs cannot be built (model.steps 0 divides by zero after decoding).
+FIELD_LEAST = {"model.mean": -math.inf, "train.seed": -math.inf, "train.momentum": 0, "train.weight_decay": 0,
+               "train.epochs": 0, "train.patience": 0, "train.val_fraction": 0, "train.num_workers": 0,
+               "train.memory_budget": 0, "train.checkpoint_minutes": 0, "train.checkpoint_steps": 0}
 
 
 class CheckpointError(AvauditError, ValueError):
@@ -94,6 +101,10 @@ def load_checkpoint(path: str | Path, *, preset: str | None = None) -> dict:
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
         raise CheckpointError(f"{path}: not a usable avaudit checkpoint: 'model' is not a mapping of "
                               f"parameter names to tensors")
+    broken = [name for name, tensor in weights.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        raise CheckpointError(f"{path}: not a usable avaudit checkpoint: NaN or infinity in "
+                              f"{plural(len(broken), 'weight tensor')} ({_first(broken)}); every output would be NaN")
     if preset is not None and data["config"].get("preset") != preset:
         raise CheckpointError(f"{path}: made with preset {data['config'].get('preset')!r}, not {preset!r}")
     return data
@@ -114,8 +125,17 @@ def check_fields(data: dict, path: str | Path, *, resume: bool = False) -> None:
         if not isinstance(values, dict):
             bad(f"'config.{section}' is not a mapping")
         for field in dataclasses.fields(cls):
-            if field.name in values and not _fits(values[field.name], getattr(cls(), field.name)):
-                bad(f"'config.{section}.{field.name}' is {values[field.name]!r}, not a value of its kind")
+            if field.name not in values:
+                continue
+            value = values[field.name]
+            if not _fits(value, getattr(cls(), field.name)):
+                bad(f"'config.{section}.{field.name}' is {value!r}, not a value of its kind")
+            least = FIELD_LEAST.get(f"{section}.{field.name}", POSITIVE)
+            if not all(v is None or (math.isfinite(v) and (v > 0 if least is POSITIVE else v >= least))
+                       for v in (value if isinstance(value, (list, tuple)) else [value])):
+                bad(f"'config.{section}.{field.name}' is {value!r}; it must be "
+                    + ("more than 0" if least is POSITIVE else "a finite number" if least == -math.inf
+                       else f"{least:g} or more"))
     if not isinstance(config.get("preset", ""), str):
         bad("'config.preset' is not a name")
     try:
@@ -155,6 +175,22 @@ def _fits(value, default) -> bool:
     return isinstance(value, type(default))
 
 
+def weights_mismatch(expected: dict, given: dict) -> str:
+    """What differs between the network's weights and a checkpoint's: names missing, names not in the
+    network, and shapes (the first few of each), in one line."""
+    missing = [name for name in expected if name not in given]
+    unknown = [name for name in given if name not in expected]
+    shapes = [f"{name} {tuple(given[name].shape)} where the network has {tuple(tensor.shape)}"
+              for name, tensor in expected.items() if name in given and given[name].shape != tensor.shape]
+    parts = [f"{len(names):,} {what}: {_first(names)}" for names, what in (
+        (shapes, "shapes differ"), (missing, "missing from the checkpoint"), (unknown, "not in the network")) if names]
+    return "; ".join(parts) or "the weights' types differ"
+
+
+def _first(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (" ..." if len(names) > n else "")
+
+
 def checkpoint_config(data: dict) -> Config:
     return config_from_dict(data["config"])
 
@@ -174,9 +210,9 @@ def load_network(path: str | Path, *, device: str | torch.device = "cpu"):
                               f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
     try:
         model.load_state_dict(data["model"])
-    except RuntimeError as err:
+    except RuntimeError:
         raise CheckpointError(f"{path}: weights do not fit preset {config.preset!r}: "
-                              f"{str(err).splitlines()[0]}") from None
+                              f"{weights_mismatch(model.state_dict(), data['model'])}") from None
     model = model.to(device).eval()
     if torch.device(device).type == "cuda":  # cuDNN's fast 3-D convolutions want channels-last
         model.video_net.to(memory_format=torch.channels_last_3d)

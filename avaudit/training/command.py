@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from numbers import Real
 from pathlib import Path
@@ -46,8 +45,8 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     rows of the manifest, clips that did not decode), and the files written: `history_csv`,
     `curves_png` and `skipped_csv` (None where not written).
     """
-    from avaudit.errors import NotRankZero
     from avaudit.device import init_distributed
+    from avaudit.errors import NotRankZero
     from avaudit.media.manifests import read_manifest
     from avaudit.training.recipe import run_recipe
 
@@ -131,15 +130,9 @@ def check_outputs(out: Path, *, manifest, video_weights: Path | None, config: Co
 
 
 def check_room(out: Path, *, need: int) -> None:
-    """The nearest existing folder on `out`'s path takes a new file (one is made and removed) and
-    has room for `need` bytes; else a UsageError, before hours of training end at the first checkpoint."""
+    """The nearest existing folder on `out`'s path has room for `need` bytes (outputs.check_writes has
+    already made a file there); else a UsageError, before hours of training end at the first checkpoint."""
     folder = next(p for p in out.parents if p.exists())
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".avaudit-probe.", suffix=".tmp", dir=folder)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as err:
-        raise UsageError(f"cannot write {out}: {folder} is not writable ({err.strerror or err})") from None
     free = shutil.disk_usage(folder).free
     if free < need:
         raise UsageError(f"cannot write {out}: {folder} has {free / 2**10:,.0f} KiB free, and the checkpoint needs "

@@ -123,7 +123,9 @@ def _add_clips(clips: FolderClips, folder: str, label: str, names: frozenset[str
         elif bad_label:
             clips.skipped.append((vid, path, Skip.bad_label, f"{path}: {bad_label}"))
         else:
-            clips.ids.append(vid), clips.paths.append(path), clips.labels.append(label)
+            clips.ids.append(vid)
+            clips.paths.append(path)
+            clips.labels.append(label)
 
 
 def list_clips(data: Path) -> FolderClips:

@@ -88,7 +88,9 @@ def check_every_line_accounted_for(text: str, name: str) -> None:
             m = read_manifest(src)
         except ManifestError as err:  # the one refusal a manifest of records may get: nothing but a header
             assert str(err) == f"{src}: the manifest lists no videos, only a header"
-            assert all(not line.strip() for line in lines[len(FORMATS[name][0]):])
+            comment = "#" if name == "audioset" else None  # AudioSet's `#` lines (a record with an empty id is one)
+            assert all(not line.strip() or (comment and line.startswith(comment))
+                       for line in lines[len(FORMATS[name][0]):])
             return
         assert m.format == name
         spans = sorted(m.spans)
@@ -127,7 +129,9 @@ def check_a_subset_of_every_row_reads_back_the_same(text: str) -> None:
             assert back.table[["raw", "labels"]].values.tolist() == m.table[["raw", "labels"]].values.tolist()
 
 
-FAST = settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# the edit loop's draw is the same every run (a fast tier that fails at random helps no one); the slow tier explores
+FAST = settings(max_examples=10, deadline=None, database=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -208,6 +208,8 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
          type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
              "the other audio-visual layers by this; else `audiovisual` [default: 0.003; 0 names all].")] = None,
+         min_support: Annotated[Optional[float], typer.Option(help="A category's group (type) is `unclear` "
+             "(`audiovisual`) where fewer redraws of its videos agree [default: 0.8; 0 decides all].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
@@ -224,6 +226,7 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
                             type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
+                            min_support=commands.MIN_SUPPORT if min_support is None else min_support,
                             truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
     show_bias(console(), run)
     if "truth" in run.summary:

@@ -28,6 +28,8 @@ DEFAULT_RULE = Rule.sufficiency  # recovers planted truth better than the paper'
 DEFAULT_CONFIDENCE = Confidence.raw  # measured on planted data (README)
 SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
+MIN_SUPPORT = 0.8  # a category's group or type less sure than this is unclear: chosen on the bench (docs)
+VIDEO_NOISE = 0.05  # a video whose call is this close to changing is not `clear` (docs/decisions-bench.md)
 MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
 MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
@@ -211,7 +213,7 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None,
+         type_margin: float = TYPE_MARGIN, min_support: float = MIN_SUPPORT, truth: tuple[Path, Path] | None = None,
          options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
          **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
@@ -226,6 +228,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     from avaudit.media.events import read_events
 
     check_range("--sufficiency", fraction, 0, 1, low_open=True)
+    check_range("--min-support", min_support, 0, 1)
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
     a = audit(data, options, labels="require", on_event=on_event,
@@ -234,7 +237,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     rows = labelled_rows(decoded_rows(a), a.classes)
     position = rows["position"].to_numpy()
     per_video, categories, summary = bias_audit(rows, a.probabilities[position], a.classes, rule=rule,
-                                                fraction=fraction, type_margin=type_margin)
+                                                fraction=fraction, type_margin=type_margin,
+                                                min_support=min_support, video_noise=VIDEO_NOISE)
     per_video = per_video.assign(**window_columns(a, position))
     labels = rows["label"].map({c: i for i, c in enumerate(a.classes)}).to_numpy()
     summary["layer_statistics"] = layer_statistics(a.logits[position], labels)
@@ -248,7 +252,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
                                                                           modality_truth(*events))
         summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
         run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
-    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
+    write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin, min_support=min_support,
                               truth=[str(p) for p in truth] if truth is not None else None),
               {"bias_summary.json": summary})
     return run

@@ -17,26 +17,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.bias import bias_audit
-from avaudit.audits.decisions import softmax, vote
+from avaudit import commands
+from avaudit.audits.bias import bias_audit, event_type_margin
+from avaudit.audits.decisions import category_modality, softmax, vote
 from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate
+from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS, UNCLEAR_TYPE
 
 QUALITIES = (0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0)
 SEEDS = {"tune": range(10), "report": range(100, 110)}
 
 
 def today(draw, confidences):
-    """The rules as they were before the bench: categories by majority, no uncertainty."""
-    _, categories, _ = bias_audit(draw.videos, confidences, draw.world.classes, rule="sufficiency",
-                                  fraction=0.9, type_margin=0.003)
+    """The rules as they were before the bench: a category takes its videos' majority (sufficiency
+    0.9), its type named where it leads by 0.003, no uncertainty; candidates with confusion < 0.1."""
+    per_video, _, _ = bias_audit(draw.videos, confidences, draw.world.classes, rule="sufficiency", fraction=0.9)
+    conf = per_video[[f"conf_{name}" for name in LAYERS]].to_numpy()
+    column = per_video["layer"].map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
+    weight = np.where(column >= 0, conf[np.arange(len(conf)), column], conf.max(axis=1))
+    categories = category_modality(per_video["label"], per_video["layer"], weight, names=ASSIGNMENTS)
+    lead = event_type_margin(per_video["label"], conf, categories)
+    categories.loc[lead < 0.003, "layer"] = UNCLEAR_TYPE
+    categories["group"] = categories["layer"].map(GROUP_OF)
     kept, _ = split_confusions(missing_label_candidates(draw.videos, confidences, draw.world.classes,
                                                         confidences=confidences, min_confidence=0.5),
                                max_confusion=0.1)
     return categories, kept
 
 
-RULES = {"today": today}
+def shipped(draw, confidences):
+    """The defaults the commands ship (avaudit.commands)."""
+    _, categories, _ = bias_audit(draw.videos, confidences, draw.world.classes, rule="sufficiency",
+                                  fraction=commands.SUFFICIENCY_FRACTION, type_margin=commands.TYPE_MARGIN,
+                                  min_support=commands.MIN_SUPPORT, video_noise=commands.VIDEO_NOISE)
+    kept, _ = split_confusions(missing_label_candidates(draw.videos, confidences, draw.world.classes,
+                                                        confidences=confidences,
+                                                        min_confidence=commands.MIN_CANDIDATE_CONFIDENCE),
+                               max_confusion=commands.MAX_CANDIDATE_CONFUSION)
+    return categories, kept
+
+
+RULES = {"today": today, "shipped": shipped}
 
 
 def measure(seeds, qualities=QUALITIES, rules=RULES) -> pd.DataFrame:

@@ -208,8 +208,7 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
              help="Fraction of the best audio-visual confidence a unimodal layer must reach.")] = None,
          type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
              "the other audio-visual layers by this; else `audiovisual` [default: 0.003; 0 names all].")] = None,
-         min_support: Annotated[Optional[float], typer.Option(help="A category's group (type) is `unclear` "
-             "(`audiovisual`) where fewer redraws of its videos agree [default: 0.8; 0 decides all].")] = None,
+         min_support: Annotated[Optional[float], typer.Option(help="Calls less sure are unclear [0.8].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
@@ -264,7 +263,8 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                    min_confidence: Annotated[Optional[float], typer.Option(
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
-                       "proposed this much on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
+                       "proposed this much on their label's other videos too [default: off].")] = None,
+                   min_precision: Annotated[Optional[float], typer.Option(help="Least est. precision [0.7].")] = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip,
                    classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
@@ -279,19 +279,19 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out,
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence,
-                            max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
-                            options=options)
+                            max_confusion=max_confusion, options=options,
+                            min_precision=commands.MIN_CANDIDATE_PRECISION if min_precision is None else min_precision)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
                         f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
-    for name in ("video_id", "label", "candidate", "layer", "confidence"):
+    for name in ("video_id", "label", "candidate", "layer", "confidence", "precision"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
-        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
+        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}",
+                      f"{row.precision:.2f}")
     console().print(table)
-    console().print(f"{plural(run.summary['n_confused'], 'candidate')} set apart as a layer's systematic confusion "
-                    f"between "
-                    f"categories: see {safe(run.out / 'confusions.csv')}")
+    console().print(f"{plural(run.summary['n_confused'], 'candidate')} set apart as too unlikely (estimated "
+                    f"precision) or a layer's confusion: see {safe(run.out / 'confusions.csv')}")
     cache_line(run)
     finish(run)
 

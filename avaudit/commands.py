@@ -30,8 +30,8 @@ SUFFICIENCY_FRACTION = 0.9  # chosen on our own planted tuning set (README)
 TYPE_MARGIN = 0.003  # an event type is named when its layer leads the other audio-visual layers by this (README)
 MIN_SUPPORT = 0.8  # a category's group or type less sure than this is unclear: chosen on the bench (docs)
 VIDEO_NOISE = 0.05  # a video whose call is this close to changing is not `clear` (docs/decisions-bench.md)
-MIN_CANDIDATE_CONFIDENCE = 0.5  # missing-label candidates below this are left out (README)
-MAX_CANDIDATE_CONFUSION = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart (README)
+MIN_CANDIDATE_CONFIDENCE = 0.3  # missing-label candidates below this are left out (docs/decisions-bench.md)
+MIN_CANDIDATE_PRECISION = 0.7  # candidates estimated less precise are set apart (docs/decisions-bench.md)
 OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command> unless told
 
 
@@ -305,13 +305,14 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, options: AuditOptions | None = None,
-                   on_event: Callable | None = None, **fields) -> AuditRun:
+                   max_confusion: float | None = None, min_precision: float = MIN_CANDIDATE_PRECISION,
+                   options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
-    less a layer's systematic confusions between categories (confusions.csv)."""
+    less those estimated under `min_precision` or a layer's confusion (confusions.csv)."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
     check_range("--min-confidence", min_confidence, 0, 1)
+    check_range("--min-precision", min_precision, 0, 1)
     folder = output_dir(out, "missing-labels")
     a = audit(data, options, labels="check", on_event=on_event, writes=planned_writes(folder, "missing-labels"),
               **fields)
@@ -322,13 +323,14 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     confidences = a.probabilities[position]
     candidates, confusions = split_confusions(
         missing_label_candidates(rows, confidences, a.classes, confidences=confidences, min_confidence=min_confidence),
-        max_confusion=max_confusion)
+        max_confusion=max_confusion, min_precision=min_precision)
     run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions},
                    {"n_videos": len(rows), "n_candidates": len(candidates),
                     "n_videos_with_candidates": int(candidates["video_id"].nunique()),
                     "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached,
                    notes=a.notes)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
+    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
+                              min_precision=min_precision))
     return run
 
 

@@ -53,7 +53,7 @@ def shipped(draw, confidences):
     kept, _ = split_confusions(missing_label_candidates(draw.videos, confidences, draw.world.classes,
                                                         confidences=confidences,
                                                         min_confidence=commands.MIN_CANDIDATE_CONFIDENCE),
-                               max_confusion=commands.MAX_CANDIDATE_CONFUSION)
+                               max_confusion=None, min_precision=commands.MIN_CANDIDATE_PRECISION)
     return categories, kept
 
 
@@ -89,7 +89,10 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     all_groups = counts[["groups_right", "groups_wrong", "groups_unclear"]].sum(axis=1)
     table["group_recovery"] = counts["groups_right"] / all_groups
     table["type_precision"] = counts["types_right"] / (counts["types_right"] + counts["types_wrong"]).clip(1)
-    table = table.join(grouped[["candidates", "precision", "recall", "recall_minority", "recall_whole"]].mean())
+    found = grouped[["candidates", "right", "whole_found", "whole_pairs"]].sum()
+    table["precision"] = found["right"] / found["candidates"].clip(1)  # pooled over the seeds
+    table = table.join(grouped[["recall", "recall_minority", "recall_whole"]].mean())
+    table["whole_found"] = found["whole_found"].astype(str) + " of " + found["whole_pairs"].astype(str)
     return table.reset_index()
 
 

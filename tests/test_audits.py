@@ -105,7 +105,7 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
     assert result.exit_code == 0, result.output
     out = tmp_path / "kinetics_av.csv"
     result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--keep", "audio", "--keep", "visual",
-                                 "--keep", "redundant", "--out", str(out)])
+                                 "--keep", "redundant", "--keep", "unclear", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == manifest.read_bytes()  # everything kept: the very same file
     result = runner.invoke(app, ["retarget", "--keep", "audiovisual", "--out", str(out), "--by", "video"])
@@ -318,7 +318,7 @@ def test_batch_sizes_agree_within_the_stated_tolerance(planted, tiny_model, tmp_
 def test_the_printed_category_table_shows_margins_in_thousandths_and_none_for_unimodal(planted, tiny_model, tmp_path):
     import re
 
-    result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b")
+    result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b", "--min-support", "0")
     assert result.exit_code == 0, result.output
     categories = pd.read_csv(tmp_path / "b" / "bias_categories.csv").set_index("category")
     rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in result.output.splitlines()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.vocab import GROUPS, LAYERS
+from avaudit.vocab import GROUPS, LAYERS, UNCLEAR
 
 _KS31 = (
     "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball", "laughing",
@@ -50,7 +50,7 @@ def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[s
     video of a category whose own group or layer is kept; by="video" judges each video alone.
     Keeping `audiovisual` does not keep `redundant` categories: ask for both to have both.
     """
-    valid = tuple(dict.fromkeys(GROUPS + LAYERS))
+    valid = tuple(dict.fromkeys((*GROUPS, UNCLEAR, *LAYERS)))
     wanted = set(keep)
     if not wanted:
         raise UsageError(f"keep at least one of: {', '.join(valid)}")

@@ -179,7 +179,8 @@ def score_groups(world: World, categories: pd.DataFrame) -> dict:
 
 def score_candidates(draw: Draw, candidates: pd.DataFrame) -> dict:
     """Precision and recall of missing-label candidates (video_id, candidate) against the planted ones;
-    recall also apart for labels missing from a minority of a class and from all of it."""
+    recall also apart for labels missing from a minority of a class and from all of it, and how many
+    whole-class missing labels were found on at least one video of the class."""
     index = {name: i for i, name in enumerate(draw.world.classes)}
     row = {v: i for i, v in enumerate(draw.videos["video_id"])}
     video = candidates["video_id"].map(row).to_numpy(int)
@@ -195,5 +196,8 @@ def score_candidates(draw: Draw, candidates: pd.DataFrame) -> dict:
     def recall(mask: np.ndarray) -> float:
         return found[mask].sum() / mask.sum() if mask.any() else float("nan")
 
-    return {"candidates": int(len(candidates)), "precision": hit.mean() if len(hit) else float("nan"),
-            "recall": recall(draw.missing), "recall_minority": recall(minority), "recall_whole": recall(whole)}
+    pairs = [found[draw.label == x, y].any() for x, y in draw.world.whole]
+    return {"candidates": int(len(candidates)), "right": int(hit.sum()),
+            "precision": hit.mean() if len(hit) else float("nan"), "recall": recall(draw.missing),
+            "recall_minority": recall(minority), "recall_whole": recall(whole),
+            "whole_found": int(sum(pairs)), "whole_pairs": len(pairs)}

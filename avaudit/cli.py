@@ -301,7 +301,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
 def retarget(data: Annotated[Optional[Path], typer.Argument(
                  help="DATA to audit first; without it, the latest `bias` run is used.")] = None,
              keep: Annotated[list[str], typer.Option(
-                 help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
+                 help="Group (audiovisual, audio, visual, redundant, unclear) or layer to keep; repeatable.")] = None,
              by: Annotated[By, typer.Option(help="Keep whole categories or single videos.")] = By.category,
              out: Annotated[Optional[Path], typer.Option(
                  help="Subset file, in DATA's own format [default: avaudit-out/retarget/subset.<ext>].")] = None,

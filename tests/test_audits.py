@@ -74,14 +74,19 @@ def test_missing_labels_lists_only_unannotated_candidates(planted, tiny_model, t
     result = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "m")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "m" / "missing_labels.csv")
-    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion"]
+    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion",
+                                   "reciprocal", "mean_confidence", "precision"]
     assert (table["candidate"] != table["label"]).all()
     assert table["confidence"].is_monotonic_decreasing
-    assert not (table["confusion"] >= 0.1).any()
+    assert (table["precision"] >= 0.7).all() and (table["confidence"] >= 0.3).all()
     confused = pd.read_csv(tmp_path / "m" / "confusions.csv")
     assert list(confused.columns) == ["label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence"]
-    assert (confused["median_confusion"] >= 0.1).all()
-    assert f"{confused['n_videos'].sum()} candidates set apart as a layer's systematic confusion" in result.output
+    assert f"{confused['n_videos'].sum()} candidates set apart as too unlikely (estimated precision)" in result.output
+    everything = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "all",
+                        "--min-precision", "0")
+    assert everything.exit_code == 0, everything.output
+    every = pd.read_csv(tmp_path / "all" / "missing_labels.csv")
+    assert len(every) == len(table) + confused["n_videos"].sum()
 
 
 def kinetics_copy(planted, tmp_path):

@@ -192,6 +192,8 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
          type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
              f"the other audio-visual layers by this; else `audiovisual` [default: {THRESHOLDS.type_margin:g}; "
              "0 names all].")] = None,
+         min_support: Annotated[Optional[float], typer.Option(help="Call a category's group (or type) unclear where "
+             f"fewer redraws of its videos agree with it than this [default: {THRESHOLDS.min_support:g}].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
          *, options: AuditOptions):
@@ -202,7 +204,7 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
     if (truth_audio is None) != (truth_visual is None):
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     run = run_with_progress("bias", commands.bias, data, out=out, options=options, **given(
-        rule=rule, fraction=sufficiency, type_margin=type_margin,
+        rule=rule, fraction=sufficiency, type_margin=type_margin, min_support=min_support,
         truth=(truth_audio, truth_visual) if truth_audio is not None else None))
     show_bias(console(), run)
     if run.summary.truth is not None:
@@ -238,8 +240,9 @@ def missing_labels(data: DataArg, out: OutOpt = None,
                        help=f"Leave out candidates below this confidence [default: {THRESHOLDS.min_confidence:g}].")
                    ] = None,
                    max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
-                       f"proposed this much on their label's other videos [default: {THRESHOLDS.max_confusion:g}; "
-                       "over 1 keeps all].")] = None,
+                       "proposed this much on their label's other videos too [default: off].")] = None,
+                   min_precision: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
+                       f"whose estimated precision is under this [default: {THRESHOLDS.min_precision:g}].")] = None,
                    *, options: AuditOptions):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from rich.table import Table
@@ -248,17 +251,19 @@ def missing_labels(data: DataArg, out: OutOpt = None,
     from avaudit.display import safe
 
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out, options=options,
-                            **given(min_confidence=min_confidence, max_confusion=max_confusion))
+                            **given(min_confidence=min_confidence, max_confusion=max_confusion,
+                                    min_precision=min_precision))
     candidates, summary = run.tables["missing_labels.csv"], run.summary
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {summary.n_videos_with_candidates:,} "
                         f"of {plural(summary.n_videos, 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
-    for name in ("video_id", "label", "candidate", "layer", "confidence"):
+    for name in ("video_id", "label", "candidate", "layer", "confidence", "precision"):
         table.add_column(name, overflow="fold")
     for row in candidates.head(15).itertuples(index=False):
-        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
+        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}",
+                      f"{row.precision:.2f}")
     console().print(table)
-    console().print(f"{plural(summary.n_confused, 'candidate')} set apart as a layer's systematic confusion "
-                    f"between categories: see {safe(run.out / 'confusions.csv')}")
+    console().print(f"{plural(summary.n_confused, 'candidate')} set apart as too unlikely (estimated precision) "
+                    f"or a layer's confusion: see {safe(run.out / 'confusions.csv')}")
     cache_line(run)
     finish(run)
 
@@ -270,7 +275,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                  help="DATA to audit first; without it, the latest `bias` run is used.", metavar="DATA",
                  show_default=False)] = None,
              keep: Annotated[list[str], typer.Option(
-                 help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
+                 help="Group (audiovisual, audio, visual, redundant, unclear) or layer to keep; repeatable.")] = None,
              by: Annotated[Optional[By], typer.Option(
                  help=f"Keep whole categories or single videos [default: {By.category}].")] = None,
              out: Annotated[Optional[Path], typer.Option(
@@ -288,7 +293,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
     from avaudit.display import show_retarget
 
     if not keep:
-        fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
+        fail("give at least one --keep (audiovisual, audio, visual, redundant, unclear, or a layer name)")
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, out=out, options=options,
                             **given(by=by, compare=compare, bias_run=from_run, rule=rule))
     show_retarget(console(), run.summary)

@@ -46,7 +46,8 @@ from avaudit.vocab import LAYERS, By, LabelPolicy
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fraction: float = THRESHOLDS.fraction,
-         type_margin: float = THRESHOLDS.type_margin, truth: tuple[Path, Path] | None = None,
+         type_margin: float = THRESHOLDS.type_margin, min_support: float = THRESHOLDS.min_support,
+         truth: tuple[Path, Path] | None = None,
          options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
          **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
@@ -63,6 +64,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     rule, options = check_rule(rule), audit_options(options, fields)
     check_range("fraction", fraction, 0, 1, low_open=True)
     check_number("type_margin", type_margin)
+    check_range("min_support", min_support, 0, 1)
     if truth is not None and (isinstance(truth, (str, os.PathLike)) or len(truth) != 2):
         raise ParameterError("truth", f"must be (audio events file, visual events file), not {truth!r}")
     events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
@@ -72,10 +74,11 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     rows = a.labelled_rows()
     position = rows["position"].to_numpy()
     classes, window, n_rows = a.classes, a.window_columns(position), a.n_rows
-    settings = a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
+    settings = a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin, min_support=min_support,
                           truth=[os.path.abspath(p) for p in truth] if truth is not None else None)
     per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
-                                                fraction=fraction, type_margin=type_margin)
+                                                fraction=fraction, type_margin=type_margin,
+                                                min_support=min_support, video_noise=THRESHOLDS.video_noise)
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     statistics = layer_statistics(a.logits[position], labels)
     tables = {"bias_videos.csv": per_video.assign(**window), "bias_categories.csv": categories}
@@ -143,14 +146,16 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = THRESHOLDS.min_confidence,
-                   max_confusion: float | None = THRESHOLDS.max_confusion, options: AuditOptions | None = None,
+                   max_confusion: float | None = THRESHOLDS.max_confusion,
+                   min_precision: float = THRESHOLDS.min_precision, options: AuditOptions | None = None,
                    on_event: Callable | None = None, **fields) -> AuditRun:
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
-    less a layer's systematic confusions between categories (confusions.csv)."""
+    less those estimated under `min_precision` or a layer's confusion (confusions.csv)."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
 
     options = audit_options(options, fields)
     check_range("min_confidence", min_confidence, 0, 1)
+    check_range("min_precision", min_precision, 0, 1)
     if max_confusion is not None:
         check_number("max_confusion", max_confusion)
     folder = output_dir(out, "missing-labels")
@@ -160,10 +165,11 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences, classes = a.probabilities[rows["position"].to_numpy()], a.classes
-    settings = a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion)
+    settings = a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
+                          min_precision=min_precision)
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence),
-        max_confusion=max_confusion)
+        max_confusion=max_confusion, min_precision=min_precision)
     summary = MissingLabelsSummary(len(rows), len(candidates), int(candidates["video_id"].nunique()),  # write
                                    int(confusions["n_videos"].sum()))
     run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions}, summary, a.skipped,

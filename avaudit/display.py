@@ -185,9 +185,12 @@ def show_bias(console, run) -> None:
     out.print("Table 4: uniquely correct videos " + ", ".join(
         f"{k} {v}" for k, v in stats["uniquely_correct"].items())
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
-    per = Table(title="per category: majority of its videos' assignments")
+    shown = {"category": "category", "layer": "layer", "group": "group",
+             "group_support": "support", "type_support": "type support", "type_margin": "type margin"}
+    categories = categories[[c for c in shown if c in categories.columns]]  # the rest: bias_categories.csv
+    per = Table(title="per category: its call and how sure it is (support: share of redraws that agree)")
     for name in categories.columns:
-        per.add_column(name.replace("votes_", ""), overflow="fold",
+        per.add_column(shown[name], overflow="fold",
                        justify="left" if name in ("category", "layer", "group") else "right")
     for row in categories.itertuples(index=False):
         per.add_row(*(safe(_cell(v)) for v in row))

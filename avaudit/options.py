@@ -20,12 +20,17 @@ OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The decisions' settings and their defaults, each chosen on our own planted tuning set (docs/decisions.md)."""
+    """The decisions' settings and their defaults, chosen on the decision stress bench and our own planted tuning
+    set (docs/decisions-bench.md, docs/decisions.md)."""
     rule: Rule = Rule.sufficiency  # recovers planted truth better than the paper's rule
     fraction: float = 0.9  # of the best audio-visual confidence a unimodal layer must reach (sufficiency)
     type_margin: float = 0.003  # an event type is named when its layer leads the other audio-visual layers by this
-    min_confidence: float = 0.5  # missing-label candidates below this are left out
-    max_confusion: float = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart
+    min_support: float = 0.8  # a category's group or type less sure than this is unclear (docs/decisions-bench.md)
+    video_noise: float = 0.05  # a video whose call is this close to changing is not `clear` (docs/decisions-bench.md)
+    min_confidence: float = 0.3  # missing-label candidates below this are left out (docs/decisions-bench.md)
+    min_precision: float = 0.7  # candidates estimated less precise are set apart (docs/decisions-bench.md)
+    max_confusion: float | None = None  # a layer proposing a candidate this much on its label's other videos: set
+    # apart; off, as the precision estimate tells a confusion from a label missing from a whole class
 
 
 THRESHOLDS = Thresholds()
@@ -40,7 +45,7 @@ class AuditOptions:
     batch_size: int = 8  # clips per batch
     workers: int | None = None  # decoding processes [default: one per core]
     cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
-    confidence: Confidence = Confidence.raw  # raw softmax or calibrated (per-layer temperatures); measured (docs/decisions.md)
+    confidence: Confidence = Confidence.raw  # raw softmax or calibrated (per-layer temperatures): docs/decisions.md
     no_audio: NoAudio = NoAudio.skip  # clips without sound: skip them or audit them with silence
     classes: Path | None = None  # AudioSet's class index [default: class_labels_indices.csv beside DATA]
     allow_outside_root: bool = False  # open manifest rows that name files outside the media root

@@ -43,6 +43,8 @@ class BiasSummary:
     rule: str
     fraction: float | None  # the sufficiency fraction; None under the paper's rule
     type_margin: float
+    min_support: float | None  # a category's call less sure than this is unclear; None under the paper's rule
+    video_noise: float  # a video's margin under this is not `clear`
     categories_per_layer: dict[str, int]
     categories_per_group: dict[str, int]
     total: int  # categories
@@ -67,7 +69,7 @@ class MissingLabelsSummary:
     n_videos: int
     n_candidates: int
     n_videos_with_candidates: int
-    n_confused: int  # candidates set apart as a layer's systematic confusion (confusions.csv)
+    n_confused: int  # candidates set apart as unlikely (estimated precision) or a layer's confusion (confusions.csv)
 
 
 @dataclass

@@ -84,7 +84,7 @@ def test_retarget_of_ave_keeps_every_line_of_a_multilabel_video(tmp_path, plante
     out = tmp_path / "retarget" / "subset.txt"
     result = CliRunner().invoke(app, ["retarget", str(src), "--model", str(release_model), "--out", str(out),
                                       "--keep", "audiovisual", "--keep", "audio", "--keep", "visual", "--keep",
-                                      "redundant", "--device", "cpu", "--workers", "0"])
+                                      "redundant", "--keep", "unclear", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 1, result.output
     lines = src.read_text().splitlines()
     assert out.read_text() == "".join(line + "\n" for line in lines if "&0f_iTO5t3hU&" in line)

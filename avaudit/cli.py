@@ -172,6 +172,8 @@ NoAudioOpt = Annotated[NoAudio, typer.Option(help="Clips without a sound track: 
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].")]
 CacheOpt = Annotated[Optional[Path], typer.Option(
     help="Logit cache, outside DATA [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit].")]
+TruthOpt = Annotated[Optional[list[str]], typer.Option(help="People's labels to score against: a VGGSounder CSV, "
+    "`vggsounder` (the installed package's), or AVVP's audio then visual event file (twice).")]
 ConfidenceOpt = Annotated[Confidence, typer.Option(
     help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation.")]
 
@@ -210,12 +212,13 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
              "the other audio-visual layers by this; else `audiovisual` [default: 0.003; 0 names all].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
+         truth: TruthOpt = None,
          confidence: ConfidenceOpt = None, root: RootOpt = None, device: DeviceOpt = Device.auto,
          batch_size: BatchOpt = 8, workers: WorkersOpt = None, cache_dir: CacheOpt = None,
          no_audio: NoAudioOpt = NoAudio.skip, classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
-    from avaudit.display import show_bias, show_truth
+    from avaudit.display import show_bias
 
     if (truth_audio is None) != (truth_visual is None):
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
@@ -224,10 +227,8 @@ def bias(data: DataArg, model: ModelOpt = None, out: OutOpt = None,
     run = run_with_progress("bias", commands.bias, data, out=out, rule=rule or commands.DEFAULT_RULE,
                             fraction=sufficiency if sufficiency is not None else commands.SUFFICIENCY_FRACTION,
                             type_margin=commands.TYPE_MARGIN if type_margin is None else type_margin,
-                            truth=(truth_audio, truth_visual) if truth_audio is not None else None, options=options)
+                            truth=[*(truth or ()), *filter(None, (truth_audio, truth_visual))] or None, options=options)
     show_bias(console(), run)
-    if "truth" in run.summary:
-        show_truth(console(), run.summary["truth"], run.out)
     cache_line(run)
     finish(run)
 
@@ -262,6 +263,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                        help="Leave out candidates below this confidence [default: 0.5].")] = None,
                    max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
                        "proposed this much on their label's other videos [default: 0.1; over 1 keeps all].")] = None,
+                   truth: TruthOpt = None,
                    root: RootOpt = None, device: DeviceOpt = Device.auto, batch_size: BatchOpt = 8,
                    workers: WorkersOpt = None, cache_dir: CacheOpt = None, no_audio: NoAudioOpt = NoAudio.skip,
                    classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False):
@@ -269,7 +271,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     from rich.table import Table
 
     from avaudit import commands
-    from avaudit.display import safe
+    from avaudit.display import safe, show_candidate_truth
 
     options = audit_options(model, root, device, batch_size, workers, cache_dir, confidence, no_audio, classes,
                             allow_outside_root)
@@ -277,7 +279,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
                             min_confidence=commands.MIN_CANDIDATE_CONFIDENCE if min_confidence is None
                             else min_confidence,
                             max_confusion=commands.MAX_CANDIDATE_CONFUSION if max_confusion is None else max_confusion,
-                            options=options)
+                            truth=truth or None, options=options)
     candidates = run.tables["missing_labels.csv"]
     table = Table(title=f"{plural(len(candidates), 'candidate label')} in {run.summary['n_videos_with_candidates']:,} "
                         f"of {plural(run.summary['n_videos'], 'video')} (top 15)")
@@ -289,6 +291,7 @@ def missing_labels(data: DataArg, model: ModelOpt = None, out: OutOpt = None, co
     console().print(f"{plural(run.summary['n_confused'], 'candidate')} set apart as a layer's systematic confusion "
                     f"between "
                     f"categories: see {safe(run.out / 'confusions.csv')}")
+    show_candidate_truth(console(), run)
     cache_line(run)
     finish(run)
 

@@ -211,22 +211,22 @@ def decoded_rows(a: Audit) -> pd.DataFrame:
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fraction: float = SUFFICIENCY_FRACTION,
-         type_margin: float = TYPE_MARGIN, truth: tuple[Path, Path] | None = None,
+         type_margin: float = TYPE_MARGIN, truth: Sequence[Path | str] | None = None,
          options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
          **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
 
     Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
-    avaudit-out/bias); with `truth` (AVVP-style audio and visual event files), bias_truth.csv and
-    bias_truth_categories.csv too. Keyword `fields` set AuditOptions (model=..., device=...).
+    avaudit-out/bias); with `truth` (truthfiles.read_truth), the bias_truth*.csv files too. Keyword `fields`
+    set AuditOptions (model=..., device=...).
     `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
-    from avaudit.media.events import read_events
+    from avaudit.truthfiles import read_truth
 
     check_range("--sufficiency", fraction, 0, 1, low_open=True)
-    events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
+    people = read_truth(truth) if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
     a = audit(data, options, labels="require", on_event=on_event,
               writes=[*planned_writes(folder, "bias"), *also_writes], **fields)
@@ -241,15 +241,10 @@ def bias(data: Path, *, out: Path | None = None, rule: str = DEFAULT_RULE, fract
     summary.update(n_rows=a.n_rows, n_skipped=len(a.skipped), confidence=a.confidence)
     run = AuditRun(folder, {"bias_videos.csv": per_video, "bias_categories.csv": categories}, summary,
                    a.skipped, a.n_rows, a.n_cached, a.manifest, notes=a.notes)
-    if events is not None:
-        from avaudit.audits.truth import modality_truth, score_against_truth
-
-        scored, scored_categories, summary["truth"] = score_against_truth(per_video, categories,
-                                                                          modality_truth(*events))
-        summary["truth"].update(audio_events=str(truth[0]), visual_events=str(truth[1]))
-        run.tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
+    if people is not None:
+        summary["truth"] = people.score_bias(per_video, categories, into=run.tables)
     write_run(run, a.settings("bias", rule=rule, fraction=fraction, type_margin=type_margin,
-                              truth=[str(p) for p in truth] if truth is not None else None),
+                              truth=people and people.files),
               {"bias_summary.json": summary})
     return run
 
@@ -301,13 +296,16 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = MIN_CANDIDATE_CONFIDENCE,
-                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, options: AuditOptions | None = None,
-                   on_event: Callable | None = None, **fields) -> AuditRun:
+                   max_confusion: float | None = MAX_CANDIDATE_CONFUSION, truth: Sequence[Path | str] | None = None,
+                   options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
-    less a layer's systematic confusions between categories (confusions.csv)."""
+    less a layer's systematic confusions between categories (confusions.csv); with `truth`, scored against
+    people's label sets (missing_labels_truth.csv and .json)."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
+    from avaudit.truthfiles import read_truth
 
     check_range("--min-confidence", min_confidence, 0, 1)
+    people = read_truth(truth) if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "missing-labels")
     a = audit(data, options, labels="check", on_event=on_event, writes=planned_writes(folder, "missing-labels"),
               **fields)
@@ -324,7 +322,11 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
                     "n_videos_with_candidates": int(candidates["video_id"].nunique()),
                     "n_confused": int(confusions["n_videos"].sum())}, a.skipped, a.n_rows, a.n_cached,
                    notes=a.notes)
-    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion))
+    if people is not None:
+        run.summary["truth"] = people.score_candidates(rows, candidates, a.classes, into=run.tables)
+    write_run(run, a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
+                              truth=people and people.files),
+              {"missing_labels_truth.json": run.summary["truth"]} if people is not None else None)
     return run
 
 

@@ -189,6 +189,8 @@ def show_bias(console, run) -> None:
     for row in categories.itertuples(index=False):
         per.add_row(*(safe(_cell(v)) for v in row))
     out.print(per)
+    if "truth" in run.summary:
+        show_truth(out, run.summary["truth"], run.out)
 
 
 def _cell(value) -> str:
@@ -200,15 +202,36 @@ def _cell(value) -> str:
 
 
 def show_truth(console, truth: dict, out) -> None:
-    """One line per level: how often the audit's group agrees with the annotated modality."""
+    """One line per level: how often the audit's modality agrees with people's, and Cohen's kappa."""
     videos, categories = truth["videos"], truth["categories"]
-    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+    source = "people's labels" if "people" in truth else "the annotated events"
+    lines = [f"against {source}: {level} {block['n_agree']} of {block['n_scored']} agree"
              + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             + (f", kappa {block['kappa']:.2f}" if block.get("kappa") is not None else "")
+             + (f", {block['n_unclear']} unclear counted apart" if block.get("n_unclear") else "")
              for level, block in (("videos", videos), ("categories", categories))]
-    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
-                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
-                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
-    console.print("\n".join(lines), highlight=False)
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the truth, "
+                 f"{videos['n_label_not_annotated']} with a label it does not give; "
+                 f"{truth['n_truth_unmatched']} truth rows ({truth['n_truth_videos_unmatched']} videos) match no "
+                 f"audited video ({out / 'bias_truth_unmatched.csv'}); "
+                 f"see {out / 'bias_truth.csv'}, {out / 'bias_truth_scores.csv'} and {out / 'bias_truth_matrix.csv'}")
+    console.print("\n".join(safe(line) for line in lines), highlight=False)
+
+
+def show_candidate_truth(console, run) -> None:
+    """missing-labels against people's label sets (with --truth): precision, recall and average precision."""
+    def number(value) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    if "truth" not in run.summary:
+        return
+    truth, out = run.summary["truth"], run.out
+    console.print(safe(f"against people's labels on {truth['n_videos_covered']:,} videos: {truth['n_right']} of "
+                       f"{truth['n_candidates']} candidates right (precision {number(truth['precision'])}), "
+                       f"{truth['n_right']} of {truth['n_missing']} missing labels found (recall "
+                       f"{number(truth['recall'])}), average precision {number(truth['average_precision'])}; "
+                       f"{truth['n_truth_videos_unmatched']} truth videos match no audited one; "
+                       f"see {out / 'missing_labels_truth.csv'}"), highlight=False, soft_wrap=True)
 
 def show_retarget(console, summary: dict) -> None:
     """What a retarget kept, where it went, and the Kinetics-Sounds comparison when asked for."""

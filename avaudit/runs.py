@@ -16,8 +16,11 @@ from avaudit.outputs import output_set, write_csv, write_json, write_yaml
 # The tables each audit writes; beside them <command>_run.yaml and, when some rows were skipped,
 # <command>_skipped.csv: named per command, so commands sharing an --out keep each other's files.
 RUN_FILES = {"bias": ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "bias_truth.csv",
-                      "bias_truth_categories.csv"),
-             "predict": ("predictions.csv",), "missing-labels": ("missing_labels.csv", "confusions.csv")}
+                      "bias_truth_categories.csv", "bias_truth_scores.csv", "bias_truth_matrix.csv",
+                      "bias_truth_unmatched.csv"),
+             "predict": ("predictions.csv",),
+             "missing-labels": ("missing_labels.csv", "confusions.csv", "missing_labels_truth.csv",
+                                "missing_labels_truth.json")}
 
 
 def run_names(command: str) -> tuple[str, str]:

@@ -98,7 +98,7 @@ def test_scores_each_video_and_category_with_redundant_agreeing_with_heard_and_s
                                             ["Speech", "audio", 2, 0, 0, "audio", "audio", True]]
     assert summary["videos"] == {
         "n_scored": 6, "n_agree": 5, "agreement": pytest.approx(5 / 6), "n_rows": 7, "n_video_not_annotated": 0,
-        "n_label_not_annotated": 1,  # c1 is annotated, but not with Dog
+        "n_label_not_annotated": 1, "n_unclear": 0,  # c1 is annotated, but not with Dog
         "by_truth": {"audio": {"n": 3, "groups": {"audio": 2, "visual": 1}}, "visual": {"n": 1, "groups": {"visual": 1}},
                      "audiovisual": {"n": 2, "groups": {"audiovisual": 1, "redundant": 1}}}}
     assert summary["categories"]["n_agree"] == 3 and summary["categories"]["agreement"] == 1.0

@@ -212,8 +212,9 @@ def show_truth(console, truth: dict, out) -> None:
              for level, block in (("videos", videos), ("categories", categories))]
     lines.append(f"{videos['n_video_not_annotated']} audited rows not in the truth, "
                  f"{videos['n_label_not_annotated']} with a label it does not give; "
-                 f"{truth['n_truth_unmatched']} truth rows ({truth['n_truth_videos_unmatched']} videos) match no "
-                 f"audited video ({out / 'bias_truth_unmatched.csv'}); "
+                 f"{plural(truth['n_truth_unmatched'], 'truth row')} "
+                 f"({plural(truth['n_truth_videos_unmatched'], 'video')}) match no audited video "
+                 f"({out / 'bias_truth_unmatched.csv'}); "
                  f"see {out / 'bias_truth.csv'}, {out / 'bias_truth_scores.csv'} and {out / 'bias_truth_matrix.csv'}")
     console.print("\n".join(safe(line) for line in lines), highlight=False)
 

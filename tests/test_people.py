@@ -259,3 +259,82 @@ def test_vggsounder_is_found_in_its_package_without_importing_it(tmp_path, monke
     assert people.about == {"people": str(package / "data" / "vggsounder+background-music.csv")}
     assert len(people.table) == 36 and people.window_fields == 1
     assert json.dumps(people.files) == '["vggsounder"]'
+
+
+def cached_audit(tmp_path):
+    """The audited videos as VGGSound's own test list names them (`{ytid}_{start:06d}.mp4,label`), with
+    their logits already in the cache of a checkpoint whose fields alone exist: no decoding, no weights."""
+    from avaudit.config import load_config
+    from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
+    from avaudit.media.manifests import read_manifest
+    from avaudit.model.checkpoint import FORMAT
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    for video_id, _, _ in AUDITED:
+        (data / f"{video_id}.mp4").write_bytes(b"")
+    manifest = data / "test.csv"
+    manifest.write_text("".join(f'{video_id}.mp4,"{label}"\r\n' for video_id, label, _ in AUDITED))
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"fields only: an audit served from the cache loads no weights")
+    fingerprint = model_fingerprint(model)
+    (cache / fingerprint).mkdir(parents=True)
+    (cache / fingerprint / "checkpoint.json").write_text(json.dumps(
+        {"format": FORMAT, "config": load_config("small").to_dict(), "classes": CLASSES}))
+    table = read_manifest(manifest).table
+    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    LogitCache(cache, fingerprint, n_classes=len(CLASSES), source=str(model)).add(
+        keys, audited_logits()[1], np.full(len(keys), 10.0, np.float32))
+    return manifest, ["--model", str(model), "--cache-dir", str(cache)]
+
+
+def test_bias_and_missing_labels_with_truth_through_the_cache(tmp_path):
+    manifest, options = cached_audit(tmp_path)
+    truth = truth_file(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bias", str(manifest), *options, "--truth", str(truth), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "11 of 11 videos read from the cache, 0 decoded" in text
+    assert ("against people's labels: videos 7 of 10 agree (70.0%), kappa 0.53 "
+            "against people's labels: categories 2 of 3 agree (66.7%), kappa 0.40") in text
+    assert f"2 truth rows (1 video) match no audited video ({out / 'bias_truth_unmatched.csv'})" in text
+    scores = pd.read_csv(out / "bias_truth_scores.csv", keep_default_na=False)
+    assert scores.iloc[0].tolist() == ["videos", "all", "", 10, 7, 0.7, 0.53125, 0]
+    assert pd.read_csv(out / "bias_truth_unmatched.csv")["filename"].tolist() == ["6iZZQvXNBnI_000009"] * 2
+    summary = json.loads((out / "bias_summary.json").read_text())["truth"]
+    assert (summary["people"], summary["n_truth_unmatched"]) == (str(truth), 2)
+
+    # Besides a video's own label, eq. 7 keeps only labels at confidence 1/6 (a layer whose logits are all 0),
+    # below the default 0.5: no candidate, so recall 0 of people's 8 missing labels.
+    result = CliRunner().invoke(app, ["missing-labels", str(manifest), *options, "--truth", str(truth),
+                                      "--out", str(tmp_path / "missing")])
+    assert result.exit_code == 0, result.output
+    assert ("against people's labels on 10 videos: 0 of 0 candidates right (precision n/a), 0 of 8 missing labels "
+            "found (recall 0.00), average precision 0.00") in " ".join(result.output.split())
+    written = json.loads((tmp_path / "missing" / "missing_labels_truth.json").read_text())
+    assert (written["n_missing"], written["people"]) == (8, str(truth))
+
+
+def test_avvp_event_files_by_truth_twice_as_by_truth_audio_and_visual(tmp_path):
+    manifest, options = cached_audit(tmp_path)
+    audio, visual = tmp_path / "audio.csv", tmp_path / "visual.csv"
+    events = "filename\tonset\toffset\tevent_labels\n"
+    # video 2 heard and seen (audit: audio, no); video 3 heard only (audio, yes); video 9 seen only (visual, yes)
+    audio.write_text(events + "1FU5odlgLmo_000030\t0\t10\tdog barking\n1veIcvGPRYw_000003\t0\t4\tdog barking\n")
+    visual.write_text(events + "1FU5odlgLmo_000030\t2\t6\tdog barking\nDZ2idjIBgKk_000030\t0\t10\tlions roaring\n")
+    outputs = []
+    for how in (["--truth", str(audio), "--truth", str(visual)], ["--truth-audio", str(audio), "--truth-visual", str(visual)]):
+        out = tmp_path / f"out{len(outputs)}"
+        result = CliRunner().invoke(app, ["bias", str(manifest), *options, *how, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "against the annotated events: videos 2 of 3 agree (66.7%), kappa 0.50" in " ".join(result.output.split())
+        outputs.append({name: (out / name).read_text() for name in ("bias_truth.csv", "bias_truth_scores.csv",
+                                                                    "bias_truth_matrix.csv", "bias_truth_unmatched.csv")})
+    assert outputs[0] == outputs[1]
+    # rows avaudit audio (A 1, AV 1), visual (V 1): p_o = 2/3, p_e = (2*1 + 1*1) / 9 = 1/3, kappa = 0.5
+    scores = pd.read_csv(tmp_path / "out0" / "bias_truth_scores.csv", keep_default_na=False)
+    assert scores["flag"].unique().tolist() == ["all"]  # AVVP has no flags
+    both = CliRunner().invoke(app, ["bias", str(manifest), *options, "--truth", str(audio), "--truth-audio", str(audio),
+                                    "--truth-visual", str(visual), "--out", str(tmp_path / "out2")])
+    assert both.exit_code == 2 and "--truth takes one VGGSounder CSV" in " ".join(both.output.split())

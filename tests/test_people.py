@@ -338,3 +338,21 @@ def test_avvp_event_files_by_truth_twice_as_by_truth_audio_and_visual(tmp_path):
     both = CliRunner().invoke(app, ["bias", str(manifest), *options, "--truth", str(audio), "--truth-audio", str(audio),
                                     "--truth-visual", str(visual), "--out", str(tmp_path / "out2")])
     assert both.exit_code == 2 and "--truth takes one VGGSounder CSV" in " ".join(both.output.split())
+
+
+def test_human_truth_bench_prints_paper_against_people(tmp_path, monkeypatch, capsys):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import human_truth
+
+    monkeypatch.setattr(sys, "argv", ["human_truth.py", "--vggsounder", str(truth_file(tmp_path))])
+    human_truth.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| VGGSound | paper, Table 3 (model's layers; 62 + 39 + 68 audio-visual) | 169 | 41 | 99 | 309 |  |"
+    # TRUTH's 19 labels by their rows' majority: audio-visual 9 (dog barking 2 AV, 1 V, 1 A; "male speech" 1 AV,
+    # 1 V, a tie; ...), audio 10 (playing violin 2 A, 1 AV; playing banjo; orchestra; ...), visual none.
+    assert lines[3].endswith("majority over 36 label rows of vggsounder+background-music.csv | 9 | 0 | 10 | 19 | 1 |")
+    # AVVP's released evaluation files: 25 classes, 23 mostly heard and seen, 2 heard only.
+    assert lines[5] == "| LLP | people: AVVP, majority over 3,394 annotated (video, label) pairs | 23 | 0 | 2 | 25 | 0 |"

@@ -144,4 +144,5 @@ def read_truth(specs: Sequence) -> Truth:
     if path.is_file() and _first_line(path).split("\t") == list(EVENTS_HEADER):
         raise TruthError(f"{path}: an AVVP events file; give the audio and the visual file together "
                          "(--truth audio.csv --truth visual.csv)")
-    return Truth(read_vggsounder(path), {"people": str(path)}, specs, window_fields=1)
+    mapping = {"A": "audio", "V": "visual", "AV": "audiovisual (agrees with group audiovisual or redundant)"}
+    return Truth(read_vggsounder(path), {"people": str(path), "mapping": mapping}, specs, window_fields=1)

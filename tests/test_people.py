@@ -256,7 +256,7 @@ def test_vggsounder_is_found_in_its_package_without_importing_it(tmp_path, monke
     truth_file(package / "data")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     people = read_truth(["vggsounder"])
-    assert people.about == {"people": str(package / "data" / "vggsounder+background-music.csv")}
+    assert people.about["people"] == str(package / "data" / "vggsounder+background-music.csv")
     assert len(people.table) == 36 and people.window_fields == 1
     assert json.dumps(people.files) == '["vggsounder"]'
 
@@ -303,7 +303,7 @@ def test_bias_and_missing_labels_with_truth_through_the_cache(tmp_path):
     assert scores.iloc[0].tolist() == ["videos", "all", "", 10, 7, 0.7, 0.53125, 0]
     assert pd.read_csv(out / "bias_truth_unmatched.csv")["filename"].tolist() == ["6iZZQvXNBnI_000009"] * 2
     summary = json.loads((out / "bias_summary.json").read_text())["truth"]
-    assert (summary["people"], summary["n_truth_unmatched"]) == (str(truth), 2)
+    assert (summary["people"], summary["n_truth_unmatched"], summary["mapping"]["V"]) == (str(truth), 2, "visual")
 
     # Besides a video's own label, eq. 7 keeps only labels at confidence 1/6 (a layer whose logits are all 0),
     # below the default 0.5: no candidate, so recall 0 of people's 8 missing labels.

@@ -154,9 +154,11 @@ def test_bias_with_truth_writes_the_scored_tables(planted, tiny_model, tmp_path,
     categories = pd.read_csv(out / "bias_truth_categories.csv", keep_default_na=False)
     assert categories.set_index("category")["truth"].to_dict() == planted_truth.to_dict()
     n_categories = int(categories["agrees"].sum())
-    assert (f"against the annotated events: videos {sum(expected)} of 36 agree ({100 * sum(expected) / 36:.1f}%) "
-            f"against the annotated events: categories {n_categories} of 16 agree ({100 * n_categories / 16:.1f}%)"
-            ) in " ".join(result.output.split())
+    kappa = {level: "" if summary[level]["kappa"] is None else f", kappa {summary[level]['kappa']:.2f}"
+             for level in ("videos", "categories")}
+    assert (f"against the annotated events: videos {sum(expected)} of 36 agree ({100 * sum(expected) / 36:.1f}%)"
+            f"{kappa['videos']} against the annotated events: categories {n_categories} of 16 agree "
+            f"({100 * n_categories / 16:.1f}%){kappa['categories']}") in " ".join(result.output.split())
 
 
 def test_truth_needs_both_files(planted, tmp_path):

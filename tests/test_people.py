@@ -186,6 +186,14 @@ def test_kappa_by_hand_and_where_it_is_undefined():
     assert cohen_kappa(np.array([[5, 0], [0, 5]])) == 1.0
     assert cohen_kappa(np.array([[4, 0], [0, 0]])) is None  # everyone says the same: chance agreement is 1
     assert cohen_kappa(np.zeros((3, 3), int)) is None
+    # All audited and all people say audiovisual: kappa undefined, written as null (JSON has no NaN).
+    per_video = pd.DataFrame({"video_id": ["a_000001"], "path": ["/a_000001.mp4"], "label": ["dog"],
+                              "layer": ["onset"], "group": ["audiovisual"]})
+    categories = pd.DataFrame({"category": ["dog"], "layer": ["onset"], "group": ["audiovisual"]})
+    truth = pd.DataFrame({"filename": ["a_000001"], "label": ["dog"], "key": ["dog"], "truth": ["audiovisual"]})
+    _, summary = score_people(per_video, categories, truth)
+    assert summary["videos"]["kappa"] is None and summary["videos"]["agreement"] == 1.0
+    assert json.dumps(summary, allow_nan=False)
     counts = modality_matrix(["audio", "redundant", "weird"], ["audio", "audiovisual", "visual"])
     assert counts.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0]]
 

@@ -87,9 +87,9 @@ def score_people(per_video: pd.DataFrame, categories: pd.DataFrame, truth: pd.Da
     """
     scored, per_category, summary = score_against_truth(per_video, categories, truth, window_fields=window_fields)
     scores, matrices = split_tables(scored, categories)
+    overall = scores[scores["flag"] == "all"].set_index("level")["kappa"]
     for level in ("videos", "categories"):
-        summary[level].update(kappa=scores.loc[(scores["level"] == level) & (scores["flag"] == "all"),
-                                               "kappa"].iloc[0])
+        summary[level]["kappa"] = None if pd.isna(overall[level]) else float(overall[level])  # JSON has no NaN
     matched = set(match_filenames(per_video["video_id"], per_video["path"], truth["filename"],
                                   window_fields=window_fields).dropna())
     unmatched = truth[~truth["filename"].isin(matched)].drop(columns="key").reset_index(drop=True)

@@ -140,6 +140,8 @@ AUDIT_OPTIONS = {
 }
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].",
                                                 metavar="OUT")]
+TruthOpt = Annotated[Optional[list[str]], typer.Option(help="People's labels to score against: a VGGSounder CSV, "
+    "`vggsounder` (the installed package's), or AVVP's audio then visual event file (twice).")]
 RuleOpt = Annotated[Optional[Rule], typer.Option(
     help=f"paper: layer most confident in the true label; sufficiency: does one modality alone suffice "
          f"[default: {THRESHOLDS.rule}].")]
@@ -196,6 +198,7 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
              f"fewer redraws of its videos agree with it than this [default: {THRESHOLDS.min_support:g}].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
+         truth: TruthOpt = None,
          *, options: AuditOptions):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
@@ -205,7 +208,7 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     run = run_with_progress("bias", commands.bias, data, out=out, options=options, **given(
         rule=rule, fraction=sufficiency, type_margin=type_margin, min_support=min_support,
-        truth=(truth_audio, truth_visual) if truth_audio is not None else None))
+        truth=[*(truth or ()), *filter(None, (truth_audio, truth_visual))] or None))
     show_bias(console(), run)
     if run.summary.truth is not None:
         show_truth(console(), run.summary.truth, run.out)
@@ -243,27 +246,16 @@ def missing_labels(data: DataArg, out: OutOpt = None,
                        "proposed this much on their label's other videos too [default: off].")] = None,
                    min_precision: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
                        f"whose estimated precision is under this [default: {THRESHOLDS.min_precision:g}].")] = None,
+                   truth: TruthOpt = None,
                    *, options: AuditOptions):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
-    from rich.table import Table
-
     from avaudit import commands
-    from avaudit.display import safe
+    from avaudit.display import show_missing_labels
 
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out, options=options,
                             **given(min_confidence=min_confidence, max_confusion=max_confusion,
-                                    min_precision=min_precision))
-    candidates, summary = run.tables["missing_labels.csv"], run.summary
-    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {summary.n_videos_with_candidates:,} "
-                        f"of {plural(summary.n_videos, 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
-    for name in ("video_id", "label", "candidate", "layer", "confidence", "precision"):
-        table.add_column(name, overflow="fold")
-    for row in candidates.head(15).itertuples(index=False):
-        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}",
-                      f"{row.precision:.2f}")
-    console().print(table)
-    console().print(f"{plural(summary.n_confused, 'candidate')} set apart as too unlikely (estimated precision) "
-                    f"or a layer's confusion: see {safe(run.out / 'confusions.csv')}")
+                                    min_precision=min_precision, truth=truth or None))
+    show_missing_labels(console(), run)
     cache_line(run)
     finish(run)
 

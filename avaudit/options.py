@@ -114,6 +114,17 @@ def check_number(name: str, value) -> None:
         raise ParameterError(name, f"must be a number, not {value!r}")
 
 
+def check_truth(truth) -> list[str]:
+    """`truth` as the list of specs truthfiles.read_truth takes: one file (or `vggsounder`), or AVVP's two."""
+    specs = [truth] if isinstance(truth, (str, os.PathLike)) else truth
+    if not isinstance(specs, (list, tuple)) or not all(isinstance(s, (str, os.PathLike)) for s in specs):
+        raise ParameterError("truth", f"must be a path, 'vggsounder' or a list of two paths, not {truth!r}")
+    if not 1 <= len(specs) <= 2:
+        raise ParameterError("truth", "takes one VGGSounder CSV (or 'vggsounder'), or AVVP's audio and visual event "
+                             f"files, not {len(specs)} files")
+    return [os.fspath(s) for s in specs]
+
+
 def check_rule(rule) -> Rule:
     return choice("rule", rule, Rule)
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from avaudit.audits.bias import bias_audit, event_type_margin
 from avaudit.audits.decisions import category_modality, softmax, vote
-from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
+from avaudit.audits.missing_labels import candidate_evidence, missing_label_candidates, split_confusions
 from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate
 from avaudit.options import THRESHOLDS
 from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS, UNCLEAR_TYPE
@@ -106,13 +106,15 @@ def fit_precision(seeds) -> np.ndarray:
             draw = simulate(world, quality=quality, rng=np.random.default_rng([seed, int(quality * 100)]))
             confidences = softmax(draw.logits)
             found = missing_label_candidates(draw.videos, confidences, world.classes, confidences=confidences)
-            features.append(found[["confidence", "mean_confidence", "confusion", "reciprocal"]].to_numpy(float))
+            unimodal = found["layer"].isin(["audio", "visual"]).to_numpy()
+            evidence = candidate_evidence(found["confidence"].to_numpy(), found["mean_confidence"].to_numpy(), unimodal)
+            features.append(np.column_stack([evidence, found[["confusion", "reciprocal"]].to_numpy(float)]))
             index = {name: i for i, name in enumerate(world.classes)}
             rows = found["video_id"].str[1:].astype(int).to_numpy()
             truth.append(draw.missing[rows, found["candidate"].map(index).to_numpy(int)])
     x, y = np.concatenate(features), np.concatenate(truth).astype(float)
-    clip = np.clip(x[:, :2], 1e-4, 1 - 1e-4)
-    design = np.column_stack([np.ones(len(x)), np.log(clip / (1 - clip)), np.nan_to_num(x[:, 2:4])])
+    clip = np.clip(x[:, 0], 1e-4, 1 - 1e-4)
+    design = np.column_stack([np.ones(len(x)), np.log(clip / (1 - clip)), np.nan_to_num(x[:, 1:3])])
     weights = np.zeros(design.shape[1])
     for _ in range(50):
         p = 1 / (1 + np.exp(-design @ weights))

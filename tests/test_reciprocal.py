@@ -5,6 +5,7 @@ import pytest
 
 from avaudit.audits.decisions import softmax
 from avaudit.audits.missing_labels import (
+    candidate_evidence,
     estimated_precision,
     missing_label_candidates,
     reciprocal_confusion,
@@ -62,12 +63,21 @@ def test_reciprocal_leaves_out_videos_annotated_with_both_and_is_nan_without_own
     assert np.isnan(out[1])  # siren has no videos
 
 
-def test_estimated_precision_falls_with_reciprocal_confusion_and_rises_with_confidence():
-    low, high = estimated_precision(np.array([0.6, 0.6]), np.array([0.5, 0.5]), np.array([0.3, 0.3]),
-                                    np.array([0.0, 0.3]))
+def test_estimated_precision_falls_with_reciprocal_confusion_and_rises_with_evidence():
+    low, high = estimated_precision(np.array([0.5, 0.5]), np.array([0.3, 0.3]), np.array([0.0, 0.3]))
     assert 0 < high < 0.1 < 0.9 < low < 1
-    weak, strong = estimated_precision(np.array([0.3, 0.9]), np.array([0.2, 0.6]), np.zeros(2), np.zeros(2))
+    weak, strong = estimated_precision(np.array([0.2, 0.6]), np.zeros(2), np.zeros(2))
     assert weak < strong
+
+
+def test_a_label_only_one_unimodal_layer_sees_counts_by_that_layer_when_it_is_very_sure():
+    """The planted sample's red square in a tone's video: the visual layer 0.95 sure, the fused layers and the
+    audio layer not at all (mean 0.2). Before, the five-layer mean made it unlikely (0.001-0.53)."""
+    evidence = candidate_evidence(np.array([0.95, 0.95, 0.6]), np.array([0.2, 0.2, 0.2]),
+                                  np.array([True, False, True]))
+    np.testing.assert_allclose(evidence, [0.95 ** 4, 0.2, 0.2])  # a fused layer, or a lone layer only 0.6 sure
+    precision = estimated_precision(evidence, np.full(3, 0.002), np.zeros(3))
+    assert precision[0] > 0.95 > 0.7 > precision[1] == precision[2]  # 0.7: the default --min-precision
 
 
 def test_on_the_bench_the_shipped_threshold_is_precise_and_finds_whole_class_labels():

@@ -70,3 +70,20 @@ def test_candidate_scores_split_recall_by_minority_and_whole_class():
     assert scores["precision"] == whole_rows.sum() / (whole_rows.sum() + 1)
     assert scores["recall_minority"] == 0.0
     assert scores["recall_whole"] == whole_rows.sum() / sum((draw.label == a).sum() for a, _ in world.whole)
+
+
+def test_a_crossed_label_is_seen_by_one_unimodal_layer_only_and_a_hard_sight_by_the_fused_layers_only():
+    world = make_world(np.random.default_rng(0))
+    draw = simulate(world, quality=4.0, rng=np.random.default_rng(1))
+    confidences = softmax(draw.logits)
+    assert world.crossed
+    for x, y in world.crossed:
+        rows = np.flatnonzero(draw.missing[:, y] & (draw.label == x))
+        assert len(rows) == (draw.label == x).sum() // 5
+        seen_by = 3 if world.group[y] == "visual" else 4
+        assert confidences[rows, seen_by, y].mean() > 0.5 > 0.1 > confidences[rows, :3, y].mean()
+    hard = world.sight_gain < 1
+    assert (world.group[hard] == "audiovisual").all() and hard.sum() == 4
+    on_hard = hard[draw.label]
+    own = confidences[np.arange(len(draw.label)), :, draw.label]
+    assert own[on_hard, 3].mean() < 0.2 < 0.8 < own[on_hard, :3].max(axis=1).mean()

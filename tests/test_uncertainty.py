@@ -9,16 +9,25 @@ from avaudit.audits.simulate import make_world, score_groups, simulate
 from avaudit.audits.uncertainty import GROUP_CODES, call_groups, call_support
 
 # Mean confidences in the true label: continuous, instant, onset, visual, audio.
-WEAK_VISUAL = [0.60, 0.80, 0.70, 0.45, 0.02]  # the visual layer right but less confident than onset
+WEAK_VISUAL = [0.60, 0.80, 0.70, 0.65, 0.02]  # the visual layer right but less confident than onset
 GRID = [0.70, 0.90, 0.60, 0.45, 0.50]  # each unimodal layer knows half
+HARD_SIGHT = [0.80, 0.90, 0.85, 0.14, 0.45]  # the sound split with a grid neighbour, the sight barely seen
 
 
 def test_a_weak_visual_layer_still_carries_a_category_the_audio_layer_knows_nothing_of():
-    group, layer = call_groups(np.array([WEAK_VISUAL, GRID]), fraction=0.9, informative=0.2)
+    group, layer = call_groups(np.array([WEAK_VISUAL, GRID]), fraction=0.9, informative=0.2, lone=0.7)
     assert [GROUP_CODES[g] for g in group] == ["visual", "audiovisual"]
     assert layer.tolist() == [1, 1]  # instant leads both
-    group, _ = call_groups(np.array([WEAK_VISUAL]), fraction=0.9, informative=2.0)  # the sufficiency rule alone
+    group, _ = call_groups(np.array([WEAK_VISUAL]), fraction=0.9, informative=2.0, lone=0.7)  # sufficiency alone
     assert GROUP_CODES[group[0]] == "audiovisual"
+
+
+def test_a_layer_at_half_the_sure_audio_visual_layers_does_not_carry_a_category_alone():
+    """The planted `instant_tone690_yellow_triangle`: the audio layer at half (a neighbour shares the tone),
+    the visual layer barely sees the triangle, the audio-visual layers are right. Before: called audio."""
+    unsure = [0.40, 0.45, 0.42, 0.05, 0.25]  # the same shares, audio-visual layers unsure: weak or grid?
+    group, _ = call_groups(np.array([HARD_SIGHT, unsure]), fraction=0.9, informative=0.2, lone=0.7)
+    assert [GROUP_CODES[g] for g in group] == ["audiovisual", "unclear"]
 
 
 def test_support_is_high_for_many_agreeing_videos_and_low_for_few_or_split_ones():
@@ -28,7 +37,7 @@ def test_support_is_high_for_many_agreeing_videos_and_low_for_few_or_split_ones(
     split = np.array([[0.5, 0.5, 0.5, 0.46, 0.1], [0.5, 0.5, 0.5, 0.44, 0.1]] * 10)  # visual at 0.9 x best, +-
     scores = np.concatenate([clear, few, split])
     codes = np.repeat([0, 1, 2], [200, 3, 20])
-    calls = call_support(codes, scores, 3, fraction=0.9, informative=0.2)
+    calls = call_support(codes, scores, 3, fraction=0.9, informative=0.2, lone=0.7)
     assert calls["n"].tolist() == [200, 3, 20]
     assert GROUP_CODES[calls["group"][0]] == "audiovisual"
     assert calls["group_support"][0] > 0.95
@@ -39,9 +48,9 @@ def test_support_is_high_for_many_agreeing_videos_and_low_for_few_or_split_ones(
 def test_support_is_seeded_and_the_same_on_every_call():
     scores = np.random.default_rng(1).random((30, 5))
     codes = np.arange(30) % 3
-    first = call_support(codes, scores, 3, fraction=0.9, informative=0.2)
+    first = call_support(codes, scores, 3, fraction=0.9, informative=0.2, lone=0.7)
     assert np.array_equal(first["group_support"], call_support(codes, scores, 3, fraction=0.9,
-                                                               informative=0.2)["group_support"])
+                                                               informative=0.2, lone=0.7)["group_support"])
 
 
 def confidences_for(labels, true_conf, n_classes=2):

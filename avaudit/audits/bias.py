@@ -35,6 +35,7 @@ from avaudit.vocab import (
 REDUNDANT = str(Group.redundant)
 SUPPORT_COLUMNS = ("group_support", "type_support", *(f"mean_{name}" for name in LAYERS))
 INFORMATIVE = 0.2  # a unimodal layer at this share of the best audio-visual one knows something: chosen on the bench
+LONE = 0.7  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 
 
 def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
@@ -108,7 +109,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, true_conf: np.ndar
     group_support, type_support (NaN outside the audio-visual group) and mean_<layer> per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
-    calls = call_support(codes, true_conf, len(categories), fraction=fraction, informative=INFORMATIVE, seed=seed)
+    calls = call_support(codes, true_conf, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
+                          seed=seed)
     group = np.asarray(GROUP_CODES)[calls["group"]]
     audiovisual = group == str(Group.audiovisual)
     layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)

@@ -8,8 +8,8 @@ the same label, near 0 for a label missing from a minority of them, large for a 
 large too for a label missing from every video of the class (a sound that always goes with it).
 `reciprocal` tells those two apart: a confused layer also names the label on the candidate's own
 videos, a co-occurring sound does not. `precision` is the chance the candidate is right, estimated
-from its confidences, confusion and reciprocal with a logistic model fitted on the stress bench
-(`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md).
+from how much the layers see it (`candidate_evidence`), its confusion and reciprocal with a logistic
+model fitted on the stress bench (`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md).
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
@@ -25,20 +25,28 @@ from avaudit.vocab import LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
            "mean_confidence", "precision")
-# Logistic weights of a candidate's precision: intercept, logit(confidence), logit(mean confidence over
-# the five layers), confusion, reciprocal (NaN counts 0). Fitted on the bench's tuning seeds.
-PRECISION_WEIGHTS = (7.613, -1.522, 4.755, 7.126, -96.513)
+# Logistic weights of a candidate's precision: intercept, logit(evidence), confusion, reciprocal (NaN counts
+# 0), fitted on the bench's tuning seeds (`benchmarks/decision_bench.py --fit`).
+PRECISION_WEIGHTS = (3.94, 2.531, 4.063, -80.337)
+LONE_POWER = 4  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
 
 
-def estimated_precision(confidence: np.ndarray, mean_confidence: np.ndarray, confusion: np.ndarray,
-                        reciprocal: np.ndarray) -> np.ndarray:
+def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unimodal: np.ndarray) -> np.ndarray:
+    """How much the layers see a candidate: their mean confidence, or where a unimodal layer names it, that
+    layer's confidence to LONE_POWER if larger. (M,) each -> (M,).
+
+    A label only one modality carries (a sight in a video annotated with a sound) is invisible to the
+    other unimodal layer and to the fused layers that follow the annotated event: its mean is low
+    however sure the layer that names it is; a lone layer must be very sure to count (0.95 -> 0.81).
+    """
+    return np.maximum(mean_confidence, np.where(unimodal, confidence ** LONE_POWER, 0.0))
+
+
+def estimated_precision(evidence: np.ndarray, confusion: np.ndarray, reciprocal: np.ndarray) -> np.ndarray:
     """The chance each candidate is a missing label, from the bench's logistic model. (M,) each -> (M,)."""
-    def logit(p: np.ndarray) -> np.ndarray:
-        p = np.clip(p, 1e-4, 1 - 1e-4)
-        return np.log(p / (1 - p))
-
-    features = np.stack([np.ones(len(confidence)), logit(confidence), logit(mean_confidence),
-                         np.nan_to_num(confusion), np.nan_to_num(reciprocal)], axis=1)
+    p = np.clip(evidence, 1e-4, 1 - 1e-4)
+    features = np.stack([np.ones(len(evidence)), np.log(p / (1 - p)), np.nan_to_num(confusion),
+                         np.nan_to_num(reciprocal)], axis=1)
     return 1 / (1 + np.exp(-features @ np.asarray(PRECISION_WEIGHTS)))
 
 
@@ -169,11 +177,13 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     confusion = layer_confusion(confidences, marks, video, best, cls)
     reciprocal = reciprocal_confusion(confidences, marks, video, best, cls)
     mean_confidence = layer_conf[keep].mean(axis=1)
+    evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
+                                                                            LAYERS.index("visual")]))
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
                         "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),
                         "confusion": confusion, "reciprocal": reciprocal, "mean_confidence": mean_confidence,
-                        "precision": estimated_precision(confidence, mean_confidence, confusion, reciprocal)},
+                        "precision": estimated_precision(evidence, confusion, reciprocal)},
                        columns=list(COLUMNS))
     return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
                            kind="mergesort", ignore_index=True)

@@ -24,6 +24,8 @@ from avaudit.vocab import AV_LAYERS, LAYERS
 TYPE_GAIN = {"continuous": (1.0, 0.95, 0.95), "instant": (0.8, 1.0, 0.85), "onset": (0.8, 0.85, 1.0)}
 SIGNAL = 1.8  # logit gap at quality 1 for a fully perceived class: with ~34 classes, a vote about 55% right
 AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
+HARD_SIGHT = 0.25  # the visual layer's share of a hard sight (a shape it barely tells from nothing); the
+# audio-visual layers still see it with the sound
 
 
 @dataclass
@@ -39,6 +41,8 @@ class World:
     minority: list[tuple[int, int]]  # (X, Y): Y's event is in a minority of X's videos, unannotated
     whole: list[tuple[int, int]]  # (X, Y): Y's sound is in every video of X, unannotated
     confusions: list[tuple[int, int, int, bool]]  # (layer, X, Y, both ways): the layer mistakes X for Y
+    crossed: list[tuple[int, int]]  # (X, Y): Y, of X's other modality, in a fifth of X's videos; only it sees Y
+    sight_gain: np.ndarray  # (C,) how well the visual layer sees each class's sight (the last grid's: hardly)
 
 
 @dataclass
@@ -53,10 +57,11 @@ class Draw:
 
 def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, redundant: int = 2,
                videos: int = 20, few: int = 3, few_videos: int = 4, minority: int = 4, whole: int = 3,
-               confusions: int = 3) -> World:
-    """A random world: `grids` 2 x 2 audio-visual grids, `unimodal` audio-only and as many
-    visual-only categories, `redundant` ones with a sound and a sight of their own; `few` of the
-    categories have `few_videos` videos, the rest `videos`."""
+               confusions: int = 3, crossed_labels: int = 2) -> World:
+    """A random world: `grids` 2 x 2 audio-visual grids (the last one's sights hard to see:
+    `HARD_SIGHT`), `unimodal` audio-only and as many visual-only categories, `redundant` ones with a
+    sound and a sight of their own; `few` of the categories have `few_videos` videos, the rest
+    `videos`; `crossed_labels` audio-only labels missing from visual-only classes or the reverse."""
     sound, sight, group, kind = [], [], [], []
     n_sounds = n_sights = 0
     types = list(TYPE_GAIN)
@@ -88,8 +93,16 @@ def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, r
     confused = []
     for x, y in rng.permutation([(x, y) for x in range(n) for y in range(x + 1, n)])[:confusions].tolist():
         confused.append((int(rng.choice(len(LAYERS))), x, y, bool(rng.random() < 0.5)))
+    # Labels of one modality in videos of the other: only that unimodal layer sees them (drawn last, so
+    # the draws above stay those of worlds without them).
+    one = [(x, y) for x in range(n) for y in range(n) if {group[x], group[y]} == {"audio", "visual"}
+           and n_videos[x] == videos]
+    crossed = rng.permutation(one)[:crossed_labels].tolist() if one else []
+    sight_gain = np.ones(n)
+    sight_gain[4 * (grids - 1):4 * grids] = HARD_SIGHT  # no grids: an empty slice
     return World(classes, np.array(sound), np.array(sight), np.array(group), np.array(kind), n_videos,
-                 [tuple(p) for p in taken[:minority]], [tuple(p) for p in whole_pairs], confused)
+                 [tuple(p) for p in taken[:minority]], [tuple(p) for p in whole_pairs], confused,
+                 [tuple(p) for p in crossed], sight_gain)
 
 
 def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray:
@@ -117,7 +130,7 @@ def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray
     gain = np.array([TYPE_GAIN[t] if t else (1.0, 1.0, 1.0) for t in world.event_type])  # (C, 3)
     for i in range(len(AV_LAYERS)):
         out[:, i] = both * gain[None, :, i]
-    out[:, VISUAL], out[:, AUDIO] = sight, sound
+    out[:, VISUAL], out[:, AUDIO] = sight * world.sight_gain[None], sound
     return out
 
 
@@ -138,7 +151,13 @@ def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_s
     sounds = present.copy()  # a whole class's missing label: only Y's sound, its sight is not there
     for x, y in world.whole:
         sounds[label == x, y] = True
+    crossed = [(np.flatnonzero(label == x), y) for x, y in world.crossed]
+    crossed = [(rows[: max(1, len(rows) // 5)], y) for rows, y in crossed]  # the class's first fifth
+    for rows, y in crossed:
+        present[rows, y] = sounds[rows, y] = True  # Y has one modality: the other mark is ignored
     signal = evidence(world, sounds, present)
+    for rows, y in crossed:
+        signal[rows[:, None], np.arange(len(AV_LAYERS))[None], y] = 0.0  # fused layers follow the annotated event
     for layer, x, y, both_ways in world.confusions:
         for a, b in [(x, y), (y, x)] if both_ways else [(x, y)]:
             rows = label == a

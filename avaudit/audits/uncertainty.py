@@ -16,25 +16,37 @@ import numpy as np
 
 from avaudit.vocab import AV_LAYERS, LAYERS
 
-GROUP_CODES = ("audiovisual", "audio", "visual", "redundant")
+GROUP_CODES = ("audiovisual", "audio", "visual", "redundant", "unclear")
 AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 N_AV = len(AV_LAYERS)
+SURE = 0.5  # audio-visual layers this confident in the label are right more often than not: chosen on the bench
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
-def call_groups(means: np.ndarray, *, fraction: float, informative: float) -> tuple[np.ndarray, np.ndarray]:
+def call_groups(means: np.ndarray, *, fraction: float, informative: float,
+                lone: float) -> tuple[np.ndarray, np.ndarray]:
     """The sufficiency rule on category means. (..., 5) -> (group code (...), leading AV layer (...)).
 
     A unimodal layer carries the category when its mean reaches `fraction` of the best
-    audio-visual layer's (it suffices), or when it reaches `informative` of it while the other
-    unimodal layer does not (the other modality knows nothing of the category: a weak visual
-    layer is still the one that sees a visual category). Codes index GROUP_CODES.
+    audio-visual layer's (it suffices), or when it reaches `lone` of it while the other unimodal
+    layer stays under `informative` of it (the other modality knows nothing of the category: a weak
+    visual layer is still the one that sees a visual category). A knowing layer between
+    `informative` and `lone` of the best audio-visual one, the other knowing nothing, is `unclear`:
+    a weak unimodal layer looks so, and so does an audio-visual grid category whose other layer is
+    weak while this one splits its confidence with a category sharing its sound or sight (about
+    half); where the best audio-visual layer's mean reaches SURE, the audio-visual layers are
+    confidently right and the category stays audio-visual. Codes index GROUP_CODES.
     """
     best = means[..., :N_AV].max(axis=-1)
     audio, visual = means[..., AUDIO], means[..., VISUAL]
-    audio_ok = (audio >= fraction * best) | ((audio >= informative * best) & (visual < informative * best))
-    visual_ok = (visual >= fraction * best) | ((visual >= informative * best) & (audio < informative * best))
-    return audio_ok * 1 + visual_ok * 2, means[..., :N_AV].argmax(axis=-1)
+    audio_enough, visual_enough = audio >= fraction * best, visual >= fraction * best
+    audio_alone = (audio >= informative * best) & (visual < informative * best)
+    visual_alone = (visual >= informative * best) & (audio < informative * best)
+    audio_ok = audio_enough | (audio_alone & (audio >= lone * best))
+    visual_ok = visual_enough | (visual_alone & (visual >= lone * best))
+    group = audio_ok * 1 + visual_ok * 2
+    undecided = ~audio_ok & ~visual_ok & (audio_alone | visual_alone) & (best < SURE)
+    return np.where(undecided, GROUP_CODES.index("unclear"), group), means[..., :N_AV].argmax(axis=-1)
 
 
 def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
@@ -65,7 +77,7 @@ def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tup
 
 
 def call_support(codes: np.ndarray, scores: np.ndarray, n_groups: int, *, fraction: float, informative: float,
-                 draws: int = 400, seed: int = 0) -> dict[str, np.ndarray]:
+                 lone: float, draws: int = 400, seed: int = 0) -> dict[str, np.ndarray]:
     """Each group's call on its mean scores and how often redrawn means give the same one.
 
     codes (N,) each video's category index in [0, n_groups); scores (N, 5) its layers' scores.
@@ -73,11 +85,11 @@ def call_support(codes: np.ndarray, scores: np.ndarray, n_groups: int, *, fracti
     audio-visual layer's index), group_support and type_support (shares of `draws`), seeded.
     """
     n, mean, cov = grouped_moments(codes, np.asarray(scores, float), n_groups)
-    group, layer = call_groups(mean, fraction=fraction, informative=informative)
+    group, layer = call_groups(mean, fraction=fraction, informative=informative, lone=lone)
     root = np.linalg.cholesky(cov)  # (K, 5, 5); the diagonal prior keeps it positive definite
     noise = np.random.default_rng(seed).standard_normal((draws, n_groups, scores.shape[1]))
     drawn = mean[None] + np.einsum("kij,dkj->dki", root, noise)
-    drawn_group, drawn_layer = call_groups(drawn, fraction=fraction, informative=informative)
+    drawn_group, drawn_layer = call_groups(drawn, fraction=fraction, informative=informative, lone=lone)
     return {"n": n, "means": mean, "group": group, "layer": layer,
             "group_support": (drawn_group == group[None]).mean(axis=0),
             "type_support": (drawn_layer == layer[None]).mean(axis=0)}

@@ -16,7 +16,7 @@ import numpy as np
 
 from avaudit.vocab import AV_LAYERS, LAYERS
 
-GROUP_CODES = ("audiovisual", "audio", "visual", "redundant", "unclear")
+GROUP_CODES = ("audiovisual", "audio", "visual", "redundant")
 AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 N_AV = len(AV_LAYERS)
 SURE = 0.5  # audio-visual layers this confident in the label are right more often than not: chosen on the bench
@@ -28,25 +28,20 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float,
     """The sufficiency rule on category means. (..., 5) -> (group code (...), leading AV layer (...)).
 
     A unimodal layer carries the category when its mean reaches `fraction` of the best
-    audio-visual layer's (it suffices), or when it reaches `lone` of it while the other unimodal
-    layer stays under `informative` of it (the other modality knows nothing of the category: a weak
-    visual layer is still the one that sees a visual category). A knowing layer between
-    `informative` and `lone` of the best audio-visual one, the other knowing nothing, is `unclear`:
-    a weak unimodal layer looks so, and so does an audio-visual grid category whose other layer is
-    weak while this one splits its confidence with a category sharing its sound or sight (about
-    half); where the best audio-visual layer's mean reaches SURE, the audio-visual layers are
-    confidently right and the category stays audio-visual. Codes index GROUP_CODES.
+    audio-visual layer's (it suffices), or when the other unimodal layer stays under `informative`
+    of it (the other modality knows nothing of the category: a weak visual layer is still the one
+    that sees a visual category) while this one reaches `informative` of it, or `lone` where the
+    best audio-visual mean reaches SURE. Audio-visual layers that sure are right, and a unimodal
+    layer at about half of them may be splitting its confidence with a category that shares its
+    sound or sight: the mark of an audio-visual grid category whose other layer is weak, not of a
+    unimodal one. Codes index GROUP_CODES.
     """
     best = means[..., :N_AV].max(axis=-1)
     audio, visual = means[..., AUDIO], means[..., VISUAL]
-    audio_enough, visual_enough = audio >= fraction * best, visual >= fraction * best
-    audio_alone = (audio >= informative * best) & (visual < informative * best)
-    visual_alone = (visual >= informative * best) & (audio < informative * best)
-    audio_ok = audio_enough | (audio_alone & (audio >= lone * best))
-    visual_ok = visual_enough | (visual_alone & (visual >= lone * best))
-    group = audio_ok * 1 + visual_ok * 2
-    undecided = ~audio_ok & ~visual_ok & (audio_alone | visual_alone) & (best < SURE)
-    return np.where(undecided, GROUP_CODES.index("unclear"), group), means[..., :N_AV].argmax(axis=-1)
+    alone = np.where(best >= SURE, lone, informative) * best  # what a layer needs to carry it alone
+    audio_ok = (audio >= fraction * best) | ((audio >= alone) & (visual < informative * best))
+    visual_ok = (visual >= fraction * best) | ((visual >= alone) & (audio < informative * best))
+    return audio_ok * 1 + visual_ok * 2, means[..., :N_AV].argmax(axis=-1)
 
 
 def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:

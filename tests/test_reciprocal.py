@@ -75,7 +75,7 @@ def test_a_label_only_one_unimodal_layer_sees_counts_by_that_layer_when_it_is_ve
     audio layer not at all (mean 0.2). Before, the five-layer mean made it unlikely (0.001-0.53)."""
     evidence = candidate_evidence(np.array([0.95, 0.95, 0.6]), np.array([0.2, 0.2, 0.2]),
                                   np.array([True, False, True]))
-    np.testing.assert_allclose(evidence, [0.95 ** 4, 0.2, 0.2])  # a fused layer, or a lone layer only 0.6 sure
+    np.testing.assert_allclose(evidence, [0.95 ** 6, 0.2, 0.2])  # a fused layer, or a lone layer only 0.6 sure
     precision = estimated_precision(evidence, np.full(3, 0.002), np.zeros(3))
     assert precision[0] > 0.95 > 0.7 > precision[1] == precision[2]  # 0.7: the default --min-precision
 

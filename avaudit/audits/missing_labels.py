@@ -27,8 +27,8 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
            "mean_confidence", "precision")
 # Logistic weights of a candidate's precision: intercept, logit(evidence), confusion, reciprocal (NaN counts
 # 0), fitted on the bench's tuning seeds (`benchmarks/decision_bench.py --fit`).
-PRECISION_WEIGHTS = (3.94, 2.531, 4.063, -80.337)
-LONE_POWER = 4  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
+PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
+LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
 
 
 def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unimodal: np.ndarray) -> np.ndarray:
@@ -37,7 +37,7 @@ def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unim
 
     A label only one modality carries (a sight in a video annotated with a sound) is invisible to the
     other unimodal layer and to the fused layers that follow the annotated event: its mean is low
-    however sure the layer that names it is; a lone layer must be very sure to count (0.95 -> 0.81).
+    however sure the layer that names it is; a lone layer must be very sure to count (0.95 -> 0.74).
     """
     return np.maximum(mean_confidence, np.where(unimodal, confidence ** LONE_POWER, 0.0))
 

@@ -132,6 +132,8 @@ AUDIT_OPTIONS = {
 }
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].",
                                                 metavar="OUT")]
+TruthOpt = Annotated[Optional[list[str]], typer.Option(help="People's labels to score against: a VGGSounder CSV, "
+    "`vggsounder` (the installed package's), or AVVP's audio then visual event file (twice).")]
 RuleOpt = Annotated[Optional[Rule], typer.Option(
     help=f"paper: layer most confident in the true label; sufficiency: does one modality alone suffice "
          f"[default: {THRESHOLDS.rule}].")]
@@ -184,8 +186,11 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
          type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
              f"the other audio-visual layers by this; else `audiovisual` [default: {THRESHOLDS.type_margin:g}; "
              "0 names all].")] = None,
+         min_support: Annotated[Optional[float], typer.Option(help="Call a category's group (or type) unclear where "
+             f"fewer redraws of its videos agree with it than this [default: {THRESHOLDS.min_support:g}].")] = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
+         truth: TruthOpt = None,
          *, options: AuditOptions):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
@@ -194,8 +199,8 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
     if (truth_audio is None) != (truth_visual is None):
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     run = run_with_progress("bias", commands.bias, data, out=out, options=options, **given(
-        rule=rule, fraction=sufficiency, type_margin=type_margin,
-        truth=(truth_audio, truth_visual) if truth_audio is not None else None))
+        rule=rule, fraction=sufficiency, type_margin=type_margin, min_support=min_support,
+        truth=[*(truth or ()), *filter(None, (truth_audio, truth_visual))] or None))
     show_bias(console(), run)
     if run.summary.truth is not None:
         show_truth(console(), run.summary.truth, run.out)
@@ -230,27 +235,19 @@ def missing_labels(data: DataArg, out: OutOpt = None,
                        help=f"Leave out candidates below this confidence [default: {THRESHOLDS.min_confidence:g}].")
                    ] = None,
                    max_confusion: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
-                       f"proposed this much on their label's other videos [default: {THRESHOLDS.max_confusion:g}; "
-                       "over 1 keeps all].")] = None,
+                       "proposed this much on their label's other videos too [default: off].")] = None,
+                   min_precision: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
+                       f"whose estimated precision is under this [default: {THRESHOLDS.min_precision:g}].")] = None,
+                   truth: TruthOpt = None,
                    *, options: AuditOptions):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
-    from rich.table import Table
-
     from avaudit import commands
-    from avaudit.display import safe
+    from avaudit.display import show_missing_labels
 
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out, options=options,
-                            **given(min_confidence=min_confidence, max_confusion=max_confusion))
-    candidates, summary = run.tables["missing_labels.csv"], run.summary
-    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {summary.n_videos_with_candidates:,} "
-                        f"of {plural(summary.n_videos, 'video')}" + (" (top 15)" if len(candidates) > 15 else ""))
-    for name in ("video_id", "label", "candidate", "layer", "confidence"):
-        table.add_column(name, overflow="fold")
-    for row in candidates.head(15).itertuples(index=False):
-        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}")
-    console().print(table)
-    console().print(f"{plural(summary.n_confused, 'candidate')} set apart as a layer's systematic confusion "
-                    f"between categories: see {safe(run.out / 'confusions.csv')}")
+                            **given(min_confidence=min_confidence, max_confusion=max_confusion,
+                                    min_precision=min_precision, truth=truth or None))
+    show_missing_labels(console(), run)
     cache_line(run)
     finish(run)
 
@@ -262,7 +259,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
                  help="DATA to audit first; without it, the latest `bias` run is used.", metavar="DATA",
                  show_default=False)] = None,
              keep: Annotated[list[str], typer.Option(
-                 help="Group (audiovisual, audio, visual, redundant) or layer to keep; repeatable.")] = None,
+                 help="Group (audiovisual, audio, visual, redundant, unclear) or layer to keep; repeatable.")] = None,
              by: Annotated[Optional[By], typer.Option(
                  help=f"Keep whole categories or single videos [default: {By.category}].")] = None,
              out: Annotated[Optional[Path], typer.Option(
@@ -280,7 +277,7 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
     from avaudit.display import show_retarget
 
     if not keep:
-        fail("give at least one --keep (audiovisual, audio, visual, redundant, or a layer name)")
+        fail("give at least one --keep (audiovisual, audio, visual, redundant, unclear, or a layer name)")
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, out=out, options=options,
                             **given(by=by, compare=compare, bias_run=from_run, rule=rule))
     show_retarget(console(), run.summary)

@@ -26,6 +26,7 @@ from avaudit.options import (
     check_path,
     check_range,
     check_rule,
+    check_truth,
 )
 from avaudit.outputs import check_writes, output_set, write_json, write_yaml
 from avaudit.runs import (
@@ -43,52 +44,46 @@ from avaudit.runs import (
     run_names,
     write_run,
 )
+from avaudit.truthfiles import PACKAGE_NAME
 from avaudit.vocab import LAYERS, By, LabelPolicy
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fraction: float = THRESHOLDS.fraction,
-         type_margin: float = THRESHOLDS.type_margin, truth: tuple[Path, Path] | None = None,
+         type_margin: float = THRESHOLDS.type_margin, min_support: float = THRESHOLDS.min_support,
+         truth: Sequence[Path | str] | Path | str | None = None,
          options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
          **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
 
     Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
-    avaudit-out/bias); with `truth` (AVVP-style audio and visual event files), bias_truth.csv and
-    bias_truth_categories.csv too. Keyword `fields` set AuditOptions (model=..., device=...).
+    avaudit-out/bias); with `truth` (a VGGSounder CSV or `vggsounder`, or AVVP's audio and visual event
+    files: truthfiles.read_truth), the bias_truth*.csv files too. Keyword `fields` set AuditOptions (model=...).
     `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
-    from avaudit.events import read_events
+    from avaudit.truthfiles import read_truth
 
     rule, options = check_rule(rule), audit_options(options, fields)
     check_range("fraction", fraction, 0, 1, low_open=True)
     check_number("type_margin", type_margin)
-    if truth is not None and (isinstance(truth, (str, os.PathLike)) or len(truth) != 2):
-        raise ParameterError("truth", f"must be (audio events file, visual events file), not {truth!r}")
-    events = [read_events(Path(t)) for t in truth] if truth is not None else None  # a bad file fails first
+    check_range("min_support", min_support, 0, 1)
+    people = read_truth(check_truth(truth)) if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")
-    reads = dict(zip(map(Path, truth or ()), ("the --truth-audio events", "the --truth-visual events")))
     a = audit(data, options, labels=LabelPolicy.require, on_event=on_event,  # read, infer
-              writes=[*planned_writes(folder, "bias"), *also_writes], reads=reads)
+              writes=[*planned_writes(folder, "bias"), *also_writes], reads=truth_reads(people))
     rows = a.labelled_rows()
     position = rows["position"].to_numpy()
     classes, window, n_rows = a.classes, a.window_columns(position), a.n_rows
-    settings = a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
-                          truth=[os.path.abspath(p) for p in truth] if truth is not None else None)
+    settings = a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin, min_support=min_support,
+                          truth=truth_record(people))
     per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
-                                                fraction=fraction, type_margin=type_margin)
+                                                fraction=fraction, type_margin=type_margin,
+                                                min_support=min_support, video_noise=THRESHOLDS.video_noise)
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     statistics = layer_statistics(a.logits[position], labels)
     tables = {"bias_videos.csv": per_video.assign(**window), "bias_categories.csv": categories}
-    scores = None
-    if events is not None:
-        from avaudit.audits.truth import modality_truth, score_against_truth
-
-        scored, scored_categories, scores = score_against_truth(tables["bias_videos.csv"], categories,
-                                                                modality_truth(*events))
-        scores.update(audio_events=str(truth[0]), visual_events=str(truth[1]))
-        tables.update({"bias_truth.csv": scored, "bias_truth_categories.csv": scored_categories})
+    scores = people.score_bias(tables["bias_videos.csv"], categories, into=tables) if people is not None else None
     summary = BiasSummary(**decided, layer_statistics=statistics, n_rows=n_rows, n_skipped=len(a.skipped),  # write
                           confidence=settings["confidence"], truth=scores)
     run = AuditRun(folder, tables, summary, a.skipped, n_rows, a.n_cached, a.manifest, notes=a.notes)
@@ -145,32 +140,40 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 
 
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = THRESHOLDS.min_confidence,
-                   max_confusion: float | None = THRESHOLDS.max_confusion, options: AuditOptions | None = None,
+                   max_confusion: float | None = THRESHOLDS.max_confusion,
+                   min_precision: float = THRESHOLDS.min_precision,
+                   truth: Sequence[Path | str] | Path | str | None = None, options: AuditOptions | None = None,
                    on_event: Callable | None = None, **fields) -> AuditRun:
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
-    less a layer's systematic confusions between categories (confusions.csv)."""
+    less those estimated under `min_precision` or a layer's confusion (confusions.csv); with `truth` (as
+    `bias` takes it), scored against people's label sets (missing_labels_truth.csv and .json)."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
+    from avaudit.truthfiles import read_truth
 
     options = audit_options(options, fields)
     check_range("min_confidence", min_confidence, 0, 1)
+    check_range("min_precision", min_precision, 0, 1)
+    people = read_truth(check_truth(truth)) if truth is not None else None  # a bad file fails first
     if max_confusion is not None:
         check_number("max_confusion", max_confusion)
     folder = output_dir(out, "missing-labels")
     a = audit(data, options, labels=LabelPolicy.check, on_event=on_event,  # read, infer
-              writes=planned_writes(folder, "missing-labels"))
+              writes=planned_writes(folder, "missing-labels"), reads=truth_reads(people))
     rows = a.decoded_rows()
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences, classes = a.probabilities[rows["position"].to_numpy()], a.classes
-    settings = a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion)
+    settings = a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
+                          min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence),
-        max_confusion=max_confusion)
+        max_confusion=max_confusion, min_precision=min_precision)
+    tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
+    scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None
     summary = MissingLabelsSummary(len(rows), len(candidates), int(candidates["video_id"].nunique()),  # write
-                                   int(confusions["n_videos"].sum()))
-    run = AuditRun(folder, {"missing_labels.csv": candidates, "confusions.csv": confusions}, summary, a.skipped,
-                   settings["n_rows"], a.n_cached, notes=a.notes)
-    write_run(run, settings)
+                                   int(confusions["n_videos"].sum()), scores)
+    run = AuditRun(folder, tables, summary, a.skipped, settings["n_rows"], a.n_cached, notes=a.notes)
+    write_run(run, settings, {"missing_labels_truth.json": scores} if scores is not None else None)
     return run
 
 
@@ -248,6 +251,20 @@ def subset_path(out: Path | None, source: Path) -> Path:
     if out.is_dir():
         raise ParameterError("out", f"{out} is a folder: name the subset file to write, e.g. {out / default_name}")
     return out
+
+
+def truth_reads(people) -> dict[Path, str]:
+    """The truth files a run reads, by what they are: none may be one of its outputs (outputs.check_writes)."""
+    what = {"people": "the --truth file", "audio_events": "the --truth-audio events",
+            "visual_events": "the --truth-visual events"}
+    return {Path(path): what[key] for key, path in (people.about.items() if people else ()) if key in what}
+
+
+def truth_record(people) -> list[str] | None:
+    """The truth files of a run as its record names them: absolute paths (`vggsounder` as given)."""
+    if people is None:
+        return None
+    return [spec if spec == PACKAGE_NAME else os.path.abspath(spec) for spec in people.files]
 
 
 def output_dir(out: Path | None, command: str) -> Path:

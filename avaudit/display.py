@@ -200,9 +200,12 @@ def show_bias(console, run) -> None:
     out.print("Table 4: uniquely correct videos " + ", ".join(
         f"{k} {v}" for k, v in stats["uniquely_correct"].items())
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
-    per = Table(title="per category: majority of its videos' assignments")
+    shown = {"category": "category", "layer": "layer", "group": "group",
+             "group_support": "support", "type_support": "type support", "type_margin": "type margin"}
+    categories = categories[[c for c in shown if c in categories.columns]]  # the rest: bias_categories.csv
+    per = Table(title="per category: its call and how sure it is (support: share of redraws that agree)")
     for name in categories.columns:
-        per.add_column(name.replace("votes_", ""), overflow="fold",
+        per.add_column(shown[name], overflow="fold",
                        justify="left" if name in ("category", "layer", "group") else "right")
     for row in categories.itertuples(index=False):
         per.add_row(*(safe(_cell(v)) for v in row))
@@ -218,15 +221,53 @@ def _cell(value) -> str:
 
 
 def show_truth(console, truth: dict, out) -> None:
-    """One line per level: how often the audit's group agrees with the annotated modality."""
+    """One line per level: how often the audit's modality agrees with people's, and Cohen's kappa."""
     videos, categories = truth["videos"], truth["categories"]
-    lines = [f"against the annotated events: {level} {block['n_agree']} of {block['n_scored']} agree"
+    source = "people's labels" if "people" in truth else "the annotated events"
+    lines = [f"against {source}: {level} {block['n_agree']} of {block['n_scored']} agree"
              + (f" ({100 * block['agreement']:.1f}%)" if block["n_scored"] else "")
+             + (f", kappa {block['kappa']:.2f}" if block.get("kappa") is not None else "")
+             + (f", {block['n_unclear']} unclear counted apart" if block.get("n_unclear") else "")
              for level, block in (("videos", videos), ("categories", categories))]
-    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the event files, "
-                 f"{videos['n_label_not_annotated']} with a label they do not annotate; "
-                 f"see {out / 'bias_truth.csv'} and {out / 'bias_truth_categories.csv'}")
-    console.print("\n".join(lines), highlight=False)
+    lines.append(f"{videos['n_video_not_annotated']} audited rows not in the truth, "
+                 f"{videos['n_label_not_annotated']} with a label it does not give; "
+                 f"{plural(truth['n_truth_unmatched'], 'truth row')} "
+                 f"({plural(truth['n_truth_videos_unmatched'], 'video')}) match no audited video "
+                 f"({out / 'bias_truth_unmatched.csv'}); "
+                 f"see {out / 'bias_truth.csv'}, {out / 'bias_truth_scores.csv'} and {out / 'bias_truth_matrix.csv'}")
+    console.print("\n".join(safe(line) for line in lines), highlight=False)
+
+
+def show_missing_labels(console, run, top: int = 15) -> None:
+    """A missing-labels run: its `top` candidates, what was set apart and, with --truth, the scores against
+    people's label sets (precision, recall and average precision)."""
+    from rich.table import Table
+
+    candidates, summary = run.tables["missing_labels.csv"], run.summary
+    table = Table(title=f"{plural(len(candidates), 'candidate label')} in {summary.n_videos_with_candidates:,} "
+                        f"of {plural(summary.n_videos, 'video')}" + (f" (top {top})" if len(candidates) > top else ""))
+    for name in ("video_id", "label", "candidate", "layer", "confidence", "precision"):
+        table.add_column(name, overflow="fold")
+    for row in candidates.head(top).itertuples(index=False):
+        table.add_row(*(safe(v) for v in (row.video_id, row.label, row.candidate, row.layer)), f"{row.confidence:.3f}",
+                      f"{row.precision:.2f}")
+    console.print(table)
+    console.print(f"{plural(summary.n_confused, 'candidate')} set apart as too unlikely (estimated precision) "
+                  f"or a layer's confusion: see {safe(run.out / 'confusions.csv')}")
+    if summary.truth is None:
+        return
+    truth, out = summary.truth, run.out
+
+    def number(value) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    console.print(safe(f"against people's labels on {truth['n_videos_covered']:,} videos: {truth['n_right']} of "
+                       f"{truth['n_candidates']} candidates right (precision {number(truth['precision'])}), "
+                       f"{truth['n_right']} of {truth['n_missing']} missing labels found (recall "
+                       f"{number(truth['recall'])}), average precision {number(truth['average_precision'])}; "
+                       f"{truth['n_truth_videos_unmatched']} truth videos match no audited one; "
+                       f"see {out / 'missing_labels_truth.csv'}"), highlight=False, soft_wrap=True)
+
 
 def show_retarget(console, summary) -> None:
     """What a retarget kept (runs.RetargetSummary), where it went, and the Kinetics-Sounds comparison when

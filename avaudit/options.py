@@ -20,12 +20,17 @@ OUTPUT_ROOT = Path("avaudit-out")  # each command writes to OUTPUT_ROOT/<command
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The decisions' settings and their defaults, each chosen on our own planted tuning set (docs/decisions.md)."""
+    """The decisions' settings and their defaults, chosen on the decision stress bench and our own planted tuning
+    set (docs/decisions-bench.md, docs/decisions.md)."""
     rule: Rule = Rule.sufficiency  # recovers planted truth better than the paper's rule
     fraction: float = 0.9  # of the best audio-visual confidence a unimodal layer must reach (sufficiency)
     type_margin: float = 0.003  # an event type is named when its layer leads the other audio-visual layers by this
-    min_confidence: float = 0.5  # missing-label candidates below this are left out
-    max_confusion: float = 0.1  # a layer proposing a candidate this much on its label's other videos: set apart
+    min_support: float = 0.8  # a category's group or type less sure than this is unclear (docs/decisions-bench.md)
+    video_noise: float = 0.05  # a video whose call is this close to changing is not `clear` (docs/decisions-bench.md)
+    min_confidence: float = 0.3  # missing-label candidates below this are left out (docs/decisions-bench.md)
+    min_precision: float = 0.7  # candidates estimated less precise are set apart (docs/decisions-bench.md)
+    max_confusion: float | None = None  # a layer proposing a candidate this much on its label's other videos: set
+    # apart; off, as the precision estimate tells a confusion from a label missing from a whole class
 
 
 THRESHOLDS = Thresholds()
@@ -107,6 +112,17 @@ def check_range(name: str, value, low: float, high: float, *, low_open: bool = F
 def check_number(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise ParameterError(name, f"must be a number, not {value!r}")
+
+
+def check_truth(truth) -> list[str]:
+    """`truth` as the list of specs truthfiles.read_truth takes: one file (or `vggsounder`), or AVVP's two."""
+    specs = [truth] if isinstance(truth, (str, os.PathLike)) else truth
+    if not isinstance(specs, (list, tuple)) or not all(isinstance(s, (str, os.PathLike)) for s in specs):
+        raise ParameterError("truth", f"must be a path, 'vggsounder' or a list of two paths, not {truth!r}")
+    if not 1 <= len(specs) <= 2:
+        raise ParameterError("truth", "takes one VGGSounder CSV (or 'vggsounder'), or AVVP's audio and visual event "
+                             f"files, not {len(specs)} files")
+    return [os.fspath(s) for s in specs]
 
 
 def check_rule(rule) -> Rule:

@@ -167,11 +167,12 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
                  "uniquely correct videos": stats["instant_or_onset_not_continuous"]})
     parts.append(section("table4", "Layer statistics (Table 4)", table_html(pd.DataFrame(rows), paged=False)))
     truth = summary_path.parent / "bias_truth_categories.csv"
-    body = '<p class="muted">no bias run with --truth-audio/--truth-visual found</p>'
+    body = '<p class="muted">no bias run with --truth (or --truth-audio/--truth-visual) found</p>'
     if "truth" in summary and truth.exists():
         t = summary["truth"]
         body = "".join(f"<p>{level}: the audit's group agrees with the annotated modality for {t[level]['n_agree']:,} "
-                       f"of {t[level]['n_scored']:,}</p>" for level in ("videos", "categories"))
+                       f"of {t[level]['n_scored']:,}" + (f", Cohen's kappa {t[level]['kappa']:.2f}"
+                       if t[level].get("kappa") is not None else "") + "</p>" for level in ("videos", "categories"))
         body += table_html(read_table(truth), source=truth, folder=folder) + (
             f'<p class="muted">per video: {csv_link(summary_path.parent / "bias_truth.csv", folder)}</p>')
     parts.append(section("truth", "Against annotated modalities", body))

@@ -21,8 +21,11 @@ from avaudit.vocab import SKIPPED_COLUMNS
 # The tables each audit writes; beside them <command>_run.yaml and, when some rows were skipped,
 # <command>_skipped.csv: named per command, so commands sharing an --out keep each other's files.
 RUN_FILES = {"bias": ("bias_videos.csv", "bias_categories.csv", "bias_summary.json", "bias_truth.csv",
-                      "bias_truth_categories.csv"),
-             "predict": ("predictions.csv",), "missing-labels": ("missing_labels.csv", "confusions.csv")}
+                      "bias_truth_categories.csv", "bias_truth_scores.csv", "bias_truth_matrix.csv",
+                      "bias_truth_unmatched.csv"),
+             "predict": ("predictions.csv",),
+             "missing-labels": ("missing_labels.csv", "confusions.csv", "missing_labels_truth.csv",
+                                "missing_labels_truth.json")}
 BIAS_TABLES = {"bias_videos.csv": ("video_id", "label", "layer", "group"),
                "bias_categories.csv": ("category", "layer", "group")}  # what retarget reads of a bias run
 
@@ -43,6 +46,8 @@ class BiasSummary:
     rule: str
     fraction: float | None  # the sufficiency fraction; None under the paper's rule
     type_margin: float
+    min_support: float | None  # a category's call less sure than this is unclear; None under the paper's rule
+    video_noise: float  # a video's margin under this is not `clear`
     categories_per_layer: dict[str, int]
     categories_per_group: dict[str, int]
     total: int  # categories
@@ -51,7 +56,7 @@ class BiasSummary:
     n_rows: int  # rows of DATA
     n_skipped: int
     confidence: str
-    truth: dict | None = None  # the scores against annotated modalities, with --truth-audio/--truth-visual
+    truth: dict | None = None  # the scores against people's modalities, with --truth (or --truth-audio/-visual)
 
     def document(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (k == "truth" and v is None)}
@@ -67,7 +72,8 @@ class MissingLabelsSummary:
     n_videos: int
     n_candidates: int
     n_videos_with_candidates: int
-    n_confused: int  # candidates set apart as a layer's systematic confusion (confusions.csv)
+    n_confused: int  # candidates set apart as unlikely (estimated precision) or a layer's confusion (confusions.csv)
+    truth: dict | None = None  # the scores against people's label sets, with --truth (missing_labels_truth.json)
 
 
 @dataclass

@@ -87,9 +87,10 @@ LAYER_GROUP = {**dict.fromkeys(AV_LAYERS, str(Group.audiovisual)), str(Layer.vis
                str(Layer.audio): str(Group.audio)}
 ASSIGNMENTS = (*LAYERS, str(Group.redundant))  # what a video or category can be assigned to
 UNCLEAR_TYPE = str(Group.audiovisual)  # a category's layer when no audio-visual layer leads by the type margin
-# A category's layer in Table 3: an event type, audio-visual of unclear type, a modality, or either alone.
-CATEGORY_ASSIGNMENTS = (*AV_LAYERS, UNCLEAR_TYPE, *LAYERS[len(AV_LAYERS):], str(Group.redundant))
-GROUP_OF = {**LAYER_GROUP, UNCLEAR_TYPE: UNCLEAR_TYPE, str(Group.redundant): str(Group.redundant)}
+UNCLEAR = "unclear"  # a category's layer and group when its own videos do not settle the group
+# A category's layer in Table 3: an event type, audio-visual of unclear type, a modality, either alone, or unclear.
+CATEGORY_ASSIGNMENTS = (*AV_LAYERS, UNCLEAR_TYPE, *LAYERS[len(AV_LAYERS):], str(Group.redundant), UNCLEAR)
+GROUP_OF = {**LAYER_GROUP, UNCLEAR_TYPE: UNCLEAR_TYPE, str(Group.redundant): str(Group.redundant), UNCLEAR: UNCLEAR}
 GROUPS = tuple(str(group) for group in Group)
 SKIPPED_COLUMNS = ("video_id", "path", "reason", "detail")
 

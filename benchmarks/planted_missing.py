@@ -7,8 +7,9 @@ Audits each planted set once (`avaudit missing-labels`'s own functions; the logi
 cheap), then scores the candidate list against missing_truth.csv: a candidate is right when it names the
 clip's planted, unlabelled second category. For each set it prints the average precision of the ranking
 and precision / recall of the default list (every candidate at or over --min-confidence), without the
-rule and with it (candidates whose confusion reaches --max-confusion set apart); with --sweep, a row per
-threshold, to choose one on a tuning set. The shipped model was trained on seed 0: evaluate on others.
+rule and with it (candidates whose confusion reaches --max-confusion set apart), and with the shipped
+rule (candidates estimated under --min-precision set apart); with --sweep, a row per confusion
+threshold. The shipped model was trained on seed 0: evaluate on others.
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def main() -> None:
     parser.add_argument("planted", type=Path, nargs="+")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--min-confidence", type=float, default=THRESHOLDS.min_confidence)
-    parser.add_argument("--max-confusion", type=float, default=THRESHOLDS.max_confusion)
+    parser.add_argument("--max-confusion", type=float, default=0.1, help="the confusion rule, for comparison")
+    parser.add_argument("--min-precision", type=float, default=THRESHOLDS.min_precision)
     parser.add_argument("--sweep", action="store_true", help="precision / recall at each of several thresholds")
     args = parser.parse_args()
     for planted in args.planted:
@@ -71,6 +73,8 @@ def main() -> None:
         table = [{"rule": "none", **scores(found, n_truth)}]
         table += [{"rule": f"confusion < {t}", **scores(split_confusions(found, max_confusion=t)[0], n_truth)}
                   for t in thresholds]
+        table.append({"rule": f"precision >= {args.min_precision}", **scores(split_confusions(
+            found, max_confusion=None, min_precision=args.min_precision)[0], n_truth)})
         print(pd.DataFrame(table).round(3).to_string(index=False))
 
 

@@ -266,7 +266,7 @@ def test_counts_in_messages_agree_in_number():
             plural(2, "category", "categories")] == ["1 video", "2 videos", "19,906 files", "1 class", "3 classes",
                                                     "2 categories"]
     empty = pd.DataFrame(columns=["video_id", "label", "layer", "group"])
-    valid = "audiovisual, audio, visual, redundant, continuous, instant, onset"
+    valid = "audiovisual, audio, visual, redundant, unclear, continuous, instant, onset"
     for keep, names in ((["bogus"], "name bogus"), (["bogus", "nope"], "names bogus, nope")):
         with pytest.raises(UsageError) as err:
             select(empty, empty, keep)

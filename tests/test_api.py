@@ -69,6 +69,11 @@ def test_options_as_keywords_or_as_one_object_give_the_same_run(planted, tiny_mo
     ("predict", {"allow_outside_root": "yes"}, "allow_outside_root must be True or False, not 'yes'"),
     ("missing_labels", {"min_confidence": 1.5}, "min_confidence must be in [0, 1], not 1.5"),
     ("missing_labels", {"max_confusion": "0.1"}, "max_confusion must be a number, not '0.1'"),
+    ("bias", {"min_support": 1.5}, "min_support must be in [0, 1], not 1.5"),
+    ("missing_labels", {"min_precision": -0.1}, "min_precision must be in [0, 1], not -0.1"),
+    ("bias", {"truth": ["a.csv", "b.csv", "c.csv"]}, "truth takes one VGGSounder CSV (or 'vggsounder'), or AVVP's "
+                                                     "audio and visual event files, not 3 files"),
+    ("missing_labels", {"truth": 5}, "truth must be a path, 'vggsounder' or a list of two paths, not 5"),
     ("retarget", {"keep": "audio"}, "keep must be a list of group or layer names"),
     ("retarget", {"keep": ["audio"], "by": "row"}, "by must be one of category, video, not 'row'"),
 ])

@@ -58,14 +58,19 @@ def test_missing_labels_lists_only_unannotated_candidates(planted, tiny_model, t
     result = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "m")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "m" / "missing_labels.csv")
-    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion"]
+    assert list(table.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion",
+                                   "reciprocal", "mean_confidence", "precision"]
     assert (table["candidate"] != table["label"]).all()
     assert table["confidence"].is_monotonic_decreasing
-    assert not (table["confusion"] >= 0.1).any()
+    assert (table["precision"] >= 0.7).all() and (table["confidence"] >= 0.3).all()
     confused = pd.read_csv(tmp_path / "m" / "confusions.csv")
     assert list(confused.columns) == ["label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence"]
-    assert (confused["median_confusion"] >= 0.1).all()
-    assert f"{confused['n_videos'].sum()} candidates set apart as a layer's systematic confusion" in result.output
+    assert f"{confused['n_videos'].sum()} candidates set apart as too unlikely (estimated precision)" in result.output
+    everything = invoke("missing-labels", planted, "--model", tiny_model, "--out", tmp_path / "all",
+                        "--min-precision", "0")
+    assert everything.exit_code == 0, everything.output
+    every = pd.read_csv(tmp_path / "all" / "missing_labels.csv")
+    assert len(every) == len(table) + confused["n_videos"].sum()
 
 
 def kinetics_copy(planted, tmp_path):
@@ -89,7 +94,7 @@ def test_retarget_keeps_the_kinetics_format_byte_for_byte(planted, tiny_model, t
     assert result.exit_code == 0, result.output
     out = tmp_path / "kinetics_av.csv"
     result = cli("retarget", "--keep", "audiovisual", "--keep", "audio", "--keep", "visual", "--keep", "redundant",
-                 "--out", out)
+                 "--keep", "unclear", "--out", out)
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == manifest.read_bytes()  # everything kept: the very same file
     result = cli("retarget", "--keep", "audiovisual", "--out", out, "--by", "video")
@@ -301,7 +306,7 @@ def test_batch_sizes_agree_within_the_stated_tolerance(planted, tiny_model, tmp_
 def test_the_printed_category_table_shows_margins_in_thousandths_and_none_for_unimodal(planted, tiny_model, tmp_path):
     import re
 
-    result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b")
+    result = invoke("bias", planted, "--model", tiny_model, "--out", tmp_path / "b", "--min-support", "0")
     assert result.exit_code == 0, result.output
     categories = pd.read_csv(tmp_path / "b" / "bias_categories.csv").set_index("category")
     rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in result.output.splitlines()

@@ -45,7 +45,7 @@ def confidences_for(labels: list[int], true_conf: np.ndarray, n_classes: int = 2
     return out
 
 
-def test_a_category_takes_its_videos_majority_and_a_tie_goes_to_the_larger_summed_confidence():
+def test_under_the_paper_rule_a_category_takes_its_videos_majority_and_a_tie_goes_to_the_larger_summed_confidence():
     videos = pd.DataFrame({"video_id": list("abcde"), "path": [f"{v}.mp4" for v in "abcde"],
                            "label": ["dog", "dog", "dog", "cat", "cat"]})
     true_conf = np.array([
@@ -55,14 +55,19 @@ def test_a_category_takes_its_videos_majority_and_a_tie_goes_to_the_larger_summe
         [0.6, 0.1, 0.1, 0.2, 0.2],  # cat: continuous (0.6)
         [0.1, 0.1, 0.7, 0.2, 0.2],  # cat: onset (0.7) wins the 1-1 tie on summed confidence
     ])
-    per_video, categories, summary = bias_audit(videos, confidences_for([0, 0, 0, 1, 1], true_conf),
-                                                ["dog", "cat"], rule="sufficiency", fraction=0.9)
+    per_video, _, _ = bias_audit(videos, confidences_for([0, 0, 0, 1, 1], true_conf), ["dog", "cat"],
+                                 rule="sufficiency", fraction=0.9)
     assert per_video["layer"].tolist() == ["audio", "audio", "visual", "continuous", "onset"]
     assert per_video["group"].tolist() == ["audio", "audio", "visual", "audiovisual", "audiovisual"]
+    true_conf[2] = [0.9, 0.1, 0.1, 0.2, 0.95]  # dog: audio by the paper's rule too
+    per_video, categories, summary = bias_audit(videos, confidences_for([0, 0, 0, 1, 1], true_conf),
+                                                ["dog", "cat"], rule="paper", fraction=0.9)
+    assert per_video["layer"].tolist() == ["audio", "audio", "audio", "continuous", "onset"]
     assert categories.set_index("category")["layer"].to_dict() == {"cat": "onset", "dog": "audio"}
     assert summary["categories_per_layer"] == {"continuous": 0, "instant": 0, "onset": 1, "visual": 0, "audio": 1,
-                                               "redundant": 0, "audiovisual": 0}
-    assert summary["categories_per_group"] == {"audiovisual": 1, "audio": 1, "visual": 0, "redundant": 0}
+                                               "redundant": 0, "audiovisual": 0, "unclear": 0}
+    assert summary["categories_per_group"] == {"audiovisual": 1, "audio": 1, "visual": 0, "redundant": 0,
+                                               "unclear": 0}
     assert summary["total"] == 2 and summary["n_videos"] == 5
 
 

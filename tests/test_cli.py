@@ -29,7 +29,8 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     assert "categories per layer" in result.output
     videos = pd.read_csv(out / "bias_videos.csv")
     assert list(videos.columns) == ["video_id", "path", "label", "layer", "group", "conf_continuous",
-                                    "conf_instant", "conf_onset", "conf_visual", "conf_audio", "seconds", "padded"]
+                                    "conf_instant", "conf_onset", "conf_visual", "conf_audio", "margin", "clear",
+                                    "seconds", "padded"]
     assert len(videos) == 36
     assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio", "redundant", "audiovisual"}
     categories = pd.read_csv(out / "bias_categories.csv")
@@ -95,14 +96,19 @@ def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
         parameters = inspect.signature(commands[name]).parameters
         assert set(AUDIT_OPTIONS) <= set(parameters), name
         for option, parameter in parameters.items():
-            if option in AUDIT_OPTIONS or option == "rule":
+            if option in AUDIT_OPTIONS or option in ("rule", "truth"):
                 info = parameter.annotation.__metadata__[0]
                 assert declared.setdefault(option, info) is info, f"--{option} declared twice"
                 assert parameter.default in (None, False), f"{name} --{option} fills in a default"
-    assert declared.keys() == {*AUDIT_OPTIONS, "rule"}
+    assert declared.keys() == {*AUDIT_OPTIONS, "rule", "truth"}
     helps = {option: info.help for option, info in declared.items()}
     assert helps["batch_size"].endswith(f"[default: {AuditOptions.batch_size}].")
     assert f"[default: {THRESHOLDS.rule}]" in helps["rule"]
+    own = {option: parameter.annotation.__metadata__[0].help for command in ("bias", "missing-labels")
+           for option, parameter in inspect.signature(commands[command]).parameters.items()}
+    assert own["min_support"].endswith(f"[default: {THRESHOLDS.min_support:g}].")
+    assert own["min_precision"].endswith(f"[default: {THRESHOLDS.min_precision:g}].")
+    assert own["min_confidence"].endswith(f"[default: {THRESHOLDS.min_confidence:g}].")
     usage = cli("bias", "--help").output
     assert usage.splitlines()[0].endswith(" bias [OPTIONS] DATA") and "--out OUT" in usage and "[default: 0.9]" in usage
     for command, argument in (("retarget", "[DATA]"), ("make-samples", "OUT"), ("train", "DATA")):

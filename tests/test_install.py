@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import venv
 import zipfile
@@ -80,8 +81,13 @@ def test_a_built_wheel_ships_the_model_and_an_install_of_it_finds_it(tmp_path):
     assert zipfile.ZipFile(wheel).read("avaudit/weights/default.pt") == DEFAULT_MODEL.read_bytes()
 
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    # the dependencies are this environment's: a .pth names its site-packages (system_site_packages would
+    # name the base interpreter's, which has no torch on a fresh machine)
+    new_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True).stdout.strip()
+    Path(new_site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
                               str(wheel)], capture_output=True, text=True, env=clean, timeout=600)

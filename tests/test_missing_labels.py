@@ -29,7 +29,8 @@ def test_candidates_are_the_eq7_set_minus_the_annotation():
     # Layers predict drum (3.0), piano (2.0), drum (1.0, beaten by layer 0), bark (4.0), piano (1.0).
     logits = layer_logits([1, 2, 1, 0, 2], [3.0, 2.0, 1.0, 4.0, 1.0])[None]
     out = missing_label_candidates(videos("drum"), logits, CLASSES)
-    assert list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion"]
+    assert list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence", "confusion",
+                                 "reciprocal", "mean_confidence", "precision"]
     assert set(out["candidate"]) == {"piano", "bark"}  # drum is annotated
     row = out.set_index("candidate").loc["bark"]
     assert row["layer"] == "visual" and row["label"] == "drum" and row["path"] == "/d/v0.mp4"
@@ -91,7 +92,7 @@ def test_annotations_split_on_semicolons_and_missing_ones_hide_nothing():
 def test_empty_input_gives_the_columns():
     out = missing_label_candidates(videos(), np.zeros((0, 5, 4)), CLASSES)
     assert out.empty and list(out.columns) == ["video_id", "path", "label", "candidate", "layer", "confidence",
-                                               "confusion"]
+                                               "confusion", "reciprocal", "mean_confidence", "precision"]
 
 
 def test_misaligned_inputs_are_refused():

@@ -17,7 +17,7 @@ def test_a_margin_that_rounds_to_zero_is_shown_without_a_sign():
 
 def candidates_run(n: int, out: Path) -> AuditRun:
     table = pd.DataFrame({"video_id": [f"v{i}" for i in range(n)], "label": "dog", "candidate": "cat",
-                          "layer": "audio", "confidence": 0.9})
+                          "layer": "audio", "confidence": 0.9, "precision": 0.9})
     summary = MissingLabelsSummary(n_videos=n, n_candidates=n, n_videos_with_candidates=n, n_confused=0)
     return AuditRun(out, {"missing_labels.csv": table}, summary, n_rows=n)
 

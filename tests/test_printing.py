@@ -46,7 +46,8 @@ def test_markup_and_escape_codes_in_labels_paths_and_out_print_as_text(planted, 
         assert "1 of 3 videos skipped (1 missing file): see " in result.output
         if command == "bias":  # the per-category table
             assert "│ [bold]loud[/bold] │" in result.output and "│ x[/y]" in result.output
-    result = invoke("missing-labels", data, "--model", markup_model, "--out", out / "m", "--min-confidence", "0")
+    result = invoke("missing-labels", data, "--model", markup_model, "--out", out / "m", "--min-confidence", "0",
+                    "--min-precision", "0")
     candidates = pd.read_csv(out / "m" / "missing_labels.csv", keep_default_na=False)
     assert len(candidates) and "\x1b" not in result.output
     for video_id in candidates["video_id"]:

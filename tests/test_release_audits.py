@@ -73,7 +73,7 @@ def test_retarget_of_ave_keeps_every_line_of_a_multilabel_video(tmp_path, plante
     shutil.copyfile(clip, tmp_path / "AVE" / "0f_iTO5t3hU.mp4")
     out = tmp_path / "retarget" / "subset.txt"
     result = invoke("retarget", src, "--model", release_model, "--out", out, "--keep", "audiovisual", "--keep", "audio",
-                    "--keep", "visual", "--keep", "redundant")
+                    "--keep", "visual", "--keep", "redundant", "--keep", "unclear")
     assert result.exit_code == 1, result.output
     lines = src.read_text().splitlines()
     assert out.read_text() == "".join(line + "\n" for line in lines if "&0f_iTO5t3hU&" in line)

@@ -6,6 +6,7 @@ import yaml
 from cli_helpers import cli
 
 import avaudit
+from avaudit.options import THRESHOLDS
 from avaudit.runs import BiasSummary, read_run
 
 
@@ -72,8 +73,8 @@ def test_records_name_absolute_paths_so_retarget_from_works_from_another_folder(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    subset = avaudit.retarget(keep=["audio", "audiovisual", "visual", "redundant"], bias_run=tmp_path / "run",
-                              out=tmp_path / "subset.csv")
+    every_group = ["audio", "audiovisual", "visual", "redundant", "unclear"]  # a tiny model's calls are unclear
+    subset = avaudit.retarget(keep=every_group, bias_run=tmp_path / "run", out=tmp_path / "subset.csv")
     assert subset.summary.n_videos == subset.n_rows > 0
 
 
@@ -81,6 +82,9 @@ def test_the_bias_summary_is_a_typed_record_written_as_before(planted, tiny_mode
     run = avaudit.bias(planted, out=tmp_path, model=tiny_model, device="cpu", workers=0)
     assert isinstance(run.summary, BiasSummary) and run.summary.truth is None
     written = json.loads((tmp_path / "bias_summary.json").read_text())
-    assert list(written) == sorted(["rule", "fraction", "type_margin", "categories_per_layer", "categories_per_group",
-                                    "total", "n_videos", "layer_statistics", "n_rows", "n_skipped", "confidence"])
+    assert list(written) == sorted(["rule", "fraction", "type_margin", "min_support", "video_noise",
+                                    "categories_per_layer", "categories_per_group", "total", "n_videos",
+                                    "layer_statistics", "n_rows", "n_skipped", "confidence"])
+    assert (written["min_support"], written["video_noise"]) == (THRESHOLDS.min_support, THRESHOLDS.video_noise)
+    assert "unclear" in written["categories_per_layer"] and "unclear" in written["categories_per_group"]
     assert written == run.summary.document()

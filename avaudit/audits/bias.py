@@ -1,5 +1,10 @@
 """Modality bias (section 4.3, Table 3): which layer carries each video's and category's label.
 
+Under the sufficiency rule a category's group is called on its videos' mean confidences, with how
+sure the call is (`group_support`, `type_support`: `avaudit.audits.uncertainty`); a call less
+sure than `min_support` is `unclear` (group and type) or `audiovisual` (type only). Each video's
+own call carries a `margin`, how far its confidences are from changing it.
+
 A category's event type (continuous, instant or onset) is named only when its layer leads the other
 audio-visual layers by a margin (`event_type_margin`); a continuous event saturates all three, and
 their differences are noise. Otherwise the category's layer is `audiovisual`: type unclear.
@@ -12,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import category_modality, true_label_confidence
+from avaudit.audits.uncertainty import GROUP_CODES, call_support
 from avaudit.errors import UsageError
 from avaudit.vocab import (
     ASSIGNMENTS,
@@ -20,12 +26,16 @@ from avaudit.vocab import (
     GROUP_OF,
     GROUPS,
     LAYERS,
+    UNCLEAR,
     UNCLEAR_TYPE,
     Group,
     Rule,
 )
 
 REDUNDANT = str(Group.redundant)
+SUPPORT_COLUMNS = ("group_support", "type_support", *(f"mean_{name}" for name in LAYERS))
+INFORMATIVE = 0.2  # a unimodal layer at this share of the best audio-visual one knows something: chosen on the bench
+LONE = 0.7  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 
 
 def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
@@ -54,6 +64,23 @@ def assign_videos(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.nd
     raise UsageError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
 
 
+def video_margin(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.ndarray:
+    """How far each video's confidences are from changing its call. (N, 5) -> (N,), in confidence.
+
+    paper: the most confident layer's lead over the next; sufficiency: the nearest of the two
+    unimodal layers' distances to `fraction` of the best audio-visual layer, and where neither
+    suffices also the best audio-visual layer's lead over the next one.
+    """
+    if rule == "paper":
+        top2 = np.sort(true_conf, axis=1)[:, -2:]
+        return top2[:, 1] - top2[:, 0]
+    av = np.sort(true_conf[:, : len(AV_LAYERS)], axis=1)
+    bound = fraction * av[:, -1]
+    unimodal = np.abs(true_conf[:, [LAYERS.index("audio"), LAYERS.index("visual")]] - bound[:, None]).min(axis=1)
+    neither = (true_conf[:, LAYERS.index("audio")] < bound) & (true_conf[:, LAYERS.index("visual")] < bound)
+    return np.where(neither, np.minimum(unimodal, av[:, -1] - av[:, -2]), unimodal)
+
+
 def event_type_margin(labels: pd.Series, true_conf: np.ndarray, categories: pd.DataFrame) -> np.ndarray:
     """How far each category's audio-visual layer leads the other two, typically. (len(categories),).
 
@@ -72,14 +99,41 @@ def event_type_margin(labels: pd.Series, true_conf: np.ndarray, categories: pd.D
     return categories["category"].map(lead).to_numpy(float)
 
 
+def call_categories(categories: pd.Series, labels: pd.Series, true_conf: np.ndarray, *, fraction: float,
+                    min_support: float, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """The sufficiency rule on each category's mean confidences, with its support (`call_support`).
+
+    categories (K,) their names; labels (N,) each video's category; true_conf (N, 5).
+    Returns each category's layer (a group, or the leading audio-visual layer; `unclear` where the
+    group's support is under `min_support`, `audiovisual` where only the type's is) and a frame of
+    group_support, type_support (NaN outside the audio-visual group) and mean_<layer> per layer.
+    """
+    codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
+    calls = call_support(codes, true_conf, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
+                          seed=seed)
+    group = np.asarray(GROUP_CODES)[calls["group"]]
+    audiovisual = group == str(Group.audiovisual)
+    layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)
+    type_support = np.where(audiovisual, calls["type_support"], np.nan)
+    layer = np.where(audiovisual & (type_support < min_support), UNCLEAR_TYPE, layer)
+    layer = np.where(calls["group_support"] < min_support, UNCLEAR, layer)
+    support = pd.DataFrame({"group_support": calls["group_support"], "type_support": type_support,
+                            **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
+    return layer, support
+
+
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
-               fraction: float, type_margin: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               fraction: float, type_margin: float = 0.0, min_support: float = 0.0,
+               video_noise: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-video assignment, per-category assignment and the dataset's Table 3 row.
 
     videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
+    paper: a category takes its videos' majority layer, as the paper does. sufficiency: a category
+    is called on its mean confidences (`call_categories`), `unclear` under `min_support`.
     A category assigned an audio-visual layer keeps it when its `type_margin` column
     (`event_type_margin`) reaches `type_margin`, and becomes `audiovisual` (type unclear) otherwise;
-    0 names every type, as the paper does.
+    0 names every type, as the paper does. A video whose `margin` is under `video_noise` is not
+    `clear`: its layers are within noise of each other.
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
@@ -88,17 +142,25 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
         layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())
     for i, name in enumerate(LAYERS):
         per_video[f"conf_{name}"] = true_conf[:, i]
+    per_video["margin"] = video_margin(true_conf, rule=rule, fraction=fraction)
+    per_video["clear"] = per_video["margin"] >= video_noise
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
     categories = category_modality(per_video["label"], chosen, weight, names=ASSIGNMENTS)
+    support = pd.DataFrame(np.nan, index=categories.index, columns=SUPPORT_COLUMNS)
+    if rule == "sufficiency":
+        categories["layer"], support = call_categories(categories["category"], per_video["label"], true_conf,
+                                                       fraction=fraction, min_support=min_support)
     categories["type_margin"] = event_type_margin(per_video["label"], true_conf, categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))
+    categories = pd.concat([categories, support], axis=1)
     summary = {"rule": rule, "fraction": fraction if rule == "sufficiency" else None, "type_margin": type_margin,
+               "min_support": min_support if rule == "sufficiency" else None, "video_noise": video_noise,
                "categories_per_layer": {name: int((categories["layer"] == name).sum())
                                         for name in CATEGORY_ASSIGNMENTS},
-               "categories_per_group": {g: int((categories["group"] == g).sum()) for g in GROUPS},
+               "categories_per_group": {g: int((categories["group"] == g).sum()) for g in (*GROUPS, UNCLEAR)},
                "total": int(len(categories)), "n_videos": int(len(per_video))}
     return per_video, categories, summary

@@ -4,11 +4,18 @@ A unimodal layer cannot tell apart two categories that share its modality (the a
 the same sound in `hum660_orange` and `hum660_teal`), so it proposes the other one on most of the
 category's videos. Such a candidate is the layer's systematic confusion, not a missing label: its
 `confusion` is the layer's median confidence in the candidate over the *other* videos annotated with
-the same label, near 0 for a label missing from a minority of them, large for a confusion.
+the same label, near 0 for a label missing from a minority of them, large for a confusion, and
+large too for a label missing from every video of the class (a sound that always goes with it).
+`reciprocal` tells those two apart: a confused layer also names the label on the candidate's own
+videos, a co-occurring sound does not. `precision` is the chance the candidate is right, estimated
+from how much the layers see it (`candidate_evidence`), its confusion and reciprocal with a logistic
+model fitted on the stress bench (`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md).
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,7 +23,31 @@ import pandas as pd
 from avaudit.audits.decisions import multilabel, softmax
 from avaudit.vocab import LAYERS
 
-COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion")
+COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
+           "mean_confidence", "precision")
+# Logistic weights of a candidate's precision: intercept, logit(evidence), confusion, reciprocal (NaN counts
+# 0), fitted on the bench's tuning seeds (`benchmarks/decision_bench.py --fit`).
+PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
+LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
+
+
+def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unimodal: np.ndarray) -> np.ndarray:
+    """How much the layers see a candidate: their mean confidence, or where a unimodal layer names it, that
+    layer's confidence to LONE_POWER if larger. (M,) each -> (M,).
+
+    A label only one modality carries (a sight in a video annotated with a sound) is invisible to the
+    other unimodal layer and to the fused layers that follow the annotated event: its mean is low
+    however sure the layer that names it is; a lone layer must be very sure to count (0.95 -> 0.74).
+    """
+    return np.maximum(mean_confidence, np.where(unimodal, confidence ** LONE_POWER, 0.0))
+
+
+def estimated_precision(evidence: np.ndarray, confusion: np.ndarray, reciprocal: np.ndarray) -> np.ndarray:
+    """The chance each candidate is a missing label, from the bench's logistic model. (M,) each -> (M,)."""
+    p = np.clip(evidence, 1e-4, 1 - 1e-4)
+    features = np.stack([np.ones(len(evidence)), np.log(p / (1 - p)), np.nan_to_num(confusion),
+                         np.nan_to_num(reciprocal)], axis=1)
+    return 1 / (1 + np.exp(-features @ np.asarray(PRECISION_WEIGHTS)))
 
 
 def annotated(labels: pd.Series, classes: list[str]) -> np.ndarray:
@@ -79,6 +110,34 @@ def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarra
     return out
 
 
+def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
+                         cls: np.ndarray) -> np.ndarray:
+    """Does the layer that names cls[m] on video m also name the video's label on cls[m]'s own videos? (M,).
+
+    For candidate m and each label A of video m: the median, over the videos annotated cls[m] and
+    not A, of layer[m]'s confidence in A; the largest over the video's labels. A layer that cannot
+    tell A from the candidate names each on the other's videos (high); a label really there, such
+    as a sound that goes with every video of A, is not heard as A on the candidate's own videos
+    (near 0). NaN where the candidate has no videos of its own.
+    """
+    out = np.full(len(video), np.nan)
+    pair, label = np.nonzero(marks[video])  # (candidate, one of its video's labels A)
+    for y in np.unique(cls[pair]):
+        chunk = pair[cls[pair] == y]
+        a = label[cls[pair] == y]
+        members = np.flatnonzero(marks[:, y])
+        if not len(members):
+            continue
+        keys, column = np.unique(np.stack([layer[chunk], a]), axis=1, return_inverse=True)
+        values = confidences[members[None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_Y)
+        values = np.where(marks[members[None, :], keys[1][:, None]], np.nan, values)  # videos annotated A too
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
+            median = np.nanmedian(values, axis=1)
+        np.fmax.at(out, chunk, median[column.ravel()])
+    return out
+
+
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
@@ -115,10 +174,16 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     confidence = layer_conf[np.arange(len(video)), best]
     keep = confidence >= min_confidence
     video, cls, best, confidence = video[keep], cls[keep], best[keep], confidence[keep]
+    confusion = layer_confusion(confidences, marks, video, best, cls)
+    reciprocal = reciprocal_confusion(confidences, marks, video, best, cls)
+    mean_confidence = layer_conf[keep].mean(axis=1)
+    evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
+                                                                            LAYERS.index("visual")]))
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
                         "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),
-                        "confusion": layer_confusion(confidences, marks, video, best, cls)},
+                        "confusion": confusion, "reciprocal": reciprocal, "mean_confidence": mean_confidence,
+                        "precision": estimated_precision(evidence, confusion, reciprocal)},
                        columns=list(COLUMNS))
     return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
                            kind="mergesort", ignore_index=True)
@@ -127,14 +192,18 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
 CONFUSION_COLUMNS = ("label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence")
 
 
-def split_confusions(candidates: pd.DataFrame, *, max_confusion: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(candidates whose confusion is under max_confusion or unknown, the others by label pair).
+def split_confusions(candidates: pd.DataFrame, *, max_confusion: float | None,
+                     min_precision: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candidates whose estimated precision reaches min_precision and whose confusion is under
+    max_confusion or unknown, the others by label pair).
 
     The second frame has one row per (label, candidate, layer) set apart: how many videos, the
-    median of their confusion and their highest confidence, most videos first. None keeps all.
+    median of their confusion and their highest confidence, most videos first. max_confusion None
+    and min_precision 0 keep all.
     """
-    systematic = (candidates["confusion"] >= max_confusion).to_numpy() if max_confusion is not None else \
-        np.zeros(len(candidates), bool)
+    systematic = (candidates["precision"] < min_precision).to_numpy(copy=True)
+    if max_confusion is not None:
+        systematic |= (candidates["confusion"] >= max_confusion).to_numpy()
     confused = candidates[systematic].groupby(["label", "candidate", "layer"], sort=True).agg(
         n_videos=("video_id", "size"), median_confusion=("confusion", "median"),
         max_confidence=("confidence", "max")).reset_index()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.vocab import GROUPS, LAYERS
+from avaudit.vocab import GROUPS, LAYERS, UNCLEAR
 
 _KS31 = (
     "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball", "laughing",
@@ -41,7 +41,7 @@ def _matches(frame: pd.DataFrame, keep: set[str]) -> pd.Series:
     return frame["group"].isin(keep) | frame["layer"].isin(keep)
 
 
-KEEPABLE = tuple(dict.fromkeys(GROUPS + LAYERS))  # what `keep` may name
+KEEPABLE = tuple(dict.fromkeys((*GROUPS, UNCLEAR, *LAYERS)))  # what `keep` may name
 
 
 def check_keep(keep: Sequence[str]) -> list[str]:

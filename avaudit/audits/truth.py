@@ -11,7 +11,8 @@ Truth of a (video, label), from its audio events and its visual events:
 The audit agrees when its group matches: `audio` with `audio`, `visual` with `visual`, and `audiovisual`
 with either `audiovisual` or `redundant`, since annotations say what each stream holds, not whether one
 stream alone would name the event. A category's truth is the most common truth of its scored videos
-(ties: audiovisual, then audio, then visual).
+(ties: audiovisual, then audio, then visual). A group that is none of these (an `unclear` decision) is
+counted apart: `agrees` is empty there, and agreement is over the decided rows.
 
 Pure functions: event tables and the bias audit's tables in, DataFrames out, no I/O.
 """
@@ -22,8 +23,7 @@ import pandas as pd
 
 TRUTHS = ("audiovisual", "audio", "visual")  # also the order ties are broken in
 AGREEING = {"audio": ("audio",), "visual": ("visual",), "audiovisual": ("audiovisual", "redundant")}
-VIDEO_COLUMNS = ("video_id", "path", "label", "filename", "truth", "audio_s", "visual_s", "both_s", "layer", "group",
-                 "agrees")
+GROUPS_SCORED = ("audio", "visual", "audiovisual", "redundant")  # any other group is unclear: counted apart
 CATEGORY_COLUMNS = ("category", "truth", "n_audio", "n_visual", "n_audiovisual", "layer", "group", "agrees")
 
 
@@ -74,12 +74,14 @@ def modality_truth(audio_events: pd.DataFrame, visual_events: pd.DataFrame) -> p
         ["filename", "key"], ignore_index=True)
 
 
-def match_filenames(video_ids: pd.Series, paths: pd.Series, filenames) -> pd.Series:
+def match_filenames(video_ids: pd.Series, paths: pd.Series, filenames, *, window_fields: int = 2) -> pd.Series:
     """Each audited video's annotation filename, or NaN: its video_id (an LLP manifest's ids are the
     filenames), else the last part of the id, else the file's stem, else that stem as a YouTube id that
-    one filename alone starts with (the release's download script saves `video/{youtube_id}.mp4`)."""
+    one filename alone starts with (the release's download script saves `video/{youtube_id}.mp4`).
+    window_fields: how many `_`-parts follow the YouTube id in a filename (LLP `{id}_{start}_{end}`: 2,
+    VGGSound `{id}_{start:06d}`: 1)."""
     known = pd.Index(pd.unique(pd.Series(list(filenames), dtype=object)))
-    youtube = pd.Series(known, index=known).str.rsplit("_", n=2).str[0]
+    youtube = pd.Series(known, index=known).str.rsplit("_", n=window_fields).str[0]
     unique_youtube = youtube[~youtube.duplicated(keep=False)]
     by_youtube = pd.Series(unique_youtube.index, index=unique_youtube.to_numpy())
     ids = video_ids.astype(str).reset_index(drop=True)
@@ -91,21 +93,15 @@ def match_filenames(video_ids: pd.Series, paths: pd.Series, filenames) -> pd.Ser
     return matched.where(matched.notna(), stems.map(by_youtube)).set_axis(video_ids.index)
 
 
-def score_against_truth(per_video: pd.DataFrame, categories: pd.DataFrame,
-                        truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Per-video and per-category agreement of the bias audit with modality truth, and a summary.
+def agreement(truths, groups) -> pd.Series:
+    """Does each group agree with its truth? True or False, NA where the group is none of GROUPS_SCORED
+    (a decision left `unclear`, or a category with no assignment): counted apart, never as wrong."""
+    return pd.Series([group in AGREEING[t] if group in GROUPS_SCORED else pd.NA
+                      for t, group in zip(truths, groups)], dtype="boolean")
 
-    per_video: the bias audit's video_id, path, label, layer, group; categories: its category, layer,
-    group; truth: `modality_truth`. Rows whose video or label the annotations do not cover are not
-    scored (counted in the summary). Returns VIDEO_COLUMNS, CATEGORY_COLUMNS and a dict.
-    """
-    rows = per_video[["video_id", "path", "label", "layer", "group"]].reset_index(drop=True)
-    rows["filename"] = match_filenames(rows["video_id"], rows["path"], truth["filename"]).to_numpy()
-    rows["key"] = normal_label(rows["label"])
-    scored = rows.merge(truth.drop(columns="label"), on=["filename", "key"], how="inner")
-    scored["agrees"] = [group in AGREEING[t] for t, group in zip(scored["truth"], scored["group"])]
-    scored = scored[list(VIDEO_COLUMNS)]
 
+def category_truth(scored: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
+    """Per category of scored (video, label) rows: the most common truth against the category's group."""
     counts = pd.crosstab(scored["label"], scored["truth"]).reindex(columns=list(TRUTHS), fill_value=0)
     per_category = pd.DataFrame({"category": counts.index,
                                  "truth": np.asarray(TRUTHS)[counts.to_numpy().argmax(axis=1)] if len(counts)
@@ -113,15 +109,38 @@ def score_against_truth(per_video: pd.DataFrame, categories: pd.DataFrame,
     for name in ("audio", "visual", "audiovisual"):
         per_category[f"n_{name}"] = counts[name].to_numpy()
     per_category = per_category.merge(categories[["category", "layer", "group"]], on="category", how="left")
-    per_category["agrees"] = [group in AGREEING[t] for t, group in zip(per_category["truth"], per_category["group"])]
-    per_category = per_category[list(CATEGORY_COLUMNS)]
+    per_category["agrees"] = agreement(per_category["truth"], per_category["group"]).to_numpy()
+    return per_category[list(CATEGORY_COLUMNS)]
+
+
+def score_against_truth(per_video: pd.DataFrame, categories: pd.DataFrame, truth: pd.DataFrame, *,
+                        window_fields: int = 2) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per-video and per-category agreement of the bias audit with modality truth, and a summary.
+
+    per_video: the bias audit's video_id, path, label, layer, group; categories: its category, layer,
+    group; truth: filename, label, key, truth and any columns of its own (`modality_truth`'s seconds,
+    VGGSounder's flags), kept after `truth`. Rows whose video or label the truth does not cover are not
+    scored (counted in the summary); window_fields as `match_filenames`. Returns the scored rows,
+    CATEGORY_COLUMNS and a dict.
+    """
+    rows = per_video[["video_id", "path", "label", "layer", "group"]].reset_index(drop=True)
+    rows["filename"] = match_filenames(rows["video_id"], rows["path"], truth["filename"],
+                                       window_fields=window_fields).to_numpy()
+    rows["key"] = normal_label(rows["label"])
+    scored = rows.merge(truth.drop(columns="label"), on=["filename", "key"], how="inner")
+    scored["agrees"] = agreement(scored["truth"], scored["group"]).to_numpy()
+    own = [c for c in truth.columns if c not in ("filename", "label", "key", "truth")]
+    scored = scored[["video_id", "path", "label", "filename", "truth", *own, "layer", "group", "agrees"]]
+    per_category = category_truth(scored, categories)
 
     def block(table: pd.DataFrame) -> dict:
         by_truth = {t: {"n": int((table["truth"] == t).sum()),
                         "groups": {g: int(n) for g, n in table.loc[table["truth"] == t, "group"].value_counts()
                                    .sort_index().items()}} for t in ("audio", "visual", "audiovisual")}
-        return {"n_scored": int(len(table)), "n_agree": int(table["agrees"].sum()),
-                "agreement": float(table["agrees"].mean()) if len(table) else None, "by_truth": by_truth}
+        decided = table["agrees"].dropna()
+        return {"n_scored": int(len(decided)), "n_agree": int(decided.sum()),
+                "agreement": float(decided.mean()) if len(decided) else None,
+                "n_unclear": int(table["agrees"].isna().sum()), "by_truth": by_truth}
 
     matched = rows["filename"].notna()
     summary = {"mapping": {"heard only": "audio", "seen only": "visual",

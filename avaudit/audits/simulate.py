@@ -1,0 +1,222 @@
+"""Logits for a known truth: the stress bench on which the audits' decisions and defaults are chosen.
+
+A world of categories, each made of a sound and a sight (either may be absent: a unimodal category),
+with the structures that fool rules: audio-visual 2 x 2 grids whose sound or sight another category
+shares, audio-only, visual-only and redundant categories, categories with few videos, labels missing
+from a minority of a class and from all of it (a co-occurring event), and genuine layer confusions.
+`simulate` turns it into (N, 5, C) logits at a chosen model quality: each layer's logit for a class
+is `quality` x the layer's strength x the evidence it perceives for the class, plus unit noise, so
+quality 1 gives a paper-like model (the vote about 55% right) and quality 4 a planted one (about 98%).
+
+Pure numpy and pandas; the audits take what it returns exactly as they take a real audit's arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from avaudit.vocab import AV_LAYERS, LAYERS
+
+# How strongly each audio-visual layer carries an event of each type (the paper's premise: the
+# continuous layer sees every event, the others single out instants and onsets).
+TYPE_GAIN = {"continuous": (1.0, 0.95, 0.95), "instant": (0.8, 1.0, 0.85), "onset": (0.8, 0.85, 1.0)}
+SIGNAL = 1.8  # logit gap at quality 1 for a fully perceived class: with ~34 classes, a vote about 55% right
+AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
+HARD_SIGHT = 0.25  # the visual layer's share of a hard sight (a shape it barely tells from nothing); the
+# audio-visual layers still see it with the sound
+
+
+@dataclass
+class World:
+    """The truth: per class its sound and sight ids (-1: none), group, event type and video count,
+    the missing labels planted, and the layer confusions."""
+    classes: list[str]
+    sound: np.ndarray  # (C,) int
+    sight: np.ndarray  # (C,) int
+    group: np.ndarray  # (C,) audio, visual, audiovisual or redundant
+    event_type: np.ndarray  # (C,) continuous, instant, onset ('' where not audio-visual)
+    n_videos: np.ndarray  # (C,) int
+    minority: list[tuple[int, int]]  # (X, Y): Y's event is in a minority of X's videos, unannotated
+    whole: list[tuple[int, int]]  # (X, Y): Y's sound is in every video of X, unannotated
+    confusions: list[tuple[int, int, int, bool]]  # (layer, X, Y, both ways): the layer mistakes X for Y
+    crossed: list[tuple[int, int]]  # (X, Y): Y, of X's other modality, in a fifth of X's videos; only it sees Y
+    sight_gain: np.ndarray  # (C,) how well the visual layer sees each class's sight (the last grid's: hardly)
+
+
+@dataclass
+class Draw:
+    """One simulated audit: the videos table, logits (N, 5, C) and the truth to score against."""
+    videos: pd.DataFrame  # video_id, path, label, labels
+    logits: np.ndarray
+    label: np.ndarray  # (N,) annotated class index
+    missing: np.ndarray  # (N, C) bool: present in the video, absent from its annotation
+    world: World
+
+
+def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, redundant: int = 2,
+               videos: int = 20, few: int = 3, few_videos: int = 4, minority: int = 4, whole: int = 3,
+               confusions: int = 3, crossed_labels: int = 2) -> World:
+    """A random world: `grids` 2 x 2 audio-visual grids (the last one's sights hard to see:
+    `HARD_SIGHT`), `unimodal` audio-only and as many visual-only categories, `redundant` ones with a
+    sound and a sight of their own; `few` of the categories have `few_videos` videos, the rest
+    `videos`; `crossed_labels` audio-only labels missing from visual-only classes or the reverse."""
+    sound, sight, group, kind = [], [], [], []
+    n_sounds = n_sights = 0
+    types = list(TYPE_GAIN)
+    for g in range(grids):
+        for i in range(2):
+            for j in range(2):
+                sound.append(n_sounds + i)
+                sight.append(n_sights + j)
+                group.append("audiovisual")
+                kind.append(types[(2 * g + i + j) % 3])
+        n_sounds, n_sights = n_sounds + 2, n_sights + 2
+    for name, with_sound, with_sight, count in [("audio", True, False, unimodal), ("visual", False, True, unimodal),
+                                               ("redundant", True, True, redundant)]:
+        for _ in range(count):
+            sound.append(n_sounds if with_sound else -1)
+            sight.append(n_sights if with_sight else -1)
+            n_sounds, n_sights = n_sounds + with_sound, n_sights + with_sight
+            group.append(name)
+            kind.append("")
+    n = len(group)
+    n_videos = np.full(n, videos)
+    n_videos[rng.choice(n, size=few, replace=False)] = few_videos
+    classes = [f"{g[:2]}{i:02d}_{k or 'none'}" for i, (g, k) in enumerate(zip(group, kind))]
+    # Missing labels: a second event in some of X's videos; a sound that goes with every video of X.
+    pairs = rng.permutation([(x, y) for x in range(n) for y in range(n) if x != y and sound[y] != sound[x]
+                             and sight[y] != sight[x] and n_videos[x] == videos])
+    taken = pairs[:minority + whole].tolist()
+    whole_pairs = [(x, y) for x, y in taken[minority:] if sound[y] >= 0]
+    confused = []
+    for x, y in rng.permutation([(x, y) for x in range(n) for y in range(x + 1, n)])[:confusions].tolist():
+        confused.append((int(rng.choice(len(LAYERS))), x, y, bool(rng.random() < 0.5)))
+    # Labels of one modality in videos of the other: only that unimodal layer sees them (drawn last, so
+    # the draws above stay those of worlds without them).
+    one = [(x, y) for x in range(n) for y in range(n) if {group[x], group[y]} == {"audio", "visual"}
+           and n_videos[x] == videos]
+    crossed = rng.permutation(one)[:crossed_labels].tolist() if one else []
+    sight_gain = np.ones(n)
+    sight_gain[4 * (grids - 1):4 * grids] = HARD_SIGHT  # no grids: an empty slice
+    return World(classes, np.array(sound), np.array(sight), np.array(group), np.array(kind), n_videos,
+                 [tuple(p) for p in taken[:minority]], [tuple(p) for p in whole_pairs], confused,
+                 [tuple(p) for p in crossed], sight_gain)
+
+
+def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray:
+    """What each layer perceives of each class. sounds, sights (N, C) bool: whose sound, whose sight
+    is in each video -> (N, 5, C) in [0, 1].
+
+    The audio layer perceives a class whose sound is present, the visual layer one whose sight is;
+    an audio-visual layer perceives the mean of the class's modalities present (a grid category
+    whose sound is present but not its sight: 0.5), scaled by its event type's gain.
+    """
+    n, n_classes = sounds.shape
+
+    def heard(ids: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """(N, C): class c's id (sound or sight) is among the present events' ids."""
+        has = ids >= 0
+        on = np.zeros((n, ids.max() + 2), bool)
+        rows, cols = np.nonzero(present & has[None])
+        on[rows, ids[cols]] = True
+        return np.where(has[None], on[:, np.where(has, ids, 0)], False)
+
+    sound, sight = heard(world.sound, sounds), heard(world.sight, sights)
+    modalities = (world.sound >= 0).astype(float) + (world.sight >= 0)
+    both = (sound.astype(float) + sight) / modalities[None]
+    out = np.empty((n, len(LAYERS), n_classes))
+    gain = np.array([TYPE_GAIN[t] if t else (1.0, 1.0, 1.0) for t in world.event_type])  # (C, 3)
+    for i in range(len(AV_LAYERS)):
+        out[:, i] = both * gain[None, :, i]
+    out[:, VISUAL], out[:, AUDIO] = sight * world.sight_gain[None], sound
+    return out
+
+
+def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_strength: float = 0.8,
+             spread: float = 0.35) -> Draw:
+    """Logits for every video of `world` at `quality` (1: paper-like, 4: planted).
+
+    `visual_strength` scales the visual layer against the others (a weak visual backbone); each
+    video's signal is scaled by a lognormal of sd `spread` (easy and hard videos).
+    """
+    label = np.repeat(np.arange(len(world.classes)), world.n_videos)
+    n, n_classes = len(label), len(world.classes)
+    present = np.zeros((n, n_classes), bool)
+    present[np.arange(n), label] = True
+    for x, y in world.minority:
+        rows = np.flatnonzero(label == x)
+        present[rng.choice(rows, size=max(1, len(rows) // 5), replace=False), y] = True
+    sounds = present.copy()  # a whole class's missing label: only Y's sound, its sight is not there
+    for x, y in world.whole:
+        sounds[label == x, y] = True
+    crossed = [(np.flatnonzero(label == x), y) for x, y in world.crossed]
+    crossed = [(rows[: max(1, len(rows) // 5)], y) for rows, y in crossed]  # the class's first fifth
+    for rows, y in crossed:
+        present[rows, y] = sounds[rows, y] = True  # Y has one modality: the other mark is ignored
+    signal = evidence(world, sounds, present)
+    for rows, y in crossed:
+        signal[rows[:, None], np.arange(len(AV_LAYERS))[None], y] = 0.0  # fused layers follow the annotated event
+    for layer, x, y, both_ways in world.confusions:
+        for a, b in [(x, y), (y, x)] if both_ways else [(x, y)]:
+            rows = label == a
+            signal[rows, layer, b] = np.maximum(signal[rows, layer, b], 0.8 * signal[rows, layer, a])
+    strength = np.ones(len(LAYERS))
+    strength[VISUAL] = visual_strength
+    scale = quality * SIGNAL * strength[None, :, None] * rng.lognormal(0.0, spread, size=(n, 1, 1))
+    logits = scale * signal + rng.normal(size=signal.shape)
+    names = np.asarray(world.classes)
+    missing = sounds.copy()
+    missing[np.arange(n), label] = False
+    ids = [f"v{i:05d}" for i in range(n)]
+    videos = pd.DataFrame({"video_id": ids, "path": [f"{names[c]}/{v}.mp4" for c, v in zip(label, ids)],
+                           "label": names[label], "labels": names[label]})
+    return Draw(videos, logits.astype(np.float32), label, missing, world)
+
+
+def score_groups(world: World, categories: pd.DataFrame) -> dict:
+    """How a bias audit's categories (category, group, layer) compare with the truth.
+
+    right / wrong / unclear count the categories by group (`unclear`: no group given);
+    precision is right over those given one. Types: of the audio-visual categories, those named
+    their planted type, another one, or left unclear (`audiovisual`, `unclear`).
+    """
+    truth = pd.DataFrame({"category": world.classes, "true_group": world.group, "true_type": world.event_type})
+    scored = truth.merge(categories[["category", "group", "layer"]], on="category", how="left")
+    given = scored["group"].isin(["audio", "visual", "audiovisual", "redundant"])
+    right = given & (scored["group"] == scored["true_group"])
+    av = scored["true_group"] == "audiovisual"
+    named = av & scored["layer"].isin(AV_LAYERS)
+    type_right = named & (scored["layer"] == scored["true_type"])
+    return {"groups_right": int(right.sum()), "groups_wrong": int((given & ~right).sum()),
+            "groups_unclear": int((~given).sum()), "group_precision": right.sum() / max(1, given.sum()),
+            "group_recovery": right.mean(), "types_right": int(type_right.sum()),
+            "types_wrong": int((named & ~type_right).sum()), "types_unclear": int((av & ~named).sum()),
+            "type_precision": type_right.sum() / max(1, named.sum())}
+
+
+def score_candidates(draw: Draw, candidates: pd.DataFrame) -> dict:
+    """Precision and recall of missing-label candidates (video_id, candidate) against the planted ones;
+    recall also apart for labels missing from a minority of a class and from all of it, and how many
+    whole-class missing labels were found on at least one video of the class."""
+    index = {name: i for i, name in enumerate(draw.world.classes)}
+    row = {v: i for i, v in enumerate(draw.videos["video_id"])}
+    video = candidates["video_id"].map(row).to_numpy(int)
+    cls = candidates["candidate"].map(index).to_numpy(int)
+    hit = draw.missing[video, cls]
+    found = np.zeros_like(draw.missing)
+    found[video[hit], cls[hit]] = True
+    whole = np.zeros_like(draw.missing)
+    for x, y in draw.world.whole:
+        whole[draw.label == x, y] = True
+    minority = draw.missing & ~whole
+
+    def recall(mask: np.ndarray) -> float:
+        return found[mask].sum() / mask.sum() if mask.any() else float("nan")
+
+    pairs = [found[draw.label == x, y].any() for x, y in draw.world.whole]
+    return {"candidates": int(len(candidates)), "right": int(hit.sum()),
+            "precision": hit.mean() if len(hit) else float("nan"), "recall": recall(draw.missing),
+            "recall_minority": recall(minority), "recall_whole": recall(whole),
+            "whole_found": int(sum(pairs)), "whole_pairs": len(pairs)}

@@ -1,0 +1,103 @@
+"""Missing labels that survive a weaker model and co-occurrence: reciprocal confusion and estimated precision."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from avaudit.audits.decisions import softmax
+from avaudit.audits.missing_labels import (
+    candidate_evidence,
+    estimated_precision,
+    missing_label_candidates,
+    reciprocal_confusion,
+    split_confusions,
+)
+from avaudit.audits.simulate import make_world, score_candidates, simulate
+
+CLASSES = ["bark", "drum", "piano", "siren"]
+
+
+def two_classes(drum_hears_bark: bool) -> np.ndarray:
+    """Logits of 6 bark then 6 drum videos: the audio layer names drum on every bark video (a shared
+    sound, or drum's sound always going with bark); on drum's own videos it names bark too only when
+    it cannot tell the two apart."""
+    logits = np.zeros((12, 5, 4))
+    logits[:6, :3, 0] = logits[6:, :3, 1] = 6.0  # the audio-visual layers are sure of each video's label
+    logits[:6, 3, 0] = logits[6:, 3, 1] = 4.0
+    logits[:6, 4, 0], logits[:6, 4, 1] = 3.0, 3.2
+    logits[6:, 4, 1] = 3.0
+    logits[6:, 4, 0] = 3.2 if drum_hears_bark else -3.0
+    return logits
+
+
+def frame(n_bark, n_drum):
+    ids = [f"v{i}" for i in range(n_bark + n_drum)]
+    return pd.DataFrame({"video_id": ids, "path": [f"/d/{v}.mp4" for v in ids],
+                         "labels": ["bark"] * n_bark + ["drum"] * n_drum})
+
+
+def test_a_layer_that_cannot_tell_two_classes_apart_names_each_on_the_others_videos():
+    for both_ways, expected in [(True, softmax(two_classes(True))[6, 4, 0]), (False, softmax(two_classes(False))[6, 4, 0])]:
+        out = missing_label_candidates(frame(6, 6), two_classes(both_ways), CLASSES)
+        drum = out[(out["label"] == "bark") & (out["candidate"] == "drum")]
+        assert len(drum) == 6 and (drum["layer"] == "audio").all()
+        np.testing.assert_allclose(drum["reciprocal"], expected)  # audio's bark on drum's own videos
+    assert softmax(two_classes(True))[6, 4, 0] > 0.4 > 0.01 > softmax(two_classes(False))[6, 4, 0]
+
+
+def test_a_sound_that_goes_with_every_video_of_a_class_is_kept_and_a_confusion_set_apart():
+    cooccurring = missing_label_candidates(frame(6, 6), two_classes(False), CLASSES)
+    kept, _ = split_confusions(cooccurring, max_confusion=None, min_precision=0.5)
+    assert set(zip(kept["label"], kept["candidate"])) == {("bark", "drum")} and len(kept) == 6
+    confused = missing_label_candidates(frame(6, 6), two_classes(True), CLASSES)
+    kept, apart = split_confusions(confused, max_confusion=None, min_precision=0.5)
+    assert kept.empty and set(apart["candidate"]) == {"bark", "drum"}
+    assert split_confusions(cooccurring, max_confusion=0.1)[0].empty  # the old rule hid it
+
+
+def test_reciprocal_leaves_out_videos_annotated_with_both_and_is_nan_without_own_videos():
+    confidences = np.zeros((4, 5, 4))
+    confidences[:, 4, 0] = [0.0, 0.9, 0.1, 0.2]  # audio's bark on v0 (bark), v1 (drum;bark), v2, v3 (drum)
+    marks = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]], bool)
+    out = reciprocal_confusion(confidences, marks, np.array([0, 0]), np.array([4, 4]), np.array([1, 3]))
+    np.testing.assert_allclose(out[0], 0.15)  # median of v2, v3: v1 carries bark itself
+    assert np.isnan(out[1])  # siren has no videos
+
+
+def test_estimated_precision_falls_with_reciprocal_confusion_and_rises_with_evidence():
+    low, high = estimated_precision(np.array([0.5, 0.5]), np.array([0.3, 0.3]), np.array([0.0, 0.3]))
+    assert 0 < high < 0.1 < 0.9 < low < 1
+    weak, strong = estimated_precision(np.array([0.2, 0.6]), np.zeros(2), np.zeros(2))
+    assert weak < strong
+
+
+def test_a_label_only_one_unimodal_layer_sees_counts_by_that_layer_when_it_is_very_sure():
+    """The planted sample's red square in a tone's video: the visual layer 0.95 sure, the fused layers and the
+    audio layer not at all (mean 0.2). Before, the five-layer mean made it unlikely (0.001-0.53)."""
+    evidence = candidate_evidence(np.array([0.95, 0.95, 0.6]), np.array([0.2, 0.2, 0.2]),
+                                  np.array([True, False, True]))
+    np.testing.assert_allclose(evidence, [0.95 ** 6, 0.2, 0.2])  # a fused layer, or a lone layer only 0.6 sure
+    precision = estimated_precision(evidence, np.full(3, 0.002), np.zeros(3))
+    assert precision[0] > 0.95 > 0.7 > precision[1] == precision[2]  # 0.7: the default --min-precision
+
+
+def test_on_the_bench_the_shipped_threshold_is_precise_and_finds_whole_class_labels():
+    right = candidates = whole = 0
+    for seed in (21, 22, 23):
+        world = make_world(np.random.default_rng(seed))
+        draw = simulate(world, quality=3.0, rng=np.random.default_rng(seed))
+        confidences = softmax(draw.logits)
+        found = missing_label_candidates(draw.videos, confidences, world.classes, confidences=confidences,
+                                         min_confidence=0.3)
+        kept, _ = split_confusions(found, max_confusion=None, min_precision=0.7)
+        scores = score_candidates(draw, kept)
+        right, candidates, whole = right + scores["right"], candidates + scores["candidates"], \
+            whole + scores["whole_found"]
+    assert right / candidates >= 0.75 and whole >= 1
+    assert right >= 20
+
+
+@pytest.mark.parametrize("min_precision", [0.0, 0.7])
+def test_split_with_no_rule_keeps_every_candidate_above_the_precision(min_precision):
+    out = missing_label_candidates(frame(6, 6), two_classes(False), CLASSES)
+    kept, _ = split_confusions(out, max_confusion=None, min_precision=min_precision)
+    assert (kept["precision"] >= min_precision).all() and len(kept) == (out["precision"] >= min_precision).sum()

@@ -1,0 +1,89 @@
+"""The stress bench's generator and scores (avaudit.audits.simulate) on small draws."""
+import numpy as np
+import pandas as pd
+
+from avaudit.audits.decisions import softmax, vote
+from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate
+
+
+def small_world(seed=0):
+    return make_world(np.random.default_rng(seed), grids=2, unimodal=2, redundant=1, videos=10, few=2,
+                      minority=2, whole=2, confusions=1)
+
+
+def test_a_draw_has_one_row_of_logits_per_video_and_its_accuracy_rises_with_quality():
+    world = small_world()
+    accuracy = []
+    for quality in (0.5, 4.0):
+        draw = simulate(world, quality=quality, rng=np.random.default_rng(1))
+        assert draw.logits.shape == (int(world.n_videos.sum()), 5, len(world.classes))
+        assert len(draw.videos) == len(draw.logits) and (draw.videos["label"] == draw.videos["labels"]).all()
+        accuracy.append((vote(softmax(draw.logits)) == draw.label).mean())
+    assert accuracy[0] < 0.6 < 0.9 < accuracy[1]
+
+
+def test_a_whole_class_missing_label_is_missing_from_every_video_of_the_class():
+    world = small_world()
+    draw = simulate(world, quality=2.0, rng=np.random.default_rng(1))
+    assert world.whole
+    for x, y in world.whole:
+        assert draw.missing[draw.label == x, y].all()
+    for x, y in world.minority:
+        assert 0 < draw.missing[draw.label == x, y].sum() < (draw.label == x).sum()
+    assert not draw.missing[np.arange(len(draw.label)), draw.label].any()
+
+
+def test_grid_categories_share_a_sound_or_a_sight_so_a_unimodal_layer_confuses_them():
+    world = small_world()
+    draw = simulate(world, quality=4.0, rng=np.random.default_rng(2))
+    grid = world.group == "audiovisual"
+    audio_right = (draw.logits[:, 4].argmax(-1) == draw.label)[grid[draw.label]].mean()
+    av_right = max((draw.logits[:, i].argmax(-1) == draw.label)[grid[draw.label]].mean() for i in range(3))
+    assert audio_right < 0.7 < 0.85 < av_right
+
+
+def test_group_scores_count_right_wrong_and_unclear_and_types_apart():
+    world = small_world()
+    truth = dict(zip(world.classes, world.group))
+    categories = pd.DataFrame({"category": world.classes, "group": world.group, "layer": world.event_type})
+    categories.loc[categories["group"] != "audiovisual", "layer"] = categories["group"]
+    first_av = categories.index[categories["group"] == "audiovisual"][0]
+    categories.loc[0, ["group", "layer"]] = "unclear"  # the first class, audio-visual in every world
+    categories.loc[first_av + 1, "layer"] = "audiovisual"  # type left unclear
+    scores = score_groups(world, categories)
+    assert truth[world.classes[0]] == "audiovisual"
+    assert (scores["groups_right"], scores["groups_wrong"], scores["groups_unclear"]) == (len(world.classes) - 1, 0, 1)
+    assert scores["group_precision"] == 1.0
+    assert (scores["types_right"], scores["types_wrong"], scores["types_unclear"]) == (6, 0, 2)
+
+
+def test_candidate_scores_split_recall_by_minority_and_whole_class():
+    world = small_world()
+    draw = simulate(world, quality=2.0, rng=np.random.default_rng(1))
+    video, cls = np.nonzero(draw.missing)
+    x, y = world.whole[0]
+    whole_rows = (draw.label[video] == x) & (cls == y)
+    right = pd.DataFrame({"video_id": draw.videos["video_id"].to_numpy()[video[whole_rows]],
+                          "candidate": np.asarray(world.classes)[cls[whole_rows]]})
+    wrong = pd.DataFrame({"video_id": [draw.videos["video_id"][0]], "candidate": [world.classes[draw.label[0]]]})
+    scores = score_candidates(draw, pd.concat([right, wrong]))
+    assert scores["precision"] == whole_rows.sum() / (whole_rows.sum() + 1)
+    assert scores["recall_minority"] == 0.0
+    assert scores["recall_whole"] == whole_rows.sum() / sum((draw.label == a).sum() for a, _ in world.whole)
+
+
+def test_a_crossed_label_is_seen_by_one_unimodal_layer_only_and_a_hard_sight_by_the_fused_layers_only():
+    world = make_world(np.random.default_rng(0))
+    draw = simulate(world, quality=4.0, rng=np.random.default_rng(1))
+    confidences = softmax(draw.logits)
+    assert world.crossed
+    for x, y in world.crossed:
+        rows = np.flatnonzero(draw.missing[:, y] & (draw.label == x))
+        assert len(rows) == (draw.label == x).sum() // 5
+        seen_by = 3 if world.group[y] == "visual" else 4
+        assert confidences[rows, seen_by, y].mean() > 0.5 > 0.1 > confidences[rows, :3, y].mean()
+    hard = world.sight_gain < 1
+    assert (world.group[hard] == "audiovisual").all() and hard.sum() == 4
+    on_hard = hard[draw.label]
+    own = confidences[np.arange(len(draw.label)), :, draw.label]
+    assert own[on_hard, 3].mean() < 0.2 < 0.8 < own[on_hard, :3].max(axis=1).mean()

@@ -1,0 +1,112 @@
+"""How sure a category's call is (avaudit.audits.uncertainty) and how bias_audit shows it."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from avaudit.audits.bias import bias_audit, video_margin
+from avaudit.audits.decisions import softmax
+from avaudit.audits.simulate import make_world, score_groups, simulate
+from avaudit.audits.uncertainty import GROUP_CODES, call_groups, call_support
+
+# Mean confidences in the true label: continuous, instant, onset, visual, audio.
+WEAK_VISUAL = [0.60, 0.80, 0.70, 0.65, 0.02]  # the visual layer right but less confident than onset
+GRID = [0.70, 0.90, 0.60, 0.45, 0.50]  # each unimodal layer knows half
+HARD_SIGHT = [0.80, 0.90, 0.85, 0.14, 0.45]  # the sound split with a grid neighbour, the sight barely seen
+
+
+def test_a_weak_visual_layer_still_carries_a_category_the_audio_layer_knows_nothing_of():
+    group, layer = call_groups(np.array([WEAK_VISUAL, GRID]), fraction=0.9, informative=0.2, lone=0.7)
+    assert [GROUP_CODES[g] for g in group] == ["visual", "audiovisual"]
+    assert layer.tolist() == [1, 1]  # instant leads both
+    group, _ = call_groups(np.array([WEAK_VISUAL]), fraction=0.9, informative=2.0, lone=2.0)  # sufficiency alone
+    assert GROUP_CODES[group[0]] == "audiovisual"
+
+
+def test_a_layer_at_half_the_sure_audio_visual_layers_does_not_carry_a_category_alone():
+    """The planted `instant_tone690_yellow_triangle`: the audio layer at half (a neighbour shares the tone),
+    the visual layer barely sees the triangle, the audio-visual layers are right. Before: called audio."""
+    unsure = [0.40, 0.45, 0.42, 0.05, 0.25]  # the same shares, audio-visual layers unsure: a weak model's
+    group, _ = call_groups(np.array([HARD_SIGHT, unsure]), fraction=0.9, informative=0.2, lone=0.7)
+    assert [GROUP_CODES[g] for g in group] == ["audiovisual", "audio"]
+
+
+def test_support_is_high_for_many_agreeing_videos_and_low_for_few_or_split_ones():
+    rng = np.random.default_rng(0)
+    clear = np.clip(np.array([0.5, 0.5, 0.5, 0.38, 0.15]) + rng.normal(0, 0.1, (200, 5)), 0, 1)  # neither suffices
+    few = np.array([[0.6, 0.4, 0.5, 0.5, 0.1], [0.4, 0.6, 0.5, 0.3, 0.2], [0.5, 0.5, 0.5, 0.34, 0.15]])  # same means
+    split = np.array([[0.5, 0.5, 0.5, 0.46, 0.1], [0.5, 0.5, 0.5, 0.44, 0.1]] * 10)  # visual at 0.9 x best, +-
+    scores = np.concatenate([clear, few, split])
+    codes = np.repeat([0, 1, 2], [200, 3, 20])
+    calls = call_support(codes, scores, 3, fraction=0.9, informative=0.2, lone=0.7)
+    assert calls["n"].tolist() == [200, 3, 20]
+    assert GROUP_CODES[calls["group"][0]] == "audiovisual"
+    assert calls["group_support"][0] > 0.95
+    assert calls["group_support"][1] < 0.8 and calls["group_support"][2] < 0.8
+    assert calls["means"][2] == pytest.approx([0.5, 0.5, 0.5, 0.45, 0.1])
+
+
+def test_support_is_seeded_and_the_same_on_every_call():
+    scores = np.random.default_rng(1).random((30, 5))
+    codes = np.arange(30) % 3
+    first = call_support(codes, scores, 3, fraction=0.9, informative=0.2, lone=0.7)
+    assert np.array_equal(first["group_support"], call_support(codes, scores, 3, fraction=0.9,
+                                                               informative=0.2, lone=0.7)["group_support"])
+
+
+def confidences_for(labels, true_conf, n_classes=2):
+    out = np.zeros((len(labels), 5, n_classes))
+    for i, label in enumerate(labels):
+        out[i, :, label] = true_conf[i]
+        out[i, :, 1 - label] = 1 - np.asarray(true_conf[i])
+    return out
+
+
+def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is():
+    rng = np.random.default_rng(2)
+    sure = np.clip(np.array(WEAK_VISUAL) + rng.normal(0, 0.05, (40, 5)), 0, 1)
+    thin = np.array([[0.5, 0.5, 0.5, 0.46, 0.1], [0.5, 0.5, 0.5, 0.44, 0.1]])
+    labels = [0] * 40 + [1] * 2
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(42)], "path": [f"v{i}.mp4" for i in range(42)],
+                           "label": np.array(["owl", "fox"])[labels]})
+    per_video, categories, summary = bias_audit(videos, confidences_for(labels, np.concatenate([sure, thin])),
+                                                ["owl", "fox"], rule="sufficiency", fraction=0.9, min_support=0.8,
+                                                video_noise=0.05)
+    table = categories.set_index("category")
+    assert table.loc["owl", ["layer", "group"]].tolist() == ["visual", "visual"]
+    assert table.loc["fox", ["layer", "group"]].tolist() == ["unclear", "unclear"]
+    assert table.loc["owl", "group_support"] == 1.0 and np.isnan(table.loc["owl", "type_support"])
+    assert table.loc["fox", "mean_visual"] == pytest.approx(0.45)
+    assert list(categories.columns[:3]) == ["category", "group", "layer"] or list(categories.columns[:3]) == [
+        "category", "layer", "group"]
+    assert summary["categories_per_group"]["unclear"] == 1 and summary["categories_per_layer"]["unclear"] == 1
+    assert summary["min_support"] == 0.8
+    assert per_video.loc[40:, "clear"].tolist() == [False, False]  # 0.46 and 0.44 against 0.9 x 0.5
+
+
+def test_the_paper_rule_keeps_its_majority_and_leaves_support_empty():
+    videos = pd.DataFrame({"video_id": ["a", "b"], "path": ["a", "b"], "label": ["owl", "owl"]})
+    _, categories, summary = bias_audit(videos, confidences_for([0, 0], [WEAK_VISUAL, WEAK_VISUAL]), ["owl", "fox"],
+                                        rule="paper", fraction=0.9, min_support=0.8)
+    assert categories["layer"].tolist() == ["instant"] and np.isnan(categories["group_support"]).all()
+    assert summary["min_support"] is None
+
+
+def test_a_video_margin_is_the_distance_to_the_nearest_change_of_its_call():
+    true_conf = np.array([[0.9, 0.1, 0.1, 0.2, 0.85], [0.5, 0.9, 0.8, 0.2, 0.1], [0.2, 0.7, 0.7, 0.1, 0.9]])
+    assert video_margin(true_conf, rule="sufficiency", fraction=0.9) == pytest.approx([0.04, 0.1, 0.27])
+    assert video_margin(true_conf, rule="paper", fraction=0.9) == pytest.approx([0.05, 0.1, 0.2])
+
+
+def test_on_the_bench_at_paper_like_quality_the_groups_given_are_mostly_right_where_every_call_was_not():
+    right = {0.0: 0, 0.8: 0}
+    given = dict(right)
+    for seed in (5, 6, 7):
+        world = make_world(np.random.default_rng(seed))
+        draw = simulate(world, quality=1.0, rng=np.random.default_rng(seed + 10))
+        for min_support in right:
+            _, categories, _ = bias_audit(draw.videos, softmax(draw.logits), world.classes, rule="sufficiency",
+                                          fraction=0.9, min_support=min_support)
+            scores = score_groups(world, categories)
+            right[min_support] += scores["groups_right"]
+            given[min_support] += scores["groups_right"] + scores["groups_wrong"]
+    assert right[0.0] / given[0.0] < 0.7 < 0.85 < right[0.8] / given[0.8]

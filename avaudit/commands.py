@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import ParameterError
-from avaudit.inference.pipeline import audit
+from avaudit.inference.pipeline import Audit, audit
 from avaudit.options import (
     DEFAULT_MODEL,
     OUTPUT_ROOT,
@@ -72,11 +72,10 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     folder = output_dir(out, "bias")
     a = audit(data, options, labels=LabelPolicy.require, on_event=on_event,  # read, infer
               writes=[*planned_writes(folder, "bias"), *also_writes], reads=truth_reads(people))
-    rows = a.labelled_rows()
+    rows, classes, window, n_rows = a.rows, a.classes, a.window, a.n_rows
     position = rows["position"].to_numpy()
-    classes, window, n_rows = a.classes, a.window_columns(position), a.n_rows
-    settings = a.settings("bias", rule=str(rule), fraction=fraction, type_margin=type_margin, min_support=min_support,
-                          truth=truth_record(people))
+    settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
+                          min_support=min_support, truth=truth_record(people))
     per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
                                                 fraction=fraction, type_margin=type_margin,
                                                 min_support=min_support, video_noise=THRESHOLDS.video_noise)
@@ -105,10 +104,8 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     writes = [*planned_writes(folder, "predict"), *([Path(export_probs)] if export_probs is not None else [])]
     a = audit(data, options, labels=LabelPolicy.ignore if export_probs is None else LabelPolicy.check,  # read, infer
               on_event=on_event, writes=writes)
-    rows = a.decoded_rows()
-    position = rows["position"].to_numpy()
-    probs, names, window, settings = a.probabilities[position], np.asarray(a.classes), a.window_columns(position), \
-        a.settings("predict")
+    rows, window, settings = a.rows, a.window, run_record(a, "predict")
+    probs, names = a.probabilities[rows["position"].to_numpy()], np.asarray(a.classes)
     chosen = multilabel(probs)  # decide: over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
                           "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
@@ -159,11 +156,11 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     folder = output_dir(out, "missing-labels")
     a = audit(data, options, labels=LabelPolicy.check, on_event=on_event,  # read, infer
               writes=planned_writes(folder, "missing-labels"), reads=truth_reads(people))
-    rows = a.decoded_rows()
+    rows = a.rows
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences, classes = a.probabilities[rows["position"].to_numpy()], a.classes
-    settings = a.settings("missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
+    settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence),
@@ -251,6 +248,12 @@ def subset_path(out: Path | None, source: Path) -> Path:
     if out.is_dir():
         raise ParameterError("out", f"{out} is a folder: name the subset file to write, e.g. {out / default_name}")
     return out
+
+
+def run_record(a: Audit, command: str, **extra) -> dict:
+    """The run record's settings (runs.write_run): DATA's and the model's (Audit.record), the command's own,
+    then the resolved config."""
+    return {"command": command, **a.record, **extra, "config": a.checkpoint["config"]}
 
 
 def truth_reads(people) -> dict[Path, str]:

@@ -3,10 +3,12 @@ frame once audit() has returned, and the avaudit modules entered below it, in or
 
     python benchmarks/bias_crossings.py sample_videos/ /tmp/out /tmp/cache   # run it twice: the second is warm
 
-At c54111d: 18 module changes, commands > labels > audits.bias > ... > commands > media.window > commands >
-audits.layerstats > ... > commands > runs > outputs (down into the decisions and back up to the pipeline's
-window rule). After the renovation: infer (inference.pipeline, labels, media.window, options), decide
-(audits.bias, audits.decisions, audits.layerstats), write (runs, outputs), in that order and never back.
+At c54111d: 18 module changes over 8 distinct modules, commands > labels > audits.bias > ... > commands >
+media.window > commands > audits.layerstats > ... > commands > runs > outputs (down into the decisions and
+back up to the pipeline's label and window rules). Now: 16 changes over 7 modules, commands > audits.bias
+(with audits.decisions and audits.uncertainty below it) > commands > audits.layerstats > runs > outputs: the
+pipeline hands over plain data (inference.pipeline.Audit: rows, window, record), so after the logits a call
+only decides, then writes, and never climbs back to the pipeline.
 """
 import sys
 from pathlib import Path

@@ -29,7 +29,7 @@ SWEEP = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 def all_candidates(planted: Path, model: Path, min_confidence: float) -> pd.DataFrame:
     """Every candidate at or over the floor, with its confusion, and `right` from the planted truth."""
     a = audit(planted, model=model, device="cpu")
-    rows = a.decoded_rows()
+    rows = a.rows
     confidences = a.probabilities[rows["position"].to_numpy()]
     found = missing_label_candidates(rows, confidences, a.classes, confidences=confidences,
                                      min_confidence=min_confidence)

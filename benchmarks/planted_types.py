@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     for planted in args.planted:
         a = audit(planted, model=args.model, device="cpu", labels="require")
-        rows = a.labelled_rows()
+        rows = a.rows  # one per (video, label): labels="require"
         confidences = a.probabilities[rows["position"].to_numpy()]
         truth = pd.read_csv(planted / "truth.csv")
         by_margin = {}

@@ -26,61 +26,46 @@ from avaudit.vocab import SKIPPED_COLUMNS, Confidence, LabelPolicy
 
 @dataclass
 class Audit:
-    """A manifest with the logits of the rows that decoded."""
+    """What the pipeline hands the decisions: the rows that decoded with their probabilities, and what a
+    run record says of DATA and the model. Plain data, so a command reads it without calling back."""
     manifest: Manifest
-    options: AuditOptions
     checkpoint: dict
+    classes: list[str]
     logits: np.ndarray  # (N, 5, C) for every manifest table row, NaN where skipped
-    seconds: np.ndarray  # (N,) seconds of real content in each row's window, NaN where skipped
     probabilities: np.ndarray  # (N, 5, C) softmax of logits, raw or temperature-scaled
+    rows: pd.DataFrame  # decoded rows (one per video and label with LabelPolicy.require), `position` in logits
+    window: dict[str, pd.Series]  # `seconds` and `padded` of each of `rows` (window_columns)
+    record: dict  # the run record's settings of DATA and the model (run_settings)
     skipped: pd.DataFrame
+    n_rows: int  # manifest rows, skipped ones included
     n_cached: int
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, classes known
 
-    @property
-    def classes(self) -> list[str]:
-        return list(self.checkpoint["classes"])
 
-    @property
-    def confidence(self) -> str:
-        return str(self.options.confidence)
+def decoded_rows(table: pd.DataFrame, logits: np.ndarray) -> pd.DataFrame:
+    """The manifest rows that decoded, with their `position` in the logits."""
+    decoded = ~np.isnan(logits).any(axis=(1, 2))
+    return table.assign(position=np.arange(len(table)))[decoded]
 
-    @property
-    def decoded(self) -> np.ndarray:
-        return ~np.isnan(self.logits).any(axis=(1, 2))
 
-    @property
-    def n_rows(self) -> int:
-        return len(self.manifest.table) + len(self.manifest.skipped)
+def window_columns(seconds: np.ndarray, model: dict) -> dict[str, pd.Series]:
+    """`seconds` of real content in each row's window, and `padded`: the window ran past the file's end,
+    so the rest was black and silent (the decoder's rule, media.window.is_padded). Empty where the cache
+    predates these columns."""
+    seconds = seconds.astype(float)
+    padded = pd.array(is_padded(seconds, seconds=model["seconds"], steps=model["steps"]), dtype="boolean")
+    padded[np.isnan(seconds)] = pd.NA
+    return {"seconds": pd.Series(seconds.round(2)), "padded": pd.Series(padded)}
 
-    def decoded_rows(self) -> pd.DataFrame:
-        """The manifest rows that decoded, with their `position` in the logits."""
-        return self.manifest.table.assign(position=np.arange(len(self.manifest.table)))[self.decoded]
 
-    def labelled_rows(self) -> pd.DataFrame:
-        """One row per (decoded video, label), with its `position` in the logits."""
-        return labelled_rows(self.decoded_rows())
-
-    def window_columns(self, position: np.ndarray) -> dict[str, pd.Series]:
-        """`seconds` of real content in each row's window, and `padded`: the window ran past the
-        file's end, so the rest was black and silent (the decoder's rule, media.window.is_padded).
-        Empty where the cache predates these columns."""
-        window, steps = self.checkpoint["config"]["model"]["seconds"], self.checkpoint["config"]["model"]["steps"]
-        seconds = self.seconds[position].astype(float)
-        padded = pd.array(is_padded(seconds, seconds=window, steps=steps), dtype="boolean")
-        padded[np.isnan(seconds)] = pd.NA
-        return {"seconds": pd.Series(seconds.round(2)), "padded": pd.Series(padded)}
-
-    def settings(self, command: str, **extra) -> dict:
-        """The run record's settings (runs.write_run), paths absolute so a record read from another
-        folder still names the same files."""
-        o = self.options
-        return {"command": command, "data": os.path.abspath(self.manifest.source), "format": self.manifest.format,
-                "root": os.path.abspath(self.manifest.root), "model": os.path.abspath(o.model_file),
-                "preset": self.checkpoint["config"]["preset"], "confidence": self.confidence,
-                "no_audio": str(o.no_audio), "classes": os.path.abspath(o.classes) if o.classes else None,
-                "allow_outside_root": o.allow_outside_root, "n_rows": self.n_rows, "n_skipped": len(self.skipped),
-                **extra, "config": self.checkpoint["config"]}
+def run_settings(manifest: Manifest, o: AuditOptions, checkpoint: dict, *, n_rows: int, n_skipped: int) -> dict:
+    """DATA's and the model's part of a run record, paths absolute so a record read from another folder
+    still names the same files."""
+    return {"data": os.path.abspath(manifest.source), "format": manifest.format,
+            "root": os.path.abspath(manifest.root), "model": os.path.abspath(o.model_file),
+            "preset": checkpoint["config"]["preset"], "confidence": str(o.confidence), "no_audio": str(o.no_audio),
+            "classes": os.path.abspath(o.classes) if o.classes else None, "allow_outside_root": o.allow_outside_root,
+            "n_rows": n_rows, "n_skipped": n_skipped}
 
 
 def check_confidence(checkpoint: dict, confidence: str) -> None:
@@ -117,9 +102,15 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
     logits, seconds, skipped, n_cached = infer_logits(manifest.table, o.model_file, checkpoint, on_event=on_event,
                                                       **run)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
-    return Audit(manifest, o, checkpoint, logits, seconds,
-                 probabilities(logits, str(o.confidence), checkpoint.get("temperatures")), skipped, n_cached,
-                 [*manifest.notes, *notes])
+    rows = decoded_rows(manifest.table, logits)
+    if labels == LabelPolicy.require:  # the audit judges each (video, label)
+        rows = labelled_rows(rows)
+    n_rows = len(manifest.table) + len(manifest.skipped)
+    return Audit(manifest, checkpoint, list(checkpoint["classes"]), logits,
+                 probabilities(logits, str(o.confidence), checkpoint.get("temperatures")), rows,
+                 window_columns(seconds[rows["position"].to_numpy()], checkpoint["config"]["model"]),
+                 run_settings(manifest, o, checkpoint, n_rows=n_rows, n_skipped=len(skipped)), skipped, n_rows,
+                 n_cached, [*manifest.notes, *notes])
 
 
 def run_shard(table: pd.DataFrame, model_file: Path, checkpoint: dict, *, on_event: Callable | None,

@@ -43,6 +43,7 @@ def test_readme_python_example_runs(planted, tmp_path, monkeypatch):
     assert (tmp_path / "avaudit-out" / "retarget" / "subset.csv").is_file()
 
 
+@pytest.mark.slow  # a whole run; the fast tier keeps a cheaper test of the same path
 def test_options_as_keywords_or_as_one_object_give_the_same_run(planted, tiny_model, tmp_path):
     by_keyword = avaudit.predict(planted, model=tiny_model, device="cpu", workers=0, out=tmp_path / "a")
     options = avaudit.AuditOptions(model=tiny_model, device="cpu", workers=0)

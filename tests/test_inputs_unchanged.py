@@ -39,6 +39,7 @@ def inputs(planted, tiny_model, tmp_path):
     return folder
 
 
+@pytest.mark.slow  # eight commands end to end; test_inputs_are_never_outputs keeps the refusals fast
 def test_no_command_changes_a_file_it_reads(inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("AVAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"

@@ -24,6 +24,7 @@ def test_a_name_with_dollars_is_drawn_as_text_not_maths(clip, tiny_model, tmp_pa
     assert result.output.splitlines()[-1].startswith("note: the model knows ")  # not "DATA has no labels"
 
 
+@pytest.mark.slow  # a whole run; the fast tier keeps a cheaper test of the same path
 def test_control_characters_in_a_name_never_reach_a_warning(clip, tiny_model, tmp_path):
     named = shutil.copyfile(clip, tmp_path / "a\x1b[31mred\x07\r.mp4")
     with warnings.catch_warnings(record=True) as caught:
@@ -33,6 +34,7 @@ def test_control_characters_in_a_name_never_reach_a_warning(clip, tiny_model, tm
     assert not [text for text in shown if not text.isprintable()], shown
 
 
+@pytest.mark.slow  # a whole run; the fast tier keeps a cheaper test of the same path
 def test_localize_json_holds_rounded_numbers(clip, tiny_model, tmp_path):
     localize(clip, model=tiny_model, out=tmp_path, timeline=True)
     text = (tmp_path / "localize.json").read_text()
@@ -43,6 +45,7 @@ def test_localize_json_holds_rounded_numbers(clip, tiny_model, tmp_path):
     assert max(len(repr(v)) for v in numbers) <= 7  # 0.0173, never 0.01730000041425228
 
 
+@pytest.mark.slow  # a whole run; the fast tier keeps a cheaper test of the same path
 def test_an_earlier_timeline_is_removed_with_the_set_it_belonged_to(clip, tiny_model, tmp_path):
     localize(clip, model=tiny_model, out=tmp_path, timeline=True)
     localize(clip, model=tiny_model, out=tmp_path)

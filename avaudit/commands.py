@@ -189,6 +189,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     from avaudit.media.manifests import read_manifest
 
     keep, by, rule, options = check_keep(keep), check_by(by), check_rule(rule), audit_options(options, fields)
+    check_path("data", data)
     check_path("out", out)
     check_path("bias_run", bias_run)
     if compare is not None:
@@ -271,6 +272,7 @@ def truth_record(people) -> list[str] | None:
 
 
 def output_dir(out: Path | None, command: str) -> Path:
+    check_path("out", out)
     return Path(out) if out is not None else OUTPUT_ROOT / command
 
 

@@ -230,6 +230,10 @@ def check_bias_folder(folder: Path, data: Path) -> None:
     """Before `retarget DATA` writes DATA's bias run into `folder`: a bias run of other DATA there is
     never replaced, nor one whose record cannot be read (it may be anyone's)."""
     if not (Path(folder) / run_names("bias")[1]).exists():
+        theirs = [name for name in (*RUN_FILES["bias"], run_names("bias")[0]) if (Path(folder) / name).exists()]
+        if theirs:  # files of the run's names with no record: someone's, not a run avaudit wrote
+            raise UsageError(f"{folder} holds {theirs[0]} but no bias run record; retarget writes DATA's bias run "
+                             f"there: give an --out in another folder")
         return
     try:
         there = read_run(folder, "bias").settings["data"]

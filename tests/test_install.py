@@ -83,15 +83,16 @@ def test_a_built_wheel_ships_the_model_and_an_install_of_it_finds_it(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    # the dependencies are this environment's: a .pth names its site-packages (system_site_packages would
-    # name the base interpreter's, which has no torch on a fresh machine)
-    new_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True).stdout.strip()
-    Path(new_site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
                               str(wheel)], capture_output=True, text=True, env=clean, timeout=600)
     assert install.returncode == 0, install.stdout + install.stderr
+    # the dependencies are this environment's: a .pth names its site-packages (system_site_packages would
+    # name the base interpreter's, which has no torch on a fresh machine); written after the install, or pip
+    # would find this environment's avaudit there and install nothing
+    new_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True).stdout.strip()
+    Path(new_site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = subprocess.run(
         [str(python), "-c", "from avaudit.options import DEFAULT_MODEL as m; "
          "from avaudit.model.checkpoint import load_checkpoint; "

@@ -33,6 +33,25 @@ def test_retarget_never_replaces_a_bias_run_of_other_data(planted, tiny_model, t
         avaudit.retarget(planted, keep=["audio"], out=tmp_path / "X" / "kav.csv", model=tiny_model)
 
 
+
+def test_retarget_never_writes_its_bias_run_over_files_of_a_folder_that_holds_no_run(planted, tiny_model, tmp_path):
+    """A user's `bias/bias_videos.csv` with no run record beside it is someone's file, not a run to rewrite."""
+    mine = tmp_path / "Y" / "bias" / "bias_videos.csv"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes\n")
+    with pytest.raises(avaudit.UsageError, match=r"Y/bias holds bias_videos.csv but no bias run record"):
+        avaudit.retarget(planted, keep=["audio"], out=tmp_path / "Y" / "kav.csv", model=tiny_model, device="cpu",
+                         workers=0)
+    assert mine.read_text() == "my notes\n" and not (tmp_path / "Y" / "kav.csv").exists()
+
+
+def test_the_api_refuses_a_data_or_out_that_is_not_a_path(tmp_path):
+    for call in (lambda: avaudit.bias(123), lambda: avaudit.predict([str(tmp_path)]),
+                 lambda: avaudit.missing_labels(tmp_path, out=123), lambda: avaudit.retarget(123, keep=["audio"])):
+        with pytest.raises(avaudit.ParameterError, match=r"(data|out) must be a path \(str or Path\), not "):
+            call()
+
+
 def test_retarget_says_where_it_wrote_its_bias_run_and_report_finds_it_by_its_record(planted, tiny_model, tmp_path):
     out = tmp_path / "X" / "kav.csv"
     run = avaudit.retarget(planted, keep=["audio", "audiovisual"], out=out, model=tiny_model, device="cpu",

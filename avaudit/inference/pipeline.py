@@ -19,7 +19,7 @@ from avaudit.labels import apply_label_policy, labelled_rows
 from avaudit.media.formats import CLASS_INDEX
 from avaudit.media.manifests import Manifest, read_manifest
 from avaudit.media.window import is_padded
-from avaudit.options import AuditOptions, audit_options
+from avaudit.options import AuditOptions, audit_options, check_path
 from avaudit.outputs import check_writes
 from avaudit.vocab import SKIPPED_COLUMNS, Confidence, LabelPolicy
 
@@ -87,6 +87,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
     """
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
+    check_path("data", data)
     o = audit_options(options, fields)
     manifest = read_manifest(Path(data), root=o.root, classes=o.classes, allow_outside_root=o.allow_outside_root)
     index = [o.classes] if o.classes else [manifest.source.with_name(CLASS_INDEX), manifest.root / CLASS_INDEX]

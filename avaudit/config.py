@@ -41,6 +41,11 @@ class ModelConfig:
     def n_samples(self) -> int:
         return int(round(self.seconds * self.sample_rate))
 
+    @property
+    def clip_bytes(self) -> int:
+        """Bytes one decoded clip takes in memory: frames, waveform and onset steps (4.2 MiB for `paper`)."""
+        return self.steps * self.crop * self.crop * 3 + self.n_samples * 4 + self.steps
+
 
 @dataclass
 class TrainConfig:

@@ -167,6 +167,14 @@ def test_a_huge_label_or_path_is_shortened_where_a_detail_echoes_it(tmp_path):
     assert detail_lines(m) == [2, 3, 4]
 
 
+def test_a_huge_missing_path_is_shortened_in_the_found_files_note(tmp_path):
+    """The note naming an example of the files not found repeated a 10^6-character path whole (adversarial pass)."""
+    src = write(tmp_path / "long.csv", f"path,label\ng/{'y' * 10**6}.mp4,dog\n")
+    m = read_manifest(src)
+    assert len(m.skipped) == 1 and all(len(note) < 1500 for note in m.notes)
+    assert any("(1,000," in note and "characters)" in note for note in m.notes)
+
+
 def test_labels_the_model_does_not_know_are_shortened_when_named():
     import pandas as pd
 

@@ -102,6 +102,15 @@ def test_a_config_field_out_of_its_range_is_refused_on_load(tiny_model, tmp_path
                                 f"it must be {rule}")
 
 
+@pytest.mark.parametrize("field, value", [("steps", 10**9), ("seconds", 1e9), ("sample_rate", 10**9)])
+def test_a_config_that_asks_for_huge_clips_is_refused_on_load(tiny_model, tmp_path, field, value):
+    """Finite but huge sizes passed the range check and crashed the audit allocating terabytes (adversarial pass)."""
+    broken = changed_copy(tiny_model, tmp_path / "huge.pt", lambda data: data["config"]["model"].update({field: value}))
+    with pytest.raises(CheckpointError, match=r"not a usable avaudit checkpoint: 'config.model' asks for clips of "
+                                              r"[\d,.]+ GiB each .*; at most 2 GiB"):
+        load_network(broken)
+
+
 def test_a_checkpoint_with_zero_steps_is_refused_before_decoding(planted, tiny_model, tmp_path):
     broken = changed_copy(tiny_model, tmp_path / "steps0.pt", lambda data: data["config"]["model"].update(steps=0))
     message = f"{broken}: not a usable avaudit checkpoint: 'config.model.steps' is 0; it must be more than 0"

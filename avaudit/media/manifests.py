@@ -162,7 +162,7 @@ def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
         if v.more:
             more[v.row] = [(row, raw) for row, raw, _ in v.more]
     note = (f"{len(records):,} of {plural(len(records) + len(missing), 'file')} found under {root}; "
-            f"e.g. {missing[0]}" if missing else None)
+            f"e.g. {echo(str(missing[0]), PATH_ECHO)}" if missing else None)
     skipped.sort(key=lambda s: s[0])
     return _table(records, fmt.extras), _skipped([s[1:] for s in skipped]), more, frozenset(named), note
 

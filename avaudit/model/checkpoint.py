@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 FORMAT = "avaudit-checkpoint-1"
+MAX_CLIP_BYTES = 2**31  # one decoded clip's memory (the paper's is 4.2 MiB): a config past it is no network's
 POSITIVE = object()  # the least a config field may be, unless FIELD_LEAST says otherwise: more than 0
 # Config fields that may be 0 (or any finite number); every other one (a size, a rate, a count of steps) must
 # be more than 0, or the network or its inputs cannot be built (model.steps 0 divides by zero after decoding).
@@ -139,9 +140,12 @@ def check_fields(data: dict, path: str | Path, *, resume: bool = False) -> None:
     if not isinstance(config.get("preset", ""), str):
         bad("'config.preset' is not a name")
     try:
-        config_from_dict(config)
+        model = config_from_dict(config).model
     except (TypeError, ValueError) as err:
         bad(f"'config' does not describe a network ({err})")
+    if model.clip_bytes > MAX_CLIP_BYTES:  # finite but huge (steps 10**9): no decoder could fill such a clip
+        bad(f"'config.model' asks for clips of {model.clip_bytes / 2**30:,.1f} GiB each (steps, crop, seconds, "
+            f"sample_rate); at most {MAX_CLIP_BYTES / 2**30:g} GiB")
     classes = data.get("classes")
     if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) for c in classes) \
             or len(set(classes)) != len(classes):

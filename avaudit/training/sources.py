@@ -20,8 +20,8 @@ from avaudit.training.stages import Stage
 
 
 def clip_bytes(model: ModelConfig) -> int:
-    """Bytes one decoded clip takes in memory: frames, waveform and onset steps."""
-    return model.steps * model.crop * model.crop * 3 + model.n_samples * 4 + model.steps
+    """Bytes one decoded clip takes in memory (config.ModelConfig.clip_bytes)."""
+    return model.clip_bytes
 
 
 class Skipped:

@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -242,6 +243,18 @@ def skipped_section(folder: Path, records: list[RunRecord]) -> str:
     return section("skipped", "Skipped videos", body)
 
 
+@contextmanager
+def damaged_run(run: RunRecord | None, folder: Path | None = None):
+    """A run's table or summary that is not as avaudit wrote it (edited, truncated, another tool's) is one
+    line naming its run, not a traceback; the file's content is not repeated."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        where = f"the {run.command} run in {run.folder}" if run is not None else f"a skipped list under {folder}"
+        raise UsageError(f"{where}: a table or summary is not as avaudit wrote it ({type(err).__name__}); "
+                         f"run that command again") from None
+
+
 def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     """Write folder/report.html from the bias, missing-labels, retarget and predict runs recorded in
     `folder` or one level below (runs.find_runs; the first of a command's runs where it ran twice)."""
@@ -262,13 +275,19 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
     parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False))]
     summary_path = run_file(runs, "bias", "bias_summary.json")
     if summary_path:
-        parts += bias_sections(folder, summary_path)
+        with damaged_run(runs["bias"]):
+            parts += bias_sections(folder, summary_path)
     else:
         parts += [section(n, t, absent("bias")) for n, t in
                   (("table3", "Categories per layer (Table 3)"), ("categories", "Per category"),
                    ("table4", "Layer statistics (Table 4)"), ("truth", "Against annotated modalities"))]
-    parts += [missing_section(folder, runs, top_missing), retarget_section(folder, runs),
-              predictions_section(folder, runs), skipped_section(folder, records)]
+    for command, build in (("missing-labels", lambda: missing_section(folder, runs, top_missing)),
+                           ("retarget", lambda: retarget_section(folder, runs)),
+                           ("predict", lambda: predictions_section(folder, runs))):
+        with damaged_run(runs.get(command)):
+            parts.append(build())
+    with damaged_run(None, folder):
+        parts.append(skipped_section(folder, records))
     style = (ASSETS / "report.css").read_text() + FIRST_PAGE_ONLY
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>avaudit report</title><style>{style}</style>"
             f"</head><body><h1>avaudit report: {html.escape(str(folder))}</h1>{''.join(parts)}"

@@ -107,3 +107,17 @@ def test_the_bias_summary_is_a_typed_record_written_as_before(planted, tiny_mode
     assert (written["min_support"], written["video_noise"]) == (THRESHOLDS.min_support, THRESHOLDS.video_noise)
     assert "unclear" in written["categories_per_layer"] and "unclear" in written["categories_per_group"]
     assert written == run.summary.document()
+
+
+@pytest.mark.parametrize("damage, kind", [('{"x": 1}', "KeyError"), ("not json", "JSONDecodeError"),
+                                         ("[1, 2]", "TypeError")])
+def test_a_damaged_bias_summary_is_one_line_in_report(tmp_path, damage, kind):
+    """report crashed with a KeyError, JSONDecodeError or TypeError on a run's edited summary (adversarial pass)."""
+    fake_bias_run(tmp_path / "R" / "bias")
+    (tmp_path / "R" / "bias" / "bias_summary.json").write_text(damage)
+    result = cli("report", tmp_path / "R")
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == (f"error: the bias run in {tmp_path / 'R' / 'bias'}: a table or summary "
+                                               f"is not as avaudit wrote it ({kind}); "
+                                               f"run that command again")
+    assert not (tmp_path / "R" / "report.html").exists()

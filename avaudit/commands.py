@@ -66,7 +66,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
 
     rule, options = check_rule(rule), audit_options(options, fields)
     check_range("fraction", fraction, 0, 1, low_open=True)
-    check_number("type_margin", type_margin)
+    check_range("type_margin", type_margin, 0, 1)
     check_range("min_support", min_support, 0, 1)
     people = read_truth(check_truth(truth)) if truth is not None else None  # a bad file fails first
     folder = output_dir(out, "bias")

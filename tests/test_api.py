@@ -58,6 +58,7 @@ def test_options_as_keywords_or_as_one_object_give_the_same_run(planted, tiny_mo
     ("bias", {"fraction": "0.9"}, "fraction must be a number, not '0.9'"),
     ("bias", {"fraction": 2}, "fraction must be in (0, 1], not 2"),
     ("bias", {"type_margin": "x"}, "type_margin must be a number, not 'x'"),
+    ("bias", {"type_margin": -1}, "type_margin must be in [0, 1], not -1"),
     ("bias", {"rule": "best"}, "rule must be one of paper, sufficiency, not 'best'"),
     ("bias", {"model": 123}, "model must be a path (str or Path), not 123"),
     ("predict", {"batch_size": "8"}, "batch_size must be an integer of 1 or more, not '8'"),

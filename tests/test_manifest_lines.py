@@ -167,6 +167,16 @@ def test_a_huge_label_or_path_is_shortened_where_a_detail_echoes_it(tmp_path):
     assert detail_lines(m) == [2, 3, 4]
 
 
+def test_a_reversed_kinetics_window_is_a_malformed_row(tmp_path):
+    """A Kinetics row with time_end before time_start was audited (adversarial pass); a window is the same rule
+    in every format."""
+    src = write(tmp_path / "k.csv", "label,youtube_id,time_start,time_end,split\ndog,aaa,20,5,val\ndog,bbb,0,10,val\n")
+    touch(tmp_path, "dog/bbb_000000_000010.mp4")
+    m = read_manifest(src)
+    assert m.table["video_id"].tolist() == ["bbb_000000_000010"]
+    assert m.skipped[["reason", "detail"]].values.tolist() == [["malformed row", "line 2: end 5 is not after start 20"]]
+
+
 def test_a_huge_missing_path_is_shortened_in_the_found_files_note(tmp_path):
     """The note naming an example of the files not found repeated a 10^6-character path whole (adversarial pass)."""
     src = write(tmp_path / "long.csv", f"path,label\ng/{'y' * 10**6}.mp4,dog\n")

@@ -141,7 +141,9 @@ def _kinetics(cols: list[str]) -> Format:
         if not ytid:
             raise ValueError("empty youtube_id")
         label = one_label(f[ix["label"]]) if "label" in ix else ""
-        vid = f"{ytid}_{number(f[ix['time_start']], 'time_start'):06d}_{number(f[ix['time_end']], 'time_end'):06d}"
+        start, end = number(f[ix["time_start"]], "time_start"), number(f[ix["time_end"]], "time_end")
+        _window(start, end)  # the clip's window in its YouTube video: reversed, it is no window
+        vid = f"{ytid}_{start:06d}_{end:06d}"
         splits, names = SPLIT_FOLDERS.get(split, (split,)) if split else (), _label_names(label)
         # torchvision's layout (split/label/clip) first, then label/, split/ and flat.
         dirs = folders(root, *((s, n) for s in splits for n in names), *((n,) for n in names),

@@ -151,9 +151,29 @@ def write_click(path: Path) -> Path:
         out.mux(video.encode())
         y = np.zeros(3 * 44100, np.int16)
         y[44100] = 30000
-        for k in range(0, len(y), 1024):
-            frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 44100, k
-            out.mux(sound.encode(frame))
-        out.mux(sound.encode())
+        mux_mono(out, sound, y, rate=44100)
     return path
+
+
+def write_loud_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, level: float = 3e38) -> Path:
+    """A clip with float sound (pcm_f32le in Matroska) at `level`, near float32's largest value."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.height, video.width, video.pix_fmt = 32, 32, "yuv420p"
+        sound = out.add_stream("pcm_f32le", rate=16000)
+        sound.layout = "mono"
+        for i in range(int(seconds * fps)):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), i % 256, np.uint8), format="rgb24")))
+        out.mux(video.encode())
+        mux_mono(out, sound, np.full(int(seconds * 16000), level, np.float32), rate=16000)
+    return path
+
+
+def mux_mono(out, sound, y: np.ndarray, *, rate: int) -> None:
+    """Encode mono samples as they are (int16 as s16, float32 as flt), 1024 a frame, and flush the encoder."""
+    sample_format = {"int16": "s16", "float32": "flt"}[y.dtype.name]
+    for k in range(0, len(y), 1024):
+        frame = av.AudioFrame.from_ndarray(y[None, k : k + 1024], format=sample_format, layout="mono")
+        frame.sample_rate, frame.pts = rate, k
+        out.mux(sound.encode(frame))
+    out.mux(sound.encode())

@@ -4,35 +4,16 @@ is skipped as `non-finite output` (and never cached), and a config that cannot d
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from cli_helpers import invoke
+from oddmedia import write_loud_clip
 
 from avaudit.doctor import check_model
 from avaudit.inference.cache import LogitCache, model_fingerprint
 from avaudit.model.checkpoint import CheckpointError, load_checkpoint, load_network
-
-
-def write_loud_clip(path: Path, *, seconds: float = 10.0, fps: int = 25, level: float = 3e38) -> Path:
-    """A clip with float sound (pcm_f32le in Matroska) at `level`, near float32's largest value."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.height, video.width, video.pix_fmt = 32, 32, "yuv420p"
-        sound = out.add_stream("pcm_f32le", rate=16000)
-        sound.layout = "mono"
-        for i in range(int(seconds * fps)):
-            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), i % 256, np.uint8), format="rgb24")))
-        out.mux(video.encode())
-        samples = np.full(int(seconds * 16000), level, np.float32)
-        for k in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, k : k + 1024], format="flt", layout="mono")
-            frame.sample_rate, frame.pts = 16000, k
-            out.mux(sound.encode(frame))
-        out.mux(sound.encode())
-    return path
 
 
 def changed_copy(model: Path, path: Path, change) -> Path:

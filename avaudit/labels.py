@@ -28,12 +28,29 @@ def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPoli
     """(the manifest to audit, notes for the user) under an audit's label policy: the one place an
     audit checks DATA's labels against the model's classes, before anything is decoded."""
     if policy == LabelPolicy.require:
+        refuse_unreadable_labels(manifest)
         manifest = unlabelled_to_skipped(manifest)
     if policy in (LabelPolicy.require, LabelPolicy.check):
         check_labels(manifest.table, classes, required=policy == LabelPolicy.require, named=manifest.labels_named)
         return manifest, []
     unknown = sorted(label_names(manifest.table["labels"]) - set(classes))
     return manifest, [classes_note(classes, unknown)] if unknown or not manifest.labels_named else []
+
+
+def refuse_unreadable_labels(manifest: Manifest) -> None:
+    """DATA that names no label because its rows could not be read (malformed rows, labels that cannot
+    be avaudit's) is refused as that, not as DATA without labels: the fix is in those rows."""
+    if label_names(manifest.table["labels"]) | manifest.labels_named:
+        return
+    unread = manifest.skipped[manifest.skipped["reason"].isin([str(Skip.malformed_row), str(Skip.bad_label)])]
+    if unread.empty:
+        return
+    what = " and ".join(plural(int(n), reason) for reason, n in unread["reason"].value_counts().items())
+    n_rows = len(manifest.table) + len(manifest.skipped)
+    others = n_rows - len(unread)
+    rest = f", {plural(others, 'row')} without a label" if others else ""
+    raise UsageError(f"{manifest.source}: no label could be read ({what} of {plural(n_rows, 'row')}{rest}), "
+                     f"e.g. {unread['detail'].iloc[0]}")
 
 
 def label_names(labels: pd.Series) -> set[str]:

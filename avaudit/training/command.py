@@ -47,6 +47,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     """
     from avaudit.device import init_distributed
     from avaudit.errors import NotRankZero
+    from avaudit.labels import refuse_unreadable_labels
     from avaudit.media.manifests import read_manifest
     from avaudit.training.recipe import run_recipe
 
@@ -56,6 +57,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     config = training_config(preset, epochs=epochs, seed=seed, num_workers=workers, memory_budget=memory_budget,
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
     manifest = read_manifest(Path(data), root=root, classes=classes, allow_outside_root=allow_outside_root)
+    refuse_unreadable_labels(manifest)
     out = Path(out)
     check_outputs(out, manifest=manifest, video_weights=video_weights, config=config)
     if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left

@@ -2,7 +2,11 @@
 line and the reason, and each case is what a user would see from the command line."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from cli_helpers import cli, invoke
+
+from avaudit.media.manifests import read_manifest
 
 KINETICS = "label,youtube_id,time_start,time_end,split\n"
 
@@ -31,3 +35,24 @@ def test_train_on_rows_that_are_all_malformed_says_so(tmp_path):
     result = cli("train", data, "--out", tmp_path / "model.pt", "--device", "cpu")
     assert result.exit_code == 2, result.output
     assert f"{data}: no label could be read (2 malformed rows of 2 rows)" in result.output
+
+
+EVENTS = "filename\tonset\toffset\tevent_labels\n"
+
+
+def test_an_avvp_event_whose_offset_comes_before_its_onset_is_named_in_a_note_and_its_label_kept(tmp_path):
+    data = tmp_path / "AVVP_eval_audio.csv"
+    data.write_text(EVENTS + "aaaaaaaaaaa_0_10\t2\t8\tDog\naaaaaaaaaaa_0_10\t9\t0\tCheering\nbbbbbbbbbbb_0_10\t9\t0\tCat\n")
+    (tmp_path / "video").mkdir()
+    (tmp_path / "video" / "aaaaaaaaaaa.mp4").write_bytes(b"")  # found, not decoded: read_manifest never opens it
+    m = read_manifest(data)
+    assert m.table["labels"].tolist() == ["Dog;Cheering"]  # the release's own reversed row carries a true label
+    assert f"{data}: line 3: offset 0 is before onset 9 (1 more event like it); kept, as the event between the " \
+           "two times (AVVP_eval_audio.csv has one such row)" in m.notes
+
+
+def test_the_avvp_release_s_one_reversed_event_is_the_only_one_named():
+    data = Path(__file__).parent / "data" / "manifests" / "AVVP_eval_audio.csv"
+    notes = [note for note in read_manifest(data).notes if "before onset" in note]
+    assert notes == [f"{data}: line 3770: offset 0 is before onset 9; kept, as the event between the two times "
+                     "(AVVP_eval_audio.csv has one such row)"]

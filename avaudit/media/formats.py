@@ -218,6 +218,14 @@ def _llp_events(f: list[str], root: str) -> Row:
     return _llp([name, labels], root)
 
 
+def reversed_event(record: str) -> str | None:
+    """Why a parsed AVVP events record's times are reversed, or None. Such a record stays an event of
+    its video: the release has one (`8DF2PxdT5tE_390_400<TAB>9<TAB>0<TAB>Cheering`, a label its weak
+    labels confirm), and the truth reader reads it as the interval between the two times (events.py)."""
+    _, onset, offset, _ = (float(f) if i in (1, 2) else f for i, f in enumerate(record.split("\t")))
+    return f"offset {offset:g} is before onset {onset:g}" if offset < onset else None
+
+
 def audioset(names: Mapping[str, str], subfolder: str) -> Format:
     """AudioSet segment CSVs; label ids are named by the class index (`names`) where it has them."""
 

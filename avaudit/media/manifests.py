@@ -38,6 +38,7 @@ from avaudit.media.formats import (
     detect,
     echo,
     read_class_index,
+    reversed_event,
 )
 from avaudit.media.records import Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
@@ -209,6 +210,16 @@ def _is_video(path: Path) -> bool:
     return any(head[at : at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
 
 
+def _reversed_events(entries, data: Path) -> list[str]:
+    """A note naming the AVVP event records whose offset comes before their onset (kept: reversed_event)."""
+    found = [(span, why) for span, raw, p in entries if isinstance(p, Row) and (why := reversed_event(raw))]
+    if not found:
+        return []
+    more = f" ({plural(len(found) - 1, 'more event')} like it)" if len(found) > 1 else ""
+    return [f"{data}: {where(found[0][0])}: {found[0][1]}{more}; kept, as the event between the two times "
+            f"(AVVP_eval_audio.csv has one such row)"]
+
+
 def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None = None,
                   allow_outside_root: bool = False) -> Manifest:
     """Read DATA (a folder of clips or a manifest file) into a Manifest.
@@ -256,6 +267,7 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     entries = list(read_records(lines, first + n_header, fmt, str(media_root)))
     if not entries:
         raise ManifestError(f"{data}: the manifest lists no videos, only a header")
+    notes += _reversed_events(entries, data) if fmt.events else []
     table, skipped, more, named, found = _build(entries, fmt, str(media_root), Finder(),
                                                 allow_outside_root=allow_outside_root)
     header = newline.join(line.removesuffix("\r") for line in lines[first : first + n_header]) if n_header else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cli_helpers import cli, invoke
 
 from avaudit.media.manifests import read_manifest
@@ -56,3 +57,18 @@ def test_the_avvp_release_s_one_reversed_event_is_the_only_one_named():
     notes = [note for note in read_manifest(data).notes if "before onset" in note]
     assert notes == [f"{data}: line 3770: offset 0 is before onset 9; kept, as the event between the two times "
                      "(AVVP_eval_audio.csv has one such row)"]
+
+
+@pytest.mark.parametrize("name, text", [
+    ("v.csv", "y,2,cat,test\nx,1,do\x00g,test\n"),  # VGGSound, headerless
+    ("g.csv", "path,label\nx_000001.mp4,do\x00g\ny_000002.mp4,cat\n"),  # generic
+    ("a.tsv", "filename\tevent_labels\nx_1_10\tDog,do\x00g\ny_2_12\tcat\n"),  # LLP, one of two labels
+])
+def test_a_nul_byte_in_a_label_is_a_bad_label_as_a_line_break_is(tmp_path, name, text):
+    for clip in ("x_000001.mp4", "y_000002.mp4", "x_1_10.mp4", "y_2_12.mp4"):
+        (tmp_path / clip).write_bytes(b"")
+    (tmp_path / name).write_text(text)
+    m = read_manifest(tmp_path / name)
+    assert m.table["labels"].tolist() == ["cat"]
+    assert m.skipped[["reason", "detail"]].values.tolist() == [
+        ["bad label", "line 2: the label 'do\\x00g' holds a NUL byte"]]

@@ -108,9 +108,11 @@ def number(value: str, name: str, kind: type = int) -> int | float:
 
 
 def one_label(label: str) -> str:
-    """`label` as one of avaudit's labels, which are ';'-joined and never span lines (BadLabel if not)."""
-    if ";" in label or "\n" in label or "\r" in label:
-        what = "';', which separates avaudit's labels" if ";" in label else "a line break"
+    """`label` as one of avaudit's labels, which are ';'-joined, never span lines and hold no NUL (which
+    ends a C string: a file name, a plot's text) (BadLabel if not)."""
+    if ";" in label or "\n" in label or "\r" in label or "\x00" in label:
+        what = ("';', which separates avaudit's labels" if ";" in label else "a NUL byte" if "\x00" in label
+                else "a line break")
         raise BadLabel(f"the label {echo(label)!r} holds {what}")
     return label
 

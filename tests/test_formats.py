@@ -212,8 +212,8 @@ def test_audioset_without_a_class_index_keeps_ids_and_says_so_and_classes_option
     assert named.table["labels"].tolist() == ["Hammer"] and named.notes[1:] == []
     with pytest.raises(ManifestError) as err:
         read_manifest(src, classes=DATA / "AVVP_val_pd.csv")
-    assert str(err.value) == (f"{DATA / 'AVVP_val_pd.csv'}: not a class index (a CSV with the header "
-                              f"index,mid,display_name, as AudioSet's class_labels_indices.csv)")
+    assert str(err.value) == (f"{DATA / 'AVVP_val_pd.csv'}: not a class index: line 1 is not its header (a CSV "
+                              f"with the header index,mid,display_name, as AudioSet's class_labels_indices.csv)")
     with pytest.raises(ManifestError) as err:
         read_manifest(DATA / "AVVP_val_pd.csv", classes=DATA / "class_labels_indices.csv")
     assert str(err.value) == (f"{DATA / 'AVVP_val_pd.csv'}: --classes names the labels of an AudioSet segments "

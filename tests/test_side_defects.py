@@ -72,3 +72,24 @@ def test_a_nul_byte_in_a_label_is_a_bad_label_as_a_line_break_is(tmp_path, name,
     assert m.table["labels"].tolist() == ["cat"]
     assert m.skipped[["reason", "detail"]].values.tolist() == [
         ["bad label", "line 2: the label 'do\\x00g' holds a NUL byte"]]
+
+
+SEGMENTS = '# YTID, start_seconds, end_seconds, positive_labels\naaaaaaaaaaa, 0.000, 10.000, "/m/1"\n'
+INDEX = "a CSV with the header index,mid,display_name, as AudioSet's class_labels_indices.csv"
+
+
+@pytest.mark.parametrize("text, why", [
+    ("index,mid,display_name\n0,/m/1,Dog\n1,/m/2\n", "line 3 has 2 fields, not 3"),
+    ("index,mid,display_name\r\n0,/m/1,Dog\r\n\r\n2,/m/2,Cat,x\r\n", "line 4 has 4 fields, not 3"),
+    ('index,mid,display_name\n0,/m/1,"Dog\n1,/m/2,Cat\n', "line 2 is not CSV (a quote never closed, or text after "
+                                                          "a closing one)"),
+    ("index,mid,name\n0,/m/1,Dog\n", "line 1 is not its header"),
+    ("", "the file is empty"),
+])
+def test_a_class_index_that_is_not_one_is_refused_naming_the_line(tmp_path, text, why):
+    (tmp_path / "segments.csv").write_text(SEGMENTS)
+    (tmp_path / "index.csv").write_text(text)
+    result = invoke("predict", tmp_path / "segments.csv", "--classes", tmp_path / "index.csv", "--out", tmp_path / "o")
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'index.csv'}: not a class index: {why} ({INDEX})" in result.output
+    assert "Traceback" not in result.output

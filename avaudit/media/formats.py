@@ -332,14 +332,29 @@ def detect(lines: list[str], data: Path) -> tuple[Format, int]:
 
 
 def read_class_index(path: Path) -> dict[str, str]:
-    """AudioSet's class_labels_indices.csv: label id (mid) -> display name."""
+    """AudioSet's class_labels_indices.csv: label id (mid) -> display name. A file that is not one is
+    refused naming the line that shows it."""
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         why = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
         raise ManifestError(f"{path}: cannot read the class index ({why})") from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or tuple(c.strip() for c in rows[0]) != CLASS_INDEX_HEADER or any(len(r) != 3 for r in rows[1:] if r):
-        raise ManifestError(f"{path}: not a class index (a CSV with the header {','.join(CLASS_INDEX_HEADER)}, "
-                            f"as AudioSet's {CLASS_INDEX})")
-    return {mid.strip(): name.strip() for _, mid, name in (r for r in rows[1:] if r)}
+    expected = f"a CSV with the header {','.join(CLASS_INDEX_HEADER)}, as AudioSet's {CLASS_INDEX}"
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    names, first = {}, 1  # first: where the record being read starts
+    try:
+        for row in reader:
+            if reader.line_num == 1 and tuple(c.strip() for c in row) != CLASS_INDEX_HEADER:
+                raise ManifestError(f"{path}: not a class index: line 1 is not its header ({expected})")
+            if reader.line_num > 1 and row and len(row) != len(CLASS_INDEX_HEADER):
+                raise ManifestError(f"{path}: not a class index: line {reader.line_num} has {len(row)} fields, "
+                                    f"not {len(CLASS_INDEX_HEADER)} ({expected})")
+            if reader.line_num > 1 and row:
+                names[row[1].strip()] = row[2].strip()
+            first = reader.line_num + 1
+    except csv.Error:
+        raise ManifestError(f"{path}: not a class index: line {first} is not CSV (a quote never closed, or text "
+                            f"after a closing one) ({expected})") from None
+    if reader.line_num == 0:
+        raise ManifestError(f"{path}: not a class index: the file is empty ({expected})")
+    return names

@@ -100,7 +100,7 @@ def test_media_below_the_category_folders_are_counted_in_a_note(tmp_path):
           "cat/4.mp4", "cat/.cache/5.mp4")
     m = read_manifest(tmp_path)
     assert m.table[["video_id", "labels"]].values.tolist() == [["cat/4", "cat"], ["val/loose", "val"]]
-    assert m.notes == [f"4 media files in folders below the category folders not read, e.g. {tmp_path / 'cat/sub/3.mkv'}: "
+    assert m.notes == [f"3 media files in folders below the category folders not read, e.g. {tmp_path / 'cat/sub/3.mkv'}: "
                        f"avaudit reads DATA/<label>/<clip>; for a split layout (DATA/<split>/<label>/<clip>), give "
                        f"DATA/<split>"]
     assert read_manifest(tmp_path / "train").table["video_id"].tolist() == ["dog/1", "dog/2"]

@@ -190,14 +190,14 @@ def check_every_media_file_accounted_for(tree: list[tuple[str, ...]]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(b"")
         found, deeper = set(), 0
-        for top, dirs, files in os.walk(data):
-            for name in [*files, *dirs]:
+        for top, _, files in os.walk(data):
+            for name in files:  # a folder named like a clip (x.mp4/) is no media file
                 parts = Path(top, name).relative_to(data).parts
                 if not is_media(name) or any(p.startswith(".") for p in parts[:-1]):
                     continue  # not media, or inside a hidden folder
-                if name in files and len(parts) <= 2:
+                if len(parts) <= 2:
                     found.add(os.path.join(top, name))  # DATA/clip, DATA/label/clip: a row or a skipped row
-                elif len(parts) > 2 or (name in dirs and len(parts) == 2 and not name.startswith(".")):
+                else:
                     deeper += 1  # below the category folders: counted in the note
         try:
             m = read_manifest(data)

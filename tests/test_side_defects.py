@@ -93,3 +93,14 @@ def test_a_class_index_that_is_not_one_is_refused_naming_the_line(tmp_path, text
     assert result.exit_code == 2, result.output
     assert f"{tmp_path / 'index.csv'}: not a class index: {why} ({INDEX})" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_folder_named_like_a_clip_is_looked_in_not_counted_as_a_media_file(tmp_path):
+    for name in ("cat/1.mp4", "cat/x.mp4/frame_0001.jpg", "cat/y.mkv/z.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    m = read_manifest(tmp_path)
+    assert m.table["video_id"].tolist() == ["cat/1"]
+    assert m.notes == [f"1 media file in folders below the category folders not read, e.g. "
+                       f"{tmp_path / 'cat/y.mkv/z.mp4'}: avaudit reads DATA/<label>/<clip>; for a split layout "
+                       f"(DATA/<split>/<label>/<clip>), give DATA/<split>"]

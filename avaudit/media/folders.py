@@ -86,16 +86,16 @@ class FolderClips:
 
 
 def _below(folder: str, subfolders: list[str]) -> tuple[int, str]:
-    """(how many media files, or folders named like one, lie in `subfolders` of `folder` at any depth,
-    the first of them); hidden folders are not looked in, symlinked ones not followed."""
+    """(how many media files lie in `subfolders` of `folder` at any depth, the first of them); a folder
+    named like one (`x.mp4/`) is looked in, not counted; hidden folders are not looked in, symlinked
+    ones not followed."""
     count, example = 0, ""
     for sub in subfolders:
         if sub.startswith("."):
             continue
-        count, example = count + is_media(sub), example or (os.path.join(folder, sub) if is_media(sub) else "")
         for top, dirs, files in os.walk(os.path.join(folder, sub)):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found = sorted(name for name in [*files, *dirs] if is_media(name))
+            found = sorted(name for name in files if is_media(name))
             count, example = count + len(found), example or (os.path.join(top, found[0]) if found else "")
     return count, example
 

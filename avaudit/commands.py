@@ -211,10 +211,14 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
         run = AuditRun(out.parent, n_rows=int(len(manifest.table) + len(manifest.skipped)), manifest=manifest)
     else:
         folder = out.parent / "bias"
-        check_bias_folder(folder, source)
+        replaced_model = check_bias_folder(folder, source)
         run = bias(source, out=folder, rule=rule, options=options, on_event=on_event, also_writes=writes)
         per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
         run.notes.append(f"the bias run of DATA written to {folder} (`retarget --from {folder}` reuses it)")
+        model = os.path.abspath(options.model_file)
+        if replaced_model is not None and os.path.abspath(replaced_model) != model:
+            run.notes.append(f"{folder} held the bias run of DATA made with the model {replaced_model}: replaced by "
+                             f"this one, made with {model}")
     kept = select(per_video, categories, keep, by=by)
     kept_categories = sorted(set(kept["label"]))
     summary = RetargetSummary(str(out), str(folder), run.manifest.format, list(keep), str(by),

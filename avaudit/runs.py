@@ -226,20 +226,23 @@ def read_bias_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
             read_csv(run.file("bias_categories.csv"), dtype={"category": str}))
 
 
-def check_bias_folder(folder: Path, data: Path) -> None:
+def check_bias_folder(folder: Path, data: Path) -> str | None:
     """Before `retarget DATA` writes DATA's bias run into `folder`: a bias run of other DATA there is
-    never replaced, nor one whose record cannot be read (it may be anyone's)."""
+    never replaced, nor one whose record cannot be read (it may be anyone's). Returns the model of the
+    run of DATA it will replace, when its record names one, so that retarget can say so."""
     if not (Path(folder) / run_names("bias")[1]).exists():
         theirs = [name for name in (*RUN_FILES["bias"], run_names("bias")[0]) if (Path(folder) / name).exists()]
         if theirs:  # files of the run's names with no record: someone's, not a run avaudit wrote
             raise UsageError(f"{folder} holds {theirs[0]} but no bias run record; retarget writes DATA's bias run "
                              f"there: give an --out in another folder")
-        return
+        return None
     try:
-        there = read_run(folder, "bias").settings["data"]
+        settings = read_run(folder, "bias").settings
     except UsageError as err:
         raise UsageError(f"{folder} holds a bias run avaudit cannot read ({err}); retarget writes DATA's bias "
                          f"run there: give an --out in another folder") from None
+    there = settings["data"]
     if os.path.abspath(there) != os.path.abspath(data):
         raise UsageError(f"{folder} holds the bias run of other DATA ({there}); retarget writes the bias run of "
                          f"{data} there: give an --out in another folder, or use that run with --from {folder}")
+    return settings.get("model") if isinstance(settings.get("model"), str) else None

@@ -34,23 +34,33 @@ def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPoli
         check_labels(manifest.table, classes, required=policy == LabelPolicy.require, named=manifest.labels_named)
         return manifest, []
     unknown = sorted(label_names(manifest.table["labels"]) - set(classes))
-    return manifest, [classes_note(classes, unknown)] if unknown or not manifest.labels_named else []
+    no_labels = unreadable_labels(manifest) or "DATA has no labels"
+    return manifest, [classes_note(classes, unknown, no_labels)] if unknown or not manifest.labels_named else []
 
 
-def refuse_unreadable_labels(manifest: Manifest) -> None:
-    """DATA that names no label because its rows could not be read (malformed rows, labels that cannot
-    be avaudit's) is refused as that, not as DATA without labels: the fix is in those rows."""
+def unreadable_labels(manifest: Manifest) -> str | None:
+    """Why DATA names no label, where that is because its rows could not be read (malformed rows, labels
+    that cannot be avaudit's): the file, the counts and the first such row's line and reason. None where
+    DATA names labels, or its rows simply have none."""
     if label_names(manifest.table["labels"]) | manifest.labels_named:
-        return
+        return None
     unread = manifest.skipped[manifest.skipped["reason"].isin([str(Skip.malformed_row), str(Skip.bad_label)])]
     if unread.empty:
-        return
+        return None
     what = " and ".join(plural(int(n), reason) for reason, n in unread["reason"].value_counts().items())
     n_rows = len(manifest.table) + len(manifest.skipped)
     others = n_rows - len(unread)
     rest = f", {plural(others, 'row')} without a label" if others else ""
-    raise UsageError(f"{manifest.source}: no label could be read ({what} of {plural(n_rows, 'row')}{rest}), "
-                     f"e.g. {unread['detail'].iloc[0]}")
+    return (f"{manifest.source}: no label could be read ({what} of {plural(n_rows, 'row')}{rest}), "
+            f"e.g. {unread['detail'].iloc[0]}")
+
+
+def refuse_unreadable_labels(manifest: Manifest) -> None:
+    """An audit or training that needs labels refuses DATA whose rows could not be read as that, not as
+    DATA without labels: the fix is in those rows."""
+    why = unreadable_labels(manifest)
+    if why is not None:
+        raise UsageError(why)
 
 
 def label_names(labels: pd.Series) -> set[str]:
@@ -80,12 +90,12 @@ def known_classes(classes: list[str]) -> str:
     return f"the model knows {plural(len(classes), 'class')}: {shown_names(list(classes), 10)}"
 
 
-def classes_note(classes: list[str], unknown: list[str]) -> str:
+def classes_note(classes: list[str], unknown: list[str], no_labels: str = "DATA has no labels") -> str:
     """The note of a command that runs without comparing labels: which classes the model knows."""
     known = known_classes(classes)
     if unknown:
         return f"{plural(len(unknown), 'label')} of DATA the model was not trained on ({shown_names(unknown)}); {known}"
-    return f"DATA has no labels; {known}"
+    return f"{no_labels}; {known}"
 
 
 def unlabelled_to_skipped(manifest: Manifest) -> Manifest:

@@ -32,6 +32,15 @@ def test_rows_malformed_or_with_bad_labels_beside_unlabelled_ones_are_each_count
     assert "(1 malformed row and 1 bad label of 3 rows, 1 row without a label), e.g. line 2" in result.output
 
 
+def test_predict_on_rows_that_are_all_malformed_notes_so_not_that_data_has_no_labels(tmp_path):
+    data = tmp_path / "k.csv"
+    data.write_text(KINETICS + "dog,aaaaaaaaaaa,10,5,val\ncat,bbbbbbbbbbb,x,5,val\n")
+    result = invoke("predict", data, "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output  # it runs: every row is a skipped row
+    assert "has no labels" not in result.output
+    assert f"note: {data}: no label could be read (2 malformed rows of 2 rows), e.g. line 2: " in result.output
+
+
 def test_train_on_rows_that_are_all_malformed_says_so(tmp_path):
     data = tmp_path / "k.csv"
     data.write_text(KINETICS + "dog,aaaaaaaaaaa,10,5,val\ncat,bbbbbbbbbbb,1,x,val\n")

@@ -9,7 +9,6 @@ import yaml
 from cli_helpers import cli, invoke
 
 from avaudit.media.manifests import read_manifest
-from avaudit.options import DEFAULT_MODEL
 
 KINETICS = "label,youtube_id,time_start,time_end,split\n"
 
@@ -117,16 +116,17 @@ def test_a_folder_named_like_a_clip_is_looked_in_not_counted_as_a_media_file(tmp
                        f"(DATA/<split>/<label>/<clip>), give DATA/<split>"]
 
 
-def test_retarget_data_says_when_it_replaces_the_same_data_s_bias_run_made_with_another_model(planted, tmp_path):
+def test_retarget_data_says_when_it_replaces_the_same_data_s_bias_run_made_with_another_model(planted, tiny_model,
+                                                                                            tmp_path):
     folder = tmp_path / "X" / "bias"
     folder.mkdir(parents=True)
     (folder / "bias_run.yaml").write_text(yaml.safe_dump({"command": "bias", "data": str(planted), "root": str(planted),
                                                           "model": str(tmp_path / "old.pt")}))
-    args = ("retarget", planted, "--keep", "audio", "--out", tmp_path / "X" / "subset.csv")
+    args = ("retarget", planted, "--keep", "audio", "--out", tmp_path / "X" / "subset.csv", "--model", tiny_model)
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     assert (f"note: {folder} held the bias run of DATA made with the model {tmp_path / 'old.pt'}: replaced by this "
-            f"one, made with {DEFAULT_MODEL}") in first.output.splitlines()
-    assert yaml.safe_load((folder / "bias_run.yaml").read_text())["model"] == str(DEFAULT_MODEL)
+            f"one, made with {tiny_model}") in first.output.splitlines()
+    assert yaml.safe_load((folder / "bias_run.yaml").read_text())["model"] == str(tiny_model)
     again = invoke(*args)  # the same model again: a rerun, nothing to say
     assert again.exit_code == 0 and "held the bias run" not in again.output

@@ -108,8 +108,8 @@ def number(value: str, name: str, kind: type = int) -> int | float:
 
 
 def one_label(label: str) -> str:
-    """`label` as one of avaudit's labels, which are ';'-joined, never span lines and hold no NUL (which
-    ends a C string: a file name, a plot's text) (BadLabel if not)."""
+    """`label` as one of avaudit's labels (BadLabel if not): they are ';'-joined, never span lines, and
+    hold no NUL, which ends a C string (a file name, a plot's text)."""
     if ";" in label or "\n" in label or "\r" in label or "\x00" in label:
         what = ("';', which separates avaudit's labels" if ";" in label else "a NUL byte" if "\x00" in label
                 else "a line break")
@@ -224,7 +224,8 @@ def reversed_event(record: str) -> str | None:
     """Why a parsed AVVP events record's times are reversed, or None. Such a record stays an event of
     its video: the release has one (`8DF2PxdT5tE_390_400<TAB>9<TAB>0<TAB>Cheering`, a label its weak
     labels confirm), and the truth reader reads it as the interval between the two times (events.py)."""
-    _, onset, offset, _ = (float(f) if i in (1, 2) else f for i, f in enumerate(record.split("\t")))
+    fields = record.split("\t")
+    onset, offset = float(fields[1]), float(fields[2])
     return f"offset {offset:g} is before onset {onset:g}" if offset < onset else None
 
 

@@ -87,15 +87,16 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
     try:
         handle = pq.ParquetFile(path)
         schema = handle.schema_arrow
-        kind = _video_kind(schema.field(video_column)) if video_column in schema.names else None
-    except ValueError as err:
-        return [], [("", str(path), Skip.unreadable_file, f"{path}: {err}; name the video column with --video-column")]
     except Exception as err:  # noqa: BLE001 - pyarrow's errors for a file that is not Parquet vary
         return [], [("", str(path), Skip.unreadable_file, f"{path}: not a readable Parquet file ({err})")]
-    if kind is None:
+    if video_column not in schema.names:
         return [], [("", str(path), Skip.unreadable_file,
                      f"{path}: no column {video_column!r} (it has {', '.join(schema.names)}); name the video "
                      f"column with --video-column")]
+    try:
+        kind = _video_kind(schema.field(video_column))
+    except ValueError as err:
+        return [], [("", str(path), Skip.unreadable_file, f"{path}: {err}; name the video column with --video-column")]
     if label_column not in schema.names:
         notes.append(f"{path}: no column {label_column!r}, so its videos are unlabelled; name the label column "
                      f"with --label-field")

@@ -68,8 +68,9 @@ def split_of(shard: Path) -> str:
 
 
 def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, int]]:
-    """(name, data offset, data size) of each regular member, one header at a time; a shard that ends
-    inside a header or a member is one skipped row naming the shard and the byte."""
+    """(name, data offset, data size) of each regular member, one header at a time, up to a member the
+    shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one skipped row
+    naming the shard and the byte."""
     try:
         tar = tarfile.open(shard, mode="r:")
     except (tarfile.TarError, OSError) as err:
@@ -90,6 +91,8 @@ def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, 
                 break
             if info.isfile():
                 yield info.name, info.offset_data, info.size
+            if info.offset_data + info.size > size:  # truncated inside this member: nothing follows it
+                return
         if size - tar.offset >= _BLOCK and _has_data(shard, tar.offset):
             skipped.append(("", str(shard), Skip.unreadable_file,
                             f"{shard}: truncated or damaged after byte {tar.offset:,} of {size:,}; the members "

@@ -1,0 +1,72 @@
+"""The same audit of the same clips whether DATA is a folder, a CSV, WebDataset shards or Parquet; and a
+damaged shard or Parquet file costs its own rows, each a skipped row, never the run."""
+import tarfile
+
+import pandas as pd
+import pytest
+from cli_helpers import invoke
+from shardpack import add_member, clips_of, write_parquet, write_shards
+
+from avaudit.media.sources import read_data
+
+
+def comparable(videos: pd.DataFrame) -> pd.DataFrame:
+    """bias_videos.csv without what names a video (its id and path), rows in one order."""
+    rest = videos.drop(columns=[c for c in ("video_id", "path") if c in videos])
+    return rest.sort_values(list(rest.columns)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def four_forms(planted, tmp_path_factory):
+    """The planted set as a folder, a path,label CSV, three tar shards (labels in .json) and two Parquet files."""
+    packed = tmp_path_factory.mktemp("forms")
+    listing = packed / "clips.csv"
+    listing.write_text("path,label\n" + "".join(f"{path},{label}\n" for label, path in clips_of(planted)))
+    shards = write_shards(planted, packed / "shards", label_as="json")
+    write_parquet(planted, packed / "parquet")
+    return {"folder": planted, "csv": listing, "shards": packed / "shards" / "train-{000000..000002}.tar",
+            "parquet": packed / "parquet", "one shard": shards[0]}
+
+
+def test_bias_of_the_planted_set_is_the_same_table_in_all_four_forms(four_forms, tiny_model, tmp_path):
+    tables = {}
+    for form in ("folder", "csv", "shards", "parquet"):
+        result = invoke("bias", four_forms[form], "--model", tiny_model, "--out", tmp_path / form)
+        assert result.exit_code == 0, (form, result.output)
+        tables[form] = comparable(pd.read_csv(tmp_path / form / "bias_videos.csv"))
+    assert len(tables["folder"]) == 36
+    for form in ("csv", "shards", "parquet"):
+        pd.testing.assert_frame_equal(tables[form], tables["folder"], obj=form)
+
+
+def test_retarget_of_shards_writes_the_kept_keys(four_forms, tiny_model, tmp_path):
+    out = tmp_path / "kept.csv"
+    every = [arg for group in ("audiovisual", "audio", "visual", "redundant", "unclear") for arg in ("--keep", group)]
+    result = invoke("retarget", four_forms["one shard"], "--model", tiny_model, *every, "--out", out)
+    assert result.exit_code == 0, result.output
+    kept = pd.read_csv(out)
+    assert list(kept.columns) == ["key", "shard", "member", "label"] and len(kept) == 12
+    assert (kept["shard"] == str(four_forms["one shard"])).all() and kept["member"].str.endswith(".mp4").all()
+
+
+def test_a_damaged_shard_costs_its_own_samples_and_the_rest_is_audited(planted, tiny_model, tmp_path):
+    clips = clips_of(planted)
+    shards = tmp_path / "shards"
+    good = write_shards(planted, shards, n_shards=1)[0]
+    with tarfile.open(shards / "train-000001.tar", "w") as tar:
+        add_member(tar, "garbage.mp4", b"\x00\x00\x00\x18ftypisom" + bytes(5000))  # a video by name only
+        add_member(tar, "garbage.cls", clips[0][0].encode())
+        add_member(tar, "unlabelled.mp4", clips[1][1].read_bytes())
+        add_member(tar, "notes.txt", b"a sample with no video")
+    (shards / "train-000002.tar").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    result = invoke("bias", shards, "--model", tiny_model, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    skipped = pd.read_csv(tmp_path / "out" / "bias_skipped.csv", keep_default_na=False)
+    reasons = dict(zip(skipped["video_id"], skipped["reason"]))
+    assert reasons["garbage"] == "unreadable container"
+    assert reasons["unlabelled"] == "no label" and reasons["notes"] == "no video stream"
+    cut = skipped[skipped["path"] == str(shards / "train-000002.tar")]
+    assert cut["reason"].tolist() == ["unreadable file"] and "truncated" in cut["detail"].iat[0]
+    assert "garbage.mp4" in skipped.set_index("video_id").at["garbage", "detail"]
+    audited = pd.read_csv(tmp_path / "out" / "bias_videos.csv")
+    assert len(audited) == len(read_data(shards).table) - 2 > 36  # all but garbage and unlabelled

@@ -150,3 +150,14 @@ def test_a_bad_parquet_file_is_one_line_at_the_command_line(tmp_path):
     line = result.output.strip()
     assert result.exit_code == 2 and len(line.splitlines()) == 1, result.output
     assert line.startswith(f"error: {path}: not a readable Parquet file (") and line.endswith("; nothing to audit")
+
+
+def test_torchrun_ranks_take_whole_shards_and_every_sample_once(shards, planted):
+    from avaudit.media.sources import rank_rows
+
+    table = read_data(shards[0].parent).table
+    parts = [rank_rows(table, rank, 2) for rank in range(2)]
+    assert [sorted(set(part["path"])) for part in parts] == [[str(shards[0]), str(shards[2])], [str(shards[1])]]
+    assert sorted(parts[0]["row"].tolist() + parts[1]["row"].tolist()) == table["row"].tolist()
+    folder = read_data(planted).table
+    assert rank_rows(folder, 1, 2)["row"].tolist() == folder["row"].tolist()[1::2]  # files: every N-th row

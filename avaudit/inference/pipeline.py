@@ -18,7 +18,7 @@ from avaudit.errors import NotRankZero, ParameterError
 from avaudit.labels import apply_label_policy, labelled_rows
 from avaudit.media.formats import CLASS_INDEX
 from avaudit.media.manifests import Manifest
-from avaudit.media.sources import read_data
+from avaudit.media.sources import rank_rows, read_data
 from avaudit.media.window import is_padded
 from avaudit.options import AuditOptions, audit_options, check_path
 from avaudit.outputs import check_writes
@@ -130,11 +130,7 @@ def run_shard(table: pd.DataFrame, model_file: Path, checkpoint: dict, *, on_eve
     from avaudit.inference.logits import infer_logits
 
     rank, world = init_distributed(device)
-    if "member" in table:  # whole shard files per rank, each read by one machine
-        part = table[table["path"].isin(pd.unique(table["path"])[rank::world])]
-    else:
-        part = table.iloc[rank::world]
-    infer_logits(part, model_file, checkpoint, device=device,
+    infer_logits(rank_rows(table, rank, world), model_file, checkpoint, device=device,
                  on_event=on_event if rank == 0 else None, **run)
     dist.barrier()
     if rank != 0:

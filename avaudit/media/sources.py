@@ -89,6 +89,14 @@ def _stored_manifest(fmt: str, data, files: list[Path], rows: list[tuple], skipp
                     notes=notes)
 
 
+def rank_rows(table: pd.DataFrame, rank: int, world: int) -> pd.DataFrame:
+    """The rows torchrun's rank `rank` of `world` decodes: every world-th row, or of shards and Parquet
+    every world-th shard file, whole, so that each shard is read by one machine."""
+    if "member" not in table:
+        return table.iloc[rank::world]
+    return table[table["path"].isin(pd.unique(table["path"])[rank::world])]
+
+
 def member_name(path: str, member: str, offset: int) -> str:
     """How a detail names a video inside a shard: `shard.tar/KEY.mp4`, or `file.parquet[row 12]`."""
     if not member:

@@ -8,6 +8,7 @@ import pytest
 from cli_helpers import invoke
 from shardpack import add_member, write_parquet, write_shards
 
+from avaudit.errors import UsageError
 from avaudit.media.formats import ManifestError
 from avaudit.media.sources import open_member, read_data, write_subset
 from avaudit.media.webdataset import key_and_suffix
@@ -161,3 +162,27 @@ def test_torchrun_ranks_take_whole_shards_and_every_sample_once(shards, planted)
     assert sorted(parts[0]["row"].tolist() + parts[1]["row"].tolist()) == table["row"].tolist()
     folder = read_data(planted).table
     assert rank_rows(folder, 1, 2)["row"].tolist() == folder["row"].tolist()[1::2]  # files: every N-th row
+
+
+def test_the_kept_samples_are_written_as_a_new_shard_or_parquet_file_with_every_member(shards, parquet_files,
+                                                                                      tmp_path):
+    manifest = read_data(shards[0].parent / "train-{000000..000002}.tar")
+    kept = manifest.table.iloc[[0, 1, 20]]
+    write_subset(manifest, kept["row"].tolist(), tmp_path / "kept.tar")
+    with tarfile.open(tmp_path / "kept.tar") as tar:
+        names = tar.getnames()
+        first = tar.extractfile(f"{kept['video_id'].iat[0]}.mp4").read()
+    assert names == [f"{key}.{suffix}" for key in kept["video_id"] for suffix in ("mp4", "cls")]
+    row = kept.iloc[0]
+    assert first == open_member(row["path"], row["member"], int(row["offset"]), int(row["size"])).data
+    again = read_data(tmp_path / "kept.tar").table
+    assert again[["video_id", "labels"]].values.tolist() == kept[["video_id", "labels"]].values.tolist()
+
+    table = read_data(parquet_files[0].parent)
+    chosen = table.table.iloc[[2, 17, 30]]
+    write_subset(table, chosen["row"].tolist(), tmp_path / "kept.parquet")
+    copied = pq.read_table(tmp_path / "kept.parquet")
+    assert copied.schema.equals(pq.read_schema(parquet_files[0])) and copied.num_rows == 3
+    assert [v["path"] for v in copied.column("video").to_pylist()] == [f"{i}.mp4" for i in chosen["video_id"]]
+    with pytest.raises(UsageError, match="refusing to overwrite the input"):
+        write_subset(manifest, [0], shards[1])

@@ -79,8 +79,8 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
     """(rows (video_id, path, labels, split, member, offset, size), skipped rows) of one Parquet file.
 
     A row's `member` is the video column and `offset` its row number in the file, `size` -1: the cell
-    the worker reads; a path column gives file rows (member ''). A file that cannot be read, or lacks
-    the video column, is one skipped row naming it."""
+    the worker reads; a path column gives rows of the files it names (member '', `path` that file). A
+    file that cannot be read, or lacks the video column, is one skipped row naming it."""
     import pyarrow.parquet as pq
 
     label_column = label_field or LABEL_COLUMN
@@ -137,7 +137,7 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
     if kind == "path":
         if not named:
             return None, (video_id, str(path), Skip.missing_file, f"{path}: row {at} names no video file")
-        return (video_id, os.path.join(path.parent, named), labels, split, "", -1, -1), None
+        return (video_id, os.path.join(path.parent, named), labels, split, "", at, -1), None
     return (video_id, str(path), labels, split, video_column, at, -1), None
 
 
@@ -175,3 +175,28 @@ def read_cell(path: str, column: str, row: int) -> tuple[bytes | None, str | Non
         named = value.get("path")
         return value.get("bytes"), os.path.join(os.path.dirname(path), named) if named else None
     return value, None
+
+
+def copy_rows(kept: dict[str, list[int]], handle) -> None:
+    """The kept rows (file path -> row numbers, ascending) of Parquet files with one schema, every
+    column, into one new Parquet file written to `handle`, a row group at a time."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for path, rows in kept.items():
+            source = pq.ParquetFile(path)
+            if writer is None:
+                writer = pq.ParquetWriter(handle, source.schema_arrow)
+            elif not source.schema_arrow.equals(writer.schema):
+                raise ValueError(f"{path} has other columns than the first file; write a list of the kept rows "
+                                 f"(--out FILE.csv) instead")
+            starts = _group_starts(path, (os.stat(path).st_size, os.stat(path).st_mtime_ns))
+            for group in range(len(starts) - 1):
+                wanted = [row - starts[group] for row in rows if starts[group] <= row < starts[group + 1]]
+                if wanted:
+                    writer.write_table(source.read_row_group(group).take(wanted))
+    finally:
+        if writer is not None:
+            writer.close()
+

@@ -20,7 +20,7 @@ from avaudit.media import parquet, webdataset
 from avaudit.media.formats import ManifestError
 from avaudit.media.manifests import COLUMNS, Manifest, read_manifest
 from avaudit.media.manifests import write_subset as write_manifest_subset
-from avaudit.outputs import atomic_write_text, csv_text
+from avaudit.outputs import atomic_write, atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
 MEMBER_COLUMNS = ("member", "offset", "size")
@@ -127,15 +127,31 @@ def open_member(path: str, member: str, offset: int, size: int):
 
 def write_subset(manifest: Manifest, rows, out: Path) -> None:
     """Write the kept rows (row numbers) to `out`: a manifest's or folder's subset in its own format
-    (manifests.write_subset), or for shards and Parquet a CSV listing the kept samples (key, shard,
-    member, label), in DATA's order."""
+    (manifests.write_subset); for shards and Parquet a CSV listing the kept samples (key, shard,
+    member, label), in DATA's order, or with `out` a `.tar` (of shards) or `.parquet` (of Parquet),
+    the kept samples themselves, every member or column, in one new file."""
     if manifest.format not in STORED:
         write_manifest_subset(manifest, rows, out)
         return
-    if manifest.source.is_file() and Path(out).resolve() == manifest.source.resolve():
-        raise UsageError(f"refusing to overwrite the input {manifest.source}")
+    out = Path(out)
+    if any(out.resolve() == Path(path).resolve() for path in manifest.table["path"].unique()):
+        raise UsageError(f"refusing to overwrite the input {out}")
     table = manifest.table
     sel = table[table["row"].isin(np.asarray(rows, dtype=np.int64))].sort_values("row")
+    if manifest.format == "webdataset" and out.suffix == webdataset.SHARD_SUFFIX:
+        kept = {path: set(keys) for path, keys in sel.groupby("path", sort=False)["video_id"]}
+        atomic_write(out, lambda handle: webdataset.copy_samples(kept, handle))
+        return
+    if manifest.format == "parquet" and out.suffix == parquet.PARQUET_SUFFIX:
+        if (sel["member"] == "").any():
+            raise UsageError(f"{out}: the Parquet files name their videos' paths, so the kept rows are not in "
+                             f"them to copy; write the list of kept samples instead (--out FILE.csv)")
+        kept = {path: sorted(at) for path, at in sel.groupby("path", sort=False)["offset"]}
+        try:
+            atomic_write(out, lambda handle: parquet.copy_rows(kept, handle))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        return
     members = [member_name(p, m, o) if manifest.format == "parquet" else m
                for p, m, o in zip(sel["path"], sel["member"], sel["offset"].tolist())]
     kept = pd.DataFrame({"key": sel["video_id"].to_numpy(), "shard": sel["path"].to_numpy(), "member": members,

@@ -189,3 +189,19 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
 def _add(result: tuple, rows: list, skipped: list) -> None:
     row, skip = result
     (rows.append(row) if skip is None else skipped.append(skip))
+
+
+def copy_samples(kept: dict[str, set[str]], handle) -> None:
+    """Every member of the kept samples (shard path -> keys), shard by shard in their order, copied by
+    offset into one new tar written to `handle`: no sample is held in memory whole."""
+    with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as out:
+        for shard, keys in kept.items():
+            size = os.stat(shard).st_size
+            with open(shard, "rb") as source:
+                for name, offset, n in _members(Path(shard), size, []):
+                    if key_and_suffix(name)[0] in keys and offset + n <= size:
+                        info = tarfile.TarInfo(name)
+                        info.size, info.mode = n, 0o644
+                        source.seek(offset)
+                        out.addfile(info, source)
+

@@ -48,6 +48,8 @@ def test_retarget_of_shards_writes_the_kept_keys(four_forms, tiny_model, tmp_pat
     kept = pd.read_csv(out)
     assert list(kept.columns) == ["key", "shard", "member", "label"] and len(kept) == 12
     assert (kept["shard"] == str(four_forms["one shard"])).all() and kept["member"].str.endswith(".mp4").all()
+    again = invoke("bias", four_forms["one shard"], "--model", tiny_model, "--out", tmp_path / "again")
+    assert "12 of 12 videos read from the cache, 0 decoded" in again.output  # keyed by shard and member
 
 
 def test_a_damaged_shard_costs_its_own_samples_and_the_rest_is_audited(planted, tiny_model, tmp_path):

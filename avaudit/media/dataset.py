@@ -79,7 +79,8 @@ class ClipDataset(Dataset):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
         # (member, offset, size) of rows stored inside shard files (media/sources.py), member '' for files
-        self.members = None if members is None else tuple(np.asarray(column) for column in members)
+        self.members = None if members is None else (np.asarray(members[0], dtype=str),
+                                                     *(np.asarray(column, dtype=np.int64) for column in members[1:]))
         self.starts = np.full(n, np.nan) if starts is None else np.asarray(starts, dtype=float)
         self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
         self.config = config

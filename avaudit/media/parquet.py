@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from avaudit.media.formats import BadLabel, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, one_label
 from avaudit.vocab import Skip
 
 PARQUET_SUFFIX = ".parquet"
@@ -26,8 +26,8 @@ ID_COLUMNS = ("video_id", "id", "key", "__key__")  # a column naming each video,
 
 
 def expand(data: str | os.PathLike) -> list[Path] | None:
-    """The Parquet files DATA names (a `.parquet` file, or a folder holding them and nothing else to
-    audit), in order; None when DATA is not Parquet."""
+    """The Parquet files DATA names (a `.parquet` file, or a folder holding them and no clips), in
+    order; None when DATA is not Parquet."""
     path = Path(data)
     if path.is_file():
         return [path] if path.suffix == PARQUET_SUFFIX else None
@@ -37,7 +37,8 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
         except OSError:
             return None
         files = [path / name for name in names if name.endswith(PARQUET_SUFFIX)]
-        return files or None
+        clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
+        return files if files and not clips else None
     return None
 
 

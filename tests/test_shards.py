@@ -186,3 +186,9 @@ def test_the_kept_samples_are_written_as_a_new_shard_or_parquet_file_with_every_
     assert [v["path"] for v in copied.column("video").to_pylist()] == [f"{i}.mp4" for i in chosen["video_id"]]
     with pytest.raises(UsageError, match="refusing to overwrite the input"):
         write_subset(manifest, [0], shards[1])
+
+
+def test_a_compressed_shard_is_one_line_saying_to_decompress_it(tmp_path):
+    with pytest.raises(ManifestError, match=r"\.tar\.gz: a compressed shard cannot be read member by member \(by "
+                                            r"offset\); decompress it"):
+        read_data(tmp_path / "train-{000000..000003}.tar.gz")

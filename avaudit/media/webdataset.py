@@ -25,6 +25,7 @@ from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, one
 from avaudit.vocab import Skip
 
 SHARD_SUFFIX = ".tar"
+COMPRESSED = (".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2")
 LABEL_MEMBERS = ("cls", "txt")  # read in this order, before the .json's `label`
 SPLIT_WORDS = ("train", "training", "val", "valid", "validation", "dev", "test", "testing", "eval")
 _BRACES = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")
@@ -35,6 +36,9 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
     """The shard files DATA names (a `.tar`, a folder holding `.tar` files and no clips, or brace
     notation `train-{000000..000099}.tar`), in order; None when DATA is not shards."""
     text = os.fspath(data)
+    if text.endswith(COMPRESSED):
+        raise ManifestError(f"{text}: a compressed shard cannot be read member by member (by offset); decompress "
+                            f"it (gunzip, or zstd -d) and give the .tar")
     if _BRACES.search(text):
         from braceexpand import braceexpand
 

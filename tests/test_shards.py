@@ -192,3 +192,30 @@ def test_a_compressed_shard_is_one_line_saying_to_decompress_it(tmp_path):
     with pytest.raises(ManifestError, match=r"\.tar\.gz: a compressed shard cannot be read member by member \(by "
                                             r"offset\); decompress it"):
         read_data(tmp_path / "train-{000000..000003}.tar.gz")
+
+
+def test_train_reads_shards_as_the_audits_do_and_its_decoding_names_the_member(shards, monkeypatch, tmp_path,
+                                                                               tiny_config):
+    from cli_helpers import cli
+
+    from avaudit.training import recipe
+    from avaudit.training.sources import _RowSubset
+
+    seen = {}
+
+    def caught(table, **_):
+        seen["table"] = table
+        raise SystemExit(3)
+
+    monkeypatch.setattr(recipe, "run_recipe", caught)
+    result = cli("train", shards[0].parent / "train-{000000..000002}.tar", "--out", tmp_path / "m.pt")
+    assert result.exit_code == 3, result.output
+    table = seen["table"]
+    assert len(table) == 36 and table["member"].str.endswith(".mp4").all()
+    from avaudit.media.dataset import ClipDataset
+
+    clips = ClipDataset(table["path"], config=tiny_config.model,
+                        members=[table[c].to_numpy() for c in ("member", "offset", "size")])
+    subset = _RowSubset(clips, [5, 2])
+    assert subset.name(1) == f"{table['path'].iat[2]}/{table['member'].iat[2]}"  # a timeout's detail names it
+    assert subset[1].reason == "" and subset[1].frames.shape[0] == tiny_config.model.steps

@@ -101,3 +101,14 @@ def test_a_two_process_torchrun_audit_of_shards_writes_the_single_process_files(
     assert "36 of 36 videos read from the cache" in both.stdout  # the ranks decoded every shard first
     for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json"):
         assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "torchrun" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_train_on_shards_writes_a_model_that_audits_them(four_forms, tiny_preset, tmp_path):
+    from cli_helpers import cli
+
+    model = tmp_path / "shards.pt"
+    result = cli("train", four_forms["shards"], "--preset", tiny_preset, "--out", model, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    audit = invoke("bias", four_forms["shards"], "--model", model, "--out", tmp_path / "bias")
+    assert audit.exit_code == 0, audit.output

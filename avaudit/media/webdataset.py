@@ -27,7 +27,7 @@ from avaudit.vocab import Skip
 SHARD_SUFFIX = ".tar"
 COMPRESSED = (".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2")
 LABEL_MEMBERS = ("cls", "txt")  # read in this order, before the .json's `label`
-SPLIT_WORDS = ("train", "training", "val", "valid", "validation", "dev", "test", "testing", "eval")
+SPLIT_WORDS = ("train", "val", "valid", "validate", "validation", "test")  # as training.split reads them
 _BRACES = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")
 _BLOCK = tarfile.BLOCKSIZE
 

@@ -219,3 +219,14 @@ def test_train_reads_shards_as_the_audits_do_and_its_decoding_names_the_member(s
     subset = _RowSubset(clips, [5, 2])
     assert subset.name(1) == f"{table['path'].iat[2]}/{table['member'].iat[2]}"  # a timeout's detail names it
     assert subset[1].reason == "" and subset[1].frames.shape[0] == tiny_config.model.steps
+
+
+def test_a_member_name_that_is_not_utf8_is_one_skipped_row(tmp_path, clip10):
+    shard = tmp_path / "train-000000.tar"
+    with tarfile.open(shard, "w", encoding="utf-8", errors="surrogateescape") as tar:
+        add_member(tar, "caf\udce9.mp4", clip10.read_bytes())  # Latin-1 é
+        add_member(tar, "ok.mp4", clip10.read_bytes())
+    manifest = read_data(shard)
+    assert manifest.table["video_id"].tolist() == ["ok"]
+    assert reasons(manifest) == [("non-UTF-8 name", f"{shard}/caf\\xe9.mp4: the member name is not UTF-8; rename it "
+                                                    f"to audit it")]

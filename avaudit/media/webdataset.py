@@ -21,6 +21,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from avaudit.media.folders import printable
 from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, one_label
 from avaudit.vocab import Skip
 
@@ -145,6 +146,9 @@ def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, lab
         return None, (key, str(shard), Skip.no_video_stream,
                       f"{shard}: the sample {key} has no video member (it holds {held})")
     name, _, offset, size = videos[0]
+    if printable(name) != name:
+        return None, (printable(key), str(shard), Skip.bad_name,
+                      f"{shard}/{printable(name)}: the member name is not UTF-8; rename it to audit it")
     small = {suffix: (at, n) for _, suffix, at, n in members if n < 1 << 20}  # labels, never media
     try:
         labels, meta = _label(small, shard, label_field)
@@ -164,6 +168,10 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
     skipped: list[tuple] = []
     for shard in shards:
         shard = Path(os.path.abspath(shard))
+        if printable(str(shard)) != str(shard):
+            skipped.append(("", printable(str(shard)), Skip.bad_name,
+                            f"{printable(str(shard))}: the path is not UTF-8; rename it to audit it"))
+            continue
         try:
             size = shard.stat().st_size
         except OSError as err:

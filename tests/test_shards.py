@@ -230,3 +230,11 @@ def test_a_member_name_that_is_not_utf8_is_one_skipped_row(tmp_path, clip10):
     assert manifest.table["video_id"].tolist() == ["ok"]
     assert reasons(manifest) == [("non-UTF-8 name", f"{shard}/caf\\xe9.mp4: the member name is not UTF-8; rename it "
                                                     f"to audit it")]
+
+
+def test_parquet_whose_label_column_is_not_there_says_which_option_names_it(parquet_files, tmp_path):
+    result = invoke("bias", parquet_files[0], "--label-field", "category", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == ("error: DATA has no labels: this audit needs category folders, a labelled "
+                                     "manifest, or shards or Parquet with labels (--label-field names their field or "
+                                     "column)")

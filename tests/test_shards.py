@@ -238,3 +238,22 @@ def test_parquet_whose_label_column_is_not_there_says_which_option_names_it(parq
     assert result.output.strip() == ("error: DATA has no labels: this audit needs category folders, a labelled "
                                      "manifest, or shards or Parquet with labels (--label-field names their field or "
                                      "column)")
+
+
+def test_a_shard_or_parquet_file_changed_since_it_was_listed_is_an_unreadable_file(shards, parquet_files, tmp_path):
+    from avaudit.media.errors import UnreadableFile
+
+    cut = tmp_path / "train-000000.tar"
+    cut.write_bytes(shards[0].read_bytes())
+    row = read_data(cut).table.iloc[-1]
+    cut.write_bytes(shards[0].read_bytes()[: int(row["offset"]) + 100])
+    with pytest.raises(UnreadableFile, match=rf"^{cut}/{row['member']}: the shard ends "):
+        open_member(str(cut), row["member"], int(row["offset"]), int(row["size"]))
+    damaged = tmp_path / "x.parquet"
+    damaged.write_bytes(parquet_files[0].read_bytes())
+    rows = read_data(damaged).table
+    data = bytearray(damaged.read_bytes())
+    data[4:40000] = bytes(40000 - 4)  # the first row groups' pages, footer intact
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(UnreadableFile, match=rf"^{damaged}\[row 0\]: "):
+        open_member(str(damaged), "video", 0, int(rows["size"].iat[0]))

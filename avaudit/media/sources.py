@@ -120,8 +120,8 @@ def open_member(path: str, member: str, offset: int, size: int):
                 return named
         else:
             data = webdataset.read_member(path, offset, size)
-    except (OSError, ValueError) as err:  # pyarrow's damaged page is an ArrowInvalid, a ValueError
-        raise UnreadableFile(f"{name}: {getattr(err, 'strerror', None) or err}") from None
+    except OSError as err:  # pyarrow's damaged page too ("Corrupt snappy compressed data")
+        raise UnreadableFile(f"{name}: {err.strerror or err}") from None
     return MemorySource(name, data)
 
 

@@ -34,7 +34,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
 
 
-DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, or manifest file.",
+DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, manifest file, WebDataset "
+                                              "shards (a .tar, a folder of them, train-{000000..000099}.tar) or "
+                                              "Parquet (a file or a folder of them).",
                                          metavar="DATA", show_default=False)]
 ModelOpt = Annotated[Optional[Path], typer.Option(
     help=f"Checkpoint [default: the shipped avaudit/{DEFAULT_MODEL.parent.name}/{DEFAULT_MODEL.name}].")]
@@ -129,6 +131,11 @@ AUDIT_OPTIONS = {
              f"[default: {AuditOptions.no_audio}].")], None),
     "classes": (ClassesOpt, None),
     "allow_outside_root": (OutsideOpt, False),
+    "label_field": (Annotated[Optional[str], typer.Option(
+        help="The label's field of shards' .json members, or Parquet's label column (a list is several "
+             "labels) [default: a shard's .cls or .txt member, else the field or column `label`].")], None),
+    "video_column": (Annotated[Optional[str], typer.Option(
+        help="Parquet's column of video bytes, paths, or datasets' Video struct [default: video].")], None),
 }
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].",
                                                 metavar="OUT")]

@@ -186,7 +186,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     """
     from avaudit.audits.retarget import check_keep, check_reference, select
     from avaudit.audits.retarget import compare as compare_with
-    from avaudit.media.manifests import read_manifest
+    from avaudit.media.sources import STORED, read_data
 
     keep, by, rule, options = check_keep(keep), check_by(by), check_rule(rule), audit_options(options, fields)
     check_path("data", data)
@@ -204,8 +204,10 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     writes = [out, out.with_name(out.name + ".json"), out.with_name(run_names("retarget")[1])]
     if data is None:
         folder, settings = record.folder, record.settings
-        manifest = read_manifest(source, root=Path(settings["root"]), allow_outside_root=bool(
-            settings.get("allow_outside_root")), classes=Path(settings["classes"]) if settings.get("classes") else None)
+        stored = settings.get("format") in STORED  # shards and Parquet take no --root
+        manifest = read_data(source, root=None if stored else Path(settings["root"]), allow_outside_root=bool(
+            settings.get("allow_outside_root")), classes=Path(settings["classes"]) if settings.get("classes") else None,
+            label_field=settings.get("label_field"), video_column=settings.get("video_column"))
         check_writes(writes, data=source, media=manifest.table["path"],
                      inputs={folder / name: "a table of the bias run read" for name in RUN_FILES["bias"][:2]})
         run = AuditRun(out.parent, n_rows=int(len(manifest.table) + len(manifest.skipped)), manifest=manifest)
@@ -234,7 +236,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
 def write_retarget(manifest, video_ids: set, summary: RetargetSummary, record: dict, writes: list[Path]) -> None:
     """The subset (DATA's rows of `video_ids`, in DATA's format), its summary and its record (retarget_run.yaml,
     naming the other two), written together (outputs.output_set)."""
-    from avaudit.media.manifests import write_subset
+    from avaudit.media.sources import write_subset
 
     subset, summary_path, record_path = writes
     rows = manifest.table[manifest.table["video_id"].isin(video_ids)]
@@ -248,7 +250,8 @@ def write_retarget(manifest, video_ids: set, summary: RetargetSummary, record: d
 
 def subset_path(out: Path | None, source: Path) -> Path:
     """The subset file retarget writes: `out`, or avaudit-out/retarget/subset.<DATA's extension>."""
-    default_name = f"subset{source.suffix}" if source.is_file() else "subset.csv"
+    listed = source.is_file() and source.suffix not in (".tar", ".parquet")  # shards' subset: a list of keys
+    default_name = f"subset{source.suffix}" if listed else "subset.csv"
     out = Path(out) if out is not None else output_dir(None, "retarget") / default_name
     if out.is_dir():
         raise ParameterError("out", f"{out} is a folder: name the subset file to write, e.g. {out / default_name}")

@@ -75,7 +75,8 @@ def check_labels(table: pd.DataFrame, classes: list[str], *, required: bool = Tr
     model cannot judge them. With `required`, DATA that names no label at all (`named`, every label
     of DATA whether its media were found or not [default: the table's]) is an error too."""
     if required and not (label_names(table["labels"]) | set(named or ())):
-        raise UsageError("DATA has no labels: this audit needs category folders or a labelled manifest")
+        raise UsageError("DATA has no labels: this audit needs category folders, a labelled manifest, or shards or "
+                         "Parquet with labels (--label-field names their field or column)")
     unknown = sorted(label_names(table["labels"]) - set(classes))
     if unknown:
         raise UsageError(f"{plural(len(unknown), 'label')} the model was not trained on: {shown_names(unknown)}; "

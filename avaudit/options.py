@@ -49,6 +49,8 @@ class AuditOptions:
     no_audio: NoAudio = NoAudio.skip  # clips without sound: skip them or audit them with silence
     classes: Path | None = None  # AudioSet's class index [default: class_labels_indices.csv beside DATA]
     allow_outside_root: bool = False  # open manifest rows that name files outside the media root
+    label_field: str | None = None  # shards' .json field or Parquet column of the label [default: .cls/.txt, label]
+    video_column: str | None = None  # Parquet column of the videos' bytes or paths [default: video]
 
     @property
     def model_file(self) -> Path:
@@ -72,6 +74,9 @@ def audit_options(options: AuditOptions | None, overrides: dict) -> AuditOptions
     if o.workers is not None:
         check_int("workers", o.workers, 0)
     check_bool("allow_outside_root", o.allow_outside_root)
+    for name in ("label_field", "video_column"):
+        if getattr(o, name) is not None and (not isinstance(getattr(o, name), str) or not getattr(o, name)):
+            raise ParameterError(name, f"must be a field or column name, not {getattr(o, name)!r}")
     return replace(o, device=choice("device", o.device, Device), no_audio=choice("no_audio", o.no_audio, NoAudio),
                    confidence=choice("confidence", o.confidence, Confidence))
 

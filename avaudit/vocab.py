@@ -40,6 +40,12 @@ class NoAudio(StrEnum):
     silence = "silence"
 
 
+class Decoder(StrEnum):
+    """What decodes a clip's frames (its sound is always PyAV's)."""
+    pyav = "pyav"  # PyAV (FFmpeg 8): the right frame at every step of every container measured
+    decord = "decord"  # decord 0.6.0 where it times the file; PyAV where it cannot (AVI, AV1, ...)
+
+
 class Device(StrEnum):
     """Where the network runs."""
     auto = "auto"

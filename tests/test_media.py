@@ -44,7 +44,7 @@ def test_missing_file(tmp_path):
 
 def test_sizes_that_decord_cannot_resize_to_fall_back_to_our_resize(clip10):
     """decord's in-decoder resize fails at 48 x 48; the frames must come anyway."""
-    clip = decode_clip(clip10, **{**ARGS, "resize": (48, 48)})
+    clip = decode_clip(clip10, **{**ARGS, "resize": (48, 48)}, decoder="decord")
     assert clip.frames.shape == (100, 48, 48, 3)
     red = clip.frames[:, 24, 24, 0].astype(int)
     assert np.abs(red - np.floor(np.arange(100) * 2.5)).max() <= 2
@@ -126,20 +126,19 @@ def test_sound_is_placed_to_the_sample(tmp_path):
 
 @pytest.mark.parametrize("start", [0.0, 2.0])
 def test_pyav_gives_the_frames_and_sound_decord_gives(clip10, monkeypatch, start):
-    """The fallback decoder keeps the contract: same sampling, window, sound and duration."""
+    """The two decoders keep one contract: same sampling, window, sound and duration."""
     from avaudit.media import decode
 
-    by_decord = decode_clip(clip10, start=start, **ARGS)
-
-    def untimed(path, *args, **kwargs):
-        raise decode._Untimed(f"{path}: forced")
-
-    monkeypatch.setattr(decode, "_decord_frames", untimed)
     by_pyav = decode_clip(clip10, start=start, **ARGS)
+    by_decord = decode_clip(clip10, start=start, **ARGS, decoder="decord")
+    monkeypatch.setattr(decode, "_open_video", None)  # the default decoder never touches decord
+    assert np.array_equal(decode_clip(clip10, start=start, **ARGS).frames, by_pyav.frames)
     shown = int((10 - start) * 10)  # steps before the 10-s file ends
     assert np.abs(reds(by_pyav)[:shown] - np.floor(start * 25 + np.arange(shown) * 2.5)).max() <= 2
     assert np.abs(by_pyav.frames.astype(int) - by_decord.frames.astype(int)).max() <= 2
-    assert np.array_equal(by_pyav.audio, by_decord.audio)
+    # after a seek, decord's run reads the sound from the audio stream's own seek point and PyAV's from the
+    # video key frame's: AAC's overlapping windows then differ in the last bits
+    assert np.abs(by_pyav.audio - by_decord.audio).max() < 1e-4  # of a tone of amplitude 0.5
     assert (by_pyav.padded, round(by_pyav.duration, 2)) == (by_decord.padded, round(by_decord.duration, 2))
 
 

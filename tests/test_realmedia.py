@@ -85,13 +85,11 @@ def test_pyav_and_decord_show_the_same_frames_of_files_both_read(name, monkeypat
     from avaudit.media import decode
 
     args = dict(steps=100, seconds=10.0, sample_rate=16000, resize=(128, 171), crop=112, silence=True)
-    by_decord = decode.decode_clip(REALMEDIA / name, **args)
-
-    def untimed(path, *rest, **options):
-        raise decode._Untimed(f"{path}: forced")
-
-    monkeypatch.setattr(decode, "_decord_frames", untimed)
     by_pyav = decode.decode_clip(REALMEDIA / name, **args)
+    decord_frames, timed = decode._decord_frames, []
+    monkeypatch.setattr(decode, "_decord_frames", lambda *a, **k: timed.append(a[0]) or decord_frames(*a, **k))
+    by_decord = decode.decode_clip(REALMEDIA / name, **args, decoder="decord")
+    assert timed == [REALMEDIA / name]  # decord's frames, not a fallback's
     difference = np.abs(by_pyav.frames.astype(int) - by_decord.frames.astype(int)).mean(axis=(1, 2, 3))
     assert difference.max() < 5, difference.round(1).tolist()
     assert abs(by_pyav.duration - by_decord.duration) < 0.01

@@ -53,8 +53,11 @@ def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
-def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """One key (N,) per clip from its file's identity (real path, size, mtime_ns) and window (s).
+def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, members: Sequence[str] | None = None,
+              offsets: np.ndarray | None = None) -> np.ndarray:
+    """One key (N,) per clip from its file's identity (real path, size, mtime_ns) and window (s);
+    for a video inside a shard (`members[i]` not ''), the shard file's identity and the member's name
+    and offset (media/sources.py).
 
     Touching or rewriting a file changes its key, so stale logits are never served. A file that
     cannot be stat'ed gets "" (the caller decodes nothing for it and reports it). Each distinct
@@ -62,11 +65,14 @@ def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray) -> np.
     """
     paths = [os.fspath(path) for path in paths]
     identity = _file_identities(dict.fromkeys(paths))
+    inside = [""] * len(paths) if members is None else [
+        f"\0{member}\0{offset}" if member else "" for member, offset in zip(members, np.asarray(offsets).tolist())]
     # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
     return np.array([
-        hashlib.blake2b(f"{identity[path]}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
+        hashlib.blake2b(f"{identity[path]}{within}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
                         digest_size=16).hexdigest() if identity[path] else ""
-        for path, start, end in zip(paths, np.asarray(starts, float).tolist(), np.asarray(ends, float).tolist())],
+        for path, within, start, end in zip(paths, inside, np.asarray(starts, float).tolist(),
+                                            np.asarray(ends, float).tolist())],
         dtype=KEY_DTYPE)
 
 

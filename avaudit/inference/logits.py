@@ -63,7 +63,9 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     fingerprint = model_fingerprint(model_path) + ("-silence" if no_audio == "silence" else "")
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
-    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                     members=table["member"].to_numpy() if "member" in table else None,
+                     offsets=table["offset"].to_numpy() if "offset" in table else None)
     found, logits, seconds = cache.lookup(keys)
     todo = np.flatnonzero(~found)
     # A clip the manifest lists more than once (under new ids, once per label) is decoded once.

@@ -17,7 +17,8 @@ from avaudit.audits.decisions import probabilities
 from avaudit.errors import NotRankZero, ParameterError
 from avaudit.labels import apply_label_policy, labelled_rows
 from avaudit.media.formats import CLASS_INDEX
-from avaudit.media.manifests import Manifest, read_manifest
+from avaudit.media.manifests import Manifest
+from avaudit.media.sources import rank_rows, read_data
 from avaudit.media.window import is_padded
 from avaudit.options import AuditOptions, audit_options, check_path
 from avaudit.outputs import check_writes
@@ -65,6 +66,7 @@ def run_settings(manifest: Manifest, o: AuditOptions, checkpoint: dict, *, n_row
             "root": os.path.abspath(manifest.root), "model": os.path.abspath(o.model_file),
             "preset": checkpoint["config"]["preset"], "confidence": str(o.confidence), "no_audio": str(o.no_audio),
             "classes": os.path.abspath(o.classes) if o.classes else None, "allow_outside_root": o.allow_outside_root,
+            "label_field": o.label_field, "video_column": o.video_column,
             "n_rows": n_rows, "n_skipped": n_skipped}
 
 
@@ -89,7 +91,8 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
 
     check_path("data", data)
     o = audit_options(options, fields)
-    manifest = read_manifest(Path(data), root=o.root, classes=o.classes, allow_outside_root=o.allow_outside_root)
+    manifest = read_data(data, root=o.root, classes=o.classes, allow_outside_root=o.allow_outside_root,
+                         label_field=o.label_field, video_column=o.video_column)
     index = [o.classes] if o.classes else [manifest.source.with_name(CLASS_INDEX), manifest.root / CLASS_INDEX]
     check_writes(writes, data=manifest.source, model=o.model_file, media=manifest.table["path"],
                  inputs={**dict.fromkeys(index, "the class index"), **(reads or {})})
@@ -118,15 +121,16 @@ def run_shard(table: pd.DataFrame, model_file: Path, checkpoint: dict, *, on_eve
               device: str, **run) -> None:
     """Under torchrun (`torchrun --nproc_per_node N -m avaudit bias DATA`, with --nnodes and a
     rendezvous for several machines, and a --cache-dir they share) each rank runs every N-th row into
-    the shared cache; then rank 0 goes on to read them all back and write the outputs, the same files
-    a single process writes. The other ranks raise NotRankZero."""
+    the shared cache (of shards or Parquet files, every N-th file, whole, which its decoding workers
+    then share out by batches); then rank 0 goes on to read them all back and write the outputs, the
+    same files a single process writes. The other ranks raise NotRankZero."""
     import torch.distributed as dist
 
     from avaudit.device import init_distributed
     from avaudit.inference.logits import infer_logits
 
     rank, world = init_distributed(device)
-    infer_logits(table.iloc[rank::world], model_file, checkpoint, device=device,
+    infer_logits(rank_rows(table, rank, world), model_file, checkpoint, device=device,
                  on_event=on_event if rank == 0 else None, **run)
     dist.barrier()
     if rank != 0:

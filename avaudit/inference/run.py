@@ -45,8 +45,10 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     """
     on_event = on_event or (lambda kind, info: None)
     workers = default_workers() if workers is None else workers
+    stored = "member" in table  # rows inside shard files (media/sources.py)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                          config=config.model, no_audio=no_audio)
+                          config=config.model, no_audio=no_audio,
+                          members=[table[c].to_numpy() for c in ("member", "offset", "size")] if stored else None)
     # decode_batches decodes in one process for workers=0 too (a crash costs one clip); the network
     # then keeps every core, as a run without workers should, and its results do not vary with them.
     loader = decode_batches(dataset, batch_size=batch_size, workers=workers, collate_fn=collate,

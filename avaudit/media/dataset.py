@@ -19,6 +19,7 @@ from avaudit.config import ModelConfig
 from avaudit.errors import UsageError
 from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 from avaudit.media.onsets import onset_steps
+from avaudit.media.sources import member_name, open_member
 from avaudit.vocab import Skip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
@@ -73,9 +74,13 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
-                 time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True):
+                 time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True,
+                 members=None):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
+        # (member, offset, size) of rows stored inside shard files (media/sources.py), member '' for files
+        self.members = None if members is None else (np.asarray(members[0], dtype=str),
+                                                     *(np.asarray(column, dtype=np.int64) for column in members[1:]))
         self.starts = np.full(n, np.nan) if starts is None else np.asarray(starts, dtype=float)
         self.ends = np.full(n, np.nan) if ends is None else np.asarray(ends, dtype=float)
         self.config = config
@@ -94,13 +99,27 @@ class ClipDataset(Dataset):
                         torch.zeros(c.n_samples if self.sound else 0),
                         torch.zeros(c.steps if self.onsets else 0, dtype=torch.bool), False, 0.0, 0.0, reason, detail)
 
+    def name(self, index: int) -> str:
+        """How details name row `index`'s video: its path, or `shard.tar/KEY.mp4` inside a shard."""
+        if self.members is None or not self.members[0][index]:
+            return str(self.paths[index])
+        member, offset, _ = (column[index] for column in self.members)
+        return member_name(str(self.paths[index]), str(member), int(offset))
+
     def crashed(self, index: int, how: str) -> ClipItem:
         """The item of a row whose decoding process died (`how`: "was killed by SIGSEGV", ...)."""
-        return self.empty_item(index, Skip.decoder_crashed, f"{self.paths[index]}: the decoding process {how}")
+        return self.empty_item(index, Skip.decoder_crashed, f"{self.name(index)}: the decoding process {how}")
+
+    def source(self, index: int):
+        """What the decoder opens for row `index`: its path, or its video read into memory from its shard."""
+        if self.members is None or not self.members[0][index]:
+            return str(self.paths[index])
+        member, offset, size = (column[index] for column in self.members)
+        return open_member(str(self.paths[index]), str(member), int(offset), int(size))
 
     def decode(self, index: int) -> Clip:
         c = self.config
-        path, start, end = str(self.paths[index]), self.starts[index], self.ends[index]
+        path, start, end = self.source(index), self.starts[index], self.ends[index]
         return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
                            sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence",
                            decode_frames=self.video, decode_sound=self.sound)
@@ -112,7 +131,7 @@ class ClipDataset(Dataset):
 
     def decode_item(self, index: int) -> ClipItem:
         c = self.config
-        path = str(self.paths[index])
+        path = self.name(index)
         try:
             with time_limit(self.time_limit, path):
                 clip = self.decode(index)

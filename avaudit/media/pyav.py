@@ -1,16 +1,19 @@
-"""The PyAV side of decoding: what a file holds (probe), the frames decord cannot time, and all sound.
+"""The PyAV side of decoding: what a file holds (probe), and its frames and sound, read in one pass.
 
 Times here are seconds on the file's timeline: 0 is the earlier start of the video and audio streams
 that are read, as a player shows them. Only the window's packets are decoded (after a seek where the
-container allows one), so a 4-hour sound track costs what 10 s of it cost.
+container allows one), so a 4-hour sound track costs what 10 s of it cost. A clip is a file or a
+MemorySource (its bytes held in memory: a WebDataset tar member, a Parquet cell), which FFmpeg reads
+through io.BytesIO, nothing written to disk; errors name it by its `name`.
 PyAV is imported inside the functions so that `avaudit --help` stays fast.
 """
 from __future__ import annotations
 
-import math
+import contextlib
+import io
+import os
 import struct
-from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -18,6 +21,31 @@ from avaudit.media import errors as media
 from avaudit.media.window import shown_steps
 
 SEEK_MARGIN = 0.5  # s: seek this much before the window; the frames or samples before it are dropped
+
+
+class MemorySource(NamedTuple):
+    """A clip's bytes held in memory, decoded without writing them anywhere; errors call it `name`."""
+    name: str  # what the clip is called in errors and outputs, e.g. "shard-000003.tar/clip42.mp4"
+    data: bytes | bytearray | memoryview
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Source = Union[str, os.PathLike, MemorySource]
+
+
+@contextlib.contextmanager
+def opened(source: Source):
+    """The open container of `source`; UnreadableContainer, naming it, where FFmpeg cannot open it."""
+    import av
+
+    try:
+        container = av.open(io.BytesIO(source.data) if isinstance(source, MemorySource) else os.fspath(source))
+    except av.FFmpegError as err:
+        raise media.UnreadableContainer(f"{source}: cannot open ({err.strerror})") from None
+    with container:
+        yield container
 
 
 class Streams(NamedTuple):
@@ -35,35 +63,34 @@ class Streams(NamedTuple):
     frames: int  # frames the video stream states it holds (0: unknown)
 
 
-def probe(path: str | Path) -> Streams:
-    """Open the container (headers only) and pick its streams; MediaError if it cannot be opened."""
+def probe(source: Source, container=None) -> Streams:
+    """Pick the streams of `source` (headers only), from `container` when it is open already;
+    MediaError if it cannot be opened."""
     import av
 
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as err:
-        raise media.UnreadableContainer(f"{path}: cannot open ({err.strerror})") from None
-    with container:
-        # The streams FFmpeg picks (av_find_best_stream), as decord and players do, a cover never.
-        covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
-        videos = [s for s in container.streams.video if s not in covers]
-        video = container.streams.best("video")
-        video = video if video in videos else (videos[0] if videos else None)
-        audio = container.streams.best("audio")
-        starts = {s.index: _seconds(s.start_time, s.time_base) for s in (video, audio) if s is not None}
-        zero = min(starts.values(), default=0.0)
-        rate, count_frames, length = 0.0, False, None
-        if video is not None:
-            rate = float(video.average_rate or video.guessed_rate or video.base_rate or 0)
-            if container.format.name == "avi":
-                count_frames, rate = True, _avi_rate(path, video)
-            if video.duration is not None:  # not the container's: a long sound track is no long video
-                length = float(video.duration * video.time_base)
-        return Streams(video=video.index if video else None, audio=audio.index if audio else None,
-                       video_start=starts[video.index] - zero if video else 0.0,
-                       audio_start=starts[audio.index] - zero if audio else 0.0, zero=zero, rate=rate,
-                       count_frames=count_frames, video_seconds=length, covers=len(covers), videos=len(videos),
-                       frames=video.frames if video else 0)
+    if container is None:
+        with opened(source) as container:
+            return probe(source, container)
+    # The streams FFmpeg picks (av_find_best_stream), as decord and players do, a cover never.
+    covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+    videos = [s for s in container.streams.video if s not in covers]
+    video = container.streams.best("video")
+    video = video if video in videos else (videos[0] if videos else None)
+    audio = container.streams.best("audio")
+    starts = {s.index: _seconds(s.start_time, s.time_base) for s in (video, audio) if s is not None}
+    zero = min(starts.values(), default=0.0)
+    rate, count_frames, length = 0.0, False, None
+    if video is not None:
+        rate = float(video.average_rate or video.guessed_rate or video.base_rate or 0)
+        if container.format.name == "avi":
+            count_frames, rate = True, _avi_rate(source, video)
+        if video.duration is not None:  # not the container's: a long sound track is no long video
+            length = float(video.duration * video.time_base)
+    return Streams(video=video.index if video else None, audio=audio.index if audio else None,
+                   video_start=starts[video.index] - zero if video else 0.0,
+                   audio_start=starts[audio.index] - zero if audio else 0.0, zero=zero, rate=rate,
+                   count_frames=count_frames, video_seconds=length, covers=len(covers), videos=len(videos),
+                   frames=video.frames if video else 0)
 
 
 def _seconds(pts, time_base) -> float:
@@ -84,8 +111,11 @@ def _avi_rate(path, video) -> float:
 
 def _avi_header_rate(path) -> float | None:
     """Frames per second from the first video `strh` (rate / scale), else from `avih`'s frame period."""
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 16)
+    if isinstance(path, MemorySource):
+        head = bytes(path.data[: 1 << 16])
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
     at = head.find(b"strh")
     while at >= 0 and head[at + 8 : at + 12] != b"vids":  # chunk id, size, then the stream type
         at = head.find(b"strh", at + 4)
@@ -101,50 +131,133 @@ def _avi_header_rate(path) -> float | None:
     return None
 
 
-def read_frames(path, streams: Streams, *, times: np.ndarray, stop: float, until: float, resize: tuple[int, int],
-                max_seconds: float = math.inf) -> tuple[np.ndarray, float | None, float]:
-    """Frames for the sampling `times` (s, sorted) before `stop`, decoding up to `until` (>= stop).
+def check_stated_length(source, streams: Streams, max_seconds: float) -> None:
+    """TooLong, before anything is decoded, for a video stream stated to be longer than `max_seconds`."""
+    if streams.video_seconds is not None and streams.video_seconds > max_seconds:
+        raise media.TooLong(f"{source}: {streams.video_seconds:.0f} s of video, over the {max_seconds:.0f} s limit")
 
-    Returns (T, H, W, 3) uint8 RGB frames resized to `resize` (black where no frame is shown: before
-    the video starts, after it ends, from `stop` on), the first decoded frame's time (None if none
-    was) and the end of the video (the last frame's end, or `until` when the video goes on past it).
-    A video stated to be longer than `max_seconds` is refused before decoding.
-    """
+
+class Pictures:
+    """The frames a window shows, gathered from the video stream's frames in display order: for the
+    sampling `times` (s, sorted) before `stop`, decoding up to `until` (>= stop)."""
+
+    kind = "video"
+
+    def __init__(self, streams: Streams, *, times: np.ndarray, stop: float, until: float, resize: tuple[int, int]):
+        self.streams, self.times, self.stop, self.until, self.resize = streams, times, stop, until, resize
+        self.frames = np.zeros((len(times), *resize, 3), np.uint8)
+        self.period = 1.0 / streams.rate if streams.rate > 0 else 0.04
+        self.first = self.last = self.todo = None
+        self.count, self.counts, self.done = 0, [0, 0], False
+        # no times: a stage that decodes no frame still times the video (first frame, end), from its start
+        wants_seek = len(times) and not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start
+        self.seek_at = float(times[0]) if wants_seek else None
+
+    def add(self, frame) -> None:
+        streams = self.streams
+        if streams.count_frames or frame.time is None:
+            t = streams.video_start + self.count * self.period
+        else:
+            t = float(frame.time) - streams.zero
+            if self.last is not None and t <= self.last[0]:  # timestamps out of order: the decoder's order is right
+                t = self.last[0] + self.period
+        self.count += 1
+        if self.first is None:
+            self.first, self.todo = t, shown_steps(self.times, first=t, stop=self.stop)  # steps still to fill
+        elif self.todo.any():
+            _show(self.frames, self.todo & (self.times < t), self.last[1], self.resize, self.todo)
+        self.last = (t, frame)
+        self.done = t >= self.until
+
+    def result(self) -> tuple[np.ndarray, float | None, float]:
+        """(T, H, W, 3) uint8 RGB frames resized to `resize` (black where no frame is shown: before the
+        video starts, after it ends, from `stop` on), the first decoded frame's time (None if none was)
+        and the end of the video (the last frame's end, or `until` when the video goes on past it)."""
+        if self.last is None:
+            return self.frames, None, 0.0
+        end = self.last[0] + self.period
+        _show(self.frames, self.todo & (self.times < end), self.last[1], self.resize, self.todo)
+        return self.frames, self.first, (self.until if self.last[0] >= self.until else end)
+
+
+class Sound:
+    """The mono samples of [start, start + seconds) at `sample_rate`, gathered from the audio stream's
+    frames; zero where the file has no sound (before the track starts, after it ends or after `stop`)."""
+
+    kind = "audio"
+
+    def __init__(self, streams: Streams, *, sample_rate: int, start: float, seconds: float, stop: float):
+        import av
+
+        self.streams, self.sample_rate, self.start = streams, sample_rate, start
+        self.audio = np.zeros(int(round(seconds * sample_rate)), np.float32)
+        self.stop = min(stop, start + seconds)
+        # Packed float, the channels kept and averaged here: swresample's own downmix to mono sums
+        # them (with centre and surround gains), and PyAV 18 segfaults reading planar frames of 8 channels.
+        self.resampler = av.AudioResampler(format="flt", rate=sample_rate)
+        self.chunks, self.got, self.begin = [], 0, None
+        self.counts, self.done = [0, 0], False
+        self.seek_at = start if start - SEEK_MARGIN > streams.audio_start else None
+
+    def add(self, frame) -> None:
+        if self.begin is None:
+            self.begin = self.streams.audio_start if frame.time is None else float(frame.time) - self.streams.zero
+        for out in self.resampler.resample(frame):
+            self.chunks.append(_mono(out))
+            self.got += len(self.chunks[-1])
+        self.done = self.begin + self.got / self.sample_rate >= self.stop
+
+    def result(self) -> tuple[np.ndarray, float, float]:
+        """(N,) float32 samples (channels averaged), and the part of the window that holds sound as
+        (from, to) in s after `start`."""
+        if self.begin is None:
+            return self.audio, 0.0, 0.0
+        if not self.done:  # the track ended inside the window: what the resampler still holds
+            self.chunks += [_mono(out) for out in self.resampler.resample(None)]
+        start, rate, audio = self.start, self.sample_rate, self.audio
+        track = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        at = int(round((self.begin - start) * rate))  # where the decoded track starts in the window
+        lo, hi = max(0, at), min(int(round((self.stop - start) * rate)), at + len(track))
+        if hi > lo:
+            audio[lo:hi] = track[lo - at : hi - at]
+        return audio, lo / rate, max(lo, hi) / rate
+
+
+def read(container, source, streams: Streams, *, pictures: Pictures | None = None, sound: Sound | None = None) -> None:
+    """Give `pictures` and `sound` (either may be None) their streams' frames in one pass over the
+    open `container`: from a seek before the window where both allow one, until both have what they
+    need. Packets that fail to decode are counted, not fatal, up to FAULT_TOLERANCE of a stream's."""
     import av
 
-    if streams.video_seconds is not None and streams.video_seconds > max_seconds:
-        raise media.TooLong(f"{path}: {streams.video_seconds:.0f} s of video, over the {max_seconds:.0f} s limit")
-    frames = np.zeros((len(times), *resize, 3), np.uint8)
-    period = 1.0 / streams.rate if streams.rate > 0 else 0.04
-    first = last = todo = None
-    count = 0
-    counts = [0, 0]
-    with av.open(str(path)) as container:
-        stream = container.streams[streams.video]
-        # no times: a stage that decodes no frame still times the video (first frame, end), from its start
-        if len(times) and not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start:
-            _seek_before(container, stream, streams, times[0])
-        for frame in _decoded(container, stream, path, counts):
-            if streams.count_frames or frame.time is None:
-                t = streams.video_start + count * period
-            else:
-                t = float(frame.time) - streams.zero
-                if last is not None and t <= last[0]:  # timestamps out of order: the decoder's order is right
-                    t = last[0] + period
-            count += 1
-            if first is None:
-                first, todo = t, shown_steps(times, first=t, stop=stop)  # steps still to be given a frame
-            elif todo.any():
-                _show(frames, todo & (times < t), last[1], resize, todo)
-            last = (t, frame)
-            if t >= until:
+    readers = {index: reader for index, reader in ((streams.video, pictures), (streams.audio, sound))
+               if reader is not None}
+    if not readers:
+        return
+    seeks = [reader.seek_at for reader in readers.values()]
+    if None not in seeks:  # the video stream's key frame, where there is one; sound frames all are
+        _seek_before(container, container.streams[next(iter(readers))], streams, min(seeks))
+    try:
+        for packet in container.demux([container.streams[index] for index in readers]):
+            reader = readers[packet.stream.index]
+            if reader.done:
+                continue
+            reader.counts[0] += packet.size > 0
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                reader.counts[1] += 1
+                continue
+            for frame in decoded:
+                reader.add(frame)
+                if reader.done:
+                    break
+            if all(r.done for r in readers.values()):
                 break
-    _check_faults(path, counts, "video")
-    if last is None:
-        return frames, None, 0.0
-    end = last[0] + period
-    _show(frames, todo & (times < end), last[1], resize, todo)
-    return frames, first, (until if last[0] >= until else end)
+    except av.FFmpegError as err:  # the container itself breaks off part-way
+        packets = sum(reader.counts[0] for reader in readers.values())
+        raise media.DecodeError(f"{source}: {err.strerror} after {packets} packets") from None
+    for reader in readers.values():
+        _check_faults(source, reader.counts, reader.kind)
 
 
 def _show(frames: np.ndarray, steps: np.ndarray, frame, resize: tuple[int, int], todo: np.ndarray) -> None:
@@ -157,24 +270,6 @@ def _show(frames: np.ndarray, steps: np.ndarray, frame, resize: tuple[int, int],
         picture = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_ndarray()
         frames[steps] = np.rot90(picture, turns)
         todo &= ~steps
-
-
-def _decoded(container, stream, path, counts):
-    """Frames of `stream` in display order; packets that fail to decode are counted, not fatal
-    (counts = [packets, failed])."""
-    import av
-
-    try:
-        for packet in container.demux(stream):
-            counts[0] += packet.size > 0
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
-                counts[1] += 1
-                continue
-            yield from decoded
-    except av.FFmpegError as err:  # the container itself breaks off part-way
-        raise media.DecodeError(f"{path}: {err.strerror} after {counts[0]} packets") from None
 
 
 def _seek_before(container, stream, streams: Streams, at: float) -> None:
@@ -194,42 +289,10 @@ def _mono(frame) -> np.ndarray:
     return frame.to_ndarray().reshape(-1, frame.layout.nb_channels).mean(axis=1, dtype=np.float32)
 
 
-def read_audio(path, streams: Streams, *, sample_rate: int, start: float, seconds: float,
+def read_audio(source: Source, streams: Streams, *, sample_rate: int, start: float, seconds: float,
                stop: float) -> tuple[np.ndarray, float, float]:
-    """(N,) float32 mono samples of [start, start + seconds) at `sample_rate`, zero where the file has
-    no sound (before the track starts, after it ends or after `stop`), and the part of the window
-    that holds sound as (from, to) in s after `start`. Channels are averaged.
-    """
-    import av
-
-    n = int(round(seconds * sample_rate))
-    audio = np.zeros(n, np.float32)
-    stop = min(stop, start + seconds)
-    chunks, got, begin = [], 0, None
-    with av.open(str(path)) as container:
-        stream = container.streams[streams.audio]
-        if start - SEEK_MARGIN > streams.audio_start:
-            _seek_before(container, stream, streams, start)
-        # Packed float, the channels kept and averaged here: swresample's own downmix to mono sums
-        # them (with centre and surround gains), and PyAV 18 segfaults reading planar frames of 8 channels.
-        resampler = av.AudioResampler(format="flt", rate=sample_rate)
-        counts = [0, 0]
-        for frame in _decoded(container, stream, path, counts):
-            if begin is None:
-                begin = streams.audio_start if frame.time is None else float(frame.time) - streams.zero
-            for out in resampler.resample(frame):
-                chunks.append(_mono(out))
-                got += len(chunks[-1])
-            if begin + got / sample_rate >= stop:
-                break
-        else:
-            chunks += [_mono(out) for out in resampler.resample(None)]
-    _check_faults(path, counts, "audio")
-    if begin is None:
-        return audio, 0.0, 0.0
-    track = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    at = int(round((begin - start) * sample_rate))  # where the decoded track starts in the window
-    lo, hi = max(0, at), min(int(round((stop - start) * sample_rate)), at + len(track))
-    if hi > lo:
-        audio[lo:hi] = track[lo - at : hi - at]
-    return audio, lo / sample_rate, max(lo, hi) / sample_rate
+    """The window's sound alone (Sound.result), from the file opened for it."""
+    sound = Sound(streams, sample_rate=sample_rate, start=start, seconds=seconds, stop=stop)
+    with opened(source) as container:
+        read(container, source, streams, sound=sound)
+    return sound.result()

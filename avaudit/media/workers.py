@@ -132,7 +132,7 @@ def decode_alone(dataset, row: int, *, context: str | None = None):
             child.kill()
             child.join()
             return dataset.empty_item(row, Skip.decode_timeout,
-                                      f"{dataset.paths[row]}: decoding took over {limit:g} s")
+                                      f"{dataset.name(row)}: decoding took over {limit:g} s")
         try:
             payload = receive.recv_bytes()
         except EOFError:  # it died before sending

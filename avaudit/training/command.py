@@ -39,7 +39,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
 
     `epochs` (of every stage), `seed`, `workers`, `memory_budget` (GiB), `checkpoint_minutes` and
     `checkpoint_steps` override the preset's `train.*` (None: the preset's). `classes` and
-    `allow_outside_root` are read_manifest's. `resume` continues the run `out` holds (with no file
+    `allow_outside_root` are media.sources.read_data's. `resume` continues the run `out` holds (with no file
     at `out`, a warning says so and training starts afresh).
     Returns the validation metrics, `classes`, `skipped` (the rows of DATA not used: unreadable
     rows of the manifest, clips that did not decode), and the files written: `history_csv`,
@@ -48,7 +48,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     from avaudit.device import init_distributed
     from avaudit.errors import NotRankZero
     from avaudit.labels import refuse_unreadable_labels
-    from avaudit.media.manifests import read_manifest
+    from avaudit.media.sources import read_data
     from avaudit.training.recipe import run_recipe
 
     check_arguments(data=data, preset=preset, out=out, epochs=epochs, seed=seed, device=device, resume=resume,
@@ -56,7 +56,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
                     checkpoint_steps=checkpoint_steps, root=root, video_weights=video_weights, classes=classes)
     config = training_config(preset, epochs=epochs, seed=seed, num_workers=workers, memory_budget=memory_budget,
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
-    manifest = read_manifest(Path(data), root=root, classes=classes, allow_outside_root=allow_outside_root)
+    manifest = read_data(data, root=root, classes=classes, allow_outside_root=allow_outside_root)
     refuse_unreadable_labels(manifest)
     out = Path(out)
     check_outputs(out, manifest=manifest, video_weights=video_weights, config=config)

@@ -60,7 +60,6 @@ class _RowSubset(Dataset):
     def __init__(self, dataset: ClipDataset, rows: np.ndarray):
         self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
         self.time_limit = dataset.time_limit
-        self.paths = _Paths(dataset.paths, self.rows)  # decode_batches names the file in a timeout's detail
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -74,15 +73,9 @@ class _RowSubset(Dataset):
     def crashed(self, k: int, how: str) -> ClipItem:
         return self.dataset.crashed(int(self.rows[k]), how)._replace(index=k)
 
-
-class _Paths:
-    """paths[k] of a _RowSubset: the table's path of its row k, without copying the column."""
-
-    def __init__(self, paths: np.ndarray, rows: np.ndarray):
-        self.all, self.rows = paths, rows
-
-    def __getitem__(self, k: int) -> str:
-        return str(self.all[self.rows[k]])
+    def name(self, k: int) -> str:
+        """How decode_batches names item k's video in a timeout's detail (ClipDataset.name)."""
+        return self.dataset.name(int(self.rows[k]))
 
 
 def _items(items: list[ClipItem]) -> list[ClipItem]:
@@ -135,9 +128,12 @@ class ClipSource:
     def __init__(self, table: pd.DataFrame, model: ModelConfig, *, stage: Stage, workers: int,
                  skipped: Skipped, memory: Memory | None, batch_size: int):
         everything = memory is not None or (stage.use_video and stage.use_audio)
+        stored = "member" in table  # rows inside WebDataset shards or Parquet files (media/sources.py)
         self.dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                                    config=model, video=memory is not None or stage.use_video,
-                                   sound=memory is not None or stage.use_audio, onsets=everything)
+                                   sound=memory is not None or stage.use_audio, onsets=everything,
+                                   members=[table[c].to_numpy() for c in ("member", "offset", "size")] if stored
+                                   else None)
         self.workers, self.batch_size = max(1, workers), batch_size  # decoding never in this process
         self.skipped, self.memory, self.model = skipped, memory, model
 

@@ -1,0 +1,219 @@
+"""WebDataset shards as DATA: `.tar` files whose members `KEY.mp4`, `KEY.json`, `KEY.cls` are one sample.
+
+Read with the standard library's tarfile rather than the `webdataset` package: webdataset streams each
+tar from its start to its end, an iterable that a map-style DataLoader cannot index, while the audit's
+decoding is map-style with crash-isolated workers (media/workers.py), which must decode one row again
+alone after a crash. So each shard is read once for its headers (tarfile seeks past the members' data),
+which gives every video member's byte offset and size; a worker then reads that one member by offset,
+into memory. Nothing is unpacked to disk, and one shard's listing is held at a time.
+
+A sample is the run of consecutive members sharing a key (the member name up to the first dot of its
+base name), as WebDataset groups them. Its label is a field of its `.json` member (`label_field`), or else
+its `.cls`, `.txt` or the `.json`'s `label`; a list of labels is a multi-label video. Its split is the
+`.json`'s `split`, or else the shard name's first word when that names a split (`train-000001.tar`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from avaudit.media.folders import printable
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, one_label
+from avaudit.vocab import Skip
+
+SHARD_SUFFIX = ".tar"
+COMPRESSED = (".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2")
+LABEL_MEMBERS = ("cls", "txt")  # read in this order, before the .json's `label`
+SPLIT_WORDS = ("train", "val", "valid", "validate", "validation", "test")  # as training.split reads them
+_BRACES = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")
+_BLOCK = tarfile.BLOCKSIZE
+
+
+def expand(data: str | os.PathLike) -> list[Path] | None:
+    """The shard files DATA names (a `.tar`, a folder holding `.tar` files and no clips, or brace
+    notation `train-{000000..000099}.tar`), in order; None when DATA is not shards."""
+    text = os.fspath(data)
+    if text.endswith(COMPRESSED):
+        raise ManifestError(f"{text}: a compressed shard cannot be read member by member (by offset); decompress "
+                            f"it (gunzip, or zstd -d) and give the .tar")
+    if _BRACES.search(text):
+        from braceexpand import braceexpand
+
+        paths = [Path(p) for p in braceexpand(text)]
+        return paths if all(p.suffix == SHARD_SUFFIX for p in paths) else None
+    path = Path(text)
+    if path.is_file():
+        return [path] if path.suffix == SHARD_SUFFIX else None
+    if path.is_dir():
+        try:
+            names = sorted(entry.name for entry in os.scandir(path) if not entry.name.startswith("."))
+        except OSError:
+            return None
+        shards = [path / name for name in names if name.endswith(SHARD_SUFFIX)]
+        clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
+        return shards if shards and not clips else None
+    return None
+
+
+def key_and_suffix(name: str) -> tuple[str, str]:
+    """WebDataset's split of a member name: the key up to the first dot of the base name, and the rest."""
+    folder, _, base = name.rpartition("/")
+    stem, dot, suffix = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), suffix.lower() if dot else ""
+
+
+def split_of(shard: Path) -> str:
+    """The split a shard's name starts with (`train-000001.tar` -> train), or ''."""
+    word = re.split(r"[-_.]", shard.name, maxsplit=1)[0].lower()
+    return word if word in SPLIT_WORDS else ""
+
+
+def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, int]]:
+    """(name, data offset, data size) of each regular member, one header at a time, up to a member the
+    shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one skipped row
+    naming the shard and the byte."""
+    try:
+        tar = tarfile.open(shard, mode="r:")
+    except (tarfile.TarError, OSError) as err:
+        why = "not a tar file" if isinstance(err, tarfile.TarError) else err.strerror or type(err).__name__
+        skipped.append(("", str(shard), Skip.unreadable_file, f"{shard}: cannot read the shard ({why})"))
+        return
+    with tar:
+        while True:
+            try:
+                info = tar.next()
+            except (tarfile.TarError, OSError) as err:  # a header past the first that is not one
+                skipped.append(("", str(shard), Skip.unreadable_file,
+                                f"{shard}: unreadable after byte {tar.offset:,} ({err}); the members before it "
+                                f"are read"))
+                return
+            tar.members.clear()  # the listing is ours to keep, or not: one member at a time
+            if info is None:
+                break
+            if info.isfile():
+                yield info.name, info.offset_data, info.size
+            if info.offset_data + info.size > size:  # truncated inside this member: nothing follows it
+                return
+        if size - tar.offset >= _BLOCK and _has_data(shard, tar.offset):
+            skipped.append(("", str(shard), Skip.unreadable_file,
+                            f"{shard}: truncated or damaged after byte {tar.offset:,} of {size:,}; the members "
+                            f"before it are read"))
+
+
+def _has_data(shard: Path, offset: int) -> bool:
+    """Whether the block at `offset` (where tarfile stopped) holds anything but a tar's zero end blocks."""
+    with open(shard, "rb") as handle:
+        handle.seek(offset)
+        return handle.read(_BLOCK).strip(b"\0") != b""
+
+
+def read_member(shard: str, offset: int, size: int) -> bytes:
+    """The `size` bytes of a member at `offset`, or OSError when the shard ends before them."""
+    with open(shard, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) < size:
+        raise OSError(f"the shard ends {size - len(data):,} bytes before the member's end")
+    return data
+
+
+def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | None) -> tuple[str, dict]:
+    """(';'-joined labels, the .json's content) of one sample's small members."""
+    meta: dict = {}
+    if "json" in fields:
+        meta = json.loads(read_member(str(shard), *fields["json"]).decode("utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("the .json member is not an object")
+    if label_field is None:
+        for suffix in LABEL_MEMBERS:
+            if suffix in fields:
+                return one_label(read_member(str(shard), *fields[suffix]).decode("utf-8").strip()), meta
+        label_field = "label"
+    value = meta.get(label_field)
+    values = value if isinstance(value, list) else [] if value is None else [value]
+    return ";".join(dict.fromkeys(one_label(str(v).strip()) for v in values if str(v).strip())), meta
+
+
+def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, label_field: str | None):
+    """One sample's row (video_id, path, labels, split, member, offset, size), or its skipped row."""
+    videos = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
+    if not videos:
+        held = ", ".join(sorted({f".{suffix}" for _, suffix, _, _ in members}))
+        return None, (key, str(shard), Skip.no_video_stream,
+                      f"{shard}: the sample {key} has no video member (it holds {held})")
+    name, _, offset, size = videos[0]
+    if printable(name) != name:
+        return None, (printable(key), str(shard), Skip.bad_name,
+                      f"{shard}/{printable(name)}: the member name is not UTF-8; rename it to audit it")
+    small = {suffix: (at, n) for _, suffix, at, n in members if n < 1 << 20}  # labels, never media
+    try:
+        labels, meta = _label(small, shard, label_field)
+    except BadLabel as err:
+        return None, (key, str(shard), Skip.bad_label, f"{shard}/{name}: {err}")
+    except (ValueError, UnicodeDecodeError, OSError) as err:
+        return None, (key, str(shard), Skip.malformed_row, f"{shard}: the sample {key}'s label is unreadable ({err})")
+    split = str(meta.get("split", "")) or split_of(shard)
+    return (key, str(shard), labels, split, name, offset, size), None
+
+
+def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[list[tuple], list[tuple]]:
+    """(rows, skipped rows) of every sample in `shards`, read header by header; a shard that is missing
+    or unreadable is one skipped row, a sample without video or label is one skipped row, and the rest
+    of the shard is read."""
+    rows: list[tuple] = []
+    skipped: list[tuple] = []
+    for shard in shards:
+        shard = Path(os.path.abspath(shard))
+        if printable(str(shard)) != str(shard):
+            skipped.append(("", printable(str(shard)), Skip.bad_name,
+                            f"{printable(str(shard))}: the path is not UTF-8; rename it to audit it"))
+            continue
+        try:
+            size = shard.stat().st_size
+        except OSError as err:
+            reason = Skip.missing_file if isinstance(err, FileNotFoundError) else Skip.unreadable_file
+            skipped.append(("", str(shard), reason, f"{shard}: cannot read the shard ({err.strerror})"))
+            continue
+        key, members = None, []
+        for name, offset, n in _members(shard, size, skipped):
+            if offset + n > size:
+                skipped.append((key_and_suffix(name)[0], str(shard), Skip.unreadable_file,
+                                f"{shard}/{name}: truncated (the shard ends {offset + n - size:,} bytes before "
+                                f"the member's end)"))
+                continue
+            member_key, suffix = key_and_suffix(name)
+            if member_key != key and members:
+                _add(_sample(key, members, shard, label_field), rows, skipped)
+                members = []
+            key = member_key
+            members.append((name, suffix, offset, n))
+        if members:
+            _add(_sample(key, members, shard, label_field), rows, skipped)
+    if not rows and not skipped:
+        raise ManifestError(f"{shards[0]}: no samples in the shards named")
+    return rows, skipped
+
+
+def _add(result: tuple, rows: list, skipped: list) -> None:
+    row, skip = result
+    (rows.append(row) if skip is None else skipped.append(skip))
+
+
+def copy_samples(kept: dict[str, set[str]], handle) -> None:
+    """Every member of the kept samples (shard path -> keys), shard by shard in their order, copied by
+    offset into one new tar written to `handle`: no sample is held in memory whole."""
+    with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as out:
+        for shard, keys in kept.items():
+            size = os.stat(shard).st_size
+            with open(shard, "rb") as source:
+                for name, offset, n in _members(Path(shard), size, []):
+                    if key_and_suffix(name)[0] in keys and offset + n <= size:
+                        info = tarfile.TarInfo(name)
+                        info.size, info.mode = n, 0o644
+                        source.seek(offset)
+                        out.addfile(info, source)
+

@@ -1,0 +1,32 @@
+"""The two frame decoders (PyAV, the default, and decord) and clips held in memory: the right frame at
+every step, from a file or from its bytes."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avaudit.media.decode import MemorySource, UnreadableContainer, decode_clip
+
+REALMEDIA = Path(__file__).parent / "data" / "realmedia"
+PAPER = dict(steps=100, seconds=10.0, sample_rate=16000, resize=(128, 171), crop=112)
+
+
+@pytest.mark.parametrize("name", ["moviepy_chaplin.mp4", "mmaction2_tests_data_test.avi"])
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_a_clip_held_in_memory_decodes_as_its_file_does(name, decoder):
+    """A WebDataset tar member or a Parquet cell is decoded from its bytes, never written to disk: the
+    same frames, sound and window as the file (the AVI's frame rate is read from the bytes' header)."""
+    path = REALMEDIA / name
+    from_file = decode_clip(path, **PAPER, decoder=decoder)
+    from_memory = decode_clip(MemorySource(f"shard-000001.tar/{name}", memoryview(path.read_bytes())), **PAPER,
+                              decoder=decoder)
+    assert np.array_equal(from_memory.frames, from_file.frames)
+    assert np.array_equal(from_memory.audio, from_file.audio)
+    assert (from_memory.padded, from_memory.duration) == (from_file.padded, from_file.duration)
+
+
+@pytest.mark.parametrize("data,detail", [(b"", "empty file"), (b"not a video\n" * 100, "cannot open")])
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_bad_bytes_in_memory_are_refused_naming_the_member(data, detail, decoder):
+    with pytest.raises(UnreadableContainer, match=rf"^shard-000001\.tar/clip7\.mp4: {detail}"):
+        decode_clip(MemorySource("shard-000001.tar/clip7.mp4", data), **PAPER, decoder=decoder)

@@ -17,12 +17,14 @@ and prints each one's wall time (interpreter start-up included), videos/s, its r
 checkpoint whose heads name C categories (`class000`, ...; the logits come from the cache, so the
 weights are never run). `--against REF` times `bias` and `missing-labels` side by side instead: the
 code of git ref REF (extracted with `git archive`) and this tree's, alternating, `--rounds` times,
-on the same data and cache, and prints each command's best time per version and their ratio.
+on the same data and cache, and prints each command's best wall and CPU time per version and their
+ratios (CPU time, the command's own, is what a machine shared with other work measures best).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -114,15 +116,26 @@ def side_by_side(ref: str, tmp: Path, model: Path, videos: int, rounds: int) -> 
             env = {**os.environ, "PYTHONPATH": str(tree), "AVAUDIT_CACHE_DIR": str(tmp / "cache")}
             for command in ("bias", "missing-labels"):
                 out = tmp / f"out-{round_}-{'old' if tree == old else 'new'}-{command}"
+                before = children_cpu()
                 wall, rss, output = run_avaudit([command, str(tmp / "data"), "--model", str(model), "--device", "cpu",
                                                  "--out", str(out)], tmp, env)
+                cpu = children_cpu() - before
                 if not read_all_from_cache(output, videos):
                     raise SystemExit(f"{command} ({name}) did not read every video from the cache:\n{output}")
-                best[name, command] = min(wall, best.get((name, command), wall))
-                print(f"round {round_} {name:12s} {command:15s} {wall:6.2f} s  peak RSS {rss:6.0f} MiB", flush=True)
+                for what, seconds in (("wall", wall), ("cpu", cpu)):
+                    best[name, command, what] = min(seconds, best.get((name, command, what), seconds))
+                print(f"round {round_} {name:12s} {command:15s} {wall:6.2f} s wall {cpu:6.2f} s CPU  "
+                      f"peak RSS {rss:6.0f} MiB", flush=True)
     for command in ("bias", "missing-labels"):
-        print(f"{command:15s} best {ref} {best[ref, command]:6.2f} s, this tree {best['this tree', command]:6.2f} s: "
-              f"{best['this tree', command] / best[ref, command]:.2f}x")
+        print(f"{command:15s} best of each, {ref} -> this tree: " + ", ".join(
+            f"{best[ref, command, what]:.2f} -> {best['this tree', command, what]:.2f} s {what} "
+            f"({best['this tree', command, what] / best[ref, command, what]:.2f}x)" for what in ("wall", "cpu")))
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every child waited for so far (a command's own: the difference)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

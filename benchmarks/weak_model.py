@@ -118,7 +118,8 @@ def candidate_scores(where: Path, heldout: Path, co_occurring: list[str]) -> dic
     found = pd.read_csv(where / "missing-labels" / "missing_labels.csv")
     pairs = set(zip(found["video_id"], found["candidate"]))
     right = pairs & planted
-    apart = pd.read_csv(where / "missing-labels" / "confusions.csv")
+    set_apart_file = where / "missing-labels" / "confusions.csv"  # rules that set nothing apart may not write it
+    apart = pd.read_csv(set_apart_file) if set_apart_file.exists() else pd.DataFrame(columns=["label", "candidate"])
     scores = {"candidates": len(pairs), "precision": len(right) / len(pairs) if pairs else float("nan"),
               "recall": len(right) / len(planted)}
     for label in co_occurring:

@@ -329,6 +329,8 @@ def make_samples(
     seed: Annotated[int, typer.Option(help="Seed of every planted choice.")] = 0,
     clips: Annotated[int, typer.Option(help="Clips per category.")] = 20,
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
+    co_occur: Annotated[int, typer.Option(help="Visual-only categories (0-2) whose every clip also carries an "
+                                               "audio-only category's sound, unlabelled.")] = 0,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
     from avaudit.display import AuditProgress, safe
@@ -336,8 +338,11 @@ def make_samples(
 
     if clips < 1 or two_event < 0:
         fail(f"--clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}")
+    if not 0 <= co_occur <= 2:
+        fail(f"--co-occur must be 0, 1 or 2 (there are two visual-only categories), not {co_occur}")
     with AuditProgress("writing clips") as progress:
-        result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event, on_event=progress)
+        result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event,
+                       co_occur=co_occur, on_event=progress)
     console().print(f"planted set written to {safe(out)}: {safe(str(result))}", soft_wrap=True)
 
 

@@ -196,16 +196,27 @@ def plan_clip(rng: np.random.Generator, *, path: str, label: str, modality: str,
                     int(rng.integers(2**63)))
 
 
+def co_occurring(n: int) -> dict[str, Category]:
+    """The first `n` visual-only categories, each to the audio-only category (same position) whose
+    sound every one of its clips carries, unlabelled: a label annotators left off a whole class."""
+    visual, audio = ([c for c in CATEGORIES if c.modality == m] for m in ("visual", "audio"))
+    return {cat.name: partner for cat, partner in list(zip(visual, audio))[:n]}
+
+
 def plan_clips(rng: np.random.Generator, *, clips_per_category: int, two_event_per_category: int,
-               size: int, seconds: float) -> list[ClipPlan]:
+               size: int, seconds: float, co_occur: int = 0) -> list[ClipPlan]:
     """Plans of every clip: the plain ones, then per unimodal category its two-event clips,
-    which also carry the other modality's category (paired round-robin) without its label."""
+    which also carry the other modality's category (paired round-robin) without its label.
+    A co-occurring category's clips (co_occurring) all carry its partner, and it has no others."""
     partners = {"audio": [c for c in CATEGORIES if c.modality == "visual"],
                 "visual": [c for c in CATEGORIES if c.modality == "audio"]}
+    always = co_occurring(co_occur)
     plans = []
     for cat in CATEGORIES:
         contents = [(cat.sound, cat.sight, "")] * clips_per_category
-        if cat.modality in partners:
+        if cat.name in always:
+            contents = [(always[cat.name].sound, cat.sight, always[cat.name].name)] * clips_per_category
+        elif cat.modality in partners:
             i = [c for c in CATEGORIES if c.modality == cat.modality].index(cat)
             others = partners[cat.modality]
             for j in range(two_event_per_category):
@@ -248,10 +259,11 @@ def _write_tables(root: Path, plans: list[ClipPlan], *, seed: int, command: str)
 
 def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_event_per_category: int = 2,
                  size: int = 64, seconds: float = 10.0, fps: int = 10, sample_rate: int = 16000,
-                 on_event: Callable[[str, dict], None] | None = None) -> SampleSet:
+                 co_occur: int = 0, on_event: Callable[[str, dict], None] | None = None) -> SampleSet:
     """Write the planted set to `out` (new or empty folder): `<category>/<category>_<nnn>.mp4` plus
-    truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files. `on_event`
-    hears ("start", {"total": clips}) and then ("advance", {"n": 1}) per clip written.
+    truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files. `co_occur`
+    (0-2) visual-only categories carry an audio-only category's sound in every clip, unlabelled
+    (co_occurring). `on_event` hears ("start", {"total": clips}) and then ("advance", {"n": 1}) per clip.
 
     The set is built in a hidden folder beside `out` and renamed into place, so an interrupted
     run never leaves a half set at `out`; a location that cannot be written is an AvauditError.
@@ -262,10 +274,15 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
                          f"{clips_per_category} and {two_event_per_category}")
     if size < 16 or size % 2 or seconds <= 0 or fps < 1 or sample_rate < 8000:
         raise UsageError("need an even size >= 16 px, seconds > 0, fps >= 1 and sample_rate >= 8000 Hz")
+    most = len(co_occurring(len(CATEGORIES)))
+    if not 0 <= co_occur <= most:
+        raise UsageError(f"co_occur must be 0 to {most} (the visual-only categories), not {co_occur}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty folder; give a new or empty one")
     plans = plan_clips(np.random.default_rng(seed), clips_per_category=clips_per_category,
-                       two_event_per_category=two_event_per_category, size=size, seconds=seconds)
+                       two_event_per_category=two_event_per_category, size=size, seconds=seconds,
+                       co_occur=co_occur)
+    command = f"avaudit make-samples OUT --seed {seed}" + (f" --co-occur {co_occur}" if co_occur else "")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +291,7 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
         raise AvauditError(f"cannot write the sample set to {out}: {e.strerror or e}") from None
     try:
         _write_set(tmp, plans, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate, seed=seed,
-                   on_event=on_event or (lambda kind, info: None))
+                   command=command, on_event=on_event or (lambda kind, info: None))
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -287,11 +304,11 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
 
 
 def _write_set(root: Path, plans: list[ClipPlan], *, size: int, seconds: float, fps: int, sample_rate: int,
-               seed: int, on_event: Callable[[str, dict], None]) -> None:
+               seed: int, command: str, on_event: Callable[[str, dict], None]) -> None:
     for cat in CATEGORIES:
         (root / cat.name).mkdir()
     on_event("start", {"total": len(plans)})
     for plan in plans:
         _make_clip(plan, root=root, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate)
         on_event("advance", {"n": 1})
-    _write_tables(root, plans, seed=seed, command=f"avaudit make-samples OUT --seed {seed}")
+    _write_tables(root, plans, seed=seed, command=command)

@@ -1,10 +1,11 @@
 """A cached re-audit: `bias`, `missing-labels` and `retarget` over 100,000 videos already in the cache.
 
-    python benchmarks/cached_reaudit.py [--videos N] [--model M]
+    python benchmarks/cached_reaudit.py [--videos N] [--classes C] [--model M]
+    python benchmarks/cached_reaudit.py --classes 400 --against c54111d [--rounds 2]
 
 Builds a folder dataset of N videos (hard links to one sample clip, so each is its own file with
-its own cache key) in the shipped model's categories, fills a fresh logit cache with synthetic
-logits for every one of them, then runs each command as a user would, one CLI process at a time:
+its own cache key) in the model's categories, fills a fresh logit cache with synthetic logits for
+every one of them, then runs each command as a user would, one CLI process at a time:
 
     avaudit bias DATA
     avaudit missing-labels DATA
@@ -12,12 +13,18 @@ logits for every one of them, then runs each command as a user would, one CLI pr
     avaudit retarget --keep audiovisual --compare ks32        (reads the bias run's tables instead)
 
 and prints each one's wall time (interpreter start-up included), videos/s, its ratio to the
-20,000 videos/s target, and its peak resident memory.
+20,000 videos/s target, and its peak resident memory. `--classes C` audits with a copy of the
+checkpoint whose heads name C categories (`class000`, ...; the logits come from the cache, so the
+weights are never run). `--against REF` times `bias` and `missing-labels` side by side instead: the
+code of git ref REF (extracted with `git archive`) and this tree's, alternating, `--rounds` times,
+on the same data and cache, and prints each command's best wall and CPU time per version and their
+ratios (CPU time, the command's own, is what a machine shared with other work measures best).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +60,22 @@ def build_dataset(root: Path, classes: list[str], n: int) -> Path:
     return data
 
 
+def with_classes(model: Path, n_classes: int, out: Path) -> Path:
+    """A copy of `model` whose five heads name `n_classes` categories (small random weights)."""
+    import torch
+
+    data = torch.load(model, map_location="cpu", weights_only=True)
+    data["classes"] = [f"class{i:03d}" for i in range(n_classes)]
+    generator = torch.Generator().manual_seed(0)
+    for name, tensor in list(data["model"].items()):
+        if name.startswith("heads."):
+            shape = (n_classes, *tensor.shape[1:])
+            data["model"][name] = 0.01 * torch.randn(shape, generator=generator) if tensor.dim() > 1 \
+                else torch.zeros(shape)
+    torch.save(data, out)
+    return out
+
+
 def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     """The dataset, and the cache a first audit of it would leave: synthetic logits for every
     video (its own category ahead in most layers, noise elsewhere) and the checkpoint's fields."""
@@ -67,39 +90,84 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     data = build_dataset(root, classes, n)
     table = read_manifest(data).table
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(len(table), 5, len(classes))).astype(np.float32)
-    label = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    boost = rng.uniform(0, 4, size=(len(table), 5)).astype(np.float32)
-    logits[np.arange(len(table))[:, None], np.arange(5)[None], label[:, None]] += boost
     cache = LogitCache(cache_dir, model_fingerprint(model), n_classes=len(classes), source=str(model))
-    for start in range(0, len(table), CHUNK):
-        part = slice(start, start + CHUNK)
-        cache.add(keys[part], logits[part], np.full(len(keys[part]), 10.0, np.float32))
+    for start in range(0, len(table), CHUNK):  # a chunk at a time: 100,000 x 5 x 400 logits are 0.8 GB
+        rows = np.arange(start, min(start + CHUNK, len(table)))
+        logits = rng.normal(size=(len(rows), 5, len(classes))).astype(np.float32)
+        boost = rng.uniform(0, 4, size=(len(rows), 5)).astype(np.float32)
+        logits[np.arange(len(rows))[:, None], np.arange(5)[None], labels[rows][:, None]] += boost
+        cache.add(keys[rows], logits, np.full(len(rows), 10.0, np.float32))
+
+
+def side_by_side(ref: str, tmp: Path, model: Path, videos: int, rounds: int) -> None:
+    """`bias` and `missing-labels` by REF's code and this tree's, alternating; best time of each, and the ratio."""
+    old = tmp / "old-tree"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    trees = {ref: old, "this tree": REPO}
+    best = {}
+    print(f"{videos:,} videos, all in the cache, model {model.name}; {ref} against this tree, {rounds} rounds, "
+          f"one CLI process per command")
+    for round_ in range(rounds):
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree), "AVAUDIT_CACHE_DIR": str(tmp / "cache")}
+            for command in ("bias", "missing-labels"):
+                out = tmp / f"out-{round_}-{'old' if tree == old else 'new'}-{command}"
+                before = children_cpu()
+                wall, rss, output = run_avaudit([command, str(tmp / "data"), "--model", str(model), "--device", "cpu",
+                                                 "--out", str(out)], tmp, env)
+                cpu = children_cpu() - before
+                if not read_all_from_cache(output, videos):
+                    raise SystemExit(f"{command} ({name}) did not read every video from the cache:\n{output}")
+                for what, seconds in (("wall", wall), ("cpu", cpu)):
+                    best[name, command, what] = min(seconds, best.get((name, command, what), seconds))
+                print(f"round {round_} {name:12s} {command:15s} {wall:6.2f} s wall {cpu:6.2f} s CPU  "
+                      f"peak RSS {rss:6.0f} MiB", flush=True)
+    for command in ("bias", "missing-labels"):
+        print(f"{command:15s} best of each, {ref} -> this tree: " + ", ".join(
+            f"{best[ref, command, what]:.2f} -> {best['this tree', command, what]:.2f} s {what} "
+            f"({best['this tree', command, what] / best[ref, command, what]:.2f}x)" for what in ("wall", "cpu")))
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every child waited for so far (a command's own: the difference)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--classes", type=int, help="categories of the audited model [default: the model's]")
+    parser.add_argument("--against", metavar="REF", help="time bias and missing-labels against git ref REF's code")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: runs of each command per version")
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
-        return prepare(args.prepare, args.model, args.videos)
+        model = with_classes(args.model, args.classes, args.prepare / "model.pt") if args.classes else args.model
+        return prepare(args.prepare, model, args.videos)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # Prepared in a child: Linux counts the RSS a process had when it forked into its
         # children's peak, so this process stays small (stdlib only) while it measures.
         subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--videos", str(args.videos),
-                        "--model", str(args.model)], check=True)
+                        "--model", str(args.model), *(["--classes", str(args.classes)] if args.classes else [])],
+                       check=True)
+        model = tmp / "model.pt" if args.classes else args.model
+        if args.against:
+            return side_by_side(args.against, tmp, model, args.videos, args.rounds)
         data = tmp / "data"
         env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp / "cache")}
-        common = ["--model", str(args.model), "--device", "cpu"]
+        common = ["--model", str(model), "--device", "cpu"]
         commands = {"bias": ["bias", str(data), *common],
                     "missing-labels": ["missing-labels", str(data), *common],
                     "retarget": ["retarget", str(data), "--keep", "audiovisual", "--compare", "ks32", *common],
                     "retarget (of the bias run)": ["retarget", "--keep", "audiovisual", "--compare", "ks32"]}
-        print(f"{args.videos} videos, all in the cache ({CHUNK} per chunk), model {args.model.name}, "
+        print(f"{args.videos} videos, all in the cache ({CHUNK} per chunk), model {model.name}, "
               f"one CLI process per command")
         for name, command in commands.items():
             wall, rss, output = run_avaudit(command, tmp, env)

@@ -1,0 +1,188 @@
+"""Issue 18's planted check: do the decisions hold with a weaker model, on a seed and a preset they were
+not tuned on, and is a label missing from a whole class found?
+
+    python benchmarks/weak_model.py OUT [--epochs 2 4] [--seed 23] [--train-seed 24]   # about 12 min here
+    python benchmarks/weak_model.py OUT --reuse          # after a rule change: the audits again, from the cache
+
+Makes two planted sets with `avaudit make-samples` (seeds used nowhere else): a training set and a
+held-out set to audit, both with `--co-occur 2` (every clip of `visual_red_square` and
+`visual_cyan_diamond` also sounds the tone of `audio_tone200` / `audio_tone1450`, unlabelled, as if
+annotators left that label off the whole class; `--train-co-occur 0` trains on a set without it). For
+each `--epochs E` it trains a model with `avaudit train --epochs E` under the `tiny` preset written to
+OUT/tiny.yaml (narrower than `small`, which the defaults were chosen with). It runs `avaudit bias` and
+`avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
+trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
+against the planted truth: categories given the wrong group (and which), left `unclear`, event types
+named right or wrong; missing-label candidates' precision and recall against missing_truth.csv, and per
+co-occurring class on how many of its clips its missing label is a candidate (or set apart in
+confusions.csv).
+
+Everything stays in OUT: the sets, the models (model-eE/), the logit cache (cache/), the audits
+(audit-<model>/) and the table (scores.csv). `--reuse` re-runs only the audits, with the code on
+PYTHONPATH and every logit from the cache, and prints the table again: after a rule change a re-score
+takes about a minute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from avaudit.options import DEFAULT_MODEL as SHIPPED
+from avaudit.planted import co_occurring
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {  # `small` made narrower: a preset the decisions were not chosen on
+    "model": {"resize": [32, 32], "crop": 32, "audio_widths": [8, 8, 8, 16, 16, 32, 32], "embed_dim": 32,
+              "video_stem_width": 8, "video_widths": [8, 8, 16, 32], "video_blocks": [1, 1, 1, 1]},
+}
+
+
+def avaudit(*args: str, env: dict) -> str:
+    """Output of one `python -m avaudit ARGS` (exit 1, "found something", counts as done)."""
+    done = subprocess.run([sys.executable, "-m", "avaudit", *args], env=env, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"avaudit {' '.join(args)} exited {done.returncode}:\n"
+                         f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def write_preset(out: Path) -> Path:
+    preset = yaml.safe_load((REPO / "avaudit/presets/small.yaml").read_text())
+    for section, fields in TINY.items():
+        preset[section].update(fields)
+    path = out / "tiny.yaml"
+    path.write_text("# benchmarks/weak_model.py: the small preset, narrower\n"
+                    + yaml.safe_dump(preset, sort_keys=False))
+    return path
+
+
+def prepare(out: Path, settings: dict, env: dict) -> None:
+    """The two planted sets, the preset and one trained model per --epochs (what --reuse keeps)."""
+    out.mkdir(parents=True, exist_ok=True)
+    s = settings
+    for name, seed, clips, two_event, co_occur in (
+            ("train", s["train_seed"], s["train_clips"], 1, s["train_co_occur"]),
+            ("heldout", s["seed"], s["heldout_clips"], s["two_event"], s["co_occur"])):
+        avaudit("make-samples", str(out / name), "--seed", str(seed), "--clips", str(clips), "--two-event",
+                str(two_event), "--co-occur", str(co_occur), env=env)
+    preset = write_preset(out)
+    for epochs in s["epochs"]:
+        started = time.perf_counter()
+        avaudit("train", str(out / "train"), "--preset", str(preset), "--epochs", str(epochs), "--seed", "0",
+                "--out", str(out / f"model-e{epochs}" / "model.pt"), "--device", "cpu", env=env)
+        print(f"trained {epochs} epoch(s) per stage in {time.perf_counter() - started:.0f} s", flush=True)
+    (out / "settings.json").write_text(json.dumps(settings, indent=1))
+
+
+def models(out: Path, settings: dict) -> dict[str, Path]:
+    """Name -> checkpoint of every model scored: the ones trained here, then the shipped one."""
+    trained = {f"tiny {e} ep": out / f"model-e{e}" / "model.pt" for e in settings["epochs"]}
+    return {**trained, "shipped": SHIPPED}
+
+
+def audit(out: Path, name: str, model: Path, env: dict) -> Path:
+    """`bias` and `missing-labels` of the held-out set with `model`; their folder."""
+    where = out / f"audit-{name.replace(' ', '-')}"
+    for command in ("bias", "missing-labels"):
+        avaudit(command, str(out / "heldout"), "--model", str(model), "--device", "cpu", "--out",
+                str(where / command), env=env)
+    return where
+
+
+def group_scores(where: Path, heldout: Path) -> dict:
+    truth = pd.read_csv(heldout / "truth.csv")
+    categories = pd.read_csv(where / "bias" / "bias_categories.csv").merge(truth, on="category")
+    named = categories[categories["group_x"] != "unclear"]
+    wrong = named[named["group_x"] != named["group_y"]]
+    audiovisual = named[named["group_y"] == "audiovisual"]
+    typed = audiovisual[audiovisual["layer"].isin(["continuous", "instant", "onset"])]
+    return {"groups right": int((named["group_x"] == named["group_y"]).sum()), "groups wrong": len(wrong),
+            "unclear": len(categories) - len(named),
+            "wrong": "; ".join(f"{r.category} as {r.group_x}" for r in wrong.itertuples()) or "-",
+            "types right": int((typed["layer"] == typed["modality"]).sum()),
+            "types wrong": int((typed["layer"] != typed["modality"]).sum())}
+
+
+def candidate_scores(where: Path, heldout: Path, co_occurring: list[str]) -> dict:
+    truth = pd.read_csv(heldout / "missing_truth.csv")
+    truth["video_id"] = truth["path"].str.replace(r"\.mp4$", "", regex=True)
+    planted = set(zip(truth["video_id"], truth["missing_label"]))
+    found = pd.read_csv(where / "missing-labels" / "missing_labels.csv")
+    pairs = set(zip(found["video_id"], found["candidate"]))
+    right = pairs & planted
+    set_apart_file = where / "missing-labels" / "confusions.csv"  # rules that set nothing apart may not write it
+    apart = pd.read_csv(set_apart_file) if set_apart_file.exists() else pd.DataFrame(columns=["label", "candidate"])
+    scores = {"candidates": len(pairs), "precision": len(right) / len(pairs) if pairs else float("nan"),
+              "recall": len(right) / len(planted)}
+    for label in co_occurring:
+        ours = truth[truth["label"] == label]
+        missing = ours["missing_label"].iloc[0]
+        hits = sum((v, missing) in right for v in ours["video_id"])
+        set_apart = ((apart["label"] == label) & (apart["candidate"] == missing)).any()
+        scores[f"{label} lacks {missing}"] = f"{hits}/{len(ours)}" + (" (set apart)" if set_apart else "")
+    return scores
+
+
+def validation(model: Path) -> dict:
+    """The checkpoint's own validation accuracies (its training run's split)."""
+    import torch
+
+    final = torch.load(model, map_location="cpu", weights_only=True)["metrics"]["final"]["val"]
+    return {f"val {layer}": round(final[layer], 3) for layer in ("vote", "visual", "audio")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--reuse", action="store_true", help="keep OUT's sets and models; audit and score again")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[2, 4], help="epochs per stage, one model each")
+    parser.add_argument("--seed", type=int, default=23, help="the held-out set's seed")
+    parser.add_argument("--train-seed", type=int, default=24)
+    parser.add_argument("--train-clips", type=int, default=12, help="clips per category to train on")
+    parser.add_argument("--heldout-clips", type=int, default=6)
+    parser.add_argument("--two-event", type=int, default=3, help="two-event clips per audio category, held out")
+    parser.add_argument("--co-occur", type=int, default=2, help="co-occurring classes in the held-out set")
+    parser.add_argument("--train-co-occur", type=int, default=None, help="in the training set [default: --co-occur]")
+    args = parser.parse_args()
+    env = {**os.environ, "AVAUDIT_CACHE_DIR": str(args.out / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    if args.reuse:
+        settings = json.loads((args.out / "settings.json").read_text())
+    else:
+        if args.out.exists() and any(args.out.iterdir()):
+            raise SystemExit(f"{args.out} is not empty: give a new folder, or --reuse it")
+        settings = {"seed": args.seed, "train_seed": args.train_seed, "train_clips": args.train_clips,
+                    "heldout_clips": args.heldout_clips, "two_event": args.two_event, "co_occur": args.co_occur,
+                    "train_co_occur": args.co_occur if args.train_co_occur is None else args.train_co_occur,
+                    "epochs": args.epochs}
+        prepare(args.out, settings, env)
+    print(f"held-out set: seed {settings['seed']}, {settings['heldout_clips']} clips per category, "
+          f"{settings['co_occur']} co-occurring class(es); trained on seed {settings['train_seed']} "
+          f"({settings['train_clips']} per category, co-occurrence {settings['train_co_occur']}), preset tiny")
+    heldout = args.out / "heldout"
+    co_occurring_classes = sorted(co_occurring(settings["co_occur"]))
+    rows, wrong = [], {}
+    for name, model in models(args.out, settings).items():
+        started = time.perf_counter()
+        where = audit(args.out, name, model, env)
+        groups = group_scores(where, heldout)
+        wrong[name] = groups.pop("wrong")
+        rows.append({"model": name, **validation(model), **groups,
+                     **candidate_scores(where, heldout, co_occurring_classes),
+                     "audit s": round(time.perf_counter() - started, 1)})
+    table = pd.DataFrame(rows).set_index("model").T
+    table.to_csv(args.out / "scores.csv")
+    print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+    for name, categories in wrong.items():
+        print(f"wrong groups, {name}: {categories}")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,3 +30,32 @@ def test_a_clip_held_in_memory_decodes_as_its_file_does(name, decoder):
 def test_bad_bytes_in_memory_are_refused_naming_the_member(data, detail, decoder):
     with pytest.raises(UnreadableContainer, match=rf"^shard-000001\.tar/clip7\.mp4: {detail}"):
         decode_clip(MemorySource("shard-000001.tar/clip7.mp4", data), **PAPER, decoder=decoder)
+
+
+def test_logits_decoded_by_one_decoder_are_never_served_for_the_other(tiny_model, clip10, cache, tmp_path):
+    """The decoder is part of the cache's fingerprint and of the run record; each decoder's run is cached."""
+    import yaml
+
+    from avaudit import commands
+
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(f"path,label\n{clip10},\n{REALMEDIA / 'mmaction2_tests_data_test.avi'},\n")
+    args = dict(model=tiny_model, device="cpu", workers=0, allow_outside_root=True)
+    by_pyav = commands.predict(manifest, out=tmp_path / "pyav", **args)
+    by_decord = commands.predict(manifest, out=tmp_path / "decord", decoder="decord", **args)
+    assert (by_pyav.n_cached, by_decord.n_cached) == (0, 0)
+    assert commands.predict(manifest, out=tmp_path / "again", decoder="decord", **args).n_cached == 2
+    assert commands.predict(manifest, out=tmp_path / "again", **args).n_cached == 2
+    assert yaml.safe_load((tmp_path / "decord" / "predict_run.yaml").read_text())["decoder"] == "decord"
+
+
+def test_an_unknown_decoder_is_one_line_naming_the_choices(tmp_path):
+    from cli_helpers import cli
+
+    from avaudit import commands
+    from avaudit.errors import ParameterError
+
+    result = cli("predict", tmp_path, "--decoder", "ffmpeg")
+    assert result.exit_code == 2 and "'ffmpeg' is not one of 'pyav', 'decord'" in result.output
+    with pytest.raises(ParameterError, match="decoder must be one of pyav, decord, not 'ffmpeg'"):
+        commands.predict(tmp_path, decoder="ffmpeg")

@@ -50,7 +50,7 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
 
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
                  workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
-                 no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+                 no_audio: str = "skip", decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
@@ -59,8 +59,8 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     real content in each window (N,), skipped rows, and how many rows came from the cache.
     """
     n_classes = len(checkpoint["classes"])
-    # Clips read with silence in place of a missing track are cached apart from the others.
-    fingerprint = model_fingerprint(model_path) + ("-silence" if no_audio == "silence" else "")
+    # Clips read with silence in place of a missing track, or their frames by another decoder, are cached apart.
+    fingerprint = model_fingerprint(model_path) + f"-{decoder}" + ("-silence" if no_audio == "silence" else "")
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
@@ -79,7 +79,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
         model, _, config, _ = load_network(model_path, device=dev)
         new, new_seconds, skipped = run_model(
             table.iloc[once], model, config, device=dev, batch_size=batch_size, workers=workers,
-            on_event=on_event, no_audio=no_audio,
+            on_event=on_event, no_audio=no_audio, decoder=decoder,
             on_batch=lambda rows, out, secs: cache.add(keys[once[rows]], out, secs))  # decoded => key known
         logits[once], seconds[once] = new, new_seconds
         skipped.index = once[skipped.index]

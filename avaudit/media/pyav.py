@@ -144,11 +144,15 @@ class Pictures:
     kind = "video"
 
     def __init__(self, streams: Streams, *, times: np.ndarray, stop: float, until: float, resize: tuple[int, int]):
+        from av.video.reformatter import VideoReformatter
+
         self.streams, self.times, self.stop, self.until, self.resize = streams, times, stop, until, resize
         self.frames = np.zeros((len(times), *resize, 3), np.uint8)
         self.period = 1.0 / streams.rate if streams.rate > 0 else 0.04
         self.first = self.last = self.todo = None
         self.count, self.counts, self.done = 0, [0, 0], False
+        # one converter for the clip: frame.reformat makes (and sets up) a new one for every frame, 30 times slower
+        self.reformatter = VideoReformatter()
         # no times: a stage that decodes no frame still times the video (first frame, end), from its start
         wants_seek = len(times) and not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start
         self.seek_at = float(times[0]) if wants_seek else None
@@ -165,7 +169,7 @@ class Pictures:
         if self.first is None:
             self.first, self.todo = t, shown_steps(self.times, first=t, stop=self.stop)  # steps still to fill
         elif self.todo.any():
-            _show(self.frames, self.todo & (self.times < t), self.last[1], self.resize, self.todo)
+            self._show(self.todo & (self.times < t), self.last[1])
         self.last = (t, frame)
         self.done = t >= self.until
 
@@ -176,8 +180,20 @@ class Pictures:
         if self.last is None:
             return self.frames, None, 0.0
         end = self.last[0] + self.period
-        _show(self.frames, self.todo & (self.times < end), self.last[1], self.resize, self.todo)
+        self._show(self.todo & (self.times < end), self.last[1])
         return self.frames, self.first, (self.until if self.last[0] >= self.until else end)
+
+    def _show(self, steps: np.ndarray, frame) -> None:
+        """Put `frame` (a PyAV VideoFrame), converted once and turned upright, at `steps`; strike them
+        from `todo`. Phones store video sideways or upside down with a display matrix that players
+        (and decord) apply; PyAV hands out the stored picture."""
+        if steps.any():
+            turns = round(frame.rotation / 90) % 4  # counterclockwise quarter turns
+            height, width = self.resize if turns % 2 == 0 else self.resize[::-1]
+            picture = self.reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                                interpolation="BICUBIC").to_ndarray()
+            self.frames[steps] = np.rot90(picture, turns)
+            self.todo &= ~steps
 
 
 class Sound:
@@ -258,18 +274,6 @@ def read(container, source, streams: Streams, *, pictures: Pictures | None = Non
         raise media.DecodeError(f"{source}: {err.strerror} after {packets} packets") from None
     for reader in readers.values():
         _check_faults(source, reader.counts, reader.kind)
-
-
-def _show(frames: np.ndarray, steps: np.ndarray, frame, resize: tuple[int, int], todo: np.ndarray) -> None:
-    """Put `frame` (a PyAV VideoFrame), converted once and turned upright, at `steps`; strike them
-    from `todo`. Phones store video sideways or upside down with a display matrix that players
-    (and decord) apply; PyAV hands out the stored picture."""
-    if steps.any():
-        turns = round(frame.rotation / 90) % 4  # counterclockwise quarter turns
-        height, width = resize if turns % 2 == 0 else resize[::-1]
-        picture = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_ndarray()
-        frames[steps] = np.rot90(picture, turns)
-        todo &= ~steps
 
 
 def _seek_before(container, stream, streams: Streams, at: float) -> None:

@@ -74,7 +74,7 @@ NATIVE_SECONDS = 2.0  # native sound compared sample by sample over the first 2 
 MAD_LIMIT = 6.0  # levels: the resizers differ (bicubic vs bilinear); a wrong frame is far more
 CORR_LIMIT, LAG_LIMIT_MS = 0.95, 20.0  # sound: log-spectrogram correlation with the reference, lag
 TIMES = np.arange(STEPS) * (SECONDS / STEPS)
-DECODERS = ("decord", "decord2", "pyav", "torchcodec")
+DECODERS = ("decord", "decord2", "pyav", "torchcodec", "avaudit", "avaudit-decord")
 REPO = Path(__file__).resolve().parent.parent
 
 # The outcome each real file must get (shared/realmedia/README.md). "audit" includes padded.
@@ -361,7 +361,27 @@ def torchcodec_native_audio(path: str):
     return meta.sample_rate, meta.num_channels, samples.data.numpy(), samples.pts_seconds
 
 
+def avaudit_clip(path: str, decoder: str = "pyav"):
+    """avaudit's own media.decode_clip as an audit calls it, with `decoder` for the frames (PyAV, the
+    default, or decord where it can time the file), at the benchmark's size (no crop)."""
+    from avaudit.media import decode, pyav
+
+    try:
+        sound = pyav.probe(path).audio is not None  # decode_clip makes a missing track silence or an error
+        clip = decode.decode_clip(path, steps=STEPS, seconds=SECONDS, sample_rate=RATE, resize=(HEIGHT, WIDTH),
+                                  crop=WIDTH, min_seconds=MIN_SECONDS, silence=True, decoder=decoder)
+    except decode.MediaError as err:
+        raise Skip(str(err.reason), str(err)) from None
+    info = dict(duration=clip.duration, fps=None, frames=None)  # the window's seconds of picture and sound
+    return clip.frames, clip.audio if sound else None, info
+
+
 def decoder_version(name: str) -> str:
+    if name.startswith("avaudit"):
+        import av
+
+        frames = "decord 0.6.0" if name == "avaudit-decord" else "PyAV"
+        return f"avaudit decode_clip ({frames} frames), av {av.__version__}"
     if name in ("decord", "decord2"):
         from importlib import metadata
 
@@ -382,9 +402,10 @@ def decoder_version(name: str) -> str:
             f"FFmpeg {torchcodec.ffmpeg_major_version}")
 
 
-CLIP = {"decord": decord_clip, "decord2": decord_clip, "pyav": pyav_clip, "torchcodec": torchcodec_clip}
+CLIP = {"decord": decord_clip, "decord2": decord_clip, "pyav": pyav_clip, "torchcodec": torchcodec_clip,
+        "avaudit": avaudit_clip, "avaudit-decord": lambda path: avaudit_clip(path, "decord")}
 NATIVE = {"decord": decord_native_audio, "decord2": decord_native_audio, "pyav": pyav_native_audio,
-          "torchcodec": torchcodec_native_audio}
+          "torchcodec": torchcodec_native_audio, "avaudit": pyav_native_audio, "avaudit-decord": pyav_native_audio}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,12 +698,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", type=Path, default=REPO.parent / "shared" / "realmedia")
     for name in DECODERS:
-        default = sys.executable if name in ("decord", "pyav") else None
+        default = sys.executable if name in ("decord", "pyav", "avaudit", "avaudit-decord") else None
         parser.add_argument(f"--python-{name}", default=default, metavar="PYTHON",
                             help=f"interpreter whose environment has {name}")
     parser.add_argument("--extra", action="append", default=[], metavar="LABEL=DECODER:PYTHON",
                         help="one more run of a decoder under its own label")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (best time per file)")
+    parser.add_argument("--only", nargs="+", choices=DECODERS, help="run only these decoders (and --extra)")
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--worker", choices=DECODERS, help=argparse.SUPPRESS)
@@ -695,7 +717,7 @@ def main() -> None:
         worker(args.worker, args.data, args.reference, args.out)
         return
 
-    runs = [(name, name, getattr(args, f"python_{name}")) for name in DECODERS]
+    runs = [(name, name, getattr(args, f"python_{name.replace('-', '_')}")) for name in args.only or DECODERS]
     for extra in args.extra:
         label, _, rest = extra.partition("=")
         decoder, _, python = rest.partition(":")

@@ -99,9 +99,24 @@ def read_frames(
 
 
 def thumbnail_frames(path: Source, *, n: int = 5, size: tuple[int, int] = (64, 64)) -> np.ndarray:
-    """(n, H, W, 3) uint8: n frames spread evenly over the whole video, for a thumbnail strip."""
-    reader = _open_video(path, resize=size)
-    return reader.get_batch(np.linspace(0, len(reader) - 1, n).astype(int).tolist()).asnumpy()
+    """(n, H, W, 3) uint8: n frames spread evenly over the whole video, first to last, for a thumbnail
+    strip (PyAV's, whatever the audit's decoder)."""
+    streams = pyav.probe(path)
+    if streams.video is None:
+        raise NoVideoStream(f"{path}: no video stream")
+    length = streams.video_seconds
+    if length is None:  # a WebM as browsers write it: timed by decoding it
+        timing = pyav.Pictures(streams, times=np.zeros(0), stop=0.0, until=math.inf, resize=size)
+        with pyav.opened(path) as container:
+            pyav.read(container, path, streams, pictures=timing)
+        _, first, end = timing.result()
+        length = 0.0 if first is None else end - streams.video_start
+    last = max(0.0, length - 1.0 / (streams.rate or 25.0))  # the last frame's start
+    times = streams.video_start + np.linspace(0.0, last, n)
+    pictures = pyav.Pictures(streams, times=times, stop=math.inf, until=times[-1], resize=size)
+    with pyav.opened(path) as container:
+        pyav.read(container, path, streams, pictures=pictures)
+    return pictures.result()[0]
 
 
 def _video_streams(path: Source, container) -> pyav.Streams:

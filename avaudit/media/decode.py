@@ -139,12 +139,14 @@ def _frames(path, container, streams: pyav.Streams, sound: pyav.Sound | None, *,
     times = frame_times(steps=steps, seconds=seconds, start=start)
     stop = _stop(start, seconds, end)
     length = dict(start=start, min_seconds=min_seconds, max_seconds=max_seconds)
-    try:
-        if decoder != Decoder.decord:
-            raise _Untimed("PyAV decodes the frames")
-        frames, first, video_end = _decord_frames(path, streams, times=times, stop=stop, resize=resize, **length)
+    by_decord = None
+    if decoder == Decoder.decord:
+        with contextlib.suppress(_Untimed):  # PyAV decodes what decord cannot open, time or decode
+            by_decord = _decord_frames(path, streams, times=times, stop=stop, resize=resize, **length)
+    if by_decord is not None:
+        frames, first, video_end = by_decord
         pyav.read(container, path, streams, sound=sound)
-    except _Untimed:
+    else:
         pyav.check_stated_length(path, streams, max_seconds)
         pictures = pyav.Pictures(streams, times=times, stop=stop, until=max(stop, start + min_seconds), resize=resize)
         pyav.read(container, path, streams, pictures=pictures, sound=sound)

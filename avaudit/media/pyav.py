@@ -253,10 +253,23 @@ def read(container, source, streams: Streams, *, pictures: Pictures | None = Non
     if None not in seeks:  # the video stream's key frame, where there is one; sound frames all are
         _seek_before(container, container.streams[next(iter(readers))], streams, min(seeks))
     try:
-        for packet in container.demux([container.streams[index] for index in readers]):
-            reader = readers[packet.stream.index]
-            if reader.done:
-                continue
+        _demux(container, dict(readers))
+    except av.FFmpegError as err:  # the container itself breaks off part-way
+        packets = sum(reader.counts[0] for reader in readers.values())
+        raise media.DecodeError(f"{source}: {err.strerror} after {packets} packets") from None
+    for reader in readers.values():
+        _check_faults(source, reader.counts, reader.kind)
+
+
+def _demux(container, active: dict) -> None:
+    """Decode the packets of the streams in `active` (index -> reader) until each reader is done or the
+    file ends; a reader that is done leaves the demuxing, so that FFmpeg drops its stream's packets
+    (a 3-s video's sound track may go on for hours)."""
+    import av
+
+    while active:
+        for packet in container.demux([container.streams[index] for index in active]):
+            reader = active[packet.stream.index]
             reader.counts[0] += packet.size > 0
             try:
                 decoded = packet.decode()
@@ -267,13 +280,11 @@ def read(container, source, streams: Streams, *, pictures: Pictures | None = Non
                 reader.add(frame)
                 if reader.done:
                     break
-            if all(r.done for r in readers.values()):
-                break
-    except av.FFmpegError as err:  # the container itself breaks off part-way
-        packets = sum(reader.counts[0] for reader in readers.values())
-        raise media.DecodeError(f"{source}: {err.strerror} after {packets} packets") from None
-    for reader in readers.values():
-        _check_faults(source, reader.counts, reader.kind)
+            if reader.done:
+                del active[packet.stream.index]
+                break  # demux on with the others, from here
+        else:
+            return  # the end of the file
 
 
 def _seek_before(container, stream, streams: Streams, at: float) -> None:
@@ -282,7 +293,7 @@ def _seek_before(container, stream, streams: Streams, at: float) -> None:
 
 
 def _check_faults(path, counts, kind: str) -> None:
-    """DecodeError when more than FAULT_TOLERANCE of the `kind` packets _decoded read failed."""
+    """DecodeError when more than FAULT_TOLERANCE of the `kind` packets read failed to decode."""
     packets, errors = counts
     if packets and errors > media.FAULT_TOLERANCE * packets:
         raise media.DecodeError(f"{path}: {errors} of {packets} {kind} packets could not be decoded")

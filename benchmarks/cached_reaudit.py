@@ -58,8 +58,8 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     video (its own category ahead in most layers, noise elsewhere) and the checkpoint's fields."""
     import numpy as np
 
-    from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
-    from avaudit.inference.logits import checkpoint_info
+    from avaudit.inference.cache import LogitCache, clip_keys
+    from avaudit.inference.logits import checkpoint_info, logits_fingerprint
     from avaudit.media.manifests import read_manifest
 
     cache_dir = root / "cache"
@@ -72,7 +72,7 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     label = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     boost = rng.uniform(0, 4, size=(len(table), 5)).astype(np.float32)
     logits[np.arange(len(table))[:, None], np.arange(5)[None], label[:, None]] += boost
-    cache = LogitCache(cache_dir, model_fingerprint(model), n_classes=len(classes), source=str(model))
+    cache = LogitCache(cache_dir, logits_fingerprint(model), n_classes=len(classes), source=str(model))
     for start in range(0, len(table), CHUNK):
         part = slice(start, start + CHUNK)
         cache.add(keys[part], logits[part], np.full(len(keys[part]), 10.0, np.float32))

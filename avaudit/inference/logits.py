@@ -48,6 +48,12 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     return json.loads(text)
 
 
+def logits_fingerprint(model_path, *, no_audio: str = "skip", decoder: str = "pyav") -> str:
+    """The cache's name for the logits of this checkpoint: clips read with silence in place of a missing
+    track, or whose frames another decoder decoded, are cached apart."""
+    return model_fingerprint(model_path) + f"-{decoder}" + ("-silence" if no_audio == "silence" else "")
+
+
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
                  workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
                  no_audio: str = "skip", decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
@@ -59,8 +65,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     real content in each window (N,), skipped rows, and how many rows came from the cache.
     """
     n_classes = len(checkpoint["classes"])
-    # Clips read with silence in place of a missing track, or their frames by another decoder, are cached apart.
-    fingerprint = model_fingerprint(model_path) + f"-{decoder}" + ("-silence" if no_audio == "silence" else "")
+    fingerprint = logits_fingerprint(model_path, no_audio=no_audio, decoder=decoder)
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())

@@ -300,8 +300,10 @@ def _check_faults(path, counts, kind: str) -> None:
 
 
 def _mono(frame) -> np.ndarray:
-    """(samples,) float32: the mean of a packed float frame's channels."""
-    return frame.to_ndarray().reshape(-1, frame.layout.nb_channels).mean(axis=1, dtype=np.float32)
+    """(samples,) float32: the mean of a packed float frame's channels (a mono frame as it is)."""
+    channels = frame.layout.nb_channels
+    samples = frame.to_ndarray().reshape(-1, channels)
+    return samples[:, 0] if channels == 1 else samples.mean(axis=1, dtype=np.float32)
 
 
 def read_audio(source: Source, streams: Streams, *, sample_rate: int, start: float, seconds: float,

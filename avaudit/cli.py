@@ -19,7 +19,7 @@ from typer.core import TyperCommand
 from avaudit.display import fail, finish, one_line_errors
 from avaudit.display import stdout as console
 from avaudit.options import DEFAULT_MODEL, THRESHOLDS, AuditOptions
-from avaudit.vocab import By, Confidence, Device, NoAudio, Rule, plural
+from avaudit.vocab import By, Confidence, Decoder, Device, NoAudio, Rule, plural
 
 
 class PlainUsage(TyperCommand):
@@ -129,6 +129,9 @@ AUDIT_OPTIONS = {
     "no_audio": (Annotated[Optional[NoAudio], typer.Option(
         help="Clips without a sound track: skip them, or audit them with silence "
              f"[default: {AuditOptions.no_audio}].")], None),
+    "decoder": (Annotated[Optional[Decoder], typer.Option(
+        help="What decodes the frames: pyav reads every container right; decord (0.6.0) decodes those it can "
+             f"time, PyAV the rest. The sound is always PyAV's [default: {AuditOptions.decoder}].")], None),
     "classes": (ClassesOpt, None),
     "allow_outside_root": (OutsideOpt, False),
     "label_field": (Annotated[Optional[str], typer.Option(

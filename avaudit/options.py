@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from avaudit.errors import ParameterError
-from avaudit.vocab import By, Confidence, Device, NoAudio, Rule
+from avaudit.vocab import By, Confidence, Decoder, Device, NoAudio, Rule
 
 # the shipped checkpoint is package data, so an installed wheel finds it as a source tree does
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
@@ -47,6 +47,7 @@ class AuditOptions:
     cache_dir: Path | None = None  # logit cache [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit]
     confidence: Confidence = Confidence.raw  # raw softmax or calibrated temperatures (docs/decisions.md)
     no_audio: NoAudio = NoAudio.skip  # clips without sound: skip them or audit them with silence
+    decoder: Decoder = Decoder.pyav  # what decodes the frames (benchmarks/README.md: PyAV reads every container right)
     classes: Path | None = None  # AudioSet's class index [default: class_labels_indices.csv beside DATA]
     allow_outside_root: bool = False  # open manifest rows that name files outside the media root
     label_field: str | None = None  # shards' .json field or Parquet column of the label [default: .cls/.txt, label]
@@ -78,7 +79,8 @@ def audit_options(options: AuditOptions | None, overrides: dict) -> AuditOptions
         if getattr(o, name) is not None and (not isinstance(getattr(o, name), str) or not getattr(o, name)):
             raise ParameterError(name, f"must be a field or column name, not {getattr(o, name)!r}")
     return replace(o, device=choice("device", o.device, Device), no_audio=choice("no_audio", o.no_audio, NoAudio),
-                   confidence=choice("confidence", o.confidence, Confidence))
+                   confidence=choice("confidence", o.confidence, Confidence),
+                   decoder=choice("decoder", o.decoder, Decoder))
 
 
 def check_path(name: str, value) -> None:

@@ -81,8 +81,8 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     video (its own category ahead in most layers, noise elsewhere) and the checkpoint's fields."""
     import numpy as np
 
-    from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
-    from avaudit.inference.logits import checkpoint_info
+    from avaudit.inference.cache import LogitCache, clip_keys
+    from avaudit.inference.logits import checkpoint_info, logits_fingerprint
     from avaudit.media.manifests import read_manifest
 
     cache_dir = root / "cache"
@@ -92,7 +92,7 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     rng = np.random.default_rng(seed)
-    cache = LogitCache(cache_dir, model_fingerprint(model), n_classes=len(classes), source=str(model))
+    cache = LogitCache(cache_dir, logits_fingerprint(model), n_classes=len(classes), source=str(model))
     for start in range(0, len(table), CHUNK):  # a chunk at a time: 100,000 x 5 x 400 logits are 0.8 GB
         rows = np.arange(start, min(start + CHUNK, len(table)))
         logits = rng.normal(size=(len(rows), 5, len(classes))).astype(np.float32)

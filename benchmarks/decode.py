@@ -3,9 +3,10 @@
     python benchmarks/decode.py [DATA] [--clips N] [--preset small|paper]
 
 Both produce the same thing, the T frames of a clip's 10-s window at the preset's size as a uint8
-array. avaudit's path (media.read_frames): decord resizes inside the decoder and decodes only the T
-frames it needs. The baseline decodes every frame with PyAV, converts each to RGB, samples T of them
-and resizes those with torch. Audio is left out of both. Same clips, same process, one after the other.
+array. avaudit's path (media.read_frames, PyAV by default): one pass over the window's packets,
+converting and resizing (swscale, one context a clip) only the frames a step shows. The baseline
+decodes every frame with PyAV, converts each to RGB, samples T of them and resizes those with torch.
+Audio is left out of both. Same clips, same process, one after the other.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def main() -> None:
     window = dict(steps=m.steps, seconds=m.seconds, resize=m.resize, crop=m.crop)
     read_frames(paths[0], **window), pyav_baseline(paths[0], **window)  # warm both up
     timings = {}
-    for name, decode in (("avaudit (decord, resize in decoder, T frames)", lambda p: read_frames(p, **window)[0]),
+    for name, decode in (("avaudit (PyAV, converts only the T frames shown)", lambda p: read_frames(p, **window)[0]),
                          ("baseline (PyAV, decode all, then sample)", lambda p: pyav_baseline(p, **window))):
         started = time.perf_counter()
         for path in paths:

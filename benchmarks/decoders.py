@@ -1,4 +1,5 @@
-"""Decoders side by side on real clips: decord 0.6.0, decord2, PyAV and torchcodec.
+"""Decoders side by side on real clips: decord 0.6.0, decord2, PyAV and torchcodec, and avaudit's own
+media.decode_clip with its default PyAV frames (`avaudit`) and with `--decoder decord` (`avaudit-decord`).
 
 For every decoder and every file it says whether the file is opened and given the outcome an
 audit must give it, what duration and frame rate the decoder reports, whether the frames and the
@@ -7,9 +8,10 @@ clip" is what avaudit's `paper` preset needs: 100 frames evenly over the first 1
 the end of the file), 128 x 171 (H x W) RGB uint8, and the window's sound as mono float32 at 16 kHz.
 
     python benchmarks/decoders.py [DATA] --python-decord2 /tmp/venv-decord2/bin/python \\
-        --python-torchcodec /tmp/venv-torchcodec/bin/python [--rounds 3] [--cpu 1]
+        --python-torchcodec /tmp/venv-torchcodec/bin/python [--rounds 3] [--cpu 1] [--only DECODER ...]
 
 DATA defaults to shared/realmedia beside the repository (its README.md says what each file is).
+avaudit and avaudit-decord run in this interpreter, importing avaudit from PYTHONPATH (a worktree's).
 decord 0.6.0 and PyAV (av==18.1.0) run in this interpreter: avaudit's own environment. decord2
 installs a module named `decord` too, and torchcodec needs FFmpeg's shared libraries, so each runs
 in an environment of its own, made once:
@@ -29,18 +31,18 @@ Another run of a decoder under a label of its own: --extra LABEL=DECODER:PYTHON,
 be a wrapper script. benchmarks/README.md shows one that runs torchcodec on the FFmpeg 8 inside
 PyAV's wheel (pip only, no apt): --extra "torchcodec+PyAV's FFmpeg=torchcodec:/tmp/torchcodec-avlibs.sh".
 
-The reference is PyAV (FFmpeg 8, libavcodec 62, inside its wheel) decoding every frame and every
-sample of each stream, in this process, before any decoder runs. Each decoder then runs in a
-subprocess of its interpreter, one at a time, pinned to one core (sched_setaffinity, OMP/MKL threads
-1, one decoder thread). Its frames are compared, all 100 steps, with the reference frames resized
-the same way (PyAV's bilinear swscale): a step is wrong when its mean absolute difference from the
-frame it should show is over MAD_LIMIT levels, or when a frame up to 2 away matches it clearly
+The reference is PyAV (FFmpeg 8, libavcodec 62, inside its wheel) decoding every frame and every sample
+of each stream, in this process, before any decoder runs; a frame's time is FFmpeg's best-effort clock,
+but in an AVI, which stores no times, its chunk slot (build_reference says why). Each decoder then runs
+in a subprocess of its interpreter, one at a time, pinned to one core (sched_setaffinity, OMP/MKL
+threads 1, one decoder thread). Its frames are compared, all 100 steps, with the reference frames
+resized the same way (PyAV's bilinear swscale): a step is wrong when its mean absolute difference from
+the frame it should show is over MAD_LIMIT levels, or when a frame up to 2 away matches it clearly
 better; a wrong step is looked up among all the stream's frames to say how far off it is. Its 16 kHz
-sound is compared with the reference stream resampled by PyAV: the correlation of their log
-spectrograms (n_fft 512, hop 160, the model's) decides, the waveforms' correlation and lag are
-shown; its native sound (rate, channels, first 2 s) is compared sample by sample. Where a file has
-two streams of a kind, a decoder is compared with the stream its output matches best, and the
-report says which.
+sound is compared with the reference stream resampled by PyAV: the correlation of their log spectrograms
+(n_fft 512, hop 160, the model's) decides, the waveforms' correlation and lag are shown; its native
+sound (rate, channels, first 2 s) is compared sample by sample. Where a file has two streams of a kind,
+a decoder is compared with the stream its output matches best, and the report says which.
 
 Timing: `--rounds` rounds, each running every decoder's subprocess once (the order rotated from
 round to round, as the shared machine's speed drifts); a subprocess decodes each file once to warm
@@ -74,7 +76,7 @@ NATIVE_SECONDS = 2.0  # native sound compared sample by sample over the first 2 
 MAD_LIMIT = 6.0  # levels: the resizers differ (bicubic vs bilinear); a wrong frame is far more
 CORR_LIMIT, LAG_LIMIT_MS = 0.95, 20.0  # sound: log-spectrogram correlation with the reference, lag
 TIMES = np.arange(STEPS) * (SECONDS / STEPS)
-DECODERS = ("decord", "decord2", "pyav", "torchcodec")
+DECODERS = ("decord", "decord2", "pyav", "torchcodec", "avaudit", "avaudit-decord")
 REPO = Path(__file__).resolve().parent.parent
 
 # The outcome each real file must get (shared/realmedia/README.md). "audit" includes padded.
@@ -361,7 +363,27 @@ def torchcodec_native_audio(path: str):
     return meta.sample_rate, meta.num_channels, samples.data.numpy(), samples.pts_seconds
 
 
+def avaudit_clip(path: str, decoder: str = "pyav"):
+    """avaudit's own media.decode_clip as an audit calls it, with `decoder` for the frames (PyAV, the
+    default, or decord where it can time the file), at the benchmark's size (no crop)."""
+    from avaudit.media import decode, pyav
+
+    try:
+        sound = pyav.probe(path).audio is not None  # decode_clip makes a missing track silence or an error
+        clip = decode.decode_clip(path, steps=STEPS, seconds=SECONDS, sample_rate=RATE, resize=(HEIGHT, WIDTH),
+                                  crop=WIDTH, min_seconds=MIN_SECONDS, silence=True, decoder=decoder)
+    except decode.MediaError as err:
+        raise Skip(str(err.reason), str(err)) from None
+    info = dict(duration=clip.duration, fps=None, frames=None)  # the window's seconds of picture and sound
+    return clip.frames, clip.audio if sound else None, info
+
+
 def decoder_version(name: str) -> str:
+    if name.startswith("avaudit"):
+        import av
+
+        frames = "decord 0.6.0" if name == "avaudit-decord" else "PyAV"
+        return f"avaudit decode_clip ({frames} frames), av {av.__version__}"
     if name in ("decord", "decord2"):
         from importlib import metadata
 
@@ -382,9 +404,10 @@ def decoder_version(name: str) -> str:
             f"FFmpeg {torchcodec.ffmpeg_major_version}")
 
 
-CLIP = {"decord": decord_clip, "decord2": decord_clip, "pyav": pyav_clip, "torchcodec": torchcodec_clip}
+CLIP = {"decord": decord_clip, "decord2": decord_clip, "pyav": pyav_clip, "torchcodec": torchcodec_clip,
+        "avaudit": avaudit_clip, "avaudit-decord": lambda path: avaudit_clip(path, "decord")}
 NATIVE = {"decord": decord_native_audio, "decord2": decord_native_audio, "pyav": pyav_native_audio,
-          "torchcodec": torchcodec_native_audio}
+          "torchcodec": torchcodec_native_audio, "avaudit": pyav_native_audio, "avaudit-decord": pyav_native_audio}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,10 +440,18 @@ def build_reference(path: Path, out: Path) -> dict:
                 if len(images) < 40 * (SECONDS + 1):  # enough for 10 s at up to 40 fps
                     images.append(_rgb(frame))
             # With hindsight: the clock FFmpeg settles on (pts, or dts where pts went backwards),
-            # for every frame.
+            # for every frame. An AVI stores no times: chunk k of a video stream is frame slot k, at
+            # k / fps from the stream's start (DivX's packed B-frames keep one shown frame per chunk,
+            # a 6-byte placeholder included), and the frames fill the length the header states. FFmpeg's
+            # clock differs there: libavcodec releases a packed B-frame stream's frames one packet late
+            # and each takes the dts of the packet that released it, one frame (40 ms) later than its
+            # slot, which would end the video one frame past its stated length.
             use_pts = clock.pts_faults <= clock.dts_faults
             times = [(p if (use_pts and p is not None) or d is None else d) * clock.base
                      for p, d in stamps]
+            if container.format.name == "avi":
+                first = (stream.start_time or 0) * clock.base
+                times = [first + k / float(stream.average_rate) for k in range(len(stamps))]
             # The video ends when its last frame does (one frame interval if it has no duration).
             end = times[-1] + (last or (float(np.median(np.diff(times))) if len(times) > 1 else 0.0))
             images = images[: int(np.searchsorted(times, SECONDS + 1.0))]
@@ -677,12 +708,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", type=Path, default=REPO.parent / "shared" / "realmedia")
     for name in DECODERS:
-        default = sys.executable if name in ("decord", "pyav") else None
+        default = sys.executable if name in ("decord", "pyav", "avaudit", "avaudit-decord") else None
         parser.add_argument(f"--python-{name}", default=default, metavar="PYTHON",
                             help=f"interpreter whose environment has {name}")
     parser.add_argument("--extra", action="append", default=[], metavar="LABEL=DECODER:PYTHON",
                         help="one more run of a decoder under its own label")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (best time per file)")
+    parser.add_argument("--only", nargs="+", choices=DECODERS, help="run only these decoders (and --extra)")
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--worker", choices=DECODERS, help=argparse.SUPPRESS)
@@ -695,7 +727,7 @@ def main() -> None:
         worker(args.worker, args.data, args.reference, args.out)
         return
 
-    runs = [(name, name, getattr(args, f"python_{name}")) for name in DECODERS]
+    runs = [(name, name, getattr(args, f"python_{name.replace('-', '_')}")) for name in args.only or DECODERS]
     for extra in args.extra:
         label, _, rest = extra.partition("=")
         decoder, _, python = rest.partition(":")

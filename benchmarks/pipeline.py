@@ -1,6 +1,7 @@
 """End-to-end `bias` throughput against a sequential loop and against the run's bound, in one run.
 
     python benchmarks/pipeline.py [DATA] [--model M | --preset P] [--workers W] [--batch-size B] [--device D]
+        [--decoder pyav|decord] [--against decord ...] [--end-to-end-only]
 
 --preset paper times an untrained `paper` network (the speed of a trained one, without training it):
 on a GPU, `python benchmarks/pipeline.py --preset paper --device cuda` gives the `paper` audit
@@ -15,10 +16,16 @@ in --rounds rounds, each keeping its best, as timeit does):
                workers, model, decisions and output files (the CLI minus interpreter start-up).
 The bound is decode-only + model-only where both share the CPU, max(decode-only, model-only) on a
 GPU. bound / end-to-end is the figure we steer by (1.0: no time lost to the glue between them).
+
+--decoder picks the frame decoder of all four (avaudit's default, PyAV, unless told). --against DECODER
+also times end-to-end with that decoder, in the same rounds, the decoders taking turns (the shared
+machine's speed drifts), and prints each one's time over --decoder's; --end-to-end-only leaves the
+other three timings out (a side-by-side of decoders within a few minutes).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import resource
 import tempfile
@@ -36,6 +43,7 @@ from avaudit.media.manifests import read_manifest
 from avaudit.model.checkpoint import load_network, save_checkpoint
 from avaudit.model.fusion import FusionNet
 from avaudit.options import DEFAULT_MODEL
+from avaudit.vocab import Decoder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,6 +84,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the last three; each keeps its best")
+    parser.add_argument("--decoder", default=str(Decoder.pyav), choices=[str(d) for d in Decoder])
+    parser.add_argument("--against", nargs="*", default=[], choices=[str(d) for d in Decoder],
+                        help="also time end-to-end with these decoders, side by side")
+    parser.add_argument("--end-to-end-only", action="store_true", help="time only end-to-end")
     args = parser.parse_args()
 
     device = pick_device(args.device)
@@ -86,7 +98,7 @@ def main() -> None:
         args.model = untrained(args.preset, sorted(set(table["labels"])), Path(scratch.name) / "untrained.pt")
     model, _, config, _ = load_network(args.model, device=device)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                          config=config.model)
+                          config=config.model, decoder=args.decoder)
     n, bs = len(dataset), args.batch_size
 
     def run(frames, audio, onsets):
@@ -113,30 +125,39 @@ def main() -> None:
             run(first["frames"], first["audio"], first["onsets"])
         synchronize(device)
 
-    def end_to_end():
+    def end_to_end(decoder: str = args.decoder):
         with tempfile.TemporaryDirectory() as tmp:
-            result = commands.bias(args.data, model=args.model, out=Path(tmp) / "out",
+            result = commands.bias(args.data, model=args.model, out=Path(tmp) / "out", decoder=decoder,
                                    cache_dir=Path(tmp) / "cache", device=args.device, batch_size=bs, workers=workers)
             assert result.n_cached == 0 and len(result.skipped) == 0
 
     run(first["frames"], first["audio"], first["onsets"])  # warm-up: allocator, cudnn, numba (above)
-    measured = {"sequential": timed(sequential)}
-    for _ in range(args.rounds):  # the best of each: a shared machine's noise only ever adds time
-        for name, function in (("decode-only", decode_only), ("model-only", model_only), ("end-to-end", end_to_end)):
+    timings = [("end-to-end", end_to_end)] + [(f"end-to-end {d}", functools.partial(end_to_end, d))
+                                                for d in args.against]
+    if not args.end_to_end_only:
+        timings = [("decode-only", decode_only), ("model-only", model_only), *timings]
+    measured = {} if args.end_to_end_only else {"sequential": timed(sequential)}
+    for round_ in range(args.rounds):  # the best of each: a shared machine's noise only ever adds time
+        for name, function in timings[round_ % len(timings):] + timings[: round_ % len(timings)]:  # taking turns
             measured[name] = min(measured.get(name, (math.inf, 0.0)), timed(function))
     seconds = {name: wall for name, (wall, _) in measured.items()}
-    shared_cpu = device.type == "cpu"
-    bound = (seconds["decode-only"] + seconds["model-only"] if shared_cpu
-             else max(seconds["decode-only"], seconds["model-only"]))
-
     print(f"{n} videos from {args.data}, preset {config.preset}, device {device}, batch {bs}, {workers} "
-          f"decoding workers, {torch.get_num_threads()} torch threads, best of {args.rounds} rounds")
+          f"decoding workers, {torch.get_num_threads()} torch threads, decoder {args.decoder}, best of {args.rounds} "
+          "rounds")
     for name, (s, cpu) in measured.items():
-        print(f"{name:12s} {s:7.1f} s  {n / s:7.2f} videos/s  (CPU {cpu:6.1f} s)")
-    print(f"{'bound':12s} {bound:7.1f} s  {n / bound:7.2f} videos/s  "
-          f"({'decode-only + model-only' if shared_cpu else 'max(decode-only, model-only)'})")
-    print(f"bound / end-to-end = {bound / seconds['end-to-end']:.2f}")
-    print(f"end-to-end / sequential = {seconds['sequential'] / seconds['end-to-end']:.2f}x")
+        print(f"{name:18s} {s:7.1f} s  {n / s:7.2f} videos/s  (CPU {cpu:6.1f} s)")
+    for decoder in args.against:
+        wall, cpu = measured[f"end-to-end {decoder}"]
+        print(f"end-to-end {args.decoder} / {decoder} = {seconds['end-to-end'] / wall:.3f} (wall), "
+              f"{measured['end-to-end'][1] / cpu:.3f} (CPU)")
+    if not args.end_to_end_only:
+        shared_cpu = device.type == "cpu"
+        bound = (seconds["decode-only"] + seconds["model-only"] if shared_cpu
+                 else max(seconds["decode-only"], seconds["model-only"]))
+        print(f"{'bound':18s} {bound:7.1f} s  {n / bound:7.2f} videos/s  "
+              f"({'decode-only + model-only' if shared_cpu else 'max(decode-only, model-only)'})")
+        print(f"bound / end-to-end = {bound / seconds['end-to-end']:.2f}")
+        print(f"end-to-end / sequential = {seconds['sequential'] / seconds['end-to-end']:.2f}x")
     scratch.cleanup()
 
 

@@ -233,3 +233,19 @@ def test_thumbnail_frames_spread_over_the_whole_video(clip10):
     assert frames.shape == (5, 64, 64, 3) and frames.dtype == np.uint8
     red = frames[..., 0].mean(axis=(1, 2))  # frame i of clip10 has red = i: 250 frames, first to last
     assert red[0] < 5 and abs(red[2] - 124) < 5 and red[-1] > 244
+
+
+@pytest.mark.parametrize("name", ["moviepy_no_duration.webm", "torchcodec_av1_video.mkv",
+                                  "mmaction2_tests_data_test.avi"])
+def test_thumbnails_of_files_decord_cannot_open_or_time(name):
+    """A WebM without a duration and AV1 (decord cannot open them), an AVI (decord misplaces its frames):
+    the first and last frames come from the start and end of the video, the strip is not black."""
+    from pathlib import Path
+
+    from avaudit.media.decode import read_frames
+
+    path = Path(__file__).parent / "data" / "realmedia" / name
+    frames = thumbnail_frames(path, n=5, size=(32, 32))
+    first, seconds = read_frames(path, steps=1, seconds=0.1, resize=(32, 32), crop=32)
+    assert frames.shape == (5, 32, 32, 3) and frames.reshape(5, -1).max(axis=1).min() > 0
+    assert np.abs(frames[0].astype(int) - first[0]).mean() < 1

@@ -12,7 +12,8 @@ from cli_helpers import invoke
 from oddmedia import write_loud_clip
 
 from avaudit.doctor import check_model
-from avaudit.inference.cache import LogitCache, model_fingerprint
+from avaudit.inference.cache import LogitCache
+from avaudit.inference.logits import logits_fingerprint
 from avaudit.model.checkpoint import CheckpointError, load_checkpoint, load_network
 
 
@@ -40,7 +41,7 @@ def test_a_clip_whose_output_is_not_finite_is_skipped_and_not_cached(planted, ti
         assert pd.read_csv(tmp_path / run / "predictions.csv")["path"].tolist() == [str(quiet)]
     assert "1 of 2 videos read from the cache" in " ".join(result.output.split())
     classes = len(load_checkpoint(tiny_model)["classes"])
-    cache = LogitCache(tmp_path / "cache", model_fingerprint(tiny_model), n_classes=classes)
+    cache = LogitCache(tmp_path / "cache", logits_fingerprint(tiny_model), n_classes=classes)
     assert len(cache) == 1
 
 

@@ -273,6 +273,7 @@ def cached_audit(tmp_path):
     their logits already in the cache of a checkpoint whose fields alone exist: no decoding, no weights."""
     from avaudit.config import load_config
     from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
+    from avaudit.inference.logits import logits_fingerprint
     from avaudit.media.manifests import read_manifest
     from avaudit.model.checkpoint import FORMAT
 
@@ -284,9 +285,9 @@ def cached_audit(tmp_path):
     manifest.write_text("".join(f'{video_id}.mp4,"{label}"\r\n' for video_id, label, _ in AUDITED))
     model = tmp_path / "m.pt"
     model.write_bytes(b"fields only: an audit served from the cache loads no weights")
-    fingerprint = model_fingerprint(model)
-    (cache / fingerprint).mkdir(parents=True)
-    (cache / fingerprint / "checkpoint.json").write_text(json.dumps(
+    fingerprint = logits_fingerprint(model)
+    (cache / model_fingerprint(model)).mkdir(parents=True)
+    (cache / model_fingerprint(model) / "checkpoint.json").write_text(json.dumps(
         {"format": FORMAT, "config": load_config("small").to_dict(), "classes": CLASSES}))
     table = read_manifest(manifest).table
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())

@@ -48,9 +48,15 @@ def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
     return json.loads(text)
 
 
+def logits_fingerprint(model_path, *, no_audio: str = "skip", decoder: str = "pyav") -> str:
+    """The cache's name for the logits of this checkpoint: clips read with silence in place of a missing
+    track, or whose frames another decoder decoded, are cached apart."""
+    return model_fingerprint(model_path) + f"-{decoder}" + ("-silence" if no_audio == "silence" else "")
+
+
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
                  workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
-                 no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+                 no_audio: str = "skip", decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
@@ -59,8 +65,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     real content in each window (N,), skipped rows, and how many rows came from the cache.
     """
     n_classes = len(checkpoint["classes"])
-    # Clips read with silence in place of a missing track are cached apart from the others.
-    fingerprint = model_fingerprint(model_path) + ("-silence" if no_audio == "silence" else "")
+    fingerprint = logits_fingerprint(model_path, no_audio=no_audio, decoder=decoder)
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
@@ -81,7 +86,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
         model, _, config, _ = load_network(model_path, device=dev)
         new, new_seconds, skipped = run_model(
             table.iloc[once], model, config, device=dev, batch_size=batch_size, workers=workers,
-            on_event=on_event, no_audio=no_audio,
+            on_event=on_event, no_audio=no_audio, decoder=decoder,
             on_batch=lambda rows, out, secs: cache.add(keys[once[rows]], out, secs))  # decoded => key known
         logits[once], seconds[once] = new, new_seconds
         skipped.index = once[skipped.index]

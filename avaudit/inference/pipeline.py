@@ -65,8 +65,8 @@ def run_settings(manifest: Manifest, o: AuditOptions, checkpoint: dict, *, n_row
     return {"data": os.path.abspath(manifest.source), "format": manifest.format,
             "root": os.path.abspath(manifest.root), "model": os.path.abspath(o.model_file),
             "preset": checkpoint["config"]["preset"], "confidence": str(o.confidence), "no_audio": str(o.no_audio),
-            "classes": os.path.abspath(o.classes) if o.classes else None, "allow_outside_root": o.allow_outside_root,
-            "label_field": o.label_field, "video_column": o.video_column,
+            "decoder": str(o.decoder), "classes": os.path.abspath(o.classes) if o.classes else None,
+            "allow_outside_root": o.allow_outside_root, "label_field": o.label_field, "video_column": o.video_column,
             "n_rows": n_rows, "n_skipped": n_skipped}
 
 
@@ -100,7 +100,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
     manifest, notes = apply_label_policy(manifest, checkpoint["classes"], LabelPolicy(labels))
     check_confidence(checkpoint, o.confidence)
     run = dict(device=str(o.device), batch_size=o.batch_size, workers=o.workers, cache_dir=o.cache_dir,
-               no_audio=str(o.no_audio))
+               no_audio=str(o.no_audio), decoder=str(o.decoder))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
         run_shard(manifest.table, o.model_file, checkpoint, on_event=on_event, **run)
     logits, seconds, skipped, n_cached = infer_logits(manifest.table, o.model_file, checkpoint, on_event=on_event,

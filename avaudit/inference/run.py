@@ -33,7 +33,7 @@ def fill(inputs: torch.Tensor, size: int) -> torch.Tensor:
 def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.device, batch_size: int = 8,
               workers: int | None = None, on_event: Callable[[str, dict], None] | None = None,
               on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
-              no_audio: str = "skip") -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+              no_audio: str = "skip", decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Logits (N, 5, C) float32, all finite, for the rows of `table` (NaN rows where a clip was skipped:
     it did not decode, or the network's output for it was not finite, `non-finite output`), the
     seconds of real content in each row's window (N,), and the skipped rows indexed by their
@@ -47,7 +47,7 @@ def run_model(table: pd.DataFrame, model, config: Config, *, device: torch.devic
     workers = default_workers() if workers is None else workers
     stored = "member" in table  # rows inside shard files (media/sources.py)
     dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                          config=config.model, no_audio=no_audio,
+                          config=config.model, no_audio=no_audio, decoder=decoder,
                           members=[table[c].to_numpy() for c in ("member", "offset", "size")] if stored else None)
     # decode_batches decodes in one process for workers=0 too (a crash costs one clip); the network
     # then keeps every core, as a run without workers should, and its results do not vary with them.

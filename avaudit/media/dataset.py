@@ -20,7 +20,7 @@ from avaudit.errors import UsageError
 from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
 from avaudit.media.onsets import onset_steps
 from avaudit.media.sources import member_name, open_member
-from avaudit.vocab import Skip
+from avaudit.vocab import Decoder, Skip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
@@ -75,7 +75,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
                  time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True,
-                 members=None):
+                 decoder: str = Decoder.pyav, members=None):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
         # (member, offset, size) of rows stored inside shard files (media/sources.py), member '' for files
@@ -89,6 +89,7 @@ class ClipDataset(Dataset):
         self.no_audio = no_audio
         self.time_limit = time_limit
         self.video, self.sound, self.onsets = video, sound, onsets and sound
+        self.decoder = Decoder(decoder)  # media.decode_clip's: what decodes the frames
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -122,7 +123,7 @@ class ClipDataset(Dataset):
         path, start, end = self.source(index), self.starts[index], self.ends[index]
         return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
                            sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence",
-                           decode_frames=self.video, decode_sound=self.sound)
+                           decode_frames=self.video, decode_sound=self.sound, decoder=self.decoder)
 
     def __getitem__(self, index: int) -> ClipItem:
         started = time.process_time()

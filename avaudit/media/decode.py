@@ -99,9 +99,24 @@ def read_frames(
 
 
 def thumbnail_frames(path: Source, *, n: int = 5, size: tuple[int, int] = (64, 64)) -> np.ndarray:
-    """(n, H, W, 3) uint8: n frames spread evenly over the whole video, for a thumbnail strip."""
-    reader = _open_video(path, resize=size)
-    return reader.get_batch(np.linspace(0, len(reader) - 1, n).astype(int).tolist()).asnumpy()
+    """(n, H, W, 3) uint8: n frames spread evenly over the whole video, first to last, for a thumbnail
+    strip (PyAV's, whatever the audit's decoder)."""
+    streams = pyav.probe(path)
+    if streams.video is None:
+        raise NoVideoStream(f"{path}: no video stream")
+    length = streams.video_seconds
+    if length is None:  # a WebM as browsers write it: timed by decoding it
+        timing = pyav.Pictures(streams, times=np.zeros(0), stop=0.0, until=math.inf, resize=size)
+        with pyav.opened(path) as container:
+            pyav.read(container, path, streams, pictures=timing)
+        _, first, end = timing.result()
+        length = 0.0 if first is None else end - streams.video_start
+    last = max(0.0, length - 1.0 / (streams.rate or 25.0))  # the last frame's start
+    times = streams.video_start + np.linspace(0.0, last, n)
+    pictures = pyav.Pictures(streams, times=times, stop=math.inf, until=times[-1], resize=size)
+    with pyav.opened(path) as container:
+        pyav.read(container, path, streams, pictures=pictures)
+    return pictures.result()[0]
 
 
 def _video_streams(path: Source, container) -> pyav.Streams:
@@ -124,12 +139,14 @@ def _frames(path, container, streams: pyav.Streams, sound: pyav.Sound | None, *,
     times = frame_times(steps=steps, seconds=seconds, start=start)
     stop = _stop(start, seconds, end)
     length = dict(start=start, min_seconds=min_seconds, max_seconds=max_seconds)
-    try:
-        if decoder != Decoder.decord:
-            raise _Untimed("PyAV decodes the frames")
-        frames, first, video_end = _decord_frames(path, streams, times=times, stop=stop, resize=resize, **length)
+    by_decord = None
+    if decoder == Decoder.decord:
+        with contextlib.suppress(_Untimed):  # PyAV decodes what decord cannot open, time or decode
+            by_decord = _decord_frames(path, streams, times=times, stop=stop, resize=resize, **length)
+    if by_decord is not None:
+        frames, first, video_end = by_decord
         pyav.read(container, path, streams, sound=sound)
-    except _Untimed:
+    else:
         pyav.check_stated_length(path, streams, max_seconds)
         pictures = pyav.Pictures(streams, times=times, stop=stop, until=max(stop, start + min_seconds), resize=resize)
         pyav.read(container, path, streams, pictures=pictures, sound=sound)

@@ -144,11 +144,15 @@ class Pictures:
     kind = "video"
 
     def __init__(self, streams: Streams, *, times: np.ndarray, stop: float, until: float, resize: tuple[int, int]):
+        from av.video.reformatter import VideoReformatter
+
         self.streams, self.times, self.stop, self.until, self.resize = streams, times, stop, until, resize
         self.frames = np.zeros((len(times), *resize, 3), np.uint8)
         self.period = 1.0 / streams.rate if streams.rate > 0 else 0.04
         self.first = self.last = self.todo = None
         self.count, self.counts, self.done = 0, [0, 0], False
+        # one converter for the clip: frame.reformat makes (and sets up) a new one for every frame, 30 times slower
+        self.reformatter = VideoReformatter()
         # no times: a stage that decodes no frame still times the video (first frame, end), from its start
         wants_seek = len(times) and not streams.count_frames and times[0] - SEEK_MARGIN > streams.video_start
         self.seek_at = float(times[0]) if wants_seek else None
@@ -165,7 +169,7 @@ class Pictures:
         if self.first is None:
             self.first, self.todo = t, shown_steps(self.times, first=t, stop=self.stop)  # steps still to fill
         elif self.todo.any():
-            _show(self.frames, self.todo & (self.times < t), self.last[1], self.resize, self.todo)
+            self._show(self.todo & (self.times < t), self.last[1])
         self.last = (t, frame)
         self.done = t >= self.until
 
@@ -176,8 +180,20 @@ class Pictures:
         if self.last is None:
             return self.frames, None, 0.0
         end = self.last[0] + self.period
-        _show(self.frames, self.todo & (self.times < end), self.last[1], self.resize, self.todo)
+        self._show(self.todo & (self.times < end), self.last[1])
         return self.frames, self.first, (self.until if self.last[0] >= self.until else end)
+
+    def _show(self, steps: np.ndarray, frame) -> None:
+        """Put `frame` (a PyAV VideoFrame), converted once and turned upright, at `steps`; strike them
+        from `todo`. Phones store video sideways or upside down with a display matrix that players
+        (and decord) apply; PyAV hands out the stored picture."""
+        if steps.any():
+            turns = round(frame.rotation / 90) % 4  # counterclockwise quarter turns
+            height, width = self.resize if turns % 2 == 0 else self.resize[::-1]
+            picture = self.reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                                interpolation="BICUBIC").to_ndarray()
+            self.frames[steps] = np.rot90(picture, turns)
+            self.todo &= ~steps
 
 
 class Sound:
@@ -237,10 +253,23 @@ def read(container, source, streams: Streams, *, pictures: Pictures | None = Non
     if None not in seeks:  # the video stream's key frame, where there is one; sound frames all are
         _seek_before(container, container.streams[next(iter(readers))], streams, min(seeks))
     try:
-        for packet in container.demux([container.streams[index] for index in readers]):
-            reader = readers[packet.stream.index]
-            if reader.done:
-                continue
+        _demux(container, dict(readers))
+    except av.FFmpegError as err:  # the container itself breaks off part-way
+        packets = sum(reader.counts[0] for reader in readers.values())
+        raise media.DecodeError(f"{source}: {err.strerror} after {packets} packets") from None
+    for reader in readers.values():
+        _check_faults(source, reader.counts, reader.kind)
+
+
+def _demux(container, active: dict) -> None:
+    """Decode the packets of the streams in `active` (index -> reader) until each reader is done or the
+    file ends; a reader that is done leaves the demuxing, so that FFmpeg drops its stream's packets
+    (a 3-s video's sound track may go on for hours)."""
+    import av
+
+    while active:
+        for packet in container.demux([container.streams[index] for index in active]):
+            reader = active[packet.stream.index]
             reader.counts[0] += packet.size > 0
             try:
                 decoded = packet.decode()
@@ -251,25 +280,11 @@ def read(container, source, streams: Streams, *, pictures: Pictures | None = Non
                 reader.add(frame)
                 if reader.done:
                     break
-            if all(r.done for r in readers.values()):
-                break
-    except av.FFmpegError as err:  # the container itself breaks off part-way
-        packets = sum(reader.counts[0] for reader in readers.values())
-        raise media.DecodeError(f"{source}: {err.strerror} after {packets} packets") from None
-    for reader in readers.values():
-        _check_faults(source, reader.counts, reader.kind)
-
-
-def _show(frames: np.ndarray, steps: np.ndarray, frame, resize: tuple[int, int], todo: np.ndarray) -> None:
-    """Put `frame` (a PyAV VideoFrame), converted once and turned upright, at `steps`; strike them
-    from `todo`. Phones store video sideways or upside down with a display matrix that players
-    (and decord) apply; PyAV hands out the stored picture."""
-    if steps.any():
-        turns = round(frame.rotation / 90) % 4  # counterclockwise quarter turns
-        height, width = resize if turns % 2 == 0 else resize[::-1]
-        picture = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_ndarray()
-        frames[steps] = np.rot90(picture, turns)
-        todo &= ~steps
+            if reader.done:
+                del active[packet.stream.index]
+                break  # demux on with the others, from here
+        else:
+            return  # the end of the file
 
 
 def _seek_before(container, stream, streams: Streams, at: float) -> None:
@@ -278,15 +293,17 @@ def _seek_before(container, stream, streams: Streams, at: float) -> None:
 
 
 def _check_faults(path, counts, kind: str) -> None:
-    """DecodeError when more than FAULT_TOLERANCE of the `kind` packets _decoded read failed."""
+    """DecodeError when more than FAULT_TOLERANCE of the `kind` packets read failed to decode."""
     packets, errors = counts
     if packets and errors > media.FAULT_TOLERANCE * packets:
         raise media.DecodeError(f"{path}: {errors} of {packets} {kind} packets could not be decoded")
 
 
 def _mono(frame) -> np.ndarray:
-    """(samples,) float32: the mean of a packed float frame's channels."""
-    return frame.to_ndarray().reshape(-1, frame.layout.nb_channels).mean(axis=1, dtype=np.float32)
+    """(samples,) float32: the mean of a packed float frame's channels (a mono frame as it is)."""
+    channels = frame.layout.nb_channels
+    samples = frame.to_ndarray().reshape(-1, channels)
+    return samples[:, 0] if channels == 1 else samples.mean(axis=1, dtype=np.float32)
 
 
 def read_audio(source: Source, streams: Streams, *, sample_rate: int, start: float, seconds: float,

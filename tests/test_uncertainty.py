@@ -38,8 +38,8 @@ def test_a_layer_that_cannot_tell_the_label_from_a_neighbour_has_no_margin_howev
     confidences[:2, 3, :] = [0.3, 0.05, 0.6]  # the visual layer sees the co-occurring class 2, never on 1's videos
     margins = rival_margins(confidences, np.array([0, 0, 1, 1]), np.array([0, 1]))
     assert margins[0, 4] == pytest.approx(0.0)  # confident (0.45) but no margin over the neighbour
-    assert margins[0, 0] == pytest.approx(0.85)
-    assert margins[0, 3] == pytest.approx(0.25)  # the rival is 1 (chosen on 1's own videos), not the co-occurring 2
+    assert margins[0, 0] == pytest.approx(np.log(0.9 / 0.05))  # log(label / rival): a difference of logits
+    assert margins[0, 3] == pytest.approx(np.log(0.3 / 0.05))  # the rival is 1 (chosen on 1's own videos), not the co-occurring 2
 
 
 def test_the_false_call_cut_is_benjamini_hochberg_over_the_calls_disagreement():
@@ -95,7 +95,7 @@ def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is
     assert table.loc["owl", ["layer", "group"]].tolist() == ["visual", "visual"]
     assert table.loc["fox", ["layer", "group"]].tolist() == ["unclear", "unclear"]
     assert table.loc["owl", "group_support"] == 1.0 and np.isnan(table.loc["owl", "type_support"])
-    assert table.loc["fox", "mean_visual"] == pytest.approx(-0.1)  # its margin over owl: 0.45 - 0.55
+    assert table.loc["fox", "mean_visual"] == pytest.approx((np.log(0.46 / 0.54) + np.log(0.44 / 0.56)) / 2)
     assert list(categories.columns[:3]) == ["category", "group", "layer"] or list(categories.columns[:3]) == [
         "category", "layer", "group"]
     assert summary["categories_per_group"]["unclear"] == 1 and summary["categories_per_layer"]["unclear"] == 1
@@ -117,17 +117,20 @@ def test_a_video_margin_is_the_distance_to_the_nearest_change_of_its_call():
     assert video_margin(true_conf, rule="paper", fraction=0.9) == pytest.approx([0.05, 0.1, 0.2])
 
 
-def test_on_the_bench_with_a_weak_model_the_groups_given_are_right_where_every_call_was_not():
-    right = {0.0: 0, 0.1: 0}
-    given = dict(right)
-    for seed in (5, 6, 7):
+def test_on_the_bench_at_paper_like_quality_the_false_call_cut_makes_the_groups_given_right():
+    """Tuning seeds at quality 1 (the vote about 55% right): every category decided, 0.83 right; under the support
+    floor alone 0.87; with the false-call cut 0.90 (docs/decisions-bench.md has the report seeds)."""
+    settings = {"all": (0.0, 0.0), "support": (0.8, 0.0), "cut": (0.8, 0.1)}
+    right, given = dict.fromkeys(settings, 0), dict.fromkeys(settings, 0)
+    for seed in (5, 6, 7, 8):
         world = make_world(np.random.default_rng(seed))
-        draw = simulate(world, quality=2.0, rng=np.random.default_rng(seed + 10))
-        for rate in right:
+        draw = simulate(world, quality=1.0, rng=np.random.default_rng(seed + 10))
+        for name, (min_support, rate) in settings.items():
             _, categories, _ = bias_audit(draw.videos, softmax(draw.logits), world.classes, rule="sufficiency",
-                                          fraction=0.7, min_support=0.8 if rate else 0.0, false_call_rate=rate)
+                                          fraction=0.7, min_support=min_support, false_call_rate=rate)
             scores = score_groups(world, categories)
-            right[rate] += scores["groups_right"]
-            given[rate] += scores["groups_right"] + scores["groups_wrong"]
-    assert right[0.0] / given[0.0] < 0.85 < 0.9 < right[0.1] / given[0.1]
-    assert given[0.1] > 20  # not by calling nothing
+            right[name] += scores["groups_right"]
+            given[name] += scores["groups_right"] + scores["groups_wrong"]
+    precision = {name: right[name] / given[name] for name in settings}
+    assert precision["all"] < 0.85 < precision["support"] < 0.88 < precision["cut"]
+    assert given["cut"] > 60  # not by calling nothing: 71 of 136

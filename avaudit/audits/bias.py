@@ -1,7 +1,7 @@
 """Modality bias (section 4.3, Table 3): which layer carries each video's and category's label.
 
 Under the sufficiency rule a category's group is called on its videos' mean margins (each layer's
-confidence lead of the label over its closest rival: `avaudit.audits.uncertainty.rival_margins`),
+capped log-confidence lead of the label over its closest rival: `avaudit.audits.uncertainty.rival_margins`),
 its type on the audio-visual layers' confidences in the label, with how sure each call is (`group_support`,
 `type_support`); a call less sure than `min_support`, or cut so that at most `false_call_rate` of the
 calls made are wrong by chance (`false_call_cut`), is `unclear` (group and type) or `audiovisual`

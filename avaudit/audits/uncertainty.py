@@ -1,11 +1,13 @@
 """How sure a category's call is: the sufficiency rule on the category's mean per-layer scores, redrawn.
 
-The scores are each layer's confidence margin of the video's label over the label's closest rival
-for that layer (`rival_margins`): a layer that cannot tell the label from a category sharing its
-sound or sight scores near 0 however confident it is, where its confidence alone is as high as the
-audio-visual layers' on a weak model. (A margin of log-confidences, a difference of logits, did
-better on the bench but not on the shipped model, whose audio-visual layers run on a larger logit
-scale than its audio layer: docs/decisions-bench.md.)
+The scores are each layer's margin of the video's label over the label's closest rival for that
+layer (`rival_margins`), log(confidence in the label / confidence in the rival) capped at CAP: a
+layer that cannot tell the label from a category sharing its sound or sight scores near 0 however
+confident it is (its confidence alone is as high as the audio-visual layers' on a weak model); a
+difference of logits shrinks in proportion as a model weakens, where confidences all sink towards
+chance together and their ratios to 1; and the cap keeps a layer that is 99.99% sure from
+out-scoring one that is 98% sure (the shipped model's audio-visual layers run on a larger logit
+scale than its audio layer: uncapped, its audio categories were called audio-visual).
 A category's five layer means are estimated from its own videos; by the central limit theorem they
 are close to normal around the
 truth with the covariance of the videos' scores over n. Redrawing the five means from that normal
@@ -25,6 +27,8 @@ from avaudit.vocab import AV_LAYERS, LAYERS
 GROUP_CODES = ("audiovisual", "audio", "visual", "redundant", "unclear")  # unclear: no layer singles it out
 AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 N_AV = len(AV_LAYERS)
+CAP = float(np.log(0.98 / 0.02))  # a layer this much surer of the label than of its rival singles it out: bench
+FLOOR = 1e-12  # confidences are clipped here before their log
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
@@ -47,7 +51,7 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float,
 
 
 def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Each layer's confidence margin of each video's label over the label's closest rival. (N, 5) in [-1, 1].
+    """Each layer's margin (`margin`) of each video's label over the label's closest rival. (N, 5), at most CAP.
 
     confidences (N, 5, C); codes (N,) each video's category index; classes (K,) each category's class
     index. Category k's rival for layer l is the other category on whose own videos l is most confident
@@ -64,7 +68,7 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     if (counts > 0).sum() < 2:  # nobody to be confused with: the video's own closest class
         others = confidences.copy()
         others[np.arange(n), :, label] = -np.inf
-        return own - others.max(axis=-1, initial=-np.inf)
+        return margin(own, others.max(axis=-1, initial=-np.inf))
     order = np.argsort(codes, kind="stable")
     members = np.split(order, np.cumsum(counts)[:-1])  # each category's videos: one small copy at a time
     means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows) else np.zeros((n_layers, k))
@@ -73,7 +77,12 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     towards[:, :, counts == 0] = -np.inf
     towards[np.arange(k), :, np.arange(k)] = -np.inf
     rival = classes[towards.argmax(axis=-1)]  # (K, 5) class indices
-    return own - np.take_along_axis(confidences, rival[codes][..., None], -1)[..., 0]
+    return margin(own, np.take_along_axis(confidences, rival[codes][..., None], -1)[..., 0])
+
+
+def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """log(own / other), capped at CAP: a difference of logits, which a weaker model shrinks in proportion."""
+    return np.minimum(np.log(np.maximum(own, FLOOR)) - np.log(np.maximum(other, FLOOR)), CAP)
 
 
 def false_call_cut(support: np.ndarray, rate: float, draws: int) -> np.ndarray:

@@ -28,7 +28,7 @@ class Thresholds:
     type_margin: float = 0.003  # an event type is named when its layer leads the other audio-visual layers by this
     min_support: float = 0.8  # a category's group or type less sure than this is unclear (docs/decisions-bench.md)
     false_call_rate: float = 0.1  # groups are called so that at most this share is wrong by chance (Benjamini-Hochberg)
-    video_noise: float = 0.05  # a video whose call is this close to changing is not `clear` (docs/decisions-bench.md)
+    video_noise: float = 0.2  # a video whose margins are this close (in logits) to changing its call is not `clear`
     min_confidence: float = 0.3  # missing-label candidates below this are left out (docs/decisions-bench.md)
     min_precision: float = 0.7  # candidates estimated less precise are set apart (docs/decisions-bench.md)
     max_confusion: float | None = None  # a layer proposing a candidate this much on its label's other videos: set

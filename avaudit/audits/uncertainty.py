@@ -29,6 +29,7 @@ AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 N_AV = len(AV_LAYERS)
 CAP = float(np.log(0.98 / 0.02))  # a layer this much surer of the label than of its rival singles it out: bench
 FLOOR = 1e-12  # confidences are clipped here before their log
+RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
@@ -58,7 +59,8 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     in k: chosen on the rival's videos and measured on k's, so noise does not pick the rival that
     happens to score high on k's videos, and a sound that goes with every video of k (a label missing
     from the whole class) is no rival, as the rival's own videos lack it. Where no other category has
-    videos, the rival is each video's most confident other class.
+    videos, the rival is each video's most confident other class. Rivals are chosen on each category's
+    first RIVAL_SAMPLE videos; every video's margin is measured.
     """
     n, n_layers, _ = confidences.shape
     k = len(classes)
@@ -71,8 +73,8 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
         return margin(own, others.max(axis=-1, initial=-np.inf))
     order = np.argsort(codes, kind="stable")
     members = np.split(order, np.cumsum(counts)[:-1])  # each category's videos: one small copy at a time
-    means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows) else np.zeros((n_layers, k))
-                      for rows in members])  # (K, 5, K)
+    means = np.stack([confidences[rows[:RIVAL_SAMPLE]][:, :, classes].mean(axis=0) if len(rows)
+                      else np.zeros((n_layers, k)) for rows in members])  # (K, 5, K)
     towards = means.transpose(2, 1, 0)  # [x, l, y]: on category y's videos, layer l's mean confidence in x
     towards[:, :, counts == 0] = -np.inf
     towards[np.arange(k), :, np.arange(k)] = -np.inf

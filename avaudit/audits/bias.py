@@ -110,8 +110,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     categories (K,) their names; labels (N,) each video's category; margins (N, 5) `rival_margins`;
     type_scores (N, 5) what the type is read on (the layers' confidences in the label).
     Returns each category's layer (a group, or the leading audio-visual layer; `unclear` where the
-    group's support is under `min_support` or fails `false_call_cut`, `audiovisual` where only the
-    type's support is under `min_support`) and a frame of group_support, type_support (NaN outside the
+    group's support is under `min_support` or fails `false_call_cut` (min_support 0: neither),
+    `audiovisual` where only the type's support is under `min_support`) and a frame of group_support, type_support (NaN outside the
     audio-visual group) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
@@ -122,7 +122,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)
     type_support = np.where(audiovisual, calls["type_support"], np.nan)
     layer = np.where(audiovisual & (type_support < min_support), UNCLEAR_TYPE, layer)
-    stands = (calls["group_support"] >= min_support) & false_call_cut(calls["group_support"], false_call_rate, DRAWS)
+    cut = false_call_rate if min_support > 0 else 0.0  # min_support 0 decides every category, as it always did
+    stands = (calls["group_support"] >= min_support) & false_call_cut(calls["group_support"], cut, DRAWS)
     layer = np.where(stands, layer, UNCLEAR)
     support = pd.DataFrame({"group_support": calls["group_support"], "type_support": type_support,
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})

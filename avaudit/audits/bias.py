@@ -111,8 +111,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     type_scores (N, 5) what the type is read on (the layers' confidences in the label).
     Returns each category's layer (a group, or the leading audio-visual layer; `unclear` where the
     group's support is under `min_support` or fails `false_call_cut` (min_support 0: neither),
-    `audiovisual` where only the type's support is under `min_support`) and a frame of group_support, type_support (NaN outside the
-    audio-visual group) and mean_<layer> (the mean margin) per layer.
+    `audiovisual` where only the type's support is under `min_support`) and a frame of group_support,
+    type_support (NaN outside the audio-visual group) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
     calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,

@@ -134,3 +134,16 @@ def test_on_the_bench_at_paper_like_quality_the_false_call_cut_makes_the_groups_
     precision = {name: right[name] / given[name] for name in settings}
     assert precision["all"] < 0.85 < precision["support"] < 0.88 < precision["cut"]
     assert given["cut"] > 60  # not by calling nothing: 71 of 136
+
+
+def test_min_support_0_decides_every_category_the_cut_included():
+    world = make_world(np.random.default_rng(3))
+    draw = simulate(world, quality=0.8, rng=np.random.default_rng(13))
+    confidences = softmax(draw.logits)
+
+    def unclear(min_support: float, rate: float) -> int:
+        _, categories, _ = bias_audit(draw.videos, confidences, world.classes, rule="sufficiency", fraction=0.7,
+                                      min_support=min_support, false_call_rate=rate)
+        return int((categories["group"] == "unclear").sum())
+
+    assert unclear(0.0, 0.1) == unclear(0.0, 0.0) < unclear(0.8, 0.0) < unclear(0.8, 0.1)

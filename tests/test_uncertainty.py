@@ -147,3 +147,12 @@ def test_min_support_0_decides_every_category_the_cut_included():
         return int((categories["group"] == "unclear").sum())
 
     assert unclear(0.0, 0.1) == unclear(0.0, 0.0) < unclear(0.8, 0.0) < unclear(0.8, 0.1)
+
+
+def test_an_audit_of_no_videos_has_no_margins_and_no_categories():
+    """Every row of a manifest skipped (a wrong --root): the labels are an empty float array. Was an IndexError."""
+    videos = pd.DataFrame({"video_id": [], "path": [], "label": []}, dtype=object)
+    per_video, categories, _ = bias_audit(videos, np.zeros((0, 5, 2)), ["owl", "fox"], rule="sufficiency",
+                                          fraction=0.7, min_support=0.8, false_call_rate=0.1)
+    assert len(per_video) == 0 and len(categories) == 0
+    assert rival_margins(np.zeros((0, 5, 2)), np.array([]), np.array([])).shape == (0, 5)

@@ -62,6 +62,7 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     videos, the rival is each video's most confident other class. Rivals are chosen on each category's
     first RIVAL_SAMPLE videos; every video's margin is measured.
     """
+    codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
     n, n_layers, _ = confidences.shape
     k = len(classes)
     label = classes[codes]

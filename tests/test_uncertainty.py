@@ -6,7 +6,14 @@ import pytest
 from avaudit.audits.bias import bias_audit, video_margin
 from avaudit.audits.decisions import softmax
 from avaudit.audits.simulate import make_world, score_groups, simulate
-from avaudit.audits.uncertainty import GROUP_CODES, call_groups, call_support, false_call_cut, rival_margins
+from avaudit.audits.uncertainty import (
+    GROUP_CODES,
+    call_groups,
+    call_support,
+    false_call_bar,
+    false_call_cut,
+    rival_margins,
+)
 
 # Mean confidences in the true label: continuous, instant, onset, visual, audio.
 WEAK_VISUAL = [0.60, 0.80, 0.70, 0.65, 0.02]  # the visual layer right but less confident than onset
@@ -48,6 +55,9 @@ def test_the_false_call_cut_is_benjamini_hochberg_over_the_calls_disagreement():
     assert false_call_cut(support, 0.1, 400).tolist() == [True, True, True, False, False]
     assert false_call_cut(support, 0.0, 400).all()
     assert not false_call_cut(np.array([0.9] * 300), 0.1, 400).any()  # many unsure calls: none stands
+    # 3 stand, so every p under 0.1 x 3 / 5 = 0.06 stands: support 1 - (0.06 x 401 - 1) / 400 (support_needed)
+    assert false_call_bar(support, 0.1, 400) == pytest.approx(1 - (0.06 * 401 - 1) / 400)
+    assert false_call_bar(np.array([0.9] * 300), 0.1, 400) == np.inf and false_call_bar(support, 0.0, 400) == 0.0
 
 
 def test_support_is_high_for_many_agreeing_videos_and_low_for_few_or_split_ones():
@@ -95,6 +105,7 @@ def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is
     assert table.loc["owl", ["layer", "group"]].tolist() == ["visual", "visual"]
     assert table.loc["fox", ["layer", "group"]].tolist() == ["unclear", "unclear"]
     assert table.loc["owl", "group_support"] == 1.0 and np.isnan(table.loc["owl", "type_support"])
+    assert table["support_needed"].tolist() == [0.8, 0.8]  # no false-call cut asked: the floor
     assert table.loc["fox", "mean_visual"] == pytest.approx((np.log(0.46 / 0.54) + np.log(0.44 / 0.56)) / 2)
     assert list(categories.columns[:3]) == ["category", "group", "layer"] or list(categories.columns[:3]) == [
         "category", "layer", "group"]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import category_modality, true_label_confidence
-from avaudit.audits.uncertainty import GROUP_CODES, call_support, false_call_cut, rival_margins
+from avaudit.audits.uncertainty import GROUP_CODES, call_support, false_call_bar, rival_margins
 from avaudit.errors import UsageError
 from avaudit.vocab import (
     ASSIGNMENTS,
@@ -35,7 +35,7 @@ from avaudit.vocab import (
 )
 
 REDUNDANT = str(Group.redundant)
-SUPPORT_COLUMNS = ("group_support", "type_support", *(f"mean_{name}" for name in LAYERS))
+SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", *(f"mean_{name}" for name in LAYERS))
 INFORMATIVE = 0.2  # a unimodal layer under this share of the best audio-visual margin knows nothing: the bench
 LONE = 0.6  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 DRAWS = 400  # redraws of each category's means
@@ -110,9 +110,11 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     categories (K,) their names; labels (N,) each video's category; margins (N, 5) `rival_margins`;
     type_scores (N, 5) what the type is read on (the layers' confidences in the label).
     Returns each category's layer (a group, or the leading audio-visual layer; `unclear` where the
-    group's support is under `min_support` or fails `false_call_cut` (min_support 0: neither),
+    group's support is under `support_needed`, the larger of `min_support` and `false_call_bar` (min_support 0:
+    neither),
     `audiovisual` where only the type's support is under `min_support`) and a frame of group_support,
-    type_support (NaN outside the audio-visual group) and mean_<layer> (the mean margin) per layer.
+    support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
+    group) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
     calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
@@ -123,9 +125,10 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     type_support = np.where(audiovisual, calls["type_support"], np.nan)
     layer = np.where(audiovisual & (type_support < min_support), UNCLEAR_TYPE, layer)
     cut = false_call_rate if min_support > 0 else 0.0  # min_support 0 decides every category, as it always did
-    stands = (calls["group_support"] >= min_support) & false_call_cut(calls["group_support"], cut, DRAWS)
-    layer = np.where(stands, layer, UNCLEAR)
-    support = pd.DataFrame({"group_support": calls["group_support"], "type_support": type_support,
+    needed = max(min_support, false_call_bar(calls["group_support"], cut, DRAWS))
+    layer = np.where(calls["group_support"] >= needed, layer, UNCLEAR)
+    support = pd.DataFrame({"group_support": calls["group_support"], "support_needed": needed,
+                            "type_support": type_support,
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
     return layer, support
 

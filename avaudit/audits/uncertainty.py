@@ -88,20 +88,28 @@ def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.minimum(np.log(np.maximum(own, FLOOR)) - np.log(np.maximum(other, FLOOR)), CAP)
 
 
-def false_call_cut(support: np.ndarray, rate: float, draws: int) -> np.ndarray:
-    """Which calls stand when at most `rate` of the calls made may be wrong by chance. (K,) -> (K,) bool.
+def false_call_bar(support: np.ndarray, rate: float, draws: int) -> float:
+    """The support a call needs when at most `rate` of the calls made may be wrong by chance. (K,) -> float.
 
     Benjamini-Hochberg over the categories, with each call's p-value its redraws' disagreement
     ((disagreeing + 1) / (draws + 1)): among hundreds of categories that the evidence cannot settle some
     agree with themselves 80% of the time by chance alone, so the bar rises with the number of unsure
-    categories, and falls back to `min_support` alone where most calls are clear. 0 keeps every call.
+    categories, and falls back to `min_support` alone where most calls are clear. 0 (rate 0, or no
+    categories): no bar; inf: no call stands.
     """
     if rate <= 0 or not len(support):
-        return np.ones(len(support), bool)
+        return 0.0
     p = ((1 - support) * draws + 1) / (draws + 1)
-    ordered = np.sort(p)
-    passed = np.flatnonzero(ordered <= rate * np.arange(1, len(p) + 1) / len(p))
-    return p <= ordered[passed[-1]] if len(passed) else np.zeros(len(p), bool)
+    passed = np.flatnonzero(np.sort(p) <= rate * np.arange(1, len(p) + 1) / len(p))
+    if not len(passed):
+        return float("inf")
+    threshold = rate * (passed[-1] + 1) / len(p)  # every p under it stands, none above (step-up)
+    return float(1 - (threshold * (draws + 1) - 1) / draws) - 1e-9  # as a support; 1e-9: the rounding
+
+
+def false_call_cut(support: np.ndarray, rate: float, draws: int) -> np.ndarray:
+    """Which calls stand under `false_call_bar`. (K,) -> (K,) bool; rate 0 keeps every call."""
+    return support >= false_call_bar(support, rate, draws)
 
 
 def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:

@@ -191,7 +191,8 @@ def cache_line(run) -> None:
 @audit_command
 def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
          sufficiency: Annotated[Optional[float], typer.Option(
-             help="Fraction of the best audio-visual confidence a unimodal layer must reach "
+             help="Fraction of the best audio-visual layer's margin over the label's closest rival that a unimodal "
+                  "layer must reach "
                   f"[default: {THRESHOLDS.fraction:g}].")] = None,
          type_margin: Annotated[Optional[float], typer.Option(help="Name an event type only where its layer leads "
              f"the other audio-visual layers by this; else `audiovisual` [default: {THRESHOLDS.type_margin:g}; "

@@ -78,7 +78,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
                           min_support=min_support, truth=truth_record(people))
     per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
                                                 fraction=fraction, type_margin=type_margin,
-                                                min_support=min_support, video_noise=THRESHOLDS.video_noise)
+                                                min_support=min_support, video_noise=THRESHOLDS.video_noise,
+                                                false_call_rate=THRESHOLDS.false_call_rate)
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     statistics = layer_statistics(a.logits[position], labels)
     tables = {"bias_videos.csv": per_video.assign(**window), "bias_categories.csv": categories}

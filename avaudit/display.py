@@ -201,9 +201,11 @@ def show_bias(console, run) -> None:
         f"{k} {v}" for k, v in stats["uniquely_correct"].items())
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
     shown = {"category": "category", "layer": "layer", "group": "group",
-             "group_support": "support", "type_support": "type support", "type_margin": "type margin"}
+             "group_support": "support", "support_needed": "needed", "type_support": "type support",
+             "type_margin": "type margin"}
     categories = categories[[c for c in shown if c in categories.columns]]  # the rest: bias_categories.csv
-    per = Table(title="per category: its call and how sure it is (support: share of redraws that agree)")
+    per = Table(title="per category: its call and how sure it is (support: share of redraws that agree; needed: "
+                "the support a call needs in this run, the false-call cut included)")
     for name in categories.columns:
         per.add_column(shown[name], overflow="fold",
                        justify="left" if name in ("category", "layer", "group") else "right")

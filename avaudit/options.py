@@ -23,10 +23,12 @@ class Thresholds:
     """The decisions' settings and their defaults, chosen on the decision stress bench and our own planted tuning
     set (docs/decisions-bench.md, docs/decisions.md)."""
     rule: Rule = Rule.sufficiency  # recovers planted truth better than the paper's rule
-    fraction: float = 0.9  # of the best audio-visual confidence a unimodal layer must reach (sufficiency)
+    fraction: float = 0.7  # of the best audio-visual layer's margin over the label's closest rival a unimodal layer
+    # must reach (sufficiency; docs/decisions-bench.md)
     type_margin: float = 0.003  # an event type is named when its layer leads the other audio-visual layers by this
     min_support: float = 0.8  # a category's group or type less sure than this is unclear (docs/decisions-bench.md)
-    video_noise: float = 0.05  # a video whose call is this close to changing is not `clear` (docs/decisions-bench.md)
+    false_call_rate: float = 0.1  # groups are called so that at most this share is wrong by chance (Benjamini-Hochberg)
+    video_noise: float = 0.2  # a video whose margins are this close (in logits) to changing its call is not `clear`
     min_confidence: float = 0.3  # missing-label candidates below this are left out (docs/decisions-bench.md)
     min_precision: float = 0.7  # candidates estimated less precise are set apart (docs/decisions-bench.md)
     max_confusion: float | None = None  # a layer proposing a candidate this much on its label's other videos: set

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.bias import bias_audit, event_type_margin
+from avaudit.audits.bias import bias_audit, event_type_margin, sufficiency_modality
 from avaudit.audits.decisions import category_modality, softmax, vote
 from avaudit.audits.missing_labels import candidate_evidence, missing_label_candidates, split_confusions
 from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate
@@ -33,6 +33,7 @@ def today(draw, confidences):
     0.9), its type named where it leads by 0.003, no uncertainty; candidates with confusion < 0.1."""
     per_video, _, _ = bias_audit(draw.videos, confidences, draw.world.classes, rule="sufficiency", fraction=0.9)
     conf = per_video[[f"conf_{name}" for name in LAYERS]].to_numpy()
+    per_video["layer"] = sufficiency_modality(conf, fraction=0.9)  # on the confidences, as then
     column = per_video["layer"].map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, conf[np.arange(len(conf)), column], conf.max(axis=1))
     categories = category_modality(per_video["label"], per_video["layer"], weight, names=ASSIGNMENTS)
@@ -49,7 +50,8 @@ def shipped(draw, confidences):
     """The defaults the commands ship (avaudit.options.THRESHOLDS)."""
     _, categories, _ = bias_audit(draw.videos, confidences, draw.world.classes, rule="sufficiency",
                                   fraction=THRESHOLDS.fraction, type_margin=THRESHOLDS.type_margin,
-                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise)
+                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
+                                  false_call_rate=THRESHOLDS.false_call_rate)
     kept, _ = split_confusions(missing_label_candidates(draw.videos, confidences, draw.world.classes,
                                                         confidences=confidences,
                                                         min_confidence=THRESHOLDS.min_confidence),

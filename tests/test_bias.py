@@ -73,7 +73,7 @@ def test_under_the_paper_rule_a_category_takes_its_videos_majority_and_a_tie_goe
 
 def test_redundant_videos_make_a_redundant_category():
     videos = pd.DataFrame({"video_id": ["a", "b"], "path": ["a.mp4", "b.mp4"], "label": ["rain", "rain"]})
-    true_conf = np.array([[0.9, 0.1, 0.1, 0.9, 0.9], [0.8, 0.1, 0.1, 0.8, 0.75]])
+    true_conf = np.array([[0.9, 0.1, 0.1, 0.9, 0.9], [0.8, 0.1, 0.1, 0.8, 0.78]])
     _, categories, summary = bias_audit(videos, confidences_for([0, 0], true_conf), ["rain", "other"],
                                         rule="sufficiency", fraction=0.9)
     assert categories[["category", "layer", "group", "votes_redundant"]].values.tolist() == [

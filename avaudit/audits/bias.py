@@ -1,9 +1,11 @@
 """Modality bias (section 4.3, Table 3): which layer carries each video's and category's label.
 
-Under the sufficiency rule a category's group is called on its videos' mean confidences, with how
-sure the call is (`group_support`, `type_support`: `avaudit.audits.uncertainty`); a call less
-sure than `min_support` is `unclear` (group and type) or `audiovisual` (type only). Each video's
-own call carries a `margin`, how far its confidences are from changing it.
+Under the sufficiency rule a category's group is called on its videos' mean margins (each layer's
+capped log-confidence lead of the label over its closest rival: `avaudit.audits.uncertainty.rival_margins`),
+its type on the audio-visual layers' confidences in the label, with how sure each call is (`group_support`,
+`type_support`); a call less sure than `min_support`, or cut so that at most `false_call_rate` of the
+calls made are wrong by chance (`false_call_cut`), is `unclear` (group and type) or `audiovisual`
+(type only). Each video's own call carries a `margin`, how far its scores are from changing it.
 
 A category's event type (continuous, instant or onset) is named only when its layer leads the other
 audio-visual layers by a margin (`event_type_margin`); a continuous event saturates all three, and
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import category_modality, true_label_confidence
-from avaudit.audits.uncertainty import GROUP_CODES, call_support
+from avaudit.audits.uncertainty import GROUP_CODES, call_support, false_call_bar, rival_margins
 from avaudit.errors import UsageError
 from avaudit.vocab import (
     ASSIGNMENTS,
@@ -33,9 +35,10 @@ from avaudit.vocab import (
 )
 
 REDUNDANT = str(Group.redundant)
-SUPPORT_COLUMNS = ("group_support", "type_support", *(f"mean_{name}" for name in LAYERS))
-INFORMATIVE = 0.2  # a unimodal layer at this share of the best audio-visual one knows something: chosen on the bench
-LONE = 0.7  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
+SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", *(f"mean_{name}" for name in LAYERS))
+INFORMATIVE = 0.2  # a unimodal layer under this share of the best audio-visual margin knows nothing: the bench
+LONE = 0.6  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
+DRAWS = 400  # redraws of each category's means
 
 
 def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
@@ -99,37 +102,46 @@ def event_type_margin(labels: pd.Series, true_conf: np.ndarray, categories: pd.D
     return categories["category"].map(lead).to_numpy(float)
 
 
-def call_categories(categories: pd.Series, labels: pd.Series, true_conf: np.ndarray, *, fraction: float,
-                    min_support: float, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """The sufficiency rule on each category's mean confidences, with its support (`call_support`).
+def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarray, type_scores: np.ndarray, *,
+                    fraction: float, min_support: float, false_call_rate: float = 0.0,
+                    seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """The sufficiency rule on each category's mean margins, with its support (`call_support`).
 
-    categories (K,) their names; labels (N,) each video's category; true_conf (N, 5).
+    categories (K,) their names; labels (N,) each video's category; margins (N, 5) `rival_margins`;
+    type_scores (N, 5) what the type is read on (the layers' confidences in the label).
     Returns each category's layer (a group, or the leading audio-visual layer; `unclear` where the
-    group's support is under `min_support`, `audiovisual` where only the type's is) and a frame of
-    group_support, type_support (NaN outside the audio-visual group) and mean_<layer> per layer.
+    group's support is under `support_needed`, the larger of `min_support` and `false_call_bar` (min_support 0:
+    neither),
+    `audiovisual` where only the type's support is under `min_support`) and a frame of group_support,
+    support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
+    group) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
-    calls = call_support(codes, true_conf, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
-                          seed=seed)
+    calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
+                         type_scores=type_scores, draws=DRAWS, seed=seed)
     group = np.asarray(GROUP_CODES)[calls["group"]]
     audiovisual = group == str(Group.audiovisual)
     layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)
     type_support = np.where(audiovisual, calls["type_support"], np.nan)
     layer = np.where(audiovisual & (type_support < min_support), UNCLEAR_TYPE, layer)
-    layer = np.where(calls["group_support"] < min_support, UNCLEAR, layer)
-    support = pd.DataFrame({"group_support": calls["group_support"], "type_support": type_support,
+    cut = false_call_rate if min_support > 0 else 0.0  # min_support 0 decides every category, as it always did
+    needed = max(min_support, false_call_bar(calls["group_support"], cut, DRAWS))
+    layer = np.where(calls["group_support"] >= needed, layer, UNCLEAR)
+    support = pd.DataFrame({"group_support": calls["group_support"], "support_needed": needed,
+                            "type_support": type_support,
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
     return layer, support
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
-               fraction: float, type_margin: float = 0.0, min_support: float = 0.0,
-               video_noise: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               fraction: float, type_margin: float = 0.0, min_support: float = 0.0, video_noise: float = 0.0,
+               false_call_rate: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-video assignment, per-category assignment and the dataset's Table 3 row.
 
     videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
     paper: a category takes its videos' majority layer, as the paper does. sufficiency: a category
-    is called on its mean confidences (`call_categories`), `unclear` under `min_support`.
+    is called on its mean margins (`call_categories`), `unclear` under `min_support` or past the
+    `false_call_rate` cut, and each video on its own margins (`rival_margins`) with the same fraction.
     A category assigned an audio-visual layer keeps it when its `type_margin` column
     (`event_type_margin`) reaches `type_margin`, and becomes `audiovisual` (type unclear) otherwise;
     0 names every type, as the paper does. A video whose `margin` is under `video_noise` is not
@@ -137,12 +149,16 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
-    chosen = assign_videos(true_conf, rule=rule, fraction=fraction)
+    scores = true_conf
+    if rule == "sufficiency":
+        present = np.unique(labels)
+        scores = rival_margins(confidences, np.searchsorted(present, labels), present)
+    chosen = assign_videos(scores, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
         layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())
     for i, name in enumerate(LAYERS):
         per_video[f"conf_{name}"] = true_conf[:, i]
-    per_video["margin"] = video_margin(true_conf, rule=rule, fraction=fraction)
+    per_video["margin"] = video_margin(scores, rule=rule, fraction=fraction)
     per_video["clear"] = per_video["margin"] >= video_noise
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
@@ -150,8 +166,9 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     categories = category_modality(per_video["label"], chosen, weight, names=ASSIGNMENTS)
     support = pd.DataFrame(np.nan, index=categories.index, columns=SUPPORT_COLUMNS)
     if rule == "sufficiency":
-        categories["layer"], support = call_categories(categories["category"], per_video["label"], true_conf,
-                                                       fraction=fraction, min_support=min_support)
+        categories["layer"], support = call_categories(categories["category"], per_video["label"], scores,
+                                                       true_conf, fraction=fraction,
+                                                       min_support=min_support, false_call_rate=false_call_rate)
     categories["type_margin"] = event_type_margin(per_video["label"], true_conf, categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE

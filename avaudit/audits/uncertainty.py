@@ -1,7 +1,15 @@
 """How sure a category's call is: the sufficiency rule on the category's mean per-layer scores, redrawn.
 
-A category's five layer means (its videos' confidences in its label, or their top-1 hits) are
-estimated from its own videos; by the central limit theorem they are close to normal around the
+The scores are each layer's margin of the video's label over the label's closest rival for that
+layer (`rival_margins`), log(confidence in the label / confidence in the rival) capped at CAP: a
+layer that cannot tell the label from a category sharing its sound or sight scores near 0 however
+confident it is (its confidence alone is as high as the audio-visual layers' on a weak model); a
+difference of logits shrinks in proportion as a model weakens, where confidences all sink towards
+chance together and their ratios to 1; and the cap keeps a layer that is 99.99% sure from
+out-scoring one that is 98% sure (the shipped model's audio-visual layers run on a larger logit
+scale than its audio layer: uncapped, its audio categories were called audio-visual).
+A category's five layer means are estimated from its own videos; by the central limit theorem they
+are close to normal around the
 truth with the covariance of the videos' scores over n. Redrawing the five means from that normal
 (a parametric bootstrap over the category's videos, every category at once) and calling the group
 and the type on each draw says how often the same call comes out: the call's `support`. A normal
@@ -16,10 +24,12 @@ import numpy as np
 
 from avaudit.vocab import AV_LAYERS, LAYERS
 
-GROUP_CODES = ("audiovisual", "audio", "visual", "redundant")
+GROUP_CODES = ("audiovisual", "audio", "visual", "redundant", "unclear")  # unclear: no layer singles it out
 AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 N_AV = len(AV_LAYERS)
-SURE = 0.5  # audio-visual layers this confident in the label are right more often than not: chosen on the bench
+CAP = float(np.log(0.98 / 0.02))  # a layer this much surer of the label than of its rival singles it out: bench
+FLOOR = 1e-12  # confidences are clipped here before their log
+RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
@@ -27,21 +37,79 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float,
                 lone: float) -> tuple[np.ndarray, np.ndarray]:
     """The sufficiency rule on category means. (..., 5) -> (group code (...), leading AV layer (...)).
 
-    A unimodal layer carries the category when its mean reaches `fraction` of the best
-    audio-visual layer's (it suffices), or when the other unimodal layer stays under `informative`
-    of it (the other modality knows nothing of the category: a weak visual layer is still the one
-    that sees a visual category) while this one reaches `informative` of it, or `lone` where the
-    best audio-visual mean reaches SURE. Audio-visual layers that sure are right, and a unimodal
-    layer at about half of them may be splitting its confidence with a category that shares its
-    sound or sight: the mark of an audio-visual grid category whose other layer is weak, not of a
-    unimodal one. Codes index GROUP_CODES.
+    A unimodal layer carries the category when its mean margin reaches `fraction` of the best
+    audio-visual layer's (it suffices), or `lone` of it while the other unimodal layer stays under
+    `informative` of it (the other modality knows nothing of the category: a weak visual layer is
+    still the one that sees a visual category). No layer with a positive mean: `unclear`, nothing
+    singles the category out. Codes index GROUP_CODES.
     """
     best = means[..., :N_AV].max(axis=-1)
     audio, visual = means[..., AUDIO], means[..., VISUAL]
-    alone = np.where(best >= SURE, lone, informative) * best  # what a layer needs to carry it alone
-    audio_ok = (audio >= fraction * best) | ((audio >= alone) & (visual < informative * best))
-    visual_ok = (visual >= fraction * best) | ((visual >= alone) & (audio < informative * best))
-    return audio_ok * 1 + visual_ok * 2, means[..., :N_AV].argmax(axis=-1)
+    audio_ok = (audio >= fraction * best) | ((audio >= lone * best) & (visual < informative * best))
+    visual_ok = (visual >= fraction * best) | ((visual >= lone * best) & (audio < informative * best))
+    group = np.where(means.max(axis=-1) > 0, audio_ok * 1 + visual_ok * 2, GROUP_CODES.index("unclear"))
+    return group, means[..., :N_AV].argmax(axis=-1)
+
+
+def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each layer's margin (`margin`) of each video's label over the label's closest rival. (N, 5), at most CAP.
+
+    confidences (N, 5, C); codes (N,) each video's category index; classes (K,) each category's class
+    index. Category k's rival for layer l is the other category on whose own videos l is most confident
+    in k: chosen on the rival's videos and measured on k's, so noise does not pick the rival that
+    happens to score high on k's videos, and a sound that goes with every video of k (a label missing
+    from the whole class) is no rival, as the rival's own videos lack it. Where no other category has
+    videos, the rival is each video's most confident other class. Rivals are chosen on each category's
+    first RIVAL_SAMPLE videos; every video's margin is measured.
+    """
+    codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
+    n, n_layers, _ = confidences.shape
+    k = len(classes)
+    label = classes[codes]
+    own = np.take_along_axis(confidences, np.repeat(label[:, None, None], n_layers, 1), -1)[..., 0]
+    counts = np.bincount(codes, minlength=k)
+    if (counts > 0).sum() < 2:  # nobody to be confused with: the video's own closest class
+        others = confidences.copy()
+        others[np.arange(n), :, label] = -np.inf
+        return margin(own, others.max(axis=-1, initial=-np.inf))
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.cumsum(counts)[:-1])  # each category's videos: one small copy at a time
+    means = np.stack([confidences[rows[:RIVAL_SAMPLE]][:, :, classes].mean(axis=0) if len(rows)
+                      else np.zeros((n_layers, k)) for rows in members])  # (K, 5, K)
+    towards = means.transpose(2, 1, 0)  # [x, l, y]: on category y's videos, layer l's mean confidence in x
+    towards[:, :, counts == 0] = -np.inf
+    towards[np.arange(k), :, np.arange(k)] = -np.inf
+    rival = classes[towards.argmax(axis=-1)]  # (K, 5) class indices
+    return margin(own, np.take_along_axis(confidences, rival[codes][..., None], -1)[..., 0])
+
+
+def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """log(own / other), capped at CAP: a difference of logits, which a weaker model shrinks in proportion."""
+    return np.minimum(np.log(np.maximum(own, FLOOR)) - np.log(np.maximum(other, FLOOR)), CAP)
+
+
+def false_call_bar(support: np.ndarray, rate: float, draws: int) -> float:
+    """The support a call needs when at most `rate` of the calls made may be wrong by chance. (K,) -> float.
+
+    Benjamini-Hochberg over the categories, with each call's p-value its redraws' disagreement
+    ((disagreeing + 1) / (draws + 1)): among hundreds of categories that the evidence cannot settle some
+    agree with themselves 80% of the time by chance alone, so the bar rises with the number of unsure
+    categories, and falls back to `min_support` alone where most calls are clear. 0 (rate 0, or no
+    categories): no bar; inf: no call stands.
+    """
+    if rate <= 0 or not len(support):
+        return 0.0
+    p = ((1 - support) * draws + 1) / (draws + 1)
+    passed = np.flatnonzero(np.sort(p) <= rate * np.arange(1, len(p) + 1) / len(p))
+    if not len(passed):
+        return float("inf")
+    threshold = rate * (passed[-1] + 1) / len(p)  # every p under it stands, none above (step-up)
+    return float(1 - (threshold * (draws + 1) - 1) / draws) - 1e-9  # as a support; 1e-9: the rounding
+
+
+def false_call_cut(support: np.ndarray, rate: float, draws: int) -> np.ndarray:
+    """Which calls stand under `false_call_bar`. (K,) -> (K,) bool; rate 0 keeps every call."""
+    return support >= false_call_bar(support, rate, draws)
 
 
 def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
@@ -71,20 +139,32 @@ def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tup
     return n, mean, cov
 
 
+def redraw(codes: np.ndarray, scores: np.ndarray, n_groups: int, draws: int,
+           seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count (K,), mean (K, w), `draws` redrawn means (draws, K, w)) of each group's scores (N, w)."""
+    n, mean, cov = grouped_moments(codes, np.asarray(scores, float), n_groups)
+    root = np.linalg.cholesky(cov)  # (K, w, w); the diagonal prior keeps it positive definite
+    noise = np.random.default_rng(seed).standard_normal((draws, n_groups, scores.shape[1]))
+    return n, mean, mean[None] + np.einsum("kij,dkj->dki", root, noise)
+
+
 def call_support(codes: np.ndarray, scores: np.ndarray, n_groups: int, *, fraction: float, informative: float,
-                 lone: float, draws: int = 400, seed: int = 0) -> dict[str, np.ndarray]:
+                 lone: float, type_scores: np.ndarray | None = None, draws: int = 400,
+                 seed: int = 0) -> dict[str, np.ndarray]:
     """Each group's call on its mean scores and how often redrawn means give the same one.
 
-    codes (N,) each video's category index in [0, n_groups); scores (N, 5) its layers' scores.
-    Returns per category (K,): n, means (K, 5), group (a GROUP_CODES code), layer (the leading
-    audio-visual layer's index), group_support and type_support (shares of `draws`), seeded.
+    codes (N,) each video's category index in [0, n_groups); scores (N, 5) its layers' scores, on
+    which the group is called; type_scores (N, 3 or more) the audio-visual layers' scores on which
+    the type is read (default: scores). Returns per category (K,): n, means (K, 5), group (a
+    GROUP_CODES code), layer (the leading audio-visual layer's index), group_support and
+    type_support (shares of `draws`), seeded.
     """
-    n, mean, cov = grouped_moments(codes, np.asarray(scores, float), n_groups)
+    n, mean, drawn = redraw(codes, scores, n_groups, draws, seed)
     group, layer = call_groups(mean, fraction=fraction, informative=informative, lone=lone)
-    root = np.linalg.cholesky(cov)  # (K, 5, 5); the diagonal prior keeps it positive definite
-    noise = np.random.default_rng(seed).standard_normal((draws, n_groups, scores.shape[1]))
-    drawn = mean[None] + np.einsum("kij,dkj->dki", root, noise)
     drawn_group, drawn_layer = call_groups(drawn, fraction=fraction, informative=informative, lone=lone)
+    if type_scores is not None:
+        _, type_mean, type_drawn = redraw(codes, np.asarray(type_scores)[:, :N_AV], n_groups, draws, seed + 1)
+        layer, drawn_layer = type_mean.argmax(axis=-1), type_drawn.argmax(axis=-1)
     return {"n": n, "means": mean, "group": group, "layer": layer,
             "group_support": (drawn_group == group[None]).mean(axis=0),
             "type_support": (drawn_layer == layer[None]).mean(axis=0)}

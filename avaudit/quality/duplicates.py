@@ -34,8 +34,15 @@ def band_candidates(hashes: np.ndarray, usable: np.ndarray, *, band_bytes: int) 
         keys = (band << (8 * np.arange(band_bytes, dtype=np.uint64))).sum(axis=1)
         pairs = _equal_key_pairs(keys, rows)
         coded.append(pairs[:, 0] * len(hashes) + pairs[:, 1])  # one int64 a pair: half the memory of (i, j)
-    coded = np.unique(np.concatenate(coded))
+    coded = _distinct(np.concatenate(coded))
     return np.stack([coded // len(hashes), coded % len(hashes)], axis=1)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct int64 values: a sort in place, several times faster than np.unique's hashing on
+    tens of millions of candidate pairs (numpy 2.4)."""
+    values.sort()
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
 
 
 def _equal_key_pairs(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -98,7 +105,7 @@ def candidate_pairs(signatures: np.ndarray, digests: np.ndarray | None) -> tuple
     pairs = np.concatenate([band_candidates(pictures, has_picture, band_bytes=PICTURE_BAND_BYTES),
                             band_candidates(sounds, has_sound, band_bytes=SOUND_BAND_BYTES),
                             _digest_pairs(digests, n)])
-    coded = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    coded = _distinct(pairs[:, 0] * n + pairs[:, 1])
     return coded // n, coded % n
 
 

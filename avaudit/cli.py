@@ -335,10 +335,13 @@ def make_samples(
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
     co_occur: Annotated[int, typer.Option(help="Visual-only categories (0-2) whose every clip also carries an "
                                                "audio-only category's sound, unlabelled.")] = 0,
+    confounders: Annotated[bool, typer.Option(
+        "--confounders", help="Also plant still, silent and duplicate clips (confounders_truth.csv).")] = False,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
     from avaudit.display import AuditProgress, safe
     from avaudit.planted import make_samples as plant
+    from avaudit.planted_confounders import KINDS, PER_KIND
 
     if clips < 1 or two_event < 0:
         fail(f"--clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}")
@@ -346,8 +349,11 @@ def make_samples(
         fail(f"--co-occur must be 0, 1 or 2 (there are two visual-only categories), not {co_occur}")
     with AuditProgress("writing clips") as progress:
         result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event,
-                       co_occur=co_occur, on_event=progress)
+                       co_occur=co_occur, on_event=progress, confounders=PER_KIND if confounders else 0)
     console().print(f"planted set written to {safe(out)}: {safe(str(result))}", soft_wrap=True)
+    if confounders:
+        console().print(f"{len(KINDS) * PER_KIND} confounders planted beside them: manifest.csv gives every clip's "
+                        "split, confounders_truth.csv what was planted where", soft_wrap=True)
 
 
 @app.command(cls=PlainUsage)

@@ -259,11 +259,14 @@ def _write_tables(root: Path, plans: list[ClipPlan], *, seed: int, command: str)
 
 def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_event_per_category: int = 2,
                  size: int = 64, seconds: float = 10.0, fps: int = 10, sample_rate: int = 16000,
-                 co_occur: int = 0, on_event: Callable[[str, dict], None] | None = None) -> SampleSet:
+                 co_occur: int = 0, on_event: Callable[[str, dict], None] | None = None,
+                 confounders: int = 0) -> SampleSet:
     """Write the planted set to `out` (new or empty folder): `<category>/<category>_<nnn>.mp4` plus
     truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files. `co_occur`
     (0-2) visual-only categories carry an audio-only category's sound in every clip, unlabelled
     (co_occurring). `on_event` hears ("start", {"total": clips}) and then ("advance", {"n": 1}) per clip.
+    `confounders` > 0 adds that many clips of each avaudit.planted_confounders.KINDS, with manifest.csv
+    and confounders_truth.csv.
 
     The set is built in a hidden folder beside `out` and renamed into place, so an interrupted
     run never leaves a half set at `out`; a location that cannot be written is an AvauditError.
@@ -282,7 +285,7 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
     plans = plan_clips(np.random.default_rng(seed), clips_per_category=clips_per_category,
                        two_event_per_category=two_event_per_category, size=size, seconds=seconds,
                        co_occur=co_occur)
-    command = f"avaudit make-samples OUT --seed {seed}" + (f" --co-occur {co_occur}" if co_occur else "")
+    command = f"avaudit make-samples OUT --seed {seed}" + (f" --co-occur {co_occur}" if co_occur else "") + (" --confounders" if confounders else "")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +295,9 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
     try:
         _write_set(tmp, plans, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate, seed=seed,
                    command=command, on_event=on_event or (lambda kind, info: None))
+        if confounders:
+            _plant_confounders(tmp, plans, per_kind=confounders, size=size, seconds=seconds, fps=fps,
+                               sample_rate=sample_rate, seed=seed)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -312,3 +318,15 @@ def _write_set(root: Path, plans: list[ClipPlan], *, size: int, seconds: float, 
         _make_clip(plan, root=root, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate)
         on_event("advance", {"n": 1})
     _write_tables(root, plans, seed=seed, command=command)
+
+
+def _plant_confounders(root: Path, plans: list[ClipPlan], *, per_kind: int, size: int, seconds: float, fps: int,
+                       sample_rate: int, seed: int) -> None:
+    from avaudit.planted_confounders import add_confounders
+
+    def redraw(rng: np.random.Generator, plan: ClipPlan) -> ClipPlan:
+        return plan_clip(rng, path=plan.path, label=plan.label, modality=plan.modality, sound=plan.sound,
+                         sight=plan.sight, missing="", size=size, seconds=seconds)
+
+    add_confounders(root, plans, per_kind=per_kind, seed=seed, redraw=redraw, fps=fps, sample_rate=sample_rate,
+                    render=lambda plan: render_clip(plan, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate))

@@ -130,8 +130,6 @@ def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
 
 
 def measure(n: int, tmp: Path) -> None:
-    import numpy as np
-
     from avaudit import commands
     from avaudit.inference.cache import LogitCache, model_fingerprint
     from avaudit.inference.logits import checkpoint_info
@@ -154,7 +152,7 @@ def measure(n: int, tmp: Path) -> None:
     absent = stages.run("read, media absent", lambda: read_manifest(data, root=empty))
     assert len(absent.table) == 0 and len(absent.skipped) == n, (len(absent.table), len(absent.skipped))
     stages.run("skipped list", lambda: write_csv(absent.skipped, tmp / "skipped.csv"))
-    del absent
+    absent = None  # its memory back before the next stage
     manifest_memo, keys_memo = {}, {}
     stand_ins(manifest_memo, keys_memo)
     from avaudit.inference import logits as logits_module
@@ -166,7 +164,7 @@ def measure(n: int, tmp: Path) -> None:
         table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy()))
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     files = stages.run("cache fill", lambda: fill_cache(cache_dir, keys, labels, len(classes)))
-    del labels
+    labels = None
 
     def lookup():
         cache = LogitCache(cache_dir, model_fingerprint(MODEL), n_classes=len(classes))

@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ class Manifest:
     more_lines: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # row -> its video's further records
     labels_named: frozenset[str] = frozenset()  # every label DATA names, videos without media included
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, labels left unnamed
-    spans: list[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
+    spans: Sequence[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
 
 
 def _named_path(p: Row) -> str:
@@ -70,23 +71,60 @@ def _named_path(p: Row) -> str:
     return os.path.join(p.places[0][0], p.places[0][1] + p.exts[0])
 
 
-def _inside(place: tuple[str, str], prefix: str) -> bool:
-    return os.path.normpath(os.path.join(*place)).startswith(prefix)
+class _Inside:
+    """Whether a place is inside the media root; a folder is judged once, whatever its number of files."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self._folders = prefix, {}
+
+    def __call__(self, place: tuple[str, str]) -> bool:
+        folder, stem = place
+        if not stem or stem in (".", "..") or os.sep in stem or (os.altsep and os.altsep in stem):
+            return os.path.normpath(os.path.join(folder, stem)).startswith(self.prefix)
+        if folder not in self._folders:  # a plain file name: its folder decides
+            self._folders[folder] = os.path.normpath(os.path.join(folder, "x")).startswith(self.prefix)
+        return self._folders[folder]
 
 
 class _Video:
-    """A video while its records are gathered: the first record's row, lines, parse and text, all labels,
-    and its further records (row, text, lines)."""
-    __slots__ = ("row", "span", "parsed", "raw", "labels", "more")
+    """A video while its records are gathered: its first record's row, lines and text, the path it names,
+    its window, all labels and its further records (row, text, lines); then what became of its media:
+    the file found (`path`, with the first record's split and extras), or a skip (`reason`, `detail`)."""
+    __slots__ = ("row", "span", "raw", "labels", "more", "named", "start", "end", "split", "extras", "path",
+                 "reason", "detail")
 
-    def __init__(self, row: int, span: Span, parsed: Row, raw: str, labels: list[str]):
-        self.row, self.span, self.parsed, self.raw, self.labels = row, span, parsed, raw, labels
+    def __init__(self, row: int, span: Span, raw: str, labels: list[str], p: Row):
+        self.row, self.span, self.raw, self.labels, self.named = row, span, raw, labels, _named_path(p)
+        self.start, self.end, self.split, self.extras = p.start, p.end, p.split, p.extras
         self.more: list[tuple[int, str, Span]] = []
+        self.path = self.reason = self.detail = None
 
     def lines(self) -> str:
         """Where a detail says the video is listed: 'line 3', or 'line 3 (also lines 7-8)'."""
         also = f" (also {', '.join(where(span) for _, _, span in self.more)})" if self.more else ""
         return where(self.span) + also
+
+
+class Spans(Sequence):
+    """Each row's (first, last) line, two integers a row (a list of tuples costs ten times that)."""
+
+    def __init__(self) -> None:
+        self._first, self._last = array("q"), array("q")
+
+    def append(self, span: Span) -> None:
+        self._first.append(span[0])
+        self._last.append(span[1])
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        return self._first[row], self._last[row]
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
 
 
 def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
@@ -100,26 +138,50 @@ def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
 
 def _repeat(p: Row, seen: _Video, fmt: Format) -> str | None:
     """Why a record of an id already listed is not merged into its video; None to merge it."""
-    named, before = os.path.basename(_named_path(p)), os.path.basename(_named_path(seen.parsed))
+    named, before = os.path.basename(_named_path(p)), os.path.basename(seen.named)
     if fmt.names_files and named != before:
         return (f"{echo(named)} has the id {echo(p.video_id)} of {echo(before)} on {where(seen.span)} "
                 f"(an id is the path without its extension); rename one to audit both")
     new = [label for label in p.labels.split(";") if label and label not in seen.labels]
-    same = all(a == b or (math.isnan(a) and math.isnan(b))
-               for a, b in ((p.start, seen.parsed.start), (p.end, seen.parsed.end)))
+    same = all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in ((p.start, seen.start), (p.end, seen.end)))
     if fmt.events or (new and same):  # another event, or the same clip under another label
         return None
     why = "already listed" if same else "already listed with another window"
     return f"{echo(p.video_id)} {why} on {where(seen.span)}"
 
 
+def _locate(v: _Video, p: Row, root: str, finder: Finder, inside: _Inside | None, missing: list[str]) -> None:
+    """Find a video's media file when its first record is read: its `path`, or why it is skipped (the
+    detail's lines are named once all records are read, since later ones may add some)."""
+    places = p.places if inside is None else tuple(filter(inside, p.places))
+    if not places:
+        v.reason, v.detail = Skip.outside_root, (f"{echo(v.named, PATH_ECHO)} is outside the media root {root}; "
+                                                 f"pass a --root that holds it, or --allow-outside-root")
+        return
+    path, refused = finder.find(places, p.exts)
+    if path is None:
+        v.reason, v.detail = (Skip.unreadable_file, refused) if refused else (Skip.missing_file, _tried(p, places))
+        if not refused and not missing:  # the note's example
+            missing.append(v.named)
+        return
+    if printable(path) != path:
+        v.named, v.reason = path, Skip.bad_name
+        v.detail = f"{echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"
+        return
+    v.path = path
+
+
 def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root: bool):
-    """(table, skipped, more_lines, labels named, found-files note): every listed video lands in
-    exactly one of table and skipped; a video's records after its first are merged into it."""
+    """(table, skipped, more_lines, labels named, found-files note, spans): every listed video lands in
+    exactly one of table and skipped; a video's records after its first are merged into it. Records are
+    read one at a time and each video's file looked for at its first record, so no parse outlives its record."""
     videos: dict[str, _Video] = {}
     skipped: list[tuple] = []  # (row, video_id, path, reason, detail)
     named: set[str] = set()
+    spans, missing, n_missing = Spans(), [], 0
+    inside = None if allow_outside_root else _Inside(os.path.join(root, ""))
     for row, (span, raw, p) in enumerate(entries):
+        spans.append(span)
         if not isinstance(p, Row):
             skipped.append((row, "", "", *p))
             continue
@@ -127,7 +189,9 @@ def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
         named.update(labels)
         seen = videos.get(p.video_id)
         if seen is None:
-            videos[p.video_id] = _Video(row, span, p, raw, labels)
+            videos[p.video_id] = v = _Video(row, span, raw, labels, p)
+            _locate(v, p, root, finder, inside, missing)
+            n_missing += v.reason == Skip.missing_file
             continue
         why = _repeat(p, seen, fmt)
         if why is None:
@@ -135,36 +199,20 @@ def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
             seen.more.append((row, raw, span))
             continue
         skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id, f"{where(span)}: {why}"))
-    records, more, missing = [], {}, []
-    prefix = os.path.join(root, "")
-    for v in videos.values():
-        p = v.parsed
-        named_path = _named_path(p)
-        places = p.places if allow_outside_root else tuple(pl for pl in p.places if _inside(pl, prefix))
-        if not places:
-            skipped.append((v.row, p.video_id, named_path, Skip.outside_root,
-                            f"{v.lines()}: {echo(named_path, PATH_ECHO)} is outside the media root {root}; pass a "
-                            f"--root that holds it, or --allow-outside-root"))
+    records, more = [], {}
+    for video_id, v in videos.items():
+        if v.path is None:
+            skipped.append((v.row, video_id, v.named, v.reason, f"{v.lines()}: {v.detail}"))
             continue
-        path, refused = finder.find(places, p.exts)
-        if path is None:
-            if refused:
-                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{v.lines()}: {refused}"))
-            else:
-                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{v.lines()}: {_tried(p, places)}"))
-                missing.append(named_path)
-            continue
-        if printable(path) != path:
-            skipped.append((v.row, p.video_id, path, Skip.bad_name,
-                            f"{v.lines()}: {echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"))
-            continue
-        records.append((p.video_id, path, ";".join(v.labels), p.start, p.end, p.split, v.row, v.raw, *p.extras))
+        records.append((video_id, v.path, ";".join(v.labels), v.start, v.end, v.split, v.row, v.raw, *v.extras))
         if v.more:
             more[v.row] = [(row, raw) for row, raw, _ in v.more]
-    note = (f"{len(records):,} of {plural(len(records) + len(missing), 'file')} found under {root}; "
+    videos.clear()
+    n_found = len(records)
+    note = (f"{n_found:,} of {plural(n_found + n_missing, 'file')} found under {root}; "
             f"e.g. {echo(str(missing[0]), PATH_ECHO)}" if missing else None)
     skipped.sort(key=lambda s: s[0])
-    return _table(records, fmt.extras), _skipped([s[1:] for s in skipped]), more, frozenset(named), note
+    return _table(records, fmt.extras), _skipped([s[1:] for s in skipped]), more, frozenset(named), note, spans
 
 
 def _dtypes(columns) -> dict:
@@ -237,6 +285,7 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     except OSError as e:
         raise ManifestError(f"{data}: cannot read ({e.strerror})") from None
     lines = text.split("\n")
+    del text  # the lines hold it (each record's text is its line), and a manifest may run to gigabytes
     newline = "\r\n" if lines[0].endswith("\r") else "\n"
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -253,14 +302,14 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     elif classes is not None:
         raise ManifestError(f"{data}: --classes names the labels of an AudioSet segments CSV; DATA is a "
                             f"{fmt.name} manifest")
-    entries = list(read_records(lines, first + n_header, fmt, str(media_root)))
-    if not entries:
-        raise ManifestError(f"{data}: the manifest lists no videos, only a header")
-    table, skipped, more, named, found = _build(entries, fmt, str(media_root), Finder(),
-                                                allow_outside_root=allow_outside_root)
     header = newline.join(line.removesuffix("\r") for line in lines[first : first + n_header]) if n_header else None
+    table, skipped, more, named, found, spans = _build(read_records(lines, first + n_header, fmt, str(media_root)),
+                                                       fmt, str(media_root), Finder(),
+                                                       allow_outside_root=allow_outside_root)
+    if not spans:
+        raise ManifestError(f"{data}: the manifest lists no videos, only a header")
     return Manifest(fmt.name, data, media_root, table, skipped, header, newline, more, named,
-                    ([found] if found else []) + notes, [span for span, _, _ in entries])
+                    ([found] if found else []) + notes, spans)
 
 
 def write_subset(

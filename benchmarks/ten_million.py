@@ -1,6 +1,6 @@
 """Ten million rows on one machine: every stage of an audit of a large Kinetics CSV, its time and peak memory.
 
-    python benchmarks/ten_million.py [N ...]        (default: 1,000,000 and 10,000,000 rows)
+    python benchmarks/ten_million.py [N ...] [--upto read|cache|all]   (default: 1,000,000 and 10,000,000 rows)
 
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
 (`label,youtube_id,time_start,time_end,split`, labels of three words, quoted as the release quotes
@@ -129,7 +129,7 @@ def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
     return sum(len(files) for _, _, files in os.walk(cache.dir))
 
 
-def measure(n: int, tmp: Path) -> None:
+def measure(n: int, tmp: Path, upto: str) -> None:
     from avaudit import commands
     from avaudit.inference.cache import LogitCache, model_fingerprint
     from avaudit.inference.logits import checkpoint_info
@@ -153,6 +153,8 @@ def measure(n: int, tmp: Path) -> None:
     assert len(absent.table) == 0 and len(absent.skipped) == n, (len(absent.table), len(absent.skipped))
     stages.run("skipped list", lambda: write_csv(absent.skipped, tmp / "skipped.csv"))
     absent = None  # its memory back before the next stage
+    if upto == "read":
+        return print(json.dumps({"n": n, "stages": stages.rows}), flush=True)
     manifest_memo, keys_memo = {}, {}
     stand_ins(manifest_memo, keys_memo)
     from avaudit.inference import logits as logits_module
@@ -172,6 +174,9 @@ def measure(n: int, tmp: Path) -> None:
         assert found.all(), f"{(~found).sum()} rows not found in the cache"
 
     stages.run("cache lookup", lookup)
+    print(f"{n:>12,} rows  cache files {files:,}", flush=True)
+    if upto == "cache":
+        return print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
     options = dict(root=empty, model=MODEL, cache_dir=cache_dir, device="cpu")
     stages.run("bias", lambda: commands.bias(data, out=out / "bias", **options))
     stages.run("predict", lambda: commands.predict(data, out=out / "predict", **options))
@@ -179,20 +184,21 @@ def measure(n: int, tmp: Path) -> None:
     stages.run("retarget (of the bias run)", lambda: commands.retarget(
         keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
     stages.run("report", lambda: build_report(out))
-    print(f"{n:>12,} rows  cache files {files:,}", flush=True)
     print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--upto", choices=("read", "cache", "all"), default="all",
+                        help="the last group of stages to run: the manifest reads, the cache, or all [all]")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return measure(args.rows[0], args.child)
+        return measure(args.rows[0], args.child, args.upto)
     for n in args.rows:
         with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
-            subprocess.run([sys.executable, __file__, str(n), "--child", tmp], check=True)
+            subprocess.run([sys.executable, __file__, str(n), "--child", tmp, "--upto", args.upto], check=True)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,9 @@ def check_a_subset_of_every_row_reads_back_the_same(text: str) -> None:
             assert back.table[["raw", "labels"]].values.tolist() == m.table[["raw", "labels"]].values.tolist()
 
 
-# the edit loop's draw is the same every run (a fast tier that fails at random helps no one); the slow tier explores
+# the edit loop's draw is the same every run (a fast tier that fails at random helps no one); the slow tier explores.
+# The settings wrap the test that `given` makes (wrapping `given` itself left them unapplied: a 200 ms deadline
+# and random draws)
 FAST = settings(max_examples=5, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,19 +139,19 @@ MANY = settings(max_examples=600, deadline=None, database=None, suppress_health_
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_every_line_of_any_manifest_is_accounted_for_once(name):
-    FAST(given(manifests(name)))(lambda text: check_every_line_accounted_for(text, name))()
+    FAST(given(manifests(name))(lambda text: check_every_line_accounted_for(text, name)))()
 
 
 @pytest.mark.slow  # retarget's write-back, one format at a time; the edit loop keeps the line accounting above
 @pytest.mark.parametrize("name", FORMATS)
 def test_the_rows_of_any_manifest_written_back_read_back_the_same(name):
-    FAST(given(manifests(name)))(check_a_subset_of_every_row_reads_back_the_same)()
+    FAST(given(manifests(name))(check_a_subset_of_every_row_reads_back_the_same))()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FORMATS)
 def test_every_line_of_any_manifest_is_accounted_for_once_many_examples(name):
-    MANY(given(manifests(name)))(lambda text: check_every_line_accounted_for(text, name))()
+    MANY(given(manifests(name))(lambda text: check_every_line_accounted_for(text, name)))()
 
 
 folder_name = st.one_of(st.sampled_from(["dog", "air drumming", "rock;paper", "x.mp4", ".cache", "train"]),

@@ -209,7 +209,7 @@ class LogitCache:
         mine = self.dir / self._own
         if mine.exists():
             self._read_entries(mine)
-        end = self._read_to.get(mine.name, (0, 0))[1]
+        end = self._read_to.get(mine.name, (0, 0))[1] if mine.exists() else 0  # removed by hand: a new file
         for record in records:
             end = entries.append(mine, record, end=end)
         self._read_to[mine.name] = (mine.stat().st_ino, end)

@@ -54,7 +54,7 @@ def append(path: Path, arrays: Arrays, *, end: int) -> int:
     """Append one record after the first `end` bytes of `path` (anything after them, a torn record, is cut
     off first), durably; returns the new end. The caller holds the folder's lock."""
     with open(path, "ab") as handle:
-        if handle.tell() != end:
+        if handle.tell() > end:  # append mode writes at the end, so the torn tail goes first
             handle.truncate(end)
             handle.seek(end)
         for part in encode(arrays):

@@ -16,7 +16,6 @@ import csv
 import io
 import math
 import os
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,24 +24,22 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.media.folders import PATH_ECHO, Finder, list_clips, printable
+from avaudit.media.folders import Finder, list_clips, printable
 from avaudit.media.formats import (
     CLASS_INDEX,
     EXPECTED,
     FORMATS,
     MEDIA_EXTENSIONS,
-    Format,
     ManifestError,
-    Row,
     audioset,
     csv_fields,
     detect,
-    echo,
     read_class_index,
 )
-from avaudit.media.records import Span, read_records, where
+from avaudit.media.listing import build
+from avaudit.media.records import Lines, Span, read_records
 from avaudit.outputs import atomic_write_text, csv_text
-from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
+from avaudit.vocab import SKIPPED_COLUMNS, Skip
 
 __all__ = ["COLUMNS", "FORMATS", "MEDIA_EXTENSIONS", "Manifest", "ManifestError", "read_manifest", "write_subset"]
 COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
@@ -66,162 +63,8 @@ class Manifest:
     spans: Sequence[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
 
 
-def _named_path(p: Row) -> str:
-    """The path a row names in the dataset's own layout: its first place."""
-    return os.path.join(p.places[0][0], p.places[0][1] + p.exts[0])
-
-
-class _Inside:
-    """Whether a place is inside the media root; a folder is judged once, whatever its number of files."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix, self._folders = prefix, {}
-
-    def __call__(self, place: tuple[str, str]) -> bool:
-        folder, stem = place
-        if not stem or stem in (".", "..") or os.sep in stem or (os.altsep and os.altsep in stem):
-            return os.path.normpath(os.path.join(folder, stem)).startswith(self.prefix)
-        if folder not in self._folders:  # a plain file name: its folder decides
-            self._folders[folder] = os.path.normpath(os.path.join(folder, "x")).startswith(self.prefix)
-        return self._folders[folder]
-
-
-class _Video:
-    """A video while its records are gathered: its first record's row, lines and text, the path it names,
-    its window, all labels and its further records (row, text, lines); then what became of its media:
-    the file found (`path`, with the first record's split and extras), or a skip (`reason`, `detail`)."""
-    __slots__ = ("row", "span", "raw", "labels", "more", "named", "start", "end", "split", "extras", "path",
-                 "reason", "detail")
-
-    def __init__(self, row: int, span: Span, raw: str, labels: list[str], p: Row):
-        self.row, self.span, self.raw, self.labels, self.named = row, span, raw, labels, _named_path(p)
-        self.start, self.end, self.split, self.extras = p.start, p.end, p.split, p.extras
-        self.more: list[tuple[int, str, Span]] = []
-        self.path = self.reason = self.detail = None
-
-    def lines(self) -> str:
-        """Where a detail says the video is listed: 'line 3', or 'line 3 (also lines 7-8)'."""
-        also = f" (also {', '.join(where(span) for _, _, span in self.more)})" if self.more else ""
-        return where(self.span) + also
-
-
-class Spans(Sequence):
-    """Each row's (first, last) line, two integers a row (a list of tuples costs ten times that)."""
-
-    def __init__(self) -> None:
-        self._first, self._last = array("q"), array("q")
-
-    def append(self, span: Span) -> None:
-        self._first.append(span[0])
-        self._last.append(span[1])
-
-    def __len__(self) -> int:
-        return len(self._first)
-
-    def __getitem__(self, row):
-        if isinstance(row, slice):
-            return [self[i] for i in range(*row.indices(len(self)))]
-        return self._first[row], self._last[row]
-
-    def __eq__(self, other) -> bool:
-        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
-
-
-def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
-    """Where a missing file was looked for; a path longer than any real one is shortened."""
-    paths = [os.path.join(folder, stem + p.exts[0]) for folder, stem in places]
-    tried = ", ".join(paths)
-    if len(tried) > PATH_ECHO:
-        tried = ", ".join(echo(path, PATH_ECHO) for path in paths)
-    return f"tried {tried}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
-
-
-def _repeat(p: Row, seen: _Video, fmt: Format) -> str | None:
-    """Why a record of an id already listed is not merged into its video; None to merge it."""
-    named, before = os.path.basename(_named_path(p)), os.path.basename(seen.named)
-    if fmt.names_files and named != before:
-        return (f"{echo(named)} has the id {echo(p.video_id)} of {echo(before)} on {where(seen.span)} "
-                f"(an id is the path without its extension); rename one to audit both")
-    new = [label for label in p.labels.split(";") if label and label not in seen.labels]
-    same = all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in ((p.start, seen.start), (p.end, seen.end)))
-    if fmt.events or (new and same):  # another event, or the same clip under another label
-        return None
-    why = "already listed" if same else "already listed with another window"
-    return f"{echo(p.video_id)} {why} on {where(seen.span)}"
-
-
-def _locate(v: _Video, p: Row, root: str, finder: Finder, inside: _Inside | None, missing: list[str]) -> None:
-    """Find a video's media file when its first record is read: its `path`, or why it is skipped (the
-    detail's lines are named once all records are read, since later ones may add some)."""
-    places = p.places if inside is None else tuple(filter(inside, p.places))
-    if not places:
-        v.reason, v.detail = Skip.outside_root, (f"{echo(v.named, PATH_ECHO)} is outside the media root {root}; "
-                                                 f"pass a --root that holds it, or --allow-outside-root")
-        return
-    path, refused = finder.find(places, p.exts)
-    if path is None:
-        v.reason, v.detail = (Skip.unreadable_file, refused) if refused else (Skip.missing_file, _tried(p, places))
-        if not refused and not missing:  # the note's example
-            missing.append(v.named)
-        return
-    if printable(path) != path:
-        v.named, v.reason = path, Skip.bad_name
-        v.detail = f"{echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"
-        return
-    v.path = path
-
-
-def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root: bool):
-    """(table, skipped, more_lines, labels named, found-files note, spans): every listed video lands in
-    exactly one of table and skipped; a video's records after its first are merged into it. Records are
-    read one at a time and each video's file looked for at its first record, so no parse outlives its record."""
-    videos: dict[str, _Video] = {}
-    skipped: list[tuple] = []  # (row, video_id, path, reason, detail)
-    named: set[str] = set()
-    spans, missing, n_missing = Spans(), [], 0
-    inside = None if allow_outside_root else _Inside(os.path.join(root, ""))
-    for row, (span, raw, p) in enumerate(entries):
-        spans.append(span)
-        if not isinstance(p, Row):
-            skipped.append((row, "", "", *p))
-            continue
-        labels = [label for label in p.labels.split(";") if label]
-        named.update(labels)
-        seen = videos.get(p.video_id)
-        if seen is None:
-            videos[p.video_id] = v = _Video(row, span, raw, labels, p)
-            _locate(v, p, root, finder, inside, missing)
-            n_missing += v.reason == Skip.missing_file
-            continue
-        why = _repeat(p, seen, fmt)
-        if why is None:
-            seen.labels += [label for label in labels if label not in seen.labels]
-            seen.more.append((row, raw, span))
-            continue
-        skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id, f"{where(span)}: {why}"))
-    records, more = [], {}
-    for video_id, v in videos.items():
-        if v.path is None:
-            skipped.append((v.row, video_id, v.named, v.reason, f"{v.lines()}: {v.detail}"))
-            continue
-        records.append((video_id, v.path, ";".join(v.labels), v.start, v.end, v.split, v.row, v.raw, *v.extras))
-        if v.more:
-            more[v.row] = [(row, raw) for row, raw, _ in v.more]
-    videos.clear()
-    n_found = len(records)
-    note = (f"{n_found:,} of {plural(n_found + n_missing, 'file')} found under {root}; "
-            f"e.g. {echo(str(missing[0]), PATH_ECHO)}" if missing else None)
-    skipped.sort(key=lambda s: s[0])
-    return _table(records, fmt.extras), _skipped([s[1:] for s in skipped]), more, frozenset(named), note, spans
-
-
 def _dtypes(columns) -> dict:
     return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in columns}
-
-
-def _table(records: list[tuple], extras: tuple[str, ...] = ()) -> pd.DataFrame:
-    columns = [*COLUMNS, *extras]
-    return pd.DataFrame.from_records(records, columns=columns).astype(_dtypes(columns))
 
 
 def _skipped(rows: list[tuple]) -> pd.DataFrame:
@@ -284,8 +127,8 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
         raise ManifestError(f"{data}: not UTF-8 text ({e.reason} at byte {e.start}); {EXPECTED}") from None
     except OSError as e:
         raise ManifestError(f"{data}: cannot read ({e.strerror})") from None
-    lines = text.split("\n")
-    del text  # the lines hold it (each record's text is its line), and a manifest may run to gigabytes
+    lines = Lines(text)  # each line cut from the text when read: a manifest may run to gigabytes
+    del text
     newline = "\r\n" if lines[0].endswith("\r") else "\n"
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -303,9 +146,9 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
         raise ManifestError(f"{data}: --classes names the labels of an AudioSet segments CSV; DATA is a "
                             f"{fmt.name} manifest")
     header = newline.join(line.removesuffix("\r") for line in lines[first : first + n_header]) if n_header else None
-    table, skipped, more, named, found, spans = _build(read_records(lines, first + n_header, fmt, str(media_root)),
-                                                       fmt, str(media_root), Finder(),
-                                                       allow_outside_root=allow_outside_root)
+    table, skipped, more, named, found, spans = build(read_records(lines, first + n_header, fmt, str(media_root)),
+                                                      fmt, str(media_root), Finder(),
+                                                      allow_outside_root=allow_outside_root)
     if not spans:
         raise ManifestError(f"{data}: the manifest lists no videos, only a header")
     return Manifest(fmt.name, data, media_root, table, skipped, header, newline, more, named,

@@ -214,7 +214,7 @@ def _probe_writable(folder: Path, path: Path) -> None:
         raise output_error(f"cannot write {path}: {folder} does not take new files", err) from None
 
 
-def write_csv(frame: pd.DataFrame, path: Path, *, block: int = 100_000) -> None:
+def write_csv(frame: pd.DataFrame, path: Path, *, block: int = 20_000) -> None:
     """A report CSV: fixed float formatting (identical results give identical bytes), and text cells
     safe to open in a spreadsheet (spreadsheet_safe). Written `block` rows at a time, so a table of
     ten million rows never has its whole text in memory."""

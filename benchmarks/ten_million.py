@@ -5,7 +5,7 @@
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
 (`label,youtube_id,time_start,time_end,split`, labels of three words, quoted as the release quotes
 them, start times from 0 to 290 s, three splits) whose media are absent, and measures, stage by stage,
-wall time and the stage's peak resident memory (VmHWM, reset before each stage):
+wall time, CPU time and the stage's peak resident memory (VmHWM, reset before each stage):
 
   read, media absent   read_manifest with no media under --root: every row a `missing file` (the issue's run)
   skipped list         that run's skipped list written as the run writes it (outputs.write_csv)
@@ -22,6 +22,7 @@ avaudit's own code. The model is the shipped one (16 classes); its classes get t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -31,8 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MODEL = REPO / "avaudit" / "weights" / "default.pt"
+MODEL = Path(importlib.util.find_spec("avaudit").origin).parent / "weights" / "default.pt"  # the avaudit run
 SPLITS = ("train", "validate", "test")
 FILL_BATCH = 8192  # cache entries per add() in the cached run (a long audit adds one batch at a time)
 
@@ -43,6 +43,12 @@ def peak_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time: on a shared machine a steadier figure than the wall time."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def reset_peak() -> None:
@@ -81,11 +87,11 @@ class Stages:
 
     def run(self, name: str, work):
         reset_peak()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         result = work()
-        wall, peak = time.perf_counter() - started, peak_mib()
-        self.rows.append((name, wall, peak))
-        print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  peak RSS {peak:8.0f} MiB", flush=True)
+        wall, cpu, peak = time.perf_counter() - started, cpu_seconds() - cpu, peak_mib()
+        self.rows.append((name, wall, cpu, peak))
+        print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  CPU {cpu:8.2f} s  peak RSS {peak:8.0f} MiB", flush=True)
         return result
 
 

@@ -101,7 +101,7 @@ def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
     """Where a missing file was looked for; a path longer than any real one is shortened."""
     paths = [os.path.join(folder, stem + p.exts[0]) for folder, stem in places]
     tried = ", ".join(paths)
-    if len(tried) > PATH_ECHO:
+    if len(tried) > PATH_ECHO and any(len(path) > PATH_ECHO for path in paths):  # else echo changes nothing
         tried = ", ".join(echo(path, PATH_ECHO) for path in paths)
     return f"tried {tried}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
 

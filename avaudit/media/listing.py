@@ -223,8 +223,10 @@ def build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root
         return cols[name].array if every else cols[name].take(lost).array
 
     path, named_there = (pd.Series(column(name), copy=False) for name in ("path", "named"))
-    failed = pd.DataFrame({"row": column("row"), "video_id": column("video_id"),  # path: a bad name's own
-                           "path": path.where(path != "", named_there).array, "reason": column("reason"),
+    own = (path != "").to_numpy()  # a bad name's own path; the named one for every other skip
+    failed = pd.DataFrame({"row": column("row"), "video_id": column("video_id"),
+                           "path": path.where(own, named_there).array if own.any() else named_there.array,
+                           "reason": column("reason"),
                            "detail": _details(cols, lost, every, spans, also).array}, copy=False)
     rest = pd.DataFrame(unparsed + duplicates, columns=["row", *SKIPPED_COLUMNS])
     skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True) \

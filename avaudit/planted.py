@@ -285,7 +285,8 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
     plans = plan_clips(np.random.default_rng(seed), clips_per_category=clips_per_category,
                        two_event_per_category=two_event_per_category, size=size, seconds=seconds,
                        co_occur=co_occur)
-    command = f"avaudit make-samples OUT --seed {seed}" + (f" --co-occur {co_occur}" if co_occur else "") + (" --confounders" if confounders else "")
+    command = f"avaudit make-samples OUT --seed {seed}" + (f" --co-occur {co_occur}" if co_occur else "") \
+        + (" --confounders" if confounders else "")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

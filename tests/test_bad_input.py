@@ -80,7 +80,7 @@ def test_files_over_the_length_limit_are_refused_before_decoding(clip10):
 
 @pytest.mark.slow
 def test_kill_minus_9_mid_audit_then_rerun_gives_the_uninterrupted_files(planted, tiny_model, tmp_path):
-    """Outputs and cache chunks are written atomically; a rerun resumes from the cache."""
+    """Outputs are written atomically and cache entries whole; a rerun resumes from the cache."""
     import os
     import signal
     import subprocess
@@ -97,7 +97,12 @@ def test_kill_minus_9_mid_audit_then_rerun_gives_the_uninterrupted_files(planted
     args, env = command(tmp_path / "killed", tmp_path / "cache_b")
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list((tmp_path / "cache_b").glob("*/chunk-*.npz"))) < 3:
+    from avaudit.inference import entries
+
+    def batches_cached() -> int:  # whole records (a batch each) in the entry file so far
+        return sum(len(entries.read(path)[0]) for path in (tmp_path / "cache_b").glob("*/entries-*.bin"))
+
+    while time.time() < deadline and batches_cached() < 3:
         time.sleep(0.05)
     assert process.poll() is None, "the audit ended before it could be killed"
     process.send_signal(signal.SIGKILL)

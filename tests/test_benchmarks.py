@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 from rich.console import Console
 
 from avaudit.display import show_counts
@@ -61,3 +62,18 @@ def test_weak_model_scores_groups_and_candidates_against_the_planted_truth(tmp_p
     _write(where / "missing-labels" / "confusions.csv", "label,candidate,layer\nvisual_v,audio_a,audio\n")
     scores = candidate_scores(where, held, ["visual_v"])
     assert scores == {"candidates": 3, "precision": 2 / 3, "recall": 0.5, "visual_v lacks audio_a": "2/3 (set apart)"}
+
+
+@pytest.mark.slow
+def test_the_ten_million_rows_benchmark_runs_every_stage_at_a_small_size(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "ten_million.py"
+    result = subprocess.run([sys.executable, str(script), "3000"], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["n"] == 3000 and figures["cache_files"] <= 5  # entries-0.bin, lock, model.txt, checkpoint.json
+    assert [stage for stage, *_ in figures["stages"]][-1] == "report"

@@ -1,8 +1,12 @@
-"""The logit cache: keys follow file identity and window; chunks survive kills, corruption and ranks."""
+"""The logit cache: keys follow file identity and window; entries survive kills, corruption and ranks, in a
+bounded number of files."""
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -10,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avaudit.inference.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+from avaudit.inference import entries
+from avaudit.inference.cache import COMPACT_AT, LogitCache, clip_keys, default_cache_dir, model_fingerprint
 
 C = 7
 
@@ -73,10 +78,10 @@ def test_round_trip_and_persistence(tmp_path):
     found, got, _ = again.lookup(keys[::-1])
     assert found.all()
     np.testing.assert_array_equal(got, logits[::-1])
-    assert len(list((tmp_path / "abc").glob("chunk-*.npz"))) == 2
+    assert sorted(p.name for p in (tmp_path / "abc").iterdir()) == ["entries-0.bin", "lock", "model.txt"]
     extra, extra_logits = random_entries(5, seed=9)
     again.add(extra, extra_logits)
-    np.testing.assert_array_equal(cache.lookup(extra)[1], extra_logits)  # another writer's chunk
+    np.testing.assert_array_equal(cache.lookup(extra)[1], extra_logits)  # another writer's entries
     assert "n_classes: 7" in (tmp_path / "abc" / "model.txt").read_text()
 
 
@@ -90,6 +95,10 @@ def test_seconds_of_content_round_trip_and_old_chunks_read_as_unknown(tmp_path):
     np.testing.assert_array_equal(got, logits)
     np.testing.assert_array_equal(seconds[:3], np.array([10.0, 4.5, 2.0], np.float32))
     assert np.isnan(seconds[3:]).all()
+    assert not list((tmp_path / "abc").glob("chunk-*"))  # moved into the entry file, which now holds them
+    found, got, seconds = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
+    assert found.all() and np.isnan(seconds[3:]).all()
+    np.testing.assert_array_equal(got, logits)
 
 
 def test_failed_rows_are_not_cached_and_later_chunks_win(tmp_path):
@@ -104,23 +113,95 @@ def test_failed_rows_are_not_cached_and_later_chunks_win(tmp_path):
     np.testing.assert_array_equal(got[0], logits[2])
 
 
-def test_temp_files_and_corrupt_chunks_are_skipped(tmp_path):
-    keys, logits = random_entries(20)
+def test_temp_files_torn_entries_and_corrupt_chunks_are_skipped(tmp_path):
+    keys, logits = random_entries(30)
     LogitCache(tmp_path, "abc", n_classes=C).add(keys[:10], logits[:10])
     folder = tmp_path / "abc"
     (folder / ".chunk-leftover.tmp").write_bytes(b"half a chunk")
-    good = next(folder.glob("chunk-*.npz")).read_bytes()
-    (folder / "chunk-99999999999999999999-1-0.npz").write_bytes(good[: len(good) // 2])
+    whole = (folder / "entries-0.bin").read_bytes()
+    torn = b"".join(bytes(part) for part in entries.encode({"keys": keys[10:20].astype("S32"),
+                                                            "logits": logits[10:20]}))
+    (folder / "entries-0.bin").write_bytes(whole + torn[: len(torn) // 2])  # a kill in the middle of an append
+    np.savez(tmp_path / "chunk.npz", keys=keys[20:], logits=logits[20:])
+    chunk = (tmp_path / "chunk.npz").read_bytes()
+    (folder / "chunk-99999999999999999999-1-0.npz").write_bytes(chunk[: len(chunk) // 2])
     other = LogitCache(tmp_path, "other", n_classes=C + 1)
-    other.add(keys[10:], np.zeros((10, 5, C + 1), np.float32))
+    other.add(keys[10:], np.zeros((20, 5, C + 1), np.float32))
     with pytest.warns(UserWarning, match="unreadable"):
-        found, got, _ = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
-    assert found.tolist() == [True] * 10 + [False] * 10
+        reader = LogitCache(tmp_path, "abc", n_classes=C)
+        found, got, _ = reader.lookup(keys)
+    assert found.tolist() == [True] * 10 + [False] * 20
     np.testing.assert_array_equal(got[:10], logits[:10])
+    reader.add(keys[20:], logits[20:])  # cuts the torn record off first, so the new one is read
+    found, got, _ = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
+    assert found.tolist() == [True] * 10 + [False] * 10 + [True] * 10
+    np.testing.assert_array_equal(got[20:], logits[20:])
     assert not other.lookup(keys[:10])[0].any()
     with pytest.warns(UserWarning, match="expected"):  # same folder read with the wrong class count
         assert len(LogitCache(tmp_path, "other", n_classes=C)) == 0
 
+
+def test_entries_of_many_batches_are_few_files_joined_by_the_next_reader(tmp_path):
+    keys, logits = random_entries(COMPACT_AT * 4 + 3)
+    writer = LogitCache(tmp_path, "abc", n_classes=C)
+    for part in np.array_split(np.arange(len(keys)), COMPACT_AT * 2):  # a batch per add, as an audit adds them
+        writer.add(keys[part], logits[part], np.full(len(part), 10.0))
+    folder = tmp_path / "abc"
+    assert sorted(p.name for p in folder.iterdir()) == ["entries-0.bin", "lock", "model.txt"]
+    assert len(entries.read(folder / "entries-0.bin")[0]) == COMPACT_AT * 2
+    found, got, seconds = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys[::-1])
+    assert found.all() and (seconds == 10).all()
+    np.testing.assert_array_equal(got, logits[::-1])
+    assert len(entries.read(folder / "entries-0.bin")[0]) == 1  # joined into one record
+    assert sorted(p.name for p in folder.iterdir()) == ["entries-0.bin", "lock", "model.txt"]
+    writer.add(keys[:1], logits[1:2])  # the first writer appends after the joined file, and its entry wins
+    np.testing.assert_array_equal(LogitCache(tmp_path, "abc", n_classes=C).lookup(keys[:1])[1], logits[1:2])
+
+
+def test_further_named_arrays_ride_along(tmp_path):
+    keys, logits = random_entries(6)
+    signals = np.arange(12, dtype=np.float32).reshape(6, 2)
+    signatures = np.arange(18, dtype=np.uint8).reshape(6, 3)
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    cache.add(keys[:4], logits[:4], np.full(4, 10.0), signals=signals[:4], signatures=signatures[:4])
+    cache.add(keys[4:5], logits[4:5])  # an entry without them
+    found, got, _, got_signals, got_signatures = LogitCache(tmp_path, "abc", n_classes=C).lookup(
+        keys, "signals", "signatures")
+    assert found.tolist() == [True] * 5 + [False]
+    np.testing.assert_array_equal(got_signals[:4], signals[:4])
+    np.testing.assert_array_equal(got_signatures[:4], signatures[:4])
+    assert np.isnan(got_signals[4:]).all() and (got_signatures[4:] == 0).all()
+    assert np.isnan(LogitCache(tmp_path, "abc", n_classes=C).lookup(keys, "absent")[3]).all()
+    with pytest.raises(ValueError, match="one row per key"):
+        cache.add(keys, logits, signals=signals[:2])
+
+
+KEEP_ADDING = """
+import sys, time
+import numpy as np
+from avaudit.inference.cache import LogitCache
+cache = LogitCache(sys.argv[1], "abc", n_classes=7)
+for i in range(100000):
+    keys = np.array([f"{i:016x}{j:016x}" for j in range(2000)])
+    cache.add(keys, np.full((2000, 5, 7), float(i), np.float32))
+    print(i, flush=True)
+"""
+
+
+def test_a_kill_during_appends_leaves_only_whole_entries(tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", KEEP_ADDING, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    for _ in range(4):
+        process.stdout.readline()
+    process.send_signal(signal.SIGKILL)  # somewhere in an append, or between two
+    process.wait()
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    n = len(cache)
+    assert n >= 4 * 2000 and n % 2000 == 0  # whole batches only
+    keys = np.array([f"{i:016x}{j:016x}" for i in range(n // 2000) for j in range(2000)])
+    found, got, _ = cache.lookup(keys)
+    assert found.all() and (got == np.repeat(np.arange(n // 2000), 2000)[:, None, None]).all()
+    cache.add(*random_entries(3, seed=5))
+    assert len(LogitCache(tmp_path, "abc", n_classes=C)) == n + 3
 
 def test_stale_temp_files_are_removed(tmp_path):
     folder = tmp_path / "abc"
@@ -135,7 +216,8 @@ def test_stale_temp_files_are_removed(tmp_path):
     assert not stale.exists() and fresh.exists()
 
 
-def add_from_process(root: str, seed: int) -> None:
+def add_from_process(root: str, seed: int, rank: str) -> None:
+    os.environ["RANK"] = rank
     cache = LogitCache(Path(root), "abc", n_classes=C)
     for part in np.array_split(np.arange(40), 4):
         keys, logits = random_entries(40, seed)
@@ -145,19 +227,22 @@ def add_from_process(root: str, seed: int) -> None:
 @pytest.mark.slow
 def test_concurrent_adds_from_two_processes(tmp_path):
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=add_from_process, args=(str(tmp_path), seed)) for seed in (1, 2)]
+    # Two ranks, and two processes of one rank (two audits at once): all append under the folder's lock.
+    workers = [context.Process(target=add_from_process, args=(str(tmp_path), seed, rank))
+               for seed, rank in ((1, "0"), (2, "1"), (3, "1"))]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
     cache = LogitCache(tmp_path, "abc", n_classes=C)
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         keys, logits = random_entries(40, seed)
         found, got, _ = cache.lookup(keys)
         assert found.all()
         np.testing.assert_array_equal(got, logits)
-    assert len(cache) == 80 and len(list((tmp_path / "abc").glob("chunk-*.npz"))) == 8
+    assert len(cache) == 120 and sorted(p.name for p in (tmp_path / "abc").glob("entries-*")) == [
+        "entries-0.bin", "entries-1.bin"]
 
 
 @pytest.mark.slow
@@ -189,7 +274,7 @@ def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     cache = LogitCache(tmp_path, "abc", n_classes=C)
-    monkeypatch.setattr("avaudit.inference.cache.atomic_write", full_disk)
+    monkeypatch.setattr("avaudit.inference.entries.append", full_disk)
     keys, logits = random_entries(10)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -199,7 +284,7 @@ def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp
         f"the logit cache {tmp_path}/abc cannot be written (No space left on device): going on without caching, "
         f"so an interrupted run starts over and a re-audit decodes again (free space, or pass another --cache-dir)"))]
     found, got, _ = cache.lookup(keys)
-    assert found.all() and not list((tmp_path / "abc").glob("chunk-*"))
+    assert found.all() and not list((tmp_path / "abc").glob("entries-*"))
     np.testing.assert_array_equal(got, logits)
     blocked = tmp_path / "a_file"
     blocked.write_text("not a folder")

@@ -199,3 +199,14 @@ def test_labels_the_model_does_not_know_are_shortened_when_named():
 def test_a_line_break_in_a_clip_name_is_no_bad_label_only_in_a_folder_name(tmp_path):
     touch(tmp_path, "dog/a\nb.mp4")
     assert read_manifest(tmp_path).table["path"].tolist() == [os.path.join(tmp_path, "dog", "a\nb.mp4")]
+
+
+def test_a_listed_file_whose_found_path_is_not_utf8_is_skipped_under_that_path(tmp_path):
+    folder = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9")))
+    folder.mkdir()
+    touch(folder, "a.mp4")
+    m = read_manifest(write(folder / "list.csv", "path,label\na.mp4,dog\n"))
+    shown = f"{tmp_path}/caf\\xe9/a.mp4"
+    assert m.table.empty
+    assert m.skipped.values.tolist() == [
+        ["a", shown, "non-UTF-8 name", f"line 2: {shown}: the path is not UTF-8; rename it to audit it"]]

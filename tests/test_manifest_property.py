@@ -129,7 +129,9 @@ def check_a_subset_of_every_row_reads_back_the_same(text: str) -> None:
             assert back.table[["raw", "labels"]].values.tolist() == m.table[["raw", "labels"]].values.tolist()
 
 
-# the edit loop's draw is the same every run (a fast tier that fails at random helps no one); the slow tier explores
+# the edit loop's draw is the same every run (a fast tier that fails at random helps no one); the slow tier explores.
+# The settings wrap the test that `given` makes (wrapping `given` itself left them unapplied: a 200 ms deadline
+# and random draws)
 FAST = settings(max_examples=5, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

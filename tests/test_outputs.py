@@ -46,3 +46,16 @@ def test_report_csvs_are_safe_in_a_spreadsheet_and_read_back_exactly(tmp_path):
     assert back["text"].tolist() == text
     assert back["conf"].tolist() == [round(v, 6) for v in frame["conf"]] and back["n"].tolist() == frame["n"].tolist()
     assert back["mixed"].tolist() == ["1.5", "=x", "", *"abcdefgh"]
+
+
+def test_report_csvs_written_a_block_of_rows_at_a_time_are_the_same_bytes(tmp_path):
+    from avaudit.outputs import spreadsheet_safe, write_csv
+
+    frame = pd.DataFrame({"text": ["=x", "a,b", 'q"', "n\nl", "plain", None, "-1", "z"] * 3,
+                          "conf": np.linspace(-1, 1, 24), "n": np.arange(24)})
+    frame.loc[4, "conf"] = np.nan
+    for block in (1, 5, 24, 100):
+        write_csv(frame, tmp_path / "t.csv", block=block)
+        assert (tmp_path / "t.csv").read_text() == csv_text(spreadsheet_safe(frame)), block
+    write_csv(frame.iloc[:0], tmp_path / "empty.csv", block=5)
+    assert (tmp_path / "empty.csv").read_text() == "text,conf,n\n"

@@ -50,10 +50,10 @@ def test_an_export_where_no_file_can_be_made_is_refused_before_any_decoding(two_
     result = run("predict", two_clips, "--model", tiny_model, "--out", tmp_path / "p",
                     "--export-probs", "/proc/avaudit/probs.npz")
     one_line(result, "cannot write /proc/avaudit/probs.npz: /proc does not take new files (")
-    assert not (tmp_path / "p").exists() and not list((tmp_path / "cache").glob("*/chunk-*"))
+    assert not (tmp_path / "p").exists() and not list((tmp_path / "cache").glob("*/entries-*"))
     result = run("bias", two_clips, "--model", tiny_model, "--out", "/proc/avaudit")
     one_line(result, "cannot write /proc/avaudit/bias_videos.csv: /proc does not take new files (")
-    assert not list((tmp_path / "cache").glob("*/chunk-*"))
+    assert not list((tmp_path / "cache").glob("*/entries-*"))
 
 
 def test_a_disk_that_fills_is_one_line_in_predict_report_and_localize(two_clips, tiny_model, tmp_path):

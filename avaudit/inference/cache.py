@@ -1,15 +1,16 @@
 """A cache of each clip's five-layer logits, kept outside the audited data.
 
 A second audit of the same data with the same model decodes nothing, and an interrupted run
-resumes where it stopped. Entries live in append-only chunk files under `<root>/<fingerprint>/`,
-each written whole (temp file + rename), so a kill at any moment leaves only whole chunks and
-several processes (torchrun ranks) can add to one directory without locking.
+resumes where it stopped. Entries live under `<root>/<fingerprint>/` in one append-only file per
+torchrun rank (entries.py), appended a batch at a time under the folder's lock: a kill at any moment
+leaves only whole entries to read, several processes add to one folder, and ten million clips are a
+handful of files, not a file per batch.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
-import itertools
 import os
 import stat
 import time
@@ -21,12 +22,14 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import AvauditWarning
-from avaudit.outputs import STALE_TEMP_S, atomic_write, atomic_write_text
+from avaudit.inference import entries
+from avaudit.outputs import STALE_TEMP_S, atomic_write_text
 from avaudit.vocab import LAYERS
 
 N_LAYERS = len(LAYERS)
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
-_counter = itertools.count()
+STORED_KEY = "S32"  # the same, as ASCII bytes in entry files
+COMPACT_AT = 64  # records in an entry file (a batch each) past which a reader joins them into one
 
 
 def default_cache_dir() -> Path:
@@ -103,8 +106,15 @@ def _file_identities(paths) -> dict[str, str]:
 
 
 class LogitCache:
-    """Logits (5, C) float32 and the seconds of real content per clip key, for one model (one
-    fingerprint directory). Chunks written before seconds were kept read back as NaN seconds."""
+    """Logits (5, C) float32, the seconds of real content, and any further named per-clip arrays of a
+    fixed row shape, per clip key, for one model (one fingerprint directory).
+
+    Each process appends to the entry file of its torchrun rank (entries-<RANK>.bin; entries.py) under
+    the folder's lock, so a cache of any size is a few files: one per rank that ever wrote, and a reader
+    that finds a file of many records (one per batch) joins them into one. Chunk files of earlier
+    versions (chunk-*.npz, one per batch) are read, moved into an entry file and removed; those written
+    before seconds were kept read back as NaN seconds.
+    """
 
     def __init__(self, root: Path, fingerprint: str, *, n_classes: int, source: str = "") -> None:
         self.dir = Path(root) / fingerprint
@@ -116,100 +126,182 @@ class LogitCache:
                 atomic_write_text(self.dir / "model.txt", f"checkpoint: {source}\nn_classes: {n_classes}\n")
         except OSError as err:
             self._cannot_write(err)
-        for temp in self.dir.glob(".chunk-*.tmp"):
+        for temp in [*self.dir.glob(".chunk-*.tmp"), *self.dir.glob(".entries-*.tmp")]:
             try:
                 if time.time() - temp.stat().st_mtime > STALE_TEMP_S:
                     temp.unlink()
             except OSError:
                 pass  # another process removed it first
-        self._seen: set[str] = set()
-        self._keys: list[np.ndarray] = []
-        self._logits: list[np.ndarray] = []
-        self._seconds: list[np.ndarray] = []
+        self._own = f"entries-{int(os.environ.get('RANK', '0') or 0)}.bin"
+        self._read_to: dict[str, tuple[int, int]] = {}  # entry file -> (inode, byte its whole records end at)
+        self._seen: set[str] = set()  # chunk files of earlier versions, read
+        self._parts: list[entries.Arrays] = []
         self._index: pd.Index | None = None
-        self._table = np.empty(0, np.float32)
-        self._seconds_table = np.empty(0, np.float32)
+        self._tables: dict[str, np.ndarray] = {}
 
-    def _load_new_chunks(self) -> None:
-        """Read chunks not read yet (ours or other ranks'), oldest first so later ones win."""
-        for name in sorted(p.name for p in self.dir.glob("chunk-*.npz") if p.name not in self._seen):
-            self._seen.add(name)
+    def _load_new(self) -> None:
+        """Read entries not read yet (ours or other ranks'), oldest first so later ones win."""
+        legacy = self._load_chunks()
+        for path in sorted(self.dir.glob("entries-*.bin")):
+            records = self._read_entries(path)
+            if len(records) > COMPACT_AT and self.writable:
+                self._locked(lambda: self._compact(path))
+        if legacy and self.writable:
+            self._locked(lambda: self._move_chunks(legacy))
+
+    def _read_entries(self, path: Path) -> list[entries.Arrays]:
+        """The whole records of `path` not read yet, kept; a file replaced since (joined by another
+        process) is read again from its start (its entries are then there twice, the later copy wins)."""
+        try:
+            inode = path.stat().st_ino
+            was_inode, start = self._read_to.get(path.name, (inode, 0))
+            records, end = entries.read(path, start if was_inode == inode else 0)
+        except OSError as error:
+            warnings.warn(f"skipping unreadable cache file {path}: {error}", AvauditWarning, stacklevel=4)
+            return []
+        self._read_to[path.name] = (inode, end)
+        kept = [checked for record in records if (checked := self._checked(record, path.name)) is not None]
+        self._parts += kept
+        self._index = None if kept else self._index
+        return records
+
+    def _checked(self, record: dict, name: str) -> dict | None:
+        """A record with keys, logits of this model's shape and seconds, less rows with non-finite logits
+        (an older version cached NaN outputs: not found); None, with a warning, if it is not one."""
+        try:
+            keys, logits = record["keys"].astype(KEY_DTYPE), record["logits"]
+            seconds = record["seconds"] if "seconds" in record else np.full(len(keys), np.nan, np.float32)
+        except (KeyError, ValueError) as error:
+            warnings.warn(f"skipping cache entries in {name}: {error}", AvauditWarning, stacklevel=5)
+            return None
+        if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32 \
+                or seconds.shape != (len(keys),):
+            warnings.warn(f"skipping cache entries in {name}: logits {logits.shape} {logits.dtype}, "
+                          f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
+                          stacklevel=5)
+            return None
+        finite = np.isfinite(logits).all(axis=(1, 2))
+        record = {**record, "keys": keys, "seconds": seconds.astype(np.float32)}
+        return {name: array[finite] for name, array in record.items()} if not finite.all() else record
+
+    def _load_chunks(self) -> list[tuple[Path, dict]]:
+        """Chunk files of earlier versions not read yet: (file, its checked entries) of each whole one."""
+        read = []
+        for path in sorted(p for p in self.dir.glob("chunk-*.npz") if p.name not in self._seen):
+            self._seen.add(path.name)
             try:
-                with np.load(self.dir / name) as data:
-                    keys, logits = data["keys"].astype(KEY_DTYPE), data["logits"]
-                    seconds = data["seconds"] if "seconds" in data else np.full(len(keys), np.nan, np.float32)
+                with np.load(path) as data:
+                    record = {name: data[name] for name in data.files}
             except Exception as error:  # a truncated or foreign file must not stop an audit
-                warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", AvauditWarning,
-                              stacklevel=3)
+                warnings.warn(f"skipping unreadable cache chunk {path}: {error}", AvauditWarning, stacklevel=4)
                 continue
-            if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32 \
-                    or seconds.shape != (len(keys),):
-                warnings.warn(f"skipping cache chunk {name}: logits {logits.shape} {logits.dtype}, "
-                              f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
-                              stacklevel=3)
-                continue
-            finite = np.isfinite(logits).all(axis=(1, 2))  # an older version cached NaN outputs: not found
-            self._append(keys[finite], logits[finite], seconds[finite].astype(np.float32))
+            checked = self._checked(record, path.name)
+            if checked is not None:
+                self._parts.append(checked)
+                self._index = None
+                read.append((path, checked))
+        return read
 
-    def _append(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray) -> None:
-        self._keys.append(keys)
-        self._logits.append(logits)
-        self._seconds.append(seconds)
-        self._index = None
+    def _move_chunks(self, chunks: list[tuple[Path, dict]]) -> None:
+        """Earlier versions' chunks, already read, appended to our entry file, then removed."""
+        self._append_records([{**record, "keys": record["keys"].astype(STORED_KEY)}
+                              for _, record in chunks if len(record["keys"])])
+        for path, _ in chunks:
+            path.unlink(missing_ok=True)
+
+    def _append_records(self, records: list[entries.Arrays]) -> None:
+        """Append to our entry file, after what other processes appended to it (read now) and without
+        a torn record a killed one left. The caller holds the lock."""
+        mine = self.dir / self._own
+        if mine.exists():
+            self._read_entries(mine)
+        end = self._read_to.get(mine.name, (0, 0))[1] if mine.exists() else 0  # removed by hand: a new file
+        for record in records:
+            end = entries.append(mine, record, end=end)
+        self._read_to[mine.name] = (mine.stat().st_ino, end)
+
+    def _compact(self, path: Path) -> None:
+        """Join the records of `path` into one per run of like records, in place."""
+        self._read_entries(path)  # what was appended since it was read
+        size = entries.compact(path)
+        self._read_to[path.name] = (path.stat().st_ino, size)
+
+    def _locked(self, work) -> None:
+        """`work()` under the folder's lock (appends and joins exclude each other); a failure to write
+        stops this run's writing, with one warning."""
+        try:
+            with open(self.dir / "lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                work()
+        except OSError as err:
+            self._cannot_write(err)
 
     def _build_index(self) -> pd.Index:
-        """Concatenate once into one table and a unique-key Index: no Python object per entry.
+        """Concatenate once into one table per array and a unique-key Index: no Python object per entry.
 
-        The table has one NaN row past the end, so a lookup is a single gather with misses
-        pointing there, and holds no more than the (N, 5, C) answer besides the table.
+        Each table has one row past the end (NaN, or 0 for whole numbers), so a lookup is a single
+        gather with misses pointing there; an array some entries lack is that row for them.
         """
-        self._load_new_chunks()
+        self._load_new()
         if self._index is None:
-            keys = np.concatenate([np.empty(0, KEY_DTYPE), *self._keys])
-            table = np.empty((len(keys) + 1, N_LAYERS, self.n_classes), np.float32)
-            if self._logits:
-                np.concatenate(self._logits, out=table[:-1])
-            table[-1] = np.nan
-            seconds = np.concatenate([*self._seconds, [np.nan]]).astype(np.float32)
+            parts = self._parts
+            keys = np.concatenate([np.empty(0, KEY_DTYPE), *(part["keys"] for part in parts)])
+            tables = {}
+            for name in dict.fromkeys(name for part in parts for name in part if name != "keys"):
+                shape, dtype = next((p[name].shape[1:], p[name].dtype) for p in parts if name in p)
+                table = np.empty((len(keys) + 1, *shape), dtype)
+                table[:] = np.nan if dtype.kind in "fc" else 0
+                at = 0
+                for part in parts:
+                    if name in part and part[name].shape[1:] == shape:
+                        table[at : at + len(part["keys"])] = part[name]
+                    at += len(part["keys"])
+                tables[name] = table
             index = pd.Index(keys)
             if not index.is_unique:
                 last = np.append(~index.duplicated(keep="last"), True)
-                keys, table, seconds, index = keys[last[:-1]], table[last], seconds[last], index[last[:-1]]
-            self._keys, self._logits, self._seconds, self._index = [keys], [table[:-1]], [seconds[:-1]], index
-            self._table, self._seconds_table = table, seconds
+                keys, index = keys[last[:-1]], index[last[:-1]]
+                tables = {name: table[last] for name, table in tables.items()}
+            self._parts = [{"keys": keys, **{name: table[:-1] for name, table in tables.items()}}]
+            self._index, self._tables = index, tables
         return self._index
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found, seconds (N,))."""
+    def lookup(self, keys: np.ndarray, *names: str) -> tuple[np.ndarray, ...]:
+        """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found, seconds (N,)), then
+        the named further arrays (N, ...) (NaN, or 0, where not found or not kept for a clip)."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         index = self._build_index()
         rows = index.get_indexer(keys)
         rows[(rows < 0) | (keys == "")] = len(index)
-        return rows < len(index), self._table[rows], self._seconds_table[rows]
+        tables = self._tables
+        empty = {"logits": np.full((1, N_LAYERS, self.n_classes), np.nan, np.float32),
+                 "seconds": np.full(1, np.nan, np.float32)}
+        return rows < len(index), *(tables[name][rows] if name in tables else
+                                    np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(rows), axis=0)
+                                    for name in ("logits", "seconds", *names))
 
-    def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None) -> None:
-        """Append one chunk. Rows without a key or with logits that are not all finite (a failed decode,
-        a network output of NaN) are not kept, so that a failure is retried next time instead of being
-        remembered, and a cached row always has logits."""
+    def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None, **arrays) -> None:
+        """Append one batch; `arrays`: further named per-clip arrays (N, ...) kept beside the logits.
+        Rows without a key or with logits that are not all finite (a failed decode, a network output
+        of NaN) are not kept, so that a failure is retried next time instead of being remembered, and
+        a cached row always has logits."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         logits = np.asarray(logits, dtype=np.float32)
         seconds = np.full(len(keys), np.nan, np.float32) if seconds is None else np.asarray(seconds, np.float32)
         if logits.shape != (len(keys), N_LAYERS, self.n_classes):
             raise ValueError(f"logits {logits.shape} do not match {len(keys)} keys × {N_LAYERS} × {self.n_classes}")
+        arrays = {name: np.asarray(array) for name, array in arrays.items()}
+        if any(len(array) != len(keys) for array in arrays.values()):
+            raise ValueError(f"every array of a batch has one row per key ({len(keys)})")
         keep = (keys != "") & np.isfinite(logits).all(axis=(1, 2))
-        keys, logits, seconds = keys[keep], logits[keep], seconds[keep]
-        if not len(keys):
+        record = {name: array[keep] for name, array in
+                  {"keys": keys, "logits": logits, "seconds": seconds, **arrays}.items()}
+        if not keep.any():
             return
-        # Zero-padded time sorts chunks oldest first; pid and counter keep ranks' names apart.
-        name = f"chunk-{time.time_ns():020d}-{os.getpid()}-{next(_counter)}.npz"
         if self.writable:
-            try:
-                atomic_write(self.dir / name,
-                             lambda handle: np.savez(handle, keys=keys, logits=logits, seconds=seconds), durable=True)
-                self._seen.add(name)
-            except OSError as err:
-                self._cannot_write(err)
-        self._append(keys, logits, seconds)  # this run still finds them
+            self._locked(lambda: self._append_records([{**record, "keys": record["keys"].astype(STORED_KEY)}]))
+        self._parts.append(record)  # this run still finds them
+        self._index = None
 
     def _cannot_write(self, err: OSError) -> None:
         """Warn once, then go on without adding to the cache (its entries are still read)."""

@@ -60,7 +60,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
-    checkpoint's fingerprint, keyed by each file's identity and window; chunks are written per
+    checkpoint's fingerprint, keyed by each file's identity and window; entries are appended per
     batch, so an interrupted run resumes where it stopped. Returns logits (N, 5, C), the seconds of
     real content in each window (N,), skipped rows, and how many rows came from the cache.
     """

@@ -24,23 +24,22 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.media.folders import PATH_ECHO, Finder, list_clips, printable
+from avaudit.media.folders import Finder, list_clips, printable
 from avaudit.media.formats import (
     CLASS_INDEX,
     EXPECTED,
     FORMATS,
     MEDIA_EXTENSIONS,
-    Format,
     ManifestError,
     Row,
     audioset,
     csv_fields,
     detect,
-    echo,
     read_class_index,
     reversed_event,
 )
-from avaudit.media.records import Span, read_records, where
+from avaudit.media.listing import build
+from avaudit.media.records import Lines, Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
@@ -63,118 +62,11 @@ class Manifest:
     more_lines: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # row -> its video's further records
     labels_named: frozenset[str] = frozenset()  # every label DATA names, videos without media included
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, labels left unnamed
-    spans: list[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
-
-
-def _named_path(p: Row) -> str:
-    """The path a row names in the dataset's own layout: its first place."""
-    return os.path.join(p.places[0][0], p.places[0][1] + p.exts[0])
-
-
-def _inside(place: tuple[str, str], prefix: str) -> bool:
-    return os.path.normpath(os.path.join(*place)).startswith(prefix)
-
-
-class _Video:
-    """A video while its records are gathered: the first record's row, lines, parse and text, all labels,
-    and its further records (row, text, lines)."""
-    __slots__ = ("row", "span", "parsed", "raw", "labels", "more")
-
-    def __init__(self, row: int, span: Span, parsed: Row, raw: str, labels: list[str]):
-        self.row, self.span, self.parsed, self.raw, self.labels = row, span, parsed, raw, labels
-        self.more: list[tuple[int, str, Span]] = []
-
-    def lines(self) -> str:
-        """Where a detail says the video is listed: 'line 3', or 'line 3 (also lines 7-8)'."""
-        also = f" (also {', '.join(where(span) for _, _, span in self.more)})" if self.more else ""
-        return where(self.span) + also
-
-
-def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
-    """Where a missing file was looked for; a path longer than any real one is shortened."""
-    paths = [os.path.join(folder, stem + p.exts[0]) for folder, stem in places]
-    tried = ", ".join(paths)
-    if len(tried) > PATH_ECHO:
-        tried = ", ".join(echo(path, PATH_ECHO) for path in paths)
-    return f"tried {tried}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
-
-
-def _repeat(p: Row, seen: _Video, fmt: Format) -> str | None:
-    """Why a record of an id already listed is not merged into its video; None to merge it."""
-    named, before = os.path.basename(_named_path(p)), os.path.basename(_named_path(seen.parsed))
-    if fmt.names_files and named != before:
-        return (f"{echo(named)} has the id {echo(p.video_id)} of {echo(before)} on {where(seen.span)} "
-                f"(an id is the path without its extension); rename one to audit both")
-    new = [label for label in p.labels.split(";") if label and label not in seen.labels]
-    same = all(a == b or (math.isnan(a) and math.isnan(b))
-               for a, b in ((p.start, seen.parsed.start), (p.end, seen.parsed.end)))
-    if fmt.events or (new and same):  # another event, or the same clip under another label
-        return None
-    why = "already listed" if same else "already listed with another window"
-    return f"{echo(p.video_id)} {why} on {where(seen.span)}"
-
-
-def _build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root: bool):
-    """(table, skipped, more_lines, labels named, found-files note): every listed video lands in
-    exactly one of table and skipped; a video's records after its first are merged into it."""
-    videos: dict[str, _Video] = {}
-    skipped: list[tuple] = []  # (row, video_id, path, reason, detail)
-    named: set[str] = set()
-    for row, (span, raw, p) in enumerate(entries):
-        if not isinstance(p, Row):
-            skipped.append((row, "", "", *p))
-            continue
-        labels = [label for label in p.labels.split(";") if label]
-        named.update(labels)
-        seen = videos.get(p.video_id)
-        if seen is None:
-            videos[p.video_id] = _Video(row, span, p, raw, labels)
-            continue
-        why = _repeat(p, seen, fmt)
-        if why is None:
-            seen.labels += [label for label in labels if label not in seen.labels]
-            seen.more.append((row, raw, span))
-            continue
-        skipped.append((row, p.video_id, _named_path(p), Skip.duplicate_id, f"{where(span)}: {why}"))
-    records, more, missing = [], {}, []
-    prefix = os.path.join(root, "")
-    for v in videos.values():
-        p = v.parsed
-        named_path = _named_path(p)
-        places = p.places if allow_outside_root else tuple(pl for pl in p.places if _inside(pl, prefix))
-        if not places:
-            skipped.append((v.row, p.video_id, named_path, Skip.outside_root,
-                            f"{v.lines()}: {echo(named_path, PATH_ECHO)} is outside the media root {root}; pass a "
-                            f"--root that holds it, or --allow-outside-root"))
-            continue
-        path, refused = finder.find(places, p.exts)
-        if path is None:
-            if refused:
-                skipped.append((v.row, p.video_id, named_path, Skip.unreadable_file, f"{v.lines()}: {refused}"))
-            else:
-                skipped.append((v.row, p.video_id, named_path, Skip.missing_file, f"{v.lines()}: {_tried(p, places)}"))
-                missing.append(named_path)
-            continue
-        if printable(path) != path:
-            skipped.append((v.row, p.video_id, path, Skip.bad_name,
-                            f"{v.lines()}: {echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it"))
-            continue
-        records.append((p.video_id, path, ";".join(v.labels), p.start, p.end, p.split, v.row, v.raw, *p.extras))
-        if v.more:
-            more[v.row] = [(row, raw) for row, raw, _ in v.more]
-    note = (f"{len(records):,} of {plural(len(records) + len(missing), 'file')} found under {root}; "
-            f"e.g. {echo(str(missing[0]), PATH_ECHO)}" if missing else None)
-    skipped.sort(key=lambda s: s[0])
-    return _table(records, fmt.extras), _skipped([s[1:] for s in skipped]), more, frozenset(named), note
+    spans: Sequence[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
 
 
 def _dtypes(columns) -> dict:
     return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in columns}
-
-
-def _table(records: list[tuple], extras: tuple[str, ...] = ()) -> pd.DataFrame:
-    columns = [*COLUMNS, *extras]
-    return pd.DataFrame.from_records(records, columns=columns).astype(_dtypes(columns))
 
 
 def _skipped(rows: list[tuple]) -> pd.DataFrame:
@@ -210,9 +102,17 @@ def _is_video(path: Path) -> bool:
     return any(head[at : at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
 
 
-def _reversed_events(entries, data: Path) -> list[str]:
-    """A note naming the AVVP event records whose offset comes before their onset (kept: reversed_event)."""
-    found = [(span, why) for span, raw, p in entries if isinstance(p, Row) and (why := reversed_event(raw))]
+def _noting_reversed(entries, found: list):
+    """`entries` passed through as they stream, with the AVVP event records whose offset comes before
+    their onset added to `found` as (span, why) (kept: formats.reversed_event)."""
+    for span, raw, parsed in entries:
+        if isinstance(parsed, Row) and (why := reversed_event(raw)):
+            found.append((span, why))
+        yield span, raw, parsed
+
+
+def _reversed_note(found: list, data: Path) -> list[str]:
+    """A note naming the first reversed event record and how many more there are."""
     if not found:
         return []
     more = f" ({plural(len(found) - 1, 'more event')} like it)" if len(found) > 1 else ""
@@ -247,7 +147,8 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
         raise ManifestError(f"{data}: not UTF-8 text ({e.reason} at byte {e.start}); {EXPECTED}") from None
     except OSError as e:
         raise ManifestError(f"{data}: cannot read ({e.strerror})") from None
-    lines = text.split("\n")
+    lines = Lines(text)  # each line cut from the text when read: a manifest may run to gigabytes
+    del text
     newline = "\r\n" if lines[0].endswith("\r") else "\n"
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -264,15 +165,17 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     elif classes is not None:
         raise ManifestError(f"{data}: --classes names the labels of an AudioSet segments CSV; DATA is a "
                             f"{fmt.name} manifest")
-    entries = list(read_records(lines, first + n_header, fmt, str(media_root)))
-    if not entries:
-        raise ManifestError(f"{data}: the manifest lists no videos, only a header")
-    notes += _reversed_events(entries, data) if fmt.events else []
-    table, skipped, more, named, found = _build(entries, fmt, str(media_root), Finder(),
-                                                allow_outside_root=allow_outside_root)
     header = newline.join(line.removesuffix("\r") for line in lines[first : first + n_header]) if n_header else None
+    records, reversed_events = read_records(lines, first + n_header, fmt, str(media_root)), []
+    if fmt.events:
+        records = _noting_reversed(records, reversed_events)
+    table, skipped, more, named, found, spans = build(records, fmt, str(media_root), Finder(),
+                                                      allow_outside_root=allow_outside_root)
+    if not spans:
+        raise ManifestError(f"{data}: the manifest lists no videos, only a header")
+    notes += _reversed_note(reversed_events, data)
     return Manifest(fmt.name, data, media_root, table, skipped, header, newline, more, named,
-                    ([found] if found else []) + notes, [span for span, _, _ in entries])
+                    ([found] if found else []) + notes, spans)
 
 
 def write_subset(

@@ -9,12 +9,42 @@ first line alone, so one stray quote never swallows the lines after it.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 
 from avaudit.media.formats import BadLabel, Format, Row
 from avaudit.vocab import Skip
 
 Span = tuple[int, int]  # first and last line number (1-based) of a record
+
+
+class Lines(Sequence):
+    """A text's lines (split at '\\n', as str.split does), each cut from the text when asked for: a
+    manifest of ten million lines holds its text and one offset a line, not ten million strings."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self._starts = text, array("q", [0])
+        at = text.find("\n")
+        while at >= 0:
+            self._starts.append(at + 1)
+            at = text.find("\n", at + 1)
+        self._starts.append(len(text) + 1)
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.text[self._starts[i] : self._starts[i + 1] - 1]
+
+    def joined(self, first: int, last: int) -> str:
+        """Lines first..last (inclusive) as the text holds them, '\\n' between."""
+        return self.text[self._starts[first] : self._starts[last + 1] - 1]
 
 
 def where(span: Span) -> str:
@@ -79,7 +109,7 @@ def _parse(record: str, span: Span, fmt: Format, root: str) -> Row | tuple[Skip,
         return Skip.malformed_row, f"{where(span)}: {why}"
 
 
-def read_records(lines: list[str], start: int, fmt: Format, root: str) -> Iterator[tuple[Span, str, Row | tuple]]:
+def read_records(lines: Sequence[str], start: int, fmt: Format, root: str) -> Iterator[tuple[Span, str, Row | tuple]]:
     """(span, record text, Row or (skip reason, detail)) of each record from lines[start]. Lines keep
     their '\\r'; a record's own line breaks are kept in its text, its last '\\r' is not."""
     i, n = start, len(lines)
@@ -90,7 +120,8 @@ def read_records(lines: list[str], start: int, fmt: Format, root: str) -> Iterat
             continue
         last = _last_line(lines, i, fmt)
         span = (i + 1, last + 1)
-        record = "\n".join(lines[i : last + 1]).removesuffix("\r")
+        record = (lines.joined(i, last) if isinstance(lines, Lines) else "\n".join(lines[i : last + 1])
+                  ).removesuffix("\r")
         parsed = _parse(record, span, fmt, root)
         if last > i and not isinstance(parsed, Row):
             last, span, record = i, (i + 1, i + 1), line

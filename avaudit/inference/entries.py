@@ -1,0 +1,148 @@
+"""The logit cache's files: append-only entry files, each a run of whole records of named per-clip arrays.
+
+A record is a fixed 20-byte head (magic, header length, payload length, CRC-32 of header and payload),
+a JSON header naming each array (name, dtype, shape of one row) and the arrays' bytes, row-major.
+Every array of a record has the same number of rows. A reader takes the records from the start of a
+file and stops at the first one that is not whole (a kill during an append, an append still under
+way): only whole entries are ever read. Appends are made under the folder's lock (cache.py), which
+first cuts a torn tail off, so a later record never follows a torn one. Numpy only: a cached re-audit
+reads these without torch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = b"AVC1"
+_HEAD = struct.Struct("<4sIQI")  # magic, header bytes, payload bytes, crc32
+JOINED_BYTES = 256 << 20  # the most bytes compact() joins into one record
+Arrays = dict[str, np.ndarray]
+
+
+def _bytes(array: np.ndarray) -> memoryview:
+    """A contiguous array's bytes, without a copy (an empty one's too)."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def _crc(header: bytes, arrays: list[np.ndarray]) -> int:
+    crc = zlib.crc32(header)
+    for array in arrays:
+        crc = zlib.crc32(_bytes(array), crc)
+    return crc
+
+
+def encode(arrays: Arrays) -> list[bytes | memoryview]:
+    """One record's parts, to be written in order: head, header, then each array's bytes."""
+    arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    rows = {len(array) for array in arrays.values()}
+    if len(rows) != 1:
+        raise ValueError(f"the arrays of one record have different numbers of rows: {sorted(rows)}")
+    header = json.dumps({"rows": rows.pop(), "arrays": [[name, array.dtype.str, list(array.shape[1:])]
+                                                        for name, array in arrays.items()]}).encode()
+    payload = sum(array.nbytes for array in arrays.values())
+    head = _HEAD.pack(MAGIC, len(header), payload, _crc(header, list(arrays.values())))
+    return [head, header, *(_bytes(array) for array in arrays.values())]
+
+
+def append(path: Path, arrays: Arrays, *, end: int) -> int:
+    """Append one record after the first `end` bytes of `path` (anything after them, a torn record, is cut
+    off first), durably; returns the new end. The caller holds the folder's lock."""
+    with open(path, "ab") as handle:
+        if handle.tell() > end:  # append mode writes at the end, so the torn tail goes first
+            handle.truncate(end)
+            handle.seek(end)
+        for part in encode(arrays):
+            handle.write(part)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return handle.tell()
+
+
+def _read_one(handle, size: int) -> Arrays | None:
+    """The record at the handle's position, or None where it is not whole (the handle is then anywhere)."""
+    at = handle.tell()
+    head = handle.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    magic, header_len, payload_len, crc = _HEAD.unpack(head)
+    if magic != MAGIC or at + _HEAD.size + header_len + payload_len > size:
+        return None
+    try:
+        header = handle.read(header_len)
+        spec = json.loads(header)
+        rows, arrays = int(spec["rows"]), {}
+        for name, dtype, shape in spec["arrays"]:
+            dtype, shape = np.dtype(dtype), (rows, *map(int, shape))
+            count = int(np.prod(shape))
+            data = np.fromfile(handle, dtype=dtype, count=count)
+            if data.size != count:
+                return None
+            arrays[str(name)] = data.reshape(shape)
+    except (ValueError, TypeError, KeyError):  # a header that is not ours
+        return None
+    if handle.tell() != at + _HEAD.size + header_len + payload_len or _crc(header, list(arrays.values())) != crc:
+        return None
+    return arrays
+
+
+def iterate(path: Path, start: int = 0) -> Iterator[tuple[Arrays, int]]:
+    """(record, the byte where it ends) of each whole record of `path` from byte `start`, in order."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(start)
+        while handle.tell() < size:
+            record = _read_one(handle, size)
+            if record is None:
+                return
+            yield record, handle.tell()
+
+
+def read(path: Path, start: int = 0) -> tuple[list[Arrays], int]:
+    """(the whole records of `path` from byte `start`, in order; the byte where they end)."""
+    records, end = [], start
+    for record, end in iterate(path, start):
+        records.append(record)
+    return records, end
+
+
+def _schema(record: Arrays) -> tuple:
+    return tuple((name, array.dtype.str, array.shape[1:]) for name, array in record.items())
+
+
+def compact(path: Path, max_bytes: int = JOINED_BYTES) -> int:
+    """Rewrite `path` with its consecutive records of the same arrays (names, dtypes, row shapes) joined,
+    up to `max_bytes` a record, order kept, a record at a time (memory: one joined record); written
+    beside it, fsynced and renamed over it. Returns its new size. The caller holds the folder's lock."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    run: list[Arrays] = []
+
+    def flush(handle) -> None:
+        if run:
+            joined = run[0] if len(run) == 1 else {name: np.concatenate([r[name] for r in run]) for name in run[0]}
+            for part in encode(joined):
+                handle.write(part)
+            run.clear()
+
+    try:
+        with open(temp, "wb") as handle:
+            for record, _ in iterate(path):
+                size = sum(array.nbytes for array in record.values())
+                if run and (_schema(run[0]) != _schema(record) or
+                            sum(a.nbytes for r in run for a in r.values()) + size > max_bytes):
+                    flush(handle)
+                run.append(record)
+            flush(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+            size = handle.tell()
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return size

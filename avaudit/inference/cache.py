@@ -26,6 +26,8 @@ from avaudit.vocab import LAYERS
 
 N_LAYERS = len(LAYERS)
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
+EXTRA = "extra_"  # a chunk's extra per-clip arrays are stored under this prefix
+KNOWN = "known_"  # in memory: which rows of a merged chunk have an extra array
 _counter = itertools.count()
 
 
@@ -98,7 +100,12 @@ def _file_identities(paths) -> dict[str, str]:
 
 class LogitCache:
     """Logits (5, C) float32 and the seconds of real content per clip key, for one model (one
-    fingerprint directory). Chunks written before seconds were kept read back as NaN seconds."""
+    fingerprint directory). Chunks written before seconds were kept read back as NaN seconds.
+
+    A chunk may carry extra named per-clip arrays beside them (`add(..., signals=...)`, the clip's quality
+    signals, signature and file digest); `lookup_extra` reads one back with which keys have it: a chunk
+    written without it, or with another shape (an older version), leaves its keys without it.
+    """
 
     def __init__(self, root: Path, fingerprint: str, *, n_classes: int, source: str = "") -> None:
         self.dir = Path(root) / fingerprint
@@ -120,6 +127,8 @@ class LogitCache:
         self._keys: list[np.ndarray] = []
         self._logits: list[np.ndarray] = []
         self._seconds: list[np.ndarray] = []
+        self._extras: list[dict[str, np.ndarray]] = []  # per chunk, its extra arrays by name
+        self._extra_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._index: pd.Index | None = None
         self._table = np.empty(0, np.float32)
         self._seconds_table = np.empty(0, np.float32)
@@ -132,6 +141,7 @@ class LogitCache:
                 with np.load(self.dir / name) as data:
                     keys, logits = data["keys"].astype(KEY_DTYPE), data["logits"]
                     seconds = data["seconds"] if "seconds" in data else np.full(len(keys), np.nan, np.float32)
+                    extras = {name[len(EXTRA):]: data[name] for name in data.files if name.startswith(EXTRA)}
             except Exception as error:  # a truncated or foreign file must not stop an audit
                 warnings.warn(f"skipping unreadable cache chunk {self.dir / name}: {error}", AvauditWarning,
                               stacklevel=3)
@@ -143,12 +153,14 @@ class LogitCache:
                               stacklevel=3)
                 continue
             finite = np.isfinite(logits).all(axis=(1, 2))  # an older version cached NaN outputs: not found
-            self._append(keys[finite], logits[finite], seconds[finite].astype(np.float32))
+            extras = {name: array[finite] for name, array in extras.items() if array.shape[:1] == (len(keys),)}
+            self._append(keys[finite], logits[finite], seconds[finite].astype(np.float32), extras)
 
-    def _append(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray) -> None:
+    def _append(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray, extras: dict) -> None:
         self._keys.append(keys)
         self._logits.append(logits)
         self._seconds.append(seconds)
+        self._extras.append(extras)
         self._index = None
 
     def _build_index(self) -> pd.Index:
@@ -165,13 +177,34 @@ class LogitCache:
                 np.concatenate(self._logits, out=table[:-1])
             table[-1] = np.nan
             seconds = np.concatenate([*self._seconds, [np.nan]]).astype(np.float32)
+            names = {name for chunk in self._extras for name in chunk if not name.startswith(KNOWN)}
+            extras = {name: self._gather_extra(name) for name in names}
             index = pd.Index(keys)
             if not index.is_unique:
                 last = np.append(~index.duplicated(keep="last"), True)
                 keys, table, seconds, index = keys[last[:-1]], table[last], seconds[last], index[last[:-1]]
+                extras = {name: (values[last], known[last]) for name, (values, known) in extras.items()}
             self._keys, self._logits, self._seconds, self._index = [keys], [table[:-1]], [seconds[:-1]], index
-            self._table, self._seconds_table = table, seconds
+            self._table, self._seconds_table, self._extra_tables = table, seconds, extras
+            # One chunk now; its rows without an array are marked by a known mask of their own.
+            self._extras = [{**{name: values[:-1] for name, (values, _) in extras.items()},
+                             **{KNOWN + name: known[:-1] for name, (_, known) in extras.items()}}]
         return self._index
+
+    def _gather_extra(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values (n + 1, ...), known (n + 1,)) of one extra array over every chunk, in the newest chunk's shape
+        and dtype: a chunk without it, or with another shape, gives zeros (NaN for floats), unknown."""
+        newest = next(chunk[name] for chunk in reversed(self._extras) if name in chunk)
+        sizes = [len(keys) for keys in self._keys]
+        values = np.zeros((sum(sizes) + 1, *newest.shape[1:]), newest.dtype)
+        if values.dtype.kind == "f":
+            values[:] = np.nan
+        known = np.zeros(len(values), bool)
+        for start, size, chunk in zip(np.cumsum([0, *sizes]), sizes, self._extras):
+            if name in chunk and chunk[name].shape[1:] == newest.shape[1:]:
+                values[start:start + size] = chunk[name]
+                known[start:start + size] = chunk.get(KNOWN + name, True)
+        return values, known
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found, seconds (N,))."""
@@ -181,17 +214,34 @@ class LogitCache:
         rows[(rows < 0) | (keys == "")] = len(index)
         return rows < len(index), self._table[rows], self._seconds_table[rows]
 
-    def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None) -> None:
+    def lookup_extra(self, keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(known (N,) bool, values (N, ...)) of the extra array `name` (`add`'s keyword); values None where no
+        chunk has it."""
+        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        index = self._build_index()
+        if name not in self._extra_tables:
+            return np.zeros(len(keys), bool), None
+        rows = index.get_indexer(keys)
+        rows[(rows < 0) | (keys == "")] = len(index)
+        values, known = self._extra_tables[name]
+        return known[rows], values[rows]
+
+    def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None, **extras) -> None:
         """Append one chunk. Rows without a key or with logits that are not all finite (a failed decode,
         a network output of NaN) are not kept, so that a failure is retried next time instead of being
-        remembered, and a cached row always has logits."""
+        remembered, and a cached row always has logits. `extras`: named arrays with one row per key, kept
+        beside them (lookup_extra)."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         logits = np.asarray(logits, dtype=np.float32)
         seconds = np.full(len(keys), np.nan, np.float32) if seconds is None else np.asarray(seconds, np.float32)
         if logits.shape != (len(keys), N_LAYERS, self.n_classes):
             raise ValueError(f"logits {logits.shape} do not match {len(keys)} keys × {N_LAYERS} × {self.n_classes}")
         keep = (keys != "") & np.isfinite(logits).all(axis=(1, 2))
+        extras = {name: np.asarray(array) for name, array in extras.items()}
+        if any(array.shape[:1] != (len(keep),) for array in extras.values()):
+            raise ValueError(f"extra arrays {[array.shape for array in extras.values()]} do not match {len(keep)} keys")
         keys, logits, seconds = keys[keep], logits[keep], seconds[keep]
+        extras = {name: array[keep] for name, array in extras.items()}
         if not len(keys):
             return
         # Zero-padded time sorts chunks oldest first; pid and counter keep ranks' names apart.
@@ -199,11 +249,13 @@ class LogitCache:
         if self.writable:
             try:
                 atomic_write(self.dir / name,
-                             lambda handle: np.savez(handle, keys=keys, logits=logits, seconds=seconds), durable=True)
+                             lambda handle: np.savez(handle, keys=keys, logits=logits, seconds=seconds,
+                                                     **{EXTRA + name: array for name, array in extras.items()}),
+                             durable=True)
                 self._seen.add(name)
             except OSError as err:
                 self._cannot_write(err)
-        self._append(keys, logits, seconds)  # this run still finds them
+        self._append(keys, logits, seconds, extras)  # this run still finds them
 
     def _cannot_write(self, err: OSError) -> None:
         """Warn once, then go on without adding to the cache (its entries are still read)."""

@@ -52,6 +52,8 @@ def wrong_way(module: str, target: str) -> bool:
     """The arrows that must never exist."""
     if module.startswith("avaudit.audits"):  # pure numpy/pandas: no torch, model, media or I/O
         return not target.startswith(("avaudit.audits", "avaudit.vocab", "avaudit.errors"))
+    if module.startswith("avaudit.quality"):  # pure numpy/pandas over decoded arrays and signatures
+        return not target.startswith(("avaudit.quality", "avaudit.vocab", "avaudit.errors"))
     if module == "avaudit.vocab":
         return True
     if {wing(module), wing(target)} == {"media", "model"}:
@@ -74,6 +76,7 @@ def test_the_rules_catch_a_wrong_arrow():
     assert wrong_way("avaudit.audits.bias", "avaudit.inference.logits")
     assert wrong_way("avaudit.media.dataset", "avaudit.model.backbones")
     assert wrong_way("avaudit.inference.run", "avaudit.training.recipe")
+    assert wrong_way("avaudit.quality.signals", "avaudit.media.decode")
     assert not wrong_way("avaudit.commands", "avaudit.audits.bias")
 
 
@@ -110,7 +113,8 @@ def test_the_cli_imports_no_torch_numpy_or_pandas_and_the_audits_no_torch():
     cli = loaded_after("import avaudit.cli")
     assert {"torch", "numpy", "pandas"} & cli == set()
     audits = loaded_after("import avaudit.audits.bias, avaudit.audits.missing_labels, avaudit.audits.retarget, "
-                          "avaudit.audits.decisions, avaudit.audits.calibration, avaudit.audits.layerstats")
+                          "avaudit.audits.decisions, avaudit.audits.calibration, avaudit.audits.layerstats, "
+                          "avaudit.quality.signals, avaudit.quality.duplicates")
     assert {m for m in audits if m.split(".")[0] in ("torch", "decord", "librosa", "av")} == set()
     assert {m for m in audits if m.startswith(("avaudit.model", "avaudit.inference", "avaudit.media"))} == set()
     vocab = loaded_after("import avaudit.vocab")

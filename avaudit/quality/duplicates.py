@@ -1,0 +1,108 @@
+"""Duplicate clips from their signatures: byte-identical files, re-encoded or resized copies, and clips
+that share only their sound or only their picture, each pair with whether it crosses a split.
+
+Never all pairs: a band index (locality-sensitive hashing on the hash bits) proposes the pairs that agree
+exactly on some band of bits, and only those are compared bit by bit. A blank picture or a silent track
+is not content, so two of them never make a duplicate (they are the `still` / `silent` flags).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from avaudit.quality.signals import BLANK, PICTURE_BYTES, SIGNATURE_BYTES, SILENT, SOUND_BYTES
+
+PICTURE_MATCH = 0.85  # share of equal picture-hash bits from which two pictures are the same
+SOUND_MATCH = 0.80  # share of equal sound-fingerprint bits from which two sounds are the same
+BAND_BYTES = 3  # bits of one index band: two clips are compared when any band agrees exactly
+MAX_BUCKET = 256  # clips sharing one band value above which the band pairs them only with its first clip
+COLUMNS = ["video_id", "duplicate_of", "streams", "similarity", "same_split"]
+_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], np.uint8)
+
+
+def band_candidates(hashes: np.ndarray, usable: np.ndarray, *, band_bytes: int = BAND_BYTES) -> np.ndarray:
+    """(M, 2) int64 index pairs i < j of `hashes` (N, B) uint8 rows that agree on at least one band of
+    `band_bytes` bytes, among the `usable` rows. Memory grows with N and M, never with N squared."""
+    rows = np.flatnonzero(usable)
+    found = []
+    for start in range(0, hashes.shape[1] - band_bytes + 1, band_bytes):
+        band = hashes[rows, start : start + band_bytes].astype(np.uint64)
+        keys = (band << (8 * np.arange(band_bytes, dtype=np.uint64))).sum(axis=1)
+        found.append(_equal_key_pairs(keys, rows))
+    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+    coded = np.unique(pairs[:, 0] * len(hashes) + pairs[:, 1])
+    return np.stack([coded // len(hashes), coded % len(hashes)], axis=1)
+
+
+def _equal_key_pairs(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(M, 2) pairs of `rows` with equal `keys`; a run over MAX_BUCKET gives only (first, each other)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    bounds = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
+    pairs = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if hi - lo < 2:
+            continue
+        members = np.sort(rows[order[lo:hi]])
+        if hi - lo > MAX_BUCKET:
+            pairs.append(np.stack([np.full(hi - lo - 1, members[0]), members[1:]], axis=1))
+        else:
+            i, j = np.triu_indices(hi - lo, k=1)
+            pairs.append(np.stack([members[i], members[j]], axis=1))
+    return np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+
+
+def bit_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M,) share of equal bits between rows of (M, B) uint8 arrays."""
+    return 1.0 - _POPCOUNT[np.bitwise_xor(a, b)].sum(axis=1, dtype=np.int64) / (8 * a.shape[1])
+
+
+def find_duplicates(video_ids, signatures: np.ndarray, file_digests, splits) -> pd.DataFrame:
+    """One row per duplicate pair: `video_id` is the later clip, `duplicate_of` the earlier one.
+
+    signatures (N, SIGNATURE_BYTES) uint8 from clip_signature; file_digests (N,) str (e.g. sha256) or
+    None; splits (N,). streams: `audiovisual` (byte-identical, or both picture and sound match),
+    `audio` or `visual`; similarity: the mean share of equal bits of the matching streams.
+    """
+    signatures = np.asarray(signatures, np.uint8)
+    ids, splits = np.asarray(video_ids, dtype=object), np.asarray(splits, dtype=object)
+    if signatures.ndim != 2 or signatures.shape[1] != SIGNATURE_BYTES or len(signatures) != len(ids):
+        raise ValueError(f"signatures must be ({len(ids)}, {SIGNATURE_BYTES}) uint8, not {signatures.shape}")
+    picture = signatures[:, 1 : 1 + PICTURE_BYTES]
+    sound = signatures[:, 1 + PICTURE_BYTES : 1 + PICTURE_BYTES + SOUND_BYTES]
+    has_picture, has_sound = (signatures[:, 0] & BLANK) == 0, (signatures[:, 0] & SILENT) == 0
+    pairs = np.concatenate([band_candidates(picture, has_picture), band_candidates(sound, has_sound),
+                            _digest_pairs(file_digests, len(ids))])
+    n = max(len(ids), 1)
+    coded = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    i, j = coded // n, coded % n
+    picture_sim, sound_sim = bit_similarity(picture[i], picture[j]), bit_similarity(sound[i], sound[j])
+    same_picture = has_picture[i] & has_picture[j] & (picture_sim >= PICTURE_MATCH)
+    same_sound = has_sound[i] & has_sound[j] & (sound_sim >= SOUND_MATCH)
+    exact = _same_digest(file_digests, i, j)
+    streams = np.where(exact | (same_picture & same_sound), "audiovisual",
+                       np.where(same_sound, "audio", np.where(same_picture, "visual", "")))
+    similarity = np.where(exact, 1.0, (same_picture * picture_sim + same_sound * sound_sim)
+                          / np.maximum(same_picture.astype(int) + same_sound, 1))
+    keep = streams != ""
+    return pd.DataFrame({"video_id": ids[j[keep]], "duplicate_of": ids[i[keep]], "streams": streams[keep],
+                         "similarity": np.round(similarity[keep], 3),
+                         "same_split": splits[i[keep]] == splits[j[keep]]}, columns=COLUMNS)
+
+
+def _digest_pairs(file_digests, n: int) -> np.ndarray:
+    """(M, 2) pairs of rows with the same file digest (None / empty digests never pair)."""
+    if file_digests is None:
+        return np.zeros((0, 2), np.int64)
+    digests = pd.Series(list(file_digests), dtype=object)
+    known = digests.notna() & (digests != "")
+    codes = np.full(n, -1, np.int64)
+    codes[known.to_numpy()] = pd.factorize(digests[known])[0]
+    return _equal_key_pairs(codes[known.to_numpy()], np.flatnonzero(known.to_numpy()))
+
+
+def _same_digest(file_digests, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    if file_digests is None:
+        return np.zeros(len(i), bool)
+    digests = np.asarray(list(file_digests), dtype=object)
+    return np.array([bool(a) and a == b for a, b in zip(digests[i], digests[j])], bool)

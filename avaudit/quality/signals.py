@@ -1,0 +1,166 @@
+"""Per-clip signals and signatures from exactly what the network sees: the window's frames and sound.
+
+`clip_signals` measures how still the picture is and how loud the sound is; `clip_signature` keeps a
+perceptual hash of the picture and a band-energy fingerprint of the sound, 129 bytes a clip, from which
+`avaudit.quality.duplicates` finds copies without decoding anything again. `flags_of` turns the signals
+into the `still` / `silent` flags with the thresholds below (docs/quality.md says how they were chosen).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SIGNAL_NAMES = ("still_fraction", "motion", "level_dbfs", "silent_fraction")
+
+STILL_LAG_SECONDS = 1.0  # a step is still when its frame equals the frame this long after it
+STILL_DIFF = 0.5  # mean absolute change per pixel (of 255) under which two frames are the same picture
+SILENT_DBFS = -60.0  # RMS level (dBFS, full-scale square wave = 0) under which 100 ms of sound is inaudible
+FLOOR_DBFS = -120.0  # the level given to digital silence, which has no finite dB value
+FLAG_FRACTION = 0.9  # a clip is flagged `still` / `silent` when this share of its window is
+BLANK_STD = 2.0  # spatial standard deviation (of 255) under which a frame shows nothing: a blank picture
+
+HASH_FRAMES = 8  # frames of the window the picture hash looks at, evenly spread
+FRAME_HASH_BITS = 64  # lowest-frequency DCT coefficients of a 32 x 32 gray thumbnail, one bit each
+SOUND_SEGMENTS = 33  # stretches of the window whose band energies the sound fingerprint compares
+SOUND_BANDS = 17  # log-spaced frequency bands, 150 Hz to 0.45 x the sample rate
+PICTURE_BYTES = HASH_FRAMES * FRAME_HASH_BITS // 8
+SOUND_BYTES = (SOUND_SEGMENTS - 1) * (SOUND_BANDS - 1) // 8
+BLANK, SILENT = 1, 2  # bits of a signature's first byte: the stream carries nothing to compare
+SIGNATURE_BYTES = 1 + PICTURE_BYTES + SOUND_BYTES
+
+
+def _gray(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB -> (T, H, W) float32 luma (BT.601), 0-255."""
+    return frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _fps(frames: np.ndarray, audio: np.ndarray, sample_rate: int) -> float:
+    """Frames per second of the window: T frames over the seconds its sound spans (10 s if it has none)."""
+    seconds = len(audio) / sample_rate if len(audio) else 10.0
+    return len(frames) / seconds
+
+
+def frame_changes(frames: np.ndarray, *, lag: int) -> np.ndarray:
+    """(T - lag,) mean absolute gray change per pixel between each frame and the one `lag` steps later."""
+    if len(frames) <= lag:
+        return np.zeros(0, np.float32)
+    gray = _gray(frames)
+    return np.abs(gray[lag:] - gray[:-lag]).mean(axis=(1, 2))
+
+
+def chunk_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n,) RMS level in dBFS of each 100 ms of sound, FLOOR_DBFS for digital silence."""
+    size = max(1, sample_rate // 10)
+    n = len(audio) // size
+    if n == 0:
+        return np.zeros(0, np.float32)
+    power = np.square(audio[: n * size].astype(np.float64)).reshape(n, size).mean(axis=1)
+    return _dbfs(power)
+
+
+def _dbfs(power: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.maximum(10 * np.log10(power), FLOOR_DBFS).astype(np.float32)
+
+
+def clip_signals(frames: np.ndarray, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """float32 (len(SIGNAL_NAMES),) of one decoded window: frames (T, H, W, 3) uint8, audio (N,) float32.
+
+    still_fraction: share of steps whose frame equals the frame STILL_LAG_SECONDS before or after it (1 if
+    T is too short to tell); motion: mean gray change per pixel over that lag; level_dbfs: the window's RMS level;
+    silent_fraction: share of its 100 ms stretches under SILENT_DBFS (1 for an empty waveform).
+    """
+    lag = max(1, int(round(STILL_LAG_SECONDS * _fps(frames, audio, sample_rate))))
+    changes = frame_changes(frames, lag=lag)
+    same = changes < STILL_DIFF
+    still = float((np.r_[same, np.zeros(lag, bool)] | np.r_[np.zeros(lag, bool), same]).mean()) if len(changes) else 1.0
+    motion = float(changes.mean()) if len(changes) else 0.0
+    levels = chunk_levels(audio, sample_rate)
+    level = float(_dbfs(np.array([np.square(audio.astype(np.float64)).mean()]))[0]) if len(audio) else FLOOR_DBFS
+    silent = float((levels < SILENT_DBFS).mean()) if len(levels) else 1.0
+    return np.array([still, motion, level, silent], np.float32)
+
+
+def flags_of(signals: np.ndarray) -> list[str]:
+    """`;`-joined flags per row of (N, len(SIGNAL_NAMES)) signals: `still`, `silent`, or "" for neither."""
+    signals = np.asarray(signals, np.float32).reshape(-1, len(SIGNAL_NAMES))
+    still = signals[:, SIGNAL_NAMES.index("still_fraction")] >= FLAG_FRACTION
+    silent = signals[:, SIGNAL_NAMES.index("silent_fraction")] >= FLAG_FRACTION
+    return [";".join(name for name, on in (("still", a), ("silent", b)) if on) for a, b in zip(still, silent)]
+
+
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) box filter: each output sample is the mean of the input samples it covers."""
+    edges = np.linspace(0, n_in, n_out + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    left = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, left + 1) - np.maximum(lo, left), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    """(n, n) orthonormal DCT-II."""
+    k, i = np.arange(n)[:, None], np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+_DCT32 = _dct_matrix(32)
+_ZIGZAG = sorted(((i, j) for i in range(32) for j in range(32)), key=lambda ij: (ij[0] + ij[1], ij[0]))
+_LOW = tuple(np.array(_ZIGZAG[1 : 1 + FRAME_HASH_BITS]).T)  # the lowest-frequency AC coefficients
+
+
+def picture_hash(frames: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(PICTURE_BYTES,) uint8 DCT hash of HASH_FRAMES frames of the window, and whether it is blank.
+
+    Each frame: gray, box-resized to 32 x 32, 2-D DCT, one bit per low-frequency coefficient above
+    their median. Resizing and re-encoding move few bits; another clip moves about half.
+    """
+    if len(frames) == 0:
+        return np.zeros(PICTURE_BYTES, np.uint8), True
+    picked = _gray(frames[((np.arange(HASH_FRAMES) + 0.5) * len(frames) / HASH_FRAMES).astype(int)])
+    rows, cols = _resample_matrix(picked.shape[1], 32), _resample_matrix(picked.shape[2], 32)
+    thumbs = np.einsum("ah,thw,bw->tab", rows, picked, cols)
+    coefficients = np.einsum("ia,tab,jb->tij", _DCT32, thumbs, _DCT32)[:, _LOW[0], _LOW[1]]
+    bits = coefficients > np.median(coefficients, axis=1, keepdims=True)
+    blank = bool((picked.std(axis=(1, 2)) < BLANK_STD).all())
+    return np.packbits(bits.reshape(-1)), blank
+
+
+def _band_energies(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(SOUND_SEGMENTS, SOUND_BANDS) log energy of each band in each stretch of the window."""
+    n_fft = 1024
+    edges = np.geomspace(150.0, 0.45 * sample_rate, SOUND_BANDS + 1)
+    bins = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    band_of = np.searchsorted(edges, bins, side="right") - 1
+    padded = np.pad(audio.astype(np.float32), (0, max(0, n_fft - len(audio))))
+    starts = np.linspace(0, len(padded) - n_fft, max(SOUND_SEGMENTS * 8, 1)).astype(int)
+    power = np.abs(np.fft.rfft(padded[starts[:, None] + np.arange(n_fft)] * np.hanning(n_fft), axis=1)) ** 2
+    keep = (band_of >= 0) & (band_of < SOUND_BANDS)
+    per_band = np.zeros((len(starts), SOUND_BANDS))
+    np.add.at(per_band.T, band_of[keep], power[:, keep].T)
+    per_segment = per_band.reshape(SOUND_SEGMENTS, 8, SOUND_BANDS).mean(axis=1)
+    return np.log(per_segment + 1e-12)
+
+
+def sound_hash(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
+    """(SOUND_BYTES,) uint8 band-energy fingerprint of the window's sound, and whether it is silent.
+
+    One bit per (stretch, band pair): whether the energy difference of two neighbouring bands rose
+    from the stretch before (Haitsma and Kalker's fingerprint), so a level change or a re-encode that
+    keeps the spectrum's shape keeps the bits.
+    """
+    levels = chunk_levels(audio, sample_rate)
+    silent = not len(levels) or float((levels < SILENT_DBFS).mean()) >= FLAG_FRACTION
+    energy = _band_energies(audio, sample_rate)
+    across = energy[:, :-1] - energy[:, 1:]
+    bits = (across[1:] - across[:-1]) > 0
+    return np.packbits(bits.reshape(-1)), silent
+
+
+def clip_signature(frames: np.ndarray, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """uint8 (SIGNATURE_BYTES,): a content byte (BLANK, SILENT bits), the picture hash, the sound hash."""
+    picture, blank = picture_hash(frames)
+    sound, silent = sound_hash(audio, sample_rate)
+    content = np.array([BLANK * blank | SILENT * silent], np.uint8)
+    return np.concatenate([content, picture, sound])

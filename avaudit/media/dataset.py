@@ -5,6 +5,7 @@ A corrupt sample is reported and skipped, never fatal (open_clip's rule): every 
 """
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -18,10 +19,30 @@ from torch.utils.data import Dataset
 from avaudit.config import ModelConfig
 from avaudit.errors import UsageError
 from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
+from avaudit.media.digest import clip_digest
 from avaudit.media.onsets import onset_steps
 from avaudit.vocab import Skip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
+
+
+def measure_quality(clip: Clip, path: str, start: float, end: float, *, config: ModelConfig) -> dict:
+    """A decoded clip's quality signals and signature (avaudit.quality.signals) over the part of the window
+    the network sees that holds content (a padded tail is black and silent by the decoder's rule, not the
+    clip's), and its file digest (media.digest). Signals NaN where the measurement fails: the clip is
+    still audited."""
+    from avaudit.quality.signals import SIGNAL_NAMES, SIGNATURE_BYTES, clip_signals, clip_signature
+
+    frames, audio = clip.frames, clip.audio
+    if clip.padded and clip.duration > 0:
+        frames = frames[: max(1, math.ceil(clip.duration * config.steps / config.seconds))]
+        audio = audio[: max(1, int(clip.duration * config.sample_rate))]
+    try:
+        signals = np.asarray(clip_signals(frames, audio, config.sample_rate), np.float32)
+        signature = np.asarray(clip_signature(frames, audio, config.sample_rate), np.uint8)
+    except Exception:  # noqa: BLE001 - a measurement that fails costs the clip its signals, not its audit
+        signals, signature = np.full(len(SIGNAL_NAMES), np.nan, np.float32), np.zeros(SIGNATURE_BYTES, np.uint8)
+    return {"signals": signals, "signatures": signature, "digests": clip_digest(path, start, end)}
 
 
 @contextmanager
@@ -58,6 +79,7 @@ class ClipItem(NamedTuple):
     cpu_s: float  # CPU seconds its decoding took
     reason: str  # a Skip reason, or ""
     detail: str  # what went wrong, naming the file
+    quality: dict | None = None  # measure_quality's arrays, when the dataset measures them
 
 
 class ClipDataset(Dataset):
@@ -73,7 +95,8 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
-                 time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True):
+                 time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True,
+                 quality: bool = False):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
         self.starts = np.full(n, np.nan) if starts is None else np.asarray(starts, dtype=float)
@@ -84,6 +107,7 @@ class ClipDataset(Dataset):
         self.no_audio = no_audio
         self.time_limit = time_limit
         self.video, self.sound, self.onsets = video, sound, onsets and sound
+        self.quality = quality and video and sound  # measure_quality's arrays on each decoded item
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -118,20 +142,26 @@ class ClipDataset(Dataset):
                 clip = self.decode(index)
                 onsets = (onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps, seconds=c.seconds,
                                       hop_length=c.hop_length) if self.onsets else np.zeros(0, bool))
+                quality = (measure_quality(clip, path, self.starts[index], self.ends[index], config=c)
+                           if self.quality else None)
         except MediaError as err:
             return self.empty_item(index, err.reason, str(err))
         except Exception as err:  # noqa: BLE001 - one bad file must not end a long run
             return self.empty_item(index, Skip.decode_error, f"{path}: {type(err).__name__}: {err}")
         return ClipItem(index, torch.from_numpy(np.ascontiguousarray(clip.frames)), torch.from_numpy(clip.audio),
-                        torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "")
+                        torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "", quality)
 
 
 def collate(items: list[ClipItem]) -> dict:
-    """Stack the clips that decoded; keep the failures' reasons beside them."""
+    """Stack the clips that decoded; keep the failures' reasons beside them. `quality`: measure_quality's
+    arrays stacked, when measured."""
     good = [item for item in items if not item.reason]
+    measured = [item.quality for item in good if item.quality is not None]
     batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
              "index": [item.index for item in good], "seconds": [item.seconds for item in good],
-             "cpu_s": sum(item.cpu_s for item in items)}
+             "cpu_s": sum(item.cpu_s for item in items),
+             "quality": {name: np.stack([q[name] for q in measured]) for name in measured[0]}
+             if measured and len(measured) == len(good) else {}}
     for key in ("frames", "audio", "onsets"):
         batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
     return batch

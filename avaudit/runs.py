@@ -25,7 +25,8 @@ RUN_FILES = {"bias": ("bias_videos.csv", "bias_categories.csv", "bias_summary.js
                       "bias_truth_unmatched.csv"),
              "predict": ("predictions.csv",),
              "missing-labels": ("missing_labels.csv", "confusions.csv", "missing_labels_truth.csv",
-                                "missing_labels_truth.json")}
+                                "missing_labels_truth.json"),
+             "quality": ("quality_videos.csv", "quality_duplicates.csv", "quality_summary.json")}
 BIAS_TABLES = {"bias_videos.csv": ("video_id", "label", "layer", "group"),
                "bias_categories.csv": ("category", "layer", "group")}  # what retarget reads of a bias run
 
@@ -57,9 +58,23 @@ class BiasSummary:
     n_skipped: int
     confidence: str
     truth: dict | None = None  # the scores against people's modalities, with --truth (or --truth-audio/-visual)
+    n_flagged: dict[str, int] | None = None  # audited rows by quality flag (flags.FLAGS) and `any`; None unmeasured
+    flagged_vote: bool = False  # flagged videos voted on their categories' calls (--flagged-vote)
 
     def document(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (k == "truth" and v is None)}
+
+
+@dataclass
+class QualitySummary:
+    """quality_summary.json: how many clips each flag holds and how many duplicate pairs, by stream."""
+    n_videos: int  # decoded clips
+    n_flagged: dict[str, int]  # clips by flag (flags.FLAGS), and `any`
+    n_duplicate_pairs: int
+    pairs_per_streams: dict[str, int]  # audiovisual, audio, visual
+    n_cross_split_pairs: int  # pairs whose two clips are in different splits: a leak
+    n_rows: int
+    n_skipped: int
 
 
 @dataclass
@@ -88,6 +103,8 @@ class RetargetSummary:
     n_input_rows: int
     categories: list[str]
     compare: dict | None = None  # how many of a Kinetics-Sounds list's classes the subset holds
+    drop: list[str] = field(default_factory=list)  # quality flags whose videos were left out (--drop)
+    n_dropped: int = 0  # videos of the kept categories left out for those flags
 
     def document(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (k == "compare" and v is None)}
@@ -98,7 +115,7 @@ class AuditRun:
     """What an audit command produced: its tables by output file name, its summary, and the skipped rows."""
     out: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    summary: BiasSummary | PredictSummary | MissingLabelsSummary | RetargetSummary | None = None
+    summary: BiasSummary | PredictSummary | MissingLabelsSummary | RetargetSummary | QualitySummary | None = None
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIPPED_COLUMNS)))
     n_rows: int = 0
     n_cached: int = 0

@@ -3,6 +3,7 @@ cached with its logits, on a handful of short clips with one of each confounder 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -149,3 +150,16 @@ def test_a_group_of_duplicates_keeps_its_first_copy_whichever_way_its_pairs_poin
     pairs = pd.DataFrame({"video_id": ["c", "b", "e"], "duplicate_of": ["b", "d", "d"]})  # b-c-d-e in one group
     assert kept_copies(ids, pairs).tolist() == ["", "", "b", "b", "b"]
     assert kept_copies(ids, pairs.iloc[:0]).tolist() == [""] * 5
+
+
+def test_the_report_plays_the_flagged_clips_and_both_clips_of_each_duplicate_pair(confounded, model, tmp_path):
+    from avaudit.report import build_report
+
+    commands.quality(confounded, out=tmp_path / "out" / "quality", model=model, **RUN)
+    text = build_report(tmp_path / "out").read_text()
+    quality = text.split('<section id="quality">')[1].split("</section>")[0]
+    assert "<p>3 of 6 clips flagged (1 still, 1 silent, 1 duplicate); 1 duplicate pair (1 audiovisual, 0 audio, " \
+           "0 visual), 0 of them across splits</p>" in quality
+    links = re.findall(r'<a class="clip" href="([^"]+)"', quality)
+    assert [Path(link).name for link in links] == ["still.mp4", "silent.mp4", "zcopy.mp4", "zcopy.mp4", "clean1.mp4"]
+    assert all((tmp_path / "out" / link).resolve().is_file() for link in links)

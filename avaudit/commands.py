@@ -81,7 +81,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     position = rows["position"].to_numpy()
     settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
-    found = measure_flags(a.manifest.table, np.unique(position), a.quality)
+    found = measure_flags(a.manifest.table, np.unique(position), a.quality, memo=duplicates_memo(options))
     flags = rows["position"].map(dict(zip(found.videos["position"], found.videos["flags"]))).to_numpy(str)
     per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
                                                 fraction=fraction, type_margin=type_margin,
@@ -101,6 +101,13 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     run = AuditRun(folder, tables, summary, a.skipped, n_rows, a.n_cached, a.manifest, notes=a.notes)
     write_run(run, settings, {"bias_summary.json": summary.document()})
     return run
+
+
+def duplicates_memo(options: AuditOptions) -> Path:
+    """Where the duplicate pairs an audit found are kept for its re-audits (flags.find_copies): in the cache."""
+    from avaudit.inference.cache import default_cache_dir
+
+    return Path(options.cache_dir or default_cache_dir()) / "duplicates"
 
 
 def flag_counts(flags) -> dict[str, int]:
@@ -123,7 +130,8 @@ def quality(data: Path, *, out: Path | None = None, options: AuditOptions | None
     folder = output_dir(out, "quality")
     a = audit(data, options, labels=LabelPolicy.ignore, on_event=on_event,  # read, infer
               writes=planned_writes(folder, "quality"))
-    found = measure_flags(a.manifest.table, a.rows["position"].to_numpy(), a.quality)  # decide
+    found = measure_flags(a.manifest.table, a.rows["position"].to_numpy(), a.quality,  # decide
+                          memo=duplicates_memo(options))
     pairs = found.duplicates
     summary = QualitySummary(len(found.videos), flag_counts(found.videos["flags"]), len(pairs),
                              {s: int((pairs["streams"] == s).sum()) for s in ("audiovisual", "audio", "visual")},

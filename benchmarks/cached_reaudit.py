@@ -53,9 +53,27 @@ def build_dataset(root: Path, classes: list[str], n: int) -> Path:
     return data
 
 
+def synthetic_quality(n: int, rng) -> dict:
+    """The quality arrays a first audit caches beside the logits (inference.logits.quality_arrays) for n clean
+    clips of their own: moving, audible, each signature and file digest unlike any other's."""
+    import numpy as np
+
+    from avaudit.inference.logits import quality_arrays
+    from avaudit.quality.signals import SIGNAL_NAMES
+
+    shapes = quality_arrays()
+    clean = {"still_fraction": 0.0, "motion": 8.0, "level_dbfs": -20.0, "silent_fraction": 0.0}
+    signatures = rng.integers(0, 256, (n, *shapes["signatures"][0]), dtype=np.uint8)
+    signatures[:, 0] = 0  # neither stream blank
+    return {"signals": np.tile(np.array([clean[name] for name in SIGNAL_NAMES], np.float32), (n, 1)),
+            "signatures": signatures,
+            "digests": rng.integers(1, 256, (n, *shapes["digests"][0]), dtype=np.uint8)}
+
+
 def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     """The dataset, and the cache a first audit of it would leave: synthetic logits for every
-    video (its own category ahead in most layers, noise elsewhere) and the checkpoint's fields."""
+    video (its own category ahead in most layers, noise elsewhere), their quality arrays
+    (synthetic_quality) and the checkpoint's fields."""
     import numpy as np
 
     from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
@@ -72,10 +90,12 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     label = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     boost = rng.uniform(0, 4, size=(len(table), 5)).astype(np.float32)
     logits[np.arange(len(table))[:, None], np.arange(5)[None], label[:, None]] += boost
+    quality = synthetic_quality(len(table), rng)
     cache = LogitCache(cache_dir, model_fingerprint(model), n_classes=len(classes), source=str(model))
     for start in range(0, len(table), CHUNK):
         part = slice(start, start + CHUNK)
-        cache.add(keys[part], logits[part], np.full(len(keys[part]), 10.0, np.float32))
+        cache.add(keys[part], logits[part], np.full(len(keys[part]), 10.0, np.float32),
+                  **{name: values[part] for name, values in quality.items()})
 
 
 def main() -> None:

@@ -163,3 +163,16 @@ def test_the_report_plays_the_flagged_clips_and_both_clips_of_each_duplicate_pai
     links = re.findall(r'<a class="clip" href="([^"]+)"', quality)
     assert [Path(link).name for link in links] == ["still.mp4", "silent.mp4", "zcopy.mp4", "zcopy.mp4", "clean1.mp4"]
     assert all((tmp_path / "out" / link).resolve().is_file() for link in links)
+
+
+def test_a_reaudit_reads_the_duplicate_pairs_back_and_a_damaged_memo_is_searched_again(confounded, model, tmp_path,
+                                                                                         cache):
+    first = commands.quality(confounded, out=tmp_path / "one", model=model, **RUN)
+    memos = list((cache / "duplicates").glob("*.npz"))
+    assert len(memos) == 1
+    again = commands.quality(confounded, out=tmp_path / "two", model=model, **RUN)
+    pd.testing.assert_frame_equal(first.tables["quality_duplicates.csv"], again.tables["quality_duplicates.csv"])
+    memos[0].write_bytes(b"not a memo")
+    damaged = commands.quality(confounded, out=tmp_path / "three", model=model, **RUN)
+    pd.testing.assert_frame_equal(first.tables["quality_duplicates.csv"], damaged.tables["quality_duplicates.csv"])
+    assert np.load(memos[0])["j"].tolist() == [5]  # written again: b/zcopy, the sixth clip

@@ -73,9 +73,10 @@ def synthetic_quality(n: int, rng) -> dict:
 def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     """The dataset, and the cache a first audit of it would leave: synthetic logits for every
     video (its own category ahead in most layers, noise elsewhere), their quality arrays
-    (synthetic_quality) and the checkpoint's fields."""
+    (synthetic_quality), the duplicate pairs among them and the checkpoint's fields."""
     import numpy as np
 
+    from avaudit.flags import measure_flags
     from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
     from avaudit.inference.logits import checkpoint_info
     from avaudit.media.manifests import read_manifest
@@ -96,6 +97,8 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
         part = slice(start, start + CHUNK)
         cache.add(keys[part], logits[part], np.full(len(keys[part]), 10.0, np.float32),
                   **{name: values[part] for name, values in quality.items()})
+    # A first audit also leaves the duplicate pairs it found (flags.find_copies' memo).
+    measure_flags(table, np.arange(len(table)), quality, memo=cache_dir / "duplicates")
 
 
 def main() -> None:

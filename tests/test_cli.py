@@ -8,7 +8,7 @@ import yaml
 from cli_helpers import cli, invoke
 
 DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples",
-                   "doctor"]
+                   "doctor", "quality"]
 
 
 @pytest.mark.slow
@@ -92,7 +92,7 @@ def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
 
     commands = {c.name or c.callback.__name__: c.callback for c in app.registered_commands}
     declared = {}
-    for name in ("bias", "predict", "missing-labels", "retarget"):
+    for name in ("bias", "predict", "missing-labels", "retarget", "quality"):
         parameters = inspect.signature(commands[name]).parameters
         assert set(AUDIT_OPTIONS) <= set(parameters), name
         for option, parameter in parameters.items():

@@ -356,15 +356,19 @@ def make_samples(
     seed: Annotated[int, typer.Option(help="Seed of every planted choice.")] = 0,
     clips: Annotated[int, typer.Option(help="Clips per category.")] = 20,
     two_event: Annotated[int, typer.Option(help="Two-event clips per unimodal category.")] = 2,
+    confounders: Annotated[bool, typer.Option(
+        "--confounders", help="Also plant still, silent and duplicate clips (confounders_truth.csv).")] = False,
 ):
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
     from avaudit.display import AuditProgress, safe
     from avaudit.planted import make_samples as plant
+    from avaudit.planted_confounders import PER_KIND
 
     if clips < 1 or two_event < 0:
         fail(f"--clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}")
     with AuditProgress("writing clips") as progress:
-        result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event, on_event=progress)
+        result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event, on_event=progress,
+                       confounders=PER_KIND if confounders else 0)
     console().print(f"planted set written to {safe(out)}: {safe(str(result))}", soft_wrap=True)
 
 

@@ -248,10 +248,11 @@ def _write_tables(root: Path, plans: list[ClipPlan], *, seed: int, command: str)
 
 def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_event_per_category: int = 2,
                  size: int = 64, seconds: float = 10.0, fps: int = 10, sample_rate: int = 16000,
-                 on_event: Callable[[str, dict], None] | None = None) -> SampleSet:
+                 on_event: Callable[[str, dict], None] | None = None, confounders: int = 0) -> SampleSet:
     """Write the planted set to `out` (new or empty folder): `<category>/<category>_<nnn>.mp4` plus
     truth.csv, missing_truth.csv, clips.csv and README.md. Same seed, same truth files. `on_event`
-    hears ("start", {"total": clips}) and then ("advance", {"n": 1}) per clip written.
+    hears ("start", {"total": clips}) and then ("advance", {"n": 1}) per clip written. `confounders` > 0
+    adds that many clips of each avaudit.planted_confounders.KINDS, with manifest.csv and confounders_truth.csv.
 
     The set is built in a hidden folder beside `out` and renamed into place, so an interrupted
     run never leaves a half set at `out`; a location that cannot be written is an AvauditError.
@@ -275,6 +276,9 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
     try:
         _write_set(tmp, plans, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate, seed=seed,
                    on_event=on_event or (lambda kind, info: None))
+        if confounders:
+            _plant_confounders(tmp, plans, per_kind=confounders, size=size, seconds=seconds, fps=fps,
+                               sample_rate=sample_rate, seed=seed)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -295,3 +299,15 @@ def _write_set(root: Path, plans: list[ClipPlan], *, size: int, seconds: float, 
         _make_clip(plan, root=root, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate)
         on_event("advance", {"n": 1})
     _write_tables(root, plans, seed=seed, command=f"avaudit make-samples OUT --seed {seed}")
+
+
+def _plant_confounders(root: Path, plans: list[ClipPlan], *, per_kind: int, size: int, seconds: float, fps: int,
+                       sample_rate: int, seed: int) -> None:
+    from avaudit.planted_confounders import add_confounders
+
+    def redraw(rng: np.random.Generator, plan: ClipPlan) -> ClipPlan:
+        return plan_clip(rng, path=plan.path, label=plan.label, modality=plan.modality, sound=plan.sound,
+                         sight=plan.sight, missing="", size=size, seconds=seconds)
+
+    add_confounders(root, plans, per_kind=per_kind, seed=seed, redraw=redraw, fps=fps, sample_rate=sample_rate,
+                    render=lambda plan: render_clip(plan, size=size, seconds=seconds, fps=fps, sample_rate=sample_rate))

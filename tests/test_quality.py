@@ -130,9 +130,9 @@ def test_the_band_index_proposes_every_pair_that_shares_a_band_and_a_crowded_ban
     hashes = rng.integers(0, 256, (50, 12), dtype=np.uint8)
     hashes[7] = hashes[3]
     hashes[9, :3] = hashes[20, :3]
-    found = {tuple(p) for p in band_candidates(hashes, np.ones(50, bool))}
+    found = {tuple(p) for p in band_candidates(hashes, np.ones(50, bool), band_bytes=3)}
     assert {(3, 7), (9, 20)} <= found and len(found) < 10
-    assert (3, 7) not in {tuple(p) for p in band_candidates(hashes, np.arange(50) != 7)}
+    assert (3, 7) not in {tuple(p) for p in band_candidates(hashes, np.arange(50) != 7, band_bytes=3)}
     monkeypatch.setattr(duplicates, "MAX_BUCKET", 3)
     crowd = np.zeros((6, 3), np.uint8)
-    assert band_candidates(crowd, np.ones(6, bool)).tolist() == [[0, 1], [0, 2], [0, 3], [0, 4], [0, 5]]
+    assert band_candidates(crowd, np.ones(6, bool), band_bytes=3).tolist() == [[0, 1], [0, 2], [0, 3], [0, 4], [0, 5]]

@@ -7,22 +7,24 @@ into the `still` / `silent` flags with the thresholds below (docs/quality.md say
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SIGNAL_NAMES = ("still_fraction", "motion", "level_dbfs", "silent_fraction")
 
-STILL_LAG_SECONDS = 1.0  # a step is still when its frame equals the frame this long after it
-STILL_DIFF = 0.5  # mean absolute change per pixel (of 255) under which two frames are the same picture
+STILL_LAG_SECONDS = 3.0  # a stretch this long is still when its first and last frames show the same picture
+STILL_DIFF = 0.4  # mean absolute change per pixel (of 255) under which two frames are the same picture
 SILENT_DBFS = -60.0  # RMS level (dBFS, full-scale square wave = 0) under which 100 ms of sound is inaudible
 FLOOR_DBFS = -120.0  # the level given to digital silence, which has no finite dB value
 FLAG_FRACTION = 0.9  # a clip is flagged `still` / `silent` when this share of its window is
 BLANK_STD = 2.0  # spatial standard deviation (of 255) under which a frame shows nothing: a blank picture
 
-HASH_FRAMES = 8  # frames of the window the picture hash looks at, evenly spread
-FRAME_HASH_BITS = 64  # lowest-frequency DCT coefficients of a 32 x 32 gray thumbnail, one bit each
+HASH_FRAMES = 16  # frames of the window the picture hash looks at, evenly spread
+FRAME_COEFFICIENTS = 64  # lowest-frequency DCT coefficients of each frame's 32 x 32 gray thumbnail
 SOUND_SEGMENTS = 33  # stretches of the window whose band energies the sound fingerprint compares
 SOUND_BANDS = 17  # log-spaced frequency bands, 150 Hz to 0.45 x the sample rate
-PICTURE_BYTES = HASH_FRAMES * FRAME_HASH_BITS // 8
+PICTURE_BYTES = 64  # 512 projection bits
 SOUND_BYTES = (SOUND_SEGMENTS - 1) * (SOUND_BANDS - 1) // 8
 BLANK, SILENT = 1, 2  # bits of a signature's first byte: the stream carries nothing to compare
 SIGNATURE_BYTES = 1 + PICTURE_BYTES + SOUND_BYTES
@@ -47,6 +49,13 @@ def frame_changes(frames: np.ndarray, *, lag: int) -> np.ndarray:
     return np.abs(gray[lag:] - gray[:-lag]).mean(axis=(1, 2))
 
 
+def _covered(same: np.ndarray, *, lag: int) -> np.ndarray:
+    """(len(same) + lag,) bool: the steps inside some stretch [t, t + lag] whose ends are the same picture."""
+    starts = np.r_[same, np.zeros(lag + 1, bool)].astype(np.int64)
+    ends = np.r_[np.zeros(lag + 1, bool), same].astype(np.int64)
+    return np.cumsum(starts - ends)[: len(same) + lag] > 0
+
+
 def chunk_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """(n,) RMS level in dBFS of each 100 ms of sound, FLOOR_DBFS for digital silence."""
     size = max(1, sample_rate // 10)
@@ -65,14 +74,13 @@ def _dbfs(power: np.ndarray) -> np.ndarray:
 def clip_signals(frames: np.ndarray, audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """float32 (len(SIGNAL_NAMES),) of one decoded window: frames (T, H, W, 3) uint8, audio (N,) float32.
 
-    still_fraction: share of steps whose frame equals the frame STILL_LAG_SECONDS before or after it (1 if
-    T is too short to tell); motion: mean gray change per pixel over that lag; level_dbfs: the window's RMS level;
-    silent_fraction: share of its 100 ms stretches under SILENT_DBFS (1 for an empty waveform).
+    still_fraction: share of steps inside a STILL_LAG_SECONDS stretch whose first and last frames are the same
+    picture (1 if T is too short to tell); motion: mean gray change per pixel over that lag; level_dbfs: the
+    window's RMS level; silent_fraction: share of its 100 ms stretches under SILENT_DBFS (1 for an empty waveform).
     """
     lag = max(1, int(round(STILL_LAG_SECONDS * _fps(frames, audio, sample_rate))))
     changes = frame_changes(frames, lag=lag)
-    same = changes < STILL_DIFF
-    still = float((np.r_[same, np.zeros(lag, bool)] | np.r_[np.zeros(lag, bool), same]).mean()) if len(changes) else 1.0
+    still = float(_covered(changes < STILL_DIFF, lag=lag).mean()) if len(changes) else 1.0
     motion = float(changes.mean()) if len(changes) else 0.0
     levels = chunk_levels(audio, sample_rate)
     level = float(_dbfs(np.array([np.square(audio.astype(np.float64)).mean()]))[0]) if len(audio) else FLOOR_DBFS
@@ -107,14 +115,29 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 _DCT32 = _dct_matrix(32)
 _ZIGZAG = sorted(((i, j) for i in range(32) for j in range(32)), key=lambda ij: (ij[0] + ij[1], ij[0]))
-_LOW = tuple(np.array(_ZIGZAG[1 : 1 + FRAME_HASH_BITS]).T)  # the lowest-frequency AC coefficients
+_LOW = tuple(np.array(_ZIGZAG[1 : 1 + FRAME_COEFFICIENTS]).T)  # the lowest-frequency AC coefficients
+
+
+@functools.cache
+def _projection() -> np.ndarray:
+    """(PICTURE_BYTES * 8, HASH_FRAMES * FRAME_COEFFICIENTS) float32 of +-1, the same on every machine and
+    numpy version (splitmix64 of each entry's index), so a cached signature stays comparable."""
+    index = np.arange(PICTURE_BYTES * 8 * HASH_FRAMES * FRAME_COEFFICIENTS, dtype=np.uint64)
+    z = index + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    signs = ((z ^ (z >> np.uint64(31))) & np.uint64(1)).astype(np.float32) * 2 - 1
+    return signs.reshape(PICTURE_BYTES * 8, HASH_FRAMES * FRAME_COEFFICIENTS)
 
 
 def picture_hash(frames: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(PICTURE_BYTES,) uint8 DCT hash of HASH_FRAMES frames of the window, and whether it is blank.
+    """(PICTURE_BYTES,) uint8 hash of HASH_FRAMES frames of the window, and whether the picture is blank.
 
-    Each frame: gray, box-resized to 32 x 32, 2-D DCT, one bit per low-frequency coefficient above
-    their median. Resizing and re-encoding move few bits; another clip moves about half.
+    Each frame: gray, box-resized to 32 x 32, its FRAME_COEFFICIENTS lowest-frequency DCT coefficients;
+    the bits are the signs of fixed random projections of all of them (SimHash), so the share of equal
+    bits of two clips follows the angle between their coefficients. Large coefficients (the picture's
+    layout) weigh most and the small ones that a re-encode or a resize disturbs weigh least; one bit per
+    coefficient above the median (a plain pHash) measured worse (docs/quality.md).
     """
     if len(frames) == 0:
         return np.zeros(PICTURE_BYTES, np.uint8), True
@@ -122,9 +145,9 @@ def picture_hash(frames: np.ndarray) -> tuple[np.ndarray, bool]:
     rows, cols = _resample_matrix(picked.shape[1], 32), _resample_matrix(picked.shape[2], 32)
     thumbs = np.einsum("ah,thw,bw->tab", rows, picked, cols)
     coefficients = np.einsum("ia,tab,jb->tij", _DCT32, thumbs, _DCT32)[:, _LOW[0], _LOW[1]]
-    bits = coefficients > np.median(coefficients, axis=1, keepdims=True)
+    bits = _projection() @ coefficients.reshape(-1).astype(np.float32) > 0
     blank = bool((picked.std(axis=(1, 2)) < BLANK_STD).all())
-    return np.packbits(bits.reshape(-1)), blank
+    return np.packbits(bits), blank
 
 
 def _band_energies(audio: np.ndarray, sample_rate: int) -> np.ndarray:

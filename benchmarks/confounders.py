@@ -15,7 +15,8 @@ scores them against confounders_truth.csv:
 - same-category pairs: found pairs of two clips of one category that were not planted as duplicates.
 
 --details prints, per duplicate kind, the planted pairs' picture and sound similarity beside the highest
-similarity of any two same-category clips that are not duplicates (the margin the thresholds sit in).
+similarity of any two same-category clips that are not duplicates (the margin the thresholds sit in);
+--backbone adds the same for the shipped network's pooled features z^V and z^A (cosine similarity).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from avaudit.options import DEFAULT_MODEL
 from avaudit.planted import make_samples
 from avaudit.planted_confounders import DUPLICATE_KINDS, FLAG_KINDS
 from avaudit.quality.duplicates import bit_similarity, find_duplicates
-from avaudit.quality.signals import PICTURE_BYTES, clip_signals, clip_signature, flags_of
+from avaudit.quality.signals import BLANK, PICTURE_BYTES, SILENT, clip_signals, clip_signature, flags_of
 
 
 def measure(root: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -104,31 +105,50 @@ def score_duplicates(clips: pd.DataFrame, signatures: np.ndarray, truth: pd.Data
         print(f"    {pair}")
 
 
-def details(clips: pd.DataFrame, signatures: np.ndarray, truth: pd.DataFrame) -> None:
-    """Similarities of the planted pairs beside the closest two same-category clips that are not duplicates."""
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
+def details(clips: pd.DataFrame, streams: dict[str, tuple[np.ndarray, np.ndarray, object]],
+            truth: pd.DataFrame) -> None:
+    """Per stream (name -> rows (N, B), usable (N,), similarity function): the planted pairs' lowest and
+    highest similarity beside the highest of two same-category clips that are not duplicates."""
     index = {p: i for i, p in enumerate(clips["path"])}
-    picture, sound = signatures[:, 1 : 1 + PICTURE_BYTES], signatures[:, 1 + PICTURE_BYTES :]
     planted = truth[truth["kind"].isin(DUPLICATE_KINDS)]
-    for kind, group in planted.groupby("kind"):
-        i, j = group["path"].map(index).to_numpy(), group["source"].map(index).to_numpy()
-        print(f"  {kind:<10} picture min {bit_similarity(picture[i], picture[j]).min():.3f}"
-              f"  sound min {bit_similarity(sound[i], sound[j]).min():.3f}"
-              f"  picture max {bit_similarity(picture[i], picture[j]).max():.3f}"
-              f"  sound max {bit_similarity(sound[i], sound[j]).max():.3f}")
     related = {frozenset(p) for p in zip(planted["path"], planted["source"])}
-    content = signatures[:, 0]
-    for name, hashes, bit in (("picture", picture, 1), ("sound", sound, 2)):
+    for name, (rows, usable, similarity) in streams.items():
+        for kind, group in planted.groupby("kind"):
+            sims = similarity(rows[group["path"].map(index)], rows[group["source"].map(index)])
+            print(f"  {name:<9} {kind:<10} planted pairs: lowest {sims.min():.4f}  highest {sims.max():.4f}")
         best = []
         for label, group in clips.groupby("label"):
-            rows = np.array([index[p] for p in group["path"] if not content[index[p]] & bit])
-            a, b = np.triu_indices(len(rows), k=1)
-            keep = np.array([frozenset((clips["path"][rows[x]], clips["path"][rows[y]])) not in related
+            members = np.array([index[p] for p in group["path"] if usable[index[p]]])
+            a, b = np.triu_indices(len(members), k=1)
+            keep = np.array([frozenset((clips["path"][members[x]], clips["path"][members[y]])) not in related
                              for x, y in zip(a, b)], bool)
             if keep.any():
-                sims = bit_similarity(hashes[rows[a[keep]]], hashes[rows[b[keep]]])
-                best.append((float(sims.max()), label))
+                best.append((float(similarity(rows[members[a[keep]]], rows[members[b[keep]]]).max()), label))
         best.sort(reverse=True)
-        print(f"  same-category {name}: highest similarities {[(round(s, 3), lab) for s, lab in best[:4]]}")
+        print(f"  {name:<9} two clips of one category, highest: {[(round(s, 4), lab) for s, lab in best[:3]]}")
+
+
+def pooled_features(root: Path, clips: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped network's pooled z^V and z^A (N, D) of every clip, for comparison with the hashes."""
+    import torch
+
+    from avaudit.model.checkpoint import load_network
+
+    network, _, config, _ = load_network(DEFAULT_MODEL)
+    video, audio = [], []
+    with torch.no_grad():
+        for path in clips["path"]:
+            clip = decode_clip(root / path, steps=config.model.steps, seconds=config.model.seconds,
+                               sample_rate=config.model.sample_rate, resize=config.model.resize,
+                               crop=config.model.crop, silence=True)
+            z_v, z_a, _ = network.features(torch.from_numpy(clip.frames[None]), torch.from_numpy(clip.audio[None]))
+            video.append(z_v.mean(dim=1)[0].numpy())
+            audio.append(z_a.mean(dim=1)[0].numpy())
+    return np.stack(video), np.stack(audio)
 
 
 def main() -> None:
@@ -139,6 +159,7 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=20)
     parser.add_argument("--keep", type=Path, help="write the set here and keep it")
     parser.add_argument("--details", action="store_true")
+    parser.add_argument("--backbone", action="store_true", help="with --details: the network's pooled features too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.set
@@ -155,7 +176,13 @@ def main() -> None:
         score_flags(clips, dict(zip(truth["path"], truth["kind"])))
         score_duplicates(clips, signatures, truth)
         if args.details:
-            details(clips, signatures, truth)
+            content = signatures[:, 0]
+            streams = {"picture": (signatures[:, 1 : 1 + PICTURE_BYTES], content & BLANK == 0, bit_similarity),
+                       "sound": (signatures[:, 1 + PICTURE_BYTES :], content & SILENT == 0, bit_similarity)}
+            if args.backbone:
+                video, audio = pooled_features(root, clips)
+                streams |= {"z^V": (video, content & BLANK == 0, cosine), "z^A": (audio, content & SILENT == 0, cosine)}
+            details(clips, streams, truth)
 
 
 if __name__ == "__main__":

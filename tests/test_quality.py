@@ -136,3 +136,18 @@ def test_the_band_index_proposes_every_pair_that_shares_a_band_and_a_crowded_ban
     monkeypatch.setattr(duplicates, "MAX_BUCKET", 3)
     crowd = np.zeros((6, 3), np.uint8)
     assert band_candidates(crowd, np.ones(6, bool), band_bytes=3).tolist() == [[0, 1], [0, 2], [0, 3], [0, 4], [0, 5]]
+
+
+def test_the_band_index_finds_the_same_duplicates_as_comparing_every_pair(monkeypatch):
+    ids = [f"v{k}" for k in range(9)]
+    every_pair = find_duplicates(ids, signature_set(), None, ["train"] * 9)
+    monkeypatch.setattr(duplicates, "ALL_PAIRS_UP_TO", 0)
+    indexed = find_duplicates(ids, signature_set(), None, ["train"] * 9)
+    assert len(every_pair) == 7
+    assert indexed.sort_values(["video_id", "duplicate_of"]).reset_index(drop=True).equals(
+        every_pair.sort_values(["video_id", "duplicate_of"]).reset_index(drop=True))
+
+
+def test_no_clips_give_an_empty_table_with_the_columns():
+    found = find_duplicates([], np.zeros((0, SIGNATURE_BYTES), np.uint8), None, [])
+    assert found.empty and list(found.columns) == duplicates.COLUMNS

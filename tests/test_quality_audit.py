@@ -176,3 +176,27 @@ def test_a_reaudit_reads_the_duplicate_pairs_back_and_a_damaged_memo_is_searched
     damaged = commands.quality(confounded, out=tmp_path / "three", model=model, **RUN)
     pd.testing.assert_frame_equal(first.tables["quality_duplicates.csv"], damaged.tables["quality_duplicates.csv"])
     assert np.load(memos[0])["j"].tolist() == [5]  # written again: b/zcopy, the sixth clip
+
+
+def test_quality_over_planted_confounders_names_each_kind_and_the_leaks_across_splits(tmp_path_factory, tiny_model):
+    """make-samples --confounders' manifest (path,label,split): the planted still and silent clips flagged, the
+    byte copies paired with their sources, `same_split` as the truth says."""
+    from avaudit.planted import make_samples
+
+    out = tmp_path_factory.mktemp("confounders") / "set"
+    make_samples(out, seed=3, clips_per_category=1, two_event_per_category=0, size=32, confounders=2)
+    run = commands.quality(out / "manifest.csv", out=tmp_path_factory.mktemp("q"), model=tiny_model, **RUN)
+    truth = read_csv(out / "confounders_truth.csv")
+    videos = run.tables["quality_videos.csv"].assign(name=lambda t: [Path(p).name for p in t["path"]])
+    flags = dict(zip(videos["name"], videos["flags"]))
+    for kind in ("still", "silent"):
+        assert all(kind in flags[Path(p).name].split(";") for p in truth.loc[truth["kind"] == kind, "path"]), kind
+    ids = dict(zip(videos["name"], videos["video_id"]))
+    pairs = run.tables["quality_duplicates.csv"]
+    found = {(a, b): (streams, same) for a, b, streams, same in
+             pairs[["video_id", "duplicate_of", "streams", "same_split"]].itertuples(index=False)}
+    for row in truth[truth["kind"] == "exact"].itertuples():
+        copy, source = ids[Path(row.path).name], ids[Path(row.source).name]
+        streams, same = found.get((copy, source)) or found[(source, copy)]
+        assert streams == "audiovisual" and same == (row.split == videos.set_index("video_id").loc[source, "split"])
+    assert run.summary.n_cross_split_pairs == int((~pairs["same_split"].astype(bool)).sum()) > 0

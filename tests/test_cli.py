@@ -30,7 +30,7 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     videos = pd.read_csv(out / "bias_videos.csv")
     assert list(videos.columns) == ["video_id", "path", "label", "layer", "group", "conf_continuous",
                                     "conf_instant", "conf_onset", "conf_visual", "conf_audio", "margin", "clear",
-                                    "seconds", "padded"]
+                                    "seconds", "padded", "flags"]
     assert len(videos) == 36
     assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio", "redundant", "audiovisual"}
     categories = pd.read_csv(out / "bias_categories.csv")

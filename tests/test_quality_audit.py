@@ -22,7 +22,7 @@ from tests.cli_helpers import cli, invoke
 RUN = dict(device="cpu", workers=0)
 
 
-def noise_clip(path: Path, seed: int, *, still: bool = False, silent: bool = False, seconds: float = 3.0) -> Path:
+def noise_clip(path: Path, seed: int, *, still: bool = False, silent: bool = False, seconds: float = 6.0) -> Path:
     """A clip of its own random picture and sound (no two seeds alike); `still`: one picture throughout,
     `silent`: digital silence."""
     rng = np.random.default_rng(seed)

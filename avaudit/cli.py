@@ -362,7 +362,7 @@ def make_samples(
     """Write a planted audio-visual dataset whose truth is known (truth.csv, missing_truth.csv)."""
     from avaudit.display import AuditProgress, safe
     from avaudit.planted import make_samples as plant
-    from avaudit.planted_confounders import PER_KIND
+    from avaudit.planted_confounders import KINDS, PER_KIND
 
     if clips < 1 or two_event < 0:
         fail(f"--clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}")
@@ -370,6 +370,9 @@ def make_samples(
         result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event, on_event=progress,
                        confounders=PER_KIND if confounders else 0)
     console().print(f"planted set written to {safe(out)}: {safe(str(result))}", soft_wrap=True)
+    if confounders:
+        console().print(f"{len(KINDS) * PER_KIND} confounders planted beside them: manifest.csv gives every clip's "
+                        "split, confounders_truth.csv what was planted where", soft_wrap=True)
 
 
 @app.command(cls=PlainUsage)

@@ -47,8 +47,8 @@ def measure(root: Path) -> tuple[pd.DataFrame, np.ndarray]:
     for path in clips["path"]:
         clip = decode_clip(root / path, steps=config.steps, seconds=config.seconds, sample_rate=config.sample_rate,
                            resize=config.resize, crop=config.crop, silence=True)
-        signals.append(clip_signals(clip.frames, clip.audio, config.sample_rate))
-        signatures.append(clip_signature(clip.frames, clip.audio, config.sample_rate))
+        signals.append(clip_signals(clip.frames, clip.audio, config.sample_rate, shown=clip.duration))
+        signatures.append(clip_signature(clip.frames, clip.audio, config.sample_rate, shown=clip.duration))
         digests.append(hashlib.sha256((root / path).read_bytes()).hexdigest())
     clips["flags"] = flags_of(np.stack(signals))
     clips["digest"] = digests

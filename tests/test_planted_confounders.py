@@ -49,5 +49,7 @@ def test_make_samples_plants_confounders_on_request(tmp_path, monkeypatch):
     monkeypatch.setattr(planted, "_write_set", lambda root, plans, **kw: None)
     monkeypatch.setattr(planted, "_plant_confounders", lambda root, plans, **kw: seen.update(kw))
     assert cli("make-samples", str(tmp_path / "a"), "--clips", "1").exit_code == 0 and seen == {}
-    assert cli("make-samples", str(tmp_path / "b"), "--clips", "1", "--confounders").exit_code == 0
-    assert seen["per_kind"] == 20
+    result = cli("make-samples", str(tmp_path / "b"), "--clips", "1", "--confounders")
+    assert result.exit_code == 0 and seen["per_kind"] == 20
+    assert result.output.splitlines()[-1] == ("140 confounders planted beside them: manifest.csv gives every clip's "
+                                              "split, confounders_truth.csv what was planted where")

@@ -151,3 +151,24 @@ def test_the_band_index_finds_the_same_duplicates_as_comparing_every_pair(monkey
 def test_no_clips_give_an_empty_table_with_the_columns():
     found = find_duplicates([], np.zeros((0, SIGNATURE_BYTES), np.uint8), None, [])
     assert found.empty and list(found.columns) == duplicates.COLUMNS
+
+
+def short_clip(seed: int, seconds: float):
+    """A clip of `seconds`, then the decoder's black and silence to the end of the 10-s window."""
+    frames, audio = moving_clip(seed)
+    frames[int(seconds * 10) :], audio[int(seconds * SR) :] = 0, 0
+    return frames, audio
+
+
+def test_the_padding_after_a_short_clip_is_neither_a_still_picture_nor_silence():
+    frames, audio = short_clip(8, 0.5)
+    assert flags_of(clip_signals(frames, audio, SR)[None]) == ["still;silent"]
+    assert flags_of(clip_signals(frames, audio, SR, shown=0.5)[None]) == [""]
+
+
+def test_two_short_clips_do_not_share_their_sound_by_its_padding():
+    (f1, a1), (f2, a2) = short_clip(8, 2.0), short_clip(9, 2.0)
+    whole = np.stack([clip_signature(f1, a1, SR), clip_signature(f2, a2, SR)])
+    shown = np.stack([clip_signature(f1, a1, SR, shown=2.0), clip_signature(f2, a2, SR, shown=2.0)])
+    assert find_duplicates(["a", "b"], whole, None, ["x", "x"])["streams"].tolist() == ["audio"]
+    assert find_duplicates(["a", "b"], shown, None, ["x", "x"]).empty

@@ -5,7 +5,6 @@ A corrupt sample is reported and skipped, never fatal (open_clip's rule): every 
 """
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -28,18 +27,15 @@ DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
 def measure_quality(clip: Clip, path: str, start: float, end: float, *, config: ModelConfig) -> dict:
     """A decoded clip's quality signals and signature (avaudit.quality.signals) over the part of the window
-    the network sees that holds content (a padded tail is black and silent by the decoder's rule, not the
-    clip's), and its file digest (media.digest). Signals NaN where the measurement fails: the clip is
-    still audited."""
+    the network sees that holds the clip (`shown`: a padded tail is black and silent by the decoder's rule,
+    not the clip's), and its file digest (media.digest). Signals NaN where the measurement fails: the clip
+    is still audited."""
     from avaudit.quality.signals import SIGNAL_NAMES, SIGNATURE_BYTES, clip_signals, clip_signature
 
-    frames, audio = clip.frames, clip.audio
-    if clip.padded and clip.duration > 0:
-        frames = frames[: max(1, math.ceil(clip.duration * config.steps / config.seconds))]
-        audio = audio[: max(1, int(clip.duration * config.sample_rate))]
+    shown = clip.duration if clip.padded else None
     try:
-        signals = np.asarray(clip_signals(frames, audio, config.sample_rate), np.float32)
-        signature = np.asarray(clip_signature(frames, audio, config.sample_rate), np.uint8)
+        signals = np.asarray(clip_signals(clip.frames, clip.audio, config.sample_rate, shown=shown), np.float32)
+        signature = np.asarray(clip_signature(clip.frames, clip.audio, config.sample_rate, shown=shown), np.uint8)
     except Exception:  # noqa: BLE001 - a measurement that fails costs the clip its signals, not its audit
         signals, signature = np.full(len(SIGNAL_NAMES), np.nan, np.float32), np.zeros(SIGNATURE_BYTES, np.uint8)
     return {"signals": signals, "signatures": signature, "digests": clip_digest(path, start, end)}

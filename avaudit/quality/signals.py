@@ -71,14 +71,28 @@ def _dbfs(power: np.ndarray) -> np.ndarray:
         return np.maximum(10 * np.log10(power), FLOOR_DBFS).astype(np.float32)
 
 
-def clip_signals(frames: np.ndarray, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """float32 (len(SIGNAL_NAMES),) of one decoded window: frames (T, H, W, 3) uint8, audio (N,) float32.
+def shown_part(frames: np.ndarray, audio: np.ndarray, sample_rate: int,
+               shown: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The frames and sound of the first `shown` seconds of the window (all of it when None): a clip shorter
+    than the window is padded with black and silence after its end (Clip.duration says how much it holds)."""
+    if shown is None or not len(audio):
+        return frames, audio
+    share = min(1.0, max(0.0, shown * sample_rate / len(audio)))
+    return frames[: int(round(share * len(frames)))], audio[: int(round(share * len(audio)))]
+
+
+def clip_signals(frames: np.ndarray, audio: np.ndarray, sample_rate: int, *,
+                 shown: float | None = None) -> np.ndarray:
+    """float32 (len(SIGNAL_NAMES),) of one decoded window: frames (T, H, W, 3) uint8, audio (N,) float32,
+    measured over its first `shown` seconds (Clip.duration; None: all of it), so padding is not a still picture.
 
     still_fraction: share of steps inside a STILL_LAG_SECONDS stretch whose first and last frames are the same
-    picture (1 if T is too short to tell); motion: mean gray change per pixel over that lag; level_dbfs: the
-    window's RMS level; silent_fraction: share of its 100 ms stretches under SILENT_DBFS (1 for an empty waveform).
+    picture, or over the whole window when it is shorter (1 for a single frame); motion: mean gray change per
+    pixel over that lag; level_dbfs: the window's RMS level; silent_fraction: share of its 100 ms stretches
+    under SILENT_DBFS (1 for an empty waveform).
     """
-    lag = max(1, int(round(STILL_LAG_SECONDS * _fps(frames, audio, sample_rate))))
+    frames, audio = shown_part(frames, audio, sample_rate, shown)
+    lag = max(1, min(int(round(STILL_LAG_SECONDS * _fps(frames, audio, sample_rate))), len(frames) - 1))
     changes = frame_changes(frames, lag=lag)
     still = float(_covered(changes < STILL_DIFF, lag=lag).mean()) if len(changes) else 1.0
     motion = float(changes.mean()) if len(changes) else 0.0
@@ -186,8 +200,11 @@ def sound_hash(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
     return np.packbits(bits.reshape(-1)), silent
 
 
-def clip_signature(frames: np.ndarray, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """uint8 (SIGNATURE_BYTES,): a content byte (BLANK, SILENT bits), the picture hash, the sound hash."""
+def clip_signature(frames: np.ndarray, audio: np.ndarray, sample_rate: int, *,
+                   shown: float | None = None) -> np.ndarray:
+    """uint8 (SIGNATURE_BYTES,): a content byte (BLANK, SILENT bits), the picture hash, the sound hash, of the
+    first `shown` seconds of the window (None: all of it), so two short clips never match by their padding."""
+    frames, audio = shown_part(frames, audio, sample_rate, shown)
     picture, blank = picture_hash(frames)
     sound, silent = sound_hash(audio, sample_rate)
     content = np.array([BLANK * blank | SILENT * silent], np.uint8)

@@ -204,13 +204,8 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
         rule=rule, fraction=sufficiency, type_margin=type_margin, min_support=min_support,
         truth=[*(truth or ()), *filter(None, (truth_audio, truth_visual))] or None, flagged_vote=flagged_vote or None))
     show_bias(console(), run)
-    flagged = run.summary.n_flagged
-    if flagged and flagged["any"]:
-        held = ", ".join(f"{n} {name}" for name, n in flagged.items() if name != "any" and n)
-        console().print(f"{plural(flagged['any'], 'video')} with a quality flag ({held}) "
-                        + ("voted on their categories' calls" if run.summary.flagged_vote else
-                           "did not vote on their categories' calls (--flagged-vote lets them)")
-                        + "; see the flags column of bias_videos.csv", highlight=False, soft_wrap=True)
+    if run.summary.flagged_line():
+        console().print(run.summary.flagged_line(), highlight=False, soft_wrap=True)
     if run.summary.truth is not None:
         show_truth(console(), run.summary.truth, run.out)
     cache_line(run)
@@ -308,12 +303,8 @@ def quality(data: DataArg, out: OutOpt = None, *, options: AuditOptions):
     from avaudit.display import safe
 
     run = run_with_progress("quality", commands.quality, data, out=out, options=options)
-    s = run.summary
-    flags = ", ".join(f"{n} {name}" for name, n in s.n_flagged.items() if name != "any")
-    streams = ", ".join(f"{n} {name}" for name, n in s.pairs_per_streams.items())
-    console().print(f"{plural(s.n_videos, 'clip')} measured; {s.n_flagged['any']} flagged ({flags}); "
-                    f"{plural(s.n_duplicate_pairs, 'duplicate pair')} ({streams}), {s.n_cross_split_pairs} across "
-                    f"splits; see {safe(run.out / 'quality_videos.csv')}", highlight=False, soft_wrap=True)
+    console().print(f"{run.summary.line()}; see {safe(run.out / 'quality_videos.csv')}", highlight=False,
+                    soft_wrap=True)
     cache_line(run)
     finish(run)
 

@@ -16,7 +16,7 @@ import yaml
 from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest
 from avaudit.outputs import output_set, read_csv, write_csv, write_json, write_yaml
-from avaudit.vocab import SKIPPED_COLUMNS
+from avaudit.vocab import QUALITY_FLAGS, SKIPPED_COLUMNS, plural
 
 # The tables each audit writes; beside them <command>_run.yaml and, when some rows were skipped,
 # <command>_skipped.csv: named per command, so commands sharing an --out keep each other's files.
@@ -58,11 +58,21 @@ class BiasSummary:
     n_skipped: int
     confidence: str
     truth: dict | None = None  # the scores against people's modalities, with --truth (or --truth-audio/-visual)
-    n_flagged: dict[str, int] | None = None  # audited rows by quality flag (flags.FLAGS) and `any`; None unmeasured
+    n_flagged: dict[str, int] | None = None  # audited rows by quality flag (QUALITY_FLAGS) and `any`; None unmeasured
     flagged_vote: bool = False  # flagged videos voted on their categories' calls (--flagged-vote)
 
     def document(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (k == "truth" and v is None)}
+
+    def flagged_line(self) -> str | None:
+        """What `bias` prints of its flagged videos, when some were."""
+        if not self.n_flagged or not self.n_flagged["any"]:
+            return None
+        held = ", ".join(f"{self.n_flagged[flag]:,} {flag}" for flag in QUALITY_FLAGS if self.n_flagged[flag])
+        return (f"{plural(self.n_flagged['any'], 'video')} with a quality flag ({held}) "
+                + ("voted on their categories' calls" if self.flagged_vote else
+                   "did not vote on their categories' calls (--flagged-vote lets them)")
+                + "; see the flags column of bias_videos.csv")
 
 
 @dataclass
@@ -75,6 +85,14 @@ class QualitySummary:
     n_cross_split_pairs: int  # pairs whose two clips are in different splits: a leak
     n_rows: int
     n_skipped: int
+
+    def line(self) -> str:
+        """What `avaudit quality` prints."""
+        flags = ", ".join(f"{self.n_flagged[flag]:,} {flag}" for flag in QUALITY_FLAGS)
+        streams = ", ".join(f"{n:,} {name}" for name, n in self.pairs_per_streams.items())
+        return (f"{plural(self.n_videos, 'clip')} measured; {self.n_flagged['any']:,} flagged ({flags}); "
+                f"{plural(self.n_duplicate_pairs, 'duplicate pair')} ({streams}), {self.n_cross_split_pairs:,} "
+                f"across splits")
 
 
 @dataclass

@@ -8,7 +8,8 @@ The commands are imported on first use, so `import avaudit` (and the CLI's --hel
 Under torchrun, every rank but 0 raises NotRankZero once its shard is in the cache: rank 0 writes.
 """
 _HOMES = {"bias": "avaudit.commands", "predict": "avaudit.commands", "missing_labels": "avaudit.commands",
-          "retarget": "avaudit.commands", "train": "avaudit.training.command", "load_model": "avaudit.commands",
+          "retarget": "avaudit.commands", "quality": "avaudit.commands", "train": "avaudit.training.command",
+          "load_model": "avaudit.commands",
           "AuditOptions": "avaudit.options", "Thresholds": "avaudit.options", "AuditRun": "avaudit.runs",
           "AvauditError": "avaudit.errors", "UsageError": "avaudit.errors", "ParameterError": "avaudit.errors",
           "NotRankZero": "avaudit.errors"}

@@ -202,6 +202,8 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
          truth_audio: Annotated[Optional[Path], typer.Option(help="Audio events to score against (AVVP).")] = None,
          truth_visual: Annotated[Optional[Path], typer.Option(help="Visual events, with --truth-audio.")] = None,
          truth: TruthOpt = None,
+         flagged_vote: Annotated[bool, typer.Option(help="Let videos with a quality flag (still, silent, a "
+             "duplicate's copy) vote on their category's call; by default they get their own call only.")] = False,
          *, options: AuditOptions):
     """Which layer carries each video's and category's label (Tables 3 and 4)."""
     from avaudit import commands
@@ -211,8 +213,10 @@ def bias(data: DataArg, out: OutOpt = None, rule: RuleOpt = None,
         fail("--truth-audio and --truth-visual go together: the audio events and the visual events of the same videos")
     run = run_with_progress("bias", commands.bias, data, out=out, options=options, **given(
         rule=rule, fraction=sufficiency, type_margin=type_margin, min_support=min_support,
-        truth=[*(truth or ()), *filter(None, (truth_audio, truth_visual))] or None))
+        truth=[*(truth or ()), *filter(None, (truth_audio, truth_visual))] or None, flagged_vote=flagged_vote or None))
     show_bias(console(), run)
+    if run.summary.flagged_line():
+        console().print(run.summary.flagged_line(), highlight=False, soft_wrap=True)
     if run.summary.truth is not None:
         show_truth(console(), run.summary.truth, run.out)
     cache_line(run)
@@ -282,6 +286,9 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
              )] = None,
              compare: Annotated[Optional[str], typer.Option(
                  help="Report how many classes of a Kinetics-Sounds list (ks31, ks32, ks34) the subset holds.")] = None,
+             drop: Annotated[Optional[list[str]], typer.Option(
+                 help="Leave out videos with these quality flags, comma-joined or repeated: still, silent, "
+                      "duplicate (each group of duplicates keeps one copy).")] = None,
              rule: RuleOpt = None, *, options: AuditOptions):
     """Write the subset of DATA whose categories (or videos) fall in --keep, e.g. a Kinetics-AV list."""
     from avaudit import commands
@@ -290,8 +297,26 @@ def retarget(data: Annotated[Optional[Path], typer.Argument(
     if not keep:
         fail("give at least one --keep (audiovisual, audio, visual, redundant, unclear, or a layer name)")
     run = run_with_progress("retarget", commands.retarget, data, keep=keep, out=out, options=options,
-                            **given(by=by, compare=compare, bias_run=from_run, rule=rule))
+                            **given(by=by, compare=compare, bias_run=from_run, rule=rule, drop=drop or None))
     show_retarget(console(), run.summary)
+    if run.summary.drop:
+        console().print(f"left out {plural(run.summary.n_dropped, 'video')} flagged {' or '.join(run.summary.drop)}",
+                        highlight=False, soft_wrap=True)
+    finish(run)
+
+
+@app.command(cls=PlainUsage)
+@one_line_errors
+@audit_command
+def quality(data: DataArg, out: OutOpt = None, *, options: AuditOptions):
+    """Still pictures, silent sound and duplicate clips (and across which splits), measured in the audit's decode."""
+    from avaudit import commands
+    from avaudit.display import safe
+
+    run = run_with_progress("quality", commands.quality, data, out=out, options=options)
+    console().print(f"{run.summary.line()}; see {safe(run.out / 'quality_videos.csv')}", highlight=False,
+                    soft_wrap=True)
+    cache_line(run)
     finish(run)
 
 

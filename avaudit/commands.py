@@ -7,13 +7,14 @@ anything is read or decoded.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from avaudit.errors import ParameterError
+from avaudit.errors import ParameterError, UsageError
 from avaudit.inference.pipeline import Audit, audit
 from avaudit.options import (
     DEFAULT_MODEL,
@@ -35,6 +36,7 @@ from avaudit.runs import (
     BiasSummary,
     MissingLabelsSummary,
     PredictSummary,
+    QualitySummary,
     RetargetSummary,
     check_bias_folder,
     newest_bias_run,
@@ -45,12 +47,12 @@ from avaudit.runs import (
     write_run,
 )
 from avaudit.truthfiles import PACKAGE_NAME
-from avaudit.vocab import LAYERS, By, LabelPolicy
+from avaudit.vocab import LAYERS, QUALITY_FLAGS, By, LabelPolicy
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fraction: float = THRESHOLDS.fraction,
          type_margin: float = THRESHOLDS.type_margin, min_support: float = THRESHOLDS.min_support,
-         truth: Sequence[Path | str] | Path | str | None = None,
+         truth: Sequence[Path | str] | Path | str | None = None, flagged_vote: bool = False,
          options: AuditOptions | None = None, on_event: Callable | None = None, also_writes: Sequence[Path] = (),
          **fields) -> AuditRun:
     """Which layer carries each video's and category's label (Tables 3 and 4).
@@ -58,10 +60,13 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     Writes bias_videos.csv, bias_categories.csv and bias_summary.json under `out` (default
     avaudit-out/bias); with `truth` (a VGGSounder CSV or `vggsounder`, or AVVP's audio and visual event
     files: truthfiles.read_truth), the bias_truth*.csv files too. Keyword `fields` set AuditOptions (model=...).
+    Videos with a quality flag (avaudit.flags: still, silent, a duplicate's copy) get their own call but do
+    not vote on their category's, unless `flagged_vote`.
     `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.layerstats import layer_statistics
+    from avaudit.flags import measure_flags
     from avaudit.truthfiles import read_truth
 
     rule, options = check_rule(rule), audit_options(options, fields)
@@ -75,19 +80,66 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     rows, classes, window, n_rows = a.rows, a.classes, a.window, a.n_rows
     position = rows["position"].to_numpy()
     settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
-                          min_support=min_support, truth=truth_record(people))
+                          min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
+    found = measure_flags(a.manifest.table, np.unique(position), a.quality, memo=duplicates_memo(options))
+    flags = rows["position"].map(dict(zip(found.videos["position"], found.videos["flags"]))).to_numpy(str)
     per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
                                                 fraction=fraction, type_margin=type_margin,
                                                 min_support=min_support, video_noise=THRESHOLDS.video_noise,
-                                                false_call_rate=THRESHOLDS.false_call_rate)
+                                                false_call_rate=THRESHOLDS.false_call_rate,
+                                                votes=None if flagged_vote else flags == "")
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     statistics = layer_statistics(a.logits[position], labels)
-    tables = {"bias_videos.csv": per_video.assign(**window), "bias_categories.csv": categories}
+    per_video = per_video.assign(**window, flags=flags)
+    flagged = pd.Series(flags != "").groupby(per_video["label"].to_numpy()).sum()
+    categories.insert(categories.columns.get_loc("n_videos") + 1, "n_flagged",
+                      categories["category"].map(flagged).fillna(0).astype(int).to_numpy())
+    tables = {"bias_videos.csv": per_video, "bias_categories.csv": categories}
     scores = people.score_bias(tables["bias_videos.csv"], categories, into=tables) if people is not None else None
     summary = BiasSummary(**decided, layer_statistics=statistics, n_rows=n_rows, n_skipped=len(a.skipped),  # write
-                          confidence=settings["confidence"], truth=scores)
+                          confidence=settings["confidence"], truth=scores, flagged_vote=bool(flagged_vote),
+                          n_flagged=flag_counts(flags) if found.measured else None)
     run = AuditRun(folder, tables, summary, a.skipped, n_rows, a.n_cached, a.manifest, notes=a.notes)
     write_run(run, settings, {"bias_summary.json": summary.document()})
+    return run
+
+
+def duplicates_memo(options: AuditOptions) -> Path:
+    """Where the duplicate pairs an audit found are kept for its re-audits (flags.find_copies): in the cache."""
+    from avaudit.inference.cache import default_cache_dir
+
+    return Path(options.cache_dir or default_cache_dir()) / "duplicates"
+
+
+def flag_counts(flags) -> dict[str, int]:
+    """How many rows hold each quality flag (`;`-joined flags per row), and how many hold any."""
+    held = [set(text.split(";")) - {""} for text in flags]
+    return {**{flag: sum(flag in own for own in held) for flag in QUALITY_FLAGS}, "any": sum(map(bool, held))}
+
+
+def quality(data: Path, *, out: Path | None = None, options: AuditOptions | None = None,
+            on_event: Callable | None = None, **fields) -> AuditRun:
+    """Each clip's quality flags (still picture, silent sound, duplicate of another clip) from the audit's own
+    decode: quality_videos.csv (one row per clip, with its measured levels), quality_duplicates.csv (one row
+    per duplicate pair: which streams, how similar, in the same split or not) and quality_summary.json."""
+    from avaudit.flags import measure_flags
+    from avaudit.inference.logits import signals_enabled
+
+    options = audit_options(options, fields)
+    if not signals_enabled():
+        raise UsageError("quality needs the clips' signals, which AVAUDIT_SIGNALS=0 turns off: unset it")
+    folder = output_dir(out, "quality")
+    a = audit(data, options, labels=LabelPolicy.ignore, on_event=on_event,  # read, infer
+              writes=planned_writes(folder, "quality"))
+    found = measure_flags(a.manifest.table, a.rows["position"].to_numpy(), a.quality,  # decide
+                          memo=duplicates_memo(options))
+    pairs = found.duplicates
+    summary = QualitySummary(len(found.videos), flag_counts(found.videos["flags"]), len(pairs),
+                             {s: int((pairs["streams"] == s).sum()) for s in ("audiovisual", "audio", "visual")},
+                             int((~pairs["same_split"].astype(bool)).sum()), a.n_rows, len(a.skipped))
+    tables = {"quality_videos.csv": found.videos.drop(columns="position"), "quality_duplicates.csv": pairs}
+    run = AuditRun(folder, tables, summary, a.skipped, a.n_rows, a.n_cached, a.manifest, notes=a.notes)  # write
+    write_run(run, run_record(a, "quality"), {"quality_summary.json": asdict(summary)})
     return run
 
 
@@ -177,19 +229,22 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
 
 def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.category, out: Path | None = None,
              compare: str | None = None, bias_run: Path | None = None, rule: str = THRESHOLDS.rule,
-             options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
-    """The rows whose category (or video) falls in `keep`, written in DATA's own format.
+             drop: Sequence[str] | str | None = None, options: AuditOptions | None = None,
+             on_event: Callable | None = None, **fields) -> AuditRun:
+    """The rows whose category (or video) falls in `keep`, written in DATA's own format; with `drop` (quality
+    flags: still, silent, duplicate), less the videos flagged so (a group of duplicates keeps one copy).
 
     With DATA, audits it first and writes that bias run in a `bias` folder beside `out` (never over a
     bias run of other DATA). Without DATA, uses the bias run in `bias_run`, or the newest one under
     avaudit-out/ (its bias_run.yaml names DATA and root). Beside the subset: its summary (`out`.json,
     naming the bias run used) and retarget_run.yaml, the record `report` finds it by.
     """
-    from avaudit.audits.retarget import check_keep, check_reference, select
+    from avaudit.audits.retarget import check_drop, check_keep, check_reference, drop_flagged, select
     from avaudit.audits.retarget import compare as compare_with
     from avaudit.media.sources import STORED, read_data
 
     keep, by, rule, options = check_keep(keep), check_by(by), check_rule(rule), audit_options(options, fields)
+    drop = check_drop(drop)
     check_path("data", data)
     check_path("out", out)
     check_path("bias_run", bias_run)
@@ -222,13 +277,18 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
         if replaced_model is not None and os.path.abspath(replaced_model) != model:
             run.notes.append(f"{folder} held the bias run of DATA made with the model {replaced_model}: replaced by "
                              f"this one, made with {model}")
-    kept = select(per_video, categories, keep, by=by)
+    if drop and "flags" not in per_video:
+        raise UsageError(f"{folder / 'bias_videos.csv'}: no `flags` column (a bias run of an older avaudit, or run "
+                         f"with AVAUDIT_SIGNALS=0) to drop {', '.join(drop)} by; rerun `avaudit bias`")
+    selected = select(per_video, categories, keep, by=by)
+    kept = drop_flagged(selected, drop)
     kept_categories = sorted(set(kept["label"]))
     summary = RetargetSummary(str(out), str(folder), run.manifest.format, list(keep), str(by),
                               int(run.manifest.table["video_id"].isin(set(kept["video_id"])).sum()), run.n_rows,
-                              kept_categories, compare_with(kept_categories, compare) if compare else None)
+                              kept_categories, compare_with(kept_categories, compare) if compare else None,
+                              drop, int(selected["video_id"].nunique() - kept["video_id"].nunique()))
     record = {"command": "retarget", "data": os.path.abspath(source), "bias_run": os.path.abspath(folder),
-              "keep": list(keep), "by": str(by), "compare": compare}
+              "keep": list(keep), "by": str(by), "compare": compare, "drop": drop}
     write_retarget(run.manifest, set(kept["video_id"]), summary, record, writes)
     return AuditRun(out.parent, {}, summary, run.skipped, run.n_rows, run.n_cached, run.manifest, run.skipped_path,
                     run.notes)

@@ -2,9 +2,9 @@
 
 It stays small at any audit size: a table embeds at most MAX_ROWS rows (sortable, filterable, shown a page
 at a time) and links its full CSV beside the outputs; skipped videos are counts by reason plus the first
-rows. Pictures are embedded; flagged clips (the top missing-label candidates, each category's examples)
-play in `<video controls>` from their own files, by a path relative to the report (file:// where none
-exists), so the page never reaches for a network.
+rows. Pictures are embedded; flagged clips (the top missing-label candidates, each category's examples, the
+clips with a quality flag and the duplicate pairs) play in `<video controls>` from their own files, by a path
+relative to the report (file:// where none exists), so the page never reaches for a network.
 """
 from __future__ import annotations
 
@@ -22,14 +22,16 @@ import pandas as pd
 from avaudit.errors import UsageError
 from avaudit.outputs import read_csv
 from avaudit.runs import RunRecord, find_runs, run_names
-from avaudit.vocab import AV_LAYERS, CATEGORY_ASSIGNMENTS, LAYERS
+from avaudit.vocab import AV_LAYERS, CATEGORY_ASSIGNMENTS, LAYERS, QUALITY_FLAGS, plural
 
-SECTIONS = ("settings", "table3", "categories", "table4", "truth", "missing", "retarget", "predictions", "skipped")
+SECTIONS = ("settings", "table3", "categories", "table4", "truth", "missing", "quality", "retarget", "predictions",
+            "skipped")
 MAX_ROWS = 1000  # rows of one table embedded in the page; its CSV holds them all
 PAGE_ROWS = 25  # rows of a table shown at a time
 FIRST_SKIPPED = 20  # skipped rows listed under the counts by reason
 EXAMPLES = 2  # clips of each category to watch: its videos surest at the category's layer
-TEXT_COLUMNS = ("video_id", "path", "label", "candidate", "category", "filename", "labels_eq7", "vote", "detail")
+TEXT_COLUMNS = ("video_id", "path", "label", "candidate", "category", "filename", "labels_eq7", "vote", "detail",
+                "flags", "duplicate_of", "split", "labels", "streams")
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # report.js and report.css, package data
 # Before its script runs, a table shows only its first page (else a 1000-row table flashes whole).
@@ -203,6 +205,36 @@ def missing_section(folder: Path, runs: dict[str, RunRecord], top: int) -> str:
     return section("missing", "Missing-label candidates", body)
 
 
+def quality_section(folder: Path, runs: dict[str, RunRecord]) -> str:
+    """The quality run's counts, its flagged clips and its duplicate pairs, each clip behind a link that plays it."""
+    path = run_file(runs, "quality", "quality_videos.csv")
+    summary = run_file(runs, "quality", "quality_summary.json")
+    if not path or not summary:
+        return section("quality", "Quality flags", absent("quality"))
+    info = json.loads(summary.read_text())
+    videos = read_table(path)
+    flagged = videos[videos["flags"] != ""]
+    shown = flagged.head(MAX_ROWS).map(cell)
+    shown.insert(1, "clip", [clip_link(p, folder) for p in flagged["path"].head(MAX_ROWS)])
+    counts = ", ".join(f"{info['n_flagged'][flag]:,} {flag}" for flag in QUALITY_FLAGS)
+    streams = ", ".join(f"{info['pairs_per_streams'][name]:,} {name}" for name in ("audiovisual", "audio", "visual"))
+    body = (f"<p>{info['n_flagged']['any']:,} of {plural(info['n_videos'], 'clip')} flagged ({counts}); "
+            f"{plural(info['n_duplicate_pairs'], 'duplicate pair')} ({streams}), {info['n_cross_split_pairs']:,} "
+            f"of them across splits</p>" + table_html(shown, table_id="flagged", escape=False)
+            + f'<p class="muted">every clip, flagged or not, with its levels: {csv_link(path, folder)}</p>')
+    pairs_path = path.parent / "quality_duplicates.csv"
+    if pairs_path.exists():
+        pairs = read_table(pairs_path)
+        where = dict(zip(videos["video_id"], videos["path"]))
+        shown = pairs.head(MAX_ROWS).map(cell)
+        for column in ("video_id", "duplicate_of"):
+            shown[column] = [clip_link(where[v], folder) + cell(v) if v in where else cell(v)
+                             for v in pairs[column].head(MAX_ROWS)]
+        body += "<h3>Duplicate pairs</h3>" + table_html(shown, table_id="duplicates", source=pairs_path,
+                                                         folder=folder, escape=False, total=len(pairs))
+    return section("quality", "Quality flags", body)
+
+
 def retarget_section(folder: Path, runs: dict[str, RunRecord]) -> str:
     """The retarget run found by its record (retarget_run.yaml, naming its summary), whatever its --out."""
     summary = run_file(runs, "retarget", str(runs["retarget"].settings.get("summary"))) if "retarget" in runs else None
@@ -256,7 +288,7 @@ def damaged_run(run: RunRecord | None, folder: Path | None = None):
 
 
 def build_report(folder: Path, *, top_missing: int = 10) -> Path:
-    """Write folder/report.html from the bias, missing-labels, retarget and predict runs recorded in
+    """Write folder/report.html from the bias, missing-labels, quality, retarget and predict runs recorded in
     `folder` or one level below (runs.find_runs; the first of a command's runs where it ran twice)."""
     from avaudit.outputs import atomic_write_text
 
@@ -265,7 +297,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
         raise UsageError(f"{folder}: no such folder (give the --out folder of an audit, e.g. avaudit-out/)")
     records = find_runs(folder)
     if not records:
-        raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, retarget or predict "
+        raise UsageError(f"{folder}: no avaudit outputs here (run bias, missing-labels, quality, retarget or predict "
                          f"with --out under it, e.g. avaudit-out/)")
     runs = {}
     for run in records:
@@ -282,6 +314,7 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
                   (("table3", "Categories per layer (Table 3)"), ("categories", "Per category"),
                    ("table4", "Layer statistics (Table 4)"), ("truth", "Against annotated modalities"))]
     for command, build in (("missing-labels", lambda: missing_section(folder, runs, top_missing)),
+                           ("quality", lambda: quality_section(folder, runs)),
                            ("retarget", lambda: retarget_section(folder, runs)),
                            ("predict", lambda: predictions_section(folder, runs))):
         with damaged_run(runs.get(command)):

@@ -16,7 +16,7 @@ import yaml
 from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest
 from avaudit.outputs import output_set, read_csv, write_csv, write_json, write_yaml
-from avaudit.vocab import SKIPPED_COLUMNS
+from avaudit.vocab import QUALITY_FLAGS, SKIPPED_COLUMNS, plural
 
 # The tables each audit writes; beside them <command>_run.yaml and, when some rows were skipped,
 # <command>_skipped.csv: named per command, so commands sharing an --out keep each other's files.
@@ -25,7 +25,8 @@ RUN_FILES = {"bias": ("bias_videos.csv", "bias_categories.csv", "bias_summary.js
                       "bias_truth_unmatched.csv"),
              "predict": ("predictions.csv",),
              "missing-labels": ("missing_labels.csv", "confusions.csv", "missing_labels_truth.csv",
-                                "missing_labels_truth.json")}
+                                "missing_labels_truth.json"),
+             "quality": ("quality_videos.csv", "quality_duplicates.csv", "quality_summary.json")}
 BIAS_TABLES = {"bias_videos.csv": ("video_id", "label", "layer", "group"),
                "bias_categories.csv": ("category", "layer", "group")}  # what retarget reads of a bias run
 
@@ -57,9 +58,41 @@ class BiasSummary:
     n_skipped: int
     confidence: str
     truth: dict | None = None  # the scores against people's modalities, with --truth (or --truth-audio/-visual)
+    n_flagged: dict[str, int] | None = None  # audited rows by quality flag (QUALITY_FLAGS) and `any`; None unmeasured
+    flagged_vote: bool = False  # flagged videos voted on their categories' calls (--flagged-vote)
 
     def document(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (k == "truth" and v is None)}
+
+    def flagged_line(self) -> str | None:
+        """What `bias` prints of its flagged videos, when some were."""
+        if not self.n_flagged or not self.n_flagged["any"]:
+            return None
+        held = ", ".join(f"{self.n_flagged[flag]:,} {flag}" for flag in QUALITY_FLAGS if self.n_flagged[flag])
+        return (f"{plural(self.n_flagged['any'], 'video')} with a quality flag ({held}) "
+                + ("voted on their categories' calls" if self.flagged_vote else
+                   "did not vote on their categories' calls (--flagged-vote lets them)")
+                + "; see the flags column of bias_videos.csv")
+
+
+@dataclass
+class QualitySummary:
+    """quality_summary.json: how many clips each flag holds and how many duplicate pairs, by stream."""
+    n_videos: int  # decoded clips
+    n_flagged: dict[str, int]  # clips by flag (flags.FLAGS), and `any`
+    n_duplicate_pairs: int
+    pairs_per_streams: dict[str, int]  # audiovisual, audio, visual
+    n_cross_split_pairs: int  # pairs whose two clips are in different splits: a leak
+    n_rows: int
+    n_skipped: int
+
+    def line(self) -> str:
+        """What `avaudit quality` prints."""
+        flags = ", ".join(f"{self.n_flagged[flag]:,} {flag}" for flag in QUALITY_FLAGS)
+        streams = ", ".join(f"{n:,} {name}" for name, n in self.pairs_per_streams.items())
+        return (f"{plural(self.n_videos, 'clip')} measured; {self.n_flagged['any']:,} flagged ({flags}); "
+                f"{plural(self.n_duplicate_pairs, 'duplicate pair')} ({streams}), {self.n_cross_split_pairs:,} "
+                f"across splits")
 
 
 @dataclass
@@ -88,6 +121,8 @@ class RetargetSummary:
     n_input_rows: int
     categories: list[str]
     compare: dict | None = None  # how many of a Kinetics-Sounds list's classes the subset holds
+    drop: list[str] = field(default_factory=list)  # quality flags whose videos were left out (--drop)
+    n_dropped: int = 0  # videos of the kept categories left out for those flags
 
     def document(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (k == "compare" and v is None)}
@@ -98,7 +133,7 @@ class AuditRun:
     """What an audit command produced: its tables by output file name, its summary, and the skipped rows."""
     out: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    summary: BiasSummary | PredictSummary | MissingLabelsSummary | RetargetSummary | None = None
+    summary: BiasSummary | PredictSummary | MissingLabelsSummary | RetargetSummary | QualitySummary | None = None
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIPPED_COLUMNS)))
     n_rows: int = 0
     n_cached: int = 0

@@ -99,6 +99,7 @@ CATEGORY_ASSIGNMENTS = (*AV_LAYERS, UNCLEAR_TYPE, *LAYERS[len(AV_LAYERS):], str(
 GROUP_OF = {**LAYER_GROUP, UNCLEAR_TYPE: UNCLEAR_TYPE, str(Group.redundant): str(Group.redundant), UNCLEAR: UNCLEAR}
 GROUPS = tuple(str(group) for group in Group)
 SKIPPED_COLUMNS = ("video_id", "path", "reason", "detail")
+QUALITY_FLAGS = ("still", "silent", "duplicate")  # a clip's quality flags (avaudit.flags); what retarget --drop takes
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -76,11 +76,30 @@ def with_classes(model: Path, n_classes: int, out: Path) -> Path:
     return out
 
 
-def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
-    """The dataset, and the cache a first audit of it would leave: synthetic logits for every
-    video (its own category ahead in most layers, noise elsewhere) and the checkpoint's fields."""
+def synthetic_quality(n: int, rng) -> dict:
+    """The quality arrays a first audit caches beside the logits (inference.logits.quality_arrays) for n clean
+    clips of their own: moving, audible, each signature and file digest unlike any other's."""
     import numpy as np
 
+    from avaudit.inference.logits import quality_arrays
+    from avaudit.quality.signals import SIGNAL_NAMES
+
+    shapes = quality_arrays()
+    clean = {"still_fraction": 0.0, "motion": 8.0, "level_dbfs": -20.0, "silent_fraction": 0.0}
+    signatures = rng.integers(0, 256, (n, *shapes["signatures"][0]), dtype=np.uint8)
+    signatures[:, 0] = 0  # neither stream blank
+    return {"signals": np.tile(np.array([clean[name] for name in SIGNAL_NAMES], np.float32), (n, 1)),
+            "signatures": signatures,
+            "digests": rng.integers(1, 256, (n, *shapes["digests"][0]), dtype=np.uint8)}
+
+
+def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
+    """The dataset, and the cache a first audit of it would leave: synthetic logits for every
+    video (its own category ahead in most layers, noise elsewhere), their quality arrays
+    (synthetic_quality), the duplicate pairs among them and the checkpoint's fields."""
+    import numpy as np
+
+    from avaudit.flags import measure_flags
     from avaudit.inference.cache import LogitCache, clip_keys
     from avaudit.inference.logits import checkpoint_info, logits_fingerprint
     from avaudit.media.manifests import read_manifest
@@ -92,13 +111,17 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     rng = np.random.default_rng(seed)
+    quality = synthetic_quality(len(table), rng)
     cache = LogitCache(cache_dir, logits_fingerprint(model), n_classes=len(classes), source=str(model))
     for start in range(0, len(table), CHUNK):  # a chunk at a time: 100,000 x 5 x 400 logits are 0.8 GB
         rows = np.arange(start, min(start + CHUNK, len(table)))
         logits = rng.normal(size=(len(rows), 5, len(classes))).astype(np.float32)
         boost = rng.uniform(0, 4, size=(len(rows), 5)).astype(np.float32)
         logits[np.arange(len(rows))[:, None], np.arange(5)[None], labels[rows][:, None]] += boost
-        cache.add(keys[rows], logits, np.full(len(rows), 10.0, np.float32))
+        cache.add(keys[rows], logits, np.full(len(rows), 10.0, np.float32),
+                  **{name: values[rows] for name, values in quality.items()})
+    # A first audit also leaves the duplicate pairs it found (flags.find_copies' memo).
+    measure_flags(table, np.arange(len(table)), quality, memo=cache_dir / "duplicates")
 
 
 def side_by_side(ref: str, tmp: Path, model: Path, videos: int, rounds: int) -> None:

@@ -33,7 +33,7 @@ def wrong_root_lines(tmp_path: Path, out: Path, command: str) -> tuple[str, str]
             f"300 of 300 videos skipped (300 missing file): see {listed(out, command)}")
 
 
-@pytest.mark.parametrize("command", ["bias", "predict", "missing-labels", "retarget"])
+@pytest.mark.parametrize("command", ["bias", "predict", "missing-labels", "retarget", "quality"])
 def test_a_wrong_root_is_every_row_a_missing_file_and_one_line_says_where(tmp_path, tiny_model, command):
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
@@ -58,7 +58,8 @@ def test_zero_decoded_rows_never_crash_a_command(tmp_path, tiny_model):
         (data / name).mkdir(parents=True)
         (data / name / "empty.mp4").write_bytes(b"")
     common = ["--model", tiny_model, "--device", "cpu", "--workers", "0"]
-    for command, out in [("bias", "bias"), ("predict", "predict"), ("missing-labels", "missing")]:
+    for command, out in [("bias", "bias"), ("predict", "predict"), ("missing-labels", "missing"),
+                         ("quality", "quality")]:
         result = cli(command, data, "--out", tmp_path / "outs" / out, *common)
         assert result.exit_code == 1, result.output
         assert f"3 of 3 videos skipped (3 unreadable container): see {listed(tmp_path / 'outs' / out, command)}" \

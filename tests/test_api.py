@@ -18,7 +18,7 @@ def readme_python_example() -> str:
 
 
 def test_the_api_exports_the_commands_and_nothing_is_imported_until_used():
-    assert set(avaudit.__all__) == {"bias", "predict", "missing_labels", "retarget", "train", "load_model",
+    assert set(avaudit.__all__) == {"bias", "predict", "missing_labels", "retarget", "quality", "train", "load_model",
                                     "AuditOptions", "Thresholds", "AuditRun", "AvauditError", "UsageError",
                                     "ParameterError", "NotRankZero"}
     assert all(getattr(avaudit, name).__doc__ for name in avaudit.__all__)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -11,7 +12,7 @@ from rich.console import Console
 from avaudit.display import show_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from cached_reaudit import read_all_from_cache  # noqa: E402
+from cached_reaudit import DEFAULT_MODEL, prepare, read_all_from_cache  # noqa: E402
 
 
 def count_line(n_cached: int, n_rows: int, width: int = 160) -> str:
@@ -77,3 +78,21 @@ def test_the_ten_million_rows_benchmark_runs_every_stage_at_a_small_size(tmp_pat
     figures = json.loads(result.stdout.splitlines()[-1])
     assert figures["n"] == 3000 and figures["cache_files"] <= 5  # entries-0.bin, lock, model.txt, checkpoint.json
     assert [stage for stage, *_ in figures["stages"]][-1] == "report"
+
+
+def test_the_prepared_cache_serves_every_row_with_its_quality_arrays_so_nothing_is_decoded(tmp_path):
+    """cached_reaudit.py times a re-audit: its cache must hold all an audit reads (an entry without the
+    quality arrays would be decoded again, and the benchmark would time decoding)."""
+    from avaudit.flags import measure_flags
+    from avaudit.inference.logits import checkpoint_info, infer_logits
+    from avaudit.media.manifests import read_manifest
+
+    prepare(tmp_path, DEFAULT_MODEL, 40)
+    table = read_manifest(tmp_path / "data").table
+    checkpoint = checkpoint_info(DEFAULT_MODEL, tmp_path / "cache")
+    *_, n_cached, quality = infer_logits(table, DEFAULT_MODEL, checkpoint, device="cpu", cache_dir=tmp_path / "cache")
+    assert n_cached == len(table) == 40
+    memo = tmp_path / "cache" / "duplicates"
+    assert len(list(memo.glob("*.npz"))) == 1
+    found = measure_flags(table, np.arange(len(table)), quality, memo=memo)
+    assert set(found.videos["flags"]) == {""} and len(list(memo.glob("*.npz"))) == 1  # the memo was the one read

@@ -79,3 +79,28 @@ def test_redundant_videos_make_a_redundant_category():
     assert categories[["category", "layer", "group", "votes_redundant"]].values.tolist() == [
         ["rain", "redundant", "redundant", 2]]
     assert summary["categories_per_group"]["redundant"] == 1
+
+
+@pytest.mark.parametrize("rule", ["paper", "sufficiency"])
+def test_videos_that_do_not_vote_get_their_own_call_but_not_their_categorys(rule):
+    """Two still pictures (audio by construction) outvote one real dog video unless they are left out of the
+    vote; a category none of whose videos vote (cat) is decided by all of them."""
+    videos = pd.DataFrame({"video_id": list("abcde"), "path": [f"{v}.mp4" for v in "abcde"],
+                           "label": ["dog", "dog", "dog", "cat", "cat"]})
+    true_conf = np.array([
+        [0.9, 0.1, 0.1, 0.2, 0.99],  # dog, a still picture: audio
+        [0.9, 0.1, 0.1, 0.2, 0.99],  # dog, a still picture: audio
+        [0.9, 0.1, 0.1, 0.95, 0.6],  # dog: visual
+        [0.9, 0.1, 0.1, 0.95, 0.2],  # cat, flagged: visual
+        [0.9, 0.1, 0.1, 0.96, 0.1],  # cat, flagged: visual
+    ])
+    confidences = confidences_for([0, 0, 0, 1, 1], true_conf)
+    kw = dict(rule=rule, fraction=0.9)
+    per_all, all_vote, _ = bias_audit(videos, confidences, ["dog", "cat"], **kw)
+    per_video, categories, summary = bias_audit(videos, confidences, ["dog", "cat"], votes=np.array(
+        [False, False, True, False, False]), **kw)
+    pd.testing.assert_frame_equal(per_video, per_all)  # each video's own call does not change
+    assert all_vote.set_index("category")["group"].to_dict() == {"cat": "visual", "dog": "audio"}
+    assert categories.set_index("category")["group"].to_dict() == {"cat": "visual", "dog": "visual"}
+    assert categories.set_index("category")["n_videos"].to_dict() == {"cat": 2, "dog": 3}
+    assert summary["n_videos"] == 5

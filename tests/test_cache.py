@@ -295,3 +295,27 @@ def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp
     assert [str(w.message).split(": going on")[0] for w in caught] == [
         f"the logit cache {blocked}/abc cannot be written (Not a directory)"]
     assert unusable.lookup(keys)[0].all()
+
+
+def test_extra_arrays_round_trip_and_chunks_without_them_are_unknown(tmp_path):
+    keys, logits = random_entries(8)
+    signals = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+    cache = LogitCache(tmp_path, "abc", n_classes=C)
+    cache.add(keys[:2], logits[:2])  # an older version's chunk: no signals
+    cache.add(keys[2:6], logits[2:6], signals=signals[2:6], digests=np.ones((4, 16), np.uint8))
+    cache.add(keys[3:4], logits[3:4])  # a later chunk without signals wins for its key
+    for reader in (cache, LogitCache(tmp_path, "abc", n_classes=C)):
+        known, values = reader.lookup_extra(keys, "signals")
+        assert known.tolist() == [False, False, True, False, True, True, False, False]
+        np.testing.assert_array_equal(values[known], signals[[2, 4, 5]])
+        assert np.isnan(values[~known]).all()
+        known, digests = reader.lookup_extra(keys, "digests")
+        assert known.tolist() == [False, False, True, False, True, True, False, False]
+        assert (digests[known] == 1).all() and (digests[~known] == 0).all()
+        assert reader.lookup_extra(keys, "nothing")[1] is None
+    # A newer version measuring another number of signals: the entries of the old shape are unknown.
+    cache.add(keys[6:], logits[6:], signals=np.zeros((2, 4), np.float32))
+    known, values = LogitCache(tmp_path, "abc", n_classes=C).lookup_extra(keys, "signals")
+    assert known.tolist() == [False] * 6 + [True, True] and values.shape == (8, 4)
+    with pytest.raises(ValueError, match="extra arrays"):
+        cache.add(keys[:2], logits[:2], signals=signals[:1])

@@ -8,7 +8,7 @@ import yaml
 from cli_helpers import cli, invoke
 
 DESIGN_COMMANDS = ["train", "predict", "bias", "missing-labels", "retarget", "localize", "report", "make-samples",
-                   "doctor"]
+                   "doctor", "quality"]
 
 
 @pytest.mark.slow
@@ -30,7 +30,7 @@ def test_bias_writes_the_design_files(planted, tiny_model, tmp_path):
     videos = pd.read_csv(out / "bias_videos.csv")
     assert list(videos.columns) == ["video_id", "path", "label", "layer", "group", "conf_continuous",
                                     "conf_instant", "conf_onset", "conf_visual", "conf_audio", "margin", "clear",
-                                    "seconds", "padded"]
+                                    "seconds", "padded", "flags"]
     assert len(videos) == 36
     assert set(videos["layer"]) <= {"continuous", "instant", "onset", "visual", "audio", "redundant", "audiovisual"}
     categories = pd.read_csv(out / "bias_categories.csv")
@@ -92,7 +92,7 @@ def test_each_audit_option_is_declared_once_and_its_default_is_the_library_s():
 
     commands = {c.name or c.callback.__name__: c.callback for c in app.registered_commands}
     declared = {}
-    for name in ("bias", "predict", "missing-labels", "retarget"):
+    for name in ("bias", "predict", "missing-labels", "retarget", "quality"):
         parameters = inspect.signature(commands[name]).parameters
         assert set(AUDIT_OPTIONS) <= set(parameters), name
         for option, parameter in parameters.items():

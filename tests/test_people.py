@@ -273,7 +273,7 @@ def cached_audit(tmp_path):
     their logits already in the cache of a checkpoint whose fields alone exist: no decoding, no weights."""
     from avaudit.config import load_config
     from avaudit.inference.cache import LogitCache, clip_keys, model_fingerprint
-    from avaudit.inference.logits import logits_fingerprint
+    from avaudit.inference.logits import logits_fingerprint, quality_arrays
     from avaudit.media.manifests import read_manifest
     from avaudit.model.checkpoint import FORMAT
 
@@ -291,8 +291,13 @@ def cached_audit(tmp_path):
         {"format": FORMAT, "config": load_config("small").to_dict(), "classes": CLASSES}))
     table = read_manifest(manifest).table
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    # As an audit caches them: with each clip's quality arrays (clean signals, signatures unlike each other's).
+    quality = {name: np.random.default_rng(0).integers(1, 256, (len(keys), *shape)).astype(dtype)
+               for name, (shape, dtype) in quality_arrays().items()}
+    quality["signals"][:] = 0
+    quality["signatures"][:, 0] = 0
     LogitCache(cache, fingerprint, n_classes=len(CLASSES), source=str(model)).add(
-        keys, audited_logits()[1], np.full(len(keys), 10.0, np.float32))
+        keys, audited_logits()[1], np.full(len(keys), 10.0, np.float32), **quality)
     return manifest, ["--model", str(model), "--cache-dir", str(cache)]
 
 

@@ -103,7 +103,8 @@ def test_the_bias_summary_is_a_typed_record_written_as_before(planted, tiny_mode
     written = json.loads((tmp_path / "bias_summary.json").read_text())
     assert list(written) == sorted(["rule", "fraction", "type_margin", "min_support", "video_noise",
                                     "categories_per_layer", "categories_per_group", "total", "n_videos",
-                                    "layer_statistics", "n_rows", "n_skipped", "confidence"])
+                                    "layer_statistics", "n_rows", "n_skipped", "confidence", "n_flagged",
+                                    "flagged_vote"])
     assert (written["min_support"], written["video_noise"]) == (THRESHOLDS.min_support, THRESHOLDS.video_noise)
     assert "unclear" in written["categories_per_layer"] and "unclear" in written["categories_per_group"]
     assert written == run.summary.document()

@@ -135,7 +135,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
                fraction: float, type_margin: float = 0.0, min_support: float = 0.0, video_noise: float = 0.0,
-               false_call_rate: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               false_call_rate: float = 0.0,
+               votes: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-video assignment, per-category assignment and the dataset's Table 3 row.
 
     videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
@@ -145,7 +146,9 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     A category assigned an audio-visual layer keeps it when its `type_margin` column
     (`event_type_margin`) reaches `type_margin`, and becomes `audiovisual` (type unclear) otherwise;
     0 names every type, as the paper does. A video whose `margin` is under `video_noise` is not
-    `clear`: its layers are within noise of each other.
+    `clear`: its layers are within noise of each other. `votes` (N,) bool: the videos whose confidences decide
+    their category (default all; the others, e.g. still pictures, get their own call only); a category none
+    of whose videos vote is decided by all of them. `n_videos` counts them all, `votes_<name>` the voters.
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
@@ -163,13 +166,17 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
-    categories = category_modality(per_video["label"], chosen, weight, names=ASSIGNMENTS)
+    voting = np.ones(len(per_video), bool) if votes is None else np.asarray(votes, bool)
+    voting |= ~pd.Series(voting).groupby(per_video["label"].to_numpy()).transform("any").to_numpy(bool)
+    label = per_video["label"][voting]
+    categories = category_modality(label, chosen[voting], weight[voting], names=ASSIGNMENTS)
+    categories["n_videos"] = categories["category"].map(per_video["label"].value_counts()).to_numpy()
     support = pd.DataFrame(np.nan, index=categories.index, columns=SUPPORT_COLUMNS)
     if rule == "sufficiency":
-        categories["layer"], support = call_categories(categories["category"], per_video["label"], scores,
-                                                       true_conf, fraction=fraction,
+        categories["layer"], support = call_categories(categories["category"], label, scores[voting],
+                                                       true_conf[voting], fraction=fraction,
                                                        min_support=min_support, false_call_rate=false_call_rate)
-    categories["type_margin"] = event_type_margin(per_video["label"], true_conf, categories)
+    categories["type_margin"] = event_type_margin(label, true_conf[voting], categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))

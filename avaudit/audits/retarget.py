@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.vocab import GROUPS, LAYERS, UNCLEAR
+from avaudit.vocab import GROUPS, LAYERS, QUALITY_FLAGS, UNCLEAR
 
 _KS31 = (
     "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball", "laughing",
@@ -82,6 +82,31 @@ def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[s
         categories = per_category.loc[_matches(per_category, wanted), "category"]
         return per_video[per_video["label"].isin(categories)]
     raise UsageError(f"by must be 'category' or 'video', got {by!r}")
+
+
+def check_drop(drop: Sequence[str] | str | None) -> list[str]:
+    """`drop` as a list of quality flags (QUALITY_FLAGS), given as names or comma-joined ("still,silent"), or a
+    UsageError naming the ones that are not."""
+    if drop is None:
+        return []
+    if isinstance(drop, str):
+        drop = [drop]
+    if not isinstance(drop, Iterable) or not all(isinstance(name, str) for name in drop):
+        raise UsageError(f"drop must be quality flags ({', '.join(QUALITY_FLAGS)}), not {drop!r}")
+    names = [name.strip() for text in drop for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(QUALITY_FLAGS))
+    if unknown:
+        raise UsageError(f"unknown quality flag {', '.join(unknown)} to drop; valid: {', '.join(QUALITY_FLAGS)}")
+    return list(dict.fromkeys(names))
+
+
+def drop_flagged(per_video: pd.DataFrame, drop: Sequence[str]) -> pd.DataFrame:
+    """The rows of per_video (with the bias audit's `flags` column, `;`-joined) that hold none of the flags in
+    `drop`. A group of duplicates keeps its first copy: only the others carry `duplicate`."""
+    if not drop:
+        return per_video
+    flags = per_video["flags"].fillna("").astype(str).str.split(";")
+    return per_video[~flags.map(lambda own: bool(set(own) & set(drop))).to_numpy(bool)]
 
 
 def _normal(name: str) -> str:

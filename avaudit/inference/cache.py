@@ -29,6 +29,7 @@ from avaudit.vocab import LAYERS
 N_LAYERS = len(LAYERS)
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
 STORED_KEY = "S32"  # the same, as ASCII bytes in entry files
+KNOWN = "known:"  # in memory: which rows of a joined part hold the array after it
 COMPACT_AT = 64  # records in an entry file (a batch each) past which a reader joins them into one
 
 
@@ -138,6 +139,7 @@ class LogitCache:
         self._parts: list[entries.Arrays] = []
         self._index: pd.Index | None = None
         self._tables: dict[str, np.ndarray] = {}
+        self._known: dict[str, np.ndarray] = {}  # per further array, which rows of the tables hold it
 
     def _load_new(self) -> None:
         """Read entries not read yet (ours or other ranks'), oldest first so later ones win."""
@@ -246,15 +248,18 @@ class LogitCache:
         if self._index is None:
             parts = self._parts
             keys = np.concatenate([np.empty(0, KEY_DTYPE), *(part["keys"] for part in parts)])
-            tables = {}
-            for name in dict.fromkeys(name for part in parts for name in part if name != "keys"):
+            tables, known = {}, {}
+            names = (name for part in parts for name in part if name != "keys" and not name.startswith(KNOWN))
+            for name in dict.fromkeys(names):
                 shape, dtype = next((p[name].shape[1:], p[name].dtype) for p in parts if name in p)
                 table = np.empty((len(keys) + 1, *shape), dtype)
                 table[:] = np.nan if dtype.kind in "fc" else 0
+                known[name] = np.zeros(len(keys) + 1, bool)
                 at = 0
                 for part in parts:
                     if name in part and part[name].shape[1:] == shape:
                         table[at : at + len(part["keys"])] = part[name]
+                        known[name][at : at + len(part["keys"])] = part.get(KNOWN + name, True)
                     at += len(part["keys"])
                 tables[name] = table
             index = pd.Index(keys)
@@ -262,8 +267,11 @@ class LogitCache:
                 last = np.append(~index.duplicated(keep="last"), True)
                 keys, index = keys[last[:-1]], index[last[:-1]]
                 tables = {name: table[last] for name, table in tables.items()}
-            self._parts = [{"keys": keys, **{name: table[:-1] for name, table in tables.items()}}]
-            self._index, self._tables = index, tables
+                known = {name: rows[last] for name, rows in known.items()}
+            # the join keeps which entries hold each array, so an array an entry lacks stays unknown for it
+            self._parts = [{"keys": keys, **{name: table[:-1] for name, table in tables.items()},
+                            **{KNOWN + name: rows[:-1] for name, rows in known.items() if not rows[:-1].all()}}]
+            self._index, self._tables, self._known = index, tables, known
         return self._index
 
     def lookup(self, keys: np.ndarray, *names: str) -> tuple[np.ndarray, ...]:
@@ -279,6 +287,17 @@ class LogitCache:
         return rows < len(index), *(tables[name][rows] if name in tables else
                                     np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(rows), axis=0)
                                     for name in ("logits", "seconds", *names))
+
+    def lookup_extra(self, keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(known (N,) bool, values (N, ...)) of the further array `name` (add(..., name=...)): known where
+        the key's entry holds it; values None where no entry does (an older version's cache)."""
+        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        index = self._build_index()
+        if name not in self._tables:
+            return np.zeros(len(keys), bool), None
+        rows = index.get_indexer(keys)
+        rows[(rows < 0) | (keys == "")] = len(index)
+        return self._known[name][rows], self._tables[name][rows]
 
     def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None, **arrays) -> None:
         """Append one batch; `arrays`: further named per-clip arrays (N, ...) kept beside the logits.

@@ -6,6 +6,7 @@ and finishes in the time its tables take (benchmarks/cached_reaudit.py).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,22 @@ from avaudit.media.manifests import skipped_table
 from avaudit.outputs import atomic_write_text
 
 CHECKPOINT_FIELDS = ("format", "config", "classes", "temperatures")  # what an audit reads besides weights
+
+
+def signals_enabled() -> bool:
+    """Whether audits measure each clip's quality signals as they decode it: always, but for
+    benchmarks/quality_overhead.py, which sets AVAUDIT_SIGNALS=0 to time the audit without them."""
+    return os.environ.get("AVAUDIT_SIGNALS", "1") != "0"
+
+
+def quality_arrays() -> dict[str, tuple[tuple[int, ...], type]]:
+    """The per-clip quality arrays an audit measures (media.dataset.measure_quality) and caches with the
+    logits: name -> (shape of one clip's, dtype)."""
+    from avaudit.media.digest import DIGEST_BYTES
+    from avaudit.quality.signals import SIGNAL_NAMES, SIGNATURE_BYTES
+
+    return {"signals": ((len(SIGNAL_NAMES),), np.float32), "signatures": ((SIGNATURE_BYTES,), np.uint8),
+            "digests": ((DIGEST_BYTES,), np.uint8)}
 
 
 def checkpoint_info(model_path: Path, cache_dir: Path | None = None) -> dict:
@@ -56,14 +73,18 @@ def logits_fingerprint(model_path, *, no_audio: str = "skip", decoder: str = "py
 
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
                  workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
-                 no_audio: str = "skip", decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+                 no_audio: str = "skip",
+                 decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int, dict]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
     checkpoint's fingerprint, keyed by each file's identity and window; entries are appended per
     batch, so an interrupted run resumes where it stopped. Returns logits (N, 5, C), the seconds of
-    real content in each window (N,), skipped rows, and how many rows came from the cache.
+    real content in each window (N,), skipped rows, how many rows came from the cache, and each row's
+    quality arrays (quality_arrays(): name -> (N, ...), NaN or zero where skipped), measured in the same decode
+    and cached with the logits. An entry cached without them (an older version) is decoded again, once.
     """
+
     n_classes = len(checkpoint["classes"])
     fingerprint = logits_fingerprint(model_path, no_audio=no_audio, decoder=decoder)
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
@@ -72,6 +93,11 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
                      members=table["member"].to_numpy() if "member" in table else None,
                      offsets=table["offset"].to_numpy() if "offset" in table else None)
     found, logits, seconds = cache.lookup(keys)
+    measure = signals_enabled()
+    quality = cached_quality(cache, keys) if measure else {}
+    for known, _ in quality.values():
+        found &= known
+    quality = {name: values for name, (_, values) in quality.items()}
     todo = np.flatnonzero(~found)
     # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
     repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
@@ -84,16 +110,33 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
 
         dev = pick_device(device)
         model, _, config, _ = load_network(model_path, device=dev)
-        new, new_seconds, skipped = run_model(
+        new, new_seconds, skipped, new_quality = run_model(
             table.iloc[once], model, config, device=dev, batch_size=batch_size, workers=workers,
-            on_event=on_event, no_audio=no_audio, decoder=decoder,
-            on_batch=lambda rows, out, secs: cache.add(keys[once[rows]], out, secs))  # decoded => key known
+            on_event=on_event, no_audio=no_audio, decoder=decoder, quality=measure,
+            on_batch=lambda rows, out, secs, arrays: cache.add(keys[once[rows]], out, secs, **arrays))  # key known
         logits[once], seconds[once] = new, new_seconds
+        for name, values in new_quality.items():
+            quality[name][once] = values
         skipped.index = once[skipped.index]
     if len(copies):
-        shared = share_with_copies(table, keys, once, copies, (logits, seconds), skipped)
+        shared = share_with_copies(table, keys, once, copies, (logits, seconds, *quality.values()), skipped)
         skipped = pd.concat([skipped, shared]).sort_index()
-    return logits, seconds, skipped.reset_index(drop=True), int(found.sum())
+    return logits, seconds, skipped.reset_index(drop=True), int(found.sum()), quality
+
+
+def cached_quality(cache: LogitCache, keys: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each quality array (quality_arrays()) of `keys` as the cache holds it: name -> (known (N,), values (N, ...)),
+    values NaN or zero where unknown; a key is known only with the shape this version measures."""
+    arrays = {}
+    for name, (shape, dtype) in quality_arrays().items():
+        known, values = cache.lookup_extra(keys, name)
+        if values is None or values.shape[1:] != shape:
+            known, values = np.zeros(len(keys), bool), np.zeros((len(keys), *shape), dtype)
+        values = values.astype(dtype, copy=False)
+        if values.dtype.kind == "f":
+            values[~known] = np.nan
+        arrays[name] = (known, values)
+    return arrays
 
 
 def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, copies: np.ndarray,

@@ -41,6 +41,9 @@ class Audit:
     n_rows: int  # manifest rows, skipped ones included
     n_cached: int
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, classes known
+    # Each manifest table row's quality arrays (logits.quality_arrays: signals, signatures, digests), measured
+    # in the decode that gave its logits; {} when the audit ran without them (AVAUDIT_SIGNALS=0).
+    quality: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def decoded_rows(table: pd.DataFrame, logits: np.ndarray) -> pd.DataFrame:
@@ -103,8 +106,8 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
                no_audio=str(o.no_audio), decoder=str(o.decoder))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
         run_shard(manifest.table, o.model_file, checkpoint, on_event=on_event, **run)
-    logits, seconds, skipped, n_cached = infer_logits(manifest.table, o.model_file, checkpoint, on_event=on_event,
-                                                      **run)
+    logits, seconds, skipped, n_cached, quality = infer_logits(manifest.table, o.model_file, checkpoint,
+                                                               on_event=on_event, **run)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
     rows = decoded_rows(manifest.table, logits)
     if labels == LabelPolicy.require:  # the audit judges each (video, label)
@@ -114,7 +117,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
                  probabilities(logits, str(o.confidence), checkpoint.get("temperatures")), rows,
                  window_columns(seconds[rows["position"].to_numpy()], checkpoint["config"]["model"]),
                  run_settings(manifest, o, checkpoint, n_rows=n_rows, n_skipped=len(skipped)), skipped, n_rows,
-                 n_cached, [*manifest.notes, *notes])
+                 n_cached, [*manifest.notes, *notes], quality)
 
 
 def run_shard(table: pd.DataFrame, model_file: Path, checkpoint: dict, *, on_event: Callable | None,

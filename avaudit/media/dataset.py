@@ -18,11 +18,28 @@ from torch.utils.data import Dataset
 from avaudit.config import ModelConfig
 from avaudit.errors import UsageError
 from avaudit.media.decode import Clip, DecodeTimeout, MediaError, decode_clip
+from avaudit.media.digest import clip_digest
 from avaudit.media.onsets import onset_steps
 from avaudit.media.sources import member_name, open_member
 from avaudit.vocab import Decoder, Skip
 
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
+
+
+def measure_quality(clip: Clip, path: str, start: float, end: float, *, config: ModelConfig) -> dict:
+    """A decoded clip's quality signals and signature (avaudit.quality.signals) over the part of the window
+    the network sees that holds the clip (`shown`: a padded tail is black and silent by the decoder's rule,
+    not the clip's), and its file digest (media.digest). Signals NaN where the measurement fails: the clip
+    is still audited."""
+    from avaudit.quality.signals import SIGNAL_NAMES, SIGNATURE_BYTES, clip_signals, clip_signature
+
+    shown = clip.duration if clip.padded else None
+    try:
+        signals = np.asarray(clip_signals(clip.frames, clip.audio, config.sample_rate, shown=shown), np.float32)
+        signature = np.asarray(clip_signature(clip.frames, clip.audio, config.sample_rate, shown=shown), np.uint8)
+    except Exception:  # noqa: BLE001 - a measurement that fails costs the clip its signals, not its audit
+        signals, signature = np.full(len(SIGNAL_NAMES), np.nan, np.float32), np.zeros(SIGNATURE_BYTES, np.uint8)
+    return {"signals": signals, "signatures": signature, "digests": clip_digest(path, start, end)}
 
 
 @contextmanager
@@ -59,6 +76,7 @@ class ClipItem(NamedTuple):
     cpu_s: float  # CPU seconds its decoding took
     reason: str  # a Skip reason, or ""
     detail: str  # what went wrong, naming the file
+    quality: dict | None = None  # measure_quality's arrays, when the dataset measures them
 
 
 class ClipDataset(Dataset):
@@ -75,7 +93,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, paths, starts=None, ends=None, *, config: ModelConfig, no_audio: str = "skip",
                  time_limit: float = DECODE_SECONDS, video: bool = True, sound: bool = True, onsets: bool = True,
-                 decoder: str = Decoder.pyav, members=None):
+                 decoder: str = Decoder.pyav, members=None, quality: bool = False):
         self.paths = np.asarray(paths, dtype=str)  # fixed-width: no per-row objects to copy
         n = len(self.paths)
         # (member, offset, size) of rows stored inside shard files (media/sources.py), member '' for files
@@ -90,6 +108,7 @@ class ClipDataset(Dataset):
         self.time_limit = time_limit
         self.video, self.sound, self.onsets = video, sound, onsets and sound
         self.decoder = Decoder(decoder)  # media.decode_clip's: what decodes the frames
+        self.quality = quality and video and sound  # measure_quality's arrays on each decoded item
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -138,20 +157,26 @@ class ClipDataset(Dataset):
                 clip = self.decode(index)
                 onsets = (onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps, seconds=c.seconds,
                                       hop_length=c.hop_length) if self.onsets else np.zeros(0, bool))
+                quality = (measure_quality(clip, path, self.starts[index], self.ends[index], config=c)
+                           if self.quality else None)
         except MediaError as err:
             return self.empty_item(index, err.reason, str(err))
         except Exception as err:  # noqa: BLE001 - one bad file must not end a long run
             return self.empty_item(index, Skip.decode_error, f"{path}: {type(err).__name__}: {err}")
         return ClipItem(index, torch.from_numpy(np.ascontiguousarray(clip.frames)), torch.from_numpy(clip.audio),
-                        torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "")
+                        torch.from_numpy(onsets), clip.padded, clip.duration, 0.0, "", "", quality)
 
 
 def collate(items: list[ClipItem]) -> dict:
-    """Stack the clips that decoded; keep the failures' reasons beside them."""
+    """Stack the clips that decoded; keep the failures' reasons beside them. `quality`: measure_quality's
+    arrays stacked, when measured."""
     good = [item for item in items if not item.reason]
+    measured = [item.quality for item in good if item.quality is not None]
     batch = {"failed": [(item.index, item.reason, item.detail) for item in items if item.reason],
              "index": [item.index for item in good], "seconds": [item.seconds for item in good],
-             "cpu_s": sum(item.cpu_s for item in items)}
+             "cpu_s": sum(item.cpu_s for item in items),
+             "quality": {name: np.stack([q[name] for q in measured]) for name in measured[0]}
+             if measured and len(measured) == len(good) else {}}
     for key in ("frames", "audio", "onsets"):
         batch[key] = torch.stack([getattr(item, key) for item in good]) if good else None
     return batch

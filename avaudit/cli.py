@@ -327,17 +327,11 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.", metav
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
-    from avaudit.display import safe
-    from avaudit.labels import known_classes
+    from avaudit.display import show_localized
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
-    result = run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline)
-    console().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
-                    f"strongest response at {result['peak_time']:.1f} s, "
-                    f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
-                    f"pictures in {safe(target)}", soft_wrap=True)
-    console().print(f"note: {safe(known_classes(result['classes']))}", highlight=False, soft_wrap=True)
+    show_localized(video, run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline), target)
 
 
 @app.command(cls=PlainUsage)
@@ -370,8 +364,6 @@ def make_samples(
 
     if clips < 1 or two_event < 0:
         fail(f"--clips must be 1 or more and --two-event 0 or more, not {clips} and {two_event}")
-    if not 0 <= co_occur <= 2:
-        fail(f"--co-occur must be 0, 1 or 2 (there are two visual-only categories), not {co_occur}")
     with AuditProgress("writing clips") as progress:
         result = plant(out, seed=seed, clips_per_category=clips, two_event_per_category=two_event,
                        co_occur=co_occur, on_event=progress, confounders=PER_KIND if confounders else 0)

@@ -376,3 +376,15 @@ def finish(run) -> None:
 def flag(parameter: str) -> str:
     """The CLI's flag for a library parameter: `batch_size` -> `--batch-size`, `fraction` -> `--sufficiency`."""
     return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def show_localized(video, result: dict, target) -> None:
+    """`localize`'s answer in two lines: the predicted label, where and when the sound is, and which labels
+    the model knows."""
+    from avaudit.labels import known_classes
+
+    stdout().print(f"{safe(video)}: predicted {safe(result['predicted'])}; "
+                    f"strongest response at {result['peak_time']:.1f} s, "
+                    f"x={result['peak_xy_fraction'][0]:.2f} y={result['peak_xy_fraction'][1]:.2f} of the frame; "
+                    f"pictures in {safe(target)}", soft_wrap=True)
+    stdout().print(f"note: {safe(known_classes(result['classes']))}", highlight=False, soft_wrap=True)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from avaudit.errors import AvauditError, UsageError
+from avaudit.errors import AvauditError, ParameterError, UsageError
 
 from .media.encode import write_clip
 
@@ -279,7 +279,8 @@ def make_samples(out: Path, *, seed: int = 0, clips_per_category: int = 20, two_
         raise UsageError("need an even size >= 16 px, seconds > 0, fps >= 1 and sample_rate >= 8000 Hz")
     most = len(co_occurring(len(CATEGORIES)))
     if not 0 <= co_occur <= most:
-        raise UsageError(f"co_occur must be 0 to {most} (the visual-only categories), not {co_occur}")
+        raise ParameterError("co_occur", f"must be 0 to {most} (there are {most} visual-only categories), "
+                                         f"not {co_occur}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty folder; give a new or empty one")
     plans = plan_clips(np.random.default_rng(seed), clips_per_category=clips_per_category,

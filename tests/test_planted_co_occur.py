@@ -58,8 +58,7 @@ def test_the_co_occurring_sound_is_in_the_clip():
 def test_make_samples_refuses_a_co_occur_out_of_range_in_one_line(tmp_path, value):
     result = cli("make-samples", str(tmp_path / "set"), "--co-occur", value)
     assert result.exit_code == 2
-    assert result.output.strip() == (f"error: --co-occur must be 0, 1 or 2 (there are two visual-only categories), "
-                                     f"not {value}")
+    assert result.output.strip() == f"error: --co-occur must be 0 to 2 (there are 2 visual-only categories), not {value}"
     with pytest.raises(ValueError, match="co_occur must be 0 to 2"):
         make_samples(tmp_path / "set", co_occur=int(value))
     assert not (tmp_path / "set").exists()

@@ -251,7 +251,7 @@ class LogitCache:
             tables, known = {}, {}
             names = (name for part in parts for name in part if name != "keys" and not name.startswith(KNOWN))
             for name in dict.fromkeys(names):
-                shape, dtype = next((p[name].shape[1:], p[name].dtype) for p in parts if name in p)
+                shape, dtype = next((p[name].shape[1:], p[name].dtype) for p in reversed(parts) if name in p)  # newest
                 table = np.empty((len(keys) + 1, *shape), dtype)
                 table[:] = np.nan if dtype.kind in "fc" else 0
                 known[name] = np.zeros(len(keys) + 1, bool)
@@ -311,7 +311,7 @@ class LogitCache:
             raise ValueError(f"logits {logits.shape} do not match {len(keys)} keys × {N_LAYERS} × {self.n_classes}")
         arrays = {name: np.asarray(array) for name, array in arrays.items()}
         if any(len(array) != len(keys) for array in arrays.values()):
-            raise ValueError(f"every array of a batch has one row per key ({len(keys)})")
+            raise ValueError(f"extra arrays of a batch need one row per key ({len(keys)})")
         keep = (keys != "") & np.isfinite(logits).all(axis=(1, 2))
         record = {name: array[keep] for name, array in
                   {"keys": keys, "logits": logits, "seconds": seconds, **arrays}.items()}

@@ -93,26 +93,35 @@ def synthetic_quality(n: int, rng) -> dict:
             "digests": rng.integers(1, 256, (n, *shapes["digests"][0]), dtype=np.uint8)}
 
 
-def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
+def prepare(root: Path, model: Path, n: int, seed: int = 0, cache_dir: Path | None = None) -> None:
     """The dataset, and the cache a first audit of it would leave: synthetic logits for every
     video (its own category ahead in most layers, noise elsewhere), their quality arrays
-    (synthetic_quality), the duplicate pairs among them and the checkpoint's fields."""
+    (synthetic_quality), the duplicate pairs among them and the checkpoint's fields.
+
+    Written by the avaudit on the import path, into `cache_dir` (default root/cache): `--against` runs
+    it once more under REF's code, so each version reads a cache in its own layout, with the same logits.
+    The dataset is built once and reused."""
     import numpy as np
 
-    from avaudit.flags import measure_flags
     from avaudit.inference.cache import LogitCache, clip_keys
-    from avaudit.inference.logits import checkpoint_info, logits_fingerprint
+    from avaudit.inference.logits import checkpoint_info
     from avaudit.media.manifests import read_manifest
 
-    cache_dir = root / "cache"
+    try:
+        from avaudit.flags import measure_flags
+        from avaudit.inference.logits import logits_fingerprint as fingerprint
+    except ImportError:  # an avaudit from before the decoder and quality arrays: the checkpoint's own name
+        from avaudit.inference.cache import model_fingerprint as fingerprint
+        measure_flags = None
+    cache_dir = cache_dir or root / "cache"
     classes = checkpoint_info(model, cache_dir)["classes"]
-    data = build_dataset(root, classes, n)
+    data = root / "data" if (root / "data").exists() else build_dataset(root, classes, n)
     table = read_manifest(data).table
     keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     rng = np.random.default_rng(seed)
-    quality = synthetic_quality(len(table), rng)
-    cache = LogitCache(cache_dir, logits_fingerprint(model), n_classes=len(classes), source=str(model))
+    quality = synthetic_quality(len(table), np.random.default_rng(seed + 1)) if measure_flags else {}
+    cache = LogitCache(cache_dir, fingerprint(model), n_classes=len(classes), source=str(model))
     for start in range(0, len(table), CHUNK):  # a chunk at a time: 100,000 x 5 x 400 logits are 0.8 GB
         rows = np.arange(start, min(start + CHUNK, len(table)))
         logits = rng.normal(size=(len(rows), 5, len(classes))).astype(np.float32)
@@ -120,8 +129,8 @@ def prepare(root: Path, model: Path, n: int, seed: int = 0) -> None:
         logits[np.arange(len(rows))[:, None], np.arange(5)[None], labels[rows][:, None]] += boost
         cache.add(keys[rows], logits, np.full(len(rows), 10.0, np.float32),
                   **{name: values[rows] for name, values in quality.items()})
-    # A first audit also leaves the duplicate pairs it found (flags.find_copies' memo).
-    measure_flags(table, np.arange(len(table)), quality, memo=cache_dir / "duplicates")
+    if measure_flags:  # a first audit also leaves the duplicate pairs it found (flags.find_copies' memo)
+        measure_flags(table, np.arange(len(table)), quality, memo=cache_dir / "duplicates")
 
 
 def side_by_side(ref: str, tmp: Path, model: Path, videos: int, rounds: int) -> None:
@@ -131,12 +140,16 @@ def side_by_side(ref: str, tmp: Path, model: Path, videos: int, rounds: int) -> 
     archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
     trees = {ref: old, "this tree": REPO}
+    # REF's cache, with the same logits in REF's own layout (a cache's files changed between versions)
+    subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--videos", str(videos), "--model", str(model),
+                    "--cache-dir", str(tmp / "cache-ref")], check=True, env={**os.environ, "PYTHONPATH": str(old)})
+    caches = {ref: tmp / "cache-ref", "this tree": tmp / "cache"}
     best = {}
     print(f"{videos:,} videos, all in the cache, model {model.name}; {ref} against this tree, {rounds} rounds, "
           f"one CLI process per command")
     for round_ in range(rounds):
         for name, tree in trees.items():
-            env = {**os.environ, "PYTHONPATH": str(tree), "AVAUDIT_CACHE_DIR": str(tmp / "cache")}
+            env = {**os.environ, "PYTHONPATH": str(tree), "AVAUDIT_CACHE_DIR": str(caches[name])}
             for command in ("bias", "missing-labels"):
                 out = tmp / f"out-{round_}-{'old' if tree == old else 'new'}-{command}"
                 before = children_cpu()
@@ -169,10 +182,14 @@ def main() -> None:
     parser.add_argument("--against", metavar="REF", help="time bias and missing-labels against git ref REF's code")
     parser.add_argument("--rounds", type=int, default=2, help="with --against: runs of each command per version")
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
-        model = with_classes(args.model, args.classes, args.prepare / "model.pt") if args.classes else args.model
-        return prepare(args.prepare, model, args.videos)
+        model = args.model
+        if args.classes:  # the copy is made once: REF's run reuses it
+            copy = args.prepare / "model.pt"
+            model = copy if copy.exists() else with_classes(args.model, args.classes, copy)
+        return prepare(args.prepare, model, args.videos, cache_dir=args.cache_dir)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # Prepared in a child: Linux counts the RSS a process had when it forked into its

@@ -163,8 +163,8 @@ def run_child(code: str, *args: str, timeout: float = CHILD_TIMEOUT_S) -> tuple[
     return True, lines[-1] if lines else ""
 
 
-# decord alone: an audit's decode_clip also needs PyAV (it reads every clip's sound), and a broken
-# PyAV must not be reported as a broken decord.
+# decord alone (what `--decoder decord` decodes frames with; PyAV decodes them by default and always reads
+# the sound), so that a broken PyAV is not reported as a broken decord.
 DECORD = """
 import json, sys
 import numpy as np
@@ -178,11 +178,12 @@ print(json.dumps([decord.__version__, int(frames.mean())]))
 
 
 def check_decord(clip: Path = CLIP) -> Check:
-    """decord decodes a real clip's frames as an audit does: resized inside the decoder, picked by
-    their times (avaudit.media.decode); the sound is PyAV's, checked by check_pyav."""
+    """decord decodes a real clip's frames as `--decoder decord` does: resized inside the decoder, picked by
+    their times (avaudit.media.decode); the default decoder and the sound are PyAV's, checked by check_pyav."""
     ok, out = run_child(DECORD, str(clip))
     if not ok:
-        return Check("decord", False, f"decoding {clip.name}: {out}", reinstall("decord"))
+        return Check("decord", False, f"decoding {clip.name}: {out} (only `--decoder decord` needs it)",
+                     reinstall("decord"))
     version, mean = json.loads(out)
     return Check("decord", True, f"decord {version}: 100 frames of 128 × 171 (mean level {mean}) from {clip.name}",
                  "")
@@ -202,7 +203,8 @@ print(json.dumps([av.__version__, list(video.shape), samples, codecs]))
 
 
 def check_pyav(clip: Path = CLIP) -> Check:
-    """PyAV (which writes localize.mp4 and the planted sets) opens and decodes a real clip."""
+    """PyAV (the default decoder of every clip's picture and sound; it also writes localize.mp4 and the planted
+    sets) opens and decodes a real clip."""
     ok, out = run_child(PYAV, str(clip))
     if not ok:
         return Check("PyAV", False, f"decoding {clip.name}: {out}", reinstall("av"))
@@ -313,7 +315,7 @@ def check_cache_dir(cache_dir: Path | None = None) -> Check:
         with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".doctor-", delete=False) as handle:
             handle.write(b"avaudit doctor")
         moved = Path(handle.name).with_suffix(".renamed")
-        os.replace(handle.name, moved)  # cache chunks are written whole and renamed
+        os.replace(handle.name, moved)  # as the cache's files are replaced: whole, by a rename
         moved.unlink()
     except OSError as err:
         return Check("cache directory", False, f"{cache_dir}: {err.strerror or err}",

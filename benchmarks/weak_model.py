@@ -3,6 +3,7 @@ not tuned on, and is a label missing from a whole class found?
 
     python benchmarks/weak_model.py OUT [--epochs 2 4] [--seed 23] [--train-seed 24]   # about 12 min here
     python benchmarks/weak_model.py OUT --reuse          # after a rule change: the audits again, from the cache
+    python benchmarks/weak_model.py OUT --reuse --held-out-seed 31   # the same models on another seed's set
 
 Makes two planted sets with `avaudit make-samples` (seeds used nowhere else): a training set and a
 held-out set to audit, both with `--co-occur 2` (every clip of `visual_red_square` and
@@ -88,11 +89,24 @@ def models(out: Path, settings: dict) -> dict[str, Path]:
     return {**trained, "shipped": SHIPPED}
 
 
-def audit(out: Path, name: str, model: Path, env: dict) -> Path:
+def held_out(out: Path, settings: dict, seed: int | None, env: dict) -> tuple[Path, str]:
+    """The set to audit and its audits' folder suffix: OUT/heldout, or with `seed` (--held-out-seed) a set
+    made like it with that seed, OUT/heldout-SEED (made once), so rules are tuned on one seed and scored
+    on another with the same models."""
+    if seed is None or seed == settings["seed"]:
+        return out / "heldout", ""
+    folder = out / f"heldout-{seed}"
+    if not (folder / "truth.csv").exists():
+        avaudit("make-samples", str(folder), "--seed", str(seed), "--clips", str(settings["heldout_clips"]),
+                "--two-event", str(settings["two_event"]), "--co-occur", str(settings["co_occur"]), env=env)
+    return folder, f"-seed{seed}"
+
+
+def audit(out: Path, name: str, model: Path, env: dict, heldout: Path, suffix: str = "") -> Path:
     """`bias` and `missing-labels` of the held-out set with `model`; their folder."""
-    where = out / f"audit-{name.replace(' ', '-')}"
+    where = out / f"audit-{name.replace(' ', '-')}{suffix}"
     for command in ("bias", "missing-labels"):
-        avaudit(command, str(out / "heldout"), "--model", str(model), "--device", "cpu", "--out",
+        avaudit(command, str(heldout), "--model", str(model), "--device", "cpu", "--out",
                 str(where / command), env=env)
     return where
 
@@ -145,6 +159,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep OUT's sets and models; audit and score again")
     parser.add_argument("--epochs", type=int, nargs="+", default=[2, 4], help="epochs per stage, one model each")
     parser.add_argument("--seed", type=int, default=23, help="the held-out set's seed")
+    parser.add_argument("--held-out-seed", type=int, default=None,
+                        help="with --reuse: audit a set made like the held-out one with this seed instead")
     parser.add_argument("--train-seed", type=int, default=24)
     parser.add_argument("--train-clips", type=int, default=12, help="clips per category to train on")
     parser.add_argument("--heldout-clips", type=int, default=6)
@@ -163,22 +179,23 @@ def main() -> None:
                     "train_co_occur": args.co_occur if args.train_co_occur is None else args.train_co_occur,
                     "epochs": args.epochs}
         prepare(args.out, settings, env)
-    print(f"held-out set: seed {settings['seed']}, {settings['heldout_clips']} clips per category, "
+    heldout, suffix = held_out(args.out, settings, args.held_out_seed, env)
+    seed = settings["seed"] if args.held_out_seed is None else args.held_out_seed
+    print(f"held-out set: seed {seed}, {settings['heldout_clips']} clips per category, "
           f"{settings['co_occur']} co-occurring class(es); trained on seed {settings['train_seed']} "
           f"({settings['train_clips']} per category, co-occurrence {settings['train_co_occur']}), preset tiny")
-    heldout = args.out / "heldout"
     co_occurring_classes = sorted(co_occurring(settings["co_occur"]))
     rows, wrong = [], {}
     for name, model in models(args.out, settings).items():
         started = time.perf_counter()
-        where = audit(args.out, name, model, env)
+        where = audit(args.out, name, model, env, heldout, suffix)
         groups = group_scores(where, heldout)
         wrong[name] = groups.pop("wrong")
         rows.append({"model": name, **validation(model), **groups,
                      **candidate_scores(where, heldout, co_occurring_classes),
                      "audit s": round(time.perf_counter() - started, 1)})
     table = pd.DataFrame(rows).set_index("model").T
-    table.to_csv(args.out / "scores.csv")
+    table.to_csv(args.out / f"scores{suffix}.csv")
     print(table.to_string(float_format=lambda x: f"{x:.3f}"))
     for name, categories in wrong.items():
         print(f"wrong groups, {name}: {categories}")

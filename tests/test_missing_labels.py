@@ -4,6 +4,7 @@ import pytest
 
 from avaudit.audits.decisions import softmax
 from avaudit.audits.missing_labels import (
+    captured,
     layer_confusion,
     leave_one_out_median,
     missing_label_candidates,
@@ -157,3 +158,24 @@ def test_a_multi_label_video_takes_its_most_confused_label():
     marks = np.array([[1, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]], bool)
     out = layer_confusion(confidences, marks, np.array([0]), np.array([4]), np.array([1]))
     np.testing.assert_allclose(out, [0.6])  # bark's other video gives 0.6, siren's 0.05
+
+
+def test_a_layer_that_names_one_class_on_the_videos_of_several_is_biased_not_hearing_missing_labels():
+    """A 2-epoch model's audio layer names `audio_tone200` on most videos of six audio-visual categories: high
+    confusion, no reciprocal, so each looked like a label left off a whole class (estimated precision 0.9-1.0).
+    A sound that goes with one class is named on that class's videos alone."""
+    classes = ["tone", "red", "grid_a", "grid_b"]
+    labels = ["tone"] * 3 + ["red"] * 3 + ["grid_a"] * 3 + ["grid_b"] * 3
+    logits = np.zeros((12, 5, 4))
+    for row, label in enumerate(labels):
+        logits[row, :, classes.index(label)] = 6.0  # every layer names the video's own label ...
+    logits[3:6, 4, 0] = 9.0  # ... but the audio layer hears the tone on red's videos (it goes with every one)
+    counts = captured(softmax(logits), np.eye(4, dtype=bool)[[classes.index(x) for x in labels]])
+    assert counts[4].tolist() == [1, 0, 0, 0] and not counts[:4].any()
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(12)], "path": [f"v{i}.mp4" for i in range(12)],
+                           "labels": labels})
+    kept = missing_label_candidates(videos, logits, classes)
+    assert set(kept["label"]) == {"red"} and (kept["precision"] > 0).all()  # the whole-class label: estimated
+    logits[6:, 4, 0] = 9.0  # the audio layer now hears the tone on the grids' videos too: biased to it
+    biased = missing_label_candidates(videos, logits, classes)
+    assert len(biased) == 9 and (biased["precision"] == 0).all()

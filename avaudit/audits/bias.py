@@ -102,9 +102,24 @@ def event_type_margin(labels: pd.Series, true_conf: np.ndarray, categories: pd.D
     return categories["category"].map(lead).to_numpy(float)
 
 
+def deaf_layer(codes: np.ndarray, confidences: np.ndarray, n_groups: int, chance: float) -> np.ndarray:
+    """Is a unimodal layer, on a category's videos, on average less sure of its label than chance? (K,) bool.
+
+    codes (N,) each video's category; confidences (N, 5) its layers' confidences in its label. An
+    audio-visual call says neither modality alone suffices, each layer hearing or seeing the label but
+    unable to tell it from a rival; a layer under chance does not perceive the label at all (a weak
+    visual layer, or the audio layer of a silent visual category), so the call would rest on a layer that
+    is merely weak. 0: never.
+    """
+    n = np.maximum(np.bincount(codes, minlength=n_groups), 1)
+    mean = [np.bincount(codes, weights=confidences[:, i], minlength=n_groups) / n
+            for i in (LAYERS.index("audio"), LAYERS.index("visual"))]
+    return (np.minimum(*mean) < chance) & (chance > 0)
+
+
 def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarray, type_scores: np.ndarray, *,
                     fraction: float, min_support: float, false_call_rate: float = 0.0,
-                    seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+                    seed: int = 0, chance: float = 0.0) -> tuple[np.ndarray, pd.DataFrame]:
     """The sufficiency rule on each category's mean margins, with its support (`call_support`).
 
     categories (K,) their names; labels (N,) each video's category; margins (N, 5) `rival_margins`;
@@ -112,7 +127,10 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     Returns each category's layer (a group, or the leading audio-visual layer; `unclear` where the
     group's support is under `support_needed`, the larger of `min_support` and `false_call_bar` (min_support 0:
     neither),
-    `audiovisual` where only the type's support is under `min_support`) and a frame of group_support,
+    `audiovisual` where only the type's support is under `min_support`; `unclear` too where it would be
+    audio-visual but a unimodal layer is less sure of the label than `chance` (`deaf_layer`; not with
+    min_support 0)) and a frame of
+    group_support,
     support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
     group) and mean_<layer> (the mean margin) per layer.
     """
@@ -127,6 +145,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     cut = false_call_rate if min_support > 0 else 0.0  # min_support 0 decides every category, as it always did
     needed = max(min_support, false_call_bar(calls["group_support"], cut, DRAWS))
     layer = np.where(calls["group_support"] >= needed, layer, UNCLEAR)
+    deaf = deaf_layer(codes, type_scores, len(categories), chance if min_support > 0 else 0.0)
+    layer = np.where(audiovisual & deaf, UNCLEAR, layer)
     support = pd.DataFrame({"group_support": calls["group_support"], "support_needed": needed,
                             "type_support": type_support,
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
@@ -175,7 +195,8 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     if rule == "sufficiency":
         categories["layer"], support = call_categories(categories["category"], label, scores[voting],
                                                        true_conf[voting], fraction=fraction,
-                                                       min_support=min_support, false_call_rate=false_call_rate)
+                                                       min_support=min_support, false_call_rate=false_call_rate,
+                                                       chance=1 / len(classes))
     categories["type_margin"] = event_type_margin(label, true_conf[voting], categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE

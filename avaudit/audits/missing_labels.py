@@ -9,7 +9,9 @@ large too for a label missing from every video of the class (a sound that always
 `reciprocal` tells those two apart: a confused layer also names the label on the candidate's own
 videos, a co-occurring sound does not. `precision` is the chance the candidate is right, estimated
 from how much the layers see it (`candidate_evidence`), its confusion and reciprocal with a logistic
-model fitted on the stress bench (`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md).
+model fitted on the stress bench (`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md), and 0
+where the layer names the candidate on most videos of more than MAX_CAPTURED labels (`captured`: a layer
+biased towards a class, which confusion and reciprocal take for a label missing from whole classes).
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
@@ -28,6 +30,7 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 # Logistic weights of a candidate's precision: intercept, logit(evidence), confusion, reciprocal (NaN counts
 # 0), fitted on the bench's tuning seeds (`benchmarks/decision_bench.py --fit`).
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
+MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
 
 
@@ -138,6 +141,25 @@ def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.n
     return out
 
 
+def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """On how many other labels' videos does each layer name each class on most of them? (5, C) counts.
+
+    A sound that goes with every video of a class is named on that class's videos; a layer that names Y
+    on the videos of several classes is biased towards Y (a weak model's audio layer that hears every
+    tone as one), not hearing a label the annotators left off each of them.
+    """
+    n_classes = marks.shape[1]
+    top = confidences.argmax(axis=-1)  # (N, 5)
+    video, label = np.nonzero(marks)
+    per_label = np.bincount(label, minlength=n_classes)
+    out = np.zeros((top.shape[1], n_classes), int)
+    for layer in range(top.shape[1]):
+        named = np.bincount(label * n_classes + top[video, layer], minlength=n_classes ** 2).reshape(n_classes, -1)
+        np.fill_diagonal(named, 0)  # its own label is no capture
+        out[layer] = (named * 2 > per_label[:, None]).sum(axis=0)
+    return out
+
+
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
@@ -179,11 +201,12 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     mean_confidence = layer_conf[keep].mean(axis=1)
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
+    unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
                         "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),
                         "confusion": confusion, "reciprocal": reciprocal, "mean_confidence": mean_confidence,
-                        "precision": estimated_precision(evidence, confusion, reciprocal)},
+                        "precision": np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)},
                        columns=list(COLUMNS))
     return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
                            kind="mergesort", ignore_index=True)

@@ -30,6 +30,7 @@ N_AV = len(AV_LAYERS)
 CAP = float(np.log(0.98 / 0.02))  # a layer this much surer of the label than of its rival singles it out: bench
 FLOOR = 1e-12  # confidences are clipped here before their log
 RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
+CHANCE_SHARE = 0.25  # a unimodal layer surer of the label than this share of chance may single it out: bench
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
@@ -60,7 +61,9 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     happens to score high on k's videos, and a sound that goes with every video of k (a label missing
     from the whole class) is no rival, as the rival's own videos lack it. Where no other category has
     videos, the rival is each video's most confident other class. Rivals are chosen on each category's
-    first RIVAL_SAMPLE videos; every video's margin is measured.
+    first RIVAL_SAMPLE videos; every video's margin is measured. A unimodal layer's rival counts as at
+    least CHANCE_SHARE of chance (1 / C): the audio layer of a silent visual category whose clips carry
+    another class's sound is 0.7% sure of the label and 0.01% of its rival, and knows nothing of it.
     """
     codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
     n, n_layers, _ = confidences.shape
@@ -80,7 +83,10 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     towards[:, :, counts == 0] = -np.inf
     towards[np.arange(k), :, np.arange(k)] = -np.inf
     rival = classes[towards.argmax(axis=-1)]  # (K, 5) class indices
-    return margin(own, np.take_along_axis(confidences, rival[codes][..., None], -1)[..., 0])
+    against = np.take_along_axis(confidences, rival[codes][..., None], -1)[..., 0]
+    unimodal = [AUDIO, VISUAL]
+    against[:, unimodal] = np.maximum(against[:, unimodal], CHANCE_SHARE / confidences.shape[-1])
+    return margin(own, against)
 
 
 def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:

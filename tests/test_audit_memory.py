@@ -3,6 +3,7 @@ rows of 16 classes are 3 GB a copy)."""
 import tracemalloc
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from avaudit.inference.pipeline import at_rows
@@ -36,3 +37,26 @@ def test_calibrated_confidences_are_made_in_one_array_and_are_the_same():
     tracemalloc.stop()
     assert peak < 1.5 * calibrated.nbytes  # before: the float64 logits, their scaled copy, then the output
     assert np.array_equal(calibrated, softmax(np.asarray(logits, float) / temperatures[None, :, None]))
+
+
+def test_missing_labels_over_confidences_given_as_both_hold_one_float64_copy():
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.missing_labels import missing_label_candidates
+
+    rng = np.random.default_rng(1)
+    classes = [f"c{i}" for i in range(16)]
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(3000)], "path": "x.mp4",
+                           "labels": [classes[i % 16] for i in range(3000)]})
+    confidences = softmax(rng.normal(size=(3000, 5, 16)).astype(np.float32) * 3)
+    apart = confidences.copy()
+
+    def peak_of(given: np.ndarray) -> tuple[int, pd.DataFrame]:
+        tracemalloc.start()
+        found = missing_label_candidates(videos, confidences, classes, confidences=given)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak, found
+
+    (peak_apart, expected), (peak_same, found) = peak_of(apart), peak_of(confidences)
+    assert peak_same < peak_apart - 0.8 * confidences.astype(float).nbytes  # the second float64 copy not made
+    pd.testing.assert_frame_equal(found, expected)

@@ -186,9 +186,13 @@ def measure(n: int, tmp: Path, upto: str) -> None:
     if upto == "cache":
         return print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
     options = dict(root=empty, model=MODEL, cache_dir=cache_dir, device="cpu")
-    stages.run("bias", lambda: commands.bias(data, out=out / "bias", **options))
-    stages.run("predict", lambda: commands.predict(data, out=out / "predict", **options))
-    stages.run("missing-labels", lambda: commands.missing_labels(data, out=out / "missing-labels", **options))
+    def cached(run):
+        assert run.n_decoded == 0, f"{run.n_decoded:,} rows decoded: the synthetic cache did not serve them"
+        return run
+
+    stages.run("bias", lambda: cached(commands.bias(data, out=out / "bias", **options)))
+    stages.run("predict", lambda: cached(commands.predict(data, out=out / "predict", **options)))
+    stages.run("missing-labels", lambda: cached(commands.missing_labels(data, out=out / "missing-labels", **options)))
     stages.run("retarget (of the bias run)", lambda: commands.retarget(
         keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
     stages.run("report", lambda: build_report(out))

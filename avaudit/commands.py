@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import ParameterError, UsageError
-from avaudit.inference.pipeline import Audit, audit
+from avaudit.inference.pipeline import Audit, at_rows, audit
 from avaudit.options import (
     DEFAULT_MODEL,
     OUTPUT_ROOT,
@@ -83,13 +83,13 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
     found = measure_flags(a.manifest.table, np.unique(position), a.quality, memo=duplicates_memo(options))
     flags = rows["position"].map(dict(zip(found.videos["position"], found.videos["flags"]))).to_numpy(str)
-    per_video, categories, decided = bias_audit(rows, a.probabilities[position], classes, rule=str(rule),  # decide
-                                                fraction=fraction, type_margin=type_margin,
+    per_video, categories, decided = bias_audit(rows, at_rows(a.probabilities, position), classes,  # decide
+                                                rule=str(rule), fraction=fraction, type_margin=type_margin,
                                                 min_support=min_support, video_noise=THRESHOLDS.video_noise,
                                                 false_call_rate=THRESHOLDS.false_call_rate,
                                                 votes=None if flagged_vote else flags == "")
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    statistics = layer_statistics(a.logits[position], labels)
+    statistics = layer_statistics(at_rows(a.logits, position), labels)
     per_video = per_video.assign(**window, flags=flags)
     flagged = pd.Series(flags != "").groupby(per_video["label"].to_numpy()).sum()
     categories.insert(categories.columns.get_loc("n_videos") + 1, "n_flagged",
@@ -158,7 +158,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     a = audit(data, options, labels=LabelPolicy.ignore if export_probs is None else LabelPolicy.check,  # read, infer
               on_event=on_event, writes=writes)
     rows, window, settings = a.rows, a.window, run_record(a, "predict")
-    probs, names = a.probabilities[rows["position"].to_numpy()], np.asarray(a.classes)
+    probs, names = at_rows(a.probabilities, rows["position"].to_numpy()), np.asarray(a.classes)
     chosen = multilabel(probs)  # decide: over confidences, as missing-labels does
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
                           "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
@@ -212,7 +212,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     rows = a.rows
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
-    confidences, classes = a.probabilities[rows["position"].to_numpy()], a.classes
+    confidences, classes = at_rows(a.probabilities, rows["position"].to_numpy()), a.classes
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide

@@ -16,6 +16,8 @@ wall time, CPU time and the stage's peak resident memory (VmHWM, reset before ea
                        the public commands over the cached run: decisions and writing; the manifest
                        and keys of the stages above are reused, so each stage is its own work
 
+The cached run holds logits only, so the audits run with AVAUDIT_SIGNALS=0 (no quality signals, hence no
+still/silent flags and no duplicate search: benchmarks/duplicates_scale.py measures that search at scale).
 File identities are stood in for (path, size 1, mtime 0) since the files are absent; everything else is
 avaudit's own code. The model is the shipped one (16 classes); its classes get three-word names.
 """
@@ -98,24 +100,23 @@ class Stages:
 def stand_ins(manifest_memo: dict, keys_memo: dict) -> None:
     """Absent media found, stat-free file identities, and one read of the manifest and keys for every command."""
     from avaudit.inference import cache, logits, pipeline
-    from avaudit.media import manifests
+    from avaudit.media import manifests, sources
 
     manifests.Finder.find = lambda self, places, exts: (os.path.join(places[0][0], places[0][1] + exts[0]), "")
     cache._file_identities = lambda paths: {path: f"{path}\0001\0000" for path in paths}
-    read, keys = pipeline.read_manifest, logits.clip_keys
+    read, keys = sources.read_data, logits.clip_keys
 
     def read_once(data, **options):
         if "manifest" not in manifest_memo:
             manifest_memo["manifest"] = read(data, **options)
         return manifest_memo["manifest"]
 
-    def keys_once(paths, starts, ends):
+    def keys_once(paths, starts, ends, **options):
         if len(paths) != len(keys_memo.get("keys", ())):
-            keys_memo["keys"] = keys(paths, starts, ends)
+            keys_memo["keys"] = keys(paths, starts, ends, **options)
         return keys_memo["keys"]
 
-    pipeline.read_manifest = logits_read = read_once
-    manifests.read_manifest = logits_read
+    pipeline.read_data = sources.read_data = read_once
     logits.clip_keys = keys_once
 
 
@@ -123,9 +124,10 @@ def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
     """Synthetic logits for every key (its label ahead in most layers); returns the cache's file count."""
     import numpy as np
 
-    from avaudit.inference.cache import LogitCache, model_fingerprint
+    from avaudit.inference.cache import LogitCache
+    from avaudit.inference.logits import logits_fingerprint
 
-    cache = LogitCache(cache_dir, model_fingerprint(MODEL), n_classes=n_classes, source=str(MODEL))
+    cache = LogitCache(cache_dir, logits_fingerprint(MODEL), n_classes=n_classes, source=str(MODEL))
     rng = np.random.default_rng(0)
     for start in range(0, len(keys), FILL_BATCH):
         part = slice(start, start + FILL_BATCH)
@@ -138,7 +140,7 @@ def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
 def measure(n: int, tmp: Path, upto: str) -> None:
     from avaudit import commands
     from avaudit.inference.cache import LogitCache, model_fingerprint
-    from avaudit.inference.logits import checkpoint_info
+    from avaudit.inference.logits import checkpoint_info, logits_fingerprint
     from avaudit.media.manifests import read_manifest
     from avaudit.outputs import write_csv
     from avaudit.report import build_report
@@ -175,7 +177,7 @@ def measure(n: int, tmp: Path, upto: str) -> None:
     labels = None
 
     def lookup():
-        cache = LogitCache(cache_dir, model_fingerprint(MODEL), n_classes=len(classes))
+        cache = LogitCache(cache_dir, logits_fingerprint(MODEL), n_classes=len(classes))
         found = cache.lookup(keys)[0]
         assert found.all(), f"{(~found).sum()} rows not found in the cache"
 
@@ -184,9 +186,13 @@ def measure(n: int, tmp: Path, upto: str) -> None:
     if upto == "cache":
         return print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
     options = dict(root=empty, model=MODEL, cache_dir=cache_dir, device="cpu")
-    stages.run("bias", lambda: commands.bias(data, out=out / "bias", **options))
-    stages.run("predict", lambda: commands.predict(data, out=out / "predict", **options))
-    stages.run("missing-labels", lambda: commands.missing_labels(data, out=out / "missing-labels", **options))
+    def cached(run):
+        assert run.n_decoded == 0, f"{run.n_decoded:,} rows decoded: the synthetic cache did not serve them"
+        return run
+
+    stages.run("bias", lambda: cached(commands.bias(data, out=out / "bias", **options)))
+    stages.run("predict", lambda: cached(commands.predict(data, out=out / "predict", **options)))
+    stages.run("missing-labels", lambda: cached(commands.missing_labels(data, out=out / "missing-labels", **options)))
     stages.run("retarget (of the bias run)", lambda: commands.retarget(
         keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
     stages.run("report", lambda: build_report(out))
@@ -201,6 +207,7 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        os.environ["AVAUDIT_SIGNALS"] = "0"  # no quality signals in the synthetic cache: see the docstring
         return measure(args.rows[0], args.child, args.upto)
     for n in args.rows:
         with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:

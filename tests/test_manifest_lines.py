@@ -56,7 +56,7 @@ def test_a_quoted_path_over_lines_is_one_record_named_by_its_lines(tmp_path):
     touch(tmp_path, "a.mp4")
     m = read_manifest(write(tmp_path / "g.csv", 'path,label\n"x\ny.mp4",dog\na.mp4,cat\n'))
     assert m.table["video_id"].tolist() == ["a"] and m.spans == [(2, 3), (4, 4)]
-    assert m.skipped["detail"].tolist() == [f"lines 2-3: tried {tmp_path / 'x'}\ny.mp4"]
+    assert m.skipped["detail"].tolist() == ["lines 2-3: not found at its path"]
 
 
 def test_two_files_that_share_an_id_are_not_one_video(tmp_path):
@@ -70,8 +70,21 @@ def test_two_files_that_share_an_id_are_not_one_video(tmp_path):
 
 def test_a_skipped_video_names_every_line_that_lists_it(tmp_path):
     m = read_manifest(write(tmp_path / "g.csv", "path,label\ny.mp4,dog\nz.mp4,cat\ny.mp4,bark\ny.mp4,pet\n"))
-    assert m.skipped["detail"].tolist() == [f"line 2 (also line 4, line 5): tried {tmp_path / 'y.mp4'}",
-                                            f"line 3: tried {tmp_path / 'z.mp4'}"]
+    assert m.skipped["detail"].tolist() == ["line 2 (also line 4, line 5): not found at its path",
+                                            "line 3: not found at its path"]
+
+
+def test_a_missing_file_names_its_first_place_and_counts_the_others_in_a_short_detail(tmp_path):
+    """Ten million missing rows hold ten million details: each names one place, not every layout's path."""
+    (tmp_path / "media").mkdir()
+    m = read_manifest(write(tmp_path / "k.csv", "label,youtube_id,time_start,time_end,split\n"
+                            "playing bass guitar,abc,1,11,train\n"), root=tmp_path / "media")
+    assert m.skipped[["path", "reason", "detail"]].values.tolist() == [
+        [str(tmp_path / "media/train/playing bass guitar/abc_000001_000011.mp4"), "missing file",
+         "line 2: not found at its path or 5 other places (also .mkv .webm .avi .mov .m4v)"]]
+    m = read_manifest(write(tmp_path / "g.csv", "path,label\n../elsewhere/a.mp4,dog\n"), root=tmp_path,
+                      allow_outside_root=True)
+    assert m.skipped["detail"].tolist() == ["line 2: not found at its path"]
 
 
 @pytest.mark.parametrize("label", ["rock;paper", "carriage\rreturn"])

@@ -176,12 +176,13 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
     confusion.
     """
-    logits = np.asarray(logits, float)
+    scores, logits = logits, np.asarray(logits, float)
     if logits.ndim != 3 or logits.shape[1] != len(LAYERS) or logits.shape[2] != len(classes):
         raise ValueError(f"logits must be (N, {len(LAYERS)}, {len(classes)}), got {logits.shape}")
     if len(videos) != len(logits):
         raise ValueError(f"{len(videos)} videos but {len(logits)} rows of logits")
-    confidences = softmax(logits) if confidences is None else np.asarray(confidences, float)
+    confidences = softmax(logits) if confidences is None else logits if confidences is scores else \
+        np.asarray(confidences, float)  # the audit passes its confidences as both: one float64 copy, not two
     if confidences.shape != logits.shape:
         raise ValueError(f"confidences must match logits {logits.shape}, got {confidences.shape}")
 

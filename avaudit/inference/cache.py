@@ -80,6 +80,13 @@ def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, mem
         dtype=KEY_DTYPE)
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of the cache's own table that no caller can change."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _file_identities(paths) -> dict[str, str]:
     """Each path's real path, size and mtime_ns joined by NULs; "" where it cannot be stat'ed.
 
@@ -282,10 +289,14 @@ class LogitCache:
         rows = index.get_indexer(keys)
         rows[(rows < 0) | (keys == "")] = len(index)
         tables = self._tables
+        if len(rows) == len(index) and np.array_equal(rows, np.arange(len(rows))):  # every entry, as stored
+            tables = {name: _read_only(table[:-1]) for name, table in tables.items()}  # no copy (N, 5, C)
+            rows = slice(None)
         empty = {"logits": np.full((1, N_LAYERS, self.n_classes), np.nan, np.float32),
                  "seconds": np.full(1, np.nan, np.float32)}
-        return rows < len(index), *(tables[name][rows] if name in tables else
-                                    np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(rows), axis=0)
+        found = np.ones(len(keys), bool) if isinstance(rows, slice) else rows < len(index)
+        return found, *(tables[name][rows] if name in tables else
+                                    np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(keys), axis=0)
                                     for name in ("logits", "seconds", *names))
 
     def lookup_extra(self, keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -99,6 +99,8 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
         found &= known
     quality = {name: values for name, (_, values) in quality.items()}
     todo = np.flatnonzero(~found)
+    if len(todo) and not logits.flags.writeable:  # the cache's own table (every entry, in order): ours to fill
+        logits, seconds = logits.copy(), seconds.copy()
     # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
     repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
     once, copies = todo[~repeat], todo[repeat]

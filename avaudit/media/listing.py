@@ -97,13 +97,13 @@ def named_path(p: Row) -> str:
     return os.path.join(p.places[0][0], p.places[0][1] + p.exts[0])
 
 
-def _tried(p: Row, places: tuple[tuple[str, str], ...]) -> str:
-    """Where a missing file was looked for; a path longer than any real one is shortened."""
-    paths = [os.path.join(folder, stem + p.exts[0]) for folder, stem in places]
-    tried = ", ".join(paths)
-    if len(tried) > PATH_ECHO and any(len(path) > PATH_ECHO for path in paths):  # else echo changes nothing
-        tried = ", ".join(echo(path, PATH_ECHO) for path in paths)
-    return f"tried {tried}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
+def _tried(p: Row, places: tuple[tuple[str, str], ...], named: str) -> str:
+    """Where a missing file was looked for: its path (the skipped row's own, unless the root ruled it out) and how
+    many other places, not every place's path (~500 characters a row for Kinetics' six layouts, 5 GB at 10M rows)."""
+    first = printable(os.path.join(places[0][0], places[0][1] + p.exts[0]))
+    at = "its path" if first == named else echo(first, PATH_ECHO)
+    others = f" or {plural(len(places) - 1, 'other place')}" if len(places) > 1 else ""
+    return f"not found at {at}{others}" + (f" (also {' '.join(p.exts[1:])})" if len(p.exts) > 1 else "")
 
 
 def _locate(p: Row, named: str, root: str, finder: Finder, inside: _Inside | None) -> tuple[str, str, str]:
@@ -114,7 +114,7 @@ def _locate(p: Row, named: str, root: str, finder: Finder, inside: _Inside | Non
                                        f"--root that holds it, or --allow-outside-root")
     path, refused = finder.find(places, p.exts)
     if path is None:
-        return ("", Skip.unreadable_file, refused) if refused else ("", Skip.missing_file, _tried(p, places))
+        return ("", Skip.unreadable_file, refused) if refused else ("", Skip.missing_file, _tried(p, places, named))
     if printable(path) != path:
         return printable(path), Skip.bad_name, printable(
             f"{echo(path, PATH_ECHO)}: the path is not UTF-8; rename it to audit it")

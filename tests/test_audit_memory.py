@@ -1,0 +1,62 @@
+"""An audit of N videos holds its (N, 5, C) confidences once, not once more per decision (issue 22: ten million
+rows of 16 classes are 3 GB a copy)."""
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avaudit.inference.pipeline import at_rows
+
+
+def test_every_row_in_order_is_the_audits_own_array_read_only():
+    values = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    rows = at_rows(values, np.arange(2))
+    assert np.shares_memory(rows, values) and np.array_equal(rows, values)
+    with pytest.raises(ValueError):
+        rows[0, 0, 0] = 1.0
+    assert values.flags.writeable  # the audit's array itself stays as it was
+
+
+@pytest.mark.parametrize("position", [[1, 0], [0, 0, 1], [1]])
+def test_other_rows_are_the_rows_asked_for(position):
+    values = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    rows = at_rows(values, np.asarray(position))
+    assert np.array_equal(rows, values[position]) and not np.shares_memory(rows, values)
+
+
+
+def test_calibrated_confidences_are_made_in_one_array_and_are_the_same():
+    from avaudit.audits.decisions import calibrated_softmax, softmax
+
+    logits = np.random.default_rng(0).normal(size=(2000, 5, 16)).astype(np.float32) * 4
+    temperatures = np.array([1.5, 0.7, 1.0, 2.0, 1.2])
+    tracemalloc.start()
+    calibrated = calibrated_softmax(logits, temperatures)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.5 * calibrated.nbytes  # before: the float64 logits, their scaled copy, then the output
+    assert np.array_equal(calibrated, softmax(np.asarray(logits, float) / temperatures[None, :, None]))
+
+
+def test_missing_labels_over_confidences_given_as_both_hold_one_float64_copy():
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.missing_labels import missing_label_candidates
+
+    rng = np.random.default_rng(1)
+    classes = [f"c{i}" for i in range(16)]
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(3000)], "path": "x.mp4",
+                           "labels": [classes[i % 16] for i in range(3000)]})
+    confidences = softmax(rng.normal(size=(3000, 5, 16)).astype(np.float32) * 3)
+    apart = confidences.copy()
+
+    def peak_of(given: np.ndarray) -> tuple[int, pd.DataFrame]:
+        tracemalloc.start()
+        found = missing_label_candidates(videos, confidences, classes, confidences=given)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak, found
+
+    (peak_apart, expected), (peak_same, found) = peak_of(apart), peak_of(confidences)
+    assert peak_same < peak_apart - 0.8 * confidences.astype(float).nbytes  # the second float64 copy not made
+    pd.testing.assert_frame_equal(found, expected)

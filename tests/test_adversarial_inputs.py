@@ -1,0 +1,29 @@
+"""Inputs a new user makes: shards and Parquet files with odd members and cells, audited as the
+equivalent folder would be, never a traceback."""
+from __future__ import annotations
+
+import tarfile
+
+from avaudit import commands
+from avaudit.outputs import read_csv
+from tests.conftest import write_clip
+from tests.shardpack import add_member
+from tests.test_quality_audit import RUN
+
+
+def test_a_byte_copy_inside_shards_is_an_audiovisual_duplicate_as_in_the_folder(tmp_path, renamed_model):
+    """The shard's members are not files: their digest is of their bytes, so a copy in another shard is
+    found as the same copy in a folder is. Flat grey pictures are blank (never a picture match), so only
+    the digest says the copy is audiovisual (it was a sound-only pair)."""
+    model = renamed_model(["a", "b"])
+    one, two = write_clip(tmp_path / "one.mp4", seconds=3), write_clip(tmp_path / "two.mp4", seconds=4, size=(32, 48))
+    for name, members in (("train-000000.tar", [("x1", one), ("x2", two)]), ("train-000001.tar", [("x3", one)])):
+        with tarfile.open(tmp_path / name, "w") as tar:
+            for key, path in members:
+                add_member(tar, f"{key}.mp4", path.read_bytes())
+                add_member(tar, f"{key}.cls", b"a")
+    commands.quality(str(tmp_path / "train-{000000..000001}.tar"), out=tmp_path / "q", model=model, **RUN)
+    pairs = read_csv(tmp_path / "q" / "quality_duplicates.csv")
+    assert pairs[["video_id", "duplicate_of", "streams", "similarity"]].values.tolist() == [
+        ["x3", "x1", "audiovisual", 1.0]]
+

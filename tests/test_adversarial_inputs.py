@@ -5,6 +5,7 @@ from __future__ import annotations
 import tarfile
 
 from avaudit import commands
+from avaudit.media.sources import read_data
 from avaudit.outputs import read_csv
 from tests.conftest import write_clip
 from tests.shardpack import add_member
@@ -27,3 +28,16 @@ def test_a_byte_copy_inside_shards_is_an_audiovisual_duplicate_as_in_the_folder(
     assert pairs[["video_id", "duplicate_of", "streams", "similarity"]].values.tolist() == [
         ["x3", "x1", "audiovisual", 1.0]]
 
+
+
+def test_a_json_member_nested_too_deep_is_one_malformed_row_not_a_traceback(tmp_path):
+    shard = tmp_path / "shard.tar"
+    with tarfile.open(shard, "w") as tar:
+        for key, meta in (("deep", b"[" * 100_000 + b"]" * 100_000), ("fine", b'{"label": "dog"}')):
+            add_member(tar, f"{key}.mp4", b"video bytes")
+            add_member(tar, f"{key}.json", meta)
+    manifest = read_data(shard)
+    assert manifest.table["video_id"].tolist() == ["fine"]
+    assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["deep", "malformed row"]]
+    assert manifest.skipped["detail"].iloc[0].endswith("the sample deep's label is unreadable (the .json member "
+                                                       "is nested too deep)")

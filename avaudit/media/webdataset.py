@@ -125,7 +125,10 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
     """(';'-joined labels, the .json's content) of one sample's small members."""
     meta: dict = {}
     if "json" in fields:
-        meta = json.loads(read_member(str(shard), *fields["json"]).decode("utf-8"))
+        try:
+            meta = json.loads(read_member(str(shard), *fields["json"]).decode("utf-8"))
+        except RecursionError:  # json's parser recurses once per level of nesting
+            raise ValueError("the .json member is nested too deep") from None
         if not isinstance(meta, dict):
             raise ValueError("the .json member is not an object")
     if label_field is None:

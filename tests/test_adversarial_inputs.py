@@ -41,3 +41,35 @@ def test_a_json_member_nested_too_deep_is_one_malformed_row_not_a_traceback(tmp_
     assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["deep", "malformed row"]]
     assert manifest.skipped["detail"].iloc[0].endswith("the sample deep's label is unreadable (the .json member "
                                                        "is nested too deep)")
+
+
+def test_a_json_label_that_is_not_a_label_is_a_bad_label_and_a_null_in_a_list_is_no_label(tmp_path):
+    """A label field holding an object, a list inside the list, NaN or true became a label spelled as Python
+    prints it ("{'a': 1}", "nan", "True"), and a null inside a list the label "None"."""
+    shard = tmp_path / "shard.tar"
+    samples = {"obj": b'{"label": {"a": 1}}', "inner": b'{"label": ["dog", ["x"]]}', "nan": b'{"label": NaN}',
+               "yes": b'{"label": true}', "nulls": b'{"label": ["dog", null, "bark"]}', "number": b'{"label": 3}'}
+    with tarfile.open(shard, "w") as tar:
+        for key, meta in samples.items():
+            add_member(tar, f"{key}.mp4", b"video bytes")
+            add_member(tar, f"{key}.json", meta)
+    manifest = read_data(shard)
+    assert manifest.table.set_index("video_id")["labels"].to_dict() == {"nulls": "dog;bark", "number": "3"}
+    skipped = manifest.skipped.set_index("video_id")
+    assert set(skipped["reason"]) == {"bad label"} and list(skipped.index) == ["obj", "inner", "nan", "yes"]
+    assert skipped.loc["obj", "detail"].endswith("shard.tar/obj.mp4: the field 'label' holds {\"a\": 1}, not a "
+                                                 "label (a string, a number or a list of them)")
+
+
+def test_a_parquet_label_list_with_a_null_has_no_label_none_and_nan_is_a_bad_label(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "clips.parquet"
+    pq.write_table(pa.table({"video": [b"v1", b"v2", b"v3"], "id": ["a", "b", "c"],
+                             "label": pa.array([["dog", None], [None], ["cat"]], pa.list_(pa.string())),
+                             "score": [1.0, float("nan"), 2.0]}), path)
+    assert read_data(path).table.set_index("video_id")["labels"].to_dict() == {"a": "dog", "b": "", "c": "cat"}
+    by_score = read_data(path, label_field="score")
+    assert by_score.table["labels"].tolist() == ["1.0", "2.0"]
+    assert by_score.skipped[["video_id", "reason"]].values.tolist() == [["b", "bad label"]]

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, echo, one_label
 from avaudit.vocab import Skip
 
 PARQUET_SUFFIX = ".parquet"
@@ -55,7 +55,9 @@ def _class_names(schema, column: str) -> list[str] | None:
 
 def _labels(value, names: list[str] | None) -> str:
     """A label cell as ';'-joined labels: a name, a ClassLabel index, or a list of them."""
-    values = value if isinstance(value, list) else [] if value is None else [value]
+    values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]  # a null is no label
+    if any(isinstance(v, (bool, dict, list)) or v != v for v in values):
+        raise BadLabel(f"the label cell holds {echo(str(value))}, not a label (a string, a number or a list of them)")
     named = [names[v] if names is not None and isinstance(v, int) and 0 <= v < len(names) else str(v)
              for v in values]
     return ";".join(dict.fromkeys(one_label(v.strip()) for v in named if v.strip()))

@@ -15,6 +15,7 @@ its `.cls`, `.txt` or the `.json`'s `label`; a list of labels is a multi-label v
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tarfile
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avaudit.media.folders import printable
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
 from avaudit.vocab import Skip
 
 SHARD_SUFFIX = ".tar"
@@ -137,7 +138,11 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
                 return one_label(read_member(str(shard), *fields[suffix]).decode("utf-8").strip()), meta
         label_field = "label"
     value = meta.get(label_field)
-    values = value if isinstance(value, list) else [] if value is None else [value]
+    values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]
+    for v in values:
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool) or v != v or v in (math.inf, -math.inf):
+            raise BadLabel(f"the field {label_field!r} holds {echo(json.dumps(value))}, not a label (a string, a "
+                           f"number or a list of them)")
     return ";".join(dict.fromkeys(one_label(str(v).strip()) for v in values if str(v).strip())), meta
 
 

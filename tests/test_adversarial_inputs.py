@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import tarfile
 
+import pytest
+
 from avaudit import commands
+from avaudit.media.formats import ManifestError
 from avaudit.media.sources import read_data
 from avaudit.outputs import read_csv
 from tests.conftest import write_clip
@@ -73,3 +76,8 @@ def test_a_parquet_label_list_with_a_null_has_no_label_none_and_nan_is_a_bad_lab
     by_score = read_data(path, label_field="score")
     assert by_score.table["labels"].tolist() == ["1.0", "2.0"]
     assert by_score.skipped[["video_id", "reason"]].values.tolist() == [["b", "bad label"]]
+
+
+def test_unbalanced_braces_are_one_line_naming_the_pattern(tmp_path):
+    with pytest.raises(ManifestError, match=r"train-\{\{0,1\}\.tar: unbalanced braces"):
+        read_data(str(tmp_path / "train-{{0,1}.tar"))

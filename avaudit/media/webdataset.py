@@ -42,9 +42,13 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
         raise ManifestError(f"{text}: a compressed shard cannot be read member by member (by offset); decompress "
                             f"it (gunzip, or zstd -d) and give the .tar")
     if _BRACES.search(text):
-        from braceexpand import braceexpand
+        from braceexpand import UnbalancedBracesError, braceexpand
 
-        paths = [Path(p) for p in braceexpand(text)]
+        try:
+            paths = [Path(p) for p in braceexpand(text)]
+        except UnbalancedBracesError:
+            raise ManifestError(f"{text}: unbalanced braces; shards are named like train-{{000000..000099}}.tar") \
+                from None
         return paths if all(p.suffix == SHARD_SUFFIX for p in paths) else None
     path = Path(text)
     if path.is_file():

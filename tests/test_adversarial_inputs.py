@@ -81,3 +81,18 @@ def test_a_parquet_label_list_with_a_null_has_no_label_none_and_nan_is_a_bad_lab
 def test_unbalanced_braces_are_one_line_naming_the_pattern(tmp_path):
     with pytest.raises(ManifestError, match=r"train-\{\{0,1\}\.tar: unbalanced braces"):
         read_data(str(tmp_path / "train-{{0,1}.tar"))
+
+
+def test_parquet_cells_are_read_as_what_they_hold_not_as_python_prints_them(tmp_path):
+    """A null id was the id "None" (the second one a `duplicate id` hiding its real reason), a binary label
+    "b'dog'", and a split 0 no split while 1 was "1"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "clips.parquet"
+    pq.write_table(pa.table({"video": [b"v1", b"v2", b"v3"], "id": ["a", None, None],
+                             "label": pa.array([b"dog", b"cat", b"\xff"], pa.binary()), "split": [0, 1, 0]}), path)
+    manifest = read_data(path)
+    assert manifest.table[["video_id", "labels", "split"]].values.tolist() == [
+        ["a", "dog", "0"], ["clips-000001", "cat", "1"]]
+    assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["clips-000002", "bad label"]]

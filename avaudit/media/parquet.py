@@ -56,6 +56,10 @@ def _class_names(schema, column: str) -> list[str] | None:
 def _labels(value, names: list[str] | None) -> str:
     """A label cell as ';'-joined labels: a name, a ClassLabel index, or a list of them."""
     values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]  # a null is no label
+    try:
+        values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]  # a binary column of text
+    except UnicodeDecodeError:
+        raise BadLabel(f"the label cell holds {echo(str(value))}, which is not UTF-8 text") from None
     if any(isinstance(v, (bool, dict, list)) or v != v for v in values):
         raise BadLabel(f"the label cell holds {echo(str(value))}, not a label (a string, a number or a list of them)")
     named = [names[v] if names is not None and isinstance(v, int) and 0 <= v < len(names) else str(v)
@@ -130,13 +134,14 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
     """(the row, None) or (None, its skipped row) of one row's small cells."""
     video = cell.get(video_column)
     named = video.get("path") if isinstance(video, dict) else video
-    video_id = str(cell[id_column]) if id_column else os.path.splitext(os.path.basename(named))[0] if named \
+    given = cell[id_column] if id_column else None  # a null id is no id
+    video_id = str(given) if given is not None else os.path.splitext(os.path.basename(named))[0] if named \
         else f"{path.stem}-{at:06d}"
     try:
         labels = _labels(cell.get(label_column), names)
     except BadLabel as err:
         return None, (video_id, str(path), Skip.bad_label, f"{path}: row {at}: {err}")
-    split = str(cell.get("split") or "")
+    split = "" if cell.get("split") is None else str(cell["split"])
     if kind == "path":
         if not named:
             return None, (video_id, str(path), Skip.missing_file, f"{path}: row {at} names no video file")

@@ -7,12 +7,13 @@ import tarfile
 import pytest
 
 from avaudit import commands
+from avaudit.errors import UsageError
 from avaudit.media.formats import ManifestError
 from avaudit.media.sources import read_data
 from avaudit.outputs import read_csv
 from tests.conftest import write_clip
 from tests.shardpack import add_member
-from tests.test_quality_audit import RUN
+from tests.test_quality_audit import RUN, noise_clip
 
 
 def test_a_byte_copy_inside_shards_is_an_audiovisual_duplicate_as_in_the_folder(tmp_path, renamed_model):
@@ -96,3 +97,20 @@ def test_parquet_cells_are_read_as_what_they_hold_not_as_python_prints_them(tmp_
     assert manifest.table[["video_id", "labels", "split"]].values.tolist() == [
         ["a", "dog", "0"], ["clips-000001", "cat", "1"]]
     assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["clips-000002", "bad label"]]
+
+
+def test_retarget_drop_refuses_a_bias_run_made_without_signals_instead_of_dropping_nothing(
+        renamed_model, tmp_path, monkeypatch):
+    """A bias run with AVAUDIT_SIGNALS=0 has a `flags` column, empty: `--drop duplicate` left out nothing
+    and said "left out 0 videos flagged duplicate", as if the copies had been looked for."""
+    model, confounded = renamed_model(["a", "b"]), tmp_path / "data"
+    noise_clip(confounded / "a" / "one.mp4", 1, seconds=3)
+    noise_clip(confounded / "b" / "two.mp4", 2, seconds=3)
+    monkeypatch.setenv("AVAUDIT_SIGNALS", "0")
+    commands.bias(confounded, out=tmp_path / "b", model=model, **RUN)
+    with pytest.raises(UsageError, match="measured no quality signals"):
+        commands.retarget(keep=["audio"], bias_run=tmp_path / "b", drop="duplicate", out=tmp_path / "r.csv")
+    with pytest.raises(UsageError, match="measured no quality signals"):
+        commands.retarget(confounded, keep=["audio"], drop="duplicate", out=tmp_path / "s" / "r.csv", model=model,
+                          **RUN)
+    assert not (tmp_path / "r.csv").exists()

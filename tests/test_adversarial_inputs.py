@@ -9,7 +9,7 @@ import pytest
 from avaudit import commands
 from avaudit.errors import UsageError
 from avaudit.media.formats import ManifestError
-from avaudit.media.sources import read_data
+from avaudit.media.sources import read_data, write_subset
 from avaudit.outputs import read_csv
 from tests.conftest import write_clip
 from tests.shardpack import add_member
@@ -114,3 +114,19 @@ def test_retarget_drop_refuses_a_bias_run_made_without_signals_instead_of_droppi
         commands.retarget(confounded, keep=["audio"], drop="duplicate", out=tmp_path / "s" / "r.csv", model=model,
                           **RUN)
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_new_shard_holds_the_kept_samples_only_not_a_later_sample_of_the_same_key(tmp_path):
+    """A key listed again in its shard is a `duplicate id`, never audited; copying by key wrote it into the
+    new shard beside the kept sample of that key."""
+    shard = tmp_path / "train-000000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for key, video, label in (("k", b"first", b"dog"), ("j", b"other", b"cat"), ("k", b"again", b"dog")):
+            add_member(tar, f"{key}.mp4", video)
+            add_member(tar, f"{key}.cls", label)
+    manifest = read_data(shard)
+    assert manifest.skipped["reason"].tolist() == ["duplicate id"]
+    write_subset(manifest, manifest.table["row"].tolist(), tmp_path / "kept.tar")
+    with tarfile.open(tmp_path / "kept.tar") as tar:
+        copied = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+    assert copied == [("k.mp4", b"first"), ("k.cls", b"dog"), ("j.mp4", b"other"), ("j.cls", b"cat")]

@@ -139,7 +139,7 @@ def write_subset(manifest: Manifest, rows, out: Path) -> None:
     table = manifest.table
     sel = table[table["row"].isin(np.asarray(rows, dtype=np.int64))].sort_values("row")
     if manifest.format == "webdataset" and out.suffix == webdataset.SHARD_SUFFIX:
-        kept = {path: set(keys) for path, keys in sel.groupby("path", sort=False)["video_id"]}
+        kept = {path: set(offsets.tolist()) for path, offsets in sel.groupby("path", sort=False)["offset"]}
         atomic_write(out, lambda handle: webdataset.copy_samples(kept, handle))
         return
     if manifest.format == "parquet" and out.suffix == parquet.PARQUET_SUFFIX:

@@ -215,17 +215,32 @@ def _add(result: tuple, rows: list, skipped: list) -> None:
     (rows.append(row) if skip is None else skipped.append(skip))
 
 
-def copy_samples(kept: dict[str, set[str]], handle) -> None:
-    """Every member of the kept samples (shard path -> keys), shard by shard in their order, copied by
-    offset into one new tar written to `handle`: no sample is held in memory whole."""
+def copy_samples(kept: dict[str, set[int]], handle) -> None:
+    """Every member of the kept samples (shard path -> byte offsets of their video members), shard by shard
+    in their order, copied by offset into one new tar written to `handle`: no sample is held in memory
+    whole. A sample is known by its video's offset, not its key, so a later sample of the same key (a
+    duplicate id, never audited) is not copied with it."""
     with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as out:
-        for shard, keys in kept.items():
+        for shard, offsets in kept.items():
             size = os.stat(shard).st_size
             with open(shard, "rb") as source:
-                for name, offset, n in _members(Path(shard), size, []):
-                    if key_and_suffix(name)[0] in keys and offset + n <= size:
-                        info = tarfile.TarInfo(name)
-                        info.size, info.mode = n, 0o644
-                        source.seek(offset)
-                        out.addfile(info, source)
+                for run in _runs(_members(Path(shard), size, [])):
+                    if any(offset in offsets for _, offset, _ in run):
+                        for name, offset, n in run:
+                            if offset + n <= size:
+                                info = tarfile.TarInfo(name)
+                                info.size, info.mode = n, 0o644
+                                source.seek(offset)
+                                out.addfile(info, source)
 
+
+def _runs(members: Iterator[tuple[str, int, int]]) -> Iterator[list[tuple[str, int, int]]]:
+    """The members grouped as WebDataset groups them into samples: runs of consecutive members sharing a key."""
+    run: list[tuple[str, int, int]] = []
+    for member in members:
+        if run and key_and_suffix(member[0])[0] != key_and_suffix(run[0][0])[0]:
+            yield run
+            run = []
+        run.append(member)
+    if run:
+        yield run

@@ -130,3 +130,27 @@ def test_a_new_shard_holds_the_kept_samples_only_not_a_later_sample_of_the_same_
     with tarfile.open(tmp_path / "kept.tar") as tar:
         copied = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
     assert copied == [("k.mp4", b"first"), ("k.cls", b"dog"), ("j.mp4", b"other"), ("j.cls", b"cat")]
+
+
+def test_a_video_member_that_is_a_link_is_one_skipped_row_naming_it(tmp_path):
+    """GNU tar stores a second name of one file as a hard link, and keeps symbolic links as links: such a
+    member holds no bytes. A lone link vanished (no row, no skipped row); beside its .cls the sample was
+    "no video member (it holds .cls)"."""
+    shard = tmp_path / "shard.tar"
+    with tarfile.open(shard, "w") as tar:
+        add_member(tar, "a.mp4", b"video bytes")
+        add_member(tar, "a.cls", b"dog")
+        for key, kind in (("b", tarfile.LNKTYPE), ("c", tarfile.SYMTYPE)):
+            link = tarfile.TarInfo(f"{key}.mp4")
+            link.type, link.linkname = kind, "a.mp4"
+            tar.addfile(link)
+        add_member(tar, "c.cls", b"dog")
+    manifest = read_data(shard)
+    assert manifest.table["video_id"].tolist() == ["a"]
+    skipped = manifest.skipped.set_index("video_id")
+    assert skipped["reason"].to_dict() == {"b": "unreadable file", "c": "unreadable file"}
+    assert skipped.loc["c", "detail"].endswith("shard.tar/c.mp4: a link, not the video's bytes; pack the "
+                                               "shard with tar --dereference --hard-dereference")
+    write_subset(manifest, manifest.table["row"].tolist(), tmp_path / "kept.tar")
+    with tarfile.open(tmp_path / "kept.tar") as tar:
+        assert tar.getnames() == ["a.mp4", "a.cls"]

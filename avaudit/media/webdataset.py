@@ -32,6 +32,7 @@ LABEL_MEMBERS = ("cls", "txt")  # read in this order, before the .json's `label`
 SPLIT_WORDS = ("train", "val", "valid", "validate", "validation", "test")  # as training.split reads them
 _BRACES = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")
 _BLOCK = tarfile.BLOCKSIZE
+LINK = -1  # the offset and size _members gives a hard or symbolic link member
 
 
 def expand(data: str | os.PathLike) -> list[Path] | None:
@@ -78,9 +79,9 @@ def split_of(shard: Path) -> str:
 
 
 def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, int]]:
-    """(name, data offset, data size) of each regular member, one header at a time, up to a member the
-    shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one skipped row
-    naming the shard and the byte."""
+    """(name, data offset, data size) of each regular member (LINK, LINK for a link), one header at a time, up
+    to a member the shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one
+    skipped row naming the shard and the byte."""
     try:
         tar = tarfile.open(shard, mode="r:")
     except (tarfile.TarError, OSError) as err:
@@ -101,6 +102,8 @@ def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, 
                 break
             if info.isfile():
                 yield info.name, info.offset_data, info.size
+            elif info.islnk() or info.issym():  # no bytes of its own: the sample's skipped row says so
+                yield info.name, LINK, LINK
             if info.offset_data + info.size > size:  # truncated inside this member: nothing follows it
                 return
         if size - tar.offset >= _BLOCK and _has_data(shard, tar.offset):
@@ -152,7 +155,12 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
 
 def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, label_field: str | None):
     """One sample's row (video_id, path, labels, split, member, offset, size), or its skipped row."""
-    videos = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
+    named = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
+    videos = [m for m in named if m[3] != LINK]
+    if named and not videos:
+        return None, (key, str(shard), Skip.unreadable_file, f"{shard}/{printable(named[0][0])}: a link, not the "
+                                                             f"video's bytes; pack the shard with tar --dereference "
+                                                             f"--hard-dereference")
     if not videos:
         held = ", ".join(sorted({f".{suffix}" for _, suffix, _, _ in members}))
         return None, (key, str(shard), Skip.no_video_stream,
@@ -161,7 +169,7 @@ def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, lab
     if printable(name) != name:
         return None, (printable(key), str(shard), Skip.bad_name,
                       f"{shard}/{printable(name)}: the member name is not UTF-8; rename it to audit it")
-    small = {suffix: (at, n) for _, suffix, at, n in members if n < 1 << 20}  # labels, never media
+    small = {suffix: (at, n) for _, suffix, at, n in members if 0 <= n < 1 << 20}  # labels, never media or links
     try:
         labels, meta = _label(small, shard, label_field)
     except BadLabel as err:
@@ -227,7 +235,7 @@ def copy_samples(kept: dict[str, set[int]], handle) -> None:
                 for run in _runs(_members(Path(shard), size, [])):
                     if any(offset in offsets for _, offset, _ in run):
                         for name, offset, n in run:
-                            if offset + n <= size:
+                            if n != LINK and offset + n <= size:
                                 info = tarfile.TarInfo(name)
                                 info.size, info.mode = n, 0o644
                                 source.seek(offset)

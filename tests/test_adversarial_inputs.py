@@ -154,3 +154,12 @@ def test_a_video_member_that_is_a_link_is_one_skipped_row_naming_it(tmp_path):
     write_subset(manifest, manifest.table["row"].tolist(), tmp_path / "kept.tar")
     with tarfile.open(tmp_path / "kept.tar") as tar:
         assert tar.getnames() == ["a.mp4", "a.cls"]
+
+
+def test_a_sample_of_a_member_without_extension_says_so_not_it_holds_a_dot(tmp_path):
+    shard = tmp_path / "shard.tar"
+    with tarfile.open(shard, "w") as tar:
+        add_member(tar, "README", b"text")
+        add_member(tar, "a.mp4", b"video bytes")
+    detail = read_data(shard).skipped["detail"].iloc[0]
+    assert detail.endswith("shard.tar: the sample README has no video member (it holds README, without an extension)")

@@ -162,7 +162,8 @@ def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, lab
                                                              f"video's bytes; pack the shard with tar --dereference "
                                                              f"--hard-dereference")
     if not videos:
-        held = ", ".join(sorted({f".{suffix}" for _, suffix, _, _ in members}))
+        held = ", ".join(sorted({f".{suffix}" if suffix else f"{printable(name)}, without an extension"
+                                 for name, suffix, _, _ in members}))
         return None, (key, str(shard), Skip.no_video_stream,
                       f"{shard}: the sample {key} has no video member (it holds {held})")
     name, _, offset, size = videos[0]

@@ -163,3 +163,18 @@ def test_a_sample_of_a_member_without_extension_says_so_not_it_holds_a_dot(tmp_p
         add_member(tar, "a.mp4", b"video bytes")
     detail = read_data(shard).skipped["detail"].iloc[0]
     assert detail.endswith("shard.tar: the sample README has no video member (it holds README, without an extension)")
+
+
+def test_a_compressed_shard_in_a_folder_of_shards_is_a_skipped_row_not_passed_over(tmp_path):
+    import gzip
+
+    for name in ("train-000000.tar", "train-000001.tar"):
+        with tarfile.open(tmp_path / name, "w") as tar:
+            add_member(tar, f"{name[:12]}.mp4", b"video bytes")
+    (tmp_path / "train-000001.tar.gz").write_bytes(gzip.compress((tmp_path / "train-000001.tar").read_bytes()))
+    (tmp_path / "train-000001.tar").unlink()
+    manifest = read_data(tmp_path)
+    assert manifest.table["video_id"].tolist() == ["train-000000"]
+    assert manifest.skipped[["reason", "detail"]].values.tolist() == [[
+        "unreadable file", f"{tmp_path / 'train-000001.tar.gz'}: a compressed shard cannot be read member by member "
+                           f"(by offset); decompress it (gunzip, or zstd -d) and give the .tar"]]

@@ -40,8 +40,7 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
     notation `train-{000000..000099}.tar`), in order; None when DATA is not shards."""
     text = os.fspath(data)
     if text.endswith(COMPRESSED):
-        raise ManifestError(f"{text}: a compressed shard cannot be read member by member (by offset); decompress "
-                            f"it (gunzip, or zstd -d) and give the .tar")
+        raise ManifestError(_compressed(text))
     if _BRACES.search(text):
         from braceexpand import UnbalancedBracesError, braceexpand
 
@@ -59,10 +58,15 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
             names = sorted(entry.name for entry in os.scandir(path) if not entry.name.startswith("."))
         except OSError:
             return None
-        shards = [path / name for name in names if name.endswith(SHARD_SUFFIX)]
+        shards = [path / name for name in names if name.endswith((SHARD_SUFFIX, *COMPRESSED))]  # read_shards skips .gz
         clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
         return shards if shards and not clips else None
     return None
+
+
+def _compressed(shard: str) -> str:
+    return (f"{shard}: a compressed shard cannot be read member by member (by offset); decompress it (gunzip, or "
+            f"zstd -d) and give the .tar")
 
 
 def key_and_suffix(name: str) -> tuple[str, str]:
@@ -192,6 +196,9 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
         if printable(str(shard)) != str(shard):
             skipped.append(("", printable(str(shard)), Skip.bad_name,
                             f"{printable(str(shard))}: the path is not UTF-8; rename it to audit it"))
+            continue
+        if shard.name.endswith(COMPRESSED):  # beside plain shards in a folder
+            skipped.append(("", str(shard), Skip.unreadable_file, _compressed(str(shard))))
             continue
         try:
             size = shard.stat().st_size

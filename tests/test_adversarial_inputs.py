@@ -178,3 +178,16 @@ def test_a_compressed_shard_in_a_folder_of_shards_is_a_skipped_row_not_passed_ov
     assert manifest.skipped[["reason", "detail"]].values.tolist() == [[
         "unreadable file", f"{tmp_path / 'train-000001.tar.gz'}: a compressed shard cannot be read member by member "
                            f"(by offset); decompress it (gunzip, or zstd -d) and give the .tar"]]
+
+
+def test_a_folder_of_category_folders_with_a_stray_tar_is_refused_not_read_as_shards(tmp_path):
+    """The folder was read as shards: the backup .tar's samples audited, every clip of the category folders
+    passed over without a word."""
+    write_clip(tmp_path / "data" / "dog" / "a.mp4", seconds=1)
+    with tarfile.open(tmp_path / "data" / "backup.tar", "w") as tar:
+        add_member(tar, "x.mp4", b"video bytes")
+    with pytest.raises(ManifestError, match=r"data: holds both shards \(backup\.tar\) and folders of clips \(dog/\)"):
+        read_data(tmp_path / "data")
+    (tmp_path / "data" / "backup.tar").rename(tmp_path / "data" / "meta.parquet")
+    with pytest.raises(ManifestError, match=r"data: holds both Parquet files \(meta\.parquet\) and folders of clips"):
+        read_data(tmp_path / "data")

@@ -16,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, echo, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
+from avaudit.media.webdataset import holds_clips
 from avaudit.vocab import Skip
 
 PARQUET_SUFFIX = ".parquet"
@@ -38,7 +39,13 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
             return None
         files = [path / name for name in names if name.endswith(PARQUET_SUFFIX)]
         clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
-        return files if files and not clips else None
+        if not files or clips:
+            return None
+        folder = next((name for name in names if holds_clips(path / name)), None)
+        if folder is not None:
+            raise ManifestError(f"{path}: holds both Parquet files ({files[0].name}) and folders of clips "
+                                f"({folder}/); move the Parquet files out to audit the clips, or name one file")
+        return files
     return None
 
 

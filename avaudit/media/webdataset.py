@@ -60,8 +60,23 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
             return None
         shards = [path / name for name in names if name.endswith((SHARD_SUFFIX, *COMPRESSED))]  # read_shards skips .gz
         clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
-        return shards if shards and not clips else None
+        if not shards or clips:
+            return None
+        folder = next((name for name in names if holds_clips(path / name)), None)
+        if folder is not None:
+            raise ManifestError(f"{path}: holds both shards ({shards[0].name}) and folders of clips ({folder}/); "
+                                f"move the shards out to audit the clips, or name the shards alone "
+                                f"({path}/{{a,b}}.tar)")
+        return shards
     return None
+
+
+def holds_clips(folder: Path) -> bool:
+    """Whether `folder` is a folder with a clip in it: a category folder of a folder layout."""
+    try:
+        return folder.is_dir() and any(entry.name.lower().endswith(MEDIA_EXTENSIONS) for entry in os.scandir(folder))
+    except OSError:
+        return False
 
 
 def _compressed(shard: str) -> str:

@@ -191,3 +191,20 @@ def test_a_folder_of_category_folders_with_a_stray_tar_is_refused_not_read_as_sh
     (tmp_path / "data" / "backup.tar").rename(tmp_path / "data" / "meta.parquet")
     with pytest.raises(ManifestError, match=r"data: holds both Parquet files \(meta\.parquet\) and folders of clips"):
         read_data(tmp_path / "data")
+
+
+def test_a_sample_whose_label_member_is_cut_off_is_one_skipped_row_not_also_an_unlabelled_row(tmp_path):
+    """A shard cut inside the last sample's .cls gave that sample twice: an audited row without its label and
+    a skipped row."""
+    whole = tmp_path / "whole.tar"
+    with tarfile.open(whole, "w") as tar:
+        for key in ("k1", "k2"):
+            add_member(tar, f"{key}.mp4", b"video bytes")
+            add_member(tar, f"{key}.cls", b"dog")
+    with tarfile.open(whole) as tar:
+        label = tar.getmember("k2.cls")
+    (tmp_path / "cut.tar").write_bytes(whole.read_bytes()[:label.offset_data + 1])
+    manifest = read_data(tmp_path / "cut.tar")
+    assert manifest.table[["video_id", "labels"]].values.tolist() == [["k1", "dog"]]
+    assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["k2", "unreadable file"]]
+    assert "cut.tar/k2.cls: truncated" in manifest.skipped["detail"].iloc[0]

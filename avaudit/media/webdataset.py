@@ -223,12 +223,15 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
             continue
         key, members = None, []
         for name, offset, n in _members(shard, size, skipped):
-            if offset + n > size:
-                skipped.append((key_and_suffix(name)[0], str(shard), Skip.unreadable_file,
+            member_key, suffix = key_and_suffix(name)
+            if offset + n > size:  # the last member: its sample is lost whole, one skipped row
+                if member_key != key and members:
+                    _add(_sample(key, members, shard, label_field), rows, skipped)
+                members = []
+                skipped.append((member_key, str(shard), Skip.unreadable_file,
                                 f"{shard}/{name}: truncated (the shard ends {offset + n - size:,} bytes before "
                                 f"the member's end)"))
                 continue
-            member_key, suffix = key_and_suffix(name)
             if member_key != key and members:
                 _add(_sample(key, members, shard, label_field), rows, skipped)
                 members = []

@@ -2,6 +2,7 @@
 equivalent folder would be, never a traceback."""
 from __future__ import annotations
 
+import os
 import tarfile
 
 import pytest
@@ -208,3 +209,20 @@ def test_a_sample_whose_label_member_is_cut_off_is_one_skipped_row_not_also_an_u
     assert manifest.table[["video_id", "labels"]].values.tolist() == [["k1", "dog"]]
     assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["k2", "unreadable file"]]
     assert "cut.tar/k2.cls: truncated" in manifest.skipped["detail"].iloc[0]
+
+
+def test_a_parquet_path_outside_the_files_folder_is_outside_root_unless_allowed(tmp_path):
+    """A path column's `../` or absolute path was opened wherever it pointed; a manifest's is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "data" / "clips.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"video": ["sub/a.mp4", "../b.mp4", "/etc/c.mp4"], "label": ["dog"] * 3}), path)
+    manifest = read_data(path)
+    assert manifest.table["video_id"].tolist() == ["a"]
+    assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["b", "outside root"], ["c", "outside root"]]
+    assert manifest.skipped["detail"].iloc[0].endswith(f"clips.parquet: row 1: {tmp_path / 'b.mp4'} is outside the "
+                                                       f"Parquet file's folder; pass --allow-outside-root to open it")
+    allowed = read_data(path, allow_outside_root=True).table["path"].tolist()
+    assert [os.path.normpath(p) for p in allowed[1:]] == [str(tmp_path / "b.mp4"), "/etc/c.mp4"]

@@ -89,12 +89,13 @@ def _video_kind(field) -> str:
 
 
 def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_field: str | None = None,
-                      notes: list[str]) -> tuple[list[tuple], list[tuple]]:
+                      notes: list[str], allow_outside_root: bool = False) -> tuple[list[tuple], list[tuple]]:
     """(rows (video_id, path, labels, split, member, offset, size), skipped rows) of one Parquet file.
 
     A row's `member` is the video column and `offset` its row number in the file, `size` -1: the cell
     the worker reads; a path column gives rows of the files it names (member '', `path` that file). A
-    file that cannot be read, or lacks the video column, is one skipped row naming it."""
+    file that cannot be read, or lacks the video column, is one skipped row naming it. A path outside the
+    file's folder is `outside root` unless `allow_outside_root`, as a manifest's is outside --root."""
     import pyarrow.parquet as pq
 
     label_column = label_field or LABEL_COLUMN
@@ -131,6 +132,9 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
             continue
         for cell in cells:
             row, skip = _row(cell, at, path, kind, video_column, id_column, label_column, names)
+            if row is not None and not row[4] and not allow_outside_root:
+                skip = _outside(row, path, at)
+                row = None if skip is not None else row
             (rows.append(row) if skip is None else skipped.append(skip))
             at += 1
     return rows, skipped
@@ -154,6 +158,15 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
             return None, (video_id, str(path), Skip.missing_file, f"{path}: row {at} names no video file")
         return (video_id, os.path.join(path.parent, named), labels, split, "", at, -1), None
     return (video_id, str(path), labels, split, video_column, at, -1), None
+
+
+def _outside(row: tuple, path: Path, at: int) -> tuple | None:
+    """The skipped row of a path-column row whose file lies outside the Parquet file's folder, or None."""
+    named = os.path.normpath(os.path.abspath(row[1]))
+    if named.startswith(os.path.abspath(path.parent) + os.sep):
+        return None
+    return (row[0], row[1], Skip.outside_root, f"{path}: row {at}: {named} is outside the Parquet file's folder; pass "
+                                               f"--allow-outside-root to open it")
 
 
 @functools.lru_cache(maxsize=8)

@@ -43,7 +43,8 @@ def read_data(data: Path | str, *, root: Path | None = None, classes: Path | Non
         rows, skipped, notes = [], [], []
         for path in files:
             found, lost = parquet.read_parquet_file(Path(os.path.abspath(path)), label_field=label_field, notes=notes,
-                                                    video_column=video_column or parquet.VIDEO_COLUMN)
+                                                    video_column=video_column or parquet.VIDEO_COLUMN,
+                                                    allow_outside_root=allow_outside_root)
             rows += found
             skipped += lost
         return _stored_manifest("parquet", data, files, rows, skipped, notes)

@@ -39,6 +39,7 @@ from avaudit.runs import (
     QualitySummary,
     RetargetSummary,
     check_bias_folder,
+    flags_measured,
     newest_bias_run,
     planned_writes,
     read_bias_tables,
@@ -241,10 +242,14 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     """
     from avaudit.audits.retarget import check_drop, check_keep, check_reference, drop_flagged, select
     from avaudit.audits.retarget import compare as compare_with
+    from avaudit.inference.logits import signals_enabled
     from avaudit.media.sources import STORED, read_data
 
     keep, by, rule, options = check_keep(keep), check_by(by), check_rule(rule), audit_options(options, fields)
     drop = check_drop(drop)
+    if drop and data is not None and not signals_enabled():
+        raise UsageError(f"--drop {', '.join(drop)} needs the clips' signals, which AVAUDIT_SIGNALS=0 turns off: the "
+                         f"bias run would have measured no quality signals; unset it")
     check_path("data", data)
     check_path("out", out)
     check_path("bias_run", bias_run)
@@ -280,6 +285,9 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     if drop and "flags" not in per_video:
         raise UsageError(f"{folder / 'bias_videos.csv'}: no `flags` column (a bias run of an older avaudit, or run "
                          f"with AVAUDIT_SIGNALS=0) to drop {', '.join(drop)} by; rerun `avaudit bias`")
+    if drop and data is None and not flags_measured(record):
+        raise UsageError(f"{folder}: the bias run measured no quality signals (AVAUDIT_SIGNALS=0), so no video is "
+                         f"flagged {', '.join(drop)}; rerun `avaudit bias` without it")
     selected = select(per_video, categories, keep, by=by)
     kept = drop_flagged(selected, drop)
     kept_categories = sorted(set(kept["label"]))

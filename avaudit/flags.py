@@ -61,7 +61,8 @@ def find_copies(rows: pd.DataFrame, positions: np.ndarray, arrays: dict[str, np.
     rows, positions = rows[usable], positions[usable]
     ids, splits = rows["video_id"].to_numpy().astype(str), rows["split"].fillna("").to_numpy().astype(str)
     digests = confirm_identical(rows["path"].to_numpy(), rows["start"].to_numpy(), rows["end"].to_numpy(),
-                                arrays["digests"][positions])
+                                arrays["digests"][positions],
+                                whole=rows["member"].to_numpy(str) != "" if "member" in rows else None)
     signatures = arrays["signatures"][positions]
     path = memo / f"{memo_key(ids, signatures, digests, splits)}.npz" if memo is not None else None
     try:

@@ -261,6 +261,17 @@ def read_bias_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
             read_csv(run.file("bias_categories.csv"), dtype={"category": str}))
 
 
+def flags_measured(run: RunRecord) -> bool:
+    """Whether a bias run measured its videos' quality flags (its summary's n_flagged; null with
+    AVAUDIT_SIGNALS=0, absent from an older avaudit's), so that no flag means no such video."""
+    import json
+
+    try:
+        return json.loads(run.file("bias_summary.json").read_text()).get("n_flagged") is not None
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def check_bias_folder(folder: Path, data: Path) -> str | None:
     """Before `retarget DATA` writes DATA's bias run into `folder`: a bias run of other DATA there is
     never replaced, nor one whose record cannot be read (it may be anyone's). Returns the model of the

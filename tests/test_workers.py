@@ -120,10 +120,10 @@ class SegfaultOn(ClipDataset):
 
     victim = ""
 
-    def decode(self, index: int):
+    def decode(self, index: int, source=None):
         if Path(self.paths[index]).name == self.victim:
             ctypes.string_at(0)
-        return super().decode(index)
+        return super().decode(index, source)
 
 
 @pytest.mark.slow

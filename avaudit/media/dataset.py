@@ -26,11 +26,12 @@ from avaudit.vocab import Decoder, Skip
 DECODE_SECONDS = 120.0  # per-video time limit for decoding and onset detection
 
 
-def measure_quality(clip: Clip, path: str, start: float, end: float, *, config: ModelConfig) -> dict:
+def measure_quality(clip: Clip, path, start: float, end: float, *, config: ModelConfig, whole: bool = False) -> dict:
     """A decoded clip's quality signals and signature (avaudit.quality.signals) over the part of the window
     the network sees that holds the clip (`shown`: a padded tail is black and silent by the decoder's rule,
-    not the clip's), and its file digest (media.digest). Signals NaN where the measurement fails: the clip
-    is still audited."""
+    not the clip's), and its file digest (media.digest; `path` a file or a shard's member in memory; `whole`:
+    of every byte, for a row stored in a shard file, whose path is not the video's alone). Signals NaN where
+    the measurement fails: the clip is still audited."""
     from avaudit.quality.signals import SIGNAL_NAMES, SIGNATURE_BYTES, clip_signals, clip_signature
 
     shown = clip.duration if clip.padded else None
@@ -39,7 +40,7 @@ def measure_quality(clip: Clip, path: str, start: float, end: float, *, config: 
         signature = np.asarray(clip_signature(clip.frames, clip.audio, config.sample_rate, shown=shown), np.uint8)
     except Exception:  # noqa: BLE001 - a measurement that fails costs the clip its signals, not its audit
         signals, signature = np.full(len(SIGNAL_NAMES), np.nan, np.float32), np.zeros(SIGNATURE_BYTES, np.uint8)
-    return {"signals": signals, "signatures": signature, "digests": clip_digest(path, start, end)}
+    return {"signals": signals, "signatures": signature, "digests": clip_digest(path, start, end, whole=whole)}
 
 
 @contextmanager
@@ -137,9 +138,11 @@ class ClipDataset(Dataset):
         member, offset, size = (column[index] for column in self.members)
         return open_member(str(self.paths[index]), str(member), int(offset), int(size))
 
-    def decode(self, index: int) -> Clip:
+    def decode(self, index: int, source=None) -> Clip:
+        """Row `index`'s clip, from `source` when the caller has it (self.source(index)) already."""
         c = self.config
-        path, start, end = self.source(index), self.starts[index], self.ends[index]
+        path = self.source(index) if source is None else source
+        start, end = self.starts[index], self.ends[index]
         return decode_clip(path, steps=c.steps, seconds=c.seconds, resize=c.resize, crop=c.crop,
                            sample_rate=c.sample_rate, start=start, end=end, silence=self.no_audio == "silence",
                            decode_frames=self.video, decode_sound=self.sound, decoder=self.decoder)
@@ -154,10 +157,12 @@ class ClipDataset(Dataset):
         path = self.name(index)
         try:
             with time_limit(self.time_limit, path):
-                clip = self.decode(index)
+                source = self.source(index)
+                clip = self.decode(index, source)
                 onsets = (onset_steps(clip.audio, sample_rate=c.sample_rate, steps=c.steps, seconds=c.seconds,
                                       hop_length=c.hop_length) if self.onsets else np.zeros(0, bool))
-                quality = (measure_quality(clip, path, self.starts[index], self.ends[index], config=c)
+                quality = (measure_quality(clip, source, self.starts[index], self.ends[index], config=c,
+                                           whole=self.members is not None and bool(self.members[0][index]))
                            if self.quality else None)
         except MediaError as err:
             return self.empty_item(index, err.reason, str(err))

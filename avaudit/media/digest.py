@@ -17,10 +17,16 @@ EDGE_BYTES = 1 << 20  # bytes hashed at each end of a file by the pre-filter
 NO_DIGEST = np.zeros(DIGEST_BYTES, np.uint8)  # a file that could not be read: never a copy of another
 
 
-def clip_digest(path: str, start: float, end: float, *, whole: bool = False) -> np.ndarray:
+def clip_digest(path, start: float, end: float, *, whole: bool = False) -> np.ndarray:
     """(DIGEST_BYTES,) uint8: the file's size, its first and last EDGE_BYTES (every byte with `whole`) and the
-    window (start, end; NaN for an open one). NO_DIGEST where the file cannot be read."""
+    window (start, end; NaN for an open one). NO_DIGEST where the file cannot be read. `path` may be a
+    MemorySource (a shard's member, already in memory): every byte of it, as a file read whole."""
     digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    data = getattr(path, "data", None)
+    if data is not None:
+        digest.update(f"{len(data)}\0{float(start)!r}\0{float(end)!r}\0".encode())
+        digest.update(data)
+        return np.frombuffer(digest.digest(), np.uint8).copy()
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -37,12 +43,13 @@ def clip_digest(path: str, start: float, end: float, *, whole: bool = False) -> 
     return np.frombuffer(digest.digest(), np.uint8).copy()
 
 
-def confirm_identical(paths, starts, ends, digests: np.ndarray) -> np.ndarray:
+def confirm_identical(paths, starts, ends, digests: np.ndarray, *, whole=None) -> np.ndarray:
     """`digests` (N, DIGEST_BYTES) with each pre-filter shared by two or more distinct files replaced by the
     hash of every byte (the same for true copies, different for files alike only at their ends). Rows
-    of one path share the result: the file is read once."""
+    of one path share the result: the file is read once. `whole` (N,) bool: rows whose digest is already
+    of every byte (a shard's member: its path is the shard, which holds other videos too), kept as they are."""
     digests = np.array(digests, np.uint8, copy=True)
-    known = digests.any(axis=1)
+    known = digests.any(axis=1) & (True if whole is None else ~np.asarray(whole, bool))
     codes = np.unique(digests, axis=0, return_inverse=True)[1].reshape(-1)
     counts = np.bincount(codes[known], minlength=codes.max(initial=0) + 1)
     whole: dict[tuple, np.ndarray] = {}

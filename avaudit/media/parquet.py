@@ -16,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
+from avaudit.media.webdataset import holds_clips
 from avaudit.vocab import Skip
 
 PARQUET_SUFFIX = ".parquet"
@@ -38,7 +39,13 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
             return None
         files = [path / name for name in names if name.endswith(PARQUET_SUFFIX)]
         clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
-        return files if files and not clips else None
+        if not files or clips:
+            return None
+        folder = next((name for name in names if holds_clips(path / name)), None)
+        if folder is not None:
+            raise ManifestError(f"{path}: holds both Parquet files ({files[0].name}) and folders of clips "
+                                f"({folder}/); move the Parquet files out to audit the clips, or name one file")
+        return files
     return None
 
 
@@ -55,7 +62,13 @@ def _class_names(schema, column: str) -> list[str] | None:
 
 def _labels(value, names: list[str] | None) -> str:
     """A label cell as ';'-joined labels: a name, a ClassLabel index, or a list of them."""
-    values = value if isinstance(value, list) else [] if value is None else [value]
+    values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]  # a null is no label
+    try:
+        values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]  # a binary column of text
+    except UnicodeDecodeError:
+        raise BadLabel(f"the label cell holds {echo(str(value))}, which is not UTF-8 text") from None
+    if any(isinstance(v, (bool, dict, list)) or v != v for v in values):
+        raise BadLabel(f"the label cell holds {echo(str(value))}, not a label (a string, a number or a list of them)")
     named = [names[v] if names is not None and isinstance(v, int) and 0 <= v < len(names) else str(v)
              for v in values]
     return ";".join(dict.fromkeys(one_label(v.strip()) for v in named if v.strip()))
@@ -76,12 +89,13 @@ def _video_kind(field) -> str:
 
 
 def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_field: str | None = None,
-                      notes: list[str]) -> tuple[list[tuple], list[tuple]]:
+                      notes: list[str], allow_outside_root: bool = False) -> tuple[list[tuple], list[tuple]]:
     """(rows (video_id, path, labels, split, member, offset, size), skipped rows) of one Parquet file.
 
     A row's `member` is the video column and `offset` its row number in the file, `size` -1: the cell
     the worker reads; a path column gives rows of the files it names (member '', `path` that file). A
-    file that cannot be read, or lacks the video column, is one skipped row naming it."""
+    file that cannot be read, or lacks the video column, is one skipped row naming it. A path outside the
+    file's folder is `outside root` unless `allow_outside_root`, as a manifest's is outside --root."""
     import pyarrow.parquet as pq
 
     label_column = label_field or LABEL_COLUMN
@@ -118,6 +132,9 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
             continue
         for cell in cells:
             row, skip = _row(cell, at, path, kind, video_column, id_column, label_column, names)
+            if row is not None and not row[4] and not allow_outside_root:
+                skip = _outside(row, path, at)
+                row = None if skip is not None else row
             (rows.append(row) if skip is None else skipped.append(skip))
             at += 1
     return rows, skipped
@@ -128,18 +145,28 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
     """(the row, None) or (None, its skipped row) of one row's small cells."""
     video = cell.get(video_column)
     named = video.get("path") if isinstance(video, dict) else video
-    video_id = str(cell[id_column]) if id_column else os.path.splitext(os.path.basename(named))[0] if named \
+    given = cell[id_column] if id_column else None  # a null id is no id
+    video_id = str(given) if given is not None else os.path.splitext(os.path.basename(named))[0] if named \
         else f"{path.stem}-{at:06d}"
     try:
         labels = _labels(cell.get(label_column), names)
     except BadLabel as err:
         return None, (video_id, str(path), Skip.bad_label, f"{path}: row {at}: {err}")
-    split = str(cell.get("split") or "")
+    split = "" if cell.get("split") is None else str(cell["split"])
     if kind == "path":
         if not named:
             return None, (video_id, str(path), Skip.missing_file, f"{path}: row {at} names no video file")
         return (video_id, os.path.join(path.parent, named), labels, split, "", at, -1), None
     return (video_id, str(path), labels, split, video_column, at, -1), None
+
+
+def _outside(row: tuple, path: Path, at: int) -> tuple | None:
+    """The skipped row of a path-column row whose file lies outside the Parquet file's folder, or None."""
+    named = os.path.normpath(os.path.abspath(row[1]))
+    if named.startswith(os.path.abspath(path.parent) + os.sep):
+        return None
+    return (row[0], row[1], Skip.outside_root, f"{path}: row {at}: {named} is outside the Parquet file's folder; pass "
+                                               f"--allow-outside-root to open it")
 
 
 @functools.lru_cache(maxsize=8)

@@ -43,7 +43,8 @@ def read_data(data: Path | str, *, root: Path | None = None, classes: Path | Non
         rows, skipped, notes = [], [], []
         for path in files:
             found, lost = parquet.read_parquet_file(Path(os.path.abspath(path)), label_field=label_field, notes=notes,
-                                                    video_column=video_column or parquet.VIDEO_COLUMN)
+                                                    video_column=video_column or parquet.VIDEO_COLUMN,
+                                                    allow_outside_root=allow_outside_root)
             rows += found
             skipped += lost
         return _stored_manifest("parquet", data, files, rows, skipped, notes)
@@ -139,7 +140,7 @@ def write_subset(manifest: Manifest, rows, out: Path) -> None:
     table = manifest.table
     sel = table[table["row"].isin(np.asarray(rows, dtype=np.int64))].sort_values("row")
     if manifest.format == "webdataset" and out.suffix == webdataset.SHARD_SUFFIX:
-        kept = {path: set(keys) for path, keys in sel.groupby("path", sort=False)["video_id"]}
+        kept = {path: set(offsets.tolist()) for path, offsets in sel.groupby("path", sort=False)["offset"]}
         atomic_write(out, lambda handle: webdataset.copy_samples(kept, handle))
         return
     if manifest.format == "parquet" and out.suffix == parquet.PARQUET_SUFFIX:

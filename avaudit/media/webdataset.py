@@ -15,6 +15,7 @@ its `.cls`, `.txt` or the `.json`'s `label`; a list of labels is a multi-label v
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tarfile
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avaudit.media.folders import printable
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, one_label
+from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
 from avaudit.vocab import Skip
 
 SHARD_SUFFIX = ".tar"
@@ -31,6 +32,7 @@ LABEL_MEMBERS = ("cls", "txt")  # read in this order, before the .json's `label`
 SPLIT_WORDS = ("train", "val", "valid", "validate", "validation", "test")  # as training.split reads them
 _BRACES = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")
 _BLOCK = tarfile.BLOCKSIZE
+LINK = -1  # the offset and size _members gives a hard or symbolic link member
 
 
 def expand(data: str | os.PathLike) -> list[Path] | None:
@@ -38,12 +40,15 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
     notation `train-{000000..000099}.tar`), in order; None when DATA is not shards."""
     text = os.fspath(data)
     if text.endswith(COMPRESSED):
-        raise ManifestError(f"{text}: a compressed shard cannot be read member by member (by offset); decompress "
-                            f"it (gunzip, or zstd -d) and give the .tar")
+        raise ManifestError(_compressed(text))
     if _BRACES.search(text):
-        from braceexpand import braceexpand
+        from braceexpand import UnbalancedBracesError, braceexpand
 
-        paths = [Path(p) for p in braceexpand(text)]
+        try:
+            paths = [Path(p) for p in braceexpand(text)]
+        except UnbalancedBracesError:
+            raise ManifestError(f"{text}: unbalanced braces; shards are named like train-{{000000..000099}}.tar") \
+                from None
         return paths if all(p.suffix == SHARD_SUFFIX for p in paths) else None
     path = Path(text)
     if path.is_file():
@@ -53,10 +58,30 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
             names = sorted(entry.name for entry in os.scandir(path) if not entry.name.startswith("."))
         except OSError:
             return None
-        shards = [path / name for name in names if name.endswith(SHARD_SUFFIX)]
+        shards = [path / name for name in names if name.endswith((SHARD_SUFFIX, *COMPRESSED))]  # read_shards skips .gz
         clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
-        return shards if shards and not clips else None
+        if not shards or clips:
+            return None
+        folder = next((name for name in names if holds_clips(path / name)), None)
+        if folder is not None:
+            raise ManifestError(f"{path}: holds both shards ({shards[0].name}) and folders of clips ({folder}/); "
+                                f"move the shards out to audit the clips, or name the shards alone "
+                                f"({path}/{{a,b}}.tar)")
+        return shards
     return None
+
+
+def holds_clips(folder: Path) -> bool:
+    """Whether `folder` is a folder with a clip in it: a category folder of a folder layout."""
+    try:
+        return folder.is_dir() and any(entry.name.lower().endswith(MEDIA_EXTENSIONS) for entry in os.scandir(folder))
+    except OSError:
+        return False
+
+
+def _compressed(shard: str) -> str:
+    return (f"{shard}: a compressed shard cannot be read member by member (by offset); decompress it (gunzip, or "
+            f"zstd -d) and give the .tar")
 
 
 def key_and_suffix(name: str) -> tuple[str, str]:
@@ -73,9 +98,9 @@ def split_of(shard: Path) -> str:
 
 
 def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, int]]:
-    """(name, data offset, data size) of each regular member, one header at a time, up to a member the
-    shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one skipped row
-    naming the shard and the byte."""
+    """(name, data offset, data size) of each regular member (LINK, LINK for a link), one header at a time, up
+    to a member the shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one
+    skipped row naming the shard and the byte."""
     try:
         tar = tarfile.open(shard, mode="r:")
     except (tarfile.TarError, OSError) as err:
@@ -96,6 +121,8 @@ def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, 
                 break
             if info.isfile():
                 yield info.name, info.offset_data, info.size
+            elif info.islnk() or info.issym():  # no bytes of its own: the sample's skipped row says so
+                yield info.name, LINK, LINK
             if info.offset_data + info.size > size:  # truncated inside this member: nothing follows it
                 return
         if size - tar.offset >= _BLOCK and _has_data(shard, tar.offset):
@@ -125,7 +152,10 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
     """(';'-joined labels, the .json's content) of one sample's small members."""
     meta: dict = {}
     if "json" in fields:
-        meta = json.loads(read_member(str(shard), *fields["json"]).decode("utf-8"))
+        try:
+            meta = json.loads(read_member(str(shard), *fields["json"]).decode("utf-8"))
+        except RecursionError:  # json's parser recurses once per level of nesting
+            raise ValueError("the .json member is nested too deep") from None
         if not isinstance(meta, dict):
             raise ValueError("the .json member is not an object")
     if label_field is None:
@@ -134,22 +164,32 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
                 return one_label(read_member(str(shard), *fields[suffix]).decode("utf-8").strip()), meta
         label_field = "label"
     value = meta.get(label_field)
-    values = value if isinstance(value, list) else [] if value is None else [value]
+    values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]
+    for v in values:
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool) or v != v or v in (math.inf, -math.inf):
+            raise BadLabel(f"the field {label_field!r} holds {echo(json.dumps(value))}, not a label (a string, a "
+                           f"number or a list of them)")
     return ";".join(dict.fromkeys(one_label(str(v).strip()) for v in values if str(v).strip())), meta
 
 
 def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, label_field: str | None):
     """One sample's row (video_id, path, labels, split, member, offset, size), or its skipped row."""
-    videos = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
+    named = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
+    videos = [m for m in named if m[3] != LINK]
+    if named and not videos:
+        return None, (key, str(shard), Skip.unreadable_file, f"{shard}/{printable(named[0][0])}: a link, not the "
+                                                             f"video's bytes; pack the shard with tar --dereference "
+                                                             f"--hard-dereference")
     if not videos:
-        held = ", ".join(sorted({f".{suffix}" for _, suffix, _, _ in members}))
+        held = ", ".join(sorted({f".{suffix}" if suffix else f"{printable(name)}, without an extension"
+                                 for name, suffix, _, _ in members}))
         return None, (key, str(shard), Skip.no_video_stream,
                       f"{shard}: the sample {key} has no video member (it holds {held})")
     name, _, offset, size = videos[0]
     if printable(name) != name:
         return None, (printable(key), str(shard), Skip.bad_name,
                       f"{shard}/{printable(name)}: the member name is not UTF-8; rename it to audit it")
-    small = {suffix: (at, n) for _, suffix, at, n in members if n < 1 << 20}  # labels, never media
+    small = {suffix: (at, n) for _, suffix, at, n in members if 0 <= n < 1 << 20}  # labels, never media or links
     try:
         labels, meta = _label(small, shard, label_field)
     except BadLabel as err:
@@ -172,6 +212,9 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
             skipped.append(("", printable(str(shard)), Skip.bad_name,
                             f"{printable(str(shard))}: the path is not UTF-8; rename it to audit it"))
             continue
+        if shard.name.endswith(COMPRESSED):  # beside plain shards in a folder
+            skipped.append(("", str(shard), Skip.unreadable_file, _compressed(str(shard))))
+            continue
         try:
             size = shard.stat().st_size
         except OSError as err:
@@ -180,12 +223,15 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
             continue
         key, members = None, []
         for name, offset, n in _members(shard, size, skipped):
-            if offset + n > size:
-                skipped.append((key_and_suffix(name)[0], str(shard), Skip.unreadable_file,
+            member_key, suffix = key_and_suffix(name)
+            if offset + n > size:  # the last member: its sample is lost whole, one skipped row
+                if member_key != key and members:
+                    _add(_sample(key, members, shard, label_field), rows, skipped)
+                members = []
+                skipped.append((member_key, str(shard), Skip.unreadable_file,
                                 f"{shard}/{name}: truncated (the shard ends {offset + n - size:,} bytes before "
                                 f"the member's end)"))
                 continue
-            member_key, suffix = key_and_suffix(name)
             if member_key != key and members:
                 _add(_sample(key, members, shard, label_field), rows, skipped)
                 members = []
@@ -203,17 +249,32 @@ def _add(result: tuple, rows: list, skipped: list) -> None:
     (rows.append(row) if skip is None else skipped.append(skip))
 
 
-def copy_samples(kept: dict[str, set[str]], handle) -> None:
-    """Every member of the kept samples (shard path -> keys), shard by shard in their order, copied by
-    offset into one new tar written to `handle`: no sample is held in memory whole."""
+def copy_samples(kept: dict[str, set[int]], handle) -> None:
+    """Every member of the kept samples (shard path -> byte offsets of their video members), shard by shard
+    in their order, copied by offset into one new tar written to `handle`: no sample is held in memory
+    whole. A sample is known by its video's offset, not its key, so a later sample of the same key (a
+    duplicate id, never audited) is not copied with it."""
     with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as out:
-        for shard, keys in kept.items():
+        for shard, offsets in kept.items():
             size = os.stat(shard).st_size
             with open(shard, "rb") as source:
-                for name, offset, n in _members(Path(shard), size, []):
-                    if key_and_suffix(name)[0] in keys and offset + n <= size:
-                        info = tarfile.TarInfo(name)
-                        info.size, info.mode = n, 0o644
-                        source.seek(offset)
-                        out.addfile(info, source)
+                for run in _runs(_members(Path(shard), size, [])):
+                    if any(offset in offsets for _, offset, _ in run):
+                        for name, offset, n in run:
+                            if n != LINK and offset + n <= size:
+                                info = tarfile.TarInfo(name)
+                                info.size, info.mode = n, 0o644
+                                source.seek(offset)
+                                out.addfile(info, source)
 
+
+def _runs(members: Iterator[tuple[str, int, int]]) -> Iterator[list[tuple[str, int, int]]]:
+    """The members grouped as WebDataset groups them into samples: runs of consecutive members sharing a key."""
+    run: list[tuple[str, int, int]] = []
+    for member in members:
+        if run and key_and_suffix(member[0])[0] != key_and_suffix(run[0][0])[0]:
+            yield run
+            run = []
+        run.append(member)
+    if run:
+        yield run

@@ -8,6 +8,8 @@ import pytest
 import torch
 from cli_helpers import cli, invoke
 
+from avaudit.options import THRESHOLDS
+
 
 @pytest.mark.slow
 def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tiny_model, tmp_path, cache):
@@ -22,7 +24,7 @@ def test_second_bias_run_reads_the_cache_and_writes_identical_files(planted, tin
     summary = json.loads((tmp_path / "one" / "bias_summary.json").read_text())
     stats = summary["layer_statistics"]
     assert set(stats["uniquely_correct"]) == {"continuous", "instant", "onset"} and stats["n_videos"] == 36
-    assert summary["rule"] == "sufficiency" and summary["fraction"] == 0.9
+    assert summary["rule"] == "sufficiency" and summary["fraction"] == THRESHOLDS.fraction
     counts = summary["categories_per_layer"]
     assert sum(counts.values()) == summary["total"] == 16 and counts["redundant"] == (
         pd.read_csv(tmp_path / "one" / "bias_categories.csv")["layer"] == "redundant").sum()

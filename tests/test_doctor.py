@@ -120,7 +120,7 @@ def test_doctor_names_a_decoder_that_breaks_on_import(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     decord = lines.index("FAIL  decord           decoding torchcodec_nasa_13013.mp4: ImportError: libdecord.so: "
-                         "cannot open shared object file")
+                         "cannot open shared object file (only `--decoder decord` needs it)")
     assert lines[decord + 1] == f"                       fix: pip install --force-reinstall --no-deps -c {LOCK} decord==0.6.0"
     assert lines[-1] == "1 of 7 checks failed: decord"
 

@@ -16,8 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
-from avaudit.media.webdataset import holds_clips
+from avaudit.media.formats import BadLabel, echo, one_label
+from avaudit.media.webdataset import stored_files
 from avaudit.vocab import Skip
 
 PARQUET_SUFFIX = ".parquet"
@@ -33,19 +33,7 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
     if path.is_file():
         return [path] if path.suffix == PARQUET_SUFFIX else None
     if path.is_dir():
-        try:
-            names = sorted(entry.name for entry in os.scandir(path) if not entry.name.startswith("."))
-        except OSError:
-            return None
-        files = [path / name for name in names if name.endswith(PARQUET_SUFFIX)]
-        clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
-        if not files or clips:
-            return None
-        folder = next((name for name in names if holds_clips(path / name)), None)
-        if folder is not None:
-            raise ManifestError(f"{path}: holds both Parquet files ({files[0].name}) and folders of clips "
-                                f"({folder}/); move the Parquet files out to audit the clips, or name one file")
-        return files
+        return stored_files(path, (PARQUET_SUFFIX,), what="Parquet files", instead="name one file")
     return None
 
 

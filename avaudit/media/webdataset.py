@@ -53,22 +53,29 @@ def expand(data: str | os.PathLike) -> list[Path] | None:
     path = Path(text)
     if path.is_file():
         return [path] if path.suffix == SHARD_SUFFIX else None
-    if path.is_dir():
-        try:
-            names = sorted(entry.name for entry in os.scandir(path) if not entry.name.startswith("."))
-        except OSError:
-            return None
-        shards = [path / name for name in names if name.endswith((SHARD_SUFFIX, *COMPRESSED))]  # read_shards skips .gz
-        clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
-        if not shards or clips:
-            return None
-        folder = next((name for name in names if holds_clips(path / name)), None)
-        if folder is not None:
-            raise ManifestError(f"{path}: holds both shards ({shards[0].name}) and folders of clips ({folder}/); "
-                                f"move the shards out to audit the clips, or name the shards alone "
-                                f"({path}/{{a,b}}.tar)")
-        return shards
+    if path.is_dir():  # read_shards skips the compressed ones, naming each
+        return stored_files(path, (SHARD_SUFFIX, *COMPRESSED), what="shards",
+                            instead=f"name the shards alone ({path}/{{a,b}}.tar)")
     return None
+
+
+def stored_files(path: Path, suffixes: tuple[str, ...], *, what: str, instead: str) -> list[Path] | None:
+    """The files of folder `path` ending in `suffixes`, in name order, where it holds them and no clips; None
+    where it holds none (or clips beside them); a ManifestError where it also holds folders of clips, which
+    would be passed over without a word. `what` names the files, `instead` the other way to audit them."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(path) if not entry.name.startswith("."))
+    except OSError:
+        return None
+    files = [path / name for name in names if name.endswith(suffixes)]
+    clips = [name for name in names if name.lower().endswith(MEDIA_EXTENSIONS)]
+    if not files or clips:
+        return None
+    folder = next((name for name in names if holds_clips(path / name)), None)
+    if folder is not None:
+        raise ManifestError(f"{path}: holds both {what} ({files[0].name}) and folders of clips ({folder}/); "
+                            f"move the {what} out to audit the clips, or {instead}")
+    return files
 
 
 def holds_clips(folder: Path) -> bool:

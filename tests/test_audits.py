@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import cli, invoke
+from cli_helpers import bias_alone_and_under_torchrun, cli, invoke
 
 from avaudit.options import THRESHOLDS
 
@@ -201,20 +201,7 @@ def test_an_interrupted_audit_resumes_from_the_batches_it_finished(planted, tiny
 
 @pytest.mark.slow
 def test_a_two_process_torchrun_audit_writes_the_single_process_files(planted, tiny_model, tmp_path):
-    import subprocess
-    import sys
-
-    def run(prefix, out, cache):
-        env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp_path / cache), "OMP_NUM_THREADS": "1"}
-        command = [*prefix, "bias", str(planted), "--model", str(tiny_model), "--out", str(tmp_path / out),
-                   "--device", "cpu", "--workers", "0"]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        return result
-
-    run([sys.executable, "-m", "avaudit"], "single", "cache_single")
-    both = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-                "-m", "avaudit"], "torchrun", "cache_torchrun")
+    _, both = bias_alone_and_under_torchrun(planted, tiny_model, tmp_path, port=29533)
     assert both.stdout.count("categories per layer") == 1  # rank 0 alone prints and writes
     assert "36 of 36 videos read from the cache" in both.stdout  # both shards were cached first
     for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json"):

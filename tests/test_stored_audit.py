@@ -4,7 +4,7 @@ import tarfile
 
 import pandas as pd
 import pytest
-from cli_helpers import invoke
+from cli_helpers import bias_alone_and_under_torchrun, invoke
 from shardpack import add_member, clips_of, write_parquet, write_shards
 
 
@@ -83,21 +83,7 @@ def test_a_damaged_shard_costs_its_own_samples_and_the_rest_is_audited(planted, 
 
 @pytest.mark.slow
 def test_a_two_process_torchrun_audit_of_shards_writes_the_single_process_files(four_forms, tiny_model, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    def run(prefix, out, cache):
-        env = {**os.environ, "AVAUDIT_CACHE_DIR": str(tmp_path / cache), "OMP_NUM_THREADS": "1"}
-        command = [*prefix, "bias", str(four_forms["shards"]), "--model", str(tiny_model), "--out",
-                   str(tmp_path / out), "--device", "cpu", "--workers", "0"]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        return result
-
-    run([sys.executable, "-m", "avaudit"], "single", "cache_single")
-    both = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-                "-m", "avaudit"], "torchrun", "cache_torchrun")
+    _, both = bias_alone_and_under_torchrun(four_forms["shards"], tiny_model, tmp_path, port=29541)
     assert "36 of 36 videos read from the cache" in both.stdout  # the ranks decoded every shard first
     for name in ("bias_videos.csv", "bias_categories.csv", "bias_summary.json"):
         assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "torchrun" / name).read_bytes(), name

@@ -288,31 +288,33 @@ class LogitCache:
     def lookup(self, keys: np.ndarray, *names: str) -> tuple[np.ndarray, ...]:
         """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found, seconds (N,)), then
         the named further arrays (N, ...) (NaN, or 0, where not found or not kept for a clip)."""
-        keys = np.asarray(keys, dtype=KEY_DTYPE)
-        index = self._build_index()
-        rows = index.get_indexer(keys)
-        rows[(rows < 0) | (keys == "")] = len(index)
+        rows, index = self._rows(keys)
         tables = self._tables
         if len(rows) == len(index) and np.array_equal(rows, np.arange(len(rows))):  # every entry, as stored
             tables = {name: _read_only(table[:-1]) for name, table in tables.items()}  # no copy (N, 5, C)
             rows = slice(None)
         empty = {"logits": np.full((1, N_LAYERS, self.n_classes), np.nan, np.float32),
                  "seconds": np.full(1, np.nan, np.float32)}
-        found = np.ones(len(keys), bool) if isinstance(rows, slice) else rows < len(index)
+        found = np.ones(len(index), bool) if isinstance(rows, slice) else rows < len(index)
         return found, *(tables[name][rows] if name in tables else
-                                    np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(keys), axis=0)
+                                    np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(found), axis=0)
                                     for name in ("logits", "seconds", *names))
 
     def lookup_extra(self, keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(known (N,) bool, values (N, ...)) of the further array `name` (add(..., name=...)): known where
         the key's entry holds it; values None where no entry does (an older version's cache)."""
+        rows, _ = self._rows(keys)
+        if name not in self._tables:
+            return np.zeros(len(rows), bool), None
+        return self._known[name][rows], self._tables[name][rows]
+
+    def _rows(self, keys: np.ndarray) -> tuple[np.ndarray, pd.Index]:
+        """Each key's row in the tables (their last row, all missing values, where not cached), and the index."""
         keys = np.asarray(keys, dtype=KEY_DTYPE)
         index = self._build_index()
-        if name not in self._tables:
-            return np.zeros(len(keys), bool), None
         rows = index.get_indexer(keys)
         rows[(rows < 0) | (keys == "")] = len(index)
-        return self._known[name][rows], self._tables[name][rows]
+        return rows, index
 
     def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None, **arrays) -> None:
         """Append one batch; `arrays`: further named per-clip arrays (N, ...) kept beside the logits.

@@ -126,6 +126,21 @@ def open_member(path: str, member: str, offset: int, size: int):
     return MemorySource(name, data)
 
 
+def check_new_shard(data, out: Path) -> None:
+    """Before any work: a UsageError where retarget's subset `out` is a file DATA's shards or Parquet files
+    name (an unreadable or missing one too, which no table lists), or a new `.tar` / `.parquet` in their
+    folder, where a folder DATA would read it with them (every kept sample then listed twice)."""
+    named = webdataset.expand(data) or parquet.expand(data) or []
+    real = os.path.realpath(out)
+    if any(real == os.path.realpath(path) for path in named):
+        raise UsageError(f"{out} is one of DATA's shards ({data}): refusing to overwrite an input; choose another "
+                         f"output path")
+    folders = {os.path.realpath(path.parent) for path in named}
+    if out.suffix in (webdataset.SHARD_SUFFIX, parquet.PARQUET_SUFFIX) and os.path.dirname(real) in folders:
+        raise UsageError(f"{out}: a new shard beside DATA's shards would be read with them when their folder is DATA; "
+                         f"write it in another folder")
+
+
 def write_subset(manifest: Manifest, rows, out: Path) -> None:
     """Write the kept rows (row numbers) to `out`: a manifest's or folder's subset in its own format
     (manifests.write_subset); for shards and Parquet a CSV listing the kept samples (key, shard,

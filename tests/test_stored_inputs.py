@@ -2,8 +2,10 @@
 each case is told (a skipped row, a note, a one-line error), never silent and never a traceback."""
 from __future__ import annotations
 
+import os
 import tarfile
 
+import pytest
 from cli_helpers import invoke
 from shardpack import add_member
 
@@ -31,3 +33,40 @@ def test_retarget_never_writes_a_new_shard_over_or_beside_the_shards_a_brace_pat
     check_new_shard(data, shards / "kept.csv")  # a list of keys is no shard
     check_new_shard(data, tmp_path / "kept.tar")
     check_new_shard(shards / "train-000000.tar", tmp_path / "kept.tar")
+
+
+def test_a_parquet_struct_cell_without_bytes_never_opens_a_path_outside_the_files_folder(tmp_path, clip10):
+    """datasets' Video struct {bytes, path}: a cell with null bytes opened its path wherever it pointed, where a
+    bare path column's is `outside root`. A path outside beside bytes (datasets keeps the maker's own path) is
+    no matter: the bytes are decoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from avaudit.media.decode import MemorySource
+    from avaudit.media.errors import OutsideRoot
+    from avaudit.media.sources import open_member, read_data
+    from avaudit.vocab import Skip
+
+    (tmp_path / "b.mp4").write_bytes(clip10.read_bytes())
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "c.mp4").write_bytes(clip10.read_bytes())
+    path = tmp_path / "data" / "clips.parquet"
+    video = pa.struct({"bytes": pa.binary(), "path": pa.string()})
+    cells = [{"bytes": clip10.read_bytes(), "path": "/home/maker/a.mp4"}, {"bytes": None, "path": "../b.mp4"},
+             {"bytes": None, "path": "sub/c.mp4"}]
+    pq.write_table(pa.table({"video": pa.array(cells, video), "label": ["dog"] * 3}), path)
+
+    def opened(manifest):
+        return [open_member(*row) for row in manifest.table[["path", "member", "offset", "size"]].values.tolist()]
+
+    manifest = read_data(path)
+    assert manifest.table["video_id"].tolist() == ["a", "b", "c"] and manifest.skipped.empty
+    a, b, c = manifest.table[["path", "member", "offset", "size"]].values.tolist()
+    assert isinstance(open_member(*a), MemorySource) and open_member(*c) == str(tmp_path / "data" / "sub" / "c.mp4")
+    with pytest.raises(OutsideRoot) as refused:
+        open_member(*b)
+    assert refused.value.reason == Skip.outside_root
+    assert str(refused.value) == (f"{path}[row 1]: the cell holds no video bytes, and its path {tmp_path / 'b.mp4'} "
+                                  f"is outside the Parquet file's folder; pass --allow-outside-root to open it")
+    allowed = opened(read_data(path, allow_outside_root=True))
+    assert [os.path.normpath(p) for p in allowed[1:]] == [str(tmp_path / "b.mp4"), str(tmp_path / "data/sub/c.mp4")]

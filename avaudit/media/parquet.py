@@ -24,6 +24,8 @@ PARQUET_SUFFIX = ".parquet"
 VIDEO_COLUMN = "video"  # datasets' Video feature: struct<bytes: binary, path: string>
 LABEL_COLUMN = "label"
 ID_COLUMNS = ("video_id", "id", "key", "__key__")  # a column naming each video, where there is one
+CELL = -1  # a row's `size`: its cell is read whole
+OUTSIDE = -2  # a struct row's `size` whose path leaves the file's folder: used only if its bytes are there
 
 
 def expand(data: str | os.PathLike) -> list[Path] | None:
@@ -80,10 +82,11 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
                       notes: list[str], allow_outside_root: bool = False) -> tuple[list[tuple], list[tuple]]:
     """(rows (video_id, path, labels, split, member, offset, size), skipped rows) of one Parquet file.
 
-    A row's `member` is the video column and `offset` its row number in the file, `size` -1: the cell
-    the worker reads; a path column gives rows of the files it names (member '', `path` that file). A
-    file that cannot be read, or lacks the video column, is one skipped row naming it. A path outside the
-    file's folder is `outside root` unless `allow_outside_root`, as a manifest's is outside --root."""
+    A row's `member` is the video column and `offset` its row number in the file, `size` CELL (or OUTSIDE,
+    see _outside): the cell the worker reads; a path column gives rows of the files it names (member '',
+    `path` that file). A file that cannot be read, or lacks the video column, is one skipped row naming it.
+    A path outside the file's folder is `outside root` unless `allow_outside_root`, as a manifest's is
+    outside --root."""
     import pyarrow.parquet as pq
 
     label_column = label_field or LABEL_COLUMN
@@ -120,9 +123,9 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
             continue
         for cell in cells:
             row, skip = _row(cell, at, path, kind, video_column, id_column, label_column, names)
-            if row is not None and not row[4] and not allow_outside_root:
-                skip = _outside(row, path, at)
-                row = None if skip is not None else row
+            if row is not None and not allow_outside_root:
+                video = cell.get(video_column)
+                row, skip = _outside(row, video.get("path") if isinstance(video, dict) else video, path, at)
             (rows.append(row) if skip is None else skipped.append(skip))
             at += 1
     return rows, skipped
@@ -144,17 +147,23 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
     if kind == "path":
         if not named:
             return None, (video_id, str(path), Skip.missing_file, f"{path}: row {at} names no video file")
-        return (video_id, os.path.join(path.parent, named), labels, split, "", at, -1), None
-    return (video_id, str(path), labels, split, video_column, at, -1), None
+        return (video_id, os.path.join(path.parent, named), labels, split, "", at, CELL), None
+    return (video_id, str(path), labels, split, video_column, at, CELL), None
 
 
-def _outside(row: tuple, path: Path, at: int) -> tuple | None:
-    """The skipped row of a path-column row whose file lies outside the Parquet file's folder, or None."""
-    named = os.path.normpath(os.path.abspath(row[1]))
-    if named.startswith(os.path.abspath(path.parent) + os.sep):
-        return None
-    return (row[0], row[1], Skip.outside_root, f"{path}: row {at}: {named} is outside the Parquet file's folder; pass "
-                                               f"--allow-outside-root to open it")
+def _outside(row: tuple, named: str | None, path: Path, at: int) -> tuple[tuple | None, tuple | None]:
+    """(row, None) where the path a row's cell names (`named`) is inside the Parquet file's folder; else, of a
+    path column, (None, its `outside root` skipped row); of datasets' struct, the row sized OUTSIDE: its
+    bytes are read, but its path is never opened should the bytes be null (sources.open_member)."""
+    if not named:
+        return row, None
+    where = os.path.normpath(os.path.join(os.path.abspath(path.parent), named))
+    if where.startswith(os.path.abspath(path.parent) + os.sep):
+        return row, None
+    if row[4]:
+        return (*row[:6], OUTSIDE), None
+    return None, (row[0], row[1], Skip.outside_root, f"{path}: row {at}: {where} is outside the Parquet file's "
+                                                     f"folder; pass --allow-outside-root to open it")
 
 
 @functools.lru_cache(maxsize=8)

@@ -109,7 +109,7 @@ def open_member(path: str, member: str, offset: int, size: int):
     """The video of a row stored in a shard, in memory (decode.MemorySource), or the file a Parquet
     cell names; UnreadableFile when the shard no longer holds it."""
     from avaudit.media.decode import MemorySource
-    from avaudit.media.errors import MissingFile, UnreadableFile
+    from avaudit.media.errors import MissingFile, OutsideRoot, UnreadableFile
 
     name = member_name(path, member, offset)
     try:
@@ -118,6 +118,9 @@ def open_member(path: str, member: str, offset: int, size: int):
             if data is None:
                 if named is None:
                     raise MissingFile(f"{name}: the cell holds neither video bytes nor a path")
+                if size == parquet.OUTSIDE:
+                    raise OutsideRoot(f"{name}: the cell holds no video bytes, and its path {os.path.normpath(named)} "
+                                      f"is outside the Parquet file's folder; pass --allow-outside-root to open it")
                 return named
         else:
             data = webdataset.read_member(path, offset, size)

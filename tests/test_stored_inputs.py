@@ -70,3 +70,45 @@ def test_a_parquet_struct_cell_without_bytes_never_opens_a_path_outside_the_file
                                   f"is outside the Parquet file's folder; pass --allow-outside-root to open it")
     allowed = opened(read_data(path, allow_outside_root=True))
     assert [os.path.normpath(p) for p in allowed[1:]] == [str(tmp_path / "b.mp4"), str(tmp_path / "data/sub/c.mp4")]
+
+
+MEASURE_CELLS = """
+import sys, tracemalloc
+import pyarrow as pa
+from avaudit.media import parquet
+path, what = sys.argv[1:]
+pa.array([0]).take([0])  # pyarrow's first take builds its compute functions: 26 MiB of Python, whatever the data
+tracemalloc.start()
+if what == "read":
+    assert all(len(parquet.read_cell(path, "video", row)[0]) == 1 << 20 for row in (*range(40), 3, 4))
+else:
+    parquet.COPY_BYTES = 1 << 20
+    with open(path + ".kept", "wb") as handle:
+        parquet.copy_rows({path: list(range(0, 40, 2))}, handle)
+print(tracemalloc.get_traced_memory()[1], pa.default_memory_pool().max_memory())
+"""
+
+
+def test_a_huge_parquet_row_group_is_read_and_copied_a_video_at_a_time_not_whole(tmp_path):
+    """A worker kept its row's whole row group in memory (every video of it, as Python bytes), and retarget's
+    --out FILE.parquet read each row group whole: a 40-video group cost 40 videos. Measured in a fresh
+    process: the peak of Python's and pyarrow's allocations while every cell is read (a row behind the
+    cursor too), then while half the rows are copied."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "one-group.parquet"
+    cells = [{"bytes": os.urandom(1 << 20), "path": f"v{i}.mp4"} for i in range(40)]
+    video = pa.struct({"bytes": pa.binary(), "path": pa.string()})
+    pq.write_table(pa.table({"video": pa.array(cells, video), "label": ["dog"] * 40}), path, row_group_size=40,
+                   use_dictionary=False, write_batch_size=1)  # a page per video, as a streaming writer makes them
+    for what in ("read", "copy"):
+        done = subprocess.run([sys.executable, "-c", MEASURE_CELLS, str(path), what], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        python_peak, arrow_peak = map(int, done.stdout.split())
+        assert python_peak < 4 << 20 and arrow_peak < 12 << 20, (what, python_peak >> 20, arrow_peak >> 20)
+    kept = pq.read_table(str(path) + ".kept")
+    assert kept.column("video").to_pylist() == cells[::2] and kept.num_rows == 20

@@ -112,3 +112,33 @@ def test_a_huge_parquet_row_group_is_read_and_copied_a_video_at_a_time_not_whole
         assert python_peak < 4 << 20 and arrow_peak < 12 << 20, (what, python_peak >> 20, arrow_peak >> 20)
     kept = pq.read_table(str(path) + ".kept")
     assert kept.column("video").to_pylist() == cells[::2] and kept.num_rows == 20
+
+
+def test_webdatasets_grouping_is_followed_and_told_where_it_bites(tmp_path):
+    """Members of a key packed apart (`tar cf shard.tar *.mp4 *.cls`), a second video of a key (`x.left.mp4`
+    beside `x.right.mp4`, or `v.1.mp4` beside `v.2.mp4`), and a label member with a dot in its key gave no hint:
+    the videos were audited unlabelled, the later `.cls` a puzzling `no video member`, the second video gone."""
+    from avaudit.media.sources import read_data
+
+    shard = tmp_path / "train-000000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name in ("a.mp4", "b.mp4", "a.cls", "b.cls", "x.left.mp4", "x.right.mp4", "x.cls", "c.mp4", "c.v2.cls",
+                     "a.mp4"):
+            add_member(tar, name, b"video bytes" if name.endswith(".mp4") else b"dog")
+    manifest = read_data(shard)
+    table = manifest.table.set_index("video_id")
+    assert table["labels"].to_dict() == {"a": "", "b": "", "x": "dog", "c": ""}  # WebDataset's samples
+    assert table.loc["x", "member"] == "x.left.mp4"
+    skipped = manifest.skipped[["video_id", "reason", "detail"]].values.tolist()
+    assert [row[:2] for row in skipped] == [["a", "malformed row"], ["b", "malformed row"], ["x", "duplicate id"],
+                                            ["a", "duplicate id"]]
+    assert skipped[0][2] == (f"{shard}/a.cls: not next to the other members of the sample a (a.mp4, earlier in the "
+                             f"shard), so WebDataset reads a.cls as a sample of its own, not audited; pack each "
+                             f"sample's members together (tar --sort=name)")
+    assert skipped[2][2] == (f"{shard}/x.right.mp4: a second video of the sample x (a sample is the members whose "
+                             f"names share the key, up to the first dot), so only x.left.mp4 is audited; give each "
+                             f"video its own key")
+    assert skipped[3][2].startswith(f"{shard}/a.mp4: not next to the other members of the sample a")
+    assert manifest.notes == [f"1 label member not read as a label: a dot in the name before the extension (first: "
+                              f"{shard}/c.v2.cls: its sample is c, its field v2.cls, not .cls, as WebDataset keys "
+                              f"it); give each key no dot (c.v2.cls -> c_v2.cls)"]

@@ -35,8 +35,9 @@ def read_data(data: Path | str, *, root: Path | None = None, classes: Path | Non
     shards = webdataset.expand(data)
     if shards is not None:
         _refuse(data, "shards", video_column=video_column, root=root, classes=classes)
-        rows, skipped = webdataset.read_shards(shards, label_field=label_field)
-        return _stored_manifest("webdataset", data, shards, rows, skipped, [])
+        notes: list[str] = []
+        rows, skipped = webdataset.read_shards(shards, label_field=label_field, notes=notes)
+        return _stored_manifest("webdataset", data, shards, rows, skipped, notes)
     files = parquet.expand(data)
     if files is not None:
         _refuse(data, "Parquet", root=root, classes=classes)

@@ -142,3 +142,38 @@ def test_webdatasets_grouping_is_followed_and_told_where_it_bites(tmp_path):
     assert manifest.notes == [f"1 label member not read as a label: a dot in the name before the extension (first: "
                               f"{shard}/c.v2.cls: its sample is c, its field v2.cls, not .cls, as WebDataset keys "
                               f"it); give each key no dot (c.v2.cls -> c_v2.cls)"]
+
+
+def test_train_and_localize_take_decoder_and_it_reaches_the_clips_decoder(planted, tiny_preset, clip10, tmp_path,
+                                                                         monkeypatch):
+    """The audits had --decoder; train and localize decoded with PyAV whatever the user chose. Here each command
+    is stopped where its frames would be decoded, and decode_clip is asked what decodes them."""
+    from cli_helpers import cli
+
+    from avaudit.media import dataset
+    from avaudit.media.errors import DecodeError
+    from avaudit.training import sources
+
+    asked = []
+
+    def decode_clip(path, **options):
+        asked.append(options["decoder"])
+        raise DecodeError(f"{path}: stopped here by the test")
+
+    monkeypatch.setattr(dataset, "decode_clip", decode_clip)
+    result = cli("localize", clip10, "--decoder", "decord", "--out", tmp_path / "loc")
+    assert result.exit_code == 2 and "stopped here by the test" in result.output, result.output
+    handed = []
+
+    def decode_batches(subset, **_):
+        handed.append(subset)
+        raise SystemExit(3)
+
+    monkeypatch.setattr(sources, "decode_batches", decode_batches)
+    result = cli("train", planted, "--preset", tiny_preset, "--decoder", "decord", "--out", tmp_path / "m.pt",
+                 "--device", "cpu")
+    assert result.exit_code == 3, result.output
+    assert handed[0][0].reason == "decode error"  # the first clip, decoded here as a worker would
+    assert asked == ["decord", "decord"]
+    assert "--decoder" in cli("train", "--help").output and "--decoder" in cli("localize", "--help").output
+    assert cli("train", planted, "--decoder", "ffmpeg").exit_code == 2

@@ -177,3 +177,28 @@ def test_train_and_localize_take_decoder_and_it_reaches_the_clips_decoder(plante
     assert asked == ["decord", "decord"]
     assert "--decoder" in cli("train", "--help").output and "--decoder" in cli("localize", "--help").output
     assert cli("train", planted, "--decoder", "ffmpeg").exit_code == 2
+
+
+def test_the_report_names_the_shard_of_a_clip_stored_inside_one_instead_of_a_player_that_cannot_play(tmp_path):
+    """A clip inside a shard has the shard as its path: the page gave it a <video> of the .tar (or .parquet),
+    which no browser plays, without a word on why."""
+    import pandas as pd
+    import yaml
+    from bigaudit import write_big_audit
+
+    from avaudit.report import build_report
+
+    out = write_big_audit(tmp_path / "out", n_videos=200, n_skipped=0, n_categories=4)
+    assert "DATA is stored in shards" not in build_report(out).read_text()
+    for table in ("bias/bias_videos.csv", "missing-labels/missing_labels.csv"):
+        rows = pd.read_csv(out / table, dtype=str, keep_default_na=False)
+        rows["path"] = [f"/data/shards/train-{i % 3:06d}.tar" for i in range(len(rows))]
+        rows.to_csv(out / table, index=False)
+    record = yaml.safe_load((out / "bias" / "bias_run.yaml").read_text())
+    (out / "bias" / "bias_run.yaml").write_text(yaml.safe_dump({**record, "format": "webdataset"}))
+    text = build_report(out).read_text()
+    assert "<video" not in text and '<a class="clip"' not in text
+    assert text.count('">in train-00000') == 4 * 2 + 10  # each category's 2 examples, the top 10 candidates
+    assert ('title="inside /data/shards/train-000000.tar: a page plays files, not tar members or Parquet cells">in '
+            'train-000000.tar</span>') in text
+    assert "DATA is stored in shards or Parquet: its clips are inside those files" in text

@@ -38,6 +38,9 @@ DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat 
                                               "shards (a .tar, a folder of them, train-{000000..000099}.tar) or "
                                               "Parquet (a file or a folder of them).",
                                          metavar="DATA", show_default=False)]
+DecoderOpt = Annotated[Optional[Decoder], typer.Option(
+    help="What decodes the frames: pyav reads every container right; decord (0.6.0) decodes those it can "
+         f"time, PyAV the rest. The sound is always PyAV's [default: {AuditOptions.decoder}].")]
 ModelOpt = Annotated[Optional[Path], typer.Option(
     help=f"Checkpoint [default: the shipped avaudit/{DEFAULT_MODEL.parent.name}/{DEFAULT_MODEL.name}].")]
 RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
@@ -92,7 +95,7 @@ def train(
              "(0: at epoch ends only) [default: the preset's, 5].", show_default=False)] = None,
     checkpoint_steps: Annotated[Optional[int], typer.Option(
         help="Also checkpoint every N batches (0: off) [default: the preset's, 0].", show_default=False)] = None,
-    classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False,
+    classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False, decoder: DecoderOpt = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.display import TrainProgress, safe, show_train_result
@@ -103,7 +106,7 @@ def train(
                                video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
                                workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
                                checkpoint_steps=checkpoint_steps, classes=classes,
-                               allow_outside_root=allow_outside_root)
+                               allow_outside_root=allow_outside_root, **given(decoder=decoder))
     show_train_result(console(), result, out)
     if result["skipped_csv"] is not None:
         console().print(f"[yellow]{plural(len(result['skipped']), 'clip')} skipped[/]: see "
@@ -129,9 +132,7 @@ AUDIT_OPTIONS = {
     "no_audio": (Annotated[Optional[NoAudio], typer.Option(
         help="Clips without a sound track: skip them, or audit them with silence "
              f"[default: {AuditOptions.no_audio}].")], None),
-    "decoder": (Annotated[Optional[Decoder], typer.Option(
-        help="What decodes the frames: pyav reads every container right; decord (0.6.0) decodes those it can "
-             f"time, PyAV the rest. The sound is always PyAV's [default: {AuditOptions.decoder}].")], None),
+    "decoder": (DecoderOpt, None),
     "classes": (ClassesOpt, None),
     "allow_outside_root": (OutsideOpt, False),
     "label_field": (Annotated[Optional[str], typer.Option(
@@ -323,7 +324,7 @@ def quality(data: DataArg, out: OutOpt = None, *, options: AuditOptions):
 @app.command(cls=PlainUsage)
 @one_line_errors
 def localize(video: Annotated[Path, typer.Argument(help="One video file.", metavar="VIDEO")], model: ModelOpt = None,
-             out: OutOpt = None,
+             out: OutOpt = None, decoder: DecoderOpt = None,
              timeline: Annotated[bool, typer.Option(help="Also plot each layer's confidence per second.")] = False):
     """Where and when the sound is, from alpha_t = V_t z^A_t over the frames (section 4.4)."""
     from avaudit import commands
@@ -331,7 +332,8 @@ def localize(video: Annotated[Path, typer.Argument(help="One video file.", metav
     from avaudit.localize import localize as run_localize
 
     target = commands.output_dir(out, "localize")
-    show_localized(video, run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline), target)
+    show_localized(video, run_localize(video, model=model or DEFAULT_MODEL, out=target, timeline=timeline,
+                                       **given(decoder=decoder)), target)
 
 
 @app.command(cls=PlainUsage)

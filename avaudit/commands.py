@@ -243,7 +243,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     from avaudit.audits.retarget import check_drop, check_keep, check_reference, drop_flagged, select
     from avaudit.audits.retarget import compare as compare_with
     from avaudit.inference.logits import signals_enabled
-    from avaudit.media.sources import STORED, read_data
+    from avaudit.media.sources import STORED, check_new_shard, read_data
 
     keep, by, rule, options = check_keep(keep), check_by(by), check_rule(rule), audit_options(options, fields)
     drop = check_drop(drop)
@@ -262,6 +262,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     else:
         source = Path(data)
     out = subset_path(out, source)
+    check_new_shard(source, out)
     writes = [out, out.with_name(out.name + ".json"), out.with_name(run_names("retarget")[1])]
     if data is None:
         folder, settings = record.folder, record.settings

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from avaudit.errors import UsageError
-from avaudit.vocab import LAYERS
+from avaudit.vocab import LAYERS, Decoder
 
 
 def heat_peaks(alpha: np.ndarray) -> tuple[float, np.ndarray]:
@@ -47,24 +47,26 @@ def rounded(values, digits: int = 4) -> list:
 
 
 @torch.no_grad()
-def localize(video: Path, *, model: Path, out: Path, timeline: bool = False) -> dict:
+def localize(video: Path, *, model: Path, out: Path, timeline: bool = False, decoder: str = "pyav") -> dict:
     """Write localize.png, localize.mp4 (heat over the frames, with the clip's sound), localize.json
     and, with `timeline`, timeline.png, as one output set (outputs.output_set: a timeline.png of an
-    earlier run without it is removed). Returns the JSON's content and the model's `classes`."""
+    earlier run without it is removed); `decoder` decodes the frames (pyav or decord, as the audits'
+    --decoder). Returns the JSON's content and the model's `classes`."""
     from avaudit.audits.decisions import softmax, vote
     from avaudit.media.dataset import ClipDataset
     from avaudit.media.encode import write_clip
     from avaudit.model.checkpoint import load_network
     from avaudit.model.fusion import localization_map
+    from avaudit.options import choice
     from avaudit.outputs import check_writes, output_set, write_json
     from avaudit.plots import heat_grid, overlay, write_png
     from avaudit.plots import timeline as timeline_plot
 
-    out = Path(out)
+    out, decoder = Path(out), choice("decoder", decoder, Decoder)
     check_writes([out / name for name in LOCALIZE_FILES], data=Path(video), model=Path(model))
     net, classes, config, _ = load_network(model)
     m = config.model
-    item = ClipDataset([str(video)], config=m)[0]
+    item = ClipDataset([str(video)], config=m, decoder=decoder)[0]
     if item.reason:  # the dataset already named the file and what went wrong
         raise UsageError(f"{item.detail} ({item.reason})")
     z_v, z_a, v_maps = net.features(item.frames[None], item.audio[None])

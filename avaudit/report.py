@@ -28,6 +28,11 @@ SECTIONS = ("settings", "table3", "categories", "table4", "truth", "missing", "q
             "skipped")
 MAX_ROWS = 1000  # rows of one table embedded in the page; its CSV holds them all
 PAGE_ROWS = 25  # rows of a table shown at a time
+STORED_SUFFIXES = (".tar", ".parquet")  # the path of a clip inside a WebDataset shard or a Parquet file
+STORED_NOTE = ('<p class="muted">DATA is stored in shards or Parquet: its clips are inside those files, so the '
+               'page names the file that holds each one instead of playing it (a browser plays files, not tar '
+               'members or Parquet cells). To watch one, extract it: <code>tar -xf SHARD.tar KEY.mp4</code>, '
+               'or write its Parquet cell\'s bytes to a file.</p>')
 FIRST_SKIPPED = 20  # skipped rows listed under the counts by reason
 EXAMPLES = 2  # clips of each category to watch: its videos surest at the category's layer
 TEXT_COLUMNS = ("video_id", "path", "label", "candidate", "category", "filename", "labels_eq7", "vote", "detail",
@@ -81,16 +86,27 @@ def csv_link(path: Path, folder: Path) -> str:
     return f'<a href="{html.escape(href(path, folder))}">{html.escape(path.name)}</a>'
 
 
+def in_shard(path: str) -> str | None:
+    """What the page shows for a clip stored inside a WebDataset shard or a Parquet cell (its tables' path is
+    that file): its place, as a browser plays files, never tar members or cells (docs/datasets.md); None for
+    a clip of its own file."""
+    if not str(path).endswith(STORED_SUFFIXES):
+        return None
+    return (f'<span class="muted" title="inside {html.escape(path)}: a page plays files, not tar members or Parquet '
+            f'cells">in {html.escape(Path(path).name)}</span> ')
+
+
 def player(path: str, folder: Path) -> str:
     """The clip itself, played from its file; preload none, so a long page loads no video until asked."""
     source = html.escape(href(path, folder))
-    return f'<video controls preload="none" src="{source}" title="{html.escape(path)}"></video>'
+    return in_shard(path) or f'<video controls preload="none" src="{source}" title="{html.escape(path)}"></video>'
 
 
 def clip_link(path: str, folder: Path) -> str:
     """A link to the clip that a click turns into its player, playing: a page of a thousand players would
     cost Chromium seconds to lay out, even with nothing loaded."""
-    return f'<a class="clip" href="{html.escape(href(path, folder))}" title="{html.escape(path)}">&#9654; clip</a> '
+    link = f'<a class="clip" href="{html.escape(href(path, folder))}" title="{html.escape(path)}">&#9654; clip</a> '
+    return in_shard(path) or link
 
 
 def table_html(frame: pd.DataFrame, *, table_id: str = "", source: Path | None = None, folder: Path | None = None,
@@ -304,7 +320,9 @@ def build_report(folder: Path, *, top_missing: int = 10) -> Path:
         runs.setdefault(run.command, run)
     settings = pd.DataFrame([{"output": run.folder.name, **{k: v for k, v in run.settings.items()
                                                             if k not in ("config", "outputs")}} for run in records])
-    parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False))]
+    stored = any(run.settings.get("format") in ("webdataset", "parquet") for run in records)
+    parts = [section("settings", "Run settings", table_html(settings.astype(str), paged=False)
+                     + (STORED_NOTE if stored else ""))]
     summary_path = run_file(runs, "bias", "bias_summary.json")
     if summary_path:
         with damaged_run(runs["bias"]):

@@ -19,6 +19,11 @@ class MissingFile(MediaError):
     reason = Skip.missing_file
 
 
+class OutsideRoot(MediaError):
+    """A file a row names outside the folder it may be read from (a Parquet cell's path), not allowed."""
+    reason = Skip.outside_root
+
+
 class NoVideoStream(MediaError):
     """No video stream, or only a cover picture (an MP3's attached picture is no video)."""
     reason = Skip.no_video_stream

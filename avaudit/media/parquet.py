@@ -5,8 +5,8 @@ The defaults are Hugging Face's: a `video` column of struct<bytes, path> (datase
 metadata. A plain binary column holds bytes; a string column holds paths, resolved like a manifest's.
 
 Only the small columns are read to list the rows, a row group at a time, so a shard's video bytes are
-never all in memory: each decoding worker reads its row's cell from that row's row group, keeping the
-last row group it read (rows come in order, so the next row is usually in it).
+never all in memory: each decoding worker reads its row's cell alone, from a cursor over that row's row
+group (rows come in order, so the next row is usually the cursor's next cell).
 """
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ PARQUET_SUFFIX = ".parquet"
 VIDEO_COLUMN = "video"  # datasets' Video feature: struct<bytes: binary, path: string>
 LABEL_COLUMN = "label"
 ID_COLUMNS = ("video_id", "id", "key", "__key__")  # a column naming each video, where there is one
+CELL = -1  # a row's `size`: its cell is read whole
+OUTSIDE = -2  # a struct row's `size` whose path leaves the file's folder: used only if its bytes are there
+BATCH_ROWS = 1  # rows read at once from a video column: one video's bytes
+READ_BUFFER = 1 << 20  # pyarrow reads a column chunk a page at a time through this buffer (without it, and
+# with pre_buffer, it reads the whole chunk: the row group's videos)
+COPY_BYTES = 64 << 20  # kept rows gathered before retarget writes them as one row group of the new file
 
 
 def expand(data: str | os.PathLike) -> list[Path] | None:
@@ -80,10 +86,11 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
                       notes: list[str], allow_outside_root: bool = False) -> tuple[list[tuple], list[tuple]]:
     """(rows (video_id, path, labels, split, member, offset, size), skipped rows) of one Parquet file.
 
-    A row's `member` is the video column and `offset` its row number in the file, `size` -1: the cell
-    the worker reads; a path column gives rows of the files it names (member '', `path` that file). A
-    file that cannot be read, or lacks the video column, is one skipped row naming it. A path outside the
-    file's folder is `outside root` unless `allow_outside_root`, as a manifest's is outside --root."""
+    A row's `member` is the video column and `offset` its row number in the file, `size` CELL (or OUTSIDE,
+    see _outside): the cell the worker reads; a path column gives rows of the files it names (member '',
+    `path` that file). A file that cannot be read, or lacks the video column, is one skipped row naming it.
+    A path outside the file's folder is `outside root` unless `allow_outside_root`, as a manifest's is
+    outside --root."""
     import pyarrow.parquet as pq
 
     label_column = label_field or LABEL_COLUMN
@@ -120,9 +127,9 @@ def read_parquet_file(path: Path, *, video_column: str = VIDEO_COLUMN, label_fie
             continue
         for cell in cells:
             row, skip = _row(cell, at, path, kind, video_column, id_column, label_column, names)
-            if row is not None and not row[4] and not allow_outside_root:
-                skip = _outside(row, path, at)
-                row = None if skip is not None else row
+            if row is not None and not allow_outside_root:
+                video = cell.get(video_column)
+                row, skip = _outside(row, video.get("path") if isinstance(video, dict) else video, path, at)
             (rows.append(row) if skip is None else skipped.append(skip))
             at += 1
     return rows, skipped
@@ -144,17 +151,23 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
     if kind == "path":
         if not named:
             return None, (video_id, str(path), Skip.missing_file, f"{path}: row {at} names no video file")
-        return (video_id, os.path.join(path.parent, named), labels, split, "", at, -1), None
-    return (video_id, str(path), labels, split, video_column, at, -1), None
+        return (video_id, os.path.join(path.parent, named), labels, split, "", at, CELL), None
+    return (video_id, str(path), labels, split, video_column, at, CELL), None
 
 
-def _outside(row: tuple, path: Path, at: int) -> tuple | None:
-    """The skipped row of a path-column row whose file lies outside the Parquet file's folder, or None."""
-    named = os.path.normpath(os.path.abspath(row[1]))
-    if named.startswith(os.path.abspath(path.parent) + os.sep):
-        return None
-    return (row[0], row[1], Skip.outside_root, f"{path}: row {at}: {named} is outside the Parquet file's folder; pass "
-                                               f"--allow-outside-root to open it")
+def _outside(row: tuple, named: str | None, path: Path, at: int) -> tuple[tuple | None, tuple | None]:
+    """(row, None) where the path a row's cell names (`named`) is inside the Parquet file's folder; else, of a
+    path column, (None, its `outside root` skipped row); of datasets' struct, the row sized OUTSIDE: its
+    bytes are read, but its path is never opened should the bytes be null (sources.open_member)."""
+    if not named:
+        return row, None
+    where = os.path.normpath(os.path.join(os.path.abspath(path.parent), named))
+    if where.startswith(os.path.abspath(path.parent) + os.sep):
+        return row, None
+    if row[4]:
+        return (*row[:6], OUTSIDE), None
+    return None, (row[0], row[1], Skip.outside_root, f"{path}: row {at}: {where} is outside the Parquet file's "
+                                                     f"folder; pass --allow-outside-root to open it")
 
 
 @functools.lru_cache(maxsize=8)
@@ -169,12 +182,40 @@ def _group_starts(path: str, identity: tuple) -> list[int]:
     return starts
 
 
-@functools.lru_cache(maxsize=1)
-def _row_group(path: str, identity: tuple, group: int, column: str) -> list:
-    """One row group's video cells (the last one a process read)."""
-    import pyarrow.parquet as pq
+class _Cells:
+    """One row group's video cells, read forward BATCH_ROWS at a time through a READ_BUFFER: in memory, the
+    data page that holds the row (one video, where the file was written a page per video; up to pyarrow's
+    1,024 rows by default), never the whole group. A worker asks for its rows in order, so the next row is
+    usually the next cell; one behind the cursor (a row decoded again after a crash) reads the group anew."""
 
-    return pq.ParquetFile(path).read_row_group(group, columns=[column]).column(0).to_pylist()
+    def __init__(self, path: str, group: int, column: str):
+        self.path, self.group, self.column = path, group, column
+        self._restart()
+
+    def _restart(self) -> None:
+        import pyarrow.parquet as pq
+
+        self.batches = pq.ParquetFile(self.path, buffer_size=READ_BUFFER, pre_buffer=False).iter_batches(
+            batch_size=BATCH_ROWS, row_groups=[self.group], columns=[self.column])
+        self.first, self.cells = 0, []
+
+    def cell(self, row: int):
+        """The cell of the group's `row`-th row; OSError when the group ends before it."""
+        if row < self.first:
+            self._restart()
+        while row >= self.first + len(self.cells):
+            self.first += len(self.cells)
+            batch = next(self.batches, None)
+            if batch is None:
+                raise OSError(f"the row group ends before its row {row}")
+            self.cells = batch.column(0).to_pylist()
+        return self.cells[row - self.first]
+
+
+@functools.lru_cache(maxsize=1)
+def _cells(path: str, identity: tuple, group: int, column: str) -> _Cells:
+    """The cursor over one row group's video cells (the last one a process read)."""
+    return _Cells(path, group, column)
 
 
 def read_cell(path: str, column: str, row: int) -> tuple[bytes | None, str | None]:
@@ -186,7 +227,7 @@ def read_cell(path: str, column: str, row: int) -> tuple[bytes | None, str | Non
     group = bisect.bisect_right(starts, row) - 1
     if not 0 <= row < starts[-1]:
         raise OSError(f"the file has no row {row} (it has {starts[-1]})")
-    value = _row_group(path, identity, group, column)[row - starts[group]]
+    value = _cells(path, identity, group, column).cell(row - starts[group])
     if isinstance(value, dict):
         named = value.get("path")
         return value.get("bytes"), os.path.join(os.path.dirname(path), named) if named else None
@@ -195,13 +236,14 @@ def read_cell(path: str, column: str, row: int) -> tuple[bytes | None, str | Non
 
 def copy_rows(kept: dict[str, list[int]], handle) -> None:
     """The kept rows (file path -> row numbers, ascending) of Parquet files with one schema, every
-    column, into one new Parquet file written to `handle`, a row group at a time."""
+    column, into one new Parquet file written to `handle`, read BATCH_ROWS at a time and written in row
+    groups of about COPY_BYTES: a huge row group of the input is never held whole."""
     import pyarrow.parquet as pq
 
     writer = None
     try:
         for path, rows in kept.items():
-            source = pq.ParquetFile(path)
+            source = pq.ParquetFile(path, buffer_size=READ_BUFFER, pre_buffer=False)
             if writer is None:
                 writer = pq.ParquetWriter(handle, source.schema_arrow)
             elif not source.schema_arrow.equals(writer.schema):
@@ -209,10 +251,27 @@ def copy_rows(kept: dict[str, list[int]], handle) -> None:
                                  f"(--out FILE.csv) instead")
             starts = _group_starts(path, (os.stat(path).st_size, os.stat(path).st_mtime_ns))
             for group in range(len(starts) - 1):
-                wanted = [row - starts[group] for row in rows if starts[group] <= row < starts[group + 1]]
+                wanted = {row - starts[group] for row in rows if starts[group] <= row < starts[group + 1]}
                 if wanted:
-                    writer.write_table(source.read_row_group(group).take(wanted))
+                    _copy_group(source, group, wanted, writer)
     finally:
         if writer is not None:
             writer.close()
 
+
+def _copy_group(source, group: int, wanted: set[int], writer) -> None:
+    """The `wanted` rows of row group `group` of `source`, in order, into `writer`."""
+    import pyarrow as pa
+
+    held, size, first = [], 0, 0
+    for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
+        take = [i for i in range(batch.num_rows) if first + i in wanted]
+        first += batch.num_rows
+        if take:
+            held.append(batch.take(take))
+            size += held[-1].nbytes
+        if size >= COPY_BYTES:
+            writer.write_table(pa.Table.from_batches(held))
+            held, size = [], 0
+    if held:
+        writer.write_table(pa.Table.from_batches(held))

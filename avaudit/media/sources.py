@@ -35,8 +35,9 @@ def read_data(data: Path | str, *, root: Path | None = None, classes: Path | Non
     shards = webdataset.expand(data)
     if shards is not None:
         _refuse(data, "shards", video_column=video_column, root=root, classes=classes)
-        rows, skipped = webdataset.read_shards(shards, label_field=label_field)
-        return _stored_manifest("webdataset", data, shards, rows, skipped, [])
+        notes: list[str] = []
+        rows, skipped = webdataset.read_shards(shards, label_field=label_field, notes=notes)
+        return _stored_manifest("webdataset", data, shards, rows, skipped, notes)
     files = parquet.expand(data)
     if files is not None:
         _refuse(data, "Parquet", root=root, classes=classes)
@@ -109,7 +110,7 @@ def open_member(path: str, member: str, offset: int, size: int):
     """The video of a row stored in a shard, in memory (decode.MemorySource), or the file a Parquet
     cell names; UnreadableFile when the shard no longer holds it."""
     from avaudit.media.decode import MemorySource
-    from avaudit.media.errors import MissingFile, UnreadableFile
+    from avaudit.media.errors import MissingFile, OutsideRoot, UnreadableFile
 
     name = member_name(path, member, offset)
     try:
@@ -118,12 +119,30 @@ def open_member(path: str, member: str, offset: int, size: int):
             if data is None:
                 if named is None:
                     raise MissingFile(f"{name}: the cell holds neither video bytes nor a path")
+                if size == parquet.OUTSIDE:
+                    raise OutsideRoot(f"{name}: the cell holds no video bytes, and its path {os.path.normpath(named)} "
+                                      f"is outside the Parquet file's folder; pass --allow-outside-root to open it")
                 return named
         else:
             data = webdataset.read_member(path, offset, size)
     except OSError as err:  # pyarrow's damaged page too ("Corrupt snappy compressed data")
         raise UnreadableFile(f"{name}: {err.strerror or err}") from None
     return MemorySource(name, data)
+
+
+def check_new_shard(data, out: Path) -> None:
+    """Before any work: a UsageError where retarget's subset `out` is a file DATA's shards or Parquet files
+    name (an unreadable or missing one too, which no table lists), or a new `.tar` / `.parquet` in their
+    folder, where a folder DATA would read it with them (every kept sample then listed twice)."""
+    named = webdataset.expand(data) or parquet.expand(data) or []
+    real = os.path.realpath(out)
+    if any(real == os.path.realpath(path) for path in named):
+        raise UsageError(f"{out} is one of DATA's shards ({data}): refusing to overwrite an input; choose another "
+                         f"output path")
+    folders = {os.path.realpath(path.parent) for path in named}
+    if out.suffix in (webdataset.SHARD_SUFFIX, parquet.PARQUET_SUFFIX) and os.path.dirname(real) in folders:
+        raise UsageError(f"{out}: a new shard beside DATA's shards would be read with them when their folder is DATA; "
+                         f"write it in another folder")
 
 
 def write_subset(manifest: Manifest, rows, out: Path) -> None:

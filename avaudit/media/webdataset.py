@@ -8,7 +8,10 @@ which gives every video member's byte offset and size; a worker then reads that 
 into memory. Nothing is unpacked to disk, and one shard's listing is held at a time.
 
 A sample is the run of consecutive members sharing a key (the member name up to the first dot of its
-base name), as WebDataset groups them. Its label is a field of its `.json` member (`label_field`), or else
+base name), as WebDataset groups them. Where that rule bites, the user is told: members of a key that
+come after another sample are a skipped row (WebDataset reads them as a second sample, never with the
+first), a second video of one key is a skipped row, and a label member whose name has a second dot
+(`a.b.cls`: key `a`, field `b.cls`) is a note. Its label is a field of its `.json` member (`label_field`), or else
 its `.cls`, `.txt` or the `.json`'s `label`; a list of labels is a multi-label video. Its split is the
 `.json`'s `split`, or else the shard name's first word when that names a split (`train-000001.tar`).
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from avaudit.media.folders import printable
 from avaudit.media.formats import MEDIA_EXTENSIONS, BadLabel, ManifestError, echo, one_label
-from avaudit.vocab import Skip
+from avaudit.vocab import Skip, plural
 
 SHARD_SUFFIX = ".tar"
 COMPRESSED = (".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2")
@@ -207,12 +210,15 @@ def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, lab
     return (key, str(shard), labels, split, name, offset, size), None
 
 
-def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[list[tuple], list[tuple]]:
+def read_shards(shards: list[Path], *, label_field: str | None = None,
+                notes: list[str] | None = None) -> tuple[list[tuple], list[tuple]]:
     """(rows, skipped rows) of every sample in `shards`, read header by header; a shard that is missing
     or unreadable is one skipped row, a sample without video or label is one skipped row, and the rest
-    of the shard is read."""
+    of the shard is read. Where WebDataset's grouping bites (members of a key apart, a second video of a
+    key, a label member whose key has a dot), a skipped row or a line of `notes` says so."""
     rows: list[tuple] = []
     skipped: list[tuple] = []
+    dotted: list = [0, None]  # label members whose key has a dot: how many, and the first (shard, key, name)
     for shard in shards:
         shard = Path(os.path.abspath(shard))
         if printable(str(shard)) != str(shard):
@@ -228,27 +234,74 @@ def read_shards(shards: list[Path], *, label_field: str | None = None) -> tuple[
             reason = Skip.missing_file if isinstance(err, FileNotFoundError) else Skip.unreadable_file
             skipped.append(("", str(shard), reason, f"{shard}: cannot read the shard ({err.strerror})"))
             continue
-        key, members = None, []
-        for name, offset, n in _members(shard, size, skipped):
-            member_key, suffix = key_and_suffix(name)
-            if offset + n > size:  # the last member: its sample is lost whole, one skipped row
-                if member_key != key and members:
-                    _add(_sample(key, members, shard, label_field), rows, skipped)
-                members = []
-                skipped.append((member_key, str(shard), Skip.unreadable_file,
-                                f"{shard}/{name}: truncated (the shard ends {offset + n - size:,} bytes before "
-                                f"the member's end)"))
+        closed: dict[str, str] = {}  # key -> the first member of its sample
+        for key, members in _samples(shard, size, skipped):
+            if key in closed:
+                skipped.append(_apart(key, members, closed[key], shard))
                 continue
-            if member_key != key and members:
-                _add(_sample(key, members, shard, label_field), rows, skipped)
-                members = []
-            key = member_key
-            members.append((name, suffix, offset, n))
-        if members:
+            closed[key] = members[0][0]
             _add(_sample(key, members, shard, label_field), rows, skipped)
+            skipped += _second_videos(key, members, shard)
+            for name, suffix, _, _ in members:
+                if "." in suffix and suffix.rpartition(".")[2] in (*LABEL_MEMBERS, "json"):
+                    dotted = [dotted[0] + 1, dotted[1] or (shard, key, name)]
+    if dotted[0] and notes is not None:
+        notes.append(_dotted_note(*dotted))
     if not rows and not skipped:
         raise ManifestError(f"{shards[0]}: no samples in the shards named")
     return rows, skipped
+
+
+def _samples(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, list[tuple[str, str, int, int]]]]:
+    """(key, [(name, suffix, offset, size)]) of each run of consecutive members sharing a key; a member the
+    shard ends inside loses its sample whole, one skipped row."""
+    key, members = None, []
+    for name, offset, n in _members(shard, size, skipped):
+        member_key, suffix = key_and_suffix(name)
+        if member_key != key and members:
+            yield key, members
+            members = []
+        key = member_key
+        if offset + n > size:  # the last member
+            skipped.append((member_key, str(shard), Skip.unreadable_file,
+                            f"{shard}/{name}: truncated (the shard ends {offset + n - size:,} bytes before the "
+                            f"member's end)"))
+            return
+        members.append((name, suffix, offset, n))
+    if members:
+        yield key, members
+
+
+def _apart(key: str, members: list[tuple[str, str, int, int]], first: str, shard: Path) -> tuple:
+    """The skipped row of a run of members whose key a sample before it in the shard already had: WebDataset
+    reads them as another sample of that key, never with that sample."""
+    has_video = any(os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS for name, *_ in members)
+    names = ", ".join(printable(name) for name, *_ in members[:3]) + (", ..." if len(members) > 3 else "")
+    return (printable(key), str(shard), Skip.duplicate_id if has_video else Skip.malformed_row,
+            f"{shard}/{printable(members[0][0])}: not next to the other members of the sample {printable(key)} "
+            f"({printable(first)}, earlier in the shard), so WebDataset reads {names} as a sample of its own, not "
+            f"audited; pack each sample's members together (tar --sort=name)")
+
+
+def _second_videos(key: str, members: list[tuple[str, str, int, int]], shard: Path) -> list[tuple]:
+    """A skipped row for each video member of a sample after its first, which is the one audited."""
+    videos = [name for name, _, _, n in members
+              if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS and n != LINK]
+    return [(printable(key), str(shard), Skip.duplicate_id,
+             f"{shard}/{printable(name)}: a second video of the sample {printable(key)} (a sample is the members "
+             f"whose names share the key, up to the first dot), so only {printable(videos[0])} is audited; give "
+             f"each video its own key") for name in videos[1:]]
+
+
+def _dotted_note(count: int, first: tuple[Path, str, str]) -> str:
+    """The note on label members not read as labels because their key has a dot (`a.b.cls`: key a, field b.cls)."""
+    shard, key, name = first
+    field = key_and_suffix(name)[1]
+    stem, _, extension = field.rpartition(".")
+    return (f"{plural(count, 'label member')} not read as a label: a dot in the name before the extension (first: "
+            f"{shard}/{printable(name)}: its sample is {printable(key)}, its field {field}, not .{extension}, as "
+            f"WebDataset keys it); give each key no dot ({printable(name)} -> "
+            f"{printable(key)}_{stem.replace('.', '_')}.{extension})")
 
 
 def _add(result: tuple, rows: list, skipped: list) -> None:

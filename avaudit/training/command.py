@@ -34,12 +34,13 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
           on_event: Callable[[str, dict], None] | None = None, workers: int | None = None,
           memory_budget: float | None = None, checkpoint_minutes: float | None = None,
           checkpoint_steps: int | None = None, classes: Path | None = None,
-          allow_outside_root: bool = False) -> dict:
+          allow_outside_root: bool = False, decoder: str = "pyav") -> dict:
     """Train the network on DATA (section 4.2's three stages) and write the checkpoint `out`.
 
     `epochs` (of every stage), `seed`, `workers`, `memory_budget` (GiB), `checkpoint_minutes` and
     `checkpoint_steps` override the preset's `train.*` (None: the preset's). `classes` and
-    `allow_outside_root` are media.sources.read_data's. `resume` continues the run `out` holds (with no file
+    `allow_outside_root` are media.sources.read_data's; `decoder` what decodes the frames (pyav or
+    decord, as the audits' --decoder). `resume` continues the run `out` holds (with no file
     at `out`, a warning says so and training starts afresh).
     Returns the validation metrics, `classes`, `skipped` (the rows of DATA not used: unreadable
     rows of the manifest, clips that did not decode), and the files written: `history_csv`,
@@ -49,11 +50,14 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     from avaudit.errors import NotRankZero
     from avaudit.labels import refuse_unreadable_labels
     from avaudit.media.sources import read_data
+    from avaudit.options import choice
     from avaudit.training.recipe import run_recipe
+    from avaudit.vocab import Decoder
 
     check_arguments(data=data, preset=preset, out=out, epochs=epochs, seed=seed, device=device, resume=resume,
                     workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
                     checkpoint_steps=checkpoint_steps, root=root, video_weights=video_weights, classes=classes)
+    decoder = choice("decoder", decoder, Decoder)
     config = training_config(preset, epochs=epochs, seed=seed, num_workers=workers, memory_budget=memory_budget,
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
     manifest = read_data(data, root=root, classes=classes, allow_outside_root=allow_outside_root)
@@ -69,7 +73,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
                           AvauditWarning, stacklevel=2)
         resume = False
     result = run_recipe(manifest.table, config=config, out=out, video_weights=video_weights, device=device,
-                        resume=resume, on_event=on_event if rank == 0 else None)
+                        resume=resume, decoder=decoder, on_event=on_event if rank == 0 else None)
     if rank != 0:
         raise NotRankZero
     return {**result, **skipped_list(manifest.skipped, result["skipped"], out)}

@@ -47,7 +47,7 @@ from avaudit.vocab import LAYERS, SKIPPED_COLUMNS
 
 
 def run_recipe(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path | None = None,
-               device: str = "auto", resume: bool = False,
+               device: str = "auto", resume: bool = False, decoder: str = "pyav",
                on_event: Callable[[str, dict], None] | None = None) -> dict:
     """Run the three-stage recipe on the labelled rows of `table`; returns the final metrics, with
     `skipped` (the rows that did not decode) and `classes`.
@@ -57,7 +57,7 @@ def run_recipe(table: pd.DataFrame, *, config: Config, out: Path, video_weights:
     on_event(kind, info) receives progress: data, stage, batch, epoch, checkpoint, done.
     """
     state = start(table, config=config, out=out, video_weights=video_weights, device=device, resume=resume,
-                  on_event=on_event or (lambda kind, info: None))
+                  decoder=decoder, on_event=on_event or (lambda kind, info: None))
     for stage_index in range(state.recipe.stage, len(STAGES)):
         run_stage(state, stage_index)
     return finish(state)
@@ -79,7 +79,7 @@ def training_set(table: pd.DataFrame, config: Config, *, rank: int, world: int) 
 
 
 def start(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path | None, device: str,
-          resume: bool, on_event: Callable[[str, dict], None]) -> TrainState:
+          resume: bool, on_event: Callable[[str, dict], None], decoder: str = "pyav") -> TrainState:
     """The run set up: ranks joined, the network built (or resumed from `out`), the clips' source chosen."""
     rank, world = init_distributed(device)
     dev = pick_device(device)
@@ -106,8 +106,8 @@ def start(table: pd.DataFrame, *, config: Config, out: Path, video_weights: Path
               if keep else None)
     workers = default_workers() if config.train.num_workers is None else config.train.num_workers
     return TrainState(data=data, config=config, out=out, model=model, wrapped=wrapped, device=dev, rank=rank,
-                      world=world, skipped=skipped, memory=memory, memory_note=why, workers=workers, recipe=recipe,
-                      history=history, on_event=on_event)
+                      world=world, skipped=skipped, memory=memory, memory_note=why, workers=workers, decoder=decoder,
+                      recipe=recipe, history=history, on_event=on_event)
 
 
 def resume_from(out: Path, *, config: Config, classes: list[str], model: FusionNet) -> tuple[ResumeState, list]:

@@ -126,14 +126,14 @@ class ClipSource:
     """
 
     def __init__(self, table: pd.DataFrame, model: ModelConfig, *, stage: Stage, workers: int,
-                 skipped: Skipped, memory: Memory | None, batch_size: int):
+                 skipped: Skipped, memory: Memory | None, batch_size: int, decoder: str = "pyav"):
         everything = memory is not None or (stage.use_video and stage.use_audio)
         stored = "member" in table  # rows inside WebDataset shards or Parquet files (media/sources.py)
         self.dataset = ClipDataset(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
                                    config=model, video=memory is not None or stage.use_video,
                                    sound=memory is not None or stage.use_audio, onsets=everything,
                                    members=[table[c].to_numpy() for c in ("member", "offset", "size")] if stored
-                                   else None)
+                                   else None, decoder=decoder)
         self.workers, self.batch_size = max(1, workers), batch_size  # decoding never in this process
         self.skipped, self.memory, self.model = skipped, memory, model
 

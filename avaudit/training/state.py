@@ -122,6 +122,7 @@ class TrainState:
     memory: Memory | None  # the decoded clips kept after their first decode (None: every epoch streams)
     memory_note: str  # why the clips are kept or streamed (memory_mode's sentence)
     workers: int  # decoding worker processes
+    decoder: str  # what decodes the frames (vocab.Decoder)
     recipe: ResumeState
     history: History
     on_event: Callable[[str, dict], None]
@@ -146,7 +147,8 @@ class TrainState:
         if key not in self.sources:
             self.sources.clear()
             self.sources[key] = ClipSource(self.data.table, self.config.model, stage=key, workers=self.workers,
-                                           skipped=self.skipped, memory=self.memory, batch_size=self.per_rank)
+                                           skipped=self.skipped, memory=self.memory, batch_size=self.per_rank,
+                                           decoder=self.decoder)
         return self.sources[key]
 
     def stage_batches(self, stage_index: int, epoch: int) -> list[np.ndarray]:

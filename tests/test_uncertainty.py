@@ -112,7 +112,7 @@ def confidences_for(labels, true_conf, n_classes=2):
 
 def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is():
     rng = np.random.default_rng(2)
-    sure = np.clip(np.array([0.6, 0.8, 0.7, 0.75, 0.02]) + rng.normal(0, 0.05, (40, 5)), 0, 1)
+    sure = np.clip(np.array([0.6, 0.8, 0.7, 0.8, 0.02]) + rng.normal(0, 0.05, (40, 5)), 0, 1)
     thin = np.array([[0.5, 0.5, 0.5, 0.46, 0.1], [0.5, 0.5, 0.5, 0.44, 0.1]])
     labels = [0] * 40 + [1] * 2
     videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(42)], "path": [f"v{i}.mp4" for i in range(42)],

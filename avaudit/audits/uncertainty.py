@@ -139,14 +139,16 @@ def partner_shift(codes: np.ndarray, evidence: RivalEvidence, *, fraction: float
     A layer that names category X over its rival R on R's own videos as much as on X's (the audio layer
     of a 2 x 2 grid that hears the shared tone as X alone) leads X by habit, not by hearing X: its lean
     on R's videos is subtracted from its margins on X's, where positive. Not where R is carried by the
-    other modality alone (R's mean margins call it `visual` for the audio layer): R's clips may carry any
-    sound, X's among them (a label missing from the whole of R), which the layer rightly names.
+    other modality alone (R's mean margins, each lean subtracted, call it `visual` for the audio layer):
+    R's clips may carry any sound, X's among them (a label missing from the whole of R), which the layer
+    rightly names.
     """
     n = np.maximum(np.bincount(codes, minlength=len(evidence.rival)), 1)
     means = np.stack([np.bincount(codes, weights=evidence.margins[:, i], minlength=len(n)) / n
                       for i in range(evidence.margins.shape[1])], axis=1)
-    group, _ = call_groups(means, fraction=fraction, informative=informative, lone=lone)
     shift = np.maximum(evidence.lean, 0.0)
+    means[:, [AUDIO, VISUAL]] -= shift  # sceptical: a layer that leans to R does not make R a unimodal category
+    group, _ = call_groups(means, fraction=fraction, informative=informative, lone=lone)
     for j, (layer, other) in enumerate(((AUDIO, "visual"), (VISUAL, "audio"))):
         rival = evidence.rival[:, layer]
         shift[(rival < 0) | (group[np.maximum(rival, 0)] == GROUP_CODES.index(other)), j] = 0.0

@@ -125,6 +125,7 @@ def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is
     assert table.loc["fox", ["layer", "group"]].tolist() == ["unclear", "unclear"]
     assert table.loc["owl", "group_support"] == 1.0 and np.isnan(table.loc["owl", "type_support"])
     assert table["support_needed"].tolist() == [0.8, 0.8]  # no false-call cut asked: the floor
+    assert table["why_unclear"].to_dict() == {"fox": "no fused layer singles the label out", "owl": ""}
     assert table.loc["fox", "mean_visual"] == pytest.approx((np.log(0.46 / 0.54) + np.log(0.44 / 0.56)) / 2)
     assert list(categories.columns[:3]) == ["category", "group", "layer"] or list(categories.columns[:3]) == [
         "category", "layer", "group"]

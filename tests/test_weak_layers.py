@@ -23,7 +23,7 @@ def audit(layer_confidences, n_classes):
                            "path": [f"v{i}.mp4" for i in range(len(labels))], "label": np.asarray(names)[labels]})
     per_video, categories, _ = bias_audit(videos, confidences, names, rule="sufficiency", fraction=0.7,
                                           min_support=0.8, video_noise=0.2, false_call_rate=0.1)
-    return per_video, categories.set_index("category")["group"].to_dict()
+    return per_video, categories.set_index("category")
 
 
 def spread(n_classes, weights):
@@ -51,9 +51,9 @@ def test_a_unimodal_lead_that_the_rivals_own_videos_show_too_is_no_lead():
     and the category was called audio. What the layer gives blue_cross over orange_disc on orange_disc's own clips
     is a habit, not hearing: subtracted, the audio layer does not single blue_cross out."""
     _, honest = audit(lambda label: grid(label), 4)
-    assert set(honest.values()) == {"audiovisual"}
+    assert set(honest["group"]) == {"audiovisual"}
     per_video, biased = audit(lambda label: grid(label, biased=True), 4)
-    assert biased["c0"] == "audiovisual"  # was audio
+    assert biased.loc["c0", "group"] == "audiovisual"  # was audio
     assert (per_video.loc[per_video["label"] == "c0", "group"] == "audiovisual").all()  # its videos say the same
 
 
@@ -66,8 +66,8 @@ def test_a_sound_a_visual_category_always_carries_is_not_a_bias_of_the_audio_lay
         out[AUDIO] = spread(4, {0: 0.9} if label in (0, 1) else {2: 0.9} if label == 2 else {})
         out[VISUAL] = spread(4, {label: 0.9} if label in (1, 3) else {0: 0.45, 2: 0.45})  # the tones: blank
         return out
-    _, groups = audit(layers, 4)
-    assert groups == {"c0": "audio", "c1": "visual", "c2": "audio", "c3": "visual"}
+    _, table = audit(layers, 4)
+    assert table["group"].to_dict() == {"c0": "audio", "c1": "visual", "c2": "audio", "c3": "visual"}
 
 
 def test_a_layer_that_perceives_nothing_in_the_run_is_no_evidence_that_its_modality_does_not_suffice():
@@ -75,10 +75,11 @@ def test_a_layer_that_perceives_nothing_in_the_run_is_no_evidence_that_its_modal
     and its likeliest partner 0.04-0.21 of the fused layers' above chance, the shipped model's 0.75): with them
     `visual_cyan_diamond` and `audio_tone200` were called audio-visual, the visual layer's failure read as the
     modality's. Every call that rests on that failure is unclear; the video calls are not `clear` either."""
-    _, groups = audit(lambda label: grid(label), 4)
-    assert set(groups.values()) == {"audiovisual"}
-    per_video, groups = audit(lambda label: grid(label, sees=False), 4)
-    assert set(groups.values()) == {"unclear"}
+    _, table = audit(lambda label: grid(label), 4)
+    assert set(table["group"]) == {"audiovisual"} and set(table["why_unclear"]) == {""}
+    per_video, table = audit(lambda label: grid(label, sees=False), 4)
+    assert set(table["group"]) == {"unclear"}
+    assert set(table["why_unclear"]) == {"the visual layer perceives nothing in this run"}  # though sure of it
     assert not per_video["clear"].any()
 
 

@@ -45,7 +45,8 @@ from avaudit.vocab import (
 )
 
 REDUNDANT = str(Group.redundant)
-SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", *(f"mean_{name}" for name in LAYERS))
+SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", "why_unclear",
+                   *(f"mean_{name}" for name in LAYERS))
 INFORMATIVE = 0.2  # a unimodal layer under this share of the best audio-visual margin knows nothing: the bench
 LONE = 0.6  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 DRAWS = 400  # redraws of each category's means
@@ -143,7 +144,7 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     min_support 0); `perceives` (audio, visual) as `call_groups` takes it, not with min_support 0) and a frame of
     group_support,
     support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
-    group) and mean_<layer> (the mean margin) per layer.
+    group), why_unclear (`unclear_reasons`) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
     calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
@@ -159,10 +160,29 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     layer = np.where(calls["group_support"] >= needed, layer, UNCLEAR)
     deaf = deaf_layer(codes, type_scores, len(categories), chance if min_support > 0 else 0.0)
     layer = np.where(audiovisual & deaf, UNCLEAR, layer)
+    why = unclear_reasons(calls["means"], group == UNCLEAR, calls["group_support"] < needed, audiovisual & deaf,
+                          perceives)
     support = pd.DataFrame({"group_support": calls["group_support"], "support_needed": needed,
-                            "type_support": type_support,
+                            "type_support": type_support, "why_unclear": np.where(layer == UNCLEAR, why, ""),
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
     return layer, support
+
+
+def unclear_reasons(means: np.ndarray, uncalled: np.ndarray, unsure: np.ndarray, deaf: np.ndarray,
+                    perceives: tuple[bool, bool]) -> np.ndarray:
+    """Why each category's group would be unclear, the first that holds. (K, 5) mean margins -> (K,) str.
+
+    No fused layer singles the label out (nothing to measure the unimodal layers against); the call on
+    the means is `unclear` (`uncalled`) as it rests on the failure of a unimodal layer that perceives
+    nothing in this run (`perceiving_layers`); the call's support is under the run's bar (`unsure`); a
+    unimodal layer under chance on the category's videos would leave an audio-visual call resting on a
+    layer that does not perceive the label (`deaf`).
+    """
+    blind = [name for name, ok in zip(("audio", "visual"), perceives) if not ok]
+    return np.select([means[:, :len(AV_LAYERS)].max(axis=1) <= 0, uncalled & bool(blind), unsure, deaf],
+                     ["no fused layer singles the label out",
+                      f"the {' and '.join(blind)} layer{'s' * (len(blind) > 1)} perceive{'s' * (len(blind) == 1)} "
+                      "nothing in this run", "support under the run's bar", "a unimodal layer under chance"], "")
 
 
 def unfounded_videos(chosen: np.ndarray, perceives: tuple[bool, bool]) -> np.ndarray:

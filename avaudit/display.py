@@ -202,13 +202,13 @@ def show_bias(console, run) -> None:
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
     shown = {"category": "category", "layer": "layer", "group": "group",
              "group_support": "support", "support_needed": "needed", "type_support": "type support",
-             "type_margin": "type margin"}
+             "type_margin": "type margin", "why_unclear": "why unclear"}
     categories = categories[[c for c in shown if c in categories.columns]]  # the rest: bias_categories.csv
     per = Table(title="per category: its call and how sure it is (support: share of redraws that agree; needed: "
                 "the support a call needs in this run, the false-call cut included)")
     for name in categories.columns:
         per.add_column(shown[name], overflow="fold",
-                       justify="left" if name in ("category", "layer", "group") else "right")
+                       justify="left" if name in ("category", "layer", "group", "why_unclear") else "right")
     for row in categories.itertuples(index=False):
         per.add_row(*(safe(_cell(v)) for v in row))
     out.print(per)

@@ -26,6 +26,7 @@ from avaudit.options import THRESHOLDS
 from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS, UNCLEAR_TYPE
 
 QUALITIES = (0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0)
+TRAPS = {"biased": 2, "co_occur": 1}  # make_world's structures behind the `tiny` models' wrong groups
 WORLDS = {"standard": {}, "weak visual": {"visual_strength": 0.25, "learned": True}}  # the second: a `tiny` model
 SEEDS = {"tune": range(10), "report": range(100, 110)}
 
@@ -70,7 +71,7 @@ def measure(seeds, qualities=QUALITIES, rules=RULES, worlds=WORLDS) -> pd.DataFr
     model also learned the whole-class missing labels, as the `tiny` models of benchmarks/weak_model.py)."""
     rows = []
     for seed, (kind, settings), quality in itertools.product(seeds, worlds.items(), qualities):
-        world = make_world(np.random.default_rng(seed))
+        world = make_world(np.random.default_rng(seed), **TRAPS)
         draw = simulate(world, quality=quality, rng=np.random.default_rng([seed, int(quality * 100)]), **settings)
         confidences = softmax(draw.logits)
         accuracy = (draw.logits.argmax(-1) == draw.label[:, None]).mean(axis=0)

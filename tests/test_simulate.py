@@ -93,7 +93,8 @@ def test_a_biased_layer_names_one_category_of_a_pair_on_both_and_a_learned_co_oc
     """The structures behind the `tiny` models' wrong groups (docs/decisions-bench.md): a unimodal layer that hears
     the sound two grid categories share as the first alone, and an audio layer that learned the sound that went with
     every clip of a visual class as that class too."""
-    world = make_world(np.random.default_rng(0))
+    world = make_world(np.random.default_rng(0), biased=2, co_occur=1)
+    assert not make_world(np.random.default_rng(0)).biased  # asked for only
     assert len(world.biased) == 2 and world.whole[-1] in [(x, y) for x in range(len(world.classes))
                                                           for y in range(len(world.classes))
                                                           if world.group[x] == "visual" and world.group[y] == "audio"]

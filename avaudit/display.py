@@ -201,8 +201,8 @@ def show_bias(console, run) -> None:
         f"{k} {v}" for k, v in stats["uniquely_correct"].items())
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
     shown = {"category": "category", "layer": "layer", "group": "group",
-             "group_support": "support", "support_needed": "needed", "type_support": "type support",
-             "type_margin": "type margin", "why_unclear": "why unclear"}
+             "group_support": "support", "support_needed": "needed", "why_unclear": "why unclear",
+             "type_support": "type support", "type_margin": "type margin"}
     categories = categories[[c for c in shown if c in categories.columns]]  # the rest: bias_categories.csv
     per = Table(title="per category: its call and how sure it is (support: share of redraws that agree; needed: "
                 "the support a call needs in this run, the false-call cut included)")

@@ -201,14 +201,14 @@ def show_bias(console, run) -> None:
         f"{k} {v}" for k, v in stats["uniquely_correct"].items())
         + f"; (instant or onset) and not continuous {stats['instant_or_onset_not_continuous']}")
     shown = {"category": "category", "layer": "layer", "group": "group",
-             "group_support": "support", "support_needed": "needed", "type_support": "type support",
-             "type_margin": "type margin"}
+             "group_support": "support", "support_needed": "needed", "why_unclear": "why unclear",
+             "type_support": "type support", "type_margin": "type margin"}
     categories = categories[[c for c in shown if c in categories.columns]]  # the rest: bias_categories.csv
     per = Table(title="per category: its call and how sure it is (support: share of redraws that agree; needed: "
                 "the support a call needs in this run, the false-call cut included)")
     for name in categories.columns:
         per.add_column(shown[name], overflow="fold",
-                       justify="left" if name in ("category", "layer", "group") else "right")
+                       justify="left" if name in ("category", "layer", "group", "why_unclear") else "right")
     for row in categories.itertuples(index=False):
         per.add_row(*(safe(_cell(v)) for v in row))
     out.print(per)

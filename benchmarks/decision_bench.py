@@ -12,6 +12,7 @@ the tuning seeds (0-9) and reported on others (100-109).
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from avaudit.options import THRESHOLDS
 from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS, UNCLEAR_TYPE
 
 QUALITIES = (0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0)
+TRAPS = {"biased": 2, "co_occur": 1}  # make_world's structures behind the `tiny` models' wrong groups
+WORLDS = {"standard": {}, "weak visual": {"visual_strength": 0.25, "learned": True}}  # the second: a `tiny` model
 SEEDS = {"tune": range(10), "report": range(100, 110)}
 
 
@@ -62,27 +65,27 @@ def shipped(draw, confidences):
 RULES = {"today": today, "shipped": shipped}
 
 
-def measure(seeds, qualities=QUALITIES, rules=RULES) -> pd.DataFrame:
-    """One row per (rules, quality, seed): the layers' accuracy and every score."""
+def measure(seeds, qualities=QUALITIES, rules=RULES, worlds=WORLDS) -> pd.DataFrame:
+    """One row per (world, rules, quality, seed): the layers' accuracy and every score. `worlds`: how the
+    logits are drawn (`standard`; `weak visual`: a visual layer at a quarter of the others' strength whose
+    model also learned the whole-class missing labels, as the `tiny` models of benchmarks/weak_model.py)."""
     rows = []
-    for seed in seeds:
-        world = make_world(np.random.default_rng(seed))
-        for quality in qualities:
-            draw = simulate(world, quality=quality, rng=np.random.default_rng([seed, int(quality * 100)]))
-            confidences = softmax(draw.logits)
-            accuracy = (draw.logits.argmax(-1) == draw.label[:, None]).mean(axis=0)
-            base = {"quality": quality, "seed": seed, "vote": (vote(confidences) == draw.label).mean(),
-                    "av_layers": accuracy[:3].mean(), "visual": accuracy[3], "audio": accuracy[4]}
-            for name, decide in rules.items():
-                categories, kept = decide(draw, confidences)
-                rows.append({"rules": name, **base, **score_groups(world, categories),
-                             **score_candidates(draw, kept)})
+    for seed, (kind, settings), quality in itertools.product(seeds, worlds.items(), qualities):
+        world = make_world(np.random.default_rng(seed), **TRAPS)
+        draw = simulate(world, quality=quality, rng=np.random.default_rng([seed, int(quality * 100)]), **settings)
+        confidences = softmax(draw.logits)
+        accuracy = (draw.logits.argmax(-1) == draw.label[:, None]).mean(axis=0)
+        base = {"world": kind, "quality": quality, "seed": seed, "vote": (vote(confidences) == draw.label).mean(),
+                "av_layers": accuracy[:3].mean(), "visual": accuracy[3], "audio": accuracy[4]}
+        for name, decide in rules.items():
+            categories, kept = decide(draw, confidences)
+            rows.append({"rules": name, **base, **score_groups(world, categories), **score_candidates(draw, kept)})
     return pd.DataFrame(rows)
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """Counts summed and accuracies averaged over the seeds, per (rules, quality)."""
-    grouped = scores.groupby(["rules", "quality"], sort=False)
+    """Counts summed and accuracies averaged over the seeds, per (world, rules, quality)."""
+    grouped = scores.groupby(["world", "rules", "quality"], sort=False)
     table = grouped[["vote", "av_layers", "visual"]].mean()
     counts = grouped[["groups_right", "groups_wrong", "groups_unclear", "types_right", "types_wrong",
                       "types_unclear"]].sum()
@@ -135,9 +138,9 @@ def plot(table: pd.DataFrame, path: Path) -> None:
               ("missing labels", ["precision", "recall", "recall_whole"])]
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for axis, (title, columns) in zip(axes, panels):
-        for (rules, part), style in zip(table.groupby("rules", sort=False), ["--", "-", ":"]):
+        for ((world, rules), part), style in zip(table.groupby(["world", "rules"], sort=False), ["--", "-", ":", "-."]):
             for column in columns:
-                axis.plot(part["vote"], part[column], style, marker="o", label=f"{rules}: {column}")
+                axis.plot(part["vote"], part[column], style, marker="o", label=f"{world}, {rules}: {column}")
         axis.axhline(0.9 if title == "groups" else 0.8, color="grey", lw=0.5)
         axis.set(title=title, xlabel="vote top-1 accuracy (measured)", ylim=(0, 1.02))
         axis.legend(fontsize=7)

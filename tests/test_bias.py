@@ -52,8 +52,8 @@ def test_under_the_paper_rule_a_category_takes_its_videos_majority_and_a_tie_goe
         [0.9, 0.1, 0.1, 0.2, 0.95],  # dog: audio
         [0.9, 0.1, 0.1, 0.2, 0.95],  # dog: audio
         [0.9, 0.1, 0.1, 0.95, 0.2],  # dog: visual
-        [0.6, 0.1, 0.1, 0.2, 0.2],  # cat: continuous (0.6)
-        [0.1, 0.1, 0.7, 0.2, 0.2],  # cat: onset (0.7) wins the 1-1 tie on summed confidence
+        [0.6, 0.1, 0.1, 0.5, 0.5],  # cat: continuous (0.6); the unimodal layers lean to neither class
+        [0.1, 0.1, 0.7, 0.5, 0.5],  # cat: onset (0.7) wins the 1-1 tie on summed confidence
     ])
     per_video, _, _ = bias_audit(videos, confidences_for([0, 0, 0, 1, 1], true_conf), ["dog", "cat"],
                                  rule="sufficiency", fraction=0.9)

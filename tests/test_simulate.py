@@ -87,3 +87,22 @@ def test_a_crossed_label_is_seen_by_one_unimodal_layer_only_and_a_hard_sight_by_
     on_hard = hard[draw.label]
     own = confidences[np.arange(len(draw.label)), :, draw.label]
     assert own[on_hard, 3].mean() < 0.2 < 0.8 < own[on_hard, :3].max(axis=1).mean()
+
+
+def test_a_biased_layer_names_one_category_of_a_pair_on_both_and_a_learned_co_occurrence_names_the_class():
+    """The structures behind the `tiny` models' wrong groups (docs/decisions-bench.md): a unimodal layer that hears
+    the sound two grid categories share as the first alone, and an audio layer that learned the sound that went with
+    every clip of a visual class as that class too."""
+    world = make_world(np.random.default_rng(0), biased=2, co_occur=1)
+    assert not make_world(np.random.default_rng(0)).biased  # asked for only
+    assert len(world.biased) == 2 and world.whole[-1] in [(x, y) for x in range(len(world.classes))
+                                                          for y in range(len(world.classes))
+                                                          if world.group[x] == "visual" and world.group[y] == "audio"]
+    draw = simulate(world, quality=4.0, rng=np.random.default_rng(1))
+    for layer, x, r in world.biased:
+        assert (draw.logits[draw.label == r, layer].argmax(-1) == x).mean() > 0.8  # X named on R's videos
+    x, y = world.whole[-1]
+    plain = simulate(world, quality=4.0, rng=np.random.default_rng(1))
+    learned = simulate(world, quality=4.0, rng=np.random.default_rng(1), learned=True)
+    gap = learned.logits[draw.label == y, 4, x] - plain.logits[draw.label == y, 4, x]
+    assert (gap > 2).all()  # the audio layer names the visual class X on the sound's own videos

@@ -112,7 +112,7 @@ def confidences_for(labels, true_conf, n_classes=2):
 
 def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is():
     rng = np.random.default_rng(2)
-    sure = np.clip(np.array([0.6, 0.8, 0.7, 0.75, 0.02]) + rng.normal(0, 0.05, (40, 5)), 0, 1)
+    sure = np.clip(np.array([0.6, 0.8, 0.7, 0.8, 0.02]) + rng.normal(0, 0.05, (40, 5)), 0, 1)
     thin = np.array([[0.5, 0.5, 0.5, 0.46, 0.1], [0.5, 0.5, 0.5, 0.44, 0.1]])
     labels = [0] * 40 + [1] * 2
     videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(42)], "path": [f"v{i}.mp4" for i in range(42)],
@@ -125,6 +125,7 @@ def test_bias_audit_calls_a_thin_category_unclear_and_says_how_sure_each_call_is
     assert table.loc["fox", ["layer", "group"]].tolist() == ["unclear", "unclear"]
     assert table.loc["owl", "group_support"] == 1.0 and np.isnan(table.loc["owl", "type_support"])
     assert table["support_needed"].tolist() == [0.8, 0.8]  # no false-call cut asked: the floor
+    assert table["why_unclear"].to_dict() == {"fox": "no fused layer singles the label out", "owl": ""}
     assert table.loc["fox", "mean_visual"] == pytest.approx((np.log(0.46 / 0.54) + np.log(0.44 / 0.56)) / 2)
     assert list(categories.columns[:3]) == ["category", "group", "layer"] or list(categories.columns[:3]) == [
         "category", "layer", "group"]
@@ -148,8 +149,8 @@ def test_a_video_margin_is_the_distance_to_the_nearest_change_of_its_call():
 
 
 def test_on_the_bench_at_paper_like_quality_the_false_call_cut_makes_the_groups_given_right():
-    """Tuning seeds at quality 1 (the vote about 55% right): every category decided, 0.81 right; under the support
-    floor alone 0.88; with the false-call cut 0.91 (docs/decisions-bench.md has the report seeds)."""
+    """Tuning seeds at quality 1 (the vote about 55% right): every category decided, 0.82 right; under the support
+    floor alone 0.89; with the false-call cut 0.92 (docs/decisions-bench.md has the report seeds)."""
     settings = {"all": (0.0, 0.0), "support": (0.8, 0.0), "cut": (0.8, 0.1)}
     right, given = dict.fromkeys(settings, 0), dict.fromkeys(settings, 0)
     for seed in (5, 6, 7, 8):
@@ -163,7 +164,7 @@ def test_on_the_bench_at_paper_like_quality_the_false_call_cut_makes_the_groups_
             given[name] += scores["groups_right"] + scores["groups_wrong"]
     precision = {name: right[name] / given[name] for name in settings}
     assert precision["all"] < 0.85 < precision["support"] < 0.9 < precision["cut"]
-    assert given["cut"] > 60  # not by calling nothing: 65 of 136
+    assert given["cut"] > 60  # not by calling nothing: 76 of 136
 
 
 def test_min_support_0_decides_every_category_the_cut_included():

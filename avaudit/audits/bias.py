@@ -19,7 +19,17 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import category_modality, true_label_confidence
-from avaudit.audits.uncertainty import GROUP_CODES, call_support, false_call_bar, rival_margins
+from avaudit.audits.uncertainty import (
+    AUDIO,
+    GROUP_CODES,
+    PERCEIVE_SHARE,
+    VISUAL,
+    call_support,
+    false_call_bar,
+    partner_shift,
+    perceiving_layers,
+    rival_evidence,
+)
 from avaudit.errors import UsageError
 from avaudit.vocab import (
     ASSIGNMENTS,
@@ -35,7 +45,8 @@ from avaudit.vocab import (
 )
 
 REDUNDANT = str(Group.redundant)
-SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", *(f"mean_{name}" for name in LAYERS))
+SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", "why_unclear",
+                   *(f"mean_{name}" for name in LAYERS))
 INFORMATIVE = 0.2  # a unimodal layer under this share of the best audio-visual margin knows nothing: the bench
 LONE = 0.6  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 DRAWS = 400  # redraws of each category's means
@@ -119,7 +130,8 @@ def deaf_layer(codes: np.ndarray, confidences: np.ndarray, n_groups: int, chance
 
 def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarray, type_scores: np.ndarray, *,
                     fraction: float, min_support: float, false_call_rate: float = 0.0,
-                    seed: int = 0, chance: float = 0.0) -> tuple[np.ndarray, pd.DataFrame]:
+                    seed: int = 0, chance: float = 0.0,
+                    perceives: tuple[bool, bool] = (True, True)) -> tuple[np.ndarray, pd.DataFrame]:
     """The sufficiency rule on each category's mean margins, with its support (`call_support`).
 
     categories (K,) their names; labels (N,) each video's category; margins (N, 5) `rival_margins`;
@@ -129,14 +141,15 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     neither),
     `audiovisual` where only the type's support is under `min_support`; `unclear` too where it would be
     audio-visual but a unimodal layer is less sure of the label than `chance` (`deaf_layer`; not with
-    min_support 0)) and a frame of
+    min_support 0); `perceives` (audio, visual) as `call_groups` takes it, not with min_support 0) and a frame of
     group_support,
     support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
-    group) and mean_<layer> (the mean margin) per layer.
+    group), why_unclear (`unclear_reasons`) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
     calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
-                         type_scores=type_scores, draws=DRAWS, seed=seed)
+                         type_scores=type_scores, draws=DRAWS, seed=seed,
+                         perceives=perceives if min_support > 0 else (True, True))
     group = np.asarray(GROUP_CODES)[calls["group"]]
     audiovisual = group == str(Group.audiovisual)
     layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)
@@ -147,10 +160,54 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     layer = np.where(calls["group_support"] >= needed, layer, UNCLEAR)
     deaf = deaf_layer(codes, type_scores, len(categories), chance if min_support > 0 else 0.0)
     layer = np.where(audiovisual & deaf, UNCLEAR, layer)
+    why = unclear_reasons(calls["means"], group == UNCLEAR, calls["group_support"] < needed, audiovisual & deaf,
+                          perceives)
     support = pd.DataFrame({"group_support": calls["group_support"], "support_needed": needed,
-                            "type_support": type_support,
+                            "type_support": type_support, "why_unclear": np.where(layer == UNCLEAR, why, ""),
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
     return layer, support
+
+
+def unclear_reasons(means: np.ndarray, uncalled: np.ndarray, unsure: np.ndarray, deaf: np.ndarray,
+                    perceives: tuple[bool, bool]) -> np.ndarray:
+    """Why each category's group would be unclear, the first that holds. (K, 5) mean margins -> (K,) str.
+
+    No fused layer singles the label out (nothing to measure the unimodal layers against); the call on
+    the means is `unclear` (`uncalled`) as it rests on the failure of a unimodal layer that perceives
+    nothing in this run (`perceiving_layers`); the call's support is under the run's bar (`unsure`); a
+    unimodal layer under chance on the category's videos would leave an audio-visual call resting on a
+    layer that does not perceive the label (`deaf`).
+    """
+    blind = [name for name, ok in zip(("audio", "visual"), perceives) if not ok]
+    return np.select([means[:, :len(AV_LAYERS)].max(axis=1) <= 0, uncalled & bool(blind), unsure, deaf],
+                     ["no fused layer singles the label out",
+                      f"the {' and '.join(blind)} layer{'s' * (len(blind) > 1)} perceive{'s' * (len(blind) == 1)} "
+                      "nothing in this run", "support under the run's bar", "a unimodal layer under chance"], "")
+
+
+def unfounded_videos(chosen: np.ndarray, perceives: tuple[bool, bool]) -> np.ndarray:
+    """Which videos' calls rest on a unimodal layer's failure where that layer perceives nothing. (N,) bool."""
+    hears, sees = perceives
+    audio = np.isin(chosen, ["audio", REDUNDANT])
+    visual = np.isin(chosen, ["visual", REDUNDANT])
+    return (~audio & (not hears)) | (~visual & (not sees))
+
+
+def sufficiency_scores(confidences: np.ndarray, labels: np.ndarray, *,
+                       fraction: float) -> tuple[np.ndarray, tuple[bool, bool]]:
+    """Each video's margins (N, 5) the sufficiency rule calls on, and whether each unimodal layer perceives.
+
+    `rival_evidence`'s margins, less each unimodal layer's lean towards the label on its rival's own
+    videos (`partner_shift`: a lead the layer gives the label wherever the pair's shared sound or sight
+    is); `perceiving_layers` at PERCEIVE_SHARE.
+    """
+    present = np.unique(labels)
+    codes = np.searchsorted(present, labels)
+    evidence = rival_evidence(confidences, codes, present)
+    shift = partner_shift(codes, evidence, fraction=fraction, informative=INFORMATIVE, lone=LONE)
+    scores = evidence.margins
+    scores[:, [AUDIO, VISUAL]] -= shift[codes]
+    return scores, perceiving_layers(evidence.pair, confidences.shape[-1], PERCEIVE_SHARE)
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
@@ -172,17 +229,17 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf = true_label_confidence(confidences, labels)  # (N, 5)
-    scores = true_conf
+    scores, perceives = true_conf, (True, True)
     if rule == "sufficiency":
-        present = np.unique(labels)
-        scores = rival_margins(confidences, np.searchsorted(present, labels), present)
+        scores, perceives = sufficiency_scores(confidences, labels, fraction=fraction)
     chosen = assign_videos(scores, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
         layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())
     for i, name in enumerate(LAYERS):
         per_video[f"conf_{name}"] = true_conf[:, i]
     per_video["margin"] = video_margin(scores, rule=rule, fraction=fraction)
-    per_video["clear"] = per_video["margin"] >= video_noise
+    unperceived = unfounded_videos(chosen, perceives) & (min_support > 0)  # as its category's call
+    per_video["clear"] = (per_video["margin"] >= video_noise) & ~unperceived
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
@@ -196,7 +253,7 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
         categories["layer"], support = call_categories(categories["category"], label, scores[voting],
                                                        true_conf[voting], fraction=fraction,
                                                        min_support=min_support, false_call_rate=false_call_rate,
-                                                       chance=1 / len(classes))
+                                                       chance=1 / len(classes), perceives=perceives)
     categories["type_margin"] = event_type_margin(label, true_conf[voting], categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE

@@ -26,6 +26,8 @@ SIGNAL = 1.8  # logit gap at quality 1 for a fully perceived class: with ~34 cla
 AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 HARD_SIGHT = 0.25  # the visual layer's share of a hard sight (a shape it barely tells from nothing); the
 # audio-visual layers still see it with the sound
+BIASED_SHARE = 0.3  # what a biased layer still perceives of the partner it does not name
+LEARNED_SHARE = 0.6  # a learned co-occurrence: the audio layer's evidence for X on Y's videos, of Y's
 
 
 @dataclass
@@ -43,6 +45,7 @@ class World:
     confusions: list[tuple[int, int, int, bool]]  # (layer, X, Y, both ways): the layer mistakes X for Y
     crossed: list[tuple[int, int]]  # (X, Y): Y, of X's other modality, in a fifth of X's videos; only it sees Y
     sight_gain: np.ndarray  # (C,) how well the visual layer sees each class's sight (the last grid's: hardly)
+    biased: list[tuple[int, int, int]]  # (layer, X, R): X and R share what the unimodal layer perceives; it names X
 
 
 @dataclass
@@ -57,11 +60,15 @@ class Draw:
 
 def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, redundant: int = 2,
                videos: int = 20, few: int = 3, few_videos: int = 4, minority: int = 4, whole: int = 3,
-               confusions: int = 3, crossed_labels: int = 2) -> World:
+               confusions: int = 3, crossed_labels: int = 2, biased: int = 0, co_occur: int = 0) -> World:
     """A random world: `grids` 2 x 2 audio-visual grids (the last one's sights hard to see:
     `HARD_SIGHT`), `unimodal` audio-only and as many visual-only categories, `redundant` ones with a
     sound and a sight of their own; `few` of the categories have `few_videos` videos, the rest
-    `videos`; `crossed_labels` audio-only labels missing from visual-only classes or the reverse."""
+    `videos`; `crossed_labels` audio-only labels missing from visual-only classes or the reverse;
+    `biased` grid pairs whose shared sound (or sight) the audio (or visual) layer hears as one of the two
+    alone (an undertrained layer); `co_occur` audio-only sounds in every video of a visual-only class
+    (the planted `--co-occur`: a whole-class missing label). The last two are 0 unless asked:
+    benchmarks/decision_bench.py asks for them (`TRAPS`)."""
     sound, sight, group, kind = [], [], [], []
     n_sounds = n_sights = 0
     types = list(TYPE_GAIN)
@@ -100,9 +107,17 @@ def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, r
     crossed = rng.permutation(one)[:crossed_labels].tolist() if one else []
     sight_gain = np.ones(n)
     sight_gain[4 * (grids - 1):4 * grids] = HARD_SIGHT  # no grids: an empty slice
+    # Drawn last, so the draws above stay those of worlds without them.
+    shared = [(layer, x, r) for x in range(4 * grids) for r in range(4 * grids) if x != r
+              for layer, ids in ((AUDIO, sound), (VISUAL, sight)) if ids[x] == ids[r]]
+    biased_pairs = [tuple(p) for p in rng.permutation(shared)[:biased].tolist()] if shared else []
+    used = {c for pair in taken + crossed for c in pair}
+    lone_sights = [x for x in range(n) if group[x] == "visual" and x not in used and n_videos[x] == videos]
+    lone_sounds = [y for y in range(n) if group[y] == "audio" and y not in used]
+    co = list(zip(rng.permutation(lone_sights).tolist(), rng.permutation(lone_sounds).tolist()))[:co_occur]
     return World(classes, np.array(sound), np.array(sight), np.array(group), np.array(kind), n_videos,
-                 [tuple(p) for p in taken[:minority]], [tuple(p) for p in whole_pairs], confused,
-                 [tuple(p) for p in crossed], sight_gain)
+                 [tuple(p) for p in taken[:minority]], [tuple(p) for p in whole_pairs] + co, confused,
+                 [tuple(p) for p in crossed], sight_gain, biased_pairs)
 
 
 def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray:
@@ -135,11 +150,13 @@ def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray
 
 
 def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_strength: float = 0.8,
-             spread: float = 0.35) -> Draw:
+             spread: float = 0.35, learned: bool = False) -> Draw:
     """Logits for every video of `world` at `quality` (1: paper-like, 4: planted).
 
     `visual_strength` scales the visual layer against the others (a weak visual backbone); each
-    video's signal is scaled by a lognormal of sd `spread` (easy and hard videos).
+    video's signal is scaled by a lognormal of sd `spread` (easy and hard videos). `learned`: the model
+    was trained on the whole-class missing labels too, so its audio layer also names class X on the
+    videos of the sound Y that went with every video of X (`tiny` models trained with `--co-occur`).
     """
     label = np.repeat(np.arange(len(world.classes)), world.n_videos)
     n, n_classes = len(label), len(world.classes)
@@ -158,6 +175,13 @@ def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_s
     signal = evidence(world, sounds, present)
     for rows, y in crossed:
         signal[rows[:, None], np.arange(len(AV_LAYERS))[None], y] = 0.0  # fused layers follow the annotated event
+    for layer, x, r in world.biased:  # the shared sound or sight heard as X alone, on R's videos as on X's
+        signal[label == r, layer, x] = signal[label == r, layer, r]
+        signal[(label == r) | (label == x), layer, r] *= BIASED_SHARE
+    if learned:
+        for x, y in world.whole:
+            rows = sounds[:, y]  # every video with Y's sound: Y's own and X's
+            signal[rows, AUDIO, x] = np.maximum(signal[rows, AUDIO, x], LEARNED_SHARE * signal[rows, AUDIO, y])
     for layer, x, y, both_ways in world.confusions:
         for a, b in [(x, y), (y, x)] if both_ways else [(x, y)]:
             rows = label == a

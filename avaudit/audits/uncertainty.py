@@ -20,6 +20,8 @@ Pure numpy: arrays in, arrays out.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from avaudit.vocab import AV_LAYERS, LAYERS
@@ -29,31 +31,56 @@ AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 N_AV = len(AV_LAYERS)
 CAP = float(np.log(0.98 / 0.02))  # a layer this much surer of the label than of its rival singles it out: bench
 FLOOR = 1e-12  # confidences are clipped here before their log
+RESOLUTION = 1e-6  # confidences closer than this are equal: float32 sums
 RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
 CHANCE_SHARE = 0.25  # a unimodal layer surer of the label than this share of chance may single it out: bench
+PERCEIVE_SHARE = 0.6  # a unimodal layer perceives its modality at this share of the fused layers' pair: bench
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
-def call_groups(means: np.ndarray, *, fraction: float, informative: float,
-                lone: float) -> tuple[np.ndarray, np.ndarray]:
+def call_groups(means: np.ndarray, *, fraction: float, informative: float, lone: float,
+                perceives: tuple[bool, bool] = (True, True)) -> tuple[np.ndarray, np.ndarray]:
     """The sufficiency rule on category means. (..., 5) -> (group code (...), leading AV layer (...)).
 
     A unimodal layer carries the category when its mean margin reaches `fraction` of the best
     audio-visual layer's (it suffices), or `lone` of it while the other unimodal layer stays under
     `informative` of it (the other modality knows nothing of the category: a weak visual layer is
-    still the one that sees a visual category). No layer with a positive mean: `unclear`, nothing
-    singles the category out. Codes index GROUP_CODES.
+    still the one that sees a visual category). No audio-visual layer with a positive mean: `unclear`,
+    nothing to measure a unimodal layer against (the fused layers see all it sees). `perceives` (audio,
+    visual): whether each unimodal layer perceives its modality in this run (`perceiving_layers`); a
+    layer's failure to suffice is evidence that its modality does not only where it does, so a call
+    that rests on the failure of a layer that perceives nothing (audio-visual, or the other modality's)
+    is `unclear`. Codes index GROUP_CODES.
     """
     best = means[..., :N_AV].max(axis=-1)
     audio, visual = means[..., AUDIO], means[..., VISUAL]
     audio_ok = (audio >= fraction * best) | ((audio >= lone * best) & (visual < informative * best))
     visual_ok = (visual >= fraction * best) | ((visual >= lone * best) & (audio < informative * best))
-    group = np.where(means.max(axis=-1) > 0, audio_ok * 1 + visual_ok * 2, GROUP_CODES.index("unclear"))
-    return group, means[..., :N_AV].argmax(axis=-1)
+    hears, sees = perceives
+    unfounded = (~audio_ok & (not hears)) | (~visual_ok & (not sees))  # a "no" from a layer that perceives nothing
+    group = np.where(unfounded, GROUP_CODES.index("unclear"), audio_ok * 1 + visual_ok * 2)
+    return np.where(best > 0, group, GROUP_CODES.index("unclear")), means[..., :N_AV].argmax(axis=-1)
 
 
 def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Each layer's margin (`margin`) of each video's label over the label's closest rival. (N, 5), at most CAP.
+
+    `rival_evidence`'s margins alone.
+    """
+    return rival_evidence(confidences, codes, classes).margins
+
+
+@dataclass
+class RivalEvidence:
+    """What `rival_evidence` measures: per video its margins, per category (K) each layer's rival and more."""
+    margins: np.ndarray  # (N, 5) each video's margin of its label over the label's rival
+    rival: np.ndarray  # (K, 5) each layer's rival, a category index; -1: none (fewer than two categories)
+    lean: np.ndarray  # (K, 2) audio, visual: the layer's mean margin of the label over its rival on the rival's videos
+    pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class, together
+
+
+def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> RivalEvidence:
+    """Each layer's margin of each video's label over the label's closest rival, and what the rival's own videos say.
 
     confidences (N, 5, C); codes (N,) each video's category index; classes (K,) each category's class
     index. Category k's rival for layer l is the other category on whose own videos l is most confident
@@ -64,29 +91,87 @@ def rival_margins(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarra
     first RIVAL_SAMPLE videos; every video's margin is measured. A unimodal layer's rival counts as at
     least CHANCE_SHARE of chance (1 / C): the audio layer of a silent visual category whose clips carry
     another class's sound is 0.7% sure of the label and 0.01% of its rival, and knows nothing of it.
+    `lean`: the same margin measured on the rival's own videos (`partner_shift`); `pair`: what the layer
+    perceives of the label up to a partner it cannot tell it from (`perceiving_layers`).
     """
     codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
-    n, n_layers, _ = confidences.shape
+    n, n_layers, n_classes = confidences.shape
     k = len(classes)
     label = classes[codes]
     own = np.take_along_axis(confidences, np.repeat(label[:, None, None], n_layers, 1), -1)[..., 0]
     counts = np.bincount(codes, minlength=k)
+    floor = np.full(n_layers, FLOOR)
+    floor[[AUDIO, VISUAL]] = CHANCE_SHARE / max(n_classes, 1)
     if (counts > 0).sum() < 2:  # nobody to be confused with: the video's own closest class
         others = confidences.copy()
         others[np.arange(n), :, label] = -np.inf
-        return margin(own, others.max(axis=-1, initial=-np.inf))
+        closest = others.max(axis=-1, initial=-np.inf)
+        pair = np.stack([np.bincount(codes, weights=(own + closest)[:, i], minlength=k) for i in range(n_layers)], 1)
+        return RivalEvidence(margin(own, closest), np.full((k, n_layers), -1), np.zeros((k, 2)),
+                             pair / np.maximum(counts, 1)[:, None])
     order = np.argsort(codes, kind="stable")
-    members = np.split(order, np.cumsum(counts)[:-1])  # each category's videos: one small copy at a time
-    means = np.stack([confidences[rows[:RIVAL_SAMPLE]][:, :, classes].mean(axis=0) if len(rows)
-                      else np.zeros((n_layers, k)) for rows in members])  # (K, 5, K)
-    towards = means.transpose(2, 1, 0)  # [x, l, y]: on category y's videos, layer l's mean confidence in x
+    members = [rows[:RIVAL_SAMPLE] for rows in np.split(order, np.cumsum(counts)[:-1])]  # each category's sample
+    means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows)
+                      else np.zeros((n_layers, k)) for rows in members])  # (K, 5, K): [y, l, x] on y's videos
+    towards = means.transpose(2, 1, 0).copy()  # [x, l, y]: on category y's videos, layer l's mean confidence in x
     towards[:, :, counts == 0] = -np.inf
     towards[np.arange(k), :, np.arange(k)] = -np.inf
-    rival = classes[towards.argmax(axis=-1)]  # (K, 5) class indices
-    against = np.take_along_axis(confidences, rival[codes][..., None], -1)[..., 0]
-    unimodal = [AUDIO, VISUAL]
-    against[:, unimodal] = np.maximum(against[:, unimodal], CHANCE_SHARE / confidences.shape[-1])
-    return margin(own, against)
+    rival = towards.argmax(axis=-1)  # (K, 5) category indices
+    against = np.take_along_axis(confidences, classes[rival][codes][..., None], -1)[..., 0]
+    margins = margin(own, np.maximum(against, floor))
+    lean = np.zeros((k, 2))
+    for j, layer in enumerate((AUDIO, VISUAL)):
+        for y in np.flatnonzero(counts):
+            leaning = np.flatnonzero(rival[:, layer] == y)  # the categories whose rival y is
+            on_y = confidences[members[y], layer]  # (m, C): the layer on y's own videos
+            lean[leaning, j] = margin(on_y[:, classes[leaning]], np.maximum(on_y[:, [classes[y]]], floor[layer])
+                                      ).clip(-CAP).mean(axis=0)
+    diagonal = means[np.arange(k), :, np.arange(k)]  # (K, 5): on k's videos, the confidence in k
+    others = means.copy()
+    others[np.arange(k), :, np.arange(k)] = -np.inf
+    return RivalEvidence(margins, rival, lean, diagonal + others.max(axis=-1))
+
+
+def partner_shift(codes: np.ndarray, evidence: RivalEvidence, *, fraction: float, informative: float,
+                  lone: float) -> np.ndarray:
+    """How much of each category's unimodal margins its rival's own videos explain. (K, 2): audio, visual.
+
+    A layer that names category X over its rival R on R's own videos as much as on X's (the audio layer
+    of a 2 x 2 grid that hears the shared tone as X alone) leads X by habit, not by hearing X: its lean
+    on R's videos is subtracted from its margins on X's, where positive. Not where R is carried by the
+    other modality alone (R's mean margins, each lean subtracted, call it `visual` for the audio layer):
+    R's clips may carry any sound, X's among them (a label missing from the whole of R), which the layer
+    rightly names.
+    """
+    n = np.maximum(np.bincount(codes, minlength=len(evidence.rival)), 1)
+    means = np.stack([np.bincount(codes, weights=evidence.margins[:, i], minlength=len(n)) / n
+                      for i in range(evidence.margins.shape[1])], axis=1)
+    shift = np.maximum(evidence.lean, 0.0)
+    means[:, [AUDIO, VISUAL]] -= shift  # sceptical: a layer that leans to R does not make R a unimodal category
+    group, _ = call_groups(means, fraction=fraction, informative=informative, lone=lone)
+    for j, (layer, other) in enumerate(((AUDIO, "visual"), (VISUAL, "audio"))):
+        rival = evidence.rival[:, layer]
+        shift[(rival < 0) | (group[np.maximum(rival, 0)] == GROUP_CODES.index(other)), j] = 0.0
+    return shift
+
+
+def perceiving_layers(pair: np.ndarray, n_classes: int, share: float) -> tuple[bool, bool]:
+    """Does each unimodal layer perceive its modality in this run? (K, 5) `pair` -> (audio, visual).
+
+    A layer perceives when, on the typical (median) category, its confidence in the label and the
+    label's likeliest partner together rise above chance (2 / C) by at least `share` of what the best
+    audio-visual layer's do: a layer that hears a tone two categories share still puts that much on the
+    pair. A layer near chance everywhere (a visual backbone trained too briefly) fails to single out
+    any label, which says nothing of whether its modality would suffice. No categories, or no layer above
+    chance (two classes: every pair is all of them): both perceive, as nothing tells them apart.
+    """
+    if not len(pair):
+        return True, True
+    above = np.median(pair, axis=0) - 2 / max(n_classes, 1)
+    best = above[:N_AV].max()
+    if best <= RESOLUTION:
+        return True, True
+    return bool(above[AUDIO] >= share * best), bool(above[VISUAL] >= share * best)
 
 
 def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -155,19 +240,20 @@ def redraw(codes: np.ndarray, scores: np.ndarray, n_groups: int, draws: int,
 
 
 def call_support(codes: np.ndarray, scores: np.ndarray, n_groups: int, *, fraction: float, informative: float,
-                 lone: float, type_scores: np.ndarray | None = None, draws: int = 400,
-                 seed: int = 0) -> dict[str, np.ndarray]:
+                 lone: float, type_scores: np.ndarray | None = None, draws: int = 400, seed: int = 0,
+                 perceives: tuple[bool, bool] = (True, True)) -> dict[str, np.ndarray]:
     """Each group's call on its mean scores and how often redrawn means give the same one.
 
     codes (N,) each video's category index in [0, n_groups); scores (N, 5) its layers' scores, on
     which the group is called; type_scores (N, 3 or more) the audio-visual layers' scores on which
-    the type is read (default: scores). Returns per category (K,): n, means (K, 5), group (a
+    the type is read (default: scores); perceives: `call_groups`'. Returns per category (K,): n, means (K, 5), group (a
     GROUP_CODES code), layer (the leading audio-visual layer's index), group_support and
     type_support (shares of `draws`), seeded.
     """
     n, mean, drawn = redraw(codes, scores, n_groups, draws, seed)
-    group, layer = call_groups(mean, fraction=fraction, informative=informative, lone=lone)
-    drawn_group, drawn_layer = call_groups(drawn, fraction=fraction, informative=informative, lone=lone)
+    rule = {"fraction": fraction, "informative": informative, "lone": lone, "perceives": perceives}
+    group, layer = call_groups(mean, **rule)
+    drawn_group, drawn_layer = call_groups(drawn, **rule)
     if type_scores is not None:
         _, type_mean, type_drawn = redraw(codes, np.asarray(type_scores)[:, :N_AV], n_groups, draws, seed + 1)
         layer, drawn_layer = type_mean.argmax(axis=-1), type_drawn.argmax(axis=-1)

@@ -1,0 +1,99 @@
+"""Group calls that a weak or biased unimodal layer cannot make confidently wrong (issue 18's planted check with
+`tiny` models: benchmarks/weak_model.py, docs/decisions-bench.md)."""
+import numpy as np
+import pandas as pd
+
+from avaudit.audits.bias import bias_audit
+from avaudit.audits.uncertainty import GROUP_CODES, call_groups, perceiving_layers
+from avaudit.vocab import LAYERS
+
+VIDEOS = 12
+AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
+
+
+def audit(layer_confidences, n_classes):
+    """bias_audit of VIDEOS videos per class; layer_confidences(label) -> (5, C) each layer's confidences."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(n_classes), VIDEOS)
+    confidences = np.stack([layer_confidences(label) for label in labels])
+    confidences = confidences * rng.uniform(0.9, 1.1, confidences.shape)  # a little spread between videos
+    confidences /= confidences.sum(axis=-1, keepdims=True)
+    names = [f"c{i}" for i in range(n_classes)]
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(len(labels))],
+                           "path": [f"v{i}.mp4" for i in range(len(labels))], "label": np.asarray(names)[labels]})
+    per_video, categories, _ = bias_audit(videos, confidences, names, rule="sufficiency", fraction=0.7,
+                                          min_support=0.8, video_noise=0.2, false_call_rate=0.1)
+    return per_video, categories.set_index("category")
+
+
+def spread(n_classes, weights):
+    """(C,) confidences: `weights` {class: share}, the rest shared evenly by the other classes."""
+    out = np.full(n_classes, (1 - sum(weights.values())) / (n_classes - len(weights)))
+    for cls, share in weights.items():
+        out[cls] = share
+    return out
+
+
+def grid(label, n_classes=4, biased=False, sees=True):
+    """A 2 x 2 grid: classes 0 and 1 share a tone, 2 and 3 another; 0 and 2 share a shape, 1 and 3 another. The
+    fused layers tell all four apart; the audio layer hears the tone (both classes alike, or, `biased`, the
+    first tone's as class 0 alone); the visual layer sees the shape, or (not `sees`) nothing at all."""
+    tone, shape = [0, 1] if label < 2 else [2, 3], [0, 2] if label % 2 == 0 else [1, 3]
+    out = np.tile(spread(n_classes, {label: 0.9}), (5, 1))
+    out[AUDIO] = spread(n_classes, {0: 0.9} if biased and label < 2 else {tone[0]: 0.45, tone[1]: 0.45})
+    out[VISUAL] = spread(n_classes, {shape[0]: 0.45, shape[1]: 0.45}) if sees else np.full(n_classes, 1 / n_classes)
+    return out
+
+
+def test_a_unimodal_lead_that_the_rivals_own_videos_show_too_is_no_lead():
+    """The 2-epoch model's `cont_tone1970_blue_cross`: its audio layer hears the tone that `cont_tone1970_orange_disc`
+    shares as blue_cross alone, on both categories' clips (0.99), so blue_cross's margin over orange_disc was full
+    and the category was called audio. What the layer gives blue_cross over orange_disc on orange_disc's own clips
+    is a habit, not hearing: subtracted, the audio layer does not single blue_cross out."""
+    _, honest = audit(lambda label: grid(label), 4)
+    assert set(honest["group"]) == {"audiovisual"}
+    per_video, biased = audit(lambda label: grid(label, biased=True), 4)
+    assert biased.loc["c0", "group"] == "audiovisual"  # was audio
+    assert (per_video.loc[per_video["label"] == "c0", "group"] == "audiovisual").all()  # its videos say the same
+
+
+def test_a_sound_a_visual_category_always_carries_is_not_a_bias_of_the_audio_layer():
+    """The shipped model on the planted `--co-occur` set: every clip of `visual_cyan_diamond` sounds
+    `audio_tone1450`, and the audio layer names the tone there as on the tone's own clips. The diamond is carried by
+    the visual layer alone, so its clips may hold any sound: the tone stays an audio category."""
+    def layers(label):  # 0: a tone; 1: a shape whose clips all sound tone 0; 2: another tone; 3: another shape
+        out = np.tile(spread(4, {label: 0.9}), (5, 1))
+        out[AUDIO] = spread(4, {0: 0.9} if label in (0, 1) else {2: 0.9} if label == 2 else {})
+        out[VISUAL] = spread(4, {label: 0.9} if label in (1, 3) else {0: 0.45, 2: 0.45})  # the tones: blank
+        return out
+    _, table = audit(layers, 4)
+    assert table["group"].to_dict() == {"c0": "audio", "c1": "visual", "c2": "audio", "c3": "visual"}
+
+
+def test_a_layer_that_perceives_nothing_in_the_run_is_no_evidence_that_its_modality_does_not_suffice():
+    """The `tiny` models' visual layers (top-1 0.25 against the fused layers' 0.65-0.9, their confidence in a label
+    and its likeliest partner 0.04-0.21 of the fused layers' above chance, the shipped model's 0.75): with them
+    `visual_cyan_diamond` and `audio_tone200` were called audio-visual, the visual layer's failure read as the
+    modality's. Every call that rests on that failure is unclear; the video calls are not `clear` either."""
+    _, table = audit(lambda label: grid(label), 4)
+    assert set(table["group"]) == {"audiovisual"} and set(table["why_unclear"]) == {""}
+    per_video, table = audit(lambda label: grid(label, sees=False), 4)
+    assert set(table["group"]) == {"unclear"}
+    assert set(table["why_unclear"]) == {"the visual layer perceives nothing in this run"}  # though sure of it
+    assert not per_video["clear"].any()
+
+
+def test_perceiving_is_measured_above_chance_against_the_fused_layers():
+    pair = np.array([[0.9, 0.9, 0.9, 0.3, 0.9], [0.9, 0.9, 0.9, 0.3, 0.9], [0.9, 0.9, 0.9, 0.8, 0.9]])
+    assert perceiving_layers(pair, n_classes=10, share=0.6) == (True, False)  # visual 0.1 above chance of 0.7
+    assert perceiving_layers(pair[:, [0, 1, 2, 3, 4]] * 0 + 1, n_classes=2, share=0.6) == (True, True)  # two classes
+    assert perceiving_layers(np.zeros((0, 5)), n_classes=10, share=0.6) == (True, True)
+
+
+def test_no_unimodal_call_where_no_fused_layer_singles_the_label_out():
+    """The 2-epoch model's `instant_tone2620_yellow_triangle`: every fused layer under its rival (mean margins
+    -2.4, -4.3, -2.1), its near-chance visual layer 0.35 over its own: called visual, as 0.35 reached 0.7 of a
+    negative best. The fused layers see all the visual layer sees; where none singles the label out, nothing does."""
+    group, _ = call_groups(np.array([[-2.4, -4.3, -2.1, 0.35, -23.0], [2.0, 2.5, 2.2, 2.4, -3.0]]), fraction=0.7,
+                           informative=0.2, lone=0.6)
+    assert [GROUP_CODES[g] for g in group] == ["unclear", "visual"]

@@ -113,15 +113,32 @@ def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarra
     return out
 
 
+def learned_cooccurrence(groups: np.ndarray, layer: np.ndarray, label: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Is a unimodal layer naming label A on the videos of class Y something it learned, not a confusion? (K,) bool.
+
+    groups (C,): each class's group as `bias` calls it (audio, visual, audiovisual, redundant, unclear);
+    layer, label, cls (K,): the layer, A and Y. True where the layer is the audio (visual) layer, A's group
+    is visual (audio) and Y's is audio (visual): A cannot be heard, so a model trained on A's videos, each
+    of which also sounds Y (annotated or not), learned to name A on that sound. The layer names A on Y's
+    videos and Y on A's without being unable to tell two sounds apart: Y's sound is really in A's videos.
+    """
+    audio, visual = LAYERS.index("audio"), LAYERS.index("visual")
+    own = np.where(layer == audio, "audio", np.where(layer == visual, "visual", ""))
+    other = np.where(layer == audio, "visual", np.where(layer == visual, "audio", ""))
+    return (own != "") & (groups[label] == other) & (groups[cls] == own)
+
+
 def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
-                         cls: np.ndarray) -> np.ndarray:
+                         cls: np.ndarray, *, groups: np.ndarray | None = None) -> np.ndarray:
     """Does the layer that names cls[m] on video m also name the video's label on cls[m]'s own videos? (M,).
 
     For candidate m and each label A of video m: the median, over the videos annotated cls[m] and
     not A, of layer[m]'s confidence in A; the largest over the video's labels. A layer that cannot
     tell A from the candidate names each on the other's videos (high); a label really there, such
     as a sound that goes with every video of A, is not heard as A on the candidate's own videos
-    (near 0). NaN where the candidate has no videos of its own.
+    (near 0). NaN where the candidate has no videos of its own. With `groups` (C,), the categories'
+    groups, a label A where `learned_cooccurrence` holds is left out: the layer names A on the candidate's
+    videos because it learned A with the candidate's sound.
     """
     out = np.full(len(video), np.nan)
     pair, label = np.nonzero(marks[video])  # (candidate, one of its video's labels A)
@@ -134,6 +151,8 @@ def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.n
         keys, column = np.unique(np.stack([layer[chunk], a]), axis=1, return_inverse=True)
         values = confidences[members[None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_Y)
         values = np.where(marks[members[None, :], keys[1][:, None]], np.nan, values)  # videos annotated A too
+        if groups is not None:
+            values[learned_cooccurrence(groups, keys[0], keys[1], np.full(len(keys[0]), y))] = np.nan
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
             median = np.nanmedian(values, axis=1)
@@ -161,7 +180,8 @@ def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
 
 
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
-                             confidences: np.ndarray | None = None, min_confidence: float = 0.0) -> pd.DataFrame:
+                             confidences: np.ndarray | None = None, min_confidence: float = 0.0,
+                             groups: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
 
     videos: video_id, path, labels (';'-joined) for each row of logits (N, 5, C); classes: the C
@@ -172,7 +192,9 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
     keep several) and `confidence` is that layer's confidence in it; `confusion` is
     `layer_confusion` (NaN where no other video shares a label): `split_confusions` sets apart
-    the candidates that are a layer's systematic confusion.
+    the candidates that are a layer's systematic confusion. `groups` (category -> group, as
+    `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
+    sound learned with a visual category (or a sight with an audio one) from a confusion.
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
     confusion.
     """
@@ -198,7 +220,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     keep = confidence >= min_confidence
     video, cls, best, confidence = video[keep], cls[keep], best[keep], confidence[keep]
     confusion = layer_confusion(confidences, marks, video, best, cls)
-    reciprocal = reciprocal_confusion(confidences, marks, video, best, cls)
+    known = None if groups is None else np.array([groups.get(name, "unclear") for name in classes], dtype=object)
+    reciprocal = reciprocal_confusion(confidences, marks, video, best, cls, groups=known)
     mean_confidence = layer_conf[keep].mean(axis=1)
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))

@@ -12,6 +12,9 @@ from how much the layers see it (`candidate_evidence`), its confusion and recipr
 model fitted on the stress bench (`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md), and 0
 where the layer names the candidate on most videos of more than MAX_CAPTURED labels (`captured`: a layer
 biased towards a class, which confusion and reciprocal take for a label missing from whole classes).
+Given the categories' groups, a model trained with a sound that goes with every video of a visual class
+(its audio layer names each class on the other's videos, as a confused layer does) keeps that sound as a
+candidate, and a candidate must be heard and/or seen as its group needs.
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
@@ -32,6 +35,8 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
 MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
+MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
+# its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
 
 
 def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unimodal: np.ndarray) -> np.ndarray:
@@ -118,14 +123,28 @@ def learned_cooccurrence(groups: np.ndarray, layer: np.ndarray, label: np.ndarra
 
     groups (C,): each class's group as `bias` calls it (audio, visual, audiovisual, redundant, unclear);
     layer, label, cls (K,): the layer, A and Y. True where the layer is the audio (visual) layer, A's group
-    is visual (audio) and Y's is audio (visual): A cannot be heard, so a model trained on A's videos, each
-    of which also sounds Y (annotated or not), learned to name A on that sound. The layer names A on Y's
-    videos and Y on A's without being unable to tell two sounds apart: Y's sound is really in A's videos.
+    is visual (audio) and Y's is not: A cannot be heard, so an audio layer that names it learned it from a
+    sound that went with A's training videos, annotated or not; naming A on Y's videos and Y on A's is then
+    no sign that it cannot tell two sounds apart, and Y's sound may well be in A's videos. Y's own group is
+    often not `audio` then: its audio layer is torn between Y and A, so `bias` may call it unclear.
     """
     audio, visual = LAYERS.index("audio"), LAYERS.index("visual")
-    own = np.where(layer == audio, "audio", np.where(layer == visual, "visual", ""))
     other = np.where(layer == audio, "visual", np.where(layer == visual, "audio", ""))
-    return (own != "") & (groups[label] == other) & (groups[cls] == own)
+    return (other != "") & (groups[label] == other) & (groups[cls] != other)
+
+
+def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """How much the unimodal layers that a candidate's category needs perceive it on its video. (M,).
+
+    An audio category must be heard (the audio layer's confidence in it), a visual one seen, an audio-visual
+    one both heard and seen (the smaller), a redundant one either (the larger); a class of another group
+    (unclear) needs nothing: inf.
+    """
+    heard = confidences[video, LAYERS.index("audio"), cls]
+    seen = confidences[video, LAYERS.index("visual"), cls]
+    group = groups[cls]
+    return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
+                     [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], np.inf)
 
 
 def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
@@ -194,7 +213,9 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     `layer_confusion` (NaN where no other video shares a label): `split_confusions` sets apart
     the candidates that are a layer's systematic confusion. `groups` (category -> group, as
     `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
-    sound learned with a visual category (or a sight with an audio one) from a confusion.
+    sound learned with a visual category (or a sight with an audio one) from a confusion
+    (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
+    category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`).
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
     confusion.
     """
@@ -226,6 +247,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
+    if known is not None:  # not heard, or not seen, where its category needs it
+        unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
                         "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),

@@ -54,9 +54,10 @@ def shipped(draw, confidences):
                                   false_call_rate=THRESHOLDS.false_call_rate)
     kept, _ = split_confusions(missing_label_candidates(draw.videos, confidences, draw.world.classes,
                                                         confidences=confidences,
-                                                        min_confidence=THRESHOLDS.min_confidence),
+                                                        min_confidence=THRESHOLDS.min_confidence,
+                                                        groups=dict(zip(categories["category"], categories["group"]))),
                                max_confusion=THRESHOLDS.max_confusion, min_precision=THRESHOLDS.min_precision)
-    return categories, kept
+    return categories, kept  # candidates judged with the categories' groups, as the missing-labels command does
 
 
 RULES = {"today": today, "shipped": shipped}

@@ -168,3 +168,16 @@ def test_on_the_bench_a_learned_cooccurrence_is_found_with_the_bias_groups_and_s
                                                             groups=groups), max_confusion=None, min_precision=0.7)
         found[name] = set(zip(kept["label"], kept["candidate"])) & pairs
     assert not found["without"] and found["with"]
+
+
+def test_the_command_judges_candidates_with_the_groups_bias_gives_the_single_labelled_rows():
+    from avaudit.commands import category_groups
+
+    rows = pd.concat([frame(6, 6), pd.DataFrame({"video_id": ["m"], "path": ["m.mp4"], "labels": ["bark;drum"]})],
+                     ignore_index=True)
+    logits = np.zeros((13, 5, 4))
+    logits[:6, :4, 0] = logits[6:12, [0, 1, 2, 4], 1] = 6.0  # bark seen, not heard; drum heard, not seen
+    confidences = softmax(logits)
+    groups = category_groups(rows, confidences, CLASSES)
+    assert groups == {"bark": "visual", "drum": "audio"}  # the two-label row is left out
+    assert category_groups(rows.iloc[12:], confidences[12:], CLASSES) == {}

@@ -1,6 +1,7 @@
 """The decisions' stress bench: group, event-type and missing-label recovery against model quality.
 
     python benchmarks/decision_bench.py [--seeds report|tune] [--plot docs/decision_bench.png]
+    python benchmarks/decision_bench.py --seeds report --learned   # missing labels with learned co-occurrences
 
 For each model quality (`avaudit.audits.simulate`: 1 is paper-like, 4 planted) and each seed, a
 fresh world of 34 categories and its logits go through the audits' pure functions twice: with

@@ -217,7 +217,8 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide
-        missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence),
+        missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence,
+                                 groups=category_groups(rows, confidences, classes)),
         max_confusion=max_confusion, min_precision=min_precision)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
     scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None
@@ -226,6 +227,24 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     run = AuditRun(folder, tables, summary, a.skipped, settings["n_rows"], a.n_cached, notes=a.notes)
     write_run(run, settings, {"missing_labels_truth.json": scores} if scores is not None else None)
     return run
+
+
+def category_groups(rows: pd.DataFrame, confidences: np.ndarray, classes: list[str]) -> dict[str, str]:
+    """Each category's group as `bias` calls it by default, from the rows with one known label: missing-labels
+    judges its candidates with them (docs/decisions-bench.md, Rule 2)."""
+    from avaudit.audits.bias import bias_audit
+
+    labels = rows["labels"].astype(str).str.strip()
+    single = labels.isin(classes).to_numpy()
+    if not single.any():
+        return {}
+    videos = rows[["video_id", "path"]].assign(label=labels)[single]
+    _, categories, _ = bias_audit(videos, confidences if single.all() else confidences[single], classes,
+                                  rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
+                                  type_margin=THRESHOLDS.type_margin,
+                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
+                                  false_call_rate=THRESHOLDS.false_call_rate)
+    return dict(zip(categories["category"], categories["group"]))
 
 
 def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.category, out: Path | None = None,

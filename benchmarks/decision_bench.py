@@ -1,6 +1,7 @@
 """The decisions' stress bench: group, event-type and missing-label recovery against model quality.
 
     python benchmarks/decision_bench.py [--seeds report|tune] [--plot docs/decision_bench.png]
+    python benchmarks/decision_bench.py --seeds report --learned   # missing labels with learned co-occurrences
 
 For each model quality (`avaudit.audits.simulate`: 1 is paper-like, 4 planted) and each seed, a
 fresh world of 34 categories and its logits go through the audits' pure functions twice: with
@@ -21,7 +22,7 @@ import pandas as pd
 from avaudit.audits.bias import bias_audit, event_type_margin, sufficiency_modality
 from avaudit.audits.decisions import category_modality, softmax, vote
 from avaudit.audits.missing_labels import candidate_evidence, missing_label_candidates, split_confusions
-from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate
+from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate, with_learned
 from avaudit.options import THRESHOLDS
 from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS, UNCLEAR_TYPE
 
@@ -57,9 +58,10 @@ def shipped(draw, confidences):
                                   false_call_rate=THRESHOLDS.false_call_rate)
     kept, _ = split_confusions(missing_label_candidates(draw.videos, confidences, draw.world.classes,
                                                         confidences=confidences,
-                                                        min_confidence=THRESHOLDS.min_confidence),
+                                                        min_confidence=THRESHOLDS.min_confidence,
+                                                        groups=dict(zip(categories["category"], categories["group"]))),
                                max_confusion=THRESHOLDS.max_confusion, min_precision=THRESHOLDS.min_precision)
-    return categories, kept
+    return categories, kept  # candidates judged with the categories' groups, as the missing-labels command does
 
 
 RULES = {"today": today, "shipped": shipped}
@@ -128,6 +130,39 @@ def fit_precision(seeds) -> np.ndarray:
     return weights
 
 
+def measure_learned(seeds, qualities=QUALITIES, pairs: int = 2) -> pd.DataFrame:
+    """Missing labels in worlds with `pairs` learned co-occurrences (simulate.with_learned: a sound left off a
+    whole visual class, which the model was trained on), with the shipped defaults, without and with the
+    categories' groups from the same bias audit (`missing_label_candidates(groups=...)`). Summed over seeds."""
+    rows = []
+    for seed in seeds:
+        world = with_learned(make_world(np.random.default_rng(seed)), np.random.default_rng([seed, 18]), pairs)
+        for quality in qualities:
+            draw = simulate(world, quality=quality, rng=np.random.default_rng([seed, int(quality * 100)]))
+            confidences = softmax(draw.logits)
+            _, categories, _ = bias_audit(draw.videos, confidences, world.classes, rule="sufficiency",
+                                          fraction=THRESHOLDS.fraction, type_margin=THRESHOLDS.type_margin,
+                                          min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
+                                          false_call_rate=THRESHOLDS.false_call_rate)
+            groups = dict(zip(categories["category"], categories["group"]))
+            for name, given in (("no groups", None), ("groups", groups)):
+                kept, _ = split_confusions(missing_label_candidates(
+                    draw.videos, confidences, world.classes, confidences=confidences,
+                    min_confidence=THRESHOLDS.min_confidence, groups=given),
+                    max_confusion=THRESHOLDS.max_confusion, min_precision=THRESHOLDS.min_precision)
+                scores = score_candidates(draw, kept)
+                learned = kept.merge(pd.DataFrame([(world.classes[x], world.classes[y]) for x, y in world.learned],
+                                                  columns=["label", "candidate"]))
+                rows.append({"candidates with": name, "quality": quality, **scores,
+                             "learned_found": learned[["label", "candidate"]].drop_duplicates().shape[0],
+                             "learned_pairs": len(world.learned)})
+    table = pd.DataFrame(rows).groupby(["candidates with", "quality"], sort=False)
+    counts = table[["candidates", "right", "whole_found", "whole_pairs", "learned_found", "learned_pairs"]].sum()
+    counts.insert(2, "precision", counts["right"] / counts["candidates"].clip(1))
+    counts.insert(3, "recall", table["recall"].mean())
+    return counts.reset_index()
+
+
 def plot(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -154,9 +189,13 @@ def main() -> None:
     parser.add_argument("--seeds", choices=list(SEEDS), default="report")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--fit", action="store_true", help="refit the missing-label precision on the seeds")
+    parser.add_argument("--learned", action="store_true",
+                        help="missing labels in worlds with learned co-occurrences, without and with groups")
     args = parser.parse_args()
     if args.fit:
         return print("PRECISION_WEIGHTS =", tuple(np.round(fit_precision(SEEDS[args.seeds]), 3).tolist()))
+    if args.learned:
+        return print(measure_learned(SEEDS[args.seeds]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     table = summarise(measure(SEEDS[args.seeds]))
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
         print(table.to_string(index=False))

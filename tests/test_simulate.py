@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import softmax, vote
-from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate
+from avaudit.audits.simulate import make_world, score_candidates, score_groups, simulate, with_learned
 
 
 def small_world(seed=0):
@@ -106,3 +106,18 @@ def test_a_biased_layer_names_one_category_of_a_pair_on_both_and_a_learned_co_oc
     learned = simulate(world, quality=4.0, rng=np.random.default_rng(1), learned=True)
     gap = learned.logits[draw.label == y, 4, x] - plain.logits[draw.label == y, 4, x]
     assert (gap > 2).all()  # the audio layer names the visual class X on the sound's own videos
+
+
+def test_a_learned_cooccurrence_is_heard_as_the_visual_class_on_the_sounds_own_videos_and_nowhere_else_changes():
+    world = small_world()
+    learned = with_learned(world, np.random.default_rng(5), 1)
+    (x, y), = learned.learned
+    assert learned.group[x] == "visual" and learned.group[y] == "audio" and (x, y) in learned.whole
+    assert learned.whole[:-1] == world.whole and learned.minority == world.minority
+    plain = simulate(world, quality=4.0, rng=np.random.default_rng(1))
+    draw = simulate(learned, quality=4.0, rng=np.random.default_rng(1))
+    assert draw.missing[draw.label == x, y].all()
+    audio = softmax(draw.logits)[:, 4]
+    assert np.median(audio[draw.label == y, x]) > 0.2 > np.median(softmax(plain.logits)[plain.label == y, 4, x])
+    fused = softmax(draw.logits)[draw.label == x, :3, y]
+    assert np.median(fused) < 0.05 < np.median(audio[draw.label == x, y])  # the audio layer alone hears Y there

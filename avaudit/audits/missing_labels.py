@@ -12,6 +12,9 @@ from how much the layers see it (`candidate_evidence`), its confusion and recipr
 model fitted on the stress bench (`benchmarks/decision_bench.py --fit`; docs/decisions-bench.md), and 0
 where the layer names the candidate on most videos of more than MAX_CAPTURED labels (`captured`: a layer
 biased towards a class, which confusion and reciprocal take for a label missing from whole classes).
+Given the categories' groups, a model trained with a sound that goes with every video of a visual class
+(its audio layer names each class on the other's videos, as a confused layer does) keeps that sound as a
+candidate, and a candidate must be heard and/or seen as its group needs.
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
@@ -32,6 +35,8 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
 MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
+MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
+# its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
 
 
 def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unimodal: np.ndarray) -> np.ndarray:
@@ -113,15 +118,46 @@ def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarra
     return out
 
 
+def learned_cooccurrence(groups: np.ndarray, layer: np.ndarray, label: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Is a unimodal layer naming label A on the videos of class Y something it learned, not a confusion? (K,) bool.
+
+    groups (C,): each class's group as `bias` calls it (audio, visual, audiovisual, redundant, unclear);
+    layer, label, cls (K,): the layer, A and Y. True where the layer is the audio (visual) layer, A's group
+    is visual (audio) and Y's is not: A cannot be heard, so an audio layer that names it learned it from a
+    sound that went with A's training videos, annotated or not; naming A on Y's videos and Y on A's is then
+    no sign that it cannot tell two sounds apart, and Y's sound may well be in A's videos. Y's own group is
+    often not `audio` then: its audio layer is torn between Y and A, so `bias` may call it unclear.
+    """
+    audio, visual = LAYERS.index("audio"), LAYERS.index("visual")
+    other = np.where(layer == audio, "visual", np.where(layer == visual, "audio", ""))
+    return (other != "") & (groups[label] == other) & (groups[cls] != other)
+
+
+def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """How much the unimodal layers that a candidate's category needs perceive it on its video. (M,).
+
+    An audio category must be heard (the audio layer's confidence in it), a visual one seen, an audio-visual
+    one both heard and seen (the smaller), a redundant one either (the larger); a class of another group
+    (unclear) needs nothing: inf.
+    """
+    heard = confidences[video, LAYERS.index("audio"), cls]
+    seen = confidences[video, LAYERS.index("visual"), cls]
+    group = groups[cls]
+    return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
+                     [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], np.inf)
+
+
 def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
-                         cls: np.ndarray) -> np.ndarray:
+                         cls: np.ndarray, *, groups: np.ndarray | None = None) -> np.ndarray:
     """Does the layer that names cls[m] on video m also name the video's label on cls[m]'s own videos? (M,).
 
     For candidate m and each label A of video m: the median, over the videos annotated cls[m] and
     not A, of layer[m]'s confidence in A; the largest over the video's labels. A layer that cannot
     tell A from the candidate names each on the other's videos (high); a label really there, such
     as a sound that goes with every video of A, is not heard as A on the candidate's own videos
-    (near 0). NaN where the candidate has no videos of its own.
+    (near 0). NaN where the candidate has no videos of its own. With `groups` (C,), the categories'
+    groups, a label A where `learned_cooccurrence` holds is left out: the layer names A on the candidate's
+    videos because it learned A with the candidate's sound.
     """
     out = np.full(len(video), np.nan)
     pair, label = np.nonzero(marks[video])  # (candidate, one of its video's labels A)
@@ -134,6 +170,8 @@ def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.n
         keys, column = np.unique(np.stack([layer[chunk], a]), axis=1, return_inverse=True)
         values = confidences[members[None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_Y)
         values = np.where(marks[members[None, :], keys[1][:, None]], np.nan, values)  # videos annotated A too
+        if groups is not None:
+            values[learned_cooccurrence(groups, keys[0], keys[1], np.full(len(keys[0]), y))] = np.nan
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
             median = np.nanmedian(values, axis=1)
@@ -161,7 +199,8 @@ def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
 
 
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
-                             confidences: np.ndarray | None = None, min_confidence: float = 0.0) -> pd.DataFrame:
+                             confidences: np.ndarray | None = None, min_confidence: float = 0.0,
+                             groups: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
 
     videos: video_id, path, labels (';'-joined) for each row of logits (N, 5, C); classes: the C
@@ -172,7 +211,11 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
     keep several) and `confidence` is that layer's confidence in it; `confusion` is
     `layer_confusion` (NaN where no other video shares a label): `split_confusions` sets apart
-    the candidates that are a layer's systematic confusion.
+    the candidates that are a layer's systematic confusion. `groups` (category -> group, as
+    `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
+    sound learned with a visual category (or a sight with an audio one) from a confusion
+    (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
+    category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`).
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
     confusion.
     """
@@ -198,11 +241,14 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     keep = confidence >= min_confidence
     video, cls, best, confidence = video[keep], cls[keep], best[keep], confidence[keep]
     confusion = layer_confusion(confidences, marks, video, best, cls)
-    reciprocal = reciprocal_confusion(confidences, marks, video, best, cls)
+    known = None if groups is None else np.array([groups.get(name, "unclear") for name in classes], dtype=object)
+    reciprocal = reciprocal_confusion(confidences, marks, video, best, cls, groups=known)
     mean_confidence = layer_conf[keep].mean(axis=1)
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
+    if known is not None:  # not heard, or not seen, where its category needs it
+        unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
                         "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),

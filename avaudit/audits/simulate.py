@@ -12,7 +12,7 @@ Pure numpy and pandas; the audits take what it returns exactly as they take a re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ AUDIO, VISUAL = LAYERS.index("audio"), LAYERS.index("visual")
 HARD_SIGHT = 0.25  # the visual layer's share of a hard sight (a shape it barely tells from nothing); the
 # audio-visual layers still see it with the sound
 BIASED_SHARE = 0.3  # what a biased layer still perceives of the partner it does not name
-LEARNED_SHARE = 0.6  # a learned co-occurrence: the audio layer's evidence for X on Y's videos, of Y's
+CO_OCCUR_SHARE = 0.6  # simulate(learned=True): the audio layer's evidence for X on Y's videos, of Y's
 
 
 @dataclass
@@ -46,6 +46,8 @@ class World:
     crossed: list[tuple[int, int]]  # (X, Y): Y, of X's other modality, in a fifth of X's videos; only it sees Y
     sight_gain: np.ndarray  # (C,) how well the visual layer sees each class's sight (the last grid's: hardly)
     biased: list[tuple[int, int, int]]  # (layer, X, R): X and R share what the unimodal layer perceives; it names X
+    learned: list[tuple[int, int]] = field(default_factory=list)  # (X, Y) of `whole`: a visual X with an audio Y's
+    # sound, which the model was trained on, so its audio layer names X where it hears Y (`add_learned`)
 
 
 @dataclass
@@ -180,8 +182,8 @@ def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_s
         signal[(label == r) | (label == x), layer, r] *= BIASED_SHARE
     if learned:
         for x, y in world.whole:
-            rows = sounds[:, y]  # every video with Y's sound: Y's own and X's
-            signal[rows, AUDIO, x] = np.maximum(signal[rows, AUDIO, x], LEARNED_SHARE * signal[rows, AUDIO, y])
+            hear_as(signal, sounds[:, y], x, y, CO_OCCUR_SHARE)  # every video with Y's sound: Y's own and X's
+    add_learned(world, signal, label)
     for layer, x, y, both_ways in world.confusions:
         for a, b in [(x, y), (y, x)] if both_ways else [(x, y)]:
             rows = label == a
@@ -197,6 +199,34 @@ def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_s
     videos = pd.DataFrame({"video_id": ids, "path": [f"{names[c]}/{v}.mp4" for c, v in zip(label, ids)],
                            "label": names[label], "labels": names[label]})
     return Draw(videos, logits.astype(np.float32), label, missing, world)
+
+
+LEARNED_SHARE = 0.9  # the audio layer's evidence for a visual class X on hearing the audio Y that went with it
+
+
+def with_learned(world: World, rng: np.random.Generator, pairs: int) -> World:
+    """`world` plus `pairs` labels missing from a whole visual-only class X: an audio-only Y's sound in every
+    video of X, which the model was trained on (issue 18's `make-samples --co-occur` trained into a model).
+    Drawn from `rng` apart from make_world's draws, so the rest of the world stays the same."""
+    options = [(x, y) for x in np.flatnonzero((world.group == "visual") & (world.n_videos == world.n_videos.max()))
+               for y in np.flatnonzero(world.group == "audio")]
+    chosen = [tuple(int(i) for i in p) for p in rng.permutation(options)[:pairs]] if options else []
+    return World(**{**world.__dict__, "whole": world.whole + chosen, "learned": world.learned + chosen})
+
+
+def hear_as(signal: np.ndarray, rows: np.ndarray, x: int, y: int, share: float) -> None:
+    """In place: on `rows` the audio layer's evidence for X is at least `share` of its evidence for Y."""
+    signal[rows, AUDIO, x] = np.maximum(signal[rows, AUDIO, x], share * signal[rows, AUDIO, y])
+
+
+def add_learned(world: World, signal: np.ndarray, label: np.ndarray) -> None:
+    """In place: where the audio layer hears a learned pair's Y (Y's videos and X's), it also perceives X
+    (LEARNED_SHARE of Y): the model learned X from the sound that went with every training video of X. The
+    audio-visual layers, trained to name X where they see X's sight with that sound, keep 1 - LEARNED_SHARE of
+    their evidence for Y on X's videos (the audio layer alone hears Y there)."""
+    for x, y in world.learned:
+        hear_as(signal, (label == x) | (label == y), x, y, LEARNED_SHARE)
+        signal[(label == x)[:, None] & (np.arange(len(LAYERS)) < len(AV_LAYERS))[None], y] *= 1 - LEARNED_SHARE
 
 
 def score_groups(world: World, categories: pd.DataFrame) -> dict:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.decisions import category_modality, true_label_confidence
-from avaudit.audits.uncertainty import GROUP_CODES, call_support, false_call_bar, rival_margins
+from avaudit.audits.decisions import category_modality
+from avaudit.audits.reduce import video_scores
+from avaudit.audits.uncertainty import GROUP_CODES, call_support, false_call_bar
 from avaudit.errors import UsageError
 from avaudit.vocab import (
     ASSIGNMENTS,
@@ -155,8 +156,8 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
                fraction: float, type_margin: float = 0.0, min_support: float = 0.0, video_noise: float = 0.0,
-               false_call_rate: float = 0.0,
-               votes: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               false_call_rate: float = 0.0, votes: np.ndarray | None = None,
+               reduced: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-video assignment, per-category assignment and the dataset's Table 3 row.
 
     videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
@@ -169,13 +170,11 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     `clear`: its layers are within noise of each other. `votes` (N,) bool: the videos whose confidences decide
     their category (default all; the others, e.g. still pictures, get their own call only); a category none
     of whose videos vote is decided by all of them. `n_videos` counts them all, `votes_<name>` the voters.
+    `reduced`: (true-label confidences (N, 5), scores (N, 5)) taken from the confidences a block of rows at a
+    time (audits.reduce.bias_inputs); `confidences` is then not read (None).
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
-    true_conf = true_label_confidence(confidences, labels)  # (N, 5)
-    scores = true_conf
-    if rule == "sufficiency":
-        present = np.unique(labels)
-        scores = rival_margins(confidences, np.searchsorted(present, labels), present)
+    true_conf, scores = reduced if reduced is not None else video_scores(confidences, labels, rule=rule)
     chosen = assign_videos(scores, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
         layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import ParameterError, UsageError
-from avaudit.inference.pipeline import Audit, at_rows, audit, block_rows
+from avaudit.inference.pipeline import Audit, audit, block_rows
 from avaudit.options import (
     DEFAULT_MODEL,
     OUTPUT_ROOT,
@@ -170,7 +170,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped,  # write
                    settings["n_rows"], a.n_cached, notes=a.notes)
     if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
-        export_for_cleanlab(rows, at_rows(a.probabilities, position), list(a.classes), Path(export_probs))
+        export_for_cleanlab(rows, a.probabilities_of(position), list(a.classes), Path(export_probs))
     write_run(run, settings)
     return run
 
@@ -213,7 +213,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     rows = a.rows
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
-    confidences, classes = at_rows(a.probabilities, rows["position"].to_numpy()), a.classes
+    confidences, classes = a.probabilities_of(rows["position"].to_numpy()), a.classes
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide

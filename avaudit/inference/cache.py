@@ -27,7 +27,8 @@ from avaudit.vocab import LAYERS
 
 N_LAYERS = len(LAYERS)
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
-STORED_KEY = "S32"  # the same, as ASCII bytes in entry files
+STORED_KEY = "S32"  # the same, as ASCII bytes in entry files and in an audit
+KEY_BLOCK = 65_536  # rows whose keys clip_key_bytes makes at a time
 COMPACT_AT = 64  # records in an entry file (a batch each) past which a reader joins them into one
 
 
@@ -63,19 +64,32 @@ def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, mem
 
     Touching or rewriting a file changes its key, so stale logits are never served. A file that
     cannot be stat'ed gets "" (the caller decodes nothing for it and reports it). Each distinct
-    path is stat'ed once, whatever the number of windows cut from it.
+    path is stat'ed once a block of KEY_BLOCK rows, whatever the number of windows cut from it.
+    As text (<U32); an audit keeps them as ASCII bytes (clip_key_bytes), a quarter of the memory.
     """
-    paths = [os.fspath(path) for path in paths]
-    identity = _file_identities(dict.fromkeys(paths))
-    inside = [""] * len(paths) if members is None else [
-        f"\0{member}\0{offset}" if member else "" for member, offset in zip(members, np.asarray(offsets).tolist())]
-    # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
-    return np.array([
-        hashlib.blake2b(f"{identity[path]}{within}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
-                        digest_size=16).hexdigest() if identity[path] else ""
-        for path, within, start, end in zip(paths, inside, np.asarray(starts, float).tolist(),
-                                            np.asarray(ends, float).tolist())],
-        dtype=KEY_DTYPE)
+    return clip_key_bytes(paths, starts, ends, members=members, offsets=offsets).astype(KEY_DTYPE)
+
+
+def clip_key_bytes(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *,
+                   members: Sequence[str] | None = None, offsets: np.ndarray | None = None) -> np.ndarray:
+    """clip_keys as ASCII bytes (N,) S32, b"" where a file cannot be stat'ed, made a block of KEY_BLOCK rows at a
+    time: ten million keys are 320 MB, and no Python object per row outlives its block."""
+    paths, starts, ends = np.asarray(paths, object), np.asarray(starts, float), np.asarray(ends, float)
+    members = None if members is None else np.asarray(members, object)
+    keys = np.zeros(len(paths), STORED_KEY)
+    for first in range(0, len(paths), KEY_BLOCK):
+        part = slice(first, first + KEY_BLOCK)
+        block = [os.fspath(path) for path in paths[part]]
+        identity = _file_identities(dict.fromkeys(block))
+        inside = [""] * len(block) if members is None else [
+            f"\0{member}\0{offset}" if member else ""
+            for member, offset in zip(members[part], np.asarray(offsets[part]).tolist())]
+        # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
+        keys[part] = [
+            hashlib.blake2b(f"{identity[path]}{within}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
+                            digest_size=16).hexdigest() if identity[path] else ""
+            for path, within, start, end in zip(block, inside, starts[part].tolist(), ends[part].tolist())]
+    return keys
 
 
 def _file_identities(paths) -> dict[str, str]:
@@ -293,7 +307,7 @@ class LogitCache:
         Rows without a key or with logits that are not all finite (a failed decode, a network output
         of NaN) are not kept, so that a failure is retried next time instead of being remembered, and
         a cached row always has logits."""
-        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        keys = np.asarray(keys).astype(STORED_KEY)
         logits = np.asarray(logits, dtype=np.float32)
         seconds = np.full(len(keys), np.nan, np.float32) if seconds is None else np.asarray(seconds, np.float32)
         if logits.shape != (len(keys), N_LAYERS, self.n_classes):
@@ -301,9 +315,9 @@ class LogitCache:
         arrays = {name: np.asarray(array) for name, array in arrays.items()}
         if any(len(array) != len(keys) for array in arrays.values()):
             raise ValueError(f"extra arrays of a batch need one row per key ({len(keys)})")
-        keep = (keys != "") & np.isfinite(logits).all(axis=(1, 2))
+        keep = (keys != b"") & np.isfinite(logits).all(axis=(1, 2))
         record = {name: array[keep] for name, array in
-                  {"keys": keys.astype(STORED_KEY), "logits": logits, "seconds": seconds, **arrays}.items()}
+                  {"keys": keys, "logits": logits, "seconds": seconds, **arrays}.items()}
         if not keep.any():
             return
         stored = self.writable and self._locked(lambda: self._append_records([record]))

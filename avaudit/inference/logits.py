@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.inference.blocks import Where
-from avaudit.inference.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+from avaudit.inference.cache import LogitCache, clip_key_bytes, default_cache_dir, model_fingerprint
 from avaudit.media.manifests import skipped_table
 from avaudit.outputs import atomic_write_text
 
@@ -121,9 +121,9 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     fingerprint = logits_fingerprint(model_path, no_audio=no_audio, decoder=decoder)
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
-    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                     members=table["member"].to_numpy() if "member" in table else None,
-                     offsets=table["offset"].to_numpy() if "offset" in table else None)
+    keys = clip_key_bytes(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                          members=table["member"].to_numpy() if "member" in table else None,
+                          offsets=table["offset"].to_numpy() if "offset" in table else None)
     where = cache.locate(keys)
     found, seconds = where.found.copy(), cache.read(where, "seconds")
     measure = signals_enabled()
@@ -133,7 +133,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     quality = {name: values for name, (_, values) in quality.items()}
     todo = np.flatnonzero(~found)
     # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
-    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
+    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != b"")
     once, copies = todo[~repeat], todo[repeat]
     skipped, kept = skipped_table([]), {}
     if len(once):
@@ -182,7 +182,7 @@ def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, c
                       arrays: tuple[np.ndarray, ...], skipped: pd.DataFrame) -> pd.DataFrame:
     """Give each repeated row its first copy's rows of `arrays` (seconds, quality arrays; its logits are its first
     copy's cache entry), or its skip reason; returns the repeats' skipped rows."""
-    named = keys[once] != ""  # keyless rows are never repeats: each fails on its own
+    named = keys[once] != b""  # keyless rows are never repeats: each fails on its own
     source = pd.Series(once[named], index=keys[once][named]).loc[keys[copies]].to_numpy()
     for array in arrays:
         array[copies] = array[source]

@@ -69,21 +69,24 @@ class Audit:
     @property
     def probabilities(self) -> np.ndarray:
         """Every row's confidences (N, 5, C) at once."""
-        return self.read(np.arange(len(self.layers)))[1]
+        return self.probabilities_of(np.arange(len(self.layers)))
+
+    def probabilities_of(self, position: np.ndarray) -> np.ndarray:
+        """The confidences (n, 5, C) of the rows at `position` in one array, read-only, made a block at a time: the
+        logits of one block beside them, not of every row (a decision that needs them all, missing-labels)."""
+        size = block_rows()
+        first = self.read(position[:size])[1]
+        out = np.empty((len(position), *first.shape[1:]), first.dtype)
+        out[:size] = first
+        for start in range(size, len(position), size):
+            out[start : start + size] = self.read(position[start : start + size])[1]
+        out.flags.writeable = False  # a decision that changed it would change the others'
+        return out
 
 
 def decoded_rows(table: pd.DataFrame, decoded: np.ndarray) -> pd.DataFrame:
     """The manifest rows that decoded (`decoded` (N,) bool), with their `position` in the logits."""
     return table.assign(position=np.arange(len(table)))[decoded]
-
-
-def at_rows(values: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """values[position], read-only; `values` itself where `position` is every row in order (every video decoded,
-    one label each): a copy of (N, 5, C) confidences is 3 GB at ten million rows of 16 classes."""
-    every = len(position) == len(values) and np.array_equal(position, np.arange(len(values)))
-    view = values.view() if every else values[position]
-    view.flags.writeable = False  # the audit's own array: a decision that changed it would change the others'
-    return view
 
 
 def window_columns(seconds: np.ndarray, model: dict) -> dict[str, pd.Series]:

@@ -83,7 +83,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
     found = measure_flags(a.manifest.table, np.unique(position), a.quality, memo=duplicates_memo(options))
-    flags = rows["position"].map(dict(zip(found.videos["position"], found.videos["flags"]))).to_numpy(str)
+    flag_of = pd.Series(found.videos["flags"].to_numpy(), index=found.videos["position"])  # no dict of every video
+    flags = rows["position"].map(flag_of).to_numpy(str)
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     true_conf, scores, statistics = bias_inputs(a.read, position, labels, rule=str(rule), size=block_rows())
     per_video, categories, decided = bias_audit(rows, None, classes,  # decide

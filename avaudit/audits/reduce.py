@@ -92,14 +92,22 @@ def summed(counts: dict, more: dict) -> dict:
 def predict_columns(read: Reader, position: np.ndarray, classes: list[str], *, size: int) -> dict[str, np.ndarray]:
     """Each row's vote (eq. 6), its eq. 7 labels (';'-joined) and each layer's top confidence (conf_<layer>), over
     confidences, read `size` rows at a time."""
-    names = np.asarray(classes)
+    names = np.asarray(classes, dtype=object)  # one string a class, shared by the rows naming it: 8 bytes a row
     columns: dict[str, list] = {"vote": [], "labels_eq7": [], **{f"conf_{layer}": [] for layer in LAYERS}}
     for part in blocks(len(position), size):
         probs = read(position[part])[1]
         columns["vote"].append(names[vote(probs)])
-        columns["labels_eq7"].append(np.array([";".join(names[m]) for m in multilabel(probs)], dtype=object))
+        columns["labels_eq7"].append(joined_sets(multilabel(probs), names))
         for i, layer in enumerate(LAYERS):
             columns[f"conf_{layer}"].append(probs[:, i].max(axis=-1))
-    empty = {"vote": names[:0], "labels_eq7": np.zeros(0, object)}
-    return {name: np.concatenate(parts) if parts else empty.get(name, np.zeros(0, np.float32))
-            for name, parts in columns.items()}
+    return {name: np.concatenate(parts) if parts else np.zeros(0, object if name in ("vote", "labels_eq7") else
+                                                                     np.float32) for name, parts in columns.items()}
+
+
+def joined_sets(chosen: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Each row's chosen names ';'-joined, (n, C) bool -> (n,) object: each distinct set joined once, its text
+    shared by the rows that chose it (a block holds a few dozen sets, not a string a row)."""
+    sets, which = np.unique(np.packbits(chosen, axis=1), axis=0, return_inverse=True)
+    texts = np.array([";".join(names[np.unpackbits(row, count=len(names)).astype(bool)]) for row in sets] + [""],
+                     dtype=object)[:-1]  # the "" keeps one set of one name a 1-d array of strings
+    return texts[which.ravel()]

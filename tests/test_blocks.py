@@ -69,6 +69,16 @@ def test_a_torn_last_record_and_a_missing_key_are_not_found(tmp_path):
     assert np.isnan(got[[1, 3, 4]]).all()
 
 
+def test_a_long_run_of_batches_reads_them_through_one_handle_a_file(tmp_path):
+    keys, logits = random_entries(300)
+    writer = LogitCache(tmp_path, "abc", n_classes=C)
+    open_before = len(os.listdir("/proc/self/fd"))
+    for part in np.array_split(np.arange(300), 150):  # a batch per add, as a long audit adds them
+        writer.add(keys[part], logits[part])
+    assert len(os.listdir("/proc/self/fd")) <= open_before + 2
+    np.testing.assert_array_equal(writer.lookup(keys)[1], logits)
+
+
 def test_the_index_holds_where_entries_are_not_the_entries(tmp_path):
     n, classes = 20_000, 64
     keys = np.char.mod("%032x", np.arange(n)).astype("<U32")

@@ -16,7 +16,7 @@ import stat
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 
@@ -150,6 +150,7 @@ class LogitCache:
         self._read_to: dict[str, tuple[int, int]] = {}  # entry file -> (inode, byte its whole records end at)
         self._seen: set[str] = set()  # chunk files of earlier versions, read
         self._index = blocks.EntryIndex()
+        self._handles: dict[str, BinaryIO] = {}  # entry file -> the handle its newest records are read through
 
     def _load_new(self) -> None:
         """Place entries not placed yet (ours or other ranks'), oldest first so later ones win."""
@@ -173,7 +174,9 @@ class LogitCache:
         """Index the whole records of `path` not placed yet; a file replaced since (joined by a process) is placed
         again from its start (its entries then twice, the later copy winning), through a handle of its own."""
         try:
-            handle = open(path, "rb")
+            handle = self._handles.get(path.name)
+            if handle is None or os.fstat(handle.fileno()).st_ino != path.stat().st_ino:  # one handle a file
+                handle = self._handles[path.name] = open(path, "rb")
             inode = os.fstat(handle.fileno()).st_ino
             was_inode, start = self._read_to.get(path.name, (inode, 0))
             start = end = start if was_inode == inode else 0

@@ -214,7 +214,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     rows = a.rows
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
-    confidences, classes = a.probabilities_of(rows["position"].to_numpy()), a.classes
+    confidences, classes = a.probabilities_of(rows["position"].to_numpy(), float), a.classes  # the rule's dtype
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide

@@ -71,12 +71,13 @@ class Audit:
         """Every row's confidences (N, 5, C) at once."""
         return self.probabilities_of(np.arange(len(self.layers)))
 
-    def probabilities_of(self, position: np.ndarray) -> np.ndarray:
-        """The confidences (n, 5, C) of the rows at `position` in one array, read-only, made a block at a time: the
-        logits of one block beside them, not of every row (a decision that needs them all, missing-labels)."""
+    def probabilities_of(self, position: np.ndarray, dtype=None) -> np.ndarray:
+        """The confidences (n, 5, C) of the rows at `position` in one array of `dtype` (default theirs), read-only,
+        made a block at a time: the logits of one block beside them, not of every row (a decision that needs them
+        all: missing-labels, which takes float64 and so is given them, not a float32 array to copy)."""
         size = block_rows()
         first = self.read(position[:size])[1]
-        out = np.empty((len(position), *first.shape[1:]), first.dtype)
+        out = np.empty((len(position), *first.shape[1:]), dtype or first.dtype)
         out[:size] = first
         for start in range(size, len(position), size):
             out[start : start + size] = self.read(position[start : start + size])[1]

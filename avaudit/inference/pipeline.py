@@ -86,8 +86,10 @@ class Audit:
 
 
 def decoded_rows(table: pd.DataFrame, decoded: np.ndarray) -> pd.DataFrame:
-    """The manifest rows that decoded (`decoded` (N,) bool), with their `position` in the logits."""
-    return table.assign(position=np.arange(len(table)))[decoded]
+    """The manifest rows that decoded (`decoded` (N,) bool), with their `position` in the logits; the table's own
+    columns where every row decoded (a cached re-audit), not a copy of them."""
+    rows = table.assign(position=np.arange(len(table)))
+    return rows if decoded.all() else rows[decoded]
 
 
 def window_columns(seconds: np.ndarray, model: dict) -> dict[str, pd.Series]:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.errors import ParameterError, UsageError
-from avaudit.inference.pipeline import Audit, at_rows, audit
+from avaudit.inference.pipeline import Audit, audit, block_rows
 from avaudit.options import (
     DEFAULT_MODEL,
     OUTPUT_ROOT,
@@ -48,7 +48,7 @@ from avaudit.runs import (
     write_run,
 )
 from avaudit.truthfiles import PACKAGE_NAME
-from avaudit.vocab import LAYERS, QUALITY_FLAGS, By, LabelPolicy
+from avaudit.vocab import QUALITY_FLAGS, By, LabelPolicy
 
 
 def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fraction: float = THRESHOLDS.fraction,
@@ -66,7 +66,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     `also_writes`: files the caller writes afterwards, checked with the run's own before any work.
     """
     from avaudit.audits.bias import bias_audit
-    from avaudit.audits.layerstats import layer_statistics
+    from avaudit.audits.reduce import bias_inputs
     from avaudit.flags import measure_flags
     from avaudit.truthfiles import read_truth
 
@@ -83,14 +83,16 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
     found = measure_flags(a.manifest.table, np.unique(position), a.quality, memo=duplicates_memo(options))
-    flags = rows["position"].map(dict(zip(found.videos["position"], found.videos["flags"]))).to_numpy(str)
-    per_video, categories, decided = bias_audit(rows, at_rows(a.probabilities, position), classes,  # decide
+    flag_of = pd.Series(found.videos["flags"].to_numpy(), index=found.videos["position"])  # no dict of every video
+    flags = rows["position"].map(flag_of).to_numpy(str)
+    labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    true_conf, evidence, statistics = bias_inputs(a.read, position, labels, rule=str(rule), size=block_rows())
+    per_video, categories, decided = bias_audit(rows, None, classes,  # decide
                                                 rule=str(rule), fraction=fraction, type_margin=type_margin,
                                                 min_support=min_support, video_noise=THRESHOLDS.video_noise,
                                                 false_call_rate=THRESHOLDS.false_call_rate,
-                                                votes=None if flagged_vote else flags == "")
-    labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    statistics = layer_statistics(at_rows(a.logits, position), labels)
+                                                votes=None if flagged_vote else flags == "",
+                                                reduced=(true_conf, evidence))
     per_video = per_video.assign(**window, flags=flags)
     flagged = pd.Series(flags != "").groupby(per_video["label"].to_numpy()).sum()
     categories.insert(categories.columns.get_loc("n_videos") + 1, "n_flagged",
@@ -150,7 +152,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
 
     With `export_probs`, also labels and per-class probabilities (.npz) as cleanlab takes them.
     """
-    from avaudit.audits.decisions import multilabel, vote
+    from avaudit.audits.reduce import predict_columns
 
     options = audit_options(options, fields)
     check_path("export_probs", export_probs)
@@ -159,18 +161,17 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     a = audit(data, options, labels=LabelPolicy.ignore if export_probs is None else LabelPolicy.check,  # read, infer
               on_event=on_event, writes=writes)
     rows, window, settings = a.rows, a.window, run_record(a, "predict")
-    probs, names = at_rows(a.probabilities, rows["position"].to_numpy()), np.asarray(a.classes)
-    chosen = multilabel(probs)  # decide: over confidences, as missing-labels does
+    position = rows["position"].to_numpy()
+    # decide, a block at a time: over confidences, as missing-labels does
+    columns = predict_columns(a.read, position, a.classes, size=block_rows())
     table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
-                          "label": rows["labels"].to_numpy(), "vote": names[vote(probs)],
-                          "labels_eq7": pd.Series([";".join(names[m]) for m in chosen], dtype="str")})
-    for i, layer in enumerate(LAYERS):
-        table[f"conf_{layer}"] = probs[:, i].max(axis=-1)
+                          "label": rows["labels"].to_numpy(), "vote": columns.pop("vote"),
+                          "labels_eq7": pd.Series(columns.pop("labels_eq7"), dtype="str"), **columns})
     table = table.assign(**window)
     run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped,  # write
                    settings["n_rows"], a.n_cached, notes=a.notes)
     if export_probs is not None:  # a file of its own, wherever the user put it: written before the set
-        export_for_cleanlab(rows, probs, list(names), Path(export_probs))
+        export_for_cleanlab(rows, a.probabilities_of(position), list(a.classes), Path(export_probs))
     write_run(run, settings)
     return run
 
@@ -213,7 +214,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     rows = a.rows
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
-    confidences, classes = at_rows(a.probabilities, rows["position"].to_numpy()), a.classes
+    confidences, classes = a.probabilities_of(rows["position"].to_numpy(), float), a.classes  # the rule's dtype
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide

@@ -49,10 +49,12 @@ def run_file(runs: dict[str, RunRecord], command: str, name: str) -> Path | None
     return run.file(name) if run is not None and run.file(name).exists() else None
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """An output CSV with names kept as text (a category called `1984` or `NA` is a name), and the other
-    columns as numbers wherever every non-empty value is one (an empty `confusion` is a missing number)."""
-    table = read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+def read_table(path: Path, columns: list[str] | None = None, rows: int | None = None) -> pd.DataFrame:
+    """An output CSV (only its `columns` or first `rows`, when given: a per-video table of ten million rows is
+    read for a few columns, or for the rows the page shows) with names kept as text (a category called `1984` or
+    `NA` is a name), and the other columns as numbers wherever every non-empty value is one (an empty
+    `confusion` is a missing number)."""
+    table = read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, usecols=columns, nrows=rows)
     for name in table.columns.difference(TEXT_COLUMNS):
         if not pd.api.types.is_numeric_dtype(table[name]):
             given = table[name] != ""
@@ -171,7 +173,7 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
         + table_html(pd.DataFrame([counts]), paged=False))]
     categories_path = summary_path.parent / "bias_categories.csv"
     categories = read_table(categories_path)
-    videos = read_table(summary_path.parent / "bias_videos.csv")
+    videos = read_table(summary_path.parent / "bias_videos.csv", ["path", "label", *(f"conf_{n}" for n in LAYERS)])
     examples = category_examples(videos, categories)
     shown = categories.head(MAX_ROWS).map(cell)
     shown.insert(1, "examples", ['<span class="clips">' + "".join(clip_link(p, folder) for p in examples.get(c, []))
@@ -272,10 +274,10 @@ def predictions_section(folder: Path, runs: dict[str, RunRecord]) -> str:
     path = run_file(runs, "predict", "predictions.csv")
     if not path:
         return section("predictions", "Predictions", absent("predict"))
-    table = read_table(path)
-    return section("predictions", "Predictions", f"<p>{len(table):,} videos; mean labels per video (eq. 7) "
-                   f"{table['labels_eq7'].str.count(';').add(1).mean():.2f}</p>"
-                   + table_html(table, source=path, folder=folder))
+    sets = read_table(path, ["labels_eq7"])["labels_eq7"]
+    return section("predictions", "Predictions", f"<p>{len(sets):,} videos; mean labels per video (eq. 7) "
+                   f"{sets.str.count(';').add(1).mean():.2f}</p>"
+                   + table_html(read_table(path, rows=MAX_ROWS), source=path, folder=folder, total=len(sets)))
 
 
 def skipped_section(folder: Path, records: list[RunRecord]) -> str:

@@ -11,7 +11,8 @@ wall time, CPU time and the stage's peak resident memory (VmHWM, reset before ea
   skipped list         that run's skipped list written as the run writes it (outputs.write_csv)
   read, media found    read_manifest where every file is found (a stand-in Finder: no 10M files on disk)
   cache fill           a cached run: synthetic logits for every row, added as a long audit adds them
-  cache lookup         a fresh LogitCache: keys of every row, then one lookup (torch never imported)
+  cache lookup         a fresh LogitCache: its index of every row's key, then every row read a block at a
+                       time (torch never imported)
   bias, predict, missing-labels, retarget (of the bias run), report
                        the public commands over the cached run: decisions and writing; the manifest
                        and keys of the stages above are reused, so each stage is its own work
@@ -104,7 +105,7 @@ def stand_ins(manifest_memo: dict, keys_memo: dict) -> None:
 
     manifests.Finder.find = lambda self, places, exts: (os.path.join(places[0][0], places[0][1] + exts[0]), "")
     cache._file_identities = lambda paths: {path: f"{path}\0001\0000" for path in paths}
-    read, keys = sources.read_data, logits.clip_keys
+    read, keys = sources.read_data, logits.clip_key_bytes
 
     def read_once(data, **options):
         if "manifest" not in manifest_memo:
@@ -117,7 +118,7 @@ def stand_ins(manifest_memo: dict, keys_memo: dict) -> None:
         return keys_memo["keys"]
 
     pipeline.read_data = sources.read_data = read_once
-    logits.clip_keys = keys_once
+    logits.clip_key_bytes = keys_once
 
 
 def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
@@ -138,9 +139,12 @@ def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
 
 
 def measure(n: int, tmp: Path, upto: str) -> None:
+    import numpy as np
+
     from avaudit import commands
     from avaudit.inference.cache import LogitCache, model_fingerprint
     from avaudit.inference.logits import checkpoint_info, logits_fingerprint
+    from avaudit.inference.pipeline import block_rows
     from avaudit.media.manifests import read_manifest
     from avaudit.outputs import write_csv
     from avaudit.report import build_report
@@ -170,16 +174,19 @@ def measure(n: int, tmp: Path, upto: str) -> None:
     manifest = stages.run("read, media found", lambda: read_manifest(data, root=empty))
     manifest_memo["manifest"] = manifest
     table = manifest.table
-    keys = stages.run("cache keys", lambda: logits_module.clip_keys(
+    keys = stages.run("cache keys", lambda: logits_module.clip_key_bytes(
         table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy()))
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     files = stages.run("cache fill", lambda: fill_cache(cache_dir, keys, labels, len(classes)))
     labels = None
 
     def lookup():
+        """The index of a fresh reader, then every row read a block at a time, as an audit reads them."""
         cache = LogitCache(cache_dir, logits_fingerprint(MODEL), n_classes=len(classes))
-        found = cache.lookup(keys)[0]
-        assert found.all(), f"{(~found).sum()} rows not found in the cache"
+        where = cache.locate(keys)
+        assert where.found.all(), f"{(~where.found).sum()} rows not found in the cache"
+        for start in range(0, len(keys), block_rows()):
+            assert np.isfinite(cache.read(where[start : start + block_rows()])).all()
 
     stages.run("cache lookup", lookup)
     print(f"{n:>12,} rows  cache files {files:,}", flush=True)

@@ -1,29 +1,9 @@
-"""An audit of N videos holds its (N, 5, C) confidences once, not once more per decision (issue 22: ten million
-rows of 16 classes are 3 GB a copy)."""
+"""An audit of N videos holds its (N, 5, C) confidences at most once, not once more per decision (issue 22: ten
+million rows of 16 classes are 3 GB a copy; tests/test_blocks.py: the decisions that read them a block at a time)."""
 import tracemalloc
 
 import numpy as np
 import pandas as pd
-import pytest
-
-from avaudit.inference.pipeline import at_rows
-
-
-def test_every_row_in_order_is_the_audits_own_array_read_only():
-    values = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
-    rows = at_rows(values, np.arange(2))
-    assert np.shares_memory(rows, values) and np.array_equal(rows, values)
-    with pytest.raises(ValueError):
-        rows[0, 0, 0] = 1.0
-    assert values.flags.writeable  # the audit's array itself stays as it was
-
-
-@pytest.mark.parametrize("position", [[1, 0], [0, 0, 1], [1]])
-def test_other_rows_are_the_rows_asked_for(position):
-    values = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
-    rows = at_rows(values, np.asarray(position))
-    assert np.array_equal(rows, values[position]) and not np.shares_memory(rows, values)
-
 
 
 def test_calibrated_confidences_are_made_in_one_array_and_are_the_same():

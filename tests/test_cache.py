@@ -319,17 +319,3 @@ def test_extra_arrays_round_trip_and_chunks_without_them_are_unknown(tmp_path):
     assert known.tolist() == [False] * 6 + [True, True] and values.shape == (8, 4)
     with pytest.raises(ValueError, match="extra arrays"):
         cache.add(keys[:2], logits[:2], signals=signals[:1])
-
-
-def test_a_lookup_of_every_entry_in_order_is_the_caches_table_unchanged_and_unchangeable(tmp_path):
-    """A re-audit of ten million clips asks for every entry in the order stored: no (N, 5, C) copy."""
-    keys, logits = random_entries(40)
-    cache = LogitCache(tmp_path, "abc", n_classes=C, source="m.pt")
-    cache.add(keys[:25], logits[:25])
-    cache.add(keys[25:], logits[25:])
-    again = LogitCache(tmp_path, "abc", n_classes=C)
-    found, got, seconds = again.lookup(keys)
-    assert found.all() and np.array_equal(got, logits) and np.isnan(seconds).all()
-    assert np.shares_memory(got, again.lookup(keys)[1]) and not got.flags.writeable
-    found, got, _ = again.lookup(keys[::-1])  # any other order: a copy of its own, as before
-    assert found.all() and np.array_equal(got, logits[::-1]) and got.flags.writeable

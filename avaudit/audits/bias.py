@@ -18,17 +18,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.decisions import category_modality, true_label_confidence
+from avaudit.audits.decisions import category_modality
+from avaudit.audits.reduce import video_scores
 from avaudit.audits.uncertainty import (
     AUDIO,
     GROUP_CODES,
     PERCEIVE_SHARE,
     VISUAL,
+    RivalEvidence,
     call_support,
     false_call_bar,
     partner_shift,
     perceiving_layers,
-    rival_evidence,
 )
 from avaudit.errors import UsageError
 from avaudit.vocab import (
@@ -193,27 +194,26 @@ def unfounded_videos(chosen: np.ndarray, perceives: tuple[bool, bool]) -> np.nda
     return (~audio & (not hears)) | (~visual & (not sees))
 
 
-def sufficiency_scores(confidences: np.ndarray, labels: np.ndarray, *,
+def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes: int,
                        fraction: float) -> tuple[np.ndarray, tuple[bool, bool]]:
     """Each video's margins (N, 5) the sufficiency rule calls on, and whether each unimodal layer perceives.
 
-    `rival_evidence`'s margins, less each unimodal layer's lean towards the label on its rival's own
-    videos (`partner_shift`: a lead the layer gives the label wherever the pair's shared sound or sight
-    is); `perceiving_layers` at PERCEIVE_SHARE.
+    `rival_evidence`'s margins (of the videos of `labels`, their categories numbered in sorted order), less
+    each unimodal layer's lean towards the label on its rival's own videos (`partner_shift`: a lead the layer
+    gives the label wherever the pair's shared sound or sight is); `perceiving_layers` at PERCEIVE_SHARE.
     """
-    present = np.unique(labels)
-    codes = np.searchsorted(present, labels)
-    evidence = rival_evidence(confidences, codes, present)
+    codes = np.searchsorted(np.unique(labels), labels)
     shift = partner_shift(codes, evidence, fraction=fraction, informative=INFORMATIVE, lone=LONE)
-    scores = evidence.margins
+    scores = evidence.margins.copy()
     scores[:, [AUDIO, VISUAL]] -= shift[codes]
-    return scores, perceiving_layers(evidence.pair, confidences.shape[-1], PERCEIVE_SHARE)
+    return scores, perceiving_layers(evidence.pair, n_classes, PERCEIVE_SHARE)
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
                fraction: float, type_margin: float = 0.0, min_support: float = 0.0, video_noise: float = 0.0,
-               false_call_rate: float = 0.0,
-               votes: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               false_call_rate: float = 0.0, votes: np.ndarray | None = None,
+               reduced: tuple[np.ndarray, RivalEvidence | None] | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-video assignment, per-category assignment and the dataset's Table 3 row.
 
     videos: video_id, path, label (a known class) for each row of confidences (N, 5, C).
@@ -226,12 +226,15 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     `clear`: its layers are within noise of each other. `votes` (N,) bool: the videos whose confidences decide
     their category (default all; the others, e.g. still pictures, get their own call only); a category none
     of whose videos vote is decided by all of them. `n_videos` counts them all, `votes_<name>` the voters.
+    `reduced`: (true-label confidences (N, 5), the sufficiency rule's `rival_evidence`, None under the paper's
+    rule) taken from the confidences a block of rows at a time (audits.reduce.bias_inputs); `confidences` is
+    then not read (None).
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
-    true_conf = true_label_confidence(confidences, labels)  # (N, 5)
+    true_conf, evidence = reduced if reduced is not None else video_scores(confidences, labels, rule=rule)
     scores, perceives = true_conf, (True, True)
     if rule == "sufficiency":
-        scores, perceives = sufficiency_scores(confidences, labels, fraction=fraction)
+        scores, perceives = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction)
     chosen = assign_videos(scores, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
         layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())

@@ -106,9 +106,11 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
         others = confidences.copy()
         others[np.arange(n), :, label] = -np.inf
         closest = others.max(axis=-1, initial=-np.inf)
-        pair = np.stack([np.bincount(codes, weights=(own + closest)[:, i], minlength=k) for i in range(n_layers)], 1)
-        return RivalEvidence(margin(own, closest), np.full((k, n_layers), -1), np.zeros((k, 2)),
-                             pair / np.maximum(counts, 1)[:, None])
+        first = np.argsort(codes, kind="stable")[:RIVAL_SAMPLE]  # the one category's sample, as below
+        pair = np.zeros((k, n_layers))
+        if len(first):
+            pair[codes[first[0]]] = (own + closest)[first].mean(axis=0)
+        return RivalEvidence(margin(own, closest), np.full((k, n_layers), -1), np.zeros((k, 2)), pair)
     order = np.argsort(codes, kind="stable")
     members = [rows[:RIVAL_SAMPLE] for rows in np.split(order, np.cumsum(counts)[:-1])]  # each category's sample
     means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows)

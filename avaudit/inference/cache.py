@@ -16,20 +16,19 @@ import stat
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
-import pandas as pd
 
 from avaudit.errors import AvauditWarning
-from avaudit.inference import entries
+from avaudit.inference import blocks, entries
 from avaudit.outputs import STALE_TEMP_S, atomic_write_text
 from avaudit.vocab import LAYERS
 
 N_LAYERS = len(LAYERS)
 KEY_DTYPE = "<U32"  # blake2b, 16 bytes, as hex
-STORED_KEY = "S32"  # the same, as ASCII bytes in entry files
-KNOWN = "known:"  # in memory: which rows of a joined part hold the array after it
+STORED_KEY = "S32"  # the same, as ASCII bytes in entry files and in an audit
+KEY_BLOCK = 65_536  # rows whose keys clip_key_bytes makes at a time
 COMPACT_AT = 64  # records in an entry file (a batch each) past which a reader joins them into one
 
 
@@ -65,26 +64,32 @@ def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, mem
 
     Touching or rewriting a file changes its key, so stale logits are never served. A file that
     cannot be stat'ed gets "" (the caller decodes nothing for it and reports it). Each distinct
-    path is stat'ed once, whatever the number of windows cut from it.
+    path is stat'ed once a block of KEY_BLOCK rows, whatever the number of windows cut from it.
+    As text (<U32); an audit keeps them as ASCII bytes (clip_key_bytes), a quarter of the memory.
     """
-    paths = [os.fspath(path) for path in paths]
-    identity = _file_identities(dict.fromkeys(paths))
-    inside = [""] * len(paths) if members is None else [
-        f"\0{member}\0{offset}" if member else "" for member, offset in zip(members, np.asarray(offsets).tolist())]
-    # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
-    return np.array([
-        hashlib.blake2b(f"{identity[path]}{within}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
-                        digest_size=16).hexdigest() if identity[path] else ""
-        for path, within, start, end in zip(paths, inside, np.asarray(starts, float).tolist(),
-                                            np.asarray(ends, float).tolist())],
-        dtype=KEY_DTYPE)
+    return clip_key_bytes(paths, starts, ends, members=members, offsets=offsets).astype(KEY_DTYPE)
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """A view of the cache's own table that no caller can change."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
+def clip_key_bytes(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *,
+                   members: Sequence[str] | None = None, offsets: np.ndarray | None = None) -> np.ndarray:
+    """clip_keys as ASCII bytes (N,) S32, b"" where a file cannot be stat'ed, made a block of KEY_BLOCK rows at a
+    time: ten million keys are 320 MB, and no Python object per row outlives its block."""
+    paths, starts, ends = np.asarray(paths, object), np.asarray(starts, float), np.asarray(ends, float)
+    members = None if members is None else np.asarray(members, object)
+    keys = np.zeros(len(paths), STORED_KEY)
+    for first in range(0, len(paths), KEY_BLOCK):
+        part = slice(first, first + KEY_BLOCK)
+        block = [os.fspath(path) for path in paths[part]]
+        identity = _file_identities(dict.fromkeys(block))
+        inside = [""] * len(block) if members is None else [
+            f"\0{member}\0{offset}" if member else ""
+            for member, offset in zip(members[part], np.asarray(offsets[part]).tolist())]
+        # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
+        keys[part] = [
+            hashlib.blake2b(f"{identity[path]}{within}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
+                            digest_size=16).hexdigest() if identity[path] else ""
+            for path, within, start, end in zip(block, inside, starts[part].tolist(), ends[part].tolist())]
+    return keys
 
 
 def _file_identities(paths) -> dict[str, str]:
@@ -119,9 +124,10 @@ class LogitCache:
 
     Each process appends to the entry file of its torchrun rank (entries-<RANK>.bin; entries.py) under
     the folder's lock, so a cache of any size is a few files: one per rank that ever wrote, and a reader
-    that finds a file of many records (one per batch) joins them into one. Chunk files of earlier
-    versions (chunk-*.npz, one per batch) are read, moved into an entry file and removed; those written
-    before seconds were kept read back as NaN seconds.
+    that finds a file of many records (one per batch) joins them into one. Readers hold an index of where
+    each entry lies (blocks.EntryIndex), not the entries: `locate` keys, then `read` a block of them.
+    Chunk files of earlier versions (chunk-*.npz, one per batch) are read, moved into an entry file and
+    removed; those written before seconds were kept read back as NaN seconds.
     """
 
     def __init__(self, root: Path, fingerprint: str, *, n_classes: int, source: str = "") -> None:
@@ -143,58 +149,80 @@ class LogitCache:
         self._own = f"entries-{int(os.environ.get('RANK', '0') or 0)}.bin"
         self._read_to: dict[str, tuple[int, int]] = {}  # entry file -> (inode, byte its whole records end at)
         self._seen: set[str] = set()  # chunk files of earlier versions, read
-        self._parts: list[entries.Arrays] = []
-        self._index: pd.Index | None = None
-        self._tables: dict[str, np.ndarray] = {}
-        self._known: dict[str, np.ndarray] = {}  # per further array, which rows of the tables hold it
+        self._index = blocks.EntryIndex()
+        self._handles: dict[str, BinaryIO] = {}  # entry file -> the handle its newest records are read through
 
     def _load_new(self) -> None:
-        """Read entries not read yet (ours or other ranks'), oldest first so later ones win."""
+        """Place entries not placed yet (ours or other ranks'), oldest first so later ones win."""
         legacy = self._load_chunks()
         for path in sorted(self.dir.glob("entries-*.bin")):
-            records = self._read_entries(path)
-            if len(records) > COMPACT_AT and self.writable:
-                self._locked(lambda: self._compact(path))
+            if self.writable and self._records_unread(path) > COMPACT_AT:
+                self._locked(lambda: entries.compact(path))  # renamed over: placed again from its start
+            self._place(path)
         if legacy and self.writable:
             self._locked(lambda: self._move_chunks(legacy))
 
-    def _read_entries(self, path: Path) -> list[entries.Arrays]:
-        """The whole records of `path` not read yet, kept; a file replaced since (joined by another
-        process) is read again from its start (its entries are then there twice, the later copy wins)."""
+    def _records_unread(self, path: Path) -> int:
         try:
             inode = path.stat().st_ino
             was_inode, start = self._read_to.get(path.name, (inode, 0))
-            records, end = entries.read(path, start if was_inode == inode else 0)
+            return entries.count(path, start if was_inode == inode else 0)
+        except OSError:
+            return 0
+
+    def _place(self, path: Path) -> None:
+        """Index the whole records of `path` not placed yet; a file replaced since (joined by a process) is placed
+        again from its start (its entries then twice, the later copy winning), through a handle of its own."""
+        try:
+            handle = self._handles.get(path.name)
+            if handle is None or os.fstat(handle.fileno()).st_ino != path.stat().st_ino:  # one handle a file
+                handle = self._handles[path.name] = open(path, "rb")
+            inode = os.fstat(handle.fileno()).st_ino
+            was_inode, start = self._read_to.get(path.name, (inode, 0))
+            start = end = start if was_inode == inode else 0
+            for placed, kept, finite, end in entries.place(handle, start):
+                self._add_placed(placed, kept, finite, handle, path.name)
         except OSError as error:
             warnings.warn(f"skipping unreadable cache file {path}: {error}", AvauditWarning, stacklevel=4)
-            return []
+            return
         self._read_to[path.name] = (inode, end)
-        kept = [checked for record in records if (checked := self._checked(record, path.name)) is not None]
-        self._parts += kept
-        self._index = None if kept else self._index
-        return records
 
-    def _checked(self, record: dict, name: str) -> dict | None:
-        """A record with keys, logits of this model's shape and seconds, less rows with non-finite logits
-        (an older version cached NaN outputs: not found); None, with a warning, if it is not one."""
-        try:
-            keys, logits = record["keys"].astype(KEY_DTYPE), record["logits"]
-            seconds = record["seconds"] if "seconds" in record else np.full(len(keys), np.nan, np.float32)
-        except (KeyError, ValueError) as error:
-            warnings.warn(f"skipping cache entries in {name}: {error}", AvauditWarning, stacklevel=5)
-            return None
-        if logits.shape != (len(keys), N_LAYERS, self.n_classes) or logits.dtype != np.float32 \
-                or seconds.shape != (len(keys),):
-            warnings.warn(f"skipping cache entries in {name}: logits {logits.shape} {logits.dtype}, "
-                          f"expected ({len(keys)}, {N_LAYERS}, {self.n_classes}) float32", AvauditWarning,
-                          stacklevel=5)
-            return None
-        finite = np.isfinite(logits).all(axis=(1, 2))
-        record = {**record, "keys": keys, "seconds": seconds.astype(np.float32)}
-        return {name: array[finite] for name, array in record.items()} if not finite.all() else record
+    def _add_placed(self, placed: entries.Placed, kept: entries.Arrays, finite: np.ndarray, handle, name: str) -> None:
+        """A record of an entry file into the index, if it holds keys and logits of this model's shape."""
+        shapes = {key: (dtype, shape) for key, (dtype, shape, _) in placed.arrays.items() if key != "keys"}
+        problem = self._problem(shapes, "keys" in kept)
+        if problem:
+            warnings.warn(f"skipping cache entries in {name}: {problem.format(rows=placed.rows)}", AvauditWarning,
+                          stacklevel=6)
+            return
+        self._index.add(blocks.Record(shapes, handle=handle, placed=placed), kept["keys"], finite)
+
+    def _problem(self, shapes: dict, has_keys: bool) -> str:
+        """Why a record is not this model's entries ({rows} to fill in), or ""."""
+        if not has_keys or "logits" not in shapes:
+            return f"{'logits' if has_keys else 'keys'} missing"
+        dtype, shape = shapes["logits"]
+        seconds = shapes.get("seconds", (np.dtype(np.float32), ()))[1]
+        if shape != (N_LAYERS, self.n_classes) or dtype != np.float32 or seconds != ():
+            return (f"logits ({{rows}}, {', '.join(map(str, shape))}) {dtype}, expected ({{rows}}, {N_LAYERS}, "
+                    f"{self.n_classes}) float32")
+        return ""
+
+    def _add_memory(self, record: entries.Arrays, name: str) -> bool:
+        """A record held in memory (an earlier version's chunk, a batch a full disk did not take) into the index;
+        rows with non-finite logits (an older version cached NaN outputs) are not found."""
+        shapes = {key: (array.dtype, array.shape[1:]) for key, array in record.items() if key != "keys"}
+        problem = self._problem(shapes, "keys" in record)
+        if problem:
+            warnings.warn(f"skipping cache entries in {name}: {problem.format(rows=len(next(iter(record.values()))))}",
+                          AvauditWarning, stacklevel=5)
+            return False
+        finite = np.isfinite(record["logits"]).all(axis=(1, 2))
+        self._index.add(blocks.Record(shapes, arrays=record), record["keys"], finite)
+        return True
 
     def _load_chunks(self) -> list[tuple[Path, dict]]:
-        """Chunk files of earlier versions not read yet: (file, its checked entries) of each whole one."""
+        """Chunk files of earlier versions not read yet: (file, its entries) of each whole one."""
         read = []
         for path in sorted(p for p in self.dir.glob("chunk-*.npz") if p.name not in self._seen):
             self._seen.add(path.name)
@@ -204,124 +232,85 @@ class LogitCache:
             except Exception as error:  # a truncated or foreign file must not stop an audit
                 warnings.warn(f"skipping unreadable cache chunk {path}: {error}", AvauditWarning, stacklevel=4)
                 continue
-            checked = self._checked(record, path.name)
-            if checked is not None:
-                self._parts.append(checked)
-                self._index = None
-                read.append((path, checked))
+            if self._add_memory(record, path.name):
+                read.append((path, record))
         return read
 
     def _move_chunks(self, chunks: list[tuple[Path, dict]]) -> None:
-        """Earlier versions' chunks, already read, appended to our entry file, then removed."""
-        self._append_records([{**record, "keys": record["keys"].astype(STORED_KEY)}
-                              for _, record in chunks if len(record["keys"])])
+        """Earlier versions' chunks, already read, appended to our entry file (rows with finite logits, seconds
+        NaN where they predate them), then removed."""
+        moved = []
+        for _, record in chunks:
+            keep = np.isfinite(record["logits"]).all(axis=(1, 2))
+            seconds = record.get("seconds", np.full(len(keep), np.nan, np.float32)).astype(np.float32)
+            moved.append({**{name: array[keep] for name, array in record.items()}, "seconds": seconds[keep],
+                          "keys": record["keys"][keep].astype(STORED_KEY)})
+        self._append_records([record for record in moved if len(record["keys"])])
         for path, _ in chunks:
             path.unlink(missing_ok=True)
 
     def _append_records(self, records: list[entries.Arrays]) -> None:
-        """Append to our entry file, after what other processes appended to it (read now) and without
-        a torn record a killed one left. The caller holds the lock."""
+        """Append to our entry file, after what other processes appended to it (placed now) and without
+        a torn record a killed one left, then place ours. The caller holds the lock."""
         mine = self.dir / self._own
         if mine.exists():
-            self._read_entries(mine)
+            self._place(mine)
         end = self._read_to.get(mine.name, (0, 0))[1] if mine.exists() else 0  # removed by hand: a new file
         for record in records:
             end = entries.append(mine, record, end=end)
-        self._read_to[mine.name] = (mine.stat().st_ino, end)
+        self._place(mine)
 
-    def _compact(self, path: Path) -> None:
-        """Join the records of `path` into one per run of like records, in place."""
-        self._read_entries(path)  # what was appended since it was read
-        size = entries.compact(path)
-        self._read_to[path.name] = (path.stat().st_ino, size)
-
-    def _locked(self, work) -> None:
+    def _locked(self, work) -> bool:
         """`work()` under the folder's lock (appends and joins exclude each other); a failure to write
-        stops this run's writing, with one warning."""
+        stops this run's writing, with one warning. Whether it was done."""
         try:
             with open(self.dir / "lock", "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 work()
+            return True
         except OSError as err:
             self._cannot_write(err)
+            return False
 
-    def _build_index(self) -> pd.Index:
-        """Concatenate once into one table per array and a unique-key Index: no Python object per entry.
-
-        Each table has one row past the end (NaN, or 0 for whole numbers), so a lookup is a single
-        gather with misses pointing there; an array some entries lack is that row for them.
-        """
+    def locate(self, keys: np.ndarray) -> blocks.Where:
+        """Where each key's entry is (blocks.Where; not found: "", not cached, or logits not all finite)."""
         self._load_new()
-        if self._index is None:
-            parts = self._parts
-            keys = np.concatenate([np.empty(0, KEY_DTYPE), *(part["keys"] for part in parts)])
-            tables, known = {}, {}
-            names = (name for part in parts for name in part if name != "keys" and not name.startswith(KNOWN))
-            for name in dict.fromkeys(names):
-                shape, dtype = next((p[name].shape[1:], p[name].dtype) for p in reversed(parts) if name in p)  # newest
-                table = np.empty((len(keys) + 1, *shape), dtype)  # each row written once: 0.8 GB at 100k x 400
-                missing = np.nan if dtype.kind in "fc" else 0
-                known[name] = np.zeros(len(keys) + 1, bool)
-                table[-1] = missing
-                at = 0
-                for part in parts:
-                    rows = slice(at, at + len(part["keys"]))
-                    if name in part and part[name].shape[1:] == shape:
-                        table[rows] = part[name]
-                        known[name][rows] = part.get(KNOWN + name, True)
-                    else:
-                        table[rows] = missing
-                    at += len(part["keys"])
-                tables[name] = table
-            index = pd.Index(keys)
-            if not index.is_unique:
-                last = np.append(~index.duplicated(keep="last"), True)
-                keys, index = keys[last[:-1]], index[last[:-1]]
-                tables = {name: table[last] for name, table in tables.items()}
-                known = {name: rows[last] for name, rows in known.items()}
-            # the join keeps which entries hold each array, so an array an entry lacks stays unknown for it
-            self._parts = [{"keys": keys, **{name: table[:-1] for name, table in tables.items()},
-                            **{KNOWN + name: rows[:-1] for name, rows in known.items() if not rows[:-1].all()}}]
-            self._index, self._tables, self._known = index, tables, known
-        return self._index
+        return self._index.locate(keys)
+
+    def read(self, where: blocks.Where, name: str = "logits") -> np.ndarray:
+        """Array `name` of the located entries `where` (a block of them): logits (N, 5, C) float32, seconds (N,),
+        or a further array (N, ...); NaN, or 0, where not found or not kept for a clip."""
+        return self._read(where, name)[0]
+
+    def _read(self, where: blocks.Where, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        fixed = {"logits": (np.dtype(np.float32), (N_LAYERS, self.n_classes)), "seconds": (np.dtype(np.float32), ())}
+        if name not in fixed and name not in self._index.newest:
+            return np.full(len(where), np.nan, np.float32), None
+        dtype, shape = fixed.get(name) or self._index.newest[name]
+        return self._index.take(where, name, dtype, shape, np.nan if dtype.kind in "fc" else 0)
 
     def lookup(self, keys: np.ndarray, *names: str) -> tuple[np.ndarray, ...]:
         """(found (N,) bool, logits (N, 5, C) float32 with NaN rows where not found, seconds (N,)), then
         the named further arrays (N, ...) (NaN, or 0, where not found or not kept for a clip)."""
-        rows, index = self._rows(keys)
-        tables = self._tables
-        if len(rows) == len(index) and np.array_equal(rows, np.arange(len(rows))):  # every entry, as stored
-            tables = {name: _read_only(table[:-1]) for name, table in tables.items()}  # no copy (N, 5, C)
-            rows = slice(None)
-        empty = {"logits": np.full((1, N_LAYERS, self.n_classes), np.nan, np.float32),
-                 "seconds": np.full(1, np.nan, np.float32)}
-        found = np.ones(len(index), bool) if isinstance(rows, slice) else rows < len(index)
-        return found, *(tables[name][rows] if name in tables else
-                                    np.repeat(empty.get(name, np.full(1, np.nan, np.float32)), len(found), axis=0)
-                                    for name in ("logits", "seconds", *names))
+        where = self.locate(keys)
+        return where.found, *(self.read(where, name) for name in ("logits", "seconds", *names))
 
     def lookup_extra(self, keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(known (N,) bool, values (N, ...)) of the further array `name` (add(..., name=...)): known where
         the key's entry holds it; values None where no entry does (an older version's cache)."""
-        rows, _ = self._rows(keys)
-        if name not in self._tables:
-            return np.zeros(len(rows), bool), None
-        return self._known[name][rows], self._tables[name][rows]
+        return self.lookup_extra_at(self.locate(keys), name)
 
-    def _rows(self, keys: np.ndarray) -> tuple[np.ndarray, pd.Index]:
-        """Each key's row in the tables (their last row, all missing values, where not cached), and the index."""
-        keys = np.asarray(keys, dtype=KEY_DTYPE)
-        index = self._build_index()
-        rows = index.get_indexer(keys)
-        rows[(rows < 0) | (keys == "")] = len(index)
-        return rows, index
+    def lookup_extra_at(self, where: blocks.Where, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """lookup_extra of entries already located."""
+        values, known = self._read(where, name)
+        return (np.zeros(len(values), bool), None) if known is None else (known, values)
 
     def add(self, keys: np.ndarray, logits: np.ndarray, seconds: np.ndarray | None = None, **arrays) -> None:
         """Append one batch; `arrays`: further named per-clip arrays (N, ...) kept beside the logits.
         Rows without a key or with logits that are not all finite (a failed decode, a network output
         of NaN) are not kept, so that a failure is retried next time instead of being remembered, and
         a cached row always has logits."""
-        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        keys = np.asarray(keys).astype(STORED_KEY)
         logits = np.asarray(logits, dtype=np.float32)
         seconds = np.full(len(keys), np.nan, np.float32) if seconds is None else np.asarray(seconds, np.float32)
         if logits.shape != (len(keys), N_LAYERS, self.n_classes):
@@ -329,15 +318,14 @@ class LogitCache:
         arrays = {name: np.asarray(array) for name, array in arrays.items()}
         if any(len(array) != len(keys) for array in arrays.values()):
             raise ValueError(f"extra arrays of a batch need one row per key ({len(keys)})")
-        keep = (keys != "") & np.isfinite(logits).all(axis=(1, 2))
+        keep = (keys != b"") & np.isfinite(logits).all(axis=(1, 2))
         record = {name: array[keep] for name, array in
                   {"keys": keys, "logits": logits, "seconds": seconds, **arrays}.items()}
         if not keep.any():
             return
-        if self.writable:
-            self._locked(lambda: self._append_records([{**record, "keys": record["keys"].astype(STORED_KEY)}]))
-        self._parts.append(record)  # this run still finds them
-        self._index = None
+        stored = self.writable and self._locked(lambda: self._append_records([record]))
+        if not stored:
+            self._add_memory(record, "memory")  # this run still finds them
 
     def _cannot_write(self, err: OSError) -> None:
         """Warn once, then go on without adding to the cache (its entries are still read)."""
@@ -348,4 +336,5 @@ class LogitCache:
                           f"(free space, or pass another --cache-dir)", AvauditWarning, stacklevel=3)
 
     def __len__(self) -> int:
-        return len(self._build_index())
+        self._load_new()
+        return len(self._index)

@@ -15,13 +15,16 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 MAGIC = b"AVC1"
 _HEAD = struct.Struct("<4sIQI")  # magic, header bytes, payload bytes, crc32
-JOINED_BYTES = 256 << 20  # the most bytes compact() joins into one record
+JOINED_BYTES = 64 << 20  # the most bytes compact() joins into one record (it holds two at once)
+CHUNK_BYTES = 8 << 20  # what place() reads at a time of an array it checks but does not keep
 Arrays = dict[str, np.ndarray]
 
 
@@ -101,6 +104,84 @@ def iterate(path: Path, start: int = 0) -> Iterator[tuple[Arrays, int]]:
             if record is None:
                 return
             yield record, handle.tell()
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A whole record's place in its file: its rows, and each array's dtype, row shape and the byte its
+    payload starts at, so a reader takes any of its rows by offset (inference/blocks.py)."""
+    rows: int
+    arrays: dict[str, tuple[np.dtype, tuple[int, ...], int]]
+
+
+def place(handle: BinaryIO, start: int = 0, *, keep: tuple[str, ...] = ("keys",),
+          finite: str = "logits") -> Iterator[tuple[Placed, Arrays, np.ndarray, int]]:
+    """(place, its arrays named in `keep`, which rows of `finite` are all finite (all True where it has no such
+    array), the byte where it ends) of each whole record of the open file `handle` from byte `start`, in order.
+
+    Each record's CRC is checked as `read` checks it, but a chunk of CHUNK_BYTES at a time: memory is the kept
+    arrays, not the record.
+    """
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(start)
+    while handle.tell() < size:
+        placed = _place_one(handle, size, keep, finite)
+        if placed is None:
+            return
+        yield (*placed, handle.tell())
+
+
+def count(path: Path, start: int = 0) -> int:
+    """How many records `path` holds from byte `start`, by their heads alone (a torn last one counted too)."""
+    with open(path, "rb") as handle:
+        size, at, records = os.fstat(handle.fileno()).st_size, start, 0
+        while at + _HEAD.size <= size:
+            handle.seek(at)
+            magic, header_len, payload_len, _ = _HEAD.unpack(handle.read(_HEAD.size))
+            if magic != MAGIC:
+                break
+            at, records = at + _HEAD.size + header_len + payload_len, records + 1
+        return records
+
+
+def _place_one(handle, size: int, keep: tuple[str, ...], finite: str):
+    """`place`'s record at the handle's position, or None where it is not whole."""
+    at = handle.tell()
+    head = handle.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    magic, header_len, payload_len, crc = _HEAD.unpack(head)
+    if magic != MAGIC or at + _HEAD.size + header_len + payload_len > size:
+        return None
+    try:
+        header = handle.read(header_len)
+        spec = json.loads(header)
+        rows, arrays, kept, whole, running = int(spec["rows"]), {}, {}, np.ones(int(spec["rows"]), bool), \
+            zlib.crc32(header)
+        for name, dtype, shape in spec["arrays"]:
+            dtype, shape, offset = np.dtype(dtype), tuple(map(int, shape)), handle.tell()
+            width = int(np.prod(shape))
+            step = max(CHUNK_BYTES // max(dtype.itemsize * width, 1), 1)
+            parts = []
+            for first in range(0, rows, step):
+                count = min(step, rows - first)
+                data = np.fromfile(handle, dtype=dtype, count=count * width)
+                if data.size != count * width:
+                    return None
+                running = zlib.crc32(_bytes(data), running)
+                data = data.reshape((count, *shape))
+                if name in keep:
+                    parts.append(data)
+                if name == finite and dtype.kind == "f":
+                    whole[first : first + count] = np.isfinite(data.reshape(count, -1)).all(axis=1)
+            arrays[str(name)] = (dtype, shape, offset)
+            if name in keep:
+                kept[str(name)] = np.concatenate(parts) if parts else np.empty((0, *shape), dtype)
+    except (ValueError, TypeError, KeyError):  # a header that is not ours
+        return None
+    if handle.tell() != at + _HEAD.size + header_len + payload_len or running != crc:
+        return None
+    return Placed(rows, arrays), kept, whole
 
 
 def read(path: Path, start: int = 0) -> tuple[list[Arrays], int]:

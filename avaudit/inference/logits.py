@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from avaudit.inference.cache import LogitCache, clip_keys, default_cache_dir, model_fingerprint
+from avaudit.inference.blocks import Where
+from avaudit.inference.cache import LogitCache, clip_key_bytes, default_cache_dir, model_fingerprint
 from avaudit.media.manifests import skipped_table
 from avaudit.outputs import atomic_write_text
 
@@ -71,15 +72,46 @@ def logits_fingerprint(model_path, *, no_audio: str = "skip", decoder: str = "py
     return model_fingerprint(model_path) + f"-{decoder}" + ("-silence" if no_audio == "silence" else "")
 
 
+class RowLogits:
+    """Each manifest row's five-layer logits, read from the cache a block of rows at a time (`read`), never all
+    at once unless asked (`everything`): the cache's index says where each row's entry lies; the few rows that
+    decoded but have no entry (no file identity to key them by) are kept here."""
+
+    def __init__(self, cache: LogitCache, where: Where, kept: dict[int, np.ndarray]) -> None:
+        self.cache, self.where = cache, where
+        self._kept_rows = np.fromiter(sorted(kept), np.int64, len(kept))
+        self._kept = np.stack([kept[row] for row in self._kept_rows]) if kept else None
+        self.decoded = where.found.copy()  # (N,) bool: the rows with logits
+        self.decoded[self._kept_rows] = True
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """Logits (n, 5, C) float32 of the rows at `positions` (any order, repeats allowed), NaN where skipped."""
+        positions = np.asarray(positions, np.int64)
+        logits = self.cache.read(self.where[positions])
+        if self._kept is not None:
+            at = np.searchsorted(self._kept_rows, positions)
+            hit = np.flatnonzero(self._kept_rows[np.minimum(at, len(self._kept_rows) - 1)] == positions)
+            logits[hit] = self._kept[at[hit]]
+        return logits
+
+    def everything(self) -> np.ndarray:
+        """Logits (N, 5, C) of every row: for small data and tests; an audit reads blocks."""
+        return self.read(np.arange(len(self)))
+
+
 def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: str, batch_size: int = 8,
                  workers: int | None = None, cache_dir=None, on_event: Callable[[str, dict], None] | None = None,
                  no_audio: str = "skip",
-                 decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int, dict]:
+                 decoder: str = "pyav") -> tuple[RowLogits, np.ndarray, pd.DataFrame, int, dict]:
     """Logits of every row: cached ones read back, the rest decoded, run and added to the cache.
 
     The cache lives outside DATA (`cache_dir`, default the user's cache directory) under the
     checkpoint's fingerprint, keyed by each file's identity and window; entries are appended per
-    batch, so an interrupted run resumes where it stopped. Returns logits (N, 5, C), the seconds of
+    batch, so an interrupted run resumes where it stopped. Returns the logits (RowLogits: read a block
+    of rows at a time), the seconds of
     real content in each window (N,), skipped rows, how many rows came from the cache, and each row's
     quality arrays (quality_arrays(): name -> (N, ...), NaN or zero where skipped), measured in the same decode
     and cached with the logits. An entry cached without them (an older version) is decoded again, once.
@@ -89,22 +121,21 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     fingerprint = logits_fingerprint(model_path, no_audio=no_audio, decoder=decoder)
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
-    keys = clip_keys(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                     members=table["member"].to_numpy() if "member" in table else None,
-                     offsets=table["offset"].to_numpy() if "offset" in table else None)
-    found, logits, seconds = cache.lookup(keys)
+    keys = clip_key_bytes(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
+                          members=table["member"].to_numpy() if "member" in table else None,
+                          offsets=table["offset"].to_numpy() if "offset" in table else None)
+    where = cache.locate(keys)
+    found, seconds = where.found.copy(), cache.read(where, "seconds")
     measure = signals_enabled()
-    quality = cached_quality(cache, keys) if measure else {}
+    quality = cached_quality(cache, where) if measure else {}
     for known, _ in quality.values():
         found &= known
     quality = {name: values for name, (_, values) in quality.items()}
     todo = np.flatnonzero(~found)
-    if len(todo) and not logits.flags.writeable:  # the cache's own table (every entry, in order): ours to fill
-        logits, seconds = logits.copy(), seconds.copy()
     # A clip the manifest lists more than once (under new ids, once per label) is decoded once.
-    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != "")
+    repeat = pd.Index(keys[todo]).duplicated() & (keys[todo] != b"")
     once, copies = todo[~repeat], todo[repeat]
-    skipped = skipped_table([])
+    skipped, kept = skipped_table([]), {}
     if len(once):
         from avaudit.device import pick_device
         from avaudit.inference.run import run_model
@@ -116,24 +147,30 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
             table.iloc[once], model, config, device=dev, batch_size=batch_size, workers=workers,
             on_event=on_event, no_audio=no_audio, decoder=decoder, quality=measure,
             on_batch=lambda rows, out, secs, arrays: cache.add(keys[once[rows]], out, secs, **arrays))  # key known
-        logits[once], seconds[once] = new, new_seconds
+        seconds[once] = new_seconds
         for name, values in new_quality.items():
             quality[name][once] = values
         skipped.index = once[skipped.index]
+        now = cache.locate(keys[todo])  # the entries just added win
+        where.record[todo], where.row[todo] = now.record, now.row
+        unkeyed = np.flatnonzero(~where.found[once] & np.isfinite(new).all(axis=(1, 2)))
+        kept = {int(once[i]): new[i] for i in unkeyed}  # decoded, but no file identity to cache them by
     if len(copies):
-        shared = share_with_copies(table, keys, once, copies, (logits, seconds, *quality.values()), skipped)
+        shared = share_with_copies(table, keys, once, copies, (seconds, *quality.values()), skipped)
         skipped = pd.concat([skipped, shared]).sort_index()
-    return logits, seconds, skipped.reset_index(drop=True), int(found.sum()), quality
+    where.record[np.asarray(skipped.index, np.int64)] = -1  # a row decoded again that failed this time is skipped
+    return RowLogits(cache, where, kept), seconds, skipped.reset_index(drop=True), int(found.sum()), quality
 
 
-def cached_quality(cache: LogitCache, keys: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each quality array (quality_arrays()) of `keys` as the cache holds it: name -> (known (N,), values (N, ...)),
-    values NaN or zero where unknown; a key is known only with the shape this version measures."""
+def cached_quality(cache: LogitCache, where: Where) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each quality array (quality_arrays()) of the located entries `where` as the cache holds it: name -> (known
+    (N,), values (N, ...)), values NaN or zero where unknown; a key is known only with the shape this version
+    measures."""
     arrays = {}
     for name, (shape, dtype) in quality_arrays().items():
-        known, values = cache.lookup_extra(keys, name)
+        known, values = cache.lookup_extra_at(where, name)
         if values is None or values.shape[1:] != shape:
-            known, values = np.zeros(len(keys), bool), np.zeros((len(keys), *shape), dtype)
+            known, values = np.zeros(len(where), bool), np.zeros((len(where), *shape), dtype)
         values = values.astype(dtype, copy=False)
         if values.dtype.kind == "f":
             values[~known] = np.nan
@@ -143,9 +180,9 @@ def cached_quality(cache: LogitCache, keys: np.ndarray) -> dict[str, tuple[np.nd
 
 def share_with_copies(table: pd.DataFrame, keys: np.ndarray, once: np.ndarray, copies: np.ndarray,
                       arrays: tuple[np.ndarray, ...], skipped: pd.DataFrame) -> pd.DataFrame:
-    """Give each repeated row its first copy's rows of `arrays` (logits, seconds), or its skip
-    reason; returns the repeats' skipped rows."""
-    named = keys[once] != ""  # keyless rows are never repeats: each fails on its own
+    """Give each repeated row its first copy's rows of `arrays` (seconds, quality arrays; its logits are its first
+    copy's cache entry), or its skip reason; returns the repeats' skipped rows."""
+    named = keys[once] != b""  # keyless rows are never repeats: each fails on its own
     source = pd.Series(once[named], index=keys[once][named]).loc[keys[copies]].to_numpy()
     for array in arrays:
         array[copies] = array[source]

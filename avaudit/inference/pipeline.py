@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,16 +24,26 @@ from avaudit.options import AuditOptions, audit_options, check_path
 from avaudit.outputs import check_writes
 from avaudit.vocab import SKIPPED_COLUMNS, Confidence, LabelPolicy
 
+if TYPE_CHECKING:
+    from avaudit.inference.logits import RowLogits
+
+
+BLOCK_ROWS = 65_536  # rows an audit decides on at a time: (65,536, 5, C) float32 is 21 MB at 16 classes
+
+
+def block_rows() -> int:
+    """Rows of each block an audit reads: BLOCK_ROWS, or $AVAUDIT_BLOCK_ROWS (tests force tiny blocks)."""
+    return max(int(os.environ.get("AVAUDIT_BLOCK_ROWS", BLOCK_ROWS)), 1)
+
 
 @dataclass
 class Audit:
-    """What the pipeline hands the decisions: the rows that decoded with their probabilities, and what a
+    """What the pipeline hands the decisions: the rows that decoded, their logits a block at a time, and what a
     run record says of DATA and the model. Plain data, so a command reads it without calling back."""
     manifest: Manifest
     checkpoint: dict
     classes: list[str]
-    logits: np.ndarray  # (N, 5, C) for every manifest table row, NaN where skipped
-    probabilities: np.ndarray  # (N, 5, C) softmax of logits, raw or temperature-scaled
+    layers: RowLogits  # (N, 5, C) logits of every manifest table row, NaN where skipped, read a block at a time
     rows: pd.DataFrame  # decoded rows (one per video and label with LabelPolicy.require), `position` in logits
     window: dict[str, pd.Series]  # `seconds` and `padded` of each of `rows` (window_columns)
     record: dict  # the run record's settings of DATA and the model (run_settings)
@@ -45,20 +55,41 @@ class Audit:
     # in the decode that gave its logits; {} when the audit ran without them (AVAUDIT_SIGNALS=0).
     quality: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def read(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, the confidences the audits decide on: raw or temperature-scaled), each (n, 5, C), of the
+        manifest rows at `position`: a block of them (audits.reduce)."""
+        logits = self.layers.read(position)
+        return logits, probabilities(logits, self.record["confidence"], self.checkpoint.get("temperatures"))
 
-def decoded_rows(table: pd.DataFrame, logits: np.ndarray) -> pd.DataFrame:
-    """The manifest rows that decoded, with their `position` in the logits."""
-    decoded = ~np.isnan(logits).any(axis=(1, 2))
-    return table.assign(position=np.arange(len(table)))[decoded]
+    @property
+    def logits(self) -> np.ndarray:
+        """Every row's logits (N, 5, C) at once: for small data and the library's callers; the commands read blocks."""
+        return self.layers.everything()
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Every row's confidences (N, 5, C) at once."""
+        return self.probabilities_of(np.arange(len(self.layers)))
+
+    def probabilities_of(self, position: np.ndarray, dtype=None) -> np.ndarray:
+        """The confidences (n, 5, C) of the rows at `position` in one array of `dtype` (default theirs), read-only,
+        made a block at a time: the logits of one block beside them, not of every row (a decision that needs them
+        all: missing-labels, which takes float64 and so is given them, not a float32 array to copy)."""
+        size = block_rows()
+        first = self.read(position[:size])[1]
+        out = np.empty((len(position), *first.shape[1:]), dtype or first.dtype)
+        out[:size] = first
+        for start in range(size, len(position), size):
+            out[start : start + size] = self.read(position[start : start + size])[1]
+        out.flags.writeable = False  # a decision that changed it would change the others'
+        return out
 
 
-def at_rows(values: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """values[position], read-only; `values` itself where `position` is every row in order (every video decoded,
-    one label each): a copy of (N, 5, C) confidences is 3 GB at ten million rows of 16 classes."""
-    every = len(position) == len(values) and np.array_equal(position, np.arange(len(values)))
-    view = values.view() if every else values[position]
-    view.flags.writeable = False  # the audit's own array: a decision that changed it would change the others'
-    return view
+def decoded_rows(table: pd.DataFrame, decoded: np.ndarray) -> pd.DataFrame:
+    """The manifest rows that decoded (`decoded` (N,) bool), with their `position` in the logits; the table's own
+    columns where every row decoded (a cached re-audit), not a copy of them."""
+    rows = table.assign(position=np.arange(len(table)))
+    return rows if decoded.all() else rows[decoded]
 
 
 def window_columns(seconds: np.ndarray, model: dict) -> dict[str, pd.Series]:
@@ -115,15 +146,14 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
                no_audio=str(o.no_audio), decoder=str(o.decoder))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: this rank's shard first
         run_shard(manifest.table, o.model_file, checkpoint, on_event=on_event, **run)
-    logits, seconds, skipped, n_cached, quality = infer_logits(manifest.table, o.model_file, checkpoint,
+    layers, seconds, skipped, n_cached, quality = infer_logits(manifest.table, o.model_file, checkpoint,
                                                                on_event=on_event, **run)
     skipped = pd.concat([manifest.skipped[list(SKIPPED_COLUMNS)], skipped], ignore_index=True)
-    rows = decoded_rows(manifest.table, logits)
+    rows = decoded_rows(manifest.table, layers.decoded)
     if labels == LabelPolicy.require:  # the audit judges each (video, label)
         rows = labelled_rows(rows)
     n_rows = len(manifest.table) + len(manifest.skipped)
-    return Audit(manifest, checkpoint, list(checkpoint["classes"]), logits,
-                 probabilities(logits, str(o.confidence), checkpoint.get("temperatures")), rows,
+    return Audit(manifest, checkpoint, list(checkpoint["classes"]), layers, rows,
                  window_columns(seconds[rows["position"].to_numpy()], checkpoint["config"]["model"]),
                  run_settings(manifest, o, checkpoint, n_rows=n_rows, n_skipped=len(skipped)), skipped, n_rows,
                  n_cached, [*manifest.notes, *notes], quality)

@@ -1,0 +1,116 @@
+"""The audits' inputs taken a block of rows at a time: each decision keeps what it needs of the (N, 5, C)
+confidences (per row values, per-class counts), never the array (3.2 GB at ten million rows of 16 classes).
+
+`read(position)` gives (logits, confidences), each (n, 5, C), of the rows at `position` (any order, repeats
+allowed); the caller owns where they come from (the logit cache, inference.pipeline.Audit). Each function
+returns exactly what its rule computes over the whole array at once, bit for bit.
+
+Pure numpy: a reader in, arrays out.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from avaudit.audits.decisions import multilabel, true_label_confidence, vote
+from avaudit.audits.layerstats import layer_statistics
+from avaudit.audits.uncertainty import RIVAL_SAMPLE, RivalEvidence, rival_evidence
+from avaudit.vocab import LAYERS
+
+Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def blocks(n: int, size: int) -> list[slice]:
+    """Slices of `size` rows covering n."""
+    return [slice(start, start + size) for start in range(0, n, max(size, 1))]
+
+
+def video_scores(confidences: np.ndarray, labels: np.ndarray, *,
+                 rule: str) -> tuple[np.ndarray, RivalEvidence | None]:
+    """(true-label confidences (N, 5), `rival_evidence` under sufficiency, None under the paper's rule) of the
+    whole array at once, the categories numbered in sorted order."""
+    true_conf = true_label_confidence(confidences, labels)  # (N, 5)
+    if rule != "sufficiency":
+        return true_conf, None
+    present = np.unique(labels)
+    return true_conf, rival_evidence(confidences, np.searchsorted(present, labels), present)
+
+
+def rival_sample(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row numbers of each category's first RIVAL_SAMPLE rows, in order: the rows `rival_margins` chooses rivals on."""
+    order = np.argsort(codes, kind="stable")
+    starts = np.r_[0, np.cumsum(np.bincount(codes, minlength=n_groups))[:-1]]
+    rank = np.arange(len(order)) - starts[codes[order]]
+    return np.sort(order[rank < RIVAL_SAMPLE])
+
+
+def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule: str,
+                size: int) -> tuple[np.ndarray, RivalEvidence | None, dict]:
+    """(true-label confidences (N, 5), `rival_evidence` or None: `video_scores`; layer_statistics of the logits)
+    of the rows at `position` with class `labels`, read `size` rows at a time.
+
+    A block's rival margins are `rival_evidence`'s of the block behind the rival sample (each category's first
+    RIVAL_SAMPLE rows, read once), so the rivals are chosen on the same rows as over the whole array; a category
+    of no more rows than the sample has all of them in it, and their margins are the sample's own. The rivals,
+    leans and pairs are the sample's: `rival_evidence` measures them on those rows alone.
+    """
+    present = np.unique(labels)
+    codes = np.searchsorted(present, labels)
+    counts = np.bincount(codes, minlength=len(present))
+    sample = rival_sample(codes, len(present)) if rule == "sufficiency" else np.zeros(0, np.int64)
+    sample_conf = read(position[sample])[1]
+    on_sample = rival_evidence(sample_conf, codes[sample], present) if rule == "sufficiency" else None
+    true_conf, scores = [], []
+    statistics = layer_statistics(np.zeros((0, len(LAYERS), 1), np.float32), np.zeros(0, np.int64))
+    for part in blocks(len(position), size):
+        logits, confidences = read(position[part])
+        statistics = summed(statistics, layer_statistics(logits, labels[part]))
+        true_conf.append(true_label_confidence(confidences, labels[part]))
+        if on_sample is None:
+            continue
+        block_codes, rows = codes[part], np.arange(len(position))[part]
+        small = counts[block_codes] <= RIVAL_SAMPLE
+        margins = np.empty((len(rows), len(LAYERS)), on_sample.margins.dtype)
+        margins[small] = on_sample.margins[np.searchsorted(sample, rows[small])]
+        large = np.flatnonzero(~small)
+        if len(large):
+            joined = rival_evidence(np.concatenate([sample_conf, confidences[large]]),
+                                    np.r_[codes[sample], block_codes[large]], present)
+            margins[large] = joined.margins[len(sample):]
+        scores.append(margins)
+    true_conf = np.concatenate(true_conf) if true_conf else np.zeros((0, len(LAYERS)), np.float32)
+    if on_sample is None:
+        return true_conf, None, statistics
+    margins = np.concatenate(scores) if scores else np.zeros((0, len(LAYERS)), np.float32)
+    return true_conf, RivalEvidence(margins, on_sample.rival, on_sample.lean, on_sample.pair), statistics
+
+
+def summed(counts: dict, more: dict) -> dict:
+    """Two count documents (layer_statistics) added key by key."""
+    return {key: summed(value, more[key]) if isinstance(value, dict) else value + more[key]
+            for key, value in counts.items()}
+
+
+def predict_columns(read: Reader, position: np.ndarray, classes: list[str], *, size: int) -> dict[str, np.ndarray]:
+    """Each row's vote (eq. 6), its eq. 7 labels (';'-joined) and each layer's top confidence (conf_<layer>), over
+    confidences, read `size` rows at a time."""
+    names = np.asarray(classes, dtype=object)  # one string a class, shared by the rows naming it: 8 bytes a row
+    columns: dict[str, list] = {"vote": [], "labels_eq7": [], **{f"conf_{layer}": [] for layer in LAYERS}}
+    for part in blocks(len(position), size):
+        probs = read(position[part])[1]
+        columns["vote"].append(names[vote(probs)])
+        columns["labels_eq7"].append(joined_sets(multilabel(probs), names))
+        for i, layer in enumerate(LAYERS):
+            columns[f"conf_{layer}"].append(probs[:, i].max(axis=-1))
+    return {name: np.concatenate(parts) if parts else np.zeros(0, object if name in ("vote", "labels_eq7") else
+                                                                     np.float32) for name, parts in columns.items()}
+
+
+def joined_sets(chosen: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Each row's chosen names ';'-joined, (n, C) bool -> (n,) object: each distinct set joined once, its text
+    shared by the rows that chose it (a block holds a few dozen sets, not a string a row)."""
+    sets, which = np.unique(np.packbits(chosen, axis=1), axis=0, return_inverse=True)
+    texts = np.array([";".join(names[np.unpackbits(row, count=len(names)).astype(bool)]) for row in sets] + [""],
+                     dtype=object)[:-1]  # the "" keeps one set of one name a 1-d array of strings
+    return texts[which.ravel()]

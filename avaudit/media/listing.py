@@ -26,6 +26,7 @@ from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
 BLOCK = 20_000  # records held as Python objects before they become compact columns
 FOUND = ""  # the reason column of a record whose file was found
+DETAILS_BLOCK = 1 << 18  # skipped rows whose details are made at once
 
 
 class Spans(Sequence):
@@ -202,7 +203,8 @@ def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root:
     parse. A record's text is kept only where its file was found (the table's `raw`), and a skip's detail as its
     reason's `why` code: the line numbers are put in front when the skipped list is made."""
     # named: the path the record names, "" where its file was found there (then `path` says it)
-    kinds = {"row": np.int64, "video_id": "str", "named": "str", "labels": np.int32, "start": float, "end": float,
+    kinds = {"row": np.int64, "video_id": "str", "id_hash": np.int64, "named": "str", "labels": np.int32,
+             "start": float, "end": float,
              "split": np.int32, **{name: "str" if name == "youtube_id" else float for name in fmt.extras},
              "raw": "str", "path": "str", "reason": np.int8, "why": np.int32}
     columns, spans, unparsed = _Columns(kinds), Spans(), []
@@ -218,8 +220,8 @@ def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root:
         path, reason, detail = _locate(p, named, root, finder, inside)
         labels = p.labels if ";;" not in p.labels and p.labels[:1] != ";" and p.labels[-1:] != ";" else \
             ";".join(label for label in p.labels.split(";") if label)  # no empty labels
-        columns.add((row, p.video_id, "" if path == named else named, labels_code(labels), p.start, p.end,
-                     split_code(p.split), *p.extras, "" if reason else raw, path, reason_code(reason),
+        columns.add((row, p.video_id, hash(p.video_id), "" if path == named else named, labels_code(labels),
+                     p.start, p.end, split_code(p.split), *p.extras, "" if reason else raw, path, reason_code(reason),
                      why_code(printable(detail)) if reason else 0))
     return columns.frame(), codes, spans, unparsed
 
@@ -233,12 +235,21 @@ def gather(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
     return listed
 
 
+def _repeated(id_hashes: np.ndarray) -> np.ndarray:
+    """Positions of the records whose id's hash is another's: every id listed more than once, and the rare id
+    whose hash merely collides (_merge compares the ids themselves). Sorting eight bytes a record costs less
+    than a hash table of the ids (pandas' first makes each a Python string: 1.4 GB at ten million rows)."""
+    ordered = np.sort(id_hashes)
+    shared = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.flatnonzero(np.isin(id_hashes, shared)) if len(shared) else np.zeros(0, np.int64)
+
+
 def _merge(fmt: Format, listed: Listed, text_of) -> None:
     """The ids listed more than once, in Python: their merged labels, further records (spans and text), skipped
     duplicates and every further record's position, into `listed`."""
     cols = listed.cols
     ids, rows = cols["video_id"], cols["row"]
-    repeated = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
+    repeated = _repeated(cols["id_hash"])
     labels, also, more, duplicates, later = listed.labels, listed.also, listed.more, listed.duplicates, []
     first: dict[str, int] = {}
     for at in repeated.tolist():
@@ -261,20 +272,26 @@ def _merge(fmt: Format, listed: Listed, text_of) -> None:
 
 
 def _details(listed: Listed, lost: np.ndarray) -> pd.Series:
-    """'line 3: why' of the records `lost`, or 'line 3 (also lines 7-8): why' where further records merged."""
+    """'line 3: why' of the records `lost`, or 'line 3 (also lines 7-8): why' where further records merged; made
+    DETAILS_BLOCK records at a time, so that only the finished column is as long as the skipped list."""
+    blocks = [_block_details(listed, lost[start : start + DETAILS_BLOCK])
+              for start in range(0, len(lost), DETAILS_BLOCK)]
+    return _text(pa.chunked_array(blocks, pa.large_string()))
+
+
+def _block_details(listed: Listed, lost: np.ndarray) -> pa.Array:
     cols = listed.cols
-    rows = cols["row"][lost]
-    lines = listed.spans.lines(rows)
+    lines = listed.spans.lines(cols["row"][lost])
     details = pc.binary_join_element_wise(lines, listed.codes["why"].values_of(cols["why"][lost]),
                                           pa.scalar(": ", pa.large_string()))
-    merged = [(i, position) for i, position in enumerate(lost.tolist()) if position in listed.also]
-    if merged:
+    merged = np.flatnonzero(np.isin(lost, np.fromiter(listed.also, np.int64, len(listed.also))))
+    if len(merged):
         mask = np.zeros(len(lost), bool)
-        mask[[i for i, _ in merged]] = True
-        also = [f"{lines[i].as_py()} (also {', '.join(map(where, listed.also[position]))}): "
-                f"{details[i].as_py()[len(lines[i].as_py()) + 2 :]}" for i, position in merged]
+        mask[merged] = True
+        also = [f"{lines[i].as_py()} (also {', '.join(map(where, listed.also[int(lost[i])]))}): "
+                f"{details[i].as_py()[len(lines[i].as_py()) + 2 :]}" for i in merged.tolist()]
         details = pc.replace_with_mask(details, pa.array(mask), pa.array(also, pa.large_string()))
-    return _text(details)
+    return details
 
 
 def build(listed: Listed, fmt: Format, root: str):
@@ -326,13 +343,15 @@ def _table(cols: dict, found: np.ndarray, listed: Listed, fmt: Format) -> pd.Dat
         return values.reset_index(drop=True) if every else values.take(keep).reset_index(drop=True)
 
     merged = listed.codes["labels"].values_of(cols["labels"][keep])
-    if listed.labels:  # a repeated id's labels, merged over its records
-        at = {position: i for i, position in enumerate(keep.tolist())}
-        joined = {at[position]: ";".join(names) for position, names in listed.labels.items() if position in at}
-        if joined:
-            mask = np.zeros(len(keep), bool)
-            mask[list(joined)] = True
-            merged = pc.replace_with_mask(merged, pa.array(mask), pa.array([joined[i] for i in sorted(joined)],
-                                                                           pa.large_string()))
+    positions = np.fromiter(listed.labels, np.int64, len(listed.labels))  # the repeated ids' first records
+    at = np.searchsorted(keep, positions)
+    kept = at < len(keep)
+    kept[kept] = keep[at[kept]] == positions[kept]
+    if kept.any():  # their labels, merged over their records
+        mask = np.zeros(len(keep), bool)
+        mask[at[kept]] = True
+        order = np.argsort(at[kept], kind="stable")
+        joined = [";".join(listed.labels[int(position)]) for position in positions[kept][order].tolist()]
+        merged = pc.replace_with_mask(merged, pa.array(mask), pa.array(joined, pa.large_string()))
     names = ("video_id", "path", "labels", "start", "end", "split", "row", "raw", *fmt.extras)
     return pd.DataFrame({name: _text(merged) if name == "labels" else column(name) for name in names}, copy=False)

@@ -306,6 +306,11 @@ def build(listed: Listed, fmt: Format, root: str):
     note = (f"{n_found:,} of {plural(n_found + len(missing), 'file')} found under {root}; "
             f"e.g. {echo(cols['named'].iat[missing[0]], PATH_ECHO)}" if len(missing) else None)
     named = set(";".join(listed.codes["labels"]).split(";")) - {""}
+    table = _table(cols, found, listed, fmt)
+    rows = cols["row"]
+    more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
+    for name in ("labels", "start", "end", "split", "raw", "id_hash", *fmt.extras):
+        del cols[name]  # only the table's: gone before the skipped list's details take their room
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies
 
     def column(name: str):
@@ -322,9 +327,6 @@ def build(listed: Listed, fmt: Format, root: str):
         skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True)
         failed = skipped.sort_values("row", kind="stable").reset_index(drop=True)
     skipped = failed[list(SKIPPED_COLUMNS)]
-    rows = cols["row"]
-    more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
-    table = _table(cols, found, listed, fmt)
     pa.default_memory_pool().release_unused()  # the gathered columns' blocks, back to the system
     return table, skipped, more, frozenset(named), note, listed.spans
 

@@ -26,7 +26,10 @@ from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
 BLOCK = 20_000  # records held as Python objects before they become compact columns
 FOUND = ""  # the reason column of a record whose file was found
-DETAILS_BLOCK = 1 << 18  # skipped rows whose details are made at once
+DETAILS_BLOCK = 1 << 16  # skipped rows whose details are made at once (Arrow's string kernels take ~150 B a row)
+# The columns' memory: malloc's, which gives freed blocks back to numpy and Python; Arrow's default (mimalloc) kept
+# ~100 MiB a million rows of the blocks the read made and freed (benchmarks/README.md, issue 22's third round).
+POOL = pa.system_memory_pool()
 
 
 class Spans(Sequence):
@@ -53,10 +56,11 @@ class Spans(Sequence):
     def lines(self, rows: np.ndarray) -> pa.Array:
         """'line 3' or 'lines 3-5' of each of `rows`, as `where` writes them, in one vectorized pass."""
         first, last = (pa.array(np.frombuffer(column, np.int64)[rows]) for column in (self.first, self.last))
-        first_text = first.cast(pa.large_string())
+        first_text = pc.cast(first, pa.large_string(), memory_pool=POOL)
         line, lines, dash, none = (pa.scalar(text, pa.large_string()) for text in ("line ", "lines ", "-", ""))
-        return pc.if_else(pc.equal(first, last), pc.binary_join_element_wise(line, first_text, none),
-                          pc.binary_join_element_wise(lines, first_text, dash, last.cast(pa.large_string()), none))
+        return pc.if_else(pc.equal(first, last), pc.binary_join_element_wise(line, first_text, none, memory_pool=POOL),
+                          pc.binary_join_element_wise(lines, first_text, dash, pc.cast(last, pa.large_string()), none,
+                                                      memory_pool=POOL), memory_pool=POOL)
 
 
 class _Codes(dict):
@@ -75,7 +79,7 @@ class _Codes(dict):
         return code
 
     def values_of(self, codes: np.ndarray) -> pa.Array:
-        return pa.array(self.names, pa.large_string()).take(pa.array(codes))
+        return pc.take(pa.array(self.names, pa.large_string()), pa.array(codes), memory_pool=POOL)
 
 
 def _text(values) -> pd.Series:
@@ -101,7 +105,7 @@ class _Columns:
     def _flush(self) -> None:
         for i, kind in enumerate(self.kinds.values()):
             if self.values[i]:
-                self.blocks[i].append(pa.array(self.values[i], pa.large_string()) if kind == "str"
+                self.blocks[i].append(pa.array(self.values[i], pa.large_string(), memory_pool=POOL) if kind == "str"
                                       else np.asarray(self.values[i], dtype=kind))
                 self.values[i] = []
 
@@ -283,14 +287,14 @@ def _block_details(listed: Listed, lost: np.ndarray) -> pa.Array:
     cols = listed.cols
     lines = listed.spans.lines(cols["row"][lost])
     details = pc.binary_join_element_wise(lines, listed.codes["why"].values_of(cols["why"][lost]),
-                                          pa.scalar(": ", pa.large_string()))
+                                          pa.scalar(": ", pa.large_string()), memory_pool=POOL)
     merged = np.flatnonzero(np.isin(lost, np.fromiter(listed.also, np.int64, len(listed.also))))
     if len(merged):
         mask = np.zeros(len(lost), bool)
         mask[merged] = True
         also = [f"{lines[i].as_py()} (also {', '.join(map(where, listed.also[int(lost[i])]))}): "
                 f"{details[i].as_py()[len(lines[i].as_py()) + 2 :]}" for i in merged.tolist()]
-        details = pc.replace_with_mask(details, pa.array(mask), pa.array(also, pa.large_string()))
+        details = pc.replace_with_mask(details, pa.array(mask), pa.array(also, pa.large_string()), memory_pool=POOL)
     return details
 
 
@@ -327,7 +331,7 @@ def build(listed: Listed, fmt: Format, root: str):
         skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True)
         failed = skipped.sort_values("row", kind="stable").reset_index(drop=True)
     skipped = failed[list(SKIPPED_COLUMNS)]
-    pa.default_memory_pool().release_unused()  # the gathered columns' blocks, back to the system
+    POOL.release_unused()  # what the gathered columns freed, back to the system (glibc's malloc_trim)
     return table, skipped, more, frozenset(named), note, listed.spans
 
 
@@ -354,6 +358,6 @@ def _table(cols: dict, found: np.ndarray, listed: Listed, fmt: Format) -> pd.Dat
         mask[at[kept]] = True
         order = np.argsort(at[kept], kind="stable")
         joined = [";".join(listed.labels[int(position)]) for position in positions[kept][order].tolist()]
-        merged = pc.replace_with_mask(merged, pa.array(mask), pa.array(joined, pa.large_string()))
+        merged = pc.replace_with_mask(merged, pa.array(mask), pa.array(joined, pa.large_string()), memory_pool=POOL)
     names = ("video_id", "path", "labels", "start", "end", "split", "row", "raw", *fmt.extras)
     return pd.DataFrame({name: _text(merged) if name == "labels" else column(name) for name in names}, copy=False)

@@ -2,9 +2,11 @@
 
 Every listed video lands in exactly one of the two; a video's records after its first are merged into
 it (AVE's multi-label videos, AVVP's events) or skipped as duplicates. Records are read one at a time
-and kept as compact columns (Arrow strings, numbers) a block at a time, so ten million rows cost their
+and kept as compact columns a block at a time (Arrow strings for what differs from record to record,
+an integer code for what repeats: labels, split, reason, a skip's why), so ten million rows cost their
 text and numbers, not ten million Python objects each; only the records of ids listed more than once
-are gathered in Python. Each video's file is looked for at its first record.
+are gathered in Python. Each video's file is looked for at its first record. The read is two steps:
+gather (which needs the file's text) and build (which does not, so the caller drops it in between).
 """
 from __future__ import annotations
 

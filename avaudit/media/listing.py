@@ -307,10 +307,10 @@ def build(listed: Listed, fmt: Format, root: str):
     first[listed.later] = False
     found = first & (cols["reason"] == reasons[FOUND])
     lost = np.flatnonzero(first & ~found)
-    missing = lost[cols["reason"][lost] == reasons[Skip.missing_file]]
-    n_found = int(found.sum())
-    note = (f"{n_found:,} of {plural(n_found + len(missing), 'file')} found under {root}; "
-            f"e.g. {echo(cols['named'].iat[missing[0]], PATH_ECHO)}" if len(missing) else None)
+    missing = cols["reason"][lost] == reasons[Skip.missing_file]
+    n_found, n_missing = int(found.sum()), int(np.count_nonzero(missing))
+    note = (f"{n_found:,} of {plural(n_found + n_missing, 'file')} found under {root}; "
+            f"e.g. {echo(cols['named'].iat[lost[np.argmax(missing)]], PATH_ECHO)}" if n_missing else None)
     named = set(";".join(listed.codes["labels"]).split(";")) - {""}
     table = _table(cols, found, listed, fmt)
     rows = cols["row"]
@@ -324,11 +324,11 @@ def build(listed: Listed, fmt: Format, root: str):
 
     path, named_there = (pd.Series(column(name), copy=False) for name in ("path", "named"))
     own = (path != "").to_numpy()  # a bad name's own path; the named one for every other skip
-    failed = pd.DataFrame({"row": cols["row"][lost], "video_id": column("video_id"),
+    rest = pd.DataFrame(listed.unparsed + listed.duplicates, columns=["row", *SKIPPED_COLUMNS])
+    failed = pd.DataFrame({**({"row": cols["row"][lost]} if len(rest) else {}), "video_id": column("video_id"),
                            "path": path.where(own, named_there).array if own.any() else named_there.array,
                            "reason": _text(reasons.values_of(cols["reason"][lost])).array,
                            "detail": _details(listed, lost).array}, copy=False)
-    rest = pd.DataFrame(listed.unparsed + listed.duplicates, columns=["row", *SKIPPED_COLUMNS])
     if len(rest):  # records that did not parse and duplicates, among the others in line order
         skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True)
         failed = skipped.sort_values("row", kind="stable").reset_index(drop=True)

@@ -89,6 +89,18 @@ def _text(values) -> pd.Series:
     return pd.Series(pd.array(values, dtype="str"), copy=False)
 
 
+def _take(column: pd.Series, positions: np.ndarray) -> pd.Series:
+    """A text column's values at `positions` (ascending), a block at a time: Arrow's take of a chunked array first
+    joins its blocks into one copy of the whole column."""
+    values = pa.array(column.array)
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    bounds = np.cumsum([0, *map(len, chunks)])
+    cuts = np.searchsorted(positions, bounds)
+    taken = [pc.take(chunk, pa.array(positions[cuts[i] : cuts[i + 1]] - bounds[i]), memory_pool=POOL)
+             for i, chunk in enumerate(chunks) if cuts[i + 1] > cuts[i]]
+    return _text(pa.chunked_array(taken, pa.large_string()))
+
+
 class _Columns:
     """Values appended a record at a time, kept as compact columns of `kinds` (Arrow strings, numpy numbers) a
     block at a time; a text column stays in its blocks (a chunked array), never copied into one."""
@@ -320,7 +332,7 @@ def build(listed: Listed, fmt: Format, root: str):
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies
 
     def column(name: str):
-        return cols[name].array if every else cols[name].take(lost).array
+        return cols[name].array if every else _take(cols[name], lost).array
 
     path, named_there = (pd.Series(column(name), copy=False) for name in ("path", "named"))
     own = (path != "").to_numpy()  # a bad name's own path; the named one for every other skip
@@ -348,7 +360,7 @@ def _table(cols: dict, found: np.ndarray, listed: Listed, fmt: Format) -> pd.Dat
             return _text(listed.codes[name].values_of(values[keep]))
         if isinstance(values, np.ndarray):
             return pd.Series(values if every else values[keep])
-        return values.reset_index(drop=True) if every else values.take(keep).reset_index(drop=True)
+        return values.reset_index(drop=True) if every else _take(values, keep)
 
     merged = listed.codes["labels"].values_of(cols["labels"][keep])
     positions = np.fromiter(listed.labels, np.int64, len(listed.labels))  # the repeated ids' first records

@@ -165,13 +165,14 @@ def measure(n: int, tmp: Path, upto: str) -> None:
     assert len(absent.table) == 0 and len(absent.skipped) == n, (len(absent.table), len(absent.skipped))
     stages.run("skipped list", lambda: write_csv(absent.skipped, tmp / "skipped.csv"))
     absent = None  # its memory back before the next stage
-    if upto == "read":
-        return print(json.dumps({"n": n, "stages": stages.rows}), flush=True)
     manifest_memo, keys_memo = {}, {}
     stand_ins(manifest_memo, keys_memo)
     from avaudit.inference import logits as logits_module
 
     manifest = stages.run("read, media found", lambda: read_manifest(data, root=empty))
+    assert len(manifest.table) == n and len(manifest.skipped) == 0, (len(manifest.table), len(manifest.skipped))
+    if upto == "read":
+        return print(json.dumps({"n": n, "stages": stages.rows}), flush=True)
     manifest_memo["manifest"] = manifest
     table = manifest.table
     keys = stages.run("cache keys", lambda: logits_module.clip_key_bytes(
@@ -210,7 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--upto", choices=("read", "cache", "all"), default="all",
-                        help="the last group of stages to run: the manifest reads, the cache, or all [all]")
+                        help="the last group of stages to run: the manifest reads (media absent and found), "
+                             "the cache, or all [all]")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -2,9 +2,11 @@
 
 Every listed video lands in exactly one of the two; a video's records after its first are merged into
 it (AVE's multi-label videos, AVVP's events) or skipped as duplicates. Records are read one at a time
-and kept as compact columns (Arrow strings, numbers) a block at a time, so ten million rows cost their
+and kept as compact columns a block at a time (Arrow strings for what differs from record to record,
+an integer code for what repeats: labels, split, reason, a skip's why), so ten million rows cost their
 text and numbers, not ten million Python objects each; only the records of ids listed more than once
-are gathered in Python. Each video's file is looked for at its first record.
+are gathered in Python. Each video's file is looked for at its first record. The read is two steps:
+gather (which needs the file's text) and build (which does not, so the caller drops it in between).
 """
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import math
 import os
 from array import array
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from avaudit.media.folders import PATH_ECHO, Finder, printable
 from avaudit.media.formats import Format, Row, echo
@@ -23,6 +28,10 @@ from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
 BLOCK = 20_000  # records held as Python objects before they become compact columns
 FOUND = ""  # the reason column of a record whose file was found
+DETAILS_BLOCK = 1 << 16  # skipped rows whose details are made at once (Arrow's string kernels take ~150 B a row)
+# The columns' memory: malloc's, which gives freed blocks back to numpy and Python; Arrow's default (mimalloc) kept
+# ~100 MiB a million rows of the blocks the read made and freed (benchmarks/README.md, issue 22's third round).
+POOL = pa.system_memory_pool()
 
 
 class Spans(Sequence):
@@ -46,14 +55,60 @@ class Spans(Sequence):
     def __eq__(self, other) -> bool:
         return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
 
+    def lines(self, rows: np.ndarray) -> pa.Array:
+        """'line 3' or 'lines 3-5' of each of `rows`, as `where` writes them, in one vectorized pass."""
+        first, last = (pa.array(np.frombuffer(column, np.int64)[rows]) for column in (self.first, self.last))
+        first_text = pc.cast(first, pa.large_string(), memory_pool=POOL)
+        line, lines, dash, none = (pa.scalar(text, pa.large_string()) for text in ("line ", "lines ", "-", ""))
+        return pc.if_else(pc.equal(first, last), pc.binary_join_element_wise(line, first_text, none, memory_pool=POOL),
+                          pc.binary_join_element_wise(lines, first_text, dash, pc.cast(last, pa.large_string()), none,
+                                                      memory_pool=POOL), memory_pool=POOL)
+
+
+class _Codes(dict):
+    """Each distinct value of a column that repeats (labels, split, reason, why) and its number, in order of
+    first sight: ten million records hold a small integer each, not a string."""
+
+    def __init__(self, *values: str) -> None:
+        super().__init__((str(value), i) for i, value in enumerate(values))
+        self.names = [str(value) for value in values]
+
+    def code(self, value: str) -> int:
+        code = self.get(value)
+        if code is None:
+            code = self[value] = len(self.names)
+            self.names.append(str(value))
+        return code
+
+    def values_of(self, codes: np.ndarray) -> pa.Array:
+        return pc.take(pa.array(self.names, pa.large_string()), pa.array(codes), memory_pool=POOL)
+
+
+def _text(values) -> pd.Series:
+    """Arrow strings (an array, or a chunked one a block a chunk) as a pandas `str` column, without a copy."""
+    return pd.Series(pd.array(values, dtype="str"), copy=False)
+
+
+def _take(column: pd.Series, positions: np.ndarray) -> pd.Series:
+    """A text column's values at `positions` (ascending), a block at a time: Arrow's take of a chunked array first
+    joins its blocks into one copy of the whole column."""
+    values = pa.array(column.array)
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    bounds = np.cumsum([0, *map(len, chunks)])
+    cuts = np.searchsorted(positions, bounds)
+    taken = [pc.take(chunk, pa.array(positions[cuts[i] : cuts[i + 1]] - bounds[i]), memory_pool=POOL)
+             for i, chunk in enumerate(chunks) if cuts[i + 1] > cuts[i]]
+    return _text(pa.chunked_array(taken, pa.large_string()))
+
 
 class _Columns:
-    """Values appended a record at a time, turned into pandas columns of `kinds` a block at a time."""
+    """Values appended a record at a time, kept as compact columns of `kinds` (Arrow strings, numpy numbers) a
+    block at a time; a text column stays in its blocks (a chunked array), never copied into one."""
 
     def __init__(self, kinds: dict[str, object]) -> None:
         self.kinds = kinds
         self.values: list[list] = [[] for _ in kinds]
-        self.blocks: list[list[pd.Series]] = [[] for _ in kinds]
+        self.blocks: list[list] = [[] for _ in kinds]
 
     def add(self, values: Iterable) -> None:
         for column, value in zip(self.values, values):
@@ -64,16 +119,18 @@ class _Columns:
     def _flush(self) -> None:
         for i, kind in enumerate(self.kinds.values()):
             if self.values[i]:
-                self.blocks[i].append(pd.Series(self.values[i], dtype=kind))
+                self.blocks[i].append(pa.array(self.values[i], pa.large_string(), memory_pool=POOL) if kind == "str"
+                                      else np.asarray(self.values[i], dtype=kind))
                 self.values[i] = []
 
-    def frame(self) -> dict[str, pd.Series]:
+    def frame(self) -> dict[str, pd.Series | np.ndarray]:
+        """Each column: a pandas `str` column for text, a numpy array for numbers."""
         self._flush()
         out = {}
         for i, (name, kind) in enumerate(self.kinds.items()):
             blocks, self.blocks[i] = self.blocks[i], []
-            out[name] = (pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0] if blocks
-                         else pd.Series([], dtype=kind))
+            out[name] = _text(pa.chunked_array(blocks, pa.large_string())) if kind == "str" else \
+                np.concatenate(blocks) if blocks else np.zeros(0, kind)
         return out
 
 
@@ -121,21 +178,38 @@ def _locate(p: Row, named: str, root: str, finder: Finder, inside: _Inside | Non
     return path, FOUND, ""
 
 
-def _named(cols: dict, at: int) -> str:
-    """The path record `at` names (kept only where it is not the path found)."""
-    return cols["named"].iat[at] or cols["path"].iat[at]
+@dataclass
+class Listed:
+    """A manifest's records gathered (gather), its repeated ids merged: what build needs, without the file's text."""
+    cols: dict  # the parsed records' columns (_gather)
+    codes: dict[str, _Codes]  # the coded columns' values: labels, split, reason, why
+    spans: Spans  # row -> its record's lines
+    unparsed: list[tuple]  # (row, "", "", skip reason, detail) of the records that did not parse
+    labels: dict[int, list[str]]  # first record of a repeated id -> its merged labels
+    also: dict[int, list[Span]]  # first record -> the spans of the further records merged into it
+    more: dict[int, list[tuple[int, str]]]  # first record -> those records' (row, text)
+    duplicates: list[tuple]  # further records skipped as duplicates, as unparsed
+    later: np.ndarray  # positions of every further record of a repeated id, merged or skipped
+
+    def label_text(self, at: int) -> str:
+        return self.codes["labels"].names[self.cols["labels"][at]]
+
+    def named(self, at: int) -> str:
+        """The path record `at` names (kept only where it is not the path found)."""
+        return self.cols["named"].iat[at] or self.cols["path"].iat[at]
 
 
-def _repeat(fmt: Format, cols: dict, at: int, seen: int, seen_labels: list[str], seen_span: Span) -> str | None:
+def _repeat(fmt: Format, listed: Listed, at: int, seen: int, seen_labels: list[str], seen_span: Span) -> str | None:
     """Why record `at` of an id first listed at record `seen` is not merged into its video; None to merge it."""
-    named, before = (os.path.basename(_named(cols, i)) for i in (at, seen))
+    cols = listed.cols
+    named, before = (os.path.basename(listed.named(i)) for i in (at, seen))
     video_id = cols["video_id"].iat[at]
     if fmt.names_files and named != before:
         return (f"{echo(named)} has the id {echo(video_id)} of {echo(before)} on {where(seen_span)} "
                 f"(an id is the path without its extension); rename one to audit both")
-    new = [label for label in cols["labels"].iat[at].split(";") if label and label not in seen_labels]
+    new = [label for label in listed.label_text(at).split(";") if label and label not in seen_labels]
     same = all(a == b or (math.isnan(a) and math.isnan(b))
-               for a, b in ((cols[k].iat[at], cols[k].iat[seen]) for k in ("start", "end")))
+               for a, b in ((float(cols[k][at]), float(cols[k][seen])) for k in ("start", "end")))
     if fmt.events or (new and same):  # another event, or the same clip under another label
         return None
     why = "already listed" if same else "already listed with another window"
@@ -143,12 +217,17 @@ def _repeat(fmt: Format, cols: dict, at: int, seen: int, seen_labels: list[str],
 
 
 def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root: bool):
-    """Every record's columns (parsed ones), its span, and the records that did not parse."""
+    """Every parsed record's columns, the coded columns' values, every record's span, and the records that did not
+    parse. A record's text is kept only where its file was found (the table's `raw`), and a skip's detail as its
+    reason's `why` code: the line numbers are put in front when the skipped list is made."""
     # named: the path the record names, "" where its file was found there (then `path` says it)
-    kinds = {"row": np.int64, "video_id": "str", "named": "str", "labels": "str", "start": float, "end": float,
-             "split": "str", **{name: "str" if name == "youtube_id" else float for name in fmt.extras},
-             "raw": "str", "path": "str", "reason": "str", "detail": "str"}
+    kinds = {"row": np.int64, "video_id": "str", "id_hash": np.int64, "named": "str", "labels": np.int32,
+             "start": float, "end": float,
+             "split": np.int32, **{name: "str" if name == "youtube_id" else float for name in fmt.extras},
+             "raw": "str", "path": "str", "reason": np.int8, "why": np.int32}
     columns, spans, unparsed = _Columns(kinds), Spans(), []
+    codes = {"labels": _Codes(), "split": _Codes(), "reason": _Codes(FOUND, *Skip), "why": _Codes("")}
+    labels_code, split_code, reason_code, why_code = (codes[name].code for name in codes)
     inside = None if allow_outside_root else _Inside(os.path.join(root, ""))
     for row, (span, raw, p) in enumerate(entries):
         spans.append(span)
@@ -159,98 +238,140 @@ def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root:
         path, reason, detail = _locate(p, named, root, finder, inside)
         labels = p.labels if ";;" not in p.labels and p.labels[:1] != ";" and p.labels[-1:] != ";" else \
             ";".join(label for label in p.labels.split(";") if label)  # no empty labels
-        columns.add((row, p.video_id, "" if path == named else named, labels, p.start, p.end, p.split, *p.extras,
-                     raw, path, reason, printable(f"{where(span)}: {detail}") if reason else ""))
-    return columns.frame(), spans, unparsed
+        columns.add((row, p.video_id, hash(p.video_id), "" if path == named else named, labels_code(labels),
+                     p.start, p.end, split_code(p.split), *p.extras, "" if reason else raw, path, reason_code(reason),
+                     why_code(printable(detail)) if reason else 0))
+    return columns.frame(), codes, spans, unparsed
 
 
-def _merge(fmt: Format, cols: dict, spans: Spans):
-    """The ids listed more than once, in Python: (first record -> merged labels, first record -> its further
-    records' spans, first record -> further records (row, text), skipped duplicates, records merged or skipped)."""
-    ids = cols["video_id"]
-    repeated = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
-    labels, also, more, duplicates, later = {}, {}, {}, [], []
+def gather(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root: bool, text_of) -> Listed:
+    """A manifest's records, each file looked for, its repeated ids merged. `text_of(span)` is a record's text
+    (only the further records merged into a video need it): the caller may drop the file's text afterwards."""
+    cols, codes, spans, unparsed = _gather(entries, fmt, root, finder, allow_outside_root)
+    listed = Listed(cols, codes, spans, unparsed, {}, {}, {}, [], np.zeros(0, np.int64))
+    _merge(fmt, listed, text_of)
+    return listed
+
+
+def _repeated(id_hashes: np.ndarray) -> np.ndarray:
+    """Positions of the records whose id's hash is another's: every id listed more than once, and the rare id
+    whose hash merely collides (_merge compares the ids themselves). Sorting eight bytes a record costs less
+    than a hash table of the ids (pandas' first makes each a Python string: 1.4 GB at ten million rows)."""
+    ordered = np.sort(id_hashes)
+    shared = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.flatnonzero(np.isin(id_hashes, shared)) if len(shared) else np.zeros(0, np.int64)
+
+
+def _merge(fmt: Format, listed: Listed, text_of) -> None:
+    """The ids listed more than once, in Python: their merged labels, further records (spans and text), skipped
+    duplicates and every further record's position, into `listed`."""
+    cols = listed.cols
+    ids, rows = cols["video_id"], cols["row"]
+    repeated = _repeated(cols["id_hash"])
+    labels, also, more, duplicates, later = listed.labels, listed.also, listed.more, listed.duplicates, []
     first: dict[str, int] = {}
-    rows = cols["row"].to_numpy()
     for at in repeated.tolist():
         video_id, row = ids.iat[at], int(rows[at])
-        span = spans[row]
+        span = listed.spans[row]
         if video_id not in first:
             first[video_id] = at
-            labels[at] = [label for label in cols["labels"].iat[at].split(";") if label]
+            labels[at] = [label for label in listed.label_text(at).split(";") if label]
             continue
         seen = first[video_id]
         later.append(at)
-        why = _repeat(fmt, cols, at, seen, labels[seen], spans[int(rows[seen])])
+        why = _repeat(fmt, listed, at, seen, labels[seen], listed.spans[int(rows[seen])])
         if why is None:
-            labels[seen] += [name for name in cols["labels"].iat[at].split(";") if name and name not in labels[seen]]
+            labels[seen] += [name for name in listed.label_text(at).split(";") if name and name not in labels[seen]]
             also.setdefault(seen, []).append(span)
-            more.setdefault(seen, []).append((row, cols["raw"].iat[at]))
+            more.setdefault(seen, []).append((row, text_of(span)))
             continue
-        duplicates.append((row, video_id, _named(cols, at), Skip.duplicate_id, f"{where(span)}: {why}"))
-    return labels, also, more, duplicates, np.asarray(later, dtype=np.int64)
+        duplicates.append((row, video_id, listed.named(at), Skip.duplicate_id, f"{where(span)}: {why}"))
+    listed.later = np.asarray(later, dtype=np.int64)
 
 
-def _details(cols: dict, lost: np.ndarray, every: bool, spans: Spans, also: dict) -> pd.Series:
-    """'line 3: why' of the records `lost`, or 'line 3 (also lines 7-8): why' where further records merged."""
-    details = cols["detail"].reset_index(drop=True) if every else cols["detail"].take(lost).reset_index(drop=True)
-    if also:
-        at, rows = {position: i for i, position in enumerate(lost.tolist())}, cols["row"].to_numpy()
-        for position, spans_also in also.items():
-            if position in at:
-                lines = where(spans[int(rows[position])])
-                why = details.iat[at[position]][len(lines) + 2 :]
-                details.iat[at[position]] = f"{lines} (also {', '.join(map(where, spans_also))}): {why}"
+def _details(listed: Listed, lost: np.ndarray) -> pd.Series:
+    """'line 3: why' of the records `lost`, or 'line 3 (also lines 7-8): why' where further records merged; made
+    DETAILS_BLOCK records at a time, so that only the finished column is as long as the skipped list."""
+    blocks = [_block_details(listed, lost[start : start + DETAILS_BLOCK])
+              for start in range(0, len(lost), DETAILS_BLOCK)]
+    return _text(pa.chunked_array(blocks, pa.large_string()))
+
+
+def _block_details(listed: Listed, lost: np.ndarray) -> pa.Array:
+    cols = listed.cols
+    lines = listed.spans.lines(cols["row"][lost])
+    details = pc.binary_join_element_wise(lines, listed.codes["why"].values_of(cols["why"][lost]),
+                                          pa.scalar(": ", pa.large_string()), memory_pool=POOL)
+    merged = np.flatnonzero(np.isin(lost, np.fromiter(listed.also, np.int64, len(listed.also))))
+    if len(merged):
+        mask = np.zeros(len(lost), bool)
+        mask[merged] = True
+        also = [f"{lines[i].as_py()} (also {', '.join(map(where, listed.also[int(lost[i])]))}): "
+                f"{details[i].as_py()[len(lines[i].as_py()) + 2 :]}" for i in merged.tolist()]
+        details = pc.replace_with_mask(details, pa.array(mask), pa.array(also, pa.large_string()), memory_pool=POOL)
     return details
 
 
-def build(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_root: bool):
-    """(table, skipped, more_lines, labels named, found-files note, spans) of a manifest's records."""
-    cols, spans, unparsed = _gather(entries, fmt, root, finder, allow_outside_root)
-    labels, also, more, duplicates, later = _merge(fmt, cols, spans)
+def build(listed: Listed, fmt: Format, root: str):
+    """(table, skipped, more_lines, labels named, found-files note, spans) of a gathered manifest."""
+    cols, reasons = listed.cols, listed.codes["reason"]
     first = np.ones(len(cols["row"]), bool)
-    first[later] = False
-    found = first & (cols["reason"] == FOUND).to_numpy()
+    first[listed.later] = False
+    found = first & (cols["reason"] == reasons[FOUND])
     lost = np.flatnonzero(first & ~found)
-    missing = lost[(cols["reason"].take(lost) == Skip.missing_file).to_numpy()]
-    n_found = int(found.sum())
-    note = (f"{n_found:,} of {plural(n_found + len(missing), 'file')} found under {root}; "
-            f"e.g. {echo(cols['named'].iat[missing[0]], PATH_ECHO)}" if len(missing) else None)
-    named = set(";".join(cols["labels"].unique()).split(";")) - {""}
+    missing = cols["reason"][lost] == reasons[Skip.missing_file]
+    n_found, n_missing = int(found.sum()), int(np.count_nonzero(missing))
+    note = (f"{n_found:,} of {plural(n_found + n_missing, 'file')} found under {root}; "
+            f"e.g. {echo(cols['named'].iat[lost[np.argmax(missing)]], PATH_ECHO)}" if n_missing else None)
+    named = set(";".join(listed.codes["labels"]).split(";")) - {""}
+    table = _table(cols, found, listed, fmt)
+    rows = cols["row"]
+    more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
+    for name in ("labels", "start", "end", "split", "raw", "id_hash", *fmt.extras):
+        del cols[name]  # only the table's: gone before the skipped list's details take their room
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies
 
     def column(name: str):
-        return cols[name].array if every else cols[name].take(lost).array
+        return cols[name].array if every else _take(cols[name], lost).array
 
     path, named_there = (pd.Series(column(name), copy=False) for name in ("path", "named"))
     own = (path != "").to_numpy()  # a bad name's own path; the named one for every other skip
-    failed = pd.DataFrame({"row": column("row"), "video_id": column("video_id"),
+    rest = pd.DataFrame(listed.unparsed + listed.duplicates, columns=["row", *SKIPPED_COLUMNS])
+    failed = pd.DataFrame({**({"row": cols["row"][lost]} if len(rest) else {}), "video_id": column("video_id"),
                            "path": path.where(own, named_there).array if own.any() else named_there.array,
-                           "reason": column("reason"),
-                           "detail": _details(cols, lost, every, spans, also).array}, copy=False)
-    rest = pd.DataFrame(unparsed + duplicates, columns=["row", *SKIPPED_COLUMNS])
-    skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True) \
-        if len(rest) else failed
-    skipped = skipped.sort_values("row", kind="stable")[list(SKIPPED_COLUMNS)].reset_index(drop=True)
-    rows = cols["row"].to_numpy()
-    more = {int(rows[position]): records for position, records in more.items() if found[position]}
-    return _table(cols, found, labels, fmt), skipped, more, frozenset(named), note, spans
+                           "reason": _text(reasons.values_of(cols["reason"][lost])).array,
+                           "detail": _details(listed, lost).array}, copy=False)
+    if len(rest):  # records that did not parse and duplicates, among the others in line order
+        skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True)
+        failed = skipped.sort_values("row", kind="stable").reset_index(drop=True)
+    skipped = failed[list(SKIPPED_COLUMNS)]
+    POOL.release_unused()  # what the gathered columns freed, back to the system (glibc's malloc_trim)
+    return table, skipped, more, frozenset(named), note, listed.spans
 
 
-def _table(cols: dict, found: np.ndarray, labels: dict, fmt: Format) -> pd.DataFrame:
+def _table(cols: dict, found: np.ndarray, listed: Listed, fmt: Format) -> pd.DataFrame:
     """The videos whose file was found: COLUMNS (+ the format's extras), merged labels joined."""
-    every = bool(found.all())
     keep = np.flatnonzero(found)
+    every = len(keep) == len(found)
 
     def column(name: str) -> pd.Series:
-        return cols[name].reset_index(drop=True) if every else cols[name].take(keep).reset_index(drop=True)
+        values = cols[name]
+        if name in ("labels", "split"):
+            return _text(listed.codes[name].values_of(values[keep]))
+        if isinstance(values, np.ndarray):
+            return pd.Series(values if every else values[keep])
+        return values.reset_index(drop=True) if every else _take(values, keep)
 
-    merged = column("labels")
-    if labels:
-        at = {position: i for i, position in enumerate(keep.tolist())} if not every else None
-        for position, names in labels.items():
-            i = position if every else at.get(position)
-            if i is not None:
-                merged.iat[i] = ";".join(names)
+    merged = listed.codes["labels"].values_of(cols["labels"][keep])
+    positions = np.fromiter(listed.labels, np.int64, len(listed.labels))  # the repeated ids' first records
+    at = np.searchsorted(keep, positions)
+    kept = at < len(keep)
+    kept[kept] = keep[at[kept]] == positions[kept]
+    if kept.any():  # their labels, merged over their records
+        mask = np.zeros(len(keep), bool)
+        mask[at[kept]] = True
+        order = np.argsort(at[kept], kind="stable")
+        joined = [";".join(listed.labels[int(position)]) for position in positions[kept][order].tolist()]
+        merged = pc.replace_with_mask(merged, pa.array(mask), pa.array(joined, pa.large_string()), memory_pool=POOL)
     names = ("video_id", "path", "labels", "start", "end", "split", "row", "raw", *fmt.extras)
-    return pd.DataFrame({name: merged if name == "labels" else column(name) for name in names}, copy=False)
+    return pd.DataFrame({name: _text(merged) if name == "labels" else column(name) for name in names}, copy=False)

@@ -38,7 +38,7 @@ from avaudit.media.formats import (
     read_class_index,
     reversed_event,
 )
-from avaudit.media.listing import build
+from avaudit.media.listing import build, gather
 from avaudit.media.records import Lines, Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
@@ -169,8 +169,10 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     records, reversed_events = read_records(lines, first + n_header, fmt, str(media_root)), []
     if fmt.events:
         records = _noting_reversed(records, reversed_events)
-    table, skipped, more, named, found, spans = build(records, fmt, str(media_root), Finder(),
-                                                      allow_outside_root=allow_outside_root)
+    listed = gather(records, fmt, str(media_root), Finder(), allow_outside_root=allow_outside_root,
+                    text_of=lines.record)
+    del records, lines  # the file's text: not needed past the records (the table holds its videos' own)
+    table, skipped, more, named, found, spans = build(listed, fmt, str(media_root))
     if not spans:
         raise ManifestError(f"{data}: the manifest lists no videos, only a header")
     notes += _reversed_note(reversed_events, data)

@@ -46,6 +46,10 @@ class Lines(Sequence):
         """Lines first..last (inclusive) as the text holds them, '\\n' between."""
         return self.text[self._starts[first] : self._starts[last + 1] - 1]
 
+    def record(self, span: Span) -> str:
+        """The text of the record on the (1-based) lines `span`, as read_records gives it."""
+        return self.joined(span[0] - 1, span[1] - 1).removesuffix("\r")
+
 
 def where(span: Span) -> str:
     """'line 3' or 'lines 3-5': how a detail names the record's lines."""

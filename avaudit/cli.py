@@ -2,8 +2,8 @@
 and prints.
 
 Heavy modules (torch, numpy, pandas, decord, librosa) are imported inside the commands so
-`--help` stays fast. The options every audit shares are declared once (AUDIT_OPTIONS); the
-library fills in every default the user did not give.
+`--help` stays fast. Every option is declared once, in avaudit.cli_options (the ones every audit
+shares in AUDIT_OPTIONS); the library fills in every default the user did not give.
 """
 from __future__ import annotations
 
@@ -16,10 +16,26 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperCommand
 
+from avaudit.cli_options import (
+    AUDIT_OPTIONS,
+    CacheOpt,
+    ClassesOpt,
+    DataArg,
+    DecoderOpt,
+    DeviceOpt,
+    LabelFieldOpt,
+    ModelOpt,
+    OutOpt,
+    OutsideOpt,
+    RootOpt,
+    RuleOpt,
+    TruthOpt,
+    VideoColumnOpt,
+)
 from avaudit.display import fail, finish, one_line_errors
 from avaudit.display import stdout as console
 from avaudit.options import DEFAULT_MODEL, THRESHOLDS, AuditOptions
-from avaudit.vocab import By, Confidence, Decoder, Device, NoAudio, Rule, plural
+from avaudit.vocab import By, Device, plural
 
 
 class PlainUsage(TyperCommand):
@@ -32,26 +48,6 @@ class PlainUsage(TyperCommand):
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit audio-visual video datasets with the event-specific fusion network.")
-
-
-DataArg = Annotated[Path, typer.Argument(help="Folder of category folders, flat folder, manifest file, WebDataset "
-                                              "shards (a .tar, a folder of them, train-{000000..000099}.tar) or "
-                                              "Parquet (a file or a folder of them).",
-                                         metavar="DATA", show_default=False)]
-DecoderOpt = Annotated[Optional[Decoder], typer.Option(
-    help="What decodes the frames: pyav reads every container right; decord (0.6.0) decodes those it can "
-         f"time, PyAV the rest. The sound is always PyAV's [default: {AuditOptions.decoder}].")]
-ModelOpt = Annotated[Optional[Path], typer.Option(
-    help=f"Checkpoint [default: the shipped avaudit/{DEFAULT_MODEL.parent.name}/{DEFAULT_MODEL.name}].")]
-RootOpt = Annotated[Optional[Path], typer.Option(help="Where a manifest's media live [default: its folder].")]
-DeviceOpt = Annotated[Device, typer.Option(help=f"Where the network runs [default: {AuditOptions.device}].",
-                                           show_default=False)]
-ClassesOpt = Annotated[Optional[Path], typer.Option(
-    help="AudioSet's class index (index,mid,display_name) naming a segments CSV's labels "
-         "[default: class_labels_indices.csv beside DATA].")]
-OutsideOpt = Annotated[bool, typer.Option(help="Open manifest rows that name files outside --root.")]
-CacheOpt = Annotated[Optional[Path], typer.Option(
-    help="Logit cache, outside DATA [default: $AVAUDIT_CACHE_DIR or ~/.cache/avaudit].")]
 
 
 def version(value: bool) -> None:
@@ -96,6 +92,7 @@ def train(
     checkpoint_steps: Annotated[Optional[int], typer.Option(
         help="Also checkpoint every N batches (0: off) [default: the preset's, 0].", show_default=False)] = None,
     classes: ClassesOpt = None, allow_outside_root: OutsideOpt = False, decoder: DecoderOpt = None,
+    label_field: LabelFieldOpt = None, video_column: VideoColumnOpt = None,
 ):
     """Train the network: audio backbone, then video backbone, then all five layers (section 4.2)."""
     from avaudit.display import TrainProgress, safe, show_train_result
@@ -106,48 +103,13 @@ def train(
                                video_weights=video_weights, device=device.value, resume=resume, on_event=progress,
                                workers=workers, memory_budget=memory_budget, checkpoint_minutes=checkpoint_minutes,
                                checkpoint_steps=checkpoint_steps, classes=classes,
-                               allow_outside_root=allow_outside_root, **given(decoder=decoder))
+                               allow_outside_root=allow_outside_root, label_field=label_field,
+                               video_column=video_column, **given(decoder=decoder))
     show_train_result(console(), result, out)
     if result["skipped_csv"] is not None:
         console().print(f"[yellow]{plural(len(result['skipped']), 'clip')} skipped[/]: see "
                         f"{safe(result['skipped_csv'])}", soft_wrap=True)
         raise typer.Exit(1)
-
-
-# The options every audit command shares, each declared once: name (an AuditOptions field) -> (its
-# option, the CLI's default). None and False mean "not given": AuditOptions has the defaults.
-AUDIT_OPTIONS = {
-    "model": (ModelOpt, None),
-    "confidence": (Annotated[Optional[Confidence], typer.Option(
-        help="raw: the paper's softmax; calibrated: per-layer temperatures fitted on validation "
-             f"[default: {AuditOptions.confidence}].")], None),
-    "root": (RootOpt, None),
-    "device": (DeviceOpt, None),
-    "batch_size": (Annotated[Optional[int], typer.Option(
-        help=f"Clips per batch [default: {AuditOptions.batch_size}].")], None),
-    "workers": (Annotated[Optional[int], typer.Option(
-        help="Decoding worker processes; 0 means 1, so that a crashing decoder costs one clip "
-             "[default: one per CPU core, shared by torchrun ranks].", show_default=False)], None),
-    "cache_dir": (CacheOpt, None),
-    "no_audio": (Annotated[Optional[NoAudio], typer.Option(
-        help="Clips without a sound track: skip them, or audit them with silence "
-             f"[default: {AuditOptions.no_audio}].")], None),
-    "decoder": (DecoderOpt, None),
-    "classes": (ClassesOpt, None),
-    "allow_outside_root": (OutsideOpt, False),
-    "label_field": (Annotated[Optional[str], typer.Option(
-        help="The label's field of shards' .json members, or Parquet's label column (a list is several "
-             "labels) [default: a shard's .cls or .txt member, else the field or column `label`].")], None),
-    "video_column": (Annotated[Optional[str], typer.Option(
-        help="Parquet's column of video bytes, paths, or datasets' Video struct [default: video].")], None),
-}
-OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder [default: ./avaudit-out/<command>].",
-                                                metavar="OUT")]
-TruthOpt = Annotated[Optional[list[str]], typer.Option(help="People's labels to score against: a VGGSounder CSV, "
-    "`vggsounder` (the installed package's), or AVVP's audio then visual event file (twice).")]
-RuleOpt = Annotated[Optional[Rule], typer.Option(
-    help=f"paper: layer most confident in the true label; sufficiency: does one modality alone suffice "
-         f"[default: {THRESHOLDS.rule}].")]
 
 
 def audit_command(command):

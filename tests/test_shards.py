@@ -221,6 +221,34 @@ def test_train_reads_shards_as_the_audits_do_and_its_decoding_names_the_member(s
     assert subset[1].reason == "" and subset[1].frames.shape[0] == tiny_config.model.steps
 
 
+def test_train_reads_parquet_by_the_columns_its_options_name(parquet_files, monkeypatch, tmp_path):
+    import pyarrow.parquet as pq
+    from cli_helpers import cli
+
+    from avaudit.training import recipe
+
+    renamed = tmp_path / "renamed.parquet"  # as datasets writes a dataset whose features are named so
+    table = pq.read_table(parquet_files[0])
+    info = json.loads(table.schema.metadata[b"huggingface"])
+    features = info["info"]["features"]
+    info["info"]["features"] = {"clip": features["video"], "category": features["label"]}
+    pq.write_table(table.rename_columns(["clip", "category"]).replace_schema_metadata(
+        {"huggingface": json.dumps(info)}), renamed)
+    seen = {}
+
+    def caught(table, **_):
+        seen["table"] = table
+        raise SystemExit(3)
+
+    monkeypatch.setattr(recipe, "run_recipe", caught)
+    refused = cli("train", renamed, "--out", tmp_path / "m.pt")
+    assert refused.exit_code == 2 and "no column 'video'" in refused.output, refused.output
+    result = cli("train", renamed, "--video-column", "clip", "--label-field", "category", "--out", tmp_path / "m.pt")
+    assert result.exit_code == 3, result.output
+    assert len(seen["table"]) == table.num_rows and (seen["table"]["member"] == "clip").all()
+    assert set(seen["table"]["labels"]) <= set(features["label"]["names"])  # the names, not the integers
+
+
 def test_a_member_name_that_is_not_utf8_is_one_skipped_row(tmp_path, clip10):
     shard = tmp_path / "train-000000.tar"
     with tarfile.open(shard, "w", encoding="utf-8", errors="surrogateescape") as tar:

@@ -34,13 +34,14 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
           on_event: Callable[[str, dict], None] | None = None, workers: int | None = None,
           memory_budget: float | None = None, checkpoint_minutes: float | None = None,
           checkpoint_steps: int | None = None, classes: Path | None = None,
-          allow_outside_root: bool = False, decoder: str = "pyav") -> dict:
+          allow_outside_root: bool = False, decoder: str = "pyav", label_field: str | None = None,
+          video_column: str | None = None) -> dict:
     """Train the network on DATA (section 4.2's three stages) and write the checkpoint `out`.
 
     `epochs` (of every stage), `seed`, `workers`, `memory_budget` (GiB), `checkpoint_minutes` and
-    `checkpoint_steps` override the preset's `train.*` (None: the preset's). `classes` and
-    `allow_outside_root` are media.sources.read_data's; `decoder` what decodes the frames (pyav or
-    decord, as the audits' --decoder). `resume` continues the run `out` holds (with no file
+    `checkpoint_steps` override the preset's `train.*` (None: the preset's). `classes`,
+    `allow_outside_root`, `label_field` and `video_column` are media.sources.read_data's; `decoder` what
+    decodes the frames (pyav or decord, as the audits' --decoder). `resume` continues the run `out` holds (with no file
     at `out`, a warning says so and training starts afresh).
     Returns the validation metrics, `classes`, `skipped` (the rows of DATA not used: unreadable
     rows of the manifest, clips that did not decode), and the files written: `history_csv`,
@@ -60,7 +61,8 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     decoder = choice("decoder", decoder, Decoder)
     config = training_config(preset, epochs=epochs, seed=seed, num_workers=workers, memory_budget=memory_budget,
                              checkpoint_minutes=checkpoint_minutes, checkpoint_steps=checkpoint_steps)
-    manifest = read_data(data, root=root, classes=classes, allow_outside_root=allow_outside_root)
+    manifest = read_data(data, root=root, classes=classes, allow_outside_root=allow_outside_root,
+                         label_field=label_field, video_column=video_column)
     refuse_unreadable_labels(manifest)
     out = Path(out)
     check_outputs(out, manifest=manifest, video_weights=video_weights, config=config)

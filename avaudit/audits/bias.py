@@ -199,7 +199,7 @@ def sufficiency_scores(confidences: np.ndarray, labels: np.ndarray, *,
 
     `rival_evidence`'s margins, less each unimodal layer's lean towards the label on its rival's own
     videos (`partner_shift`: a lead the layer gives the label wherever the pair's shared sound or sight
-    is); `perceiving_layers` at PERCEIVE_SHARE.
+    is); `perceiving_layers` at PERCEIVE_SHARE on the categories' mean shifted margins.
     """
     present = np.unique(labels)
     codes = np.searchsorted(present, labels)
@@ -207,7 +207,9 @@ def sufficiency_scores(confidences: np.ndarray, labels: np.ndarray, *,
     shift = partner_shift(codes, evidence, fraction=fraction, informative=INFORMATIVE, lone=LONE)
     scores = evidence.margins
     scores[:, [AUDIO, VISUAL]] -= shift[codes]
-    return scores, perceiving_layers(evidence.pair, confidences.shape[-1], PERCEIVE_SHARE)
+    n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
+    means = np.stack([np.bincount(codes, weights=column, minlength=len(present)) for column in scores.T], 1) / n
+    return scores, perceiving_layers(evidence.pair, means, confidences.shape[-1], PERCEIVE_SHARE, fraction)
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,

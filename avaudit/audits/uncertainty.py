@@ -155,23 +155,31 @@ def partner_shift(codes: np.ndarray, evidence: RivalEvidence, *, fraction: float
     return shift
 
 
-def perceiving_layers(pair: np.ndarray, n_classes: int, share: float) -> tuple[bool, bool]:
-    """Does each unimodal layer perceive its modality in this run? (K, 5) `pair` -> (audio, visual).
+def perceiving_layers(pair: np.ndarray, means: np.ndarray, n_classes: int, share: float,
+                      fraction: float) -> tuple[bool, bool]:
+    """Does each unimodal layer perceive its modality in this run? (K, 5) `pair` and mean margins -> (audio, visual).
 
-    A layer perceives when, on the typical (median) category, its confidence in the label and the
-    label's likeliest partner together rise above chance (2 / C) by at least `share` of what the best
-    audio-visual layer's do: a layer that hears a tone two categories share still puts that much on the
-    pair. A layer near chance everywhere (a visual backbone trained too briefly) fails to single out
-    any label, which says nothing of whether its modality would suffice. No categories, or no layer above
-    chance (two classes: every pair is all of them): both perceive, as nothing tells them apart.
+    A layer perceives when, on the typical (median) category where its modality must carry what the fused
+    layers know (a fused layer singles the label out and the other unimodal layer, `means`, stays under
+    `fraction` of it), its confidence in the label and the label's likeliest partner together rise above
+    chance (2 / C) by at least `share` of what the best audio-visual layer's do: a layer that hears a tone
+    two categories share still puts that much on the pair. Measured there, not on every category, so the
+    mix does not decide it: a perfect visual layer on a set of mostly audio categories sees nothing on
+    those, as it should. A layer near chance everywhere (a visual backbone trained too briefly) fails to
+    single out any label, which says nothing of whether its modality would suffice. No such category: every
+    category. No categories, or no layer above chance (two classes: every pair is all of them): both
+    perceive, as nothing tells them apart.
     """
     if not len(pair):
         return True, True
-    above = np.median(pair, axis=0) - 2 / max(n_classes, 1)
-    best = above[:N_AV].max()
-    if best <= RESOLUTION:
-        return True, True
-    return bool(above[AUDIO] >= share * best), bool(above[VISUAL] >= share * best)
+    best_margin = means[:, :N_AV].max(axis=-1)
+    verdicts = []
+    for layer, other in ((AUDIO, VISUAL), (VISUAL, AUDIO)):
+        needed = (best_margin > 0) & (means[:, other] < fraction * best_margin)
+        above = np.median(pair[needed] if needed.any() else pair, axis=0) - 2 / max(n_classes, 1)
+        best = above[:N_AV].max()
+        verdicts.append(bool(best <= RESOLUTION or above[layer] >= share * best))
+    return verdicts[0], verdicts[1]
 
 
 def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:

@@ -62,9 +62,11 @@ class Draw:
 
 def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, redundant: int = 2,
                videos: int = 20, few: int = 3, few_videos: int = 4, minority: int = 4, whole: int = 3,
-               confusions: int = 3, crossed_labels: int = 2, biased: int = 0, co_occur: int = 0) -> World:
+               confusions: int = 3, crossed_labels: int = 2, biased: int = 0, co_occur: int = 0,
+               visual_only: int | None = None) -> World:
     """A random world: `grids` 2 x 2 audio-visual grids (the last one's sights hard to see:
-    `HARD_SIGHT`), `unimodal` audio-only and as many visual-only categories, `redundant` ones with a
+    `HARD_SIGHT`), `unimodal` audio-only and `visual_only` visual-only categories (default as many; a skewed
+    mix, as AudioSet's mostly heard classes, with fewer or more), `redundant` ones with a
     sound and a sight of their own; `few` of the categories have `few_videos` videos, the rest
     `videos`; `crossed_labels` audio-only labels missing from visual-only classes or the reverse;
     `biased` grid pairs whose shared sound (or sight) the audio (or visual) layer hears as one of the two
@@ -82,7 +84,8 @@ def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, r
                 group.append("audiovisual")
                 kind.append(types[(2 * g + i + j) % 3])
         n_sounds, n_sights = n_sounds + 2, n_sights + 2
-    for name, with_sound, with_sight, count in [("audio", True, False, unimodal), ("visual", False, True, unimodal),
+    visual_only = unimodal if visual_only is None else visual_only
+    for name, with_sound, with_sight, count in [("audio", True, False, unimodal), ("visual", False, True, visual_only),
                                                ("redundant", True, True, redundant)]:
         for _ in range(count):
             sound.append(n_sounds if with_sound else -1)

@@ -31,6 +31,7 @@ TRAPS = {"biased": 2, "co_occur": 1}  # make_world's structures behind the `tiny
 SKEWED = {"grids": 2, "redundant": 1}  # the skewed mixes' few grids (8 audio-visual categories)
 WORLDS = {  # name: (make_world's mix, simulate's layers); `weak visual`: a `tiny` model's visual layer
     "standard": ({}, {}), "weak visual": ({}, {"visual_strength": 0.25, "learned": True}),
+    "patchy visual": ({}, {"visual_strength": 0.25, "learned": True, "seen": 0.25}),  # a quarter of sights seen
     "mostly audio": (SKEWED | {"unimodal": 12, "visual_only": 1}, {}),  # AudioSet-like: VGGSounder's 57 A, 2 V
     "mostly visual": (SKEWED | {"unimodal": 1, "visual_only": 12}, {}),
 }
@@ -76,6 +77,7 @@ def measure(seeds, qualities=QUALITIES, rules=RULES, worlds=WORLDS) -> pd.DataFr
     """One row per (world, rules, quality, seed): the layers' accuracy and every score. `worlds`: how the
     logits are drawn (`standard`; `weak visual`: a visual layer at a quarter of the others' strength whose
     model also learned the whole-class missing labels, as the `tiny` models of benchmarks/weak_model.py;
+    `patchy visual`: the same but a quarter of the sights seen at full strength, as the `tiny` models' orange disc;
     `mostly audio`, `mostly visual`: 12 categories of one modality, 1 of the other, 2 grids)."""
     rows = []
     for seed, (kind, (mix, settings)), quality in itertools.product(seeds, worlds.items(), qualities):

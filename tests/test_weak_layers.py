@@ -83,6 +83,22 @@ def test_a_layer_that_perceives_nothing_in_the_run_is_no_evidence_that_its_modal
     assert not per_video["clear"].any()
 
 
+def test_a_layer_blind_in_the_run_that_sees_a_category_as_well_as_the_fused_layers_is_evidence_there():
+    """The 4- and 8-epoch `tiny` models: a visual layer near chance on most sights (blind in the run) sees the orange
+    disc of two grid categories as well as the fused layers do, up to the disc's partner (its confidence in the
+    label and the partner 0.86-0.95 of theirs above chance). That it cannot tell them apart is the modality's
+    failure, not the layer's: those two are audio-visual; the others stay unclear, and say why."""
+    def layers(label):
+        out = grid(label)
+        if label % 2 == 0:  # classes 0 and 2: a shape this visual layer does not see
+            out[VISUAL] = np.full(4, 0.25)
+        return out
+    per_video, table = audit(layers, 4)
+    assert table["group"].to_dict() == {"c0": "unclear", "c1": "audiovisual", "c2": "unclear", "c3": "audiovisual"}
+    assert set(table.loc[["c0", "c2"], "why_unclear"]) == {"the visual layer perceives nothing in this run"}
+    assert not per_video.loc[per_video["label"].isin(["c0", "c2"]), "clear"].any()
+
+
 def test_perceiving_is_measured_above_chance_against_the_fused_layers():
     pair = np.array([[0.9, 0.9, 0.9, 0.3, 0.9], [0.9, 0.9, 0.9, 0.3, 0.9], [0.9, 0.9, 0.9, 0.8, 0.9]])
     means = np.array([[2.0, 2.0, 2.0, 0.0, 0.0]] * 3)  # neither unimodal layer suffices anywhere

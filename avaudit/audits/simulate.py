@@ -155,13 +155,15 @@ def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray
 
 
 def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_strength: float = 0.8,
-             spread: float = 0.35, learned: bool = False) -> Draw:
+             spread: float = 0.35, learned: bool = False, seen: float = 0.0) -> Draw:
     """Logits for every video of `world` at `quality` (1: paper-like, 4: planted).
 
     `visual_strength` scales the visual layer against the others (a weak visual backbone); each
     video's signal is scaled by a lognormal of sd `spread` (easy and hard videos). `learned`: the model
     was trained on the whole-class missing labels too, so its audio layer also names class X on the
     videos of the sound Y that went with every video of X (`tiny` models trained with `--co-occur`).
+    `seen`: the share of sights (every 1/seen-th) the visual layer sees at full strength (1) whatever
+    `visual_strength` (the `tiny` models' visual layers see the orange disc, and little else). No draw changes.
     """
     label = np.repeat(np.arange(len(world.classes)), world.n_videos)
     n, n_classes = len(label), len(world.classes)
@@ -193,6 +195,9 @@ def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_s
             signal[rows, layer, b] = np.maximum(signal[rows, layer, b], 0.8 * signal[rows, layer, a])
     strength = np.ones(len(LAYERS))
     strength[VISUAL] = visual_strength
+    if seen > 0:
+        sharp = (world.sight >= 0) & (world.sight % round(1 / seen) == 0)
+        signal[:, VISUAL, sharp] /= visual_strength  # those sights at full strength
     scale = quality * SIGNAL * strength[None, :, None] * rng.lognormal(0.0, spread, size=(n, 1, 1))
     logits = scale * signal + rng.normal(size=signal.shape)
     names = np.asarray(world.classes)

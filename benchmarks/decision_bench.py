@@ -28,7 +28,13 @@ from avaudit.vocab import ASSIGNMENTS, GROUP_OF, LAYERS, UNCLEAR_TYPE
 
 QUALITIES = (0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0)
 TRAPS = {"biased": 2, "co_occur": 1}  # make_world's structures behind the `tiny` models' wrong groups
-WORLDS = {"standard": {}, "weak visual": {"visual_strength": 0.25, "learned": True}}  # the second: a `tiny` model
+SKEWED = {"grids": 2, "redundant": 1}  # the skewed mixes' few grids (8 audio-visual categories)
+WORLDS = {  # name: (make_world's mix, simulate's layers); `weak visual`: a `tiny` model's visual layer
+    "standard": ({}, {}), "weak visual": ({}, {"visual_strength": 0.25, "learned": True}),
+    "patchy visual": ({}, {"visual_strength": 0.25, "learned": True, "seen": 0.25}),  # a quarter of sights seen
+    "mostly audio": (SKEWED | {"unimodal": 12, "visual_only": 1}, {}),  # AudioSet-like: VGGSounder's 57 A, 2 V
+    "mostly visual": (SKEWED | {"unimodal": 1, "visual_only": 12}, {}),
+}
 SEEDS = {"tune": range(10), "report": range(100, 110)}
 
 
@@ -70,10 +76,12 @@ RULES = {"today": today, "shipped": shipped}
 def measure(seeds, qualities=QUALITIES, rules=RULES, worlds=WORLDS) -> pd.DataFrame:
     """One row per (world, rules, quality, seed): the layers' accuracy and every score. `worlds`: how the
     logits are drawn (`standard`; `weak visual`: a visual layer at a quarter of the others' strength whose
-    model also learned the whole-class missing labels, as the `tiny` models of benchmarks/weak_model.py)."""
+    model also learned the whole-class missing labels, as the `tiny` models of benchmarks/weak_model.py;
+    `patchy visual`: the same but a quarter of the sights seen at full strength, as the `tiny` models' orange disc;
+    `mostly audio`, `mostly visual`: 12 categories of one modality, 1 of the other, 2 grids)."""
     rows = []
-    for seed, (kind, settings), quality in itertools.product(seeds, worlds.items(), qualities):
-        world = make_world(np.random.default_rng(seed), **TRAPS)
+    for seed, (kind, (mix, settings)), quality in itertools.product(seeds, worlds.items(), qualities):
+        world = make_world(np.random.default_rng(seed), **TRAPS, **mix)
         draw = simulate(world, quality=quality, rng=np.random.default_rng([seed, int(quality * 100)]), **settings)
         confidences = softmax(draw.logits)
         accuracy = (draw.logits.argmax(-1) == draw.label[:, None]).mean(axis=0)
@@ -173,7 +181,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
               ("missing labels", ["precision", "recall", "recall_whole"])]
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for axis, (title, columns) in zip(axes, panels):
-        for ((world, rules), part), style in zip(table.groupby(["world", "rules"], sort=False), ["--", "-", ":", "-."]):
+        for ((world, rules), part), style in zip(table.groupby(["world", "rules"], sort=False),
+                                                 itertools.cycle(["--", "-", ":", "-."])):
             for column in columns:
                 axis.plot(part["vote"], part[column], style, marker="o", label=f"{world}, {rules}: {column}")
         axis.axhline(0.9 if title == "groups" else 0.8, color="grey", lw=0.5)
@@ -188,6 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", choices=list(SEEDS), default="report")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--worlds", nargs="+", choices=list(WORLDS), default=list(WORLDS))
     parser.add_argument("--fit", action="store_true", help="refit the missing-label precision on the seeds")
     parser.add_argument("--learned", action="store_true",
                         help="missing labels in worlds with learned co-occurrences, without and with groups")
@@ -196,7 +206,7 @@ def main() -> None:
         return print("PRECISION_WEIGHTS =", tuple(np.round(fit_precision(SEEDS[args.seeds]), 3).tolist()))
     if args.learned:
         return print(measure_learned(SEEDS[args.seeds]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    table = summarise(measure(SEEDS[args.seeds]))
+    table = summarise(measure(SEEDS[args.seeds], worlds={name: WORLDS[name] for name in args.worlds}))
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
         print(table.to_string(index=False))
     if args.plot:

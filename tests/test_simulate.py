@@ -121,3 +121,28 @@ def test_a_learned_cooccurrence_is_heard_as_the_visual_class_on_the_sounds_own_v
     assert np.median(audio[draw.label == y, x]) > 0.2 > np.median(softmax(plain.logits)[plain.label == y, 4, x])
     fused = softmax(draw.logits)[draw.label == x, :3, y]
     assert np.median(fused) < 0.05 < np.median(audio[draw.label == x, y])  # the audio layer alone hears Y there
+
+
+def test_a_skewed_mix_has_many_categories_of_one_modality_and_few_of_the_other():
+    """The bench's `mostly audio` and `mostly visual` worlds (VGGSounder's majorities: 57 audio, 2 visual classes):
+    the rule that judges whether a unimodal layer perceives must not depend on the mix."""
+    world = make_world(np.random.default_rng(0), grids=2, unimodal=12, visual_only=1, redundant=1)
+    assert {g: int((world.group == g).sum()) for g in ("audiovisual", "audio", "visual", "redundant")} == {
+        "audiovisual": 8, "audio": 12, "visual": 1, "redundant": 1}
+    assert (world.sight[world.group == "audio"] == -1).all() and (world.sound[world.group == "visual"] == -1).all()
+    standard = make_world(np.random.default_rng(0))
+    assert (standard.group == "audio").sum() == (standard.group == "visual").sum() == 4
+
+
+def test_a_patchy_visual_layer_sees_some_sights_at_full_strength_and_the_rest_weakly():
+    """The bench's `patchy visual` world: the `tiny` models' visual layers see the orange disc and little else."""
+    world = make_world(np.random.default_rng(0))
+    draws = {seen: simulate(world, quality=2.0, rng=np.random.default_rng(1), visual_strength=0.25, seen=seen)
+             for seen in (0.0, 0.25)}
+    sharp = (world.sight >= 0) & (world.sight % 4 == 0)
+    right = {seen: draw.logits[:, 3].argmax(-1) == draw.label for seen, draw in draws.items()}
+    on_sharp = sharp[draws[0.0].label]
+    assert right[0.25][on_sharp].mean() > right[0.0][on_sharp].mean() + 0.3
+    same = np.ones(draws[0.0].logits.shape, bool)
+    same[:, 3][:, sharp] = False  # the visual layer's logits of the sharp sights' classes
+    assert (draws[0.25].logits[same] == draws[0.0].logits[same]).all()  # the rest, and the draws, unchanged

@@ -22,6 +22,7 @@ from avaudit.audits.decisions import category_modality
 from avaudit.audits.reduce import video_scores
 from avaudit.audits.uncertainty import (
     AUDIO,
+    FOUND_SHARE,
     GROUP_CODES,
     PERCEIVE_SHARE,
     VISUAL,
@@ -29,6 +30,7 @@ from avaudit.audits.uncertainty import (
     call_support,
     false_call_bar,
     partner_shift,
+    perceived_categories,
     perceiving_layers,
 )
 from avaudit.errors import UsageError
@@ -132,7 +134,7 @@ def deaf_layer(codes: np.ndarray, confidences: np.ndarray, n_groups: int, chance
 def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarray, type_scores: np.ndarray, *,
                     fraction: float, min_support: float, false_call_rate: float = 0.0,
                     seed: int = 0, chance: float = 0.0,
-                    perceives: tuple[bool, bool] = (True, True)) -> tuple[np.ndarray, pd.DataFrame]:
+                    founded: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """The sufficiency rule on each category's mean margins, with its support (`call_support`).
 
     categories (K,) their names; labels (N,) each video's category; margins (N, 5) `rival_margins`;
@@ -142,15 +144,19 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     neither),
     `audiovisual` where only the type's support is under `min_support`; `unclear` too where it would be
     audio-visual but a unimodal layer is less sure of the label than `chance` (`deaf_layer`; not with
-    min_support 0); `perceives` (audio, visual) as `call_groups` takes it, not with min_support 0) and a frame of
+    min_support 0); `founded` (N, 2): whether the audio and the visual layer's failure on each video's category
+    is evidence (`sufficiency_scores`; default yes), the categories' as `call_groups` takes them, not with
+    min_support 0) and a frame of
     group_support,
     support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
     group), why_unclear (`unclear_reasons`) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
+    unfounded = np.zeros((len(codes), 2), bool) if founded is None else ~np.asarray(founded, bool)
+    perceives = np.stack([np.bincount(codes, weights=unfounded[:, j], minlength=len(categories)) == 0
+                          for j in range(2)], axis=1) | (min_support <= 0)  # (K, 2); min_support 0: every one
     calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
-                         type_scores=type_scores, draws=DRAWS, seed=seed,
-                         perceives=perceives if min_support > 0 else (True, True))
+                         type_scores=type_scores, draws=DRAWS, seed=seed, perceives=(perceives[:, 0], perceives[:, 1]))
     group = np.asarray(GROUP_CODES)[calls["group"]]
     audiovisual = group == str(Group.audiovisual)
     layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)
@@ -170,43 +176,50 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
 
 
 def unclear_reasons(means: np.ndarray, uncalled: np.ndarray, unsure: np.ndarray, deaf: np.ndarray,
-                    perceives: tuple[bool, bool]) -> np.ndarray:
+                    perceives: np.ndarray) -> np.ndarray:
     """Why each category's group would be unclear, the first that holds. (K, 5) mean margins -> (K,) str.
 
     No fused layer singles the label out (nothing to measure the unimodal layers against); the call on
     the means is `unclear` (`uncalled`) as it rests on the failure of a unimodal layer that perceives
     nothing in this run (`perceiving_layers`); the call's support is under the run's bar (`unsure`); a
     unimodal layer under chance on the category's videos would leave an audio-visual call resting on a
-    layer that does not perceive the label (`deaf`).
+    layer that does not perceive the label (`deaf`). perceives (K, 2): audio, visual, per category.
     """
-    blind = [name for name, ok in zip(("audio", "visual"), perceives) if not ok]
-    return np.select([means[:, :len(AV_LAYERS)].max(axis=1) <= 0, uncalled & bool(blind), unsure, deaf],
-                     ["no fused layer singles the label out",
-                      f"the {' and '.join(blind)} layer{'s' * (len(blind) > 1)} perceive{'s' * (len(blind) == 1)} "
-                      "nothing in this run", "support under the run's bar", "a unimodal layer under chance"], "")
+    blind = np.select([~perceives[:, 0] & ~perceives[:, 1], ~perceives[:, 0], ~perceives[:, 1]],
+                      ["the audio and visual layers perceive", "the audio layer perceives",
+                       "the visual layer perceives"], "")
+    return np.select([means[:, :len(AV_LAYERS)].max(axis=1) <= 0, uncalled & (blind != ""), unsure, deaf],
+                     ["no fused layer singles the label out", np.char.add(blind.astype(str), " nothing in this run"),
+                      "support under the run's bar", "a unimodal layer under chance"], "")
 
 
-def unfounded_videos(chosen: np.ndarray, perceives: tuple[bool, bool]) -> np.ndarray:
-    """Which videos' calls rest on a unimodal layer's failure where that layer perceives nothing. (N,) bool."""
-    hears, sees = perceives
+def unfounded_videos(chosen: np.ndarray, founded: np.ndarray) -> np.ndarray:
+    """Which videos' calls rest on a unimodal layer's failure that is no evidence (`founded` (N, 2) false). (N,)."""
     audio = np.isin(chosen, ["audio", REDUNDANT])
     visual = np.isin(chosen, ["visual", REDUNDANT])
-    return (~audio & (not hears)) | (~visual & (not sees))
+    return (~audio & ~founded[:, 0]) | (~visual & ~founded[:, 1])
 
 
 def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes: int,
-                       fraction: float) -> tuple[np.ndarray, tuple[bool, bool]]:
-    """Each video's margins (N, 5) the sufficiency rule calls on, and whether each unimodal layer perceives.
+                       fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each video's margins (N, 5) the sufficiency rule calls on, and whether each unimodal layer's failure on the
+    video's category is evidence (N, 2): audio, visual.
 
     `rival_evidence`'s margins (of the videos of `labels`, their categories numbered in sorted order), less
     each unimodal layer's lean towards the label on its rival's own videos (`partner_shift`: a lead the layer
-    gives the label wherever the pair's shared sound or sight is); `perceiving_layers` at PERCEIVE_SHARE.
+    gives the label wherever the pair's shared sound or sight is). A failure is evidence where the layer
+    perceives its modality in the run (`perceiving_layers` at PERCEIVE_SHARE on the categories' mean shifted
+    margins) or the category itself (`perceived_categories` at FOUND_SHARE).
     """
-    codes = np.searchsorted(np.unique(labels), labels)
+    present = np.unique(labels)
+    codes = np.searchsorted(present, labels)
     shift = partner_shift(codes, evidence, fraction=fraction, informative=INFORMATIVE, lone=LONE)
     scores = evidence.margins.copy()
     scores[:, [AUDIO, VISUAL]] -= shift[codes]
-    return scores, perceiving_layers(evidence.pair, n_classes, PERCEIVE_SHARE)
+    n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
+    means = np.stack([np.bincount(codes, weights=column, minlength=len(present)) for column in scores.T], 1) / n
+    run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
+    return scores, (perceived_categories(evidence.pair, n_classes, FOUND_SHARE) | np.array(run))[codes]
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,
@@ -232,16 +245,16 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
     true_conf, evidence = reduced if reduced is not None else video_scores(confidences, labels, rule=rule)
-    scores, perceives = true_conf, (True, True)
+    scores, founded = true_conf, np.ones((len(labels), 2), bool)
     if rule == "sufficiency":
-        scores, perceives = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction)
+        scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction)
     chosen = assign_videos(scores, rule=rule, fraction=fraction)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
         layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())
     for i, name in enumerate(LAYERS):
         per_video[f"conf_{name}"] = true_conf[:, i]
     per_video["margin"] = video_margin(scores, rule=rule, fraction=fraction)
-    unperceived = unfounded_videos(chosen, perceives) & (min_support > 0)  # as its category's call
+    unperceived = unfounded_videos(chosen, founded) & (min_support > 0)  # as its category's call
     per_video["clear"] = (per_video["margin"] >= video_noise) & ~unperceived
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
@@ -256,7 +269,7 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
         categories["layer"], support = call_categories(categories["category"], label, scores[voting],
                                                        true_conf[voting], fraction=fraction,
                                                        min_support=min_support, false_call_rate=false_call_rate,
-                                                       chance=1 / len(classes), perceives=perceives)
+                                                       chance=1 / len(classes), founded=founded[voting])
     categories["type_margin"] = event_type_margin(label, true_conf[voting], categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE

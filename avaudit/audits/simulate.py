@@ -62,9 +62,11 @@ class Draw:
 
 def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, redundant: int = 2,
                videos: int = 20, few: int = 3, few_videos: int = 4, minority: int = 4, whole: int = 3,
-               confusions: int = 3, crossed_labels: int = 2, biased: int = 0, co_occur: int = 0) -> World:
+               confusions: int = 3, crossed_labels: int = 2, biased: int = 0, co_occur: int = 0,
+               visual_only: int | None = None) -> World:
     """A random world: `grids` 2 x 2 audio-visual grids (the last one's sights hard to see:
-    `HARD_SIGHT`), `unimodal` audio-only and as many visual-only categories, `redundant` ones with a
+    `HARD_SIGHT`), `unimodal` audio-only and `visual_only` visual-only categories (default as many; a skewed
+    mix, as AudioSet's mostly heard classes, with fewer or more), `redundant` ones with a
     sound and a sight of their own; `few` of the categories have `few_videos` videos, the rest
     `videos`; `crossed_labels` audio-only labels missing from visual-only classes or the reverse;
     `biased` grid pairs whose shared sound (or sight) the audio (or visual) layer hears as one of the two
@@ -82,7 +84,8 @@ def make_world(rng: np.random.Generator, *, grids: int = 6, unimodal: int = 4, r
                 group.append("audiovisual")
                 kind.append(types[(2 * g + i + j) % 3])
         n_sounds, n_sights = n_sounds + 2, n_sights + 2
-    for name, with_sound, with_sight, count in [("audio", True, False, unimodal), ("visual", False, True, unimodal),
+    visual_only = unimodal if visual_only is None else visual_only
+    for name, with_sound, with_sight, count in [("audio", True, False, unimodal), ("visual", False, True, visual_only),
                                                ("redundant", True, True, redundant)]:
         for _ in range(count):
             sound.append(n_sounds if with_sound else -1)
@@ -152,13 +155,15 @@ def evidence(world: World, sounds: np.ndarray, sights: np.ndarray) -> np.ndarray
 
 
 def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_strength: float = 0.8,
-             spread: float = 0.35, learned: bool = False) -> Draw:
+             spread: float = 0.35, learned: bool = False, seen: float = 0.0) -> Draw:
     """Logits for every video of `world` at `quality` (1: paper-like, 4: planted).
 
     `visual_strength` scales the visual layer against the others (a weak visual backbone); each
     video's signal is scaled by a lognormal of sd `spread` (easy and hard videos). `learned`: the model
     was trained on the whole-class missing labels too, so its audio layer also names class X on the
     videos of the sound Y that went with every video of X (`tiny` models trained with `--co-occur`).
+    `seen`: the share of sights (every 1/seen-th) the visual layer sees at full strength (1) whatever
+    `visual_strength` (the `tiny` models' visual layers see the orange disc, and little else). No draw changes.
     """
     label = np.repeat(np.arange(len(world.classes)), world.n_videos)
     n, n_classes = len(label), len(world.classes)
@@ -190,6 +195,9 @@ def simulate(world: World, *, quality: float, rng: np.random.Generator, visual_s
             signal[rows, layer, b] = np.maximum(signal[rows, layer, b], 0.8 * signal[rows, layer, a])
     strength = np.ones(len(LAYERS))
     strength[VISUAL] = visual_strength
+    if seen > 0:
+        sharp = (world.sight >= 0) & (world.sight % round(1 / seen) == 0)
+        signal[:, VISUAL, sharp] /= visual_strength  # those sights at full strength
     scale = quality * SIGNAL * strength[None, :, None] * rng.lognormal(0.0, spread, size=(n, 1, 1))
     logits = scale * signal + rng.normal(size=signal.shape)
     names = np.asarray(world.classes)

@@ -35,6 +35,7 @@ RESOLUTION = 1e-6  # confidences closer than this are equal: float32 sums
 RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
 CHANCE_SHARE = 0.25  # a unimodal layer surer of the label than this share of chance may single it out: bench
 PERCEIVE_SHARE = 0.6  # a unimodal layer perceives its modality at this share of the fused layers' pair: bench
+FOUND_SHARE = 0.8  # ... or a category's own sight (sound) at this share, where it perceives nothing else: bench
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
 
@@ -47,7 +48,8 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float, lone:
     `informative` of it (the other modality knows nothing of the category: a weak visual layer is
     still the one that sees a visual category). No audio-visual layer with a positive mean: `unclear`,
     nothing to measure a unimodal layer against (the fused layers see all it sees). `perceives` (audio,
-    visual): whether each unimodal layer perceives its modality in this run (`perceiving_layers`); a
+    visual): whether each unimodal layer perceives its modality in this run (`perceiving_layers`), or
+    each category's (K,) (`perceived_categories`); a
     layer's failure to suffice is evidence that its modality does not only where it does, so a call
     that rests on the failure of a layer that perceives nothing (audio-visual, or the other modality's)
     is `unclear`. Codes index GROUP_CODES.
@@ -56,8 +58,8 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float, lone:
     audio, visual = means[..., AUDIO], means[..., VISUAL]
     audio_ok = (audio >= fraction * best) | ((audio >= lone * best) & (visual < informative * best))
     visual_ok = (visual >= fraction * best) | ((visual >= lone * best) & (audio < informative * best))
-    hears, sees = perceives
-    unfounded = (~audio_ok & (not hears)) | (~visual_ok & (not sees))  # a "no" from a layer that perceives nothing
+    hears, sees = (np.asarray(layer, bool) for layer in perceives)  # bools, or (K,) per category
+    unfounded = (~audio_ok & ~hears) | (~visual_ok & ~sees)  # a "no" from a layer that perceives nothing
     group = np.where(unfounded, GROUP_CODES.index("unclear"), audio_ok * 1 + visual_ok * 2)
     return np.where(best > 0, group, GROUP_CODES.index("unclear")), means[..., :N_AV].argmax(axis=-1)
 
@@ -157,23 +159,46 @@ def partner_shift(codes: np.ndarray, evidence: RivalEvidence, *, fraction: float
     return shift
 
 
-def perceiving_layers(pair: np.ndarray, n_classes: int, share: float) -> tuple[bool, bool]:
-    """Does each unimodal layer perceive its modality in this run? (K, 5) `pair` -> (audio, visual).
+def perceiving_layers(pair: np.ndarray, means: np.ndarray, n_classes: int, share: float,
+                      fraction: float) -> tuple[bool, bool]:
+    """Does each unimodal layer perceive its modality in this run? (K, 5) `pair` and mean margins -> (audio, visual).
 
-    A layer perceives when, on the typical (median) category, its confidence in the label and the
-    label's likeliest partner together rise above chance (2 / C) by at least `share` of what the best
-    audio-visual layer's do: a layer that hears a tone two categories share still puts that much on the
-    pair. A layer near chance everywhere (a visual backbone trained too briefly) fails to single out
-    any label, which says nothing of whether its modality would suffice. No categories, or no layer above
-    chance (two classes: every pair is all of them): both perceive, as nothing tells them apart.
+    A layer perceives when, on the typical (median) category where its modality must carry what the fused
+    layers know (a fused layer singles the label out and the other unimodal layer, `means`, stays under
+    `fraction` of it), its confidence in the label and the label's likeliest partner together rise above
+    chance (2 / C) by at least `share` of what the best audio-visual layer's do: a layer that hears a tone
+    two categories share still puts that much on the pair. Measured there, not on every category, so the
+    mix does not decide it: a perfect visual layer on a set of mostly audio categories sees nothing on
+    those, as it should. A layer near chance everywhere (a visual backbone trained too briefly) fails to
+    single out any label, which says nothing of whether its modality would suffice. No such category: every
+    category. No categories, or no layer above chance (two classes: every pair is all of them): both
+    perceive, as nothing tells them apart.
     """
     if not len(pair):
         return True, True
-    above = np.median(pair, axis=0) - 2 / max(n_classes, 1)
-    best = above[:N_AV].max()
-    if best <= RESOLUTION:
-        return True, True
-    return bool(above[AUDIO] >= share * best), bool(above[VISUAL] >= share * best)
+    best_margin = means[:, :N_AV].max(axis=-1)
+    verdicts = []
+    for layer, other in ((AUDIO, VISUAL), (VISUAL, AUDIO)):
+        needed = (best_margin > 0) & (means[:, other] < fraction * best_margin)
+        above = np.median(pair[needed] if needed.any() else pair, axis=0) - 2 / max(n_classes, 1)
+        best = above[:N_AV].max()
+        verdicts.append(bool(best <= RESOLUTION or above[layer] >= share * best))
+    return verdicts[0], verdicts[1]
+
+
+def perceived_categories(pair: np.ndarray, n_classes: int, share: float) -> np.ndarray:
+    """Does each unimodal layer perceive each category itself, up to a partner? (K, 5) `pair` -> (K, 2) audio, visual.
+
+    Its confidence in the label and the label's likeliest partner together rise above chance (2 / C) by
+    `share` of what the best audio-visual layer's do on the category's videos. A layer that perceives nothing
+    in the run (`perceiving_layers`) may still see this category's sight as well as the fused layers do (a
+    `tiny` model's visual layer sees the orange disc of two grid categories, and little else): its failure to
+    tell the label from that partner is then the modality's, not the layer's. A category no fused layer
+    perceives above chance: yes, as nothing tells it.
+    """
+    above = pair - 2 / max(n_classes, 1)
+    best = above[:, :N_AV].max(axis=-1, keepdims=True)
+    return (above[:, [AUDIO, VISUAL]] >= share * best) | (best <= RESOLUTION)
 
 
 def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:

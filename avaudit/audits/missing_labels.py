@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import multilabel, softmax
+from avaudit.audits.uncertainty import PERCEIVE_SHARE, perceiving_layers, rival_evidence
 from avaudit.vocab import LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
@@ -198,6 +199,23 @@ def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return out
 
 
+def naming_layers_perceive(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Does each layer perceive its modality in this run, as `bias` asks it (`perceiving_layers`)? (5,) bool.
+
+    Measured on the videos with one label. A unimodal layer that perceives nothing (a visual backbone
+    trained too briefly: its top-1 near chance, yet often very sure) names classes at random, so what it
+    names on a video is no evidence of a missing label. The fused layers count as perceiving.
+    """
+    out = np.ones(len(LAYERS), bool)
+    single = marks.sum(axis=1) == 1
+    if single.sum() < 2:
+        return out
+    present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
+    pair = rival_evidence(confidences[single], codes, present).pair
+    out[[LAYERS.index("audio"), LAYERS.index("visual")]] = perceiving_layers(pair, marks.shape[1], PERCEIVE_SHARE)
+    return out
+
+
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0,
                              groups: dict[str, str] | None = None) -> pd.DataFrame:
@@ -247,6 +265,7 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
+    unbiased &= naming_layers_perceive(confidences, marks)[best]  # a layer that perceives nothing names at random
     if known is not None:  # not heard, or not seen, where its category needs it
         unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],

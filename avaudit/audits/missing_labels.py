@@ -27,7 +27,7 @@ import pandas as pd
 
 from avaudit.audits.decisions import multilabel, softmax
 from avaudit.audits.uncertainty import PERCEIVE_SHARE, perceiving_layers, rival_evidence
-from avaudit.vocab import LAYERS
+from avaudit.vocab import AV_LAYERS, LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
            "mean_confidence", "precision")
@@ -36,6 +36,8 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
 MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
+NAMES_RIGHT = 0.8  # a fused layer whose sure names (SURE) are the annotated label less often than this names nothing
+SURE = 0.5  # ... sure: top-1 confidence at least this (both chosen on planted seeds 23 and 32: docs/decisions-bench.md)
 MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
 # its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
 
@@ -216,6 +218,21 @@ def naming_layers_perceive(confidences: np.ndarray, marks: np.ndarray) -> np.nda
     return out
 
 
+def names_right(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """How often each layer's sure names (top-1 confidence >= SURE) on the single-labelled videos are the
+    annotated label. (5,) in [0, 1]; 1 where a layer is never sure.
+
+    The run's own measure of a layer's reliability: a fused layer of a model trained a few epochs names a
+    look-alike of the label, very sure, on a third of the videos, and its disagreements with the annotation
+    are then mostly its errors; a strong layer's are rare, and more often the missing labels sought. Missing
+    labels lower it a little (the layer is right and the annotation is not), which NAMES_RIGHT leaves room for.
+    """
+    single = marks.sum(axis=1) == 1
+    top, sure = confidences[single].argmax(axis=-1), confidences[single].max(axis=-1) >= SURE  # (n, 5)
+    right = (top == marks[single].argmax(axis=1)[:, None]) & sure
+    return np.where(sure.any(axis=0), right.sum(axis=0) / np.maximum(sure.sum(axis=0), 1), 1.0)
+
+
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0,
                              groups: dict[str, str] | None = None) -> pd.DataFrame:
@@ -266,6 +283,7 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
     unbiased &= naming_layers_perceive(confidences, marks)[best]  # a layer that perceives nothing names at random
+    unbiased &= (best >= len(AV_LAYERS)) | (names_right(confidences, marks)[best] >= NAMES_RIGHT)
     if known is not None:  # not heard, or not seen, where its category needs it
         unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],

@@ -4,11 +4,10 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.missing_labels import (
-    NAMES_RIGHT,
     annotated,
     missing_label_candidates,
     names_right,
-    naming_layers_perceive,
+    reliable_layers,
 )
 from avaudit.vocab import LAYERS
 
@@ -39,7 +38,7 @@ def test_a_visual_layer_that_perceives_nothing_in_the_run_proposes_nothing():
     for perceives in (True, False):
         videos, logits = run(perceives)
         marks = annotated(videos["labels"], CLASSES)
-        flags = naming_layers_perceive(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), marks)
+        flags = reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), marks)
         assert flags[VISUAL] == perceives and flags[LAYERS.index("audio")]
         out = missing_label_candidates(videos, logits, CLASSES)
         candidate = out[(out["video_id"] == "v00") & (out["candidate"] == "c5")]
@@ -53,7 +52,7 @@ def test_a_visual_layer_that_perceives_nothing_in_the_run_proposes_nothing():
 def test_too_few_single_labelled_videos_leave_every_layer_perceiving():
     marks = np.zeros((3, 8), bool)
     marks[0, 1] = True
-    assert naming_layers_perceive(np.full((3, 5, 8), 1 / 8), marks).all()
+    assert reliable_layers(np.full((3, 5, 8), 1 / 8), marks).all()
 
 
 def noisy_instant_layer(wrong_share: float) -> tuple[pd.DataFrame, np.ndarray]:
@@ -79,8 +78,8 @@ def test_a_fused_layer_whose_sure_names_are_often_not_the_label_proposes_nothing
     for wrong_share, believed in ((0.0, True), (0.4, False)):
         videos, logits = noisy_instant_layer(wrong_share)
         marks = annotated(videos["labels"], CLASSES)
-        right = names_right(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), marks)
-        assert (right[LAYERS.index("instant")] >= NAMES_RIGHT) == believed
+        flags = reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), marks)
+        assert flags[LAYERS.index("instant")] == believed
         out = missing_label_candidates(videos, logits, CLASSES)
         candidate = out[(out["video_id"] == "v00") & (out["candidate"] == "c5")]
         assert len(candidate) == 1 and candidate["layer"].iloc[0] == "instant"
@@ -88,5 +87,47 @@ def test_a_fused_layer_whose_sure_names_are_often_not_the_label_proposes_nothing
 
 
 def test_a_layer_never_sure_counts_as_naming_right():
-    marks = np.eye(4, dtype=bool)
-    assert (names_right(np.full((4, 5, 4), 0.25), marks) == 1.0).all()
+    assert (names_right(np.full((4, 5, 4), 0.25), np.arange(4), np.full((4, 5), -1)) == 1.0).all()
+
+
+def test_a_unimodal_layer_is_right_naming_the_label_or_its_partner():
+    confidences = np.full((4, 5, 4), 0.1)
+    audio = LAYERS.index("audio")
+    confidences[np.arange(4), audio, [1, 0, 3, 1]] = 0.7  # videos of 0, 0, 2, 2: partner, label, partner, wrong
+    partner = np.full((4, 5), -1)
+    partner[:, audio] = [1, 1, 3, 3]
+    assert names_right(confidences, np.array([0, 0, 2, 2]), partner)[audio] == 0.75
+    assert names_right(confidences, np.array([0, 0, 2, 2]), np.full((4, 5), -1))[audio] == 0.25
+
+
+def biased_audio_layer(biased: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """8 classes in four pairs that share a sound (c0/c1, c2/c3, ...), 5 videos each. The audio layer hears
+    each pair's sound and names either class of it; biased, it surely names a class of another pair on 3 of 5
+    videos. On video 0 (c0) it names c1, very sure, with nothing else seeing c1."""
+    rng = np.random.default_rng(2)
+    label = np.repeat(np.arange(8), 5)
+    logits = np.zeros((len(label), 5, 8))
+    logits[np.arange(len(label)), :, label] = 5.0
+    audio = LAYERS.index("audio")
+    logits[:, audio] = 0.0
+    heard = label ^ rng.integers(0, 2, len(label))  # the label or its pair partner
+    if biased:
+        wrong = np.flatnonzero(rng.random(len(label)) < 0.6)
+        heard[wrong] = (label[wrong] + 2 * rng.integers(1, 4, len(wrong))) % 8
+    logits[np.arange(len(label)), audio, heard] = 5.0
+    logits[0, audio] = 0.0
+    logits[0, audio, 1] = 9.0
+    ids = [f"v{i:02d}" for i in range(len(label))]
+    return pd.DataFrame({"video_id": ids, "path": [f"/d/{v}.mp4" for v in ids],
+                         "labels": [CLASSES[i] for i in label]}), logits
+
+
+def test_an_audio_layer_whose_sure_names_are_mostly_outside_the_labels_pair_proposes_nothing():
+    for biased in (False, True):
+        videos, logits = biased_audio_layer(biased)
+        out = missing_label_candidates(videos, logits, CLASSES)
+        candidate = out[(out["video_id"] == "v00") & (out["candidate"] == "c1")]
+        assert len(candidate) == 1 and candidate["layer"].iloc[0] == "audio"
+        assert reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
+                               annotated(videos["labels"], CLASSES))[LAYERS.index("audio")] != biased
+        assert (candidate["precision"].iloc[0] > 0) != biased

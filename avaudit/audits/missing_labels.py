@@ -36,8 +36,9 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
 MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
-NAMES_RIGHT = 0.8  # a fused layer whose sure names (SURE) are the annotated label less often than this names nothing
-SURE = 0.5  # ... sure: top-1 confidence at least this (both chosen on planted seeds 23 and 32: docs/decisions-bench.md)
+NAMES_RIGHT = 0.8  # a fused layer whose sure names (SURE) are the annotated label less often than this names nothing;
+PAIR_NAMES_RIGHT = 0.5  # a unimodal one, the label or its partner (all three chosen on planted seeds 23 and 32,
+SURE = 0.5  # checked on the bench's tuning seeds: docs/decisions-bench.md)
 MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
 # its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
 
@@ -201,35 +202,42 @@ def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return out
 
 
-def naming_layers_perceive(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
-    """Does each layer perceive its modality in this run, as `bias` asks it (`perceiving_layers`)? (5,) bool.
+def reliable_layers(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Which layers' names count as evidence of a missing label in this run, judged on its single-labelled
+    videos. (N, 5, C), (N, C) -> (5,) bool.
 
-    Measured on the videos with one label. A unimodal layer that perceives nothing (a visual backbone
-    trained too briefly: its top-1 near chance, yet often very sure) names classes at random, so what it
-    names on a video is no evidence of a missing label. The fused layers count as perceiving.
+    A unimodal layer must perceive its modality as `bias` asks it (`perceiving_layers`): one that does not (a
+    visual backbone trained too briefly: top-1 near chance, yet often very sure) names classes at random.
+    And a layer's sure names must be right (`names_right`): the label itself, at least NAMES_RIGHT of the
+    time, for a fused layer; the label or the partner it cannot tell the label from (its rival, as `bias`
+    chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all.
     """
     out = np.ones(len(LAYERS), bool)
     single = marks.sum(axis=1) == 1
     if single.sum() < 2:
         return out
     present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
-    pair = rival_evidence(confidences[single], codes, present).pair
-    out[[LAYERS.index("audio"), LAYERS.index("visual")]] = perceiving_layers(pair, marks.shape[1], PERCEIVE_SHARE)
-    return out
+    evidence = rival_evidence(confidences[single], codes, present)
+    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+    out[unimodal] = perceiving_layers(evidence.pair, marks.shape[1], PERCEIVE_SHARE)
+    partner = np.where(evidence.rival >= 0, present[evidence.rival], -1)[codes]  # (n, 5) class indices
+    partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
+    bar = np.full(len(LAYERS), NAMES_RIGHT)
+    bar[unimodal] = PAIR_NAMES_RIGHT
+    return out & (names_right(confidences[single], present[codes], partner) >= bar)
 
 
-def names_right(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
-    """How often each layer's sure names (top-1 confidence >= SURE) on the single-labelled videos are the
-    annotated label. (5,) in [0, 1]; 1 where a layer is never sure.
+def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """How often each layer's sure names (top-1 confidence >= SURE) are the video's label, or its partner.
+    (n, 5, C), (n,) class indices, (n, 5) class indices (-1: none) -> (5,) in [0, 1]; 1 where never sure.
 
     The run's own measure of a layer's reliability: a fused layer of a model trained a few epochs names a
     look-alike of the label, very sure, on a third of the videos, and its disagreements with the annotation
     are then mostly its errors; a strong layer's are rare, and more often the missing labels sought. Missing
-    labels lower it a little (the layer is right and the annotation is not), which NAMES_RIGHT leaves room for.
+    labels lower it a little (the layer is right and the annotation is not): the bars leave room for that.
     """
-    single = marks.sum(axis=1) == 1
-    top, sure = confidences[single].argmax(axis=-1), confidences[single].max(axis=-1) >= SURE  # (n, 5)
-    right = (top == marks[single].argmax(axis=1)[:, None]) & sure
+    top, sure = confidences.argmax(axis=-1), confidences.max(axis=-1) >= SURE  # (n, 5)
+    right = ((top == label[:, None]) | (top == partner)) & sure
     return np.where(sure.any(axis=0), right.sum(axis=0) / np.maximum(sure.sum(axis=0), 1), 1.0)
 
 
@@ -282,8 +290,7 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
-    unbiased &= naming_layers_perceive(confidences, marks)[best]  # a layer that perceives nothing names at random
-    unbiased &= (best >= len(AV_LAYERS)) | (names_right(confidences, marks)[best] >= NAMES_RIGHT)
+    unbiased &= reliable_layers(confidences, marks)[best]  # a layer often wrong in this run is no evidence
     if known is not None:  # not heard, or not seen, where its category needs it
         unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],

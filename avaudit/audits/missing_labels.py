@@ -217,14 +217,15 @@ def reliable_layers(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
     if single.sum() < 2:
         return out
     present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
-    evidence = rival_evidence(confidences[single], codes, present)
+    confidences = confidences if single.all() else confidences[single]  # no copy of a single-labelled set
+    evidence = rival_evidence(confidences, codes, present)
     unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
     out[unimodal] = perceiving_layers(evidence.pair, marks.shape[1], PERCEIVE_SHARE)
     partner = np.where(evidence.rival >= 0, present[evidence.rival], -1)[codes]  # (n, 5) class indices
     partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
     bar = np.full(len(LAYERS), NAMES_RIGHT)
     bar[unimodal] = PAIR_NAMES_RIGHT
-    return out & (names_right(confidences[single], present[codes], partner) >= bar)
+    return out & (names_right(confidences, present[codes], partner) >= bar)
 
 
 def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
@@ -236,7 +237,8 @@ def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray)
     are then mostly its errors; a strong layer's are rare, and more often the missing labels sought. Missing
     labels lower it a little (the layer is right and the annotation is not): the bars leave room for that.
     """
-    top, sure = confidences.argmax(axis=-1), confidences.max(axis=-1) >= SURE  # (n, 5)
+    top = confidences.argmax(axis=-1)  # (n, 5)
+    sure = np.take_along_axis(confidences, top[..., None], axis=-1)[..., 0] >= SURE
     right = ((top == label[:, None]) | (top == partner)) & sure
     return np.where(sure.any(axis=0), right.sum(axis=0) / np.maximum(sure.sum(axis=0), 1), 1.0)
 
@@ -290,7 +292,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
-    unbiased &= reliable_layers(confidences, marks)[best]  # a layer often wrong in this run is no evidence
+    if len(video):  # a layer often wrong in this run is no evidence
+        unbiased &= reliable_layers(confidences, marks)[best]
     if known is not None:  # not heard, or not seen, where its category needs it
         unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],

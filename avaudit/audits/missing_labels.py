@@ -14,7 +14,9 @@ where the layer names the candidate on most videos of more than MAX_CAPTURED lab
 biased towards a class, which confusion and reciprocal take for a label missing from whole classes).
 Given the categories' groups, a model trained with a sound that goes with every video of a visual class
 (its audio layer names each class on the other's videos, as a confused layer does) keeps that sound as a
-candidate, and a candidate must be heard and/or seen as its group needs.
+candidate, and a candidate must be heard and/or seen as its group needs. The estimate assumes layers as
+reliable as the bench's, so a candidate whose layer is not reliable in this run, judged on its single-labelled
+videos (`reliable_layers`: a weak model's layers name look-alikes very surely), gets 0 too.
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """

@@ -219,7 +219,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
                           min_precision=min_precision, truth=truth_record(people))
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence,
-                                 groups=category_groups(rows, confidences, classes)),
+                                 groups=category_groups(rows, confidences, classes), fraction=THRESHOLDS.fraction),
         max_confusion=max_confusion, min_precision=min_precision)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
     scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None

@@ -202,14 +202,25 @@ def unfounded_videos(chosen: np.ndarray, founded: np.ndarray) -> np.ndarray:
 
 def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes: int,
                        fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each video's margins (N, 5) the sufficiency rule calls on, and whether each unimodal layer's failure on the
-    video's category is evidence (N, 2): audio, visual.
+    """Each video's margins (N, 5) the sufficiency rule calls on (`shifted_margins`), and whether each unimodal
+    layer's failure on the video's category is evidence (N, 2): audio, visual.
+
+    A failure is evidence where the layer perceives its modality in the run (`perceiving_layers` at
+    PERCEIVE_SHARE on the categories' mean shifted margins) or the category itself (`perceived_categories` at
+    FOUND_SHARE).
+    """
+    scores, means, codes = shifted_margins(evidence, labels, fraction=fraction)
+    run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
+    return scores, (perceived_categories(evidence.pair, n_classes, FOUND_SHARE) | np.array(run))[codes]
+
+
+def shifted_margins(evidence: RivalEvidence, labels: np.ndarray, *,
+                    fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(each video's margins (N, 5), each category's mean of them (K, 5), each video's category (N,)).
 
     `rival_evidence`'s margins (of the videos of `labels`, their categories numbered in sorted order), less
     each unimodal layer's lean towards the label on its rival's own videos (`partner_shift`: a lead the layer
-    gives the label wherever the pair's shared sound or sight is). A failure is evidence where the layer
-    perceives its modality in the run (`perceiving_layers` at PERCEIVE_SHARE on the categories' mean shifted
-    margins) or the category itself (`perceived_categories` at FOUND_SHARE).
+    gives the label wherever the pair's shared sound or sight is).
     """
     present = np.unique(labels)
     codes = np.searchsorted(present, labels)
@@ -218,8 +229,7 @@ def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes
     scores[:, [AUDIO, VISUAL]] -= shift[codes]
     n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
     means = np.stack([np.bincount(codes, weights=column, minlength=len(present)) for column in scores.T], 1) / n
-    run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
-    return scores, (perceived_categories(evidence.pair, n_classes, FOUND_SHARE) | np.array(run))[codes]
+    return scores, means, codes
 
 
 def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str], *, rule: str,

@@ -14,7 +14,9 @@ where the layer names the candidate on most videos of more than MAX_CAPTURED lab
 biased towards a class, which confusion and reciprocal take for a label missing from whole classes).
 Given the categories' groups, a model trained with a sound that goes with every video of a visual class
 (its audio layer names each class on the other's videos, as a confused layer does) keeps that sound as a
-candidate, and a candidate must be heard and/or seen as its group needs.
+candidate, and a candidate must be heard and/or seen as its group needs. The estimate assumes layers as
+reliable as the bench's, so a candidate whose layer is not reliable in this run, judged on its single-labelled
+videos (`reliable_layers`: a weak model's layers name look-alikes very surely), gets 0 too.
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
@@ -25,8 +27,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from avaudit.audits.bias import shifted_margins
 from avaudit.audits.decisions import multilabel, softmax
-from avaudit.vocab import LAYERS
+from avaudit.audits.uncertainty import PERCEIVE_SHARE, perceiving_layers, rival_evidence
+from avaudit.vocab import AV_LAYERS, LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
            "mean_confidence", "precision")
@@ -35,6 +39,9 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
 MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
+NAMES_RIGHT = 0.8  # a fused layer whose sure names (SURE) are the annotated label less often than this names nothing;
+PAIR_NAMES_RIGHT = 0.5  # a unimodal one, the label or its partner (all three chosen on planted seeds 23 and 32,
+SURE = 0.5  # checked on the bench's tuning seeds: docs/decisions-bench.md)
 MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
 # its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
 
@@ -198,9 +205,52 @@ def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return out
 
 
+def reliable_layers(confidences: np.ndarray, marks: np.ndarray, *, fraction: float) -> np.ndarray:
+    """Which layers' names count as evidence of a missing label in this run, judged on its single-labelled
+    videos. (N, 5, C), (N, C) -> (5,) bool.
+
+    A unimodal layer must perceive its modality as `bias` asks it (`perceiving_layers` at `fraction`, bias's
+    sufficiency fraction): one that does not (a
+    visual backbone trained too briefly: top-1 near chance, yet often very sure) names classes at random.
+    And a layer's sure names must be right (`names_right`): the label itself, at least NAMES_RIGHT of the
+    time, for a fused layer; the label or the partner it cannot tell the label from (its rival, as `bias`
+    chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all.
+    """
+    out = np.ones(len(LAYERS), bool)
+    single = marks.sum(axis=1) == 1
+    if single.sum() < 2:
+        return out
+    present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
+    confidences = confidences if single.all() else confidences[single]  # no copy of a single-labelled set
+    evidence = rival_evidence(confidences, codes, present)
+    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+    _, means, _ = shifted_margins(evidence, present[codes], fraction=fraction)
+    out[unimodal] = perceiving_layers(evidence.pair, means, marks.shape[1], PERCEIVE_SHARE, fraction)
+    partner = np.where(evidence.rival >= 0, present[evidence.rival], -1)[codes]  # (n, 5) class indices
+    partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
+    bar = np.full(len(LAYERS), NAMES_RIGHT)
+    bar[unimodal] = PAIR_NAMES_RIGHT
+    return out & (names_right(confidences, present[codes], partner) >= bar)
+
+
+def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """How often each layer's sure names (top-1 confidence >= SURE) are the video's label, or its partner.
+    (n, 5, C), (n,) class indices, (n, 5) class indices (-1: none) -> (5,) in [0, 1]; 1 where never sure.
+
+    The run's own measure of a layer's reliability: a fused layer of a model trained a few epochs names a
+    look-alike of the label, very sure, on a third of the videos, and its disagreements with the annotation
+    are then mostly its errors; a strong layer's are rare, and more often the missing labels sought. Missing
+    labels lower it a little (the layer is right and the annotation is not): the bars leave room for that.
+    """
+    top = confidences.argmax(axis=-1)  # (n, 5)
+    sure = np.take_along_axis(confidences, top[..., None], axis=-1)[..., 0] >= SURE
+    right = ((top == label[:, None]) | (top == partner)) & sure
+    return np.where(sure.any(axis=0), right.sum(axis=0) / np.maximum(sure.sum(axis=0), 1), 1.0)
+
+
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0,
-                             groups: dict[str, str] | None = None) -> pd.DataFrame:
+                             groups: dict[str, str] | None = None, fraction: float = 0.7) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first.
 
     videos: video_id, path, labels (';'-joined) for each row of logits (N, 5, C); classes: the C
@@ -215,7 +265,9 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
     sound learned with a visual category (or a sight with an audio one) from a confusion
     (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
-    category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`).
+    category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`). A candidate named by
+    a layer unreliable in this run (`reliable_layers`, judged as `bias` judges perception at `fraction`, its
+    default here) gets estimated precision 0.
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
     confusion.
     """
@@ -247,6 +299,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
+    if len(video):  # a layer often wrong in this run is no evidence
+        unbiased &= reliable_layers(confidences, marks, fraction=fraction)[best]
     if known is not None:  # not heard, or not seen, where its category needs it
         unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],

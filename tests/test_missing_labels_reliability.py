@@ -131,3 +131,36 @@ def test_an_audio_layer_whose_sure_names_are_mostly_outside_the_labels_pair_prop
         assert reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
                                annotated(videos["labels"], CLASSES), fraction=0.7)[LAYERS.index("audio")] != biased
         assert (candidate["precision"].iloc[0] > 0) != biased
+
+
+def test_a_class_wide_sound_is_a_candidate_only_where_the_candidates_group_owns_it():
+    """On every video of c0 the audio layer hears c1, as it does on c1's own videos: c1's sound left off all of
+    c0, or c0's sound that a weak model learned as c1. Only c1's group tells which."""
+    from avaudit.audits.missing_labels import unowned_class_wide
+
+    label = np.repeat(np.arange(8), 4)
+    logits = np.zeros((len(label), 5, 8))
+    logits[np.arange(len(label)), :, label] = 5.0
+    audio = LAYERS.index("audio")
+    logits[label == 0, audio] = 0.0
+    logits[label == 0, audio, 1] = 9.0
+    ids = [f"v{i:02d}" for i in range(len(label))]
+    videos = pd.DataFrame({"video_id": ids, "path": [f"/d/{v}.mp4" for v in ids],
+                           "labels": [CLASSES[i] for i in label]})
+    precision = {}
+    for name, groups in (("none", None), ("audio", {"c0": "unclear", "c1": "audio"}),
+                         ("visual label", {"c0": "visual", "c1": "unclear"}), ("unclear", {"c0": "unclear"}),
+                         ("visual", {"c0": "audio", "c1": "visual"})):
+        out = missing_label_candidates(videos, logits, CLASSES, groups=groups)
+        chosen = out[(out["label"] == "c0") & (out["candidate"] == "c1")]
+        assert len(chosen) == 4 and (chosen["layer"] == "audio").all() and (chosen["confusion"] > 0.5).all()
+        precision[name] = chosen["precision"].min()
+    assert precision["none"] > 0.7  # without groups, as before
+    assert precision["audio"] > 0.7 and precision["visual label"] > 0.7  # an audio c1 owns it; a visual c0 cannot
+    assert precision["unclear"] == 0 == precision["visual"]
+    groups = np.array(["unclear", "unclear", "audio", "visual"], dtype=object)
+    on_c0, on_c3 = np.eye(4, dtype=bool)[[0]], np.eye(4, dtype=bool)[[3]]
+    assert unowned_class_wide(groups, np.array([audio, audio, audio, 0, audio]), np.array([1, 2, 1, 1, 1]),
+                              np.array([0.9, 0.9, 0.2, 0.9, 0.9]),
+                              np.concatenate([on_c0, on_c0, on_c0, on_c0, on_c3])).tolist() == [
+        True, False, False, False, False]

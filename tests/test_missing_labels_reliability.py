@@ -160,7 +160,9 @@ def test_a_class_wide_sound_is_a_candidate_only_where_the_candidates_group_owns_
     assert precision["unclear"] == 0 == precision["visual"]
     groups = np.array(["unclear", "unclear", "audio", "visual"], dtype=object)
     on_c0, on_c3 = np.eye(4, dtype=bool)[[0]], np.eye(4, dtype=bool)[[3]]
-    assert unowned_class_wide(groups, np.array([audio, audio, audio, 0, audio]), np.array([1, 2, 1, 1, 1]),
-                              np.array([0.9, 0.9, 0.2, 0.9, 0.9]),
-                              np.concatenate([on_c0, on_c0, on_c0, on_c0, on_c3])).tolist() == [
-        True, False, False, False, False]
+    # audio layer: c1 unclear, c2 audio, c1 not class-wide; fused layer: c1 unclear, c2 audio; audio layer on
+    # a visual c3's video
+    assert unowned_class_wide(groups, np.array([audio, audio, audio, 0, 0, audio]), np.array([1, 2, 1, 1, 2, 1]),
+                              np.array([0.9, 0.9, 0.2, 0.9, 0.9, 0.9]),
+                              np.concatenate([on_c0, on_c0, on_c0, on_c0, on_c0, on_c3])).tolist() == [
+        True, False, False, True, False, False]

@@ -42,7 +42,7 @@ LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power:
 NAMES_RIGHT = 0.8  # a fused layer whose sure names (SURE) are the annotated label less often than this names nothing;
 PAIR_NAMES_RIGHT = 0.5  # a unimodal one, the label or its partner (all three chosen on planted seeds 23 and 32,
 SURE = 0.5  # checked on the bench's tuning seeds: docs/decisions-bench.md)
-WHOLE_CLASS = 0.5  # with groups: a unimodal layer naming a candidate at this median confusion names it class-wide
+WHOLE_CLASS = 0.5  # with groups: a layer naming a candidate at this median confusion names it class-wide
 MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
 # its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
 
@@ -143,21 +143,24 @@ def learned_cooccurrence(groups: np.ndarray, layer: np.ndarray, label: np.ndarra
 
 def unowned_class_wide(groups: np.ndarray, layer: np.ndarray, cls: np.ndarray, confusion: np.ndarray,
                        labels: np.ndarray) -> np.ndarray:
-    """Is a unimodal layer naming class Y on most videos of a label (confusion >= WHOLE_CLASS) where neither Y's
-    group nor the video's labels' say whose sound (sight) it is? (M,) bool.
+    """Is a layer naming class Y on most videos of a label (confusion >= WHOLE_CLASS) where the groups do not say
+    that Y is there? (M,) bool.
 
     groups (C,) as `bias` calls them; layer, cls, confusion (M,); labels (M, C) each candidate's video's
-    annotation. A sound on every video of X that the audio layer names as Y is Y's sound missing from all of
-    X, or X's own sound that the layer learned as Y (a weak model trained where Y's videos all carried it):
-    the layer's outputs are the same either way. An audio (audio-visual, redundant) Y owns the sound; a
-    visual X cannot own it; otherwise it is unclear, and no candidate is better than a confident wrong one.
+    annotation. A layer that names Y on every video of X gives the same outputs whether Y is missing from all
+    of X or the layer mistakes X for Y: the audio layer of a weak model trained where Y's videos all carried
+    X's sound names Y wherever it hears it; a fused layer whose sight is weak names a grid sibling (same
+    sound, other sight) on all of X. Only the groups tell them apart: for a unimodal layer, Y of the layer's
+    modality (audio-visual, redundant) owns what the layer perceives, and a label of the other modality
+    cannot; for a fused layer, Y's group must be known. Unclear: no candidate, rather than a confident wrong one.
     """
     audio, visual = LAYERS.index("audio"), LAYERS.index("visual")
     unimodal = (layer == audio) | (layer == visual)
     own, other = np.where(layer == audio, "audio", "visual"), np.where(layer == audio, "visual", "audio")
-    owned = np.isin(groups[cls], ["audiovisual", "redundant"]) | (groups[cls] == own)
-    disowned = labels.any(axis=1) & ~(labels & (groups[None, :] != other[:, None])).any(axis=1)
-    return unimodal & ~owned & ~disowned & (np.nan_to_num(confusion) >= WHOLE_CLASS)
+    owned = np.where(unimodal, np.isin(groups[cls], ["audiovisual", "redundant"]) | (groups[cls] == own),
+                     groups[cls] != "unclear")
+    disowned = unimodal & labels.any(axis=1) & ~(labels & (groups[None, :] != other[:, None])).any(axis=1)
+    return ~owned & ~disowned & (np.nan_to_num(confusion) >= WHOLE_CLASS)
 
 
 def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -287,8 +290,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
     category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`). A candidate named by
     a layer unreliable in this run (`reliable_layers`, judged as `bias` judges perception at `fraction`, its
-    default here) gets estimated precision 0; so does, with `groups`, a unimodal layer's class-wide candidate
-    whose group is not of that layer's modality (`unowned_class_wide`).
+    default here) gets estimated precision 0; so does, with `groups`, a class-wide candidate whose groups do
+    not say it is there (`unowned_class_wide`).
     Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
     confusion.
     """

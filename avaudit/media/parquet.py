@@ -74,6 +74,9 @@ def _video_kind(field) -> str:
 
     kind = field.type
     if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:
+        at = kind.get_field_index("path")
+        if at >= 0 and not (pa.types.is_string(kind[at].type) or pa.types.is_large_string(kind[at].type)):
+            raise ValueError(f"the column {field.name!r} is {kind}, whose path is not text")
         return "struct"
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return "bytes"

@@ -3,9 +3,12 @@ decisions, the shards' and Parquet's loose ends): a one-line error naming the re
 every row in the table or the skipped list."""
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from cli_helpers import invoke
 
+from avaudit.media.formats import ManifestError
 from avaudit.media.sources import read_data
 
 
@@ -17,15 +20,15 @@ def test_a_block_size_that_is_not_a_number_is_a_one_line_error(planted, tiny_mod
     assert "AVAUDIT_BLOCK_ROWS" in result.output and "'abc'" in result.output
 
 
-def test_a_parquet_video_struct_whose_path_is_not_text_is_the_files_skipped_row(tmp_path):
-    """A struct<bytes, path: int64> video column was a TypeError traceback (os.path.basename of an int)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+@pytest.mark.parametrize("bytes_type, path_type, value, why", [
+    (pa.binary(), pa.int64(), {"bytes": b"v", "path": 3}, "whose path is not text"),
+    (pa.int64(), pa.string(), {"bytes": 5, "path": None}, "whose bytes are not binary"),
+    (pa.string(), pa.string(), {"bytes": "v", "path": None}, "whose bytes are not binary")])
+def test_a_parquet_video_struct_of_other_types_is_the_files_skipped_row(tmp_path, bytes_type, path_type, value, why):
+    """A struct<bytes, path: int64> video column was a TypeError traceback (os.path.basename of an int); bytes of
+    int64 or text were each row's 'decode error' of a TypeError."""
     path = tmp_path / "clips.parquet"
-    kind = pa.struct([("bytes", pa.binary()), ("path", pa.int64())])
-    pq.write_table(pa.table({"video": pa.array([{"bytes": b"v", "path": 3}], kind), "label": ["dog"]}), path)
-    with pytest.raises(Exception) as caught:
+    kind = pa.struct([("bytes", bytes_type), ("path", path_type)])
+    pq.write_table(pa.table({"video": pa.array([value], kind), "label": ["dog"]}), path)
+    with pytest.raises(ManifestError, match=f"the column 'video' is struct<.*>, {why}"):
         read_data(path)
-    assert type(caught.value).__name__ == "ManifestError"
-    assert "'video'" in str(caught.value) and "int64" in str(caught.value)

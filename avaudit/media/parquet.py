@@ -74,7 +74,9 @@ def _video_kind(field) -> str:
 
     kind = field.type
     if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:
-        at = kind.get_field_index("path")
+        data, at = kind[kind.get_field_index("bytes")].type, kind.get_field_index("path")
+        if not (pa.types.is_binary(data) or pa.types.is_large_binary(data)):
+            raise ValueError(f"the column {field.name!r} is {kind}, whose bytes are not binary")
         if at >= 0 and not (pa.types.is_string(kind[at].type) or pa.types.is_large_string(kind[at].type)):
             raise ValueError(f"the column {field.name!r} is {kind}, whose path is not text")
         return "struct"

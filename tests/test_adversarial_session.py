@@ -3,6 +3,8 @@ decisions, the shards' and Parquet's loose ends): a one-line error naming the re
 every row in the table or the skipped list."""
 from __future__ import annotations
 
+import tarfile
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -10,6 +12,7 @@ from cli_helpers import invoke
 
 from avaudit.media.formats import ManifestError
 from avaudit.media.sources import read_data
+from tests.shardpack import add_member
 
 
 def test_a_block_size_that_is_not_a_number_is_a_one_line_error(planted, tiny_model, tmp_path, monkeypatch):
@@ -32,3 +35,19 @@ def test_a_parquet_video_struct_of_other_types_is_the_files_skipped_row(tmp_path
     pq.write_table(pa.table({"video": pa.array([value], kind), "label": ["dog"]}), path)
     with pytest.raises(ManifestError, match=f"the column 'video' is struct<.*>, {why}"):
         read_data(path)
+
+
+def test_a_fifo_member_named_as_a_video_is_its_samples_skipped_row(tmp_path):
+    """A FIFO (or device) member f.mp4 was passed over as a directory is: its sample vanished from both lists."""
+    shard = tmp_path / "shard.tar"
+    with tarfile.open(shard, "w") as tar:
+        fifo = tarfile.TarInfo("f.mp4")
+        fifo.type = tarfile.FIFOTYPE
+        tar.addfile(fifo)
+        add_member(tar, "f.cls", b"dog")
+        add_member(tar, "g.mp4", b"video bytes")
+    manifest = read_data(shard)
+    assert manifest.table["video_id"].tolist() == ["g"]
+    assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["f", "unreadable file"]]
+    assert manifest.skipped["detail"].iloc[0] == (f"{shard}/f.mp4: a FIFO or device, not the video's bytes; pack "
+                                                  f"the video file itself")

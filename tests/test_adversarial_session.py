@@ -51,3 +51,15 @@ def test_a_fifo_member_named_as_a_video_is_its_samples_skipped_row(tmp_path):
     assert manifest.skipped[["video_id", "reason"]].values.tolist() == [["f", "unreadable file"]]
     assert manifest.skipped["detail"].iloc[0] == (f"{shard}/f.mp4: a FIFO or device, not the video's bytes; pack "
                                                   f"the video file itself")
+
+
+def test_train_on_parquet_without_the_label_column_named_says_so(tmp_path):
+    """train --label-field foo on Parquet that has no column foo said 'use a folder of category folders or a
+    labelled manifest', never naming the file or the missing column (the audits' note was not shown)."""
+    from avaudit.errors import UsageError
+    from avaudit.training.command import train
+
+    path = tmp_path / "clips.parquet"
+    pq.write_table(pa.table({"clip": [b"v1", b"v2"], "cat": ["dog", "cat"]}), path)
+    with pytest.raises(UsageError, match=f"every training clip needs a label: {path}: no column 'foo'"):
+        train(path, label_field="foo", video_column="clip", out=tmp_path / "model.pt", device="cpu")

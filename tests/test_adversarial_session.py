@@ -63,3 +63,13 @@ def test_train_on_parquet_without_the_label_column_named_says_so(tmp_path):
     pq.write_table(pa.table({"clip": [b"v1", b"v2"], "cat": ["dog", "cat"]}), path)
     with pytest.raises(UsageError, match=f"every training clip needs a label: {path}: no column 'foo'"):
         train(path, label_field="foo", video_column="clip", out=tmp_path / "model.pt", device="cpu")
+
+
+def test_a_parquet_id_cell_that_is_empty_is_no_id_as_a_null_is(tmp_path):
+    """An id cell "" (or blanks) was the video's id: rows with the empty id in the tables, and a second such row a
+    'duplicate id' of it; a null id gives the row its path's stem or the file's row name."""
+    path = tmp_path / "clips.parquet"
+    pq.write_table(pa.table({"video": [b"v1", b"v2", b"v3"], "id": ["", " ", None], "label": ["a", "b", "c"]}), path)
+    manifest = read_data(path)
+    assert manifest.table["video_id"].tolist() == ["clips-000000", "clips-000001", "clips-000002"]
+    assert manifest.skipped.empty

@@ -73,3 +73,19 @@ def test_a_parquet_id_cell_that_is_empty_is_no_id_as_a_null_is(tmp_path):
     manifest = read_data(path)
     assert manifest.table["video_id"].tolist() == ["clips-000000", "clips-000001", "clips-000002"]
     assert manifest.skipped.empty
+
+
+def test_a_shard_member_named_only_by_its_extension_is_a_malformed_row(tmp_path):
+    """A member .mp4 (or d/.mp4) has the key '' (WebDataset's key ends at the first dot): its skipped row said 'the
+    sample  has no video member (it holds .cls, .mp4)'."""
+    shard = tmp_path / "shard.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name, data in ((".mp4", b"v"), (".cls", b"dog"), ("d/.mp4", b"v"), ("x.mp4", b"v")):
+            add_member(tar, name, data)
+    manifest = read_data(shard)
+    assert manifest.table["video_id"].tolist() == ["x"]
+    assert manifest.skipped[["video_id", "reason", "detail"]].values.tolist() == [
+        ["", "malformed row", f"{shard}/.mp4: the member's name has no key (the name before its first dot); rename "
+                              f"it to audit it"],
+        ["d/", "malformed row", f"{shard}/d/.mp4: the member's name has no key (the name before its first dot); "
+                                f"rename it to audit it"]]

@@ -187,6 +187,10 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
 
 def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, label_field: str | None):
     """One sample's row (video_id, path, labels, split, member, offset, size), or its skipped row."""
+    if not key.rpartition("/")[2]:  # members named .mp4, .cls: no id to give the sample
+        return None, (printable(key), str(shard), Skip.malformed_row,
+                      f"{shard}/{printable(members[0][0])}: the member's name has no key (the name before its first "
+                      f"dot); rename it to audit it")
     named = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
     videos = [m for m in named if m[3] >= 0]
     if named and not videos:

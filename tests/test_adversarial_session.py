@@ -3,6 +3,7 @@ decisions, the shards' and Parquet's loose ends): a one-line error naming the re
 every row in the table or the skipped list."""
 from __future__ import annotations
 
+import os
 import tarfile
 
 import pyarrow as pa
@@ -89,3 +90,24 @@ def test_a_shard_member_named_only_by_its_extension_is_a_malformed_row(tmp_path)
                               f"it to audit it"],
         ["d/", "malformed row", f"{shard}/d/.mp4: the member's name has no key (the name before its first dot); "
                                 f"rename it to audit it"]]
+
+
+def test_an_entry_file_cut_short_while_an_audit_reads_it_is_a_one_line_error(tmp_path):
+    """Entries located, then their file truncated (a copy over it): the read was a ValueError traceback from
+    numpy ('buffer size must be a multiple of element size'), or an IndexError had the cut fallen between rows."""
+    import numpy as np
+
+    from avaudit.errors import AvauditError
+    from avaudit.inference.cache import LogitCache
+
+    keys = np.array([f"{i:032x}" for i in range(30)])
+    logits = np.random.default_rng(0).standard_normal((30, 5, 7)).astype(np.float32)
+    writer = LogitCache(tmp_path, "abc", n_classes=7)
+    for part in np.array_split(np.arange(30), 3):
+        writer.add(keys[part], logits[part])
+    reader = LogitCache(tmp_path, "abc", n_classes=7)
+    where = reader.locate(keys)
+    path = tmp_path / "abc" / "entries-0.bin"
+    os.truncate(path, path.stat().st_size // 2)
+    with pytest.raises(AvauditError, match=f"{path}: the logit cache file was cut short while this audit read it"):
+        reader.read(where)

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from avaudit.errors import AvauditError
 from avaudit.inference.entries import Placed
 
 GAP = 64  # rows between two wanted ones of a record that one read still spans: fewer, larger reads
@@ -74,6 +75,9 @@ class Record:
         for run, first_at in zip(np.split(rows, cuts), np.r_[0, cuts]):
             first, last = int(run[0]), int(run[-1])
             data = os.pread(self.handle.fileno(), (last - first + 1) * width, offset + first * width)
+            if len(data) < (last - first + 1) * width:  # cut short since placed (a copy over it, by hand)
+                raise AvauditError(f"{self.handle.name}: the logit cache file was cut short while this audit read "
+                                   f"it; run the audit again")
             span = np.frombuffer(data, dtype).reshape(-1, *shape)
             out[first_at : first_at + len(run)] = span[run - first]
         return out

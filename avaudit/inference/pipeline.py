@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import probabilities
-from avaudit.errors import NotRankZero, ParameterError
+from avaudit.errors import NotRankZero, ParameterError, UsageError
 from avaudit.labels import apply_label_policy, labelled_rows
 from avaudit.media.formats import CLASS_INDEX
 from avaudit.media.manifests import Manifest
@@ -33,7 +33,10 @@ BLOCK_ROWS = 65_536  # rows an audit decides on at a time: (65,536, 5, C) float3
 
 def block_rows() -> int:
     """Rows of each block an audit reads: BLOCK_ROWS, or $AVAUDIT_BLOCK_ROWS (tests force tiny blocks)."""
-    return max(int(os.environ.get("AVAUDIT_BLOCK_ROWS", BLOCK_ROWS)), 1)
+    given = os.environ.get("AVAUDIT_BLOCK_ROWS", str(BLOCK_ROWS))
+    if not given.strip().isdigit():
+        raise UsageError(f"$AVAUDIT_BLOCK_ROWS must be a whole number of rows, not {given!r}")
+    return max(int(given), 1)
 
 
 @dataclass
@@ -133,6 +136,7 @@ def audit(data: Path, options: AuditOptions | None = None, *, labels: LabelPolic
     from avaudit.inference.logits import checkpoint_info, infer_logits
 
     check_path("data", data)
+    block_rows()  # a bad $AVAUDIT_BLOCK_ROWS refused before the decode, not after
     o = audit_options(options, fields)
     manifest = read_data(data, root=o.root, classes=o.classes, allow_outside_root=o.allow_outside_root,
                          label_field=o.label_field, video_column=o.video_column)

@@ -74,6 +74,11 @@ def _video_kind(field) -> str:
 
     kind = field.type
     if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:
+        data, at = kind[kind.get_field_index("bytes")].type, kind.get_field_index("path")
+        if not (pa.types.is_binary(data) or pa.types.is_large_binary(data)):
+            raise ValueError(f"the column {field.name!r} is {kind}, whose bytes are not binary")
+        if at >= 0 and not (pa.types.is_string(kind[at].type) or pa.types.is_large_string(kind[at].type)):
+            raise ValueError(f"the column {field.name!r} is {kind}, whose path is not text")
         return "struct"
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return "bytes"
@@ -140,8 +145,8 @@ def _row(cell: dict, at: int, path: Path, kind: str, video_column: str, id_colum
     """(the row, None) or (None, its skipped row) of one row's small cells."""
     video = cell.get(video_column)
     named = video.get("path") if isinstance(video, dict) else video
-    given = cell[id_column] if id_column else None  # a null id is no id
-    video_id = str(given) if given is not None else os.path.splitext(os.path.basename(named))[0] if named \
+    given = "" if not id_column or cell[id_column] is None else str(cell[id_column])  # a null or empty id is no id
+    video_id = given if given.strip() else os.path.splitext(os.path.basename(named))[0] if named \
         else f"{path.stem}-{at:06d}"
     try:
         labels = _labels(cell.get(label_column), names)

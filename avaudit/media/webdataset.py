@@ -36,6 +36,7 @@ SPLIT_WORDS = ("train", "val", "valid", "validate", "validation", "test")  # as 
 _BRACES = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")
 _BLOCK = tarfile.BLOCKSIZE
 LINK = -1  # the offset and size _members gives a hard or symbolic link member
+SPECIAL = -2  # ... and a FIFO or device member: no bytes of its own either
 
 
 def expand(data: str | os.PathLike) -> list[Path] | None:
@@ -108,9 +109,9 @@ def split_of(shard: Path) -> str:
 
 
 def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, int]]:
-    """(name, data offset, data size) of each regular member (LINK, LINK for a link), one header at a time, up
-    to a member the shard ends inside (the caller's skipped row); a shard that is damaged elsewhere is one
-    skipped row naming the shard and the byte."""
+    """(name, data offset, data size) of each regular member (LINK, LINK for a link; SPECIAL, SPECIAL for a FIFO
+    or device), one header at a time, up to a member the shard ends inside (the caller's skipped row); a shard
+    that is damaged elsewhere is one skipped row naming the shard and the byte."""
     try:
         tar = tarfile.open(shard, mode="r:")
     except (tarfile.TarError, OSError) as err:
@@ -133,6 +134,8 @@ def _members(shard: Path, size: int, skipped: list) -> Iterator[tuple[str, int, 
                 yield info.name, info.offset_data, info.size
             elif info.islnk() or info.issym():  # no bytes of its own: the sample's skipped row says so
                 yield info.name, LINK, LINK
+            elif not info.isdir():  # a FIFO or device: its sample vanished
+                yield info.name, SPECIAL, SPECIAL
             if info.offset_data + info.size > size:  # truncated inside this member: nothing follows it
                 return
         if size - tar.offset >= _BLOCK and _has_data(shard, tar.offset):
@@ -184,12 +187,16 @@ def _label(fields: dict[str, tuple[int, int]], shard: Path, label_field: str | N
 
 def _sample(key: str, members: list[tuple[str, str, int, int]], shard: Path, label_field: str | None):
     """One sample's row (video_id, path, labels, split, member, offset, size), or its skipped row."""
+    if not key.rpartition("/")[2]:  # members named .mp4, .cls: no id to give the sample
+        return None, (printable(key), str(shard), Skip.malformed_row,
+                      f"{shard}/{printable(members[0][0])}: the member's name has no key (the name before its first "
+                      f"dot); rename it to audit it")
     named = [m for m in members if os.path.splitext(m[0])[1].lower() in MEDIA_EXTENSIONS]
-    videos = [m for m in named if m[3] != LINK]
+    videos = [m for m in named if m[3] >= 0]
     if named and not videos:
-        return None, (key, str(shard), Skip.unreadable_file, f"{shard}/{printable(named[0][0])}: a link, not the "
-                                                             f"video's bytes; pack the shard with tar --dereference "
-                                                             f"--hard-dereference")
+        how = ("a link, not the video's bytes; pack the shard with tar --dereference --hard-dereference"
+               if named[0][3] == LINK else "a FIFO or device, not the video's bytes; pack the video file itself")
+        return None, (key, str(shard), Skip.unreadable_file, f"{shard}/{printable(named[0][0])}: {how}")
     if not videos:
         held = ", ".join(sorted({f".{suffix}" if suffix else f"{printable(name)}, without an extension"
                                  for name, suffix, _, _ in members}))
@@ -286,7 +293,7 @@ def _apart(key: str, members: list[tuple[str, str, int, int]], first: str, shard
 def _second_videos(key: str, members: list[tuple[str, str, int, int]], shard: Path) -> list[tuple]:
     """A skipped row for each video member of a sample after its first, which is the one audited."""
     videos = [name for name, _, _, n in members
-              if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS and n != LINK]
+              if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS and n >= 0]
     return [(printable(key), str(shard), Skip.duplicate_id,
              f"{shard}/{printable(name)}: a second video of the sample {printable(key)} (a sample is the members "
              f"whose names share the key, up to the first dot), so only {printable(videos[0])} is audited; give "
@@ -321,7 +328,7 @@ def copy_samples(kept: dict[str, set[int]], handle) -> None:
                 for run in _runs(_members(Path(shard), size, [])):
                     if any(offset in offsets for _, offset, _ in run):
                         for name, offset, n in run:
-                            if n != LINK and offset + n <= size:
+                            if n >= 0 and offset + n <= size:
                                 info = tarfile.TarInfo(name)
                                 info.size, info.mode = n, 0o644
                                 source.seek(offset)

@@ -50,7 +50,7 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     from avaudit.device import init_distributed
     from avaudit.errors import NotRankZero
     from avaudit.labels import refuse_unreadable_labels
-    from avaudit.media.sources import read_data
+    from avaudit.media.sources import STORED, read_data
     from avaudit.options import choice
     from avaudit.training.recipe import run_recipe
     from avaudit.vocab import Decoder
@@ -64,6 +64,8 @@ def train(data: str | Path, *, preset: str | Path = "small", out: str | Path = D
     manifest = read_data(data, root=root, classes=classes, allow_outside_root=allow_outside_root,
                          label_field=label_field, video_column=video_column)
     refuse_unreadable_labels(manifest)
+    if manifest.format in STORED and manifest.notes and (manifest.table["labels"] == "").any():  # the notes say why
+        raise UsageError(f"every training clip needs a label: {'; '.join(manifest.notes)}")
     out = Path(out)
     check_outputs(out, manifest=manifest, video_weights=video_weights, config=config)
     if out.exists() and not resume:  # every torchrun rank checks, so none waits for one that left

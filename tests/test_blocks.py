@@ -119,6 +119,16 @@ def test_bias_inputs_a_few_rows_at_a_time_are_those_of_the_whole_array(rule):
     assert statistics == layer_statistics(logits[position], labels)
 
 
+def test_bias_inputs_of_one_category_a_few_rows_at_a_time_are_those_of_the_whole_array():
+    rng = np.random.default_rng(5)
+    labels = np.full(RIVAL_SAMPLE + 9, 4)  # no rival: each video's own closest class
+    logits = (rng.standard_normal((len(labels), 5, C)) * 3).astype(np.float32)
+    _, evidence, _ = bias_inputs(reader_of(logits), np.arange(len(labels)), labels, rule="sufficiency", size=5)
+    _, whole = video_scores(softmax(logits), labels, rule="sufficiency")
+    for name in ("margins", "rival", "lean", "pair"):
+        np.testing.assert_array_equal(getattr(evidence, name), getattr(whole, name))
+
+
 def test_predict_columns_a_few_rows_at_a_time_are_those_of_the_whole_array():
     logits = (np.random.default_rng(4).standard_normal((50, 5, C)) * 3).astype(np.float32)
     classes = [f"c{i}" for i in range(C)]

@@ -15,7 +15,7 @@ import numpy as np
 
 from avaudit.audits.decisions import multilabel, true_label_confidence, vote
 from avaudit.audits.layerstats import layer_statistics
-from avaudit.audits.uncertainty import RIVAL_SAMPLE, RivalEvidence, rival_evidence
+from avaudit.audits.uncertainty import RIVAL_SAMPLE, RivalEvidence, margins_over, rival_evidence
 from avaudit.vocab import LAYERS
 
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -50,39 +50,28 @@ def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule:
     """(true-label confidences (N, 5), `rival_evidence` or None: `video_scores`; layer_statistics of the logits)
     of the rows at `position` with class `labels`, read `size` rows at a time.
 
-    A block's rival margins are `rival_evidence`'s of the block behind the rival sample (each category's first
-    RIVAL_SAMPLE rows, read once), so the rivals are chosen on the same rows as over the whole array; a category
-    of no more rows than the sample has all of them in it, and their margins are the sample's own. The rivals,
-    leans and pairs are the sample's: `rival_evidence` measures them on those rows alone.
+    The rivals, leans and pairs are `rival_evidence`'s of the rival sample (each category's first RIVAL_SAMPLE
+    rows, read once), the rows it measures them on over the whole array too; each block's margins are then
+    `margins_over` those rivals, row by row, as over the whole array.
     """
     present = np.unique(labels)
     codes = np.searchsorted(present, labels)
-    counts = np.bincount(codes, minlength=len(present))
     sample = rival_sample(codes, len(present)) if rule == "sufficiency" else np.zeros(0, np.int64)
-    sample_conf = read(position[sample])[1]
-    on_sample = rival_evidence(sample_conf, codes[sample], present) if rule == "sufficiency" else None
-    true_conf, scores = [], []
+    on_sample = rival_evidence(read(position[sample])[1], codes[sample], present) if rule == "sufficiency" else None
+    one = on_sample is not None and (on_sample.rival < 0).any()  # one category: each video's own closest class
+    true_conf, margins = [], []
     statistics = layer_statistics(np.zeros((0, len(LAYERS), 1), np.float32), np.zeros(0, np.int64))
     for part in blocks(len(position), size):
         logits, confidences = read(position[part])
         statistics = summed(statistics, layer_statistics(logits, labels[part]))
         true_conf.append(true_label_confidence(confidences, labels[part]))
-        if on_sample is None:
-            continue
-        block_codes, rows = codes[part], np.arange(len(position))[part]
-        small = counts[block_codes] <= RIVAL_SAMPLE
-        margins = np.empty((len(rows), len(LAYERS)), on_sample.margins.dtype)
-        margins[small] = on_sample.margins[np.searchsorted(sample, rows[small])]
-        large = np.flatnonzero(~small)
-        if len(large):
-            joined = rival_evidence(np.concatenate([sample_conf, confidences[large]]),
-                                    np.r_[codes[sample], block_codes[large]], present)
-            margins[large] = joined.margins[len(sample):]
-        scores.append(margins)
+        if on_sample is not None:
+            margins.append(rival_evidence(confidences, codes[part], present).margins if one else
+                           margins_over(confidences, codes[part], present, on_sample.rival))
     true_conf = np.concatenate(true_conf) if true_conf else np.zeros((0, len(LAYERS)), np.float32)
     if on_sample is None:
         return true_conf, None, statistics
-    margins = np.concatenate(scores) if scores else np.zeros((0, len(LAYERS)), np.float32)
+    margins = np.concatenate(margins) if margins else np.zeros((0, len(LAYERS)), np.float32)
     return true_conf, RivalEvidence(margins, on_sample.rival, on_sample.lean, on_sample.pair), statistics
 
 

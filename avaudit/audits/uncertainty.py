@@ -99,15 +99,10 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
     n, n_layers, n_classes = confidences.shape
     k = len(classes)
-    label = classes[codes]
-    own = np.take_along_axis(confidences, np.repeat(label[:, None, None], n_layers, 1), -1)[..., 0]
     counts = np.bincount(codes, minlength=k)
-    floor = np.full(n_layers, FLOOR)
-    floor[[AUDIO, VISUAL]] = CHANCE_SHARE / max(n_classes, 1)
     if (counts > 0).sum() < 2:  # nobody to be confused with: the video's own closest class
-        others = confidences.copy()
-        others[np.arange(n), :, label] = -np.inf
-        closest = others.max(axis=-1, initial=-np.inf)
+        own = label_confidence(confidences, classes[codes])
+        closest = closest_other(confidences, classes[codes])
         first = np.argsort(codes, kind="stable")[:RIVAL_SAMPLE]  # the one category's sample, as below
         pair = np.zeros((k, n_layers))
         if len(first):
@@ -121,8 +116,8 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     towards[:, :, counts == 0] = -np.inf
     towards[np.arange(k), :, np.arange(k)] = -np.inf
     rival = towards.argmax(axis=-1)  # (K, 5) category indices
-    against = np.take_along_axis(confidences, classes[rival][codes][..., None], -1)[..., 0]
-    margins = margin(own, np.maximum(against, floor))
+    margins = margins_over(confidences, codes, classes, rival)
+    floor = layer_floor(n_layers, n_classes)
     lean = np.zeros((k, 2))
     for j, layer in enumerate((AUDIO, VISUAL)):
         for y in np.flatnonzero(counts):
@@ -134,6 +129,37 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     others = means.copy()
     others[np.arange(k), :, np.arange(k)] = -np.inf
     return RivalEvidence(margins, rival, lean, diagonal + others.max(axis=-1))
+
+
+def label_confidence(confidences: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Each video's confidence in its label, per layer. (N, 5, C), (N,) class indices -> (N, 5)."""
+    return np.take_along_axis(confidences, np.repeat(label[:, None, None], confidences.shape[1], 1), -1)[..., 0]
+
+
+def closest_other(confidences: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Each video's confidence in its most confident class other than its label, per layer. (N, 5)."""
+    others = confidences.copy()
+    others[np.arange(len(label)), :, label] = -np.inf
+    return others.max(axis=-1, initial=-np.inf)
+
+
+def layer_floor(n_layers: int, n_classes: int) -> np.ndarray:
+    """The least a rival counts as, per layer: FLOOR; CHANCE_SHARE of chance for a unimodal layer."""
+    floor = np.full(n_layers, FLOOR)
+    floor[[AUDIO, VISUAL]] = CHANCE_SHARE / max(n_classes, 1)
+    return floor
+
+
+def margins_over(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray, rival: np.ndarray) -> np.ndarray:
+    """Each video's margin of its label over its category's rival (`RivalEvidence.rival` (K, 5), category indices)
+    in each layer, the rival counted at least `layer_floor`. (N, 5, C), (N,), (K,) -> (N, 5).
+
+    Row by row: the margins of any block of rows are those of the whole array, given the whole array's rivals.
+    """
+    codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)
+    own = label_confidence(confidences, classes[codes])
+    against = np.take_along_axis(confidences, classes[rival][codes][..., None], -1)[..., 0]
+    return margin(own, np.maximum(against, layer_floor(*confidences.shape[1:])))
 
 
 def partner_shift(codes: np.ndarray, evidence: RivalEvidence, *, fraction: float, informative: float,

@@ -40,3 +40,39 @@ def test_missing_labels_over_confidences_given_as_both_hold_one_float64_copy():
     (peak_apart, expected), (peak_same, found) = peak_of(apart), peak_of(confidences)
     assert peak_same < peak_apart - 0.8 * confidences.astype(float).nbytes  # the second float64 copy not made
     pd.testing.assert_frame_equal(found, expected)
+
+
+def test_flags_of_a_run_without_signals_copy_none_of_the_manifest_rows():
+    from avaudit.flags import measure_flags, row_flags
+
+    n = 200_000
+    table = pd.DataFrame({"video_id": [f"v{i}" for i in range(n)], "path": "x.mp4", "split": "train",
+                          "labels": "a b c"})
+    positions = np.arange(n)
+    tracemalloc.start()
+    flags, measured = row_flags(table, positions, {})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * n  # before: measure_flags' per-video table and NaN signals, ~320 bytes a row
+    assert not measured and flags.tolist() == measure_flags(table, positions, {}).videos["flags"].tolist()
+
+
+def test_predictions_share_the_manifests_text_columns(planted, tiny_model, tmp_path):
+    from avaudit.commands import predict
+
+    run = predict(planted, out=tmp_path / "predict", model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
+    table = run.tables["predictions.csv"]
+    for name in ("video_id", "path", "label"):  # before: to_numpy(), a Python string a row (~80 bytes of ten million)
+        assert table[name].dtype != object, name
+
+
+def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_model, tmp_path):
+    from avaudit.commands import bias
+    from avaudit.runs import read_bias_tables, read_run
+
+    bias(planted, out=tmp_path / "bias", model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
+    per_video, categories = read_bias_tables(read_run(tmp_path / "bias", "bias"))
+    assert list(per_video.columns) == ["video_id", "label", "layer", "group", "flags"]
+    written = pd.read_csv(tmp_path / "bias" / "bias_videos.csv", keep_default_na=False, dtype=str)
+    pd.testing.assert_frame_equal(per_video.astype(str), written[list(per_video.columns)])
+    assert len(categories)

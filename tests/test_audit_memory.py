@@ -76,3 +76,21 @@ def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_mod
     written = pd.read_csv(tmp_path / "bias" / "bias_videos.csv", keep_default_na=False, dtype=str)
     pd.testing.assert_frame_equal(per_video.astype(str), written[list(per_video.columns)])
     assert len(categories)
+
+
+def test_grouped_moments_make_one_pair_product_at_a_time_and_the_same_covariances():
+    from avaudit.audits.uncertainty import PRIOR_VARIANCE, grouped_moments
+
+    n, groups = 200_000, 16
+    rng = np.random.default_rng(2)
+    codes, scores = rng.integers(0, groups, n), rng.normal(size=(n, 5))
+    tracemalloc.start()
+    count, mean, cov = grouped_moments(codes, scores, groups)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 160 * n  # before: the (N, 15) pair products and both their factors, ~400 bytes a row
+    centred = scores - mean[codes]
+    outer = np.stack([np.stack([np.bincount(codes, weights=centred[:, a] * centred[:, b], minlength=groups)
+                                for b in range(5)], axis=1) for a in range(5)], axis=1)  # (K, 5, 5), bit for bit
+    safe = np.maximum(count, 1)[:, None, None]
+    assert np.array_equal(cov, outer / np.maximum(safe - 1, 1) / safe + np.eye(5) * (PRIOR_VARIANCE / safe ** 2))

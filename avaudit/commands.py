@@ -92,7 +92,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
                                                 votes=None if flagged_vote else flags == "",
                                                 reduced=(true_conf, evidence))
     per_video = per_video.assign(**window, flags=flags)
-    flagged = pd.Series(flags != "").groupby(per_video["label"].to_numpy()).sum()
+    flagged = dict(zip(classes, np.bincount(labels, weights=flags != "", minlength=len(classes))))  # no text a row
     categories.insert(categories.columns.get_loc("n_videos") + 1, "n_flagged",
                       categories["category"].map(flagged).fillna(0).astype(int).to_numpy())
     tables = {"bias_videos.csv": per_video, "bias_categories.csv": categories}

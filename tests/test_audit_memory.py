@@ -94,3 +94,24 @@ def test_grouped_moments_make_one_pair_product_at_a_time_and_the_same_covariance
                                 for b in range(5)], axis=1) for a in range(5)], axis=1)  # (K, 5, 5), bit for bit
     safe = np.maximum(count, 1)[:, None, None]
     assert np.array_equal(cov, outer / np.maximum(safe - 1, 1) / safe + np.eye(5) * (PRIOR_VARIANCE / safe ** 2))
+
+
+def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
+    from avaudit.audits.bias import bias_audit
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.reduce import video_scores
+
+    n, classes = 100_000, [f"class number {i}" for i in range(16)]
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, len(classes), n)
+    videos = pd.DataFrame({"video_id": pd.Series([f"v{i}" for i in range(n)], dtype="str"),
+                           "path": pd.Series(["x.mp4"] * n, dtype="str"),
+                           "label": pd.Series(np.asarray(classes, object)[codes], dtype="str")})
+    reduced = video_scores(softmax(rng.normal(size=(n, 5, 16)).astype(np.float32) * 3), codes, rule="sufficiency")
+    tracemalloc.start()
+    per_video, categories, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
+                                          reduced=reduced)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 350 * n  # before: ~600 bytes a row, the covariances' (N, 15) pair products (grouped_moments)
+    assert len(per_video) == n and len(categories) == len(classes)

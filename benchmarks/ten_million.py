@@ -178,7 +178,7 @@ def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset()) ->
     manifest_memo["manifest"] = manifest
     table = manifest.table
     keys = stages.run("cache keys", lambda: logits_module.clip_key_bytes(
-        table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy()))
+        table["path"], table["start"].to_numpy(), table["end"].to_numpy()))  # as infer_logits gives them
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     files = stages.run("cache fill", lambda: fill_cache(cache_dir, keys, labels, len(classes)))
     labels = None

@@ -115,3 +115,18 @@ def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
     tracemalloc.stop()
     assert peak < 350 * n  # before: ~600 bytes a row, the covariances' (N, 15) pair products (grouped_moments)
     assert len(per_video) == n and len(categories) == len(classes)
+
+
+def test_keys_of_a_manifest_column_make_python_strings_a_block_at_a_time():
+    from avaudit.inference.cache import KEY_BLOCK, clip_key_bytes
+
+    n = 400_000
+    paths = pd.Series([f"/data/kinetics/train/some_category_name/video_{i:011d}_000010_000020.mp4" for i in range(n)],
+                      dtype="str")  # Arrow text, as the manifest's table holds it
+    starts, ends = np.zeros(n), np.full(n, 10.0)
+    tracemalloc.start()
+    keys = clip_key_bytes(paths, starts, ends)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 * n + 500 * KEY_BLOCK  # the keys, and a block's strings; before: every path a Python string
+    assert keys.tolist() == clip_key_bytes(paths.tolist(), starts, ends).tolist()

@@ -130,3 +130,21 @@ def test_keys_of_a_manifest_column_make_python_strings_a_block_at_a_time():
     tracemalloc.stop()
     assert peak < 32 * n + 500 * KEY_BLOCK  # the keys, and a block's strings; before: every path a Python string
     assert keys.tolist() == clip_key_bytes(paths.tolist(), starts, ends).tolist()
+
+
+def test_bias_inputs_fill_their_per_row_arrays_in_place():
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.reduce import bias_inputs
+
+    n, classes = 200_000, 16
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, classes, n)
+    confidences = softmax(rng.normal(size=(n, 5, classes)).astype(np.float32) * 3)
+    logits = np.log(confidences)
+    tracemalloc.start()
+    true_conf, evidence, _ = bias_inputs(lambda where: (logits[where], confidences[where]), np.arange(n), labels,
+                                         rule="sufficiency", size=4096)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 120 * n  # (N, 5) float32 and float64 kept: 60 bytes; before, their blocks and the joined copy too
+    assert true_conf.shape == evidence.margins.shape == (n, 5)

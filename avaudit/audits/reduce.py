@@ -61,28 +61,26 @@ def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule:
     sample = rival_sample(codes, len(present)) if rule == "sufficiency" else np.zeros(0, np.int64)
     sample_conf = read(position[sample])[1]
     on_sample = rival_evidence(sample_conf, codes[sample], present) if rule == "sufficiency" else None
-    true_conf, scores = [], []
+    # filled in place a block at a time: a list of blocks joined at the end held both (2 x 400 MB at 10M rows)
+    true_conf = np.empty((len(position), len(LAYERS)), sample_conf.dtype)
+    margins = None if on_sample is None else np.empty((len(position), len(LAYERS)), on_sample.margins.dtype)
     statistics = layer_statistics(np.zeros((0, len(LAYERS), 1), np.float32), np.zeros(0, np.int64))
     for part in blocks(len(position), size):
         logits, confidences = read(position[part])
         statistics = summed(statistics, layer_statistics(logits, labels[part]))
-        true_conf.append(true_label_confidence(confidences, labels[part]))
+        true_conf[part] = true_label_confidence(confidences, labels[part])
         if on_sample is None:
             continue
-        block_codes, rows = codes[part], np.arange(len(position))[part]
+        block_codes, rows = codes[part], np.arange(part.start, min(part.stop, len(position)))
         small = counts[block_codes] <= RIVAL_SAMPLE
-        margins = np.empty((len(rows), len(LAYERS)), on_sample.margins.dtype)
-        margins[small] = on_sample.margins[np.searchsorted(sample, rows[small])]
+        margins[rows[small]] = on_sample.margins[np.searchsorted(sample, rows[small])]
         large = np.flatnonzero(~small)
         if len(large):
             joined = rival_evidence(np.concatenate([sample_conf, confidences[large]]),
                                     np.r_[codes[sample], block_codes[large]], present)
-            margins[large] = joined.margins[len(sample):]
-        scores.append(margins)
-    true_conf = np.concatenate(true_conf) if true_conf else np.zeros((0, len(LAYERS)), np.float32)
+            margins[rows[large]] = joined.margins[len(sample):]
     if on_sample is None:
         return true_conf, None, statistics
-    margins = np.concatenate(scores) if scores else np.zeros((0, len(LAYERS)), np.float32)
     return true_conf, RivalEvidence(margins, on_sample.rival, on_sample.lean, on_sample.pair), statistics
 
 

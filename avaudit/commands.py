@@ -67,7 +67,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     """
     from avaudit.audits.bias import bias_audit
     from avaudit.audits.reduce import bias_inputs
-    from avaudit.flags import measure_flags
+    from avaudit.flags import row_flags
     from avaudit.truthfiles import read_truth
 
     rule, options = check_rule(rule), audit_options(options, fields)
@@ -82,9 +82,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     position = rows["position"].to_numpy()
     settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
-    found = measure_flags(a.manifest.table, np.unique(position), a.quality, memo=duplicates_memo(options))
-    flag_of = pd.Series(found.videos["flags"].to_numpy(), index=found.videos["position"])  # no dict of every video
-    flags = rows["position"].map(flag_of).to_numpy(str)
+    flags, measured = row_flags(a.manifest.table, position, a.quality, memo=duplicates_memo(options))
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     true_conf, evidence, statistics = bias_inputs(a.read, position, labels, rule=str(rule), size=block_rows())
     per_video, categories, decided = bias_audit(rows, None, classes,  # decide
@@ -94,14 +92,14 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
                                                 votes=None if flagged_vote else flags == "",
                                                 reduced=(true_conf, evidence))
     per_video = per_video.assign(**window, flags=flags)
-    flagged = pd.Series(flags != "").groupby(per_video["label"].to_numpy()).sum()
+    flagged = dict(zip(classes, np.bincount(labels, weights=flags != "", minlength=len(classes))))  # no text a row
     categories.insert(categories.columns.get_loc("n_videos") + 1, "n_flagged",
                       categories["category"].map(flagged).fillna(0).astype(int).to_numpy())
     tables = {"bias_videos.csv": per_video, "bias_categories.csv": categories}
     scores = people.score_bias(tables["bias_videos.csv"], categories, into=tables) if people is not None else None
     summary = BiasSummary(**decided, layer_statistics=statistics, n_rows=n_rows, n_skipped=len(a.skipped),  # write
                           confidence=settings["confidence"], truth=scores, flagged_vote=bool(flagged_vote),
-                          n_flagged=flag_counts(flags) if found.measured else None)
+                          n_flagged=flag_counts(flags) if measured else None)
     run = AuditRun(folder, tables, summary, a.skipped, n_rows, a.n_cached, a.manifest, notes=a.notes)
     write_run(run, settings, {"bias_summary.json": summary.document()})
     return run
@@ -164,8 +162,9 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     position = rows["position"].to_numpy()
     # decide, a block at a time: over confidences, as missing-labels does
     columns = predict_columns(a.read, position, a.classes, size=block_rows())
-    table = pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "path": rows["path"].to_numpy(),
-                          "label": rows["labels"].to_numpy(), "vote": columns.pop("vote"),
+    # the manifest's own text columns, shared: to_numpy() would make a Python string of every cell
+    table = pd.DataFrame({"video_id": rows["video_id"].array, "path": rows["path"].array,
+                          "label": rows["labels"].array, "vote": columns.pop("vote"),
                           "labels_eq7": pd.Series(columns.pop("labels_eq7"), dtype="str"), **columns})
     table = table.assign(**window)
     run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped,  # write

@@ -49,6 +49,18 @@ def measure_flags(table: pd.DataFrame, positions: np.ndarray, arrays: dict[str, 
     return Quality(videos, duplicates, measured=True)
 
 
+def row_flags(table: pd.DataFrame, positions: np.ndarray, arrays: dict[str, np.ndarray], *,
+              memo: Path | None = None) -> tuple[np.ndarray, bool]:
+    """(each row's flags (N,) str, whether measured) for the manifest `table`'s rows at `positions` (repeats
+    allowed: one row per video and label). Without signals no row has a flag, and the manifest's rows are not
+    copied into a per-video table (measure_flags') to say so: at ten million rows that table is gigabytes."""
+    if not arrays:
+        return np.full(len(positions), "", "<U1"), False
+    found = measure_flags(table, np.unique(positions), arrays, memo=memo)
+    flag_of = pd.Series(found.videos["flags"].to_numpy(), index=found.videos["position"])  # no dict of every video
+    return pd.Series(positions).map(flag_of).to_numpy(str), True
+
+
 def find_copies(rows: pd.DataFrame, positions: np.ndarray, arrays: dict[str, np.ndarray], *,
                 usable: np.ndarray, memo: Path | None = None) -> pd.DataFrame:
     """find_duplicates over the clips whose signals were measured (a failed measurement has no signature to

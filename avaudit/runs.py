@@ -248,7 +248,8 @@ def newest_bias_run(root: Path) -> Path:
 
 
 def read_bias_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(bias_videos.csv, bias_categories.csv) of a bias run, each checked for the columns retarget reads."""
+    """(bias_videos.csv, bias_categories.csv) of a bias run, each checked for the columns retarget reads; of
+    bias_videos.csv only those and `flags` (its confidences and paths are ~100 bytes a row of ten million)."""
     for name, columns in BIAS_TABLES.items():
         try:
             header = pd.read_csv(run.file(name), nrows=0).columns
@@ -257,7 +258,9 @@ def read_bias_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not set(columns) <= set(header):
             raise UsageError(f"{run.file(name)}: not a bias table (needs columns {', '.join(columns)}); "
                              f"rerun `avaudit bias`")
-    return (read_csv(run.file("bias_videos.csv"), dtype={"video_id": str, "label": str}),
+    videos = run.file("bias_videos.csv")
+    wanted = {*BIAS_TABLES["bias_videos.csv"], "flags"}
+    return (read_csv(videos, dtype={"video_id": str, "label": str}, usecols=lambda name: name in wanted),
             read_csv(run.file("bias_categories.csv"), dtype={"category": str}))
 
 

@@ -73,7 +73,7 @@ def main() -> None:
     ten_million.stand_ins(manifest_memo, keys_memo)
     manifest_memo["manifest"] = manifest = read_manifest(data, root=empty)
     table = manifest.table
-    keys = logits.clip_key_bytes(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy())
+    keys = logits.clip_key_bytes(table["path"], table["start"].to_numpy(), table["end"].to_numpy())
     keys_memo["keys"] = keys
     labels = table["labels"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     ten_million.fill_cache(cache_dir, keys, labels, len(classes))

@@ -40,3 +40,111 @@ def test_missing_labels_over_confidences_given_as_both_hold_one_float64_copy():
     (peak_apart, expected), (peak_same, found) = peak_of(apart), peak_of(confidences)
     assert peak_same < peak_apart - 0.8 * confidences.astype(float).nbytes  # the second float64 copy not made
     pd.testing.assert_frame_equal(found, expected)
+
+
+def test_flags_of_a_run_without_signals_copy_none_of_the_manifest_rows():
+    from avaudit.flags import measure_flags, row_flags
+
+    n = 200_000
+    table = pd.DataFrame({"video_id": [f"v{i}" for i in range(n)], "path": "x.mp4", "split": "train",
+                          "labels": "a b c"})
+    positions = np.arange(n)
+    tracemalloc.start()
+    flags, measured = row_flags(table, positions, {})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * n  # before: measure_flags' per-video table and NaN signals, ~320 bytes a row
+    assert not measured and flags.tolist() == measure_flags(table, positions, {}).videos["flags"].tolist()
+
+
+def test_predictions_share_the_manifests_text_columns(planted, tiny_model, tmp_path):
+    from avaudit.commands import predict
+
+    run = predict(planted, out=tmp_path / "predict", model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
+    table = run.tables["predictions.csv"]
+    for name in ("video_id", "path", "label"):  # before: to_numpy(), a Python string a row (~80 bytes of ten million)
+        assert table[name].dtype != object, name
+
+
+def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_model, tmp_path):
+    from avaudit.commands import bias
+    from avaudit.runs import read_bias_tables, read_run
+
+    bias(planted, out=tmp_path / "bias", model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
+    per_video, categories = read_bias_tables(read_run(tmp_path / "bias", "bias"))
+    assert list(per_video.columns) == ["video_id", "label", "layer", "group", "flags"]
+    written = pd.read_csv(tmp_path / "bias" / "bias_videos.csv", keep_default_na=False, dtype=str)
+    pd.testing.assert_frame_equal(per_video.astype(str), written[list(per_video.columns)])
+    assert len(categories)
+
+
+def test_grouped_moments_make_one_pair_product_at_a_time_and_the_same_covariances():
+    from avaudit.audits.uncertainty import PRIOR_VARIANCE, grouped_moments
+
+    n, groups = 200_000, 16
+    rng = np.random.default_rng(2)
+    codes, scores = rng.integers(0, groups, n), rng.normal(size=(n, 5))
+    tracemalloc.start()
+    count, mean, cov = grouped_moments(codes, scores, groups)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 160 * n  # before: the (N, 15) pair products and both their factors, ~400 bytes a row
+    centred = scores - mean[codes]
+    outer = np.stack([np.stack([np.bincount(codes, weights=centred[:, a] * centred[:, b], minlength=groups)
+                                for b in range(5)], axis=1) for a in range(5)], axis=1)  # (K, 5, 5), bit for bit
+    safe = np.maximum(count, 1)[:, None, None]
+    assert np.array_equal(cov, outer / np.maximum(safe - 1, 1) / safe + np.eye(5) * (PRIOR_VARIANCE / safe ** 2))
+
+
+def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
+    from avaudit.audits.bias import bias_audit
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.reduce import video_scores
+
+    n, classes = 100_000, [f"class number {i}" for i in range(16)]
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, len(classes), n)
+    videos = pd.DataFrame({"video_id": pd.Series([f"v{i}" for i in range(n)], dtype="str"),
+                           "path": pd.Series(["x.mp4"] * n, dtype="str"),
+                           "label": pd.Series(np.asarray(classes, object)[codes], dtype="str")})
+    reduced = video_scores(softmax(rng.normal(size=(n, 5, 16)).astype(np.float32) * 3), codes, rule="sufficiency")
+    tracemalloc.start()
+    per_video, categories, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
+                                          reduced=reduced)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 350 * n  # before: ~600 bytes a row, the covariances' (N, 15) pair products (grouped_moments)
+    assert len(per_video) == n and len(categories) == len(classes)
+
+
+def test_keys_of_a_manifest_column_make_python_strings_a_block_at_a_time():
+    from avaudit.inference.cache import KEY_BLOCK, clip_key_bytes
+
+    n = 400_000
+    paths = pd.Series([f"/data/kinetics/train/some_category_name/video_{i:011d}_000010_000020.mp4" for i in range(n)],
+                      dtype="str")  # Arrow text, as the manifest's table holds it
+    starts, ends = np.zeros(n), np.full(n, 10.0)
+    tracemalloc.start()
+    keys = clip_key_bytes(paths, starts, ends)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 * n + 500 * KEY_BLOCK  # the keys, and a block's strings; before: every path a Python string
+    assert keys.tolist() == clip_key_bytes(paths.tolist(), starts, ends).tolist()
+
+
+def test_bias_inputs_fill_their_per_row_arrays_in_place():
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.reduce import bias_inputs
+
+    n, classes = 200_000, 16
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, classes, n)
+    confidences = softmax(rng.normal(size=(n, 5, classes)).astype(np.float32) * 3)
+    logits = np.log(confidences)
+    tracemalloc.start()
+    true_conf, evidence, _ = bias_inputs(lambda where: (logits[where], confidences[where]), np.arange(n), labels,
+                                         rule="sufficiency", size=4096)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 120 * n  # (N, 5) float32 and float64 kept: 60 bytes; before, their blocks and the joined copy too
+    assert true_conf.shape == evidence.margins.shape == (n, 5)

@@ -270,7 +270,7 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
     weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
     voting = np.ones(len(per_video), bool) if votes is None else np.asarray(votes, bool)
-    voting |= ~pd.Series(voting).groupby(per_video["label"].to_numpy()).transform("any").to_numpy(bool)
+    voting |= ~pd.Series(voting).groupby(labels).transform("any").to_numpy(bool)  # codes: no string a row
     label = per_video["label"][voting]
     categories = category_modality(label, chosen[voting], weight[voting], names=ASSIGNMENTS)
     categories["n_videos"] = categories["category"].map(per_video["label"].value_counts()).to_numpy()

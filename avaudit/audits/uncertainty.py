@@ -274,7 +274,8 @@ def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tup
     mean = sums(scores) / np.maximum(n, 1)[:, None]
     centred = scores - mean[codes]
     rows, cols = np.triu_indices(width)
-    upper = sums(centred[:, rows] * centred[:, cols])  # (K, 15): each pair once
+    upper = np.stack([np.bincount(codes, weights=centred[:, r] * centred[:, c], minlength=n_groups)  # (K, 15)
+                      for r, c in zip(rows, cols)], axis=1)  # each pair once, one (N,) product at a time
     outer = np.zeros((n_groups, width, width))
     outer[:, rows, cols] = upper
     outer[:, cols, rows] = upper

@@ -73,23 +73,34 @@ def clip_keys(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, mem
 def clip_key_bytes(paths: Sequence[str], starts: np.ndarray, ends: np.ndarray, *,
                    members: Sequence[str] | None = None, offsets: np.ndarray | None = None) -> np.ndarray:
     """clip_keys as ASCII bytes (N,) S32, b"" where a file cannot be stat'ed, made a block of KEY_BLOCK rows at a
-    time: ten million keys are 320 MB, and no Python object per row outlives its block."""
-    paths, starts, ends = np.asarray(paths, object), np.asarray(starts, float), np.asarray(ends, float)
-    members = None if members is None else np.asarray(members, object)
+    time: ten million keys are 320 MB, and no Python object per row outlives its block. A pandas column (the
+    manifest's Arrow text) is turned into Python strings a block at a time too (~130 bytes a path)."""
+    paths, starts, ends = _column(paths), np.asarray(starts, float), np.asarray(ends, float)
+    members = None if members is None else _column(members)
     keys = np.zeros(len(paths), STORED_KEY)
     for first in range(0, len(paths), KEY_BLOCK):
         part = slice(first, first + KEY_BLOCK)
-        block = [os.fspath(path) for path in paths[part]]
+        block = [os.fspath(path) for path in _cells(paths, part)]
         identity = _file_identities(dict.fromkeys(block))
         inside = [""] * len(block) if members is None else [
             f"\0{member}\0{offset}" if member else ""
-            for member, offset in zip(members[part], np.asarray(offsets[part]).tolist())]
+            for member, offset in zip(_cells(members, part), np.asarray(offsets[part]).tolist())]
         # repr of a Python float is exact and spells NaN as "nan", so open windows hash stably.
         keys[part] = [
             hashlib.blake2b(f"{identity[path]}{within}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"),
                             digest_size=16).hexdigest() if identity[path] else ""
             for path, within, start, end in zip(block, inside, starts[part].tolist(), ends[part].tolist())]
     return keys
+
+
+def _column(values):
+    """A pandas column as it is (its cells made a block at a time: _cells), any other sequence as an array."""
+    return values if hasattr(values, "iloc") else np.asarray(values, object)
+
+
+def _cells(values, part: slice) -> list:
+    """The cells of `values` (_column's) in `part`, as Python objects."""
+    return values.iloc[part].tolist() if hasattr(values, "iloc") else values[part].tolist()
 
 
 def _file_identities(paths) -> dict[str, str]:

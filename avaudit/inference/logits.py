@@ -121,8 +121,8 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
     fingerprint = logits_fingerprint(model_path, no_audio=no_audio, decoder=decoder)
     cache = LogitCache(Path(cache_dir or default_cache_dir()), fingerprint, n_classes=n_classes,
                        source=str(Path(model_path).resolve()))
-    keys = clip_key_bytes(table["path"].to_numpy(), table["start"].to_numpy(), table["end"].to_numpy(),
-                          members=table["member"].to_numpy() if "member" in table else None,
+    keys = clip_key_bytes(table["path"], table["start"].to_numpy(), table["end"].to_numpy(),  # text: a block at a time
+                          members=table["member"] if "member" in table else None,
                           offsets=table["offset"].to_numpy() if "offset" in table else None)
     where = cache.locate(keys)
     found, seconds = where.found.copy(), cache.read(where, "seconds")

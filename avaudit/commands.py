@@ -83,7 +83,7 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
     settings = run_record(a, "bias", rule=str(rule), fraction=fraction, type_margin=type_margin,
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
     flags, measured = row_flags(a.manifest.table, position, a.quality, memo=duplicates_memo(options))
-    labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)  # int even with no rows
     true_conf, evidence, statistics = bias_inputs(a.read, position, labels, rule=str(rule), size=block_rows())
     per_video, categories, decided = bias_audit(rows, None, classes,  # decide
                                                 rule=str(rule), fraction=fraction, type_margin=type_margin,

@@ -253,7 +253,7 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     rule) taken from the confidences a block of rows at a time (audits.reduce.bias_inputs); `confidences` is
     then not read (None).
     """
-    labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
+    labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(np.int64)
     true_conf, evidence = reduced if reduced is not None else video_scores(confidences, labels, rule=rule)
     scores, founded = true_conf, np.ones((len(labels), 2), bool)
     if rule == "sufficiency":

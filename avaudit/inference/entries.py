@@ -67,18 +67,31 @@ def append(path: Path, arrays: Arrays, *, end: int) -> int:
         return handle.tell()
 
 
-def _read_one(handle, size: int) -> Arrays | None:
-    """The record at the handle's position, or None where it is not whole (the handle is then anywhere)."""
+def _open_record(handle, size: int) -> tuple[int, int, bytes, dict] | None:
+    """(the byte where it ends, its CRC, its header's bytes, the header read) of the record at the handle's
+    position, the handle left at its payload; None where its head is torn, not ours, or past `size`."""
     at = handle.tell()
     head = handle.read(_HEAD.size)
     if len(head) < _HEAD.size:
         return None
     magic, header_len, payload_len, crc = _HEAD.unpack(head)
-    if magic != MAGIC or at + _HEAD.size + header_len + payload_len > size:
+    end = at + _HEAD.size + header_len + payload_len
+    if magic != MAGIC or end > size:
         return None
+    header = handle.read(header_len)
     try:
-        header = handle.read(header_len)
-        spec = json.loads(header)
+        return end, crc, header, json.loads(header)
+    except ValueError:  # a header that is not ours
+        return None
+
+
+def _read_one(handle, size: int) -> Arrays | None:
+    """The record at the handle's position, or None where it is not whole (the handle is then anywhere)."""
+    opened = _open_record(handle, size)
+    if opened is None:
+        return None
+    end, crc, header, spec = opened
+    try:
         rows, arrays = int(spec["rows"]), {}
         for name, dtype, shape in spec["arrays"]:
             dtype, shape = np.dtype(dtype), (rows, *map(int, shape))
@@ -89,7 +102,7 @@ def _read_one(handle, size: int) -> Arrays | None:
             arrays[str(name)] = data.reshape(shape)
     except (ValueError, TypeError, KeyError):  # a header that is not ours
         return None
-    if handle.tell() != at + _HEAD.size + header_len + payload_len or _crc(header, list(arrays.values())) != crc:
+    if handle.tell() != end or _crc(header, list(arrays.values())) != crc:
         return None
     return arrays
 
@@ -146,16 +159,11 @@ def count(path: Path, start: int = 0) -> int:
 
 def _place_one(handle, size: int, keep: tuple[str, ...], finite: str):
     """`place`'s record at the handle's position, or None where it is not whole."""
-    at = handle.tell()
-    head = handle.read(_HEAD.size)
-    if len(head) < _HEAD.size:
+    opened = _open_record(handle, size)
+    if opened is None:
         return None
-    magic, header_len, payload_len, crc = _HEAD.unpack(head)
-    if magic != MAGIC or at + _HEAD.size + header_len + payload_len > size:
-        return None
+    end, crc, header, spec = opened
     try:
-        header = handle.read(header_len)
-        spec = json.loads(header)
         rows, arrays, kept, whole, running = int(spec["rows"]), {}, {}, np.ones(int(spec["rows"]), bool), \
             zlib.crc32(header)
         for name, dtype, shape in spec["arrays"]:
@@ -179,7 +187,7 @@ def _place_one(handle, size: int, keep: tuple[str, ...], finite: str):
                 kept[str(name)] = np.concatenate(parts) if parts else np.empty((0, *shape), dtype)
     except (ValueError, TypeError, KeyError):  # a header that is not ours
         return None
-    if handle.tell() != at + _HEAD.size + header_len + payload_len or running != crc:
+    if handle.tell() != end or running != crc:
         return None
     return Placed(rows, arrays), kept, whole
 

@@ -84,7 +84,8 @@ def bias(data: Path, *, out: Path | None = None, rule: str = THRESHOLDS.rule, fr
                           min_support=min_support, truth=truth_record(people), flagged_vote=bool(flagged_vote))
     flags, measured = row_flags(a.manifest.table, position, a.quality, memo=duplicates_memo(options))
     labels = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)  # int even with no rows
-    true_conf, evidence, statistics = bias_inputs(a.read, position, labels, rule=str(rule), size=block_rows())
+    true_conf, evidence, statistics = bias_inputs(a.read, position, labels, rule=str(rule),
+                                                  size=block_rows(len(classes)))
     per_video, categories, decided = bias_audit(rows, None, classes,  # decide
                                                 rule=str(rule), fraction=fraction, type_margin=type_margin,
                                                 min_support=min_support, video_noise=THRESHOLDS.video_noise,
@@ -161,7 +162,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     rows, window, settings = a.rows, a.window, run_record(a, "predict")
     position = rows["position"].to_numpy()
     # decide, a block at a time: over confidences, as missing-labels does
-    columns = predict_columns(a.read, position, a.classes, size=block_rows())
+    columns = predict_columns(a.read, position, a.classes, size=block_rows(len(a.classes)))
     # the manifest's own text columns, shared: to_numpy() would make a Python string of every cell
     table = pd.DataFrame({"video_id": rows["video_id"].array, "path": rows["path"].array,
                           "label": rows["labels"].array, "vote": columns.pop("vote"),

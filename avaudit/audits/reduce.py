@@ -48,32 +48,48 @@ def rival_sample(codes: np.ndarray, n_groups: int) -> np.ndarray:
 def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule: str,
                 size: int) -> tuple[np.ndarray, RivalEvidence | None, dict]:
     """(true-label confidences (N, 5), `rival_evidence` or None: `video_scores`; layer_statistics of the logits)
-    of the rows at `position` with class `labels`, read `size` rows at a time.
+    of the rows at `position` with class `labels`, read `size` rows at a time, each row once.
 
     The rivals, leans and pairs are `rival_evidence`'s of the rival sample (each category's first RIVAL_SAMPLE
-    rows, read once), the rows it measures them on over the whole array too; each block's margins are then
-    `margins_over` those rivals, row by row, as over the whole array.
+    rows, read first and kept), the rows it measures them on over the whole array too; each block of the other
+    rows then has its margins `margins_over` those rivals, row by row, as over the whole array.
     """
     present = np.unique(labels)
     codes = np.searchsorted(present, labels)
     sample = rival_sample(codes, len(present)) if rule == "sufficiency" else np.zeros(0, np.int64)
-    sample_conf = read(position[sample])[1]
-    on_sample = rival_evidence(sample_conf, codes[sample], present) if rule == "sufficiency" else None
-    one = on_sample is not None and (on_sample.rival < 0).any()  # one category: each video's own closest class
+    nothing = read(position[:0])[1]  # the confidences' dtype (float64 when calibrated) and row shape
+    sample_conf = np.empty((len(sample), *nothing.shape[1:]), nothing.dtype)
     # filled in place a block at a time: a list of blocks joined at the end held both (2 x 400 MB at 10M rows)
-    true_conf = np.empty((len(position), len(LAYERS)), sample_conf.dtype)
-    margins = None if on_sample is None else np.empty((len(position), len(LAYERS)), on_sample.margins.dtype)
+    true_conf = np.empty((len(position), len(LAYERS)), nothing.dtype)
     statistics = layer_statistics(np.zeros((0, len(LAYERS), 1), np.float32), np.zeros(0, np.int64))
+    for part in blocks(len(sample), size):
+        sample_conf[part], statistics = read_into(true_conf, statistics, read, position, labels, sample[part])
+    on_sample = rival_evidence(sample_conf, codes[sample], present) if rule == "sufficiency" else None
+    del sample_conf
+    one = on_sample is not None and (on_sample.rival < 0).any()  # one category: each video's own closest class
+    margins = None if on_sample is None else np.empty((len(position), len(LAYERS)), on_sample.margins.dtype)
+    if on_sample is not None:
+        margins[sample] = on_sample.margins  # margins_over the rivals, as a block's
+    read_before = np.zeros(len(position), bool)
+    read_before[sample] = True
     for part in blocks(len(position), size):
-        logits, confidences = read(position[part])
-        statistics = summed(statistics, layer_statistics(logits, labels[part]))
-        true_conf[part] = true_label_confidence(confidences, labels[part])
+        rows = part.start + np.flatnonzero(~read_before[part])
+        confidences, statistics = read_into(true_conf, statistics, read, position, labels, rows)
         if on_sample is not None:
-            margins[part] = (rival_evidence(confidences, codes[part], present).margins if one else
-                             margins_over(confidences, codes[part], present, on_sample.rival))
+            margins[rows] = (rival_evidence(confidences, codes[rows], present).margins if one else
+                             margins_over(confidences, codes[rows], present, on_sample.rival))
     if on_sample is None:
         return true_conf, None, statistics
     return true_conf, RivalEvidence(margins, on_sample.rival, on_sample.lean, on_sample.pair), statistics
+
+
+def read_into(true_conf: np.ndarray, statistics: dict, read: Reader, position: np.ndarray, labels: np.ndarray,
+              rows: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(the confidences of `rows` (n, 5, C), `statistics` with their layer_statistics added); their true-label
+    confidences written into `true_conf`."""
+    logits, confidences = read(position[rows])
+    true_conf[rows] = true_label_confidence(confidences, labels[rows])
+    return confidences, summed(statistics, layer_statistics(logits, labels[rows]))
 
 
 def summed(counts: dict, more: dict) -> dict:

@@ -29,11 +29,14 @@ if TYPE_CHECKING:
 
 
 BLOCK_ROWS = 65_536  # rows an audit decides on at a time: (65,536, 5, C) float32 is 21 MB at 16 classes
+BLOCK_VALUES = BLOCK_ROWS * 5 * 16  # and at most that many logits: a block of 400 classes is 2,621 rows, not 524 MB
 
 
-def block_rows() -> int:
-    """Rows of each block an audit reads: BLOCK_ROWS, or $AVAUDIT_BLOCK_ROWS (tests force tiny blocks)."""
-    given = os.environ.get("AVAUDIT_BLOCK_ROWS", str(BLOCK_ROWS))
+def block_rows(n_classes: int = 16) -> int:
+    """Rows of each block an audit reads: BLOCK_ROWS, fewer where rows have more than 16 classes (BLOCK_VALUES), or
+    $AVAUDIT_BLOCK_ROWS (tests force tiny blocks). A block's arrays are made afresh: half a gigabyte of them cost
+    a cached `bias` of 400 classes more time in page faults than its arithmetic."""
+    given = os.environ.get("AVAUDIT_BLOCK_ROWS", str(min(BLOCK_ROWS, BLOCK_VALUES // (5 * max(n_classes, 1)))))
     if not given.strip().isdigit():
         raise UsageError(f"$AVAUDIT_BLOCK_ROWS must be a whole number of rows, not {given!r}")
     return max(int(given), 1)
@@ -78,7 +81,7 @@ class Audit:
         """The confidences (n, 5, C) of the rows at `position` in one array of `dtype` (default theirs), read-only,
         made a block at a time: the logits of one block beside them, not of every row (a decision that needs them
         all: missing-labels, which takes float64 and so is given them, not a float32 array to copy)."""
-        size = block_rows()
+        size = block_rows(len(self.classes))
         first = self.read(position[:size])[1]
         out = np.empty((len(position), *first.shape[1:]), dtype or first.dtype)
         out[:size] = first

@@ -79,7 +79,7 @@ class Record:
                 raise AvauditError(f"{self.handle.name}: the logit cache file was cut short while this audit read "
                                    f"it; run the audit again")
             span = np.frombuffer(data, dtype).reshape(-1, *shape)
-            out[first_at : first_at + len(run)] = span[run - first]
+            out[first_at : first_at + len(run)] = span if len(span) == len(run) else span[run - first]  # rows unique
         return out
 
 
@@ -137,7 +137,7 @@ class EntryIndex:
              missing) -> tuple[np.ndarray, np.ndarray]:
         """(values (N, *shape) of array `name` at `where`, `missing` where not cached or the record lacks it at
         that shape; known (N,) bool). Reads each record's rows once, in order, whatever the order asked."""
-        values = np.full((len(where), *shape), missing, dtype)
+        values = np.empty((len(where), *shape), dtype)
         known = np.zeros(len(where), bool)
         order = np.lexsort((where.row, where.record))
         records = where.record[order]
@@ -149,6 +149,8 @@ class EntryIndex:
                 continue
             asked = order[first:end]
             rows, inverse = np.unique(where.row[asked], return_inverse=True)
-            values[asked] = record.take(name, rows)[inverse]
+            taken = record.take(name, rows)
+            values[asked] = taken if len(rows) == len(asked) else taken[inverse]  # no repeat: asked in row order
             known[asked] = True
+        values[~known] = missing
         return values, known

@@ -46,6 +46,7 @@ from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 __all__ = ["COLUMNS", "FORMATS", "MEDIA_EXTENSIONS", "Manifest", "ManifestError", "read_manifest", "write_subset"]
 COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
 _FLOAT_COLUMNS = ("start", "end", "event_start", "event_end")
+_CODED_COLUMNS = ("labels", "split")
 # The first bytes of the containers avaudit decodes (ISO BMFF's box type at byte 4, Matroska, RIFF/AVI).
 _VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (0, b"RIFF"))
 
@@ -55,7 +56,8 @@ class Manifest:
     format: str  # one of FORMATS
     source: Path  # the DATA given: a folder or a manifest file
     root: Path  # absolute folder where media resolve
-    table: pd.DataFrame  # COLUMNS (+ AVE: event_start,event_end; LLP: youtube_id), a row per usable video
+    table: pd.DataFrame  # COLUMNS (+ AVE: event_start,event_end; LLP: youtube_id), a row per usable video;
+    # labels and split categorical
     skipped: pd.DataFrame  # SKIPPED_COLUMNS, one row per listed video (or unparsable record) that is not usable
     header: str | None  # the header line(s) as they were; None for folders and headerless manifests
     newline: str = "\n"  # the input's line ending, reused by write_subset
@@ -66,7 +68,9 @@ class Manifest:
 
 
 def _dtypes(columns) -> dict:
-    return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in columns}
+    """The table's column types: labels and split as categoricals (listing.categorical: a byte a row, not a string)."""
+    return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "category" if c in _CODED_COLUMNS
+            else "str" for c in columns}
 
 
 def _skipped(rows: list[tuple]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ gather (which needs the file's text) and build (which does not, so the caller dr
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from array import array
@@ -32,6 +33,17 @@ DETAILS_BLOCK = 1 << 16  # skipped rows whose details are made at once (Arrow's 
 # The columns' memory: malloc's, which gives freed blocks back to numpy and Python; Arrow's default (mimalloc) kept
 # ~100 MiB a million rows of the blocks the read made and freed (benchmarks/README.md, issue 22's third round).
 POOL = pa.system_memory_pool()
+
+
+def give_back_freed() -> None:
+    """Memory a read freed, back to the system: glibc keeps the blocks of the read's Python objects and columns in
+    its arenas (~90 bytes a row at a million rows: Arrow's release_unused does not trim them), where every later
+    stage's resident memory counts them."""
+    POOL.release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its allocator gives back what it will
+        pass
 
 
 class Spans(Sequence):
@@ -345,7 +357,6 @@ def build(listed: Listed, fmt: Format, root: str):
         skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True)
         failed = skipped.sort_values("row", kind="stable").reset_index(drop=True)
     skipped = failed[list(SKIPPED_COLUMNS)]
-    POOL.release_unused()  # what the gathered columns freed, back to the system (glibc's malloc_trim)
     return table, skipped, more, frozenset(named), note, listed.spans
 
 

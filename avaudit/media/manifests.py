@@ -38,7 +38,7 @@ from avaudit.media.formats import (
     read_class_index,
     reversed_event,
 )
-from avaudit.media.listing import build, gather
+from avaudit.media.listing import build, gather, give_back_freed
 from avaudit.media.records import Lines, Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
@@ -177,6 +177,8 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
                     text_of=lines.record)
     del records, lines  # the file's text: not needed past the records (the table holds its videos' own)
     table, skipped, more, named, found, spans = build(listed, fmt, str(media_root))
+    del listed  # the gathered columns
+    give_back_freed()
     if not spans:
         raise ManifestError(f"{data}: the manifest lists no videos, only a header")
     notes += _reversed_note(reversed_events, data)

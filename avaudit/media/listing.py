@@ -230,18 +230,18 @@ def _repeat(fmt: Format, listed: Listed, at: int, seen: int, seen_labels: list[s
 
 def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root: bool):
     """Every parsed record's columns, the coded columns' values, every record's span, and the records that did not
-    parse. A record's text is kept only where its file was found (the table's `raw`), and a skip's detail as its
-    reason's `why` code: the line numbers are put in front when the skipped list is made."""
+    parse. A record's text is not kept (Manifest.records reads it again where a subset is written), and a skip's
+    detail is kept as its reason's `why` code: the line numbers are put in front when the skipped list is made."""
     # named: the path the record names, "" where its file was found there (then `path` says it)
     kinds = {"row": np.int64, "video_id": "str", "id_hash": np.int64, "named": "str", "labels": np.int32,
              "start": float, "end": float,
              "split": np.int32, **{name: "str" if name == "youtube_id" else float for name in fmt.extras},
-             "raw": "str", "path": "str", "reason": np.int8, "why": np.int32}
+             "path": "str", "reason": np.int8, "why": np.int32}
     columns, spans, unparsed = _Columns(kinds), Spans(), []
     codes = {"labels": _Codes(), "split": _Codes(), "reason": _Codes(FOUND, *Skip), "why": _Codes("")}
     labels_code, split_code, reason_code, why_code = (codes[name].code for name in codes)
     inside = None if allow_outside_root else _Inside(os.path.join(root, ""))
-    for row, (span, raw, p) in enumerate(entries):
+    for row, (span, _, p) in enumerate(entries):
         spans.append(span)
         if not isinstance(p, Row):
             unparsed.append((row, "", "", *p))
@@ -251,7 +251,7 @@ def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root:
         labels = p.labels if ";;" not in p.labels and p.labels[:1] != ";" and p.labels[-1:] != ";" else \
             ";".join(label for label in p.labels.split(";") if label)  # no empty labels
         columns.add((row, p.video_id, hash(p.video_id), "" if path == named else named, labels_code(labels),
-                     p.start, p.end, split_code(p.split), *p.extras, "" if reason else raw, path, reason_code(reason),
+                     p.start, p.end, split_code(p.split), *p.extras, path, reason_code(reason),
                      why_code(printable(detail)) if reason else 0))
     return columns.frame(), codes, spans, unparsed
 
@@ -339,7 +339,7 @@ def build(listed: Listed, fmt: Format, root: str):
     table = _table(cols, found, listed, fmt)
     rows = cols["row"]
     more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
-    for name in ("labels", "start", "end", "split", "raw", "id_hash", *fmt.extras):
+    for name in ("labels", "start", "end", "split", "id_hash", *fmt.extras):
         del cols[name]  # only the table's: gone before the skipped list's details take their room
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies
 
@@ -394,6 +394,6 @@ def _table(cols: dict, found: np.ndarray, listed: Listed, fmt: Format) -> pd.Dat
     kept[kept] = keep[at[kept]] == positions[kept]
     for position, row in zip(positions[kept].tolist(), at[kept].tolist()):  # their labels, merged over their records
         labels[row] = codes.code(";".join(listed.labels[position]))
-    names = ("video_id", "path", "labels", "start", "end", "split", "row", "raw", *fmt.extras)
+    names = ("video_id", "path", "labels", "start", "end", "split", "row", *fmt.extras)
     return pd.DataFrame({name: categorical(labels, codes.names) if name == "labels" else column(name)
                          for name in names}, copy=False)

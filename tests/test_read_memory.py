@@ -1,0 +1,120 @@
+"""What a run keeps per row after reading its manifest and locating its rows in the cache (issue 22: ten million
+rows under 4 GB needs the state after the lookup well under 250 bytes a row), and the lookup's peak."""
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avaudit.inference import blocks
+from avaudit.media import manifests
+from avaudit.media.manifests import read_manifest
+
+LABELS = [f"playing class {i} thing" for i in range(16)]
+
+
+def kinetics_csv(path: Path, n: int) -> Path:
+    with open(path, "w") as out:
+        out.write("label,youtube_id,time_start,time_end,split\n")
+        out.writelines(f'"{LABELS[i % 16]}",y{i:010d},{i * 7 % 291},{i * 7 % 291 + 10},{("train", "test")[i % 2]}\n'
+                       for i in range(n))
+    return path
+
+
+def found_anywhere(self, places, exts):
+    """A stand-in Finder.find: every file found at its first place (no files on disk)."""
+    return os.path.join(places[0][0], places[0][1] + exts[0]), ""
+
+
+def test_a_manifests_labels_and_split_are_categoricals_of_a_byte_a_row(tmp_path, monkeypatch):
+    """As text they were 19-28 and 14 bytes a row (~330 MB at ten million rows); as categoricals a byte, their
+    values the same and their categories sorted as text sorts (so sorting and grouping order them as before)."""
+    monkeypatch.setattr(manifests.Finder, "find", found_anywhere)
+    n = 20_000
+    table = read_manifest(kinetics_csv(tmp_path / "k.csv", n), root=tmp_path).table
+    for name in ("labels", "split"):
+        assert table[name].memory_usage(index=False, deep=True) < 2 * n + 2000
+        assert list(table[name].cat.categories) == sorted(table[name].cat.categories)
+    assert table["labels"].tolist() == [LABELS[i % 16] for i in range(n)]
+    assert table["split"].tolist() == [("train", "test")[i % 2] for i in range(n)]
+
+
+def test_labelled_rows_of_one_label_a_video_copy_no_column(tmp_path, monkeypatch):
+    from avaudit.labels import labelled_rows
+
+    monkeypatch.setattr(manifests.Finder, "find", found_anywhere)
+    table = read_manifest(kinetics_csv(tmp_path / "k.csv", 5000), root=tmp_path).table
+    tracemalloc.start()
+    rows = labelled_rows(table)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * len(table) + 100_000  # before: the table's columns copied with a filter that kept every row
+    assert rows["label"].tolist() == table["labels"].tolist()
+
+
+HELD = """
+import ctypes, os, sys
+from pathlib import Path
+from avaudit.media import manifests
+manifests.Finder.find = lambda self, places, exts: (os.path.join(places[0][0], places[0][1] + exts[0]), "")
+def rss():
+    return int(dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines())["VmRSS"].split()[0])
+head = Path(sys.argv[2]) / "head.csv"
+with open(sys.argv[1]) as lines:
+    head.write_text("".join(next(lines) for _ in range(100)))
+manifests.read_manifest(head, root=Path(sys.argv[2]))  # the libraries' first use, not counted
+before = rss()
+m = manifests.read_manifest(Path(sys.argv[1]), root=Path(sys.argv[2]))
+assert len(m.table) == int(sys.argv[3]) and len(m.skipped) == 0
+held = rss()
+ctypes.CDLL("libc.so.6").malloc_trim(0)
+print((held - before) * 1024 / len(m.table), (held - rss()) * 1024 / len(m.table))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="resident memory is read from Linux's /proc")
+def test_the_read_gives_back_the_memory_it_freed(tmp_path):
+    """200,000 rows, media found: what the process holds after the read over what it held before. The table is
+    ~185 bytes a row and the line spans 16; glibc kept ~90 more of the blocks the read freed (~0.9 GB at ten
+    million rows, counted by every later stage) until the read gave them back (malloc_trim)."""
+    n = 200_000
+    result = subprocess.run([sys.executable, "-c", HELD, str(kinetics_csv(tmp_path / "k.csv", n)), str(tmp_path),
+                             str(n)], capture_output=True, text=True, timeout=600, env=os.environ)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout) < 260
+
+
+def hex_keys(n: int, seed: int) -> np.ndarray:
+    """N random keys of 32 lowercase hex digits (S32), as the cache stores them."""
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)[np.random.default_rng(seed).integers(0, 16, size=n * 32)]
+    return np.frombuffer(digits.tobytes(), "S32")
+
+
+def test_the_cache_index_holds_24_bytes_an_entry_and_locates_a_block_of_keys_at_a_time(monkeypatch):
+    """Locating ten million keys at once made their halves, digits and search positions together (~150 bytes a
+    key, 1.5 GB); now a block at a time, leaving 8 bytes a key (record and row, int32). The index's rows are int32
+    (24 bytes an entry, was 28), and merging what was added reorders one array at a time."""
+    n = 100_000
+    keys = hex_keys(n, 0)
+    index = blocks.EntryIndex()
+    for first in range(0, n, 10_000):
+        index.add(blocks.Record({}, arrays={}), keys[first : first + 10_000], np.ones(10_000, bool))
+    tracemalloc.start()
+    assert len(index) == n
+    merge_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sum(values.nbytes for values in index._merged()) == 24 * n
+    assert merge_peak < 48 * n  # before 65: every array joined while the added parts lived, an arange, then copies
+    monkeypatch.setattr(blocks, "LOCATE_BLOCK", 1000)
+    asked = np.concatenate([keys[::-1], hex_keys(1000, 1), [b""]])
+    tracemalloc.start()
+    where = index.locate(asked)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * len(asked) + 500_000
+    assert where.found[:n].all() and not where.found[n:].any()
+    rows = where.row[:n][::-1]
+    assert np.array_equal(where.record[:n][::-1] * 10_000 + rows, np.arange(n))

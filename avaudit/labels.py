@@ -17,12 +17,12 @@ def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (video, label): a multi-label video counts for each of its categories (whose labels
     the audit checked against the model's classes before decoding: check_labels)."""
     labels = table["labels"].fillna("")  # a manifest's: categorical, so neither this nor `label` is text a row
-    if labels.str.contains(";", regex=False).any():
+    values = labels.cat.categories if isinstance(labels.dtype, pd.CategoricalDtype) else labels
+    if values.str.contains(";", regex=False).any():
         rows = table.assign(label=labels.str.split(";")).explode("label")
     else:  # one label a row, the common case: no lists to explode
         rows = table.assign(label=labels)
-    unlabelled = (rows["label"] == "").to_numpy()
-    return rows[~unlabelled] if unlabelled.any() else rows  # no copy of every column where none is dropped
+    return rows[rows["label"] != ""]
 
 
 def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPolicy) -> tuple[Manifest, list[str]]:

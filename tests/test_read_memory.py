@@ -123,3 +123,42 @@ def test_the_cache_index_holds_24_bytes_an_entry_and_locates_a_block_of_keys_at_
     assert where.found[:n].all() and not where.found[n:].any()
     rows = where.row[:n][::-1]
     assert np.array_equal(where.record[:n][::-1] * 10_000 + rows, np.arange(n))
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"a,b\n", b"a,b", b"\xef\xbb\xbfh\r\nx,\xc3\xa9\r\n\r\n",
+                                  b'p,"two\nlines"\n\nq\xe2\x82\xac,r\n', b"\n\n\n"])
+def test_a_files_lines_read_from_it_are_the_lines_of_its_text(tmp_path, data):
+    from avaudit.media.records import FileLines, Lines
+
+    (tmp_path / "m.csv").write_bytes(data)
+    lines, text = FileLines(tmp_path / "m.csv"), Lines(data.decode("utf-8-sig"))
+    assert list(lines) == list(text) and len(lines) == len(text)
+    assert [lines.joined(0, i) for i in range(len(text))] == [text.joined(0, i) for i in range(len(text))]
+
+
+def test_a_file_that_is_not_utf8_is_refused_as_its_whole_text_is(tmp_path, monkeypatch):
+    from avaudit.media.records import FileLines
+
+    monkeypatch.setattr(FileLines, "BLOCK", 4)
+    for data in (b"label,path\nx,\xff.mp4\n", b"label,path\nx,\xe2\x82"):
+        (tmp_path / "m.csv").write_bytes(data)
+        with pytest.raises(UnicodeDecodeError) as read:
+            FileLines(tmp_path / "m.csv")
+        with pytest.raises(UnicodeDecodeError) as whole:
+            data.decode("utf-8-sig")
+        assert (read.value.reason, read.value.start) == (whole.value.reason, whole.value.start)
+
+
+def test_the_read_holds_no_copy_of_the_files_text(tmp_path, monkeypatch):
+    """200,000 rows, media found: the read's traced peak (Python's and numpy's memory) per row beside the file's
+    size per row. It held the file's bytes, then its text (~44 bytes a row each here, 440 MB at ten million rows)
+    while it gathered the records' columns; now each line is read from the file when the records need it."""
+    monkeypatch.setattr(manifests.Finder, "find", found_anywhere)
+    n, data = 200_000, kinetics_csv(tmp_path / "k.csv", 200_000)
+    read_manifest(kinetics_csv(tmp_path / "head.csv", 100), root=tmp_path)  # the libraries' first use
+    tracemalloc.start()
+    table = read_manifest(data, root=tmp_path).table
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(table) == n
+    assert peak / n < data.stat().st_size / n + 80  # ~60 a row: the Python values of one block of records; before +100

@@ -39,7 +39,7 @@ from avaudit.media.formats import (
     reversed_event,
 )
 from avaudit.media.listing import build, gather, give_back_freed
-from avaudit.media.records import Lines, Span, read_records, where
+from avaudit.media.records import FileLines, Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
@@ -76,7 +76,7 @@ class Manifest:
             info = os.stat(source)
             if (info.st_size, info.st_mtime_ns) != self.identity:
                 raise ManifestError(f"{source}: changed since it was read; run the command again")
-            lines = Lines(source.read_bytes().decode("utf-8-sig"))
+            lines = FileLines(source)
         except (OSError, UnicodeDecodeError) as e:
             raise ManifestError(f"{source}: cannot read it again ({getattr(e, 'strerror', None) or e})") from None
         return [lines.record(self.spans[row]) for row in rows]
@@ -162,13 +162,11 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
         raise ManifestError(f"{data}: media root {media_root} is not a folder")
     try:
         info = os.stat(data)
-        text = data.read_bytes().decode("utf-8-sig")
+        lines = FileLines(data)  # each line read from the file when asked for: a manifest may run to gigabytes
     except UnicodeDecodeError as e:
         raise ManifestError(f"{data}: not UTF-8 text ({e.reason} at byte {e.start}); {EXPECTED}") from None
     except OSError as e:
         raise ManifestError(f"{data}: cannot read ({e.strerror})") from None
-    lines = Lines(text)  # each line cut from the text when read: a manifest may run to gigabytes
-    del text
     newline = "\r\n" if lines[0].endswith("\r") else "\n"
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -191,7 +189,7 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
         records = _noting_reversed(records, reversed_events)
     listed = gather(records, fmt, str(media_root), Finder(), allow_outside_root=allow_outside_root,
                     text_of=lines.record)
-    del records, lines  # the file's text: not needed past the records (the table holds its videos' own)
+    del records, lines  # the file: not read past the records
     table, skipped, more, named, found, spans = build(listed, fmt, str(media_root))
     del listed  # the gathered columns
     give_back_freed()

@@ -162,3 +162,35 @@ def test_the_read_holds_no_copy_of_the_files_text(tmp_path, monkeypatch):
     tracemalloc.stop()
     assert len(table) == n
     assert peak / n < data.stat().st_size / n + 80  # ~60 a row: the Python values of one block of records; before +100
+
+
+def test_a_cache_that_released_its_keys_reads_what_it_located_and_locates_again(tmp_path):
+    """An audit's rows, once located, are read by place: the index's keys (24 bytes an entry, 240 MB at ten million)
+    are let go (`infer_logits` calls release_keys); a later locate places the files again and finds the same."""
+    from avaudit.inference.cache import LogitCache
+
+    n = 300
+    keys = hex_keys(n, 2)
+    logits = np.random.default_rng(0).standard_normal((n, 5, 7)).astype(np.float32)
+    writer = LogitCache(tmp_path, "abc", n_classes=7)
+    for part in np.array_split(np.arange(n), 100):  # past COMPACT_AT records: the next reader joins them
+        writer.add(keys[part], logits[part], np.arange(n, dtype=np.float32)[part])
+    cache = LogitCache(tmp_path, "abc", n_classes=7)
+    where = cache.locate(keys[::-1])
+    cache.release_keys()
+    assert sum(values.nbytes for values in cache._index._sorted) == 0
+    np.testing.assert_array_equal(cache.read(where), logits[::-1])
+    np.testing.assert_array_equal(cache.read(where, "seconds"), np.arange(n, dtype=np.float32)[::-1])
+    again = cache.locate(keys)
+    assert again.found.all()
+    np.testing.assert_array_equal(cache.read(again), logits)
+    np.testing.assert_array_equal(cache.read(where[:5]), logits[::-1][:5])  # the first places still read
+
+
+def test_an_audits_located_rows_hold_no_index_of_keys(planted, tiny_model, tmp_path):
+    from avaudit.inference.pipeline import audit
+
+    done = audit(planted, model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
+    assert sum(values.nbytes for values in done.layers.cache._index._sorted) == 0  # before: 28 bytes an entry
+    again = audit(planted, model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")  # every row cached
+    assert again.n_cached == len(again.layers) and np.array_equal(again.layers.everything(), done.layers.everything(), equal_nan=True)

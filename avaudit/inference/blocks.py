@@ -126,6 +126,13 @@ class EntryIndex:
     def __len__(self) -> int:
         return len(self._merged()[0])
 
+    def forget_keys(self) -> None:
+        """Drop the sorted keys and places (24 bytes an entry), keeping the records that the places located so far
+        are read from."""
+        self._sorted = tuple(np.empty(0, values.dtype) for values in self._sorted)
+        for parts in self._pending:
+            parts.clear()
+
     def locate(self, keys: np.ndarray) -> Where:
         """Each key's record (-1 where not cached, or "") and row, found LOCATE_BLOCK keys at a time (the key
         halves and search positions of ten million keys at once are ~1.5 GB)."""

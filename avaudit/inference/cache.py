@@ -292,6 +292,15 @@ class LogitCache:
         give_back_freed()
         return where
 
+    def release_keys(self) -> None:
+        """Forget where each key is (the index: 24 bytes an entry, 240 MB at ten million), keeping what `read`
+        needs of the entries located so far: an audit that has located its rows reads them through its decisions.
+        A later `locate` places every file again."""
+        self._index.forget_keys()
+        self._read_to.clear()
+        self._seen.clear()
+        give_back_freed()
+
     def read(self, where: blocks.Where, name: str = "logits") -> np.ndarray:
         """Array `name` of the located entries `where` (a block of them): logits (N, 5, C) float32, seconds (N,),
         or a further array (N, ...); NaN, or 0, where not found or not kept for a clip."""

@@ -22,7 +22,10 @@ def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
         rows = table.assign(label=labels.str.split(";")).explode("label")
     else:  # one label a row, the common case: no lists to explode
         rows = table.assign(label=labels)
-    return rows[rows["label"] != ""]
+    rows = rows[rows["label"] != ""]
+    if isinstance(rows["label"].dtype, pd.CategoricalDtype):  # the labels of these rows only, as text has them
+        rows = rows.assign(label=rows["label"].cat.remove_unused_categories())
+    return rows
 
 
 def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPolicy) -> tuple[Manifest, list[str]]:

@@ -194,3 +194,20 @@ def test_an_audits_located_rows_hold_no_index_of_keys(planted, tiny_model, tmp_p
     assert sum(values.nbytes for values in done.layers.cache._index._sorted) == 0  # before: 28 bytes an entry
     again = audit(planted, model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")  # every row cached
     assert again.n_cached == len(again.layers) and np.array_equal(again.layers.everything(), done.layers.everything(), equal_nan=True)
+
+
+def test_categorical_labels_give_the_rows_and_draws_that_text_gives():
+    """A manifest's labels are categorical: labelled_rows keeps only its rows' labels as categories (an unlabelled
+    row's "" left behind made `bias` count a category of no rows), and training draws a label a row, not a
+    category (a categorical's `map` calls once a category, so every 'a;b' row drew the same)."""
+    import pandas as pd
+
+    from avaudit.labels import labelled_rows
+    from avaudit.training.split import training_labels
+
+    single = pd.Series(["b", "", "c", "a", "c"] * 4, dtype="str")
+    rows = labelled_rows(pd.DataFrame({"labels": single.astype("category")}))
+    assert list(rows["label"].cat.categories) == ["a", "b", "c"]
+    assert rows["label"].tolist() == labelled_rows(pd.DataFrame({"labels": single}))["label"].tolist()
+    multi = pd.Series(["a;b", "c", "a;b", "a;b", "b;c", "a;b", "c"] * 4, dtype="str")
+    assert training_labels(multi.astype("category"), seed=3).tolist() == training_labels(multi, seed=3).tolist()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
@@ -24,8 +25,19 @@ def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
         rows = table.assign(label=labels)
     rows = rows[rows["label"] != ""]
     if isinstance(rows["label"].dtype, pd.CategoricalDtype):  # the labels of these rows only, as text has them
-        rows = rows.assign(label=rows["label"].cat.remove_unused_categories())
+        rows = rows.assign(label=_present_only(rows["label"]))
     return rows
+
+
+def _present_only(column: pd.Series) -> pd.Series:
+    """A categorical column with only the categories its rows hold (not those of rows dropped before), its codes
+    looked at a block at a time (remove_unused_categories makes ~27 bytes a row)."""
+    codes = column.cat.codes.to_numpy()
+    present = np.zeros(len(column.cat.categories) + 1, bool)  # the last for NaN's code, -1
+    for start in range(0, len(codes), 1 << 16):
+        present[codes[start : start + (1 << 16)]] = True
+    unused = column.cat.categories[~present[:-1]]
+    return column.cat.remove_categories(unused) if len(unused) else column
 
 
 def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPolicy) -> tuple[Manifest, list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
@@ -16,12 +17,27 @@ from avaudit.vocab import LabelPolicy, Skip, plural
 def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (video, label): a multi-label video counts for each of its categories (whose labels
     the audit checked against the model's classes before decoding: check_labels)."""
-    labels = table["labels"].fillna("")
-    if labels.str.contains(";", regex=False).any():
+    labels = table["labels"].fillna("")  # a manifest's: categorical, so neither this nor `label` is text a row
+    values = labels.cat.categories if isinstance(labels.dtype, pd.CategoricalDtype) else labels
+    if values.str.contains(";", regex=False).any():
         rows = table.assign(label=labels.str.split(";")).explode("label")
     else:  # one label a row, the common case: no lists to explode
         rows = table.assign(label=labels)
-    return rows[rows["label"] != ""]
+    rows = rows[rows["label"] != ""]
+    if isinstance(rows["label"].dtype, pd.CategoricalDtype):  # the labels of these rows only, as text has them
+        rows = rows.assign(label=_present_only(rows["label"]))
+    return rows
+
+
+def _present_only(column: pd.Series) -> pd.Series:
+    """A categorical column with only the categories its rows hold (not those of rows dropped before), its codes
+    looked at a block at a time (remove_unused_categories makes ~27 bytes a row)."""
+    codes = column.cat.codes.to_numpy()
+    present = np.zeros(len(column.cat.categories) + 1, bool)  # the last for NaN's code, -1
+    for start in range(0, len(codes), 1 << 16):
+        present[codes[start : start + (1 << 16)]] = True
+    unused = column.cat.categories[~present[:-1]]
+    return column.cat.remove_categories(unused) if len(unused) else column
 
 
 def apply_label_policy(manifest: Manifest, classes: list[str], policy: LabelPolicy) -> tuple[Manifest, list[str]]:

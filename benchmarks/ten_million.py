@@ -6,7 +6,8 @@
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
 (`label,youtube_id,time_start,time_end,split`, labels of three words, quoted as the release quotes
 them, start times from 0 to 290 s, three splits) whose media are absent, and measures, stage by stage,
-wall time, CPU time and the stage's peak resident memory (VmHWM, reset before each stage):
+wall time, CPU time, the stage's peak resident memory (VmHWM, reset before each stage) and what it held
+after (VmRSS: what the next stages start from):
 
   read, media absent   read_manifest with no media under --root: every row a `missing file` (the issue's run)
   skipped list         that run's skipped list written as the run writes it (outputs.write_csv)
@@ -41,10 +42,11 @@ SPLITS = ("train", "validate", "test")
 FILL_BATCH = 8192  # cache entries per add() in the cached run (a long audit adds one batch at a time)
 
 
-def peak_mib() -> float:
-    """This process's peak resident memory since the last reset_peak (VmHWM), in MiB."""
+def peak_mib(field: str = "VmHWM") -> float:
+    """This process's peak resident memory since the last reset_peak (VmHWM), or with field="VmRSS" its resident
+    memory now, in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -93,9 +95,10 @@ class Stages:
         reset_peak()
         started, cpu = time.perf_counter(), cpu_seconds()
         result = work()
-        wall, cpu, peak = time.perf_counter() - started, cpu_seconds() - cpu, peak_mib()
-        self.rows.append((name, wall, cpu, peak))
-        print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  CPU {cpu:8.2f} s  peak RSS {peak:8.0f} MiB", flush=True)
+        wall, cpu, peak, held = time.perf_counter() - started, cpu_seconds() - cpu, peak_mib(), peak_mib("VmRSS")
+        self.rows.append((name, wall, cpu, peak, held))
+        print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  CPU {cpu:8.2f} s  peak RSS {peak:8.0f} MiB  "
+              f"held after {held:8.0f} MiB", flush=True)
         return result
 
 

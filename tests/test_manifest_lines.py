@@ -34,7 +34,7 @@ def test_a_stray_quote_in_a_kinetics_label_swallows_no_row(tmp_path):
         touch(tmp_path, f"vid{i:08d}_{i:06d}_{i + 10:06d}.mp4")
     m = read_manifest(write(tmp_path / "k.csv", "\n".join(lines) + "\n"))
     assert len(m.table) == 1000 and len(m.skipped) == 0
-    assert m.table["labels"].iloc[1] == '12" vinyl' and m.table["raw"].iloc[1] == lines[2]
+    assert m.table["labels"].iloc[1] == '12" vinyl' and m.records([m.table["row"].iloc[1]]) == [lines[2]]
     assert m.spans[1] == (3, 3) and m.spans[999] == (1001, 1001)
 
 

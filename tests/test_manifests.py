@@ -47,7 +47,7 @@ def test_kinetics_flat_layout_keeps_quoting_and_string_ids(tmp_path):
     assert m.table["video_id"].tolist() == ["-3B32lodo2M_000059_000069", "_dbcJuKJQNs_000040_000050", "0123456789a_000005_000015"]
     assert m.table["labels"].tolist() == ["abseiling", "air drumming", "NA"]
     assert m.table["split"].tolist() == ["val"] * 3
-    assert m.table["raw"].tolist() == KINETICS[1:]
+    assert m.records(m.table["row"]) == KINETICS[1:]
     assert m.table["start"].isna().all() and m.table["end"].isna().all()
     assert m.table["path"].iloc[0] == str(tmp_path / "-3B32lodo2M_000059_000069.mp4")
 
@@ -90,7 +90,7 @@ def test_vggsound_headerless_with_quoted_comma_label(tmp_path):
     assert m.table["video_id"].tolist() == ["---g-f_I2yQ_000001", "-aBcDeFgHiJ_000030"]
     assert m.table["labels"].tolist() == ["people marching", "playing violin, fiddle"]
     assert m.table["split"].tolist() == ["test", "train"]
-    assert m.table["raw"].tolist() == lines
+    assert m.records(m.table["row"]) == lines
 
 
 @pytest.mark.parametrize("header", [True, False])
@@ -152,7 +152,7 @@ def test_folder_with_loose_files_and_flat(tmp_path):
     assert m.format == "folder" and m.header is None and m.root == data
     assert m.table["video_id"].tolist() == ["loose", "cat/3", "dog/1", "dog/2"]
     assert m.table["labels"].tolist() == ["", "cat", "dog", "dog"]
-    assert (m.table["raw"] == "").all()
+    assert "raw" not in m.table
 
     flat = tmp_path / "flat"
     touch(flat, "x.mp4", "y.avi", "readme.md")
@@ -231,7 +231,8 @@ def test_write_subset_kinetics_is_byte_identical(tmp_path, newline):
     assert out.read_bytes() == newline.encode().join([lines[0], lines[2], lines[3]]) + newline.encode()
     write_subset(m, [0], out)
     assert out.read_bytes() == lines[0] + newline.encode() + lines[1] + newline.encode()
-    assert read_manifest(out, root=tmp_path).table["raw"].tolist() == [KINETICS[1]]
+    back = read_manifest(out, root=tmp_path)
+    assert back.records(back.table["row"]) == [KINETICS[1]]
     assert [p.name for p in out.parent.iterdir()] == ["subset.csv"]
 
 
@@ -280,8 +281,8 @@ def test_quoted_line_break_in_a_manifest_round_trips_and_an_unclosed_quote_is_on
     touch(tmp_path, "clips/a.mp4", "clips/c.mp4")
     m = read_manifest(src)
     check_invariants(m, 3)
-    assert m.table[["video_id", "raw"]].values.tolist() == [["clips/a", 'clips/a.mp4,dog,"two\r\nlines"'],
-                                                         ["clips/c", "clips/c.mp4,cow,x"]]
+    assert [*zip(m.table["video_id"], m.records(m.table["row"]))] == [("clips/a", 'clips/a.mp4,dog,"two\r\nlines"'),
+                                                                       ("clips/c", "clips/c.mp4,cow,x")]
     assert m.skipped.values.tolist() == [["", "", "malformed row", 'line 4: a quoted field opens and is never closed '
                                                                   '(a " inside a quoted field is written "")']]
     write_subset(m, m.table, tmp_path / "out.csv")

@@ -19,6 +19,7 @@ import numpy as np
 from avaudit.errors import AvauditError
 from avaudit.inference.entries import Placed
 
+LOCATE_BLOCK = 1 << 16  # keys located at a time
 GAP = 64  # rows between two wanted ones of a record that one read still spans: fewer, larger reads
 _HEX = np.full(256, 16, np.uint8)  # 16: not a lowercase hex digit
 _HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
@@ -89,8 +90,8 @@ class EntryIndex:
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.newest: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}  # each array's dtype and row shape, newest
-        self._sorted = tuple(np.empty(0, dtype) for dtype in (np.uint64, np.uint64, np.int32, np.int64))
-        self._pending: list[tuple[np.ndarray, ...]] = []
+        self._sorted = tuple(np.empty(0, dtype) for dtype in (np.uint64, np.uint64, np.int32, np.int32))
+        self._pending: tuple[list[np.ndarray], ...] = ([], [], [], [])  # high, low, record, row of each add
 
     def add(self, record: Record, keys: np.ndarray, usable: np.ndarray) -> None:
         """A record's entries (its `keys`, those rows where `usable`), later than every one added before."""
@@ -100,28 +101,51 @@ class EntryIndex:
             self.newest[name] = (dtype, shape)
         high, low, named = key_halves(keys)
         rows = np.flatnonzero(usable & named)
-        self._pending.append((high[rows], low[rows], np.full(len(rows), number, np.int32), rows.astype(np.int64)))
+        for parts, values in zip(self._pending, (high[rows], low[rows], np.full(len(rows), number, np.int32),
+                                                 rows.astype(np.int32))):  # a record holds under 2**31 rows
+            parts.append(values)
 
     def _merged(self) -> tuple[np.ndarray, ...]:
-        """The sorted arrays with what was added since merged in, the later entry of a key kept."""
-        if self._pending:
-            high, low, record, row = (np.concatenate(parts) for parts in zip(self._sorted, *self._pending))
-            self._pending = []
-            order = np.lexsort((np.arange(len(high)), low, high))  # a key's entries oldest first
-            high, low, record, row = high[order], low[order], record[order], row[order]
+        """The sorted arrays with what was added since merged in, the later entry of a key kept. One array is
+        joined, then reordered, at a time (at ten million entries each is 40-80 MB)."""
+        if self._pending[0]:
+            joined = []
+            for parts, done in zip(self._pending, self._sorted):
+                joined.append(np.concatenate([done, *parts]))
+                parts.clear()
+            self._sorted = ()
+            order = np.lexsort((joined[1], joined[0]))  # stable: a key's entries stay oldest first
+            for i in range(len(joined)):
+                joined[i] = joined[i][order]
+            del order
+            high, low = joined[:2]
             last = np.r_[(high[1:] != high[:-1]) | (low[1:] != low[:-1]), True] if len(high) else np.ones(0, bool)
-            self._sorted = (high[last], low[last], record[last], row[last])
+            self._sorted = tuple(joined) if last.all() else tuple(values[last] for values in joined)
         return self._sorted
 
     def __len__(self) -> int:
         return len(self._merged()[0])
 
+    def forget_keys(self) -> None:
+        """Drop the sorted keys and places (24 bytes an entry), keeping the records that the places located so far
+        are read from."""
+        self._sorted = tuple(np.empty(0, values.dtype) for values in self._sorted)
+        for parts in self._pending:
+            parts.clear()
+
     def locate(self, keys: np.ndarray) -> Where:
-        """Each key's record (-1 where not cached, or "") and row."""
-        high, low, record, row = self._merged()
+        """Each key's record (-1 where not cached, or "") and row, found LOCATE_BLOCK keys at a time (the key
+        halves and search positions of ten million keys at once are ~1.5 GB)."""
+        where = Where(np.full(len(keys), -1, np.int32), np.zeros(len(keys), np.int32))
+        if len(self._merged()[0]):
+            for first in range(0, len(keys), LOCATE_BLOCK):
+                part = slice(first, first + LOCATE_BLOCK)
+                where.record[part], where.row[part] = self._locate_block(keys[part])
+        return where
+
+    def _locate_block(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        high, low, record, row = self._sorted
         want_high, want_low, named = key_halves(keys)
-        if not len(high):
-            return Where(np.full(len(keys), -1, np.int32), np.zeros(len(keys), np.int64))
         at = np.searchsorted(high, want_high)
         inside = np.minimum(at, len(high) - 1)
         hit = named & (at < len(high)) & (high[inside] == want_high)
@@ -131,7 +155,7 @@ class EntryIndex:
             at[i] = at[i] + np.searchsorted(low[at[i] : end], want_low[i])
             hit[i] = at[i] < end and low[at[i]] == want_low[i]
         at = np.where(hit, at, 0)
-        return Where(np.where(hit, record[at], -1).astype(np.int32), np.where(hit, row[at], 0))
+        return np.where(hit, record[at], -1), np.where(hit, row[at], 0)
 
     def take(self, where: Where, name: str, dtype: np.dtype, shape: tuple[int, ...],
              missing) -> tuple[np.ndarray, np.ndarray]:

@@ -159,6 +159,7 @@ def infer_logits(table: pd.DataFrame, model_path, checkpoint: dict, *, device: s
         shared = share_with_copies(table, keys, once, copies, (seconds, *quality.values()), skipped)
         skipped = pd.concat([skipped, shared]).sort_index()
     where.record[np.asarray(skipped.index, np.int64)] = -1  # a row decoded again that failed this time is skipped
+    cache.release_keys()  # every row located: the audit reads them by place
     return RowLogits(cache, where, kept), seconds, skipped.reset_index(drop=True), int(found.sum()), quality
 
 

@@ -10,6 +10,7 @@ gather (which needs the file's text) and build (which does not, so the caller dr
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from array import array
@@ -32,6 +33,17 @@ DETAILS_BLOCK = 1 << 16  # skipped rows whose details are made at once (Arrow's 
 # The columns' memory: malloc's, which gives freed blocks back to numpy and Python; Arrow's default (mimalloc) kept
 # ~100 MiB a million rows of the blocks the read made and freed (benchmarks/README.md, issue 22's third round).
 POOL = pa.system_memory_pool()
+
+
+def give_back_freed() -> None:
+    """Memory a read freed, back to the system: glibc keeps the blocks of the read's Python objects and columns in
+    its arenas (~90 bytes a row at a million rows: Arrow's release_unused does not trim them), where every later
+    stage's resident memory counts them."""
+    POOL.release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its allocator gives back what it will
+        pass
 
 
 class Spans(Sequence):
@@ -218,18 +230,18 @@ def _repeat(fmt: Format, listed: Listed, at: int, seen: int, seen_labels: list[s
 
 def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root: bool):
     """Every parsed record's columns, the coded columns' values, every record's span, and the records that did not
-    parse. A record's text is kept only where its file was found (the table's `raw`), and a skip's detail as its
-    reason's `why` code: the line numbers are put in front when the skipped list is made."""
+    parse. A record's text is not kept (Manifest.records reads it again where a subset is written), and a skip's
+    detail is kept as its reason's `why` code: the line numbers are put in front when the skipped list is made."""
     # named: the path the record names, "" where its file was found there (then `path` says it)
     kinds = {"row": np.int64, "video_id": "str", "id_hash": np.int64, "named": "str", "labels": np.int32,
              "start": float, "end": float,
              "split": np.int32, **{name: "str" if name == "youtube_id" else float for name in fmt.extras},
-             "raw": "str", "path": "str", "reason": np.int8, "why": np.int32}
+             "path": "str", "reason": np.int8, "why": np.int32}
     columns, spans, unparsed = _Columns(kinds), Spans(), []
     codes = {"labels": _Codes(), "split": _Codes(), "reason": _Codes(FOUND, *Skip), "why": _Codes("")}
     labels_code, split_code, reason_code, why_code = (codes[name].code for name in codes)
     inside = None if allow_outside_root else _Inside(os.path.join(root, ""))
-    for row, (span, raw, p) in enumerate(entries):
+    for row, (span, _, p) in enumerate(entries):
         spans.append(span)
         if not isinstance(p, Row):
             unparsed.append((row, "", "", *p))
@@ -239,7 +251,7 @@ def _gather(entries, fmt: Format, root: str, finder: Finder, allow_outside_root:
         labels = p.labels if ";;" not in p.labels and p.labels[:1] != ";" and p.labels[-1:] != ";" else \
             ";".join(label for label in p.labels.split(";") if label)  # no empty labels
         columns.add((row, p.video_id, hash(p.video_id), "" if path == named else named, labels_code(labels),
-                     p.start, p.end, split_code(p.split), *p.extras, "" if reason else raw, path, reason_code(reason),
+                     p.start, p.end, split_code(p.split), *p.extras, path, reason_code(reason),
                      why_code(printable(detail)) if reason else 0))
     return columns.frame(), codes, spans, unparsed
 
@@ -327,7 +339,7 @@ def build(listed: Listed, fmt: Format, root: str):
     table = _table(cols, found, listed, fmt)
     rows = cols["row"]
     more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
-    for name in ("labels", "start", "end", "split", "raw", "id_hash", *fmt.extras):
+    for name in ("labels", "start", "end", "split", "id_hash", *fmt.extras):
         del cols[name]  # only the table's: gone before the skipped list's details take their room
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies
 
@@ -345,33 +357,43 @@ def build(listed: Listed, fmt: Format, root: str):
         skipped = pd.concat([failed, rest.astype({c: "str" for c in SKIPPED_COLUMNS})], ignore_index=True)
         failed = skipped.sort_values("row", kind="stable").reset_index(drop=True)
     skipped = failed[list(SKIPPED_COLUMNS)]
-    POOL.release_unused()  # what the gathered columns freed, back to the system (glibc's malloc_trim)
     return table, skipped, more, frozenset(named), note, listed.spans
 
 
+def categorical(codes: np.ndarray, names: Sequence[str]) -> pd.Series:
+    """A repeated column (labels, split) as a pandas categorical: a byte or two a row and each value present once
+    (as text, 19 and 14 bytes a row: ~330 MB at ten million rows), its categories sorted as text sorts, so that
+    sorting and grouping by it order its values as before."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    values = [names[code] for code in present.tolist()]
+    order = sorted(range(len(values)), key=values.__getitem__)
+    renumber = np.zeros(len(names), np.int32)
+    renumber[present[order]] = np.arange(len(order), dtype=np.int32)
+    categories = pd.Index([values[i] for i in order], dtype="str")
+    return pd.Series(pd.Categorical.from_codes(renumber[codes], dtype=pd.CategoricalDtype(categories)), copy=False)
+
+
 def _table(cols: dict, found: np.ndarray, listed: Listed, fmt: Format) -> pd.DataFrame:
-    """The videos whose file was found: COLUMNS (+ the format's extras), merged labels joined."""
+    """The videos whose file was found: COLUMNS (+ the format's extras), merged labels joined, labels and split
+    as categoricals."""
     keep = np.flatnonzero(found)
     every = len(keep) == len(found)
 
     def column(name: str) -> pd.Series:
         values = cols[name]
-        if name in ("labels", "split"):
-            return _text(listed.codes[name].values_of(values[keep]))
+        if name == "split":
+            return categorical(values[keep], listed.codes[name].names)
         if isinstance(values, np.ndarray):
             return pd.Series(values if every else values[keep])
         return values.reset_index(drop=True) if every else _take(values, keep)
 
-    merged = listed.codes["labels"].values_of(cols["labels"][keep])
+    labels, codes = cols["labels"][keep], listed.codes["labels"]
     positions = np.fromiter(listed.labels, np.int64, len(listed.labels))  # the repeated ids' first records
     at = np.searchsorted(keep, positions)
     kept = at < len(keep)
     kept[kept] = keep[at[kept]] == positions[kept]
-    if kept.any():  # their labels, merged over their records
-        mask = np.zeros(len(keep), bool)
-        mask[at[kept]] = True
-        order = np.argsort(at[kept], kind="stable")
-        joined = [";".join(listed.labels[int(position)]) for position in positions[kept][order].tolist()]
-        merged = pc.replace_with_mask(merged, pa.array(mask), pa.array(joined, pa.large_string()), memory_pool=POOL)
-    names = ("video_id", "path", "labels", "start", "end", "split", "row", "raw", *fmt.extras)
-    return pd.DataFrame({name: _text(merged) if name == "labels" else column(name) for name in names}, copy=False)
+    for position, row in zip(positions[kept].tolist(), at[kept].tolist()):  # their labels, merged over their records
+        labels[row] = codes.code(";".join(listed.labels[position]))
+    names = ("video_id", "path", "labels", "start", "end", "split", "row", *fmt.extras)
+    return pd.DataFrame({name: categorical(labels, codes.names) if name == "labels" else column(name)
+                         for name in names}, copy=False)

@@ -1,9 +1,9 @@
 """Dataset manifests: every DATA form avaudit accepts, read into one table, and subsets written back.
 
-A manifest is read record by record (records.py: which lines make each record) so that each row keeps
-its original text (``raw``) and every line is a row, a further record of one, or a skipped row naming
-its lines; a subset is written back as those very records, so a retargeted Kinetics CSV is
-byte-compatible with the input. Folders are read by folders.py.
+A manifest is read record by record (records.py: which lines make each record) so that each row knows
+its record's lines and every line is a row, a further record of one, or a skipped row naming its
+lines; a subset is written back as those very records (read again from the file: `Manifest.records`),
+so a retargeted Kinetics CSV is byte-compatible with the input. Folders are read by folders.py.
 A video listed on several records (AVE's multi-label videos, AVVP's events, any manifest that repeats
 an id with another label) is one row with all its labels; its further records ride along in
 ``Manifest.more_lines`` and are written back with it. Media are located with one ``os.scandir`` per
@@ -38,14 +38,15 @@ from avaudit.media.formats import (
     read_class_index,
     reversed_event,
 )
-from avaudit.media.listing import build, gather
-from avaudit.media.records import Lines, Span, read_records, where
+from avaudit.media.listing import build, gather, give_back_freed
+from avaudit.media.records import FileLines, Span, read_records, where
 from avaudit.outputs import atomic_write_text, csv_text
 from avaudit.vocab import SKIPPED_COLUMNS, Skip, plural
 
 __all__ = ["COLUMNS", "FORMATS", "MEDIA_EXTENSIONS", "Manifest", "ManifestError", "read_manifest", "write_subset"]
-COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row", "raw")
+COLUMNS = ("video_id", "path", "labels", "start", "end", "split", "row")
 _FLOAT_COLUMNS = ("start", "end", "event_start", "event_end")
+_CODED_COLUMNS = ("labels", "split")
 # The first bytes of the containers avaudit decodes (ISO BMFF's box type at byte 4, Matroska, RIFF/AVI).
 _VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (0, b"RIFF"))
 
@@ -55,7 +56,8 @@ class Manifest:
     format: str  # one of FORMATS
     source: Path  # the DATA given: a folder or a manifest file
     root: Path  # absolute folder where media resolve
-    table: pd.DataFrame  # COLUMNS (+ AVE: event_start,event_end; LLP: youtube_id), a row per usable video
+    table: pd.DataFrame  # COLUMNS (+ AVE: event_start,event_end; LLP: youtube_id), a row per usable video;
+    # labels and split categorical
     skipped: pd.DataFrame  # SKIPPED_COLUMNS, one row per listed video (or unparsable record) that is not usable
     header: str | None  # the header line(s) as they were; None for folders and headerless manifests
     newline: str = "\n"  # the input's line ending, reused by write_subset
@@ -63,10 +65,27 @@ class Manifest:
     labels_named: frozenset[str] = frozenset()  # every label DATA names, videos without media included
     notes: list[str] = field(default_factory=list)  # lines for the user: media found where, labels left unnamed
     spans: Sequence[Span] = field(default_factory=list)  # row -> (first, last) line of its record; manifests only
+    identity: tuple[int, int] | None = None  # the manifest file's size and mtime_ns when read; manifests only
+
+    def records(self, rows: Sequence[int]) -> list[str]:
+        """The text of the records of `rows` (the table's `row`), as the manifest file holds them: read again by
+        their lines, so the table keeps no copy of the file's text (~56 bytes a row). Refused where the file has
+        changed since it was read."""
+        source = self.source
+        try:
+            info = os.stat(source)
+            if (info.st_size, info.st_mtime_ns) != self.identity:
+                raise ManifestError(f"{source}: changed since it was read; run the command again")
+            lines = FileLines(source)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ManifestError(f"{source}: cannot read it again ({getattr(e, 'strerror', None) or e})") from None
+        return [lines.record(self.spans[row]) for row in rows]
 
 
 def _dtypes(columns) -> dict:
-    return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "str" for c in columns}
+    """The table's column types: labels and split as categoricals (listing.categorical: a byte a row, not a string)."""
+    return {c: float if c in _FLOAT_COLUMNS else np.int64 if c == "row" else "category" if c in _CODED_COLUMNS
+            else "str" for c in columns}
 
 
 def _skipped(rows: list[tuple]) -> pd.DataFrame:
@@ -82,7 +101,7 @@ def _read_folder(data: Path) -> Manifest:
         below = "".join(f"; {note}" for note in clips.notes)
         raise ManifestError(f"{data}: no media files in the folder or its category folders{below}; {EXPECTED}")
     rows = pd.DataFrame({"video_id": clips.ids, "path": clips.paths, "labels": clips.labels, "start": math.nan,
-                         "end": math.nan, "split": "", "row": np.arange(len(clips.ids)), "raw": ""})
+                         "end": math.nan, "split": "", "row": np.arange(len(clips.ids))})
     repeated = rows["video_id"].duplicated().to_numpy()  # clip.mp4 beside clip.mkv: the first one wins
     skipped = clips.skipped + [(row.video_id, row.path, Skip.duplicate_id, f"{row.video_id} already listed")
                                for row in rows[repeated].itertuples(index=False)]
@@ -142,13 +161,12 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
     if not media_root.is_dir():
         raise ManifestError(f"{data}: media root {media_root} is not a folder")
     try:
-        text = data.read_bytes().decode("utf-8-sig")
+        info = os.stat(data)
+        lines = FileLines(data)  # each line read from the file when asked for: a manifest may run to gigabytes
     except UnicodeDecodeError as e:
         raise ManifestError(f"{data}: not UTF-8 text ({e.reason} at byte {e.start}); {EXPECTED}") from None
     except OSError as e:
         raise ManifestError(f"{data}: cannot read ({e.strerror})") from None
-    lines = Lines(text)  # each line cut from the text when read: a manifest may run to gigabytes
-    del text
     newline = "\r\n" if lines[0].endswith("\r") else "\n"
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -171,13 +189,15 @@ def read_manifest(data: Path, *, root: Path | None = None, classes: Path | None 
         records = _noting_reversed(records, reversed_events)
     listed = gather(records, fmt, str(media_root), Finder(), allow_outside_root=allow_outside_root,
                     text_of=lines.record)
-    del records, lines  # the file's text: not needed past the records (the table holds its videos' own)
+    del records, lines  # the file: not read past the records
     table, skipped, more, named, found, spans = build(listed, fmt, str(media_root))
+    del listed  # the gathered columns
+    give_back_freed()
     if not spans:
         raise ManifestError(f"{data}: the manifest lists no videos, only a header")
     notes += _reversed_note(reversed_events, data)
     return Manifest(fmt.name, data, media_root, table, skipped, header, newline, more, named,
-                    ([found] if found else []) + notes, spans)
+                    ([found] if found else []) + notes, spans, (info.st_size, info.st_mtime_ns))
 
 
 def write_subset(
@@ -213,7 +233,7 @@ def write_subset(
                                "label": [labels.get(r, lab) for r, lab in zip(kept, sel["labels"].tolist())]})
         atomic_write_text(out, csv_text(subset))
         return
-    records = list(zip(kept, sel["raw"].tolist()))
+    records = list(zip(kept, manifest.records(kept)))
     if labels:  # generic: re-serialize only the relabelled rows
         at = [c.strip() for c in csv_fields(manifest.header)].index("label")
         records = [(r, _replace_field(raw, at, labels[r]) if r in labels else raw) for r, raw in records]

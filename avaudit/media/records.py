@@ -8,9 +8,14 @@ first line alone, so one stray quote never swallows the lines after it.
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import os
 from array import array
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
 
 from avaudit.media.formats import BadLabel, Format, Row
 from avaudit.vocab import Skip
@@ -40,15 +45,51 @@ class Lines(Sequence):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        return self.text[self._starts[i] : self._starts[i + 1] - 1]
+        return self._cut(self._starts[i], self._starts[i + 1] - 1)
+
+    def _cut(self, start: int, end: int) -> str:
+        return self.text[start:end]
 
     def joined(self, first: int, last: int) -> str:
         """Lines first..last (inclusive) as the text holds them, '\\n' between."""
-        return self.text[self._starts[first] : self._starts[last + 1] - 1]
+        return self._cut(self._starts[first], self._starts[last + 1] - 1)
 
     def record(self, span: Span) -> str:
         """The text of the record on the (1-based) lines `span`, as read_records gives it."""
         return self.joined(span[0] - 1, span[1] - 1).removesuffix("\r")
+
+
+class FileLines(Lines):
+    """A UTF-8 file's lines, as Lines has them from its text (a byte-order mark dropped), read from the file
+    when asked for: ten million lines hold a byte offset each, not the file's text as well (~50 bytes a line
+    while a manifest's records are read). The file is checked to be UTF-8 as its line ends are found, a block
+    at a time; lines are read a block of BLOCK bytes at a time, mostly in order."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._handle = path, open(path, "rb")
+        self._block_at, self._block = 0, b""
+        check = codecs.getincrementaldecoder("utf-8")()
+        first = self._handle.read(self.BLOCK)
+        at = len(codecs.BOM_UTF8) if first.startswith(codecs.BOM_UTF8) else 0
+        self._starts, chunk, size = array("q", [at]), first[at:], at
+        try:
+            while chunk:
+                check.decode(chunk)
+                self._starts.frombytes((np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10) + size + 1).tobytes())
+                size += len(chunk)
+                chunk = self._handle.read(self.BLOCK)
+            check.decode(b"", final=True)
+        except UnicodeDecodeError:  # said of the whole text, as a read of it says it
+            path.read_bytes().decode("utf-8-sig")
+            raise
+        self._starts.append(size + 1)
+
+    def _cut(self, start: int, end: int) -> str:
+        if not (self._block_at <= start and end <= self._block_at + len(self._block)):
+            self._block_at, self._block = start, os.pread(self._handle.fileno(), max(self.BLOCK, end - start), start)
+        return self._block[start - self._block_at : end - self._block_at].decode("utf-8")
 
 
 def where(span: Span) -> str:

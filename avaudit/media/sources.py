@@ -80,10 +80,10 @@ def _stored_manifest(fmt: str, data, files: list[Path], rows: list[tuple], skipp
         raise ManifestError(f"{first}{more}; nothing to audit")
     ids, paths, labels, splits, members, offsets, sizes = zip(*kept)
     table = pd.DataFrame({"video_id": ids, "path": paths, "labels": labels, "start": np.nan, "end": np.nan,
-                          "split": splits, "row": np.arange(len(kept), dtype=np.int64), "raw": "",
+                          "split": splits, "row": np.arange(len(kept), dtype=np.int64),
                           "member": members, "offset": np.asarray(offsets, np.int64),
                           "size": np.asarray(sizes, np.int64)})
-    table = table.astype({c: "str" for c in ("video_id", "path", "labels", "split", "raw", "member")})
+    table = table.astype({c: "str" for c in ("video_id", "path", "labels", "split", "member")})
     lost = pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS)).astype("str")
     named = frozenset(label for text in labels for label in text.split(";") if label)
     root = Path(os.path.abspath(files[0])).parent

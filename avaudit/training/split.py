@@ -35,6 +35,7 @@ def training_labels(labels: pd.Series, *, seed: int) -> pd.Series:
     except that a label no clip drew is given to the first clip carrying it whose draw another clip
     shares, so that every class has a clip to learn it from where DATA allows."""
     rng = np.random.default_rng(seed)
+    labels = labels.astype("str")  # a manifest's are categorical, whose map draws once a category, not a row
     chosen = labels.map(lambda text: (lambda parts: parts[rng.integers(len(parts))])(text.split(";")))
     counts = chosen.value_counts().to_dict()
     for label in training_classes(labels):

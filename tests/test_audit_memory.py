@@ -148,3 +148,28 @@ def test_bias_inputs_fill_their_per_row_arrays_in_place():
     tracemalloc.stop()
     assert peak < 120 * n  # (N, 5) float32 and float64 kept: 60 bytes; before, their blocks and the joined copy too
     assert true_conf.shape == evidence.margins.shape == (n, 5)
+
+
+def test_bias_audit_keeps_each_videos_assignment_as_a_code_and_every_voters_rows_as_views():
+    from avaudit.audits.bias import bias_audit
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.reduce import video_scores
+
+    n, classes = 100_000, [f"class number {i}" for i in range(16)]
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, len(classes), n)
+    videos = pd.DataFrame({"video_id": pd.Series([f"v{i}" for i in range(n)], dtype="str"),
+                           "path": pd.Series(["x.mp4"] * n, dtype="str"),
+                           "label": pd.Series(np.asarray(classes, object)[codes], dtype="str")})
+    reduced = video_scores(softmax(rng.normal(size=(n, 5, 16)).astype(np.float32) * 3), codes, rule="sufficiency")
+    tracemalloc.start()
+    per_video, _, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
+                                 reduced=reduced)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # before: a layer name a row, its group mapped through a Series of names (32 bytes a row kept), the voters'
+    # scores and confidences copied even when every row votes, labels as Python strings: ~290 bytes a row
+    assert peak < 210 * n
+    assert per_video[["layer", "group"]].memory_usage(deep=True, index=False).sum() < 3 * n
+    assert per_video["layer"].astype(str).isin(["continuous", "instant", "onset", "visual", "audio",
+                                                "redundant"]).all()

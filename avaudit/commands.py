@@ -164,8 +164,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     columns = predict_columns(a.read, position, a.classes, size=block_rows())
     # the manifest's own text columns, shared: to_numpy() would make a Python string of every cell
     table = pd.DataFrame({"video_id": rows["video_id"].array, "path": rows["path"].array,
-                          "label": rows["labels"].array, "vote": columns.pop("vote"),
-                          "labels_eq7": pd.Series(columns.pop("labels_eq7"), dtype="str"), **columns})
+                          "label": rows["labels"].array, **columns}, copy=False)
     table = table.assign(**window)
     run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped,  # write
                    settings["n_rows"], a.n_cached, notes=a.notes)

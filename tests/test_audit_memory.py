@@ -64,6 +64,8 @@ def test_predictions_share_the_manifests_text_columns(planted, tiny_model, tmp_p
     table = run.tables["predictions.csv"]
     for name in ("video_id", "path", "label"):  # before: to_numpy(), a Python string a row (~80 bytes of ten million)
         assert table[name].dtype != object, name
+    for name in ("vote", "labels_eq7"):  # before: a pointer a row, and the sets' text copied into a string column
+        assert isinstance(table[name].dtype, pd.CategoricalDtype), name
 
 
 def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_model, tmp_path):
@@ -173,3 +175,19 @@ def test_bias_audit_keeps_each_videos_assignment_as_a_code_and_every_voters_rows
     assert per_video[["layer", "group"]].memory_usage(deep=True, index=False).sum() < 3 * n
     assert per_video["layer"].astype(str).isin(["continuous", "instant", "onset", "visual", "audio",
                                                 "redundant"]).all()
+
+
+def test_predict_columns_keep_a_code_a_row_for_the_vote_and_the_eq7_set():
+    from avaudit.audits.decisions import multilabel, softmax
+    from avaudit.audits.reduce import predict_columns
+
+    n, classes = 100_000, [f"class number {i}" for i in range(16)]
+    confidences = softmax(np.random.default_rng(6).normal(size=(n, 5, 16)).astype(np.float32) * 3)
+    tracemalloc.start()
+    columns = predict_columns(lambda where: (None, confidences[where]), np.arange(n), classes, size=8192)
+    kept = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert kept < 40 * n  # five float32 top confidences, two small codes, the sets' names; before ~100 bytes a row:
+    # a pointer a row for each, and each block's own text of every set
+    chosen = multilabel(confidences[:1000])
+    assert columns["labels_eq7"][:1000].tolist() == [";".join(np.asarray(classes)[row]) for row in chosen]

@@ -73,7 +73,8 @@ def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_mod
     from avaudit.runs import read_bias_tables, read_run
 
     bias(planted, out=tmp_path / "bias", model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
-    per_video, categories = read_bias_tables(read_run(tmp_path / "bias", "bias"))
+    video_blocks, categories = read_bias_tables(read_run(tmp_path / "bias", "bias"))
+    per_video = pd.concat(video_blocks)
     assert list(per_video.columns) == ["video_id", "label", "layer", "group", "flags"]
     written = pd.read_csv(tmp_path / "bias" / "bias_videos.csv", keep_default_na=False, dtype=str)
     pd.testing.assert_frame_equal(per_video.astype(str), written[list(per_video.columns)])
@@ -191,3 +192,29 @@ def test_predict_columns_keep_a_code_a_row_for_the_vote_and_the_eq7_set():
     # a pointer a row for each, and each block's own text of every set
     chosen = multilabel(confidences[:1000])
     assert columns["labels_eq7"][:1000].tolist() == [";".join(np.asarray(classes)[row]) for row in chosen]
+
+
+def test_retarget_selects_of_bias_videos_a_block_of_rows_at_a_time(tmp_path, monkeypatch):
+    from avaudit import outputs
+    from avaudit.audits.retarget import select_blocks
+    from avaudit.runs import RunRecord, read_bias_tables
+
+    n = 100_000
+    groups = np.array(["audiovisual", "audio", "visual"], dtype=object)[np.arange(n) % 3]
+    per_video = pd.DataFrame({"video_id": [f"video {i:08d}" for i in range(n)], "path": "/data/x.mp4",
+                              "label": [f"class number {i % 30}" for i in range(n)], "layer": groups, "group": groups,
+                              "conf_audio": 0.5, "flags": np.where(np.arange(n) % 7 == 0, "still", "")})
+    outputs.write_csv(per_video, tmp_path / "bias_videos.csv")
+    outputs.write_csv(pd.DataFrame({"category": [f"class number {i}" for i in range(30)],
+                                    "layer": groups[:30], "group": groups[:30]}), tmp_path / "bias_categories.csv")
+    monkeypatch.setattr(outputs, "READ_BLOCK", 5_000)
+    per_video = None
+    tracemalloc.start()
+    video_blocks, categories = read_bias_tables(RunRecord(tmp_path, "bias", {}))
+    selected, kept = select_blocks(video_blocks, categories, ["audio"], by="category", drop=["still"], named="x")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * n  # a block's cells and the selected rows' ids (~12 bytes a row); before: every row's five
+    # text cells, ~105 bytes a row
+    assert len(selected) == n // 3 and kept["video_id"].tolist() == [
+        f"video {i:08d}" for i in range(1, n, 3) if i % 7]

@@ -218,3 +218,26 @@ def test_retarget_selects_of_bias_videos_a_block_of_rows_at_a_time(tmp_path, mon
     # text cells, ~105 bytes a row
     assert len(selected) == n // 3 and kept["video_id"].tolist() == [
         f"video {i:08d}" for i in range(1, n, 3) if i % 7]
+
+
+def test_report_ranks_a_bias_runs_examples_a_block_of_rows_at_a_time(tmp_path, monkeypatch):
+    from avaudit import outputs
+    from avaudit.report import category_examples, read_table, table_blocks
+    from avaudit.vocab import LAYERS
+
+    n, rng = 100_000, np.random.default_rng(7)
+    columns = ["path", "label", *(f"conf_{name}" for name in LAYERS)]
+    outputs.write_csv(pd.DataFrame({"path": [f"/data/kinetics/train/video_{i:011d}.mp4" for i in range(n)],
+                                    "label": [f"class number {i % 30}" for i in range(n)],
+                                    **{name: rng.integers(0, 50, n) / 50 for name in columns[2:]}}),
+                      tmp_path / "bias_videos.csv")
+    categories = pd.DataFrame({"category": [f"class number {i}" for i in range(30)],
+                               "layer": np.resize(["continuous", "audiovisual", "redundant", "audio"], 30)})
+    monkeypatch.setattr(outputs, "READ_BLOCK", 5_000)
+    tracemalloc.start()
+    examples = category_examples(table_blocks(tmp_path / "bias_videos.csv", columns), categories)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * n  # a block's rows and the best so far; before: every row's path, label and confidences
+    whole = category_examples([read_table(tmp_path / "bias_videos.csv", columns)], categories)
+    assert examples.to_dict() == whole.to_dict() and len(examples) == 30  # ties to the earlier row, as in one ranking

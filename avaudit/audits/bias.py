@@ -264,10 +264,11 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     order = np.argsort(ASSIGNMENTS)
     choice = order[np.searchsorted(np.asarray(ASSIGNMENTS)[order], chosen)].astype(np.int8)
     chosen = None
-    group_names = list(dict.fromkeys(GROUP_OF[name] for name in ASSIGNMENTS))
+    layer_names = list(dict.fromkeys((*ASSIGNMENTS, *CATEGORY_ASSIGNMENTS)))  # a caller may set any of them
+    group_names = list(dict.fromkeys(GROUP_OF.values()))
     group_of = np.array([group_names.index(GROUP_OF[name]) for name in ASSIGNMENTS], np.int8)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
-        layer=pd.Categorical.from_codes(choice, ASSIGNMENTS), group=pd.Categorical.from_codes(group_of[choice],
+        layer=pd.Categorical.from_codes(choice, layer_names), group=pd.Categorical.from_codes(group_of[choice],
                                                                                               group_names))
     per_video = pd.concat([per_video, pd.DataFrame(true_conf, columns=[f"conf_{name}" for name in LAYERS],
                                                    copy=False)], axis=1)

@@ -165,8 +165,7 @@ def predict(data: Path, *, out: Path | None = None, export_probs: Path | None = 
     columns = predict_columns(a.read, position, a.classes, size=block_rows(len(a.classes)))
     # the manifest's own text columns, shared: to_numpy() would make a Python string of every cell
     table = pd.DataFrame({"video_id": rows["video_id"].array, "path": rows["path"].array,
-                          "label": rows["labels"].array, "vote": columns.pop("vote"),
-                          "labels_eq7": pd.Series(columns.pop("labels_eq7"), dtype="str"), **columns})
+                          "label": rows["labels"].array, **columns}, copy=False)
     table = table.assign(**window)
     run = AuditRun(folder, {"predictions.csv": table}, PredictSummary(len(table)), a.skipped,  # write
                    settings["n_rows"], a.n_cached, notes=a.notes)
@@ -260,7 +259,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
     avaudit-out/ (its bias_run.yaml names DATA and root). Beside the subset: its summary (`out`.json,
     naming the bias run used) and retarget_run.yaml, the record `report` finds it by.
     """
-    from avaudit.audits.retarget import check_drop, check_keep, check_reference, drop_flagged, select
+    from avaudit.audits.retarget import check_drop, check_keep, check_reference, select_blocks
     from avaudit.audits.retarget import compare as compare_with
     from avaudit.inference.logits import signals_enabled
     from avaudit.media.sources import STORED, check_new_shard, read_data
@@ -277,7 +276,7 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
         check_reference(compare)
     if data is None:
         record = read_run(Path(bias_run) if bias_run is not None else newest_bias_run(OUTPUT_ROOT), "bias")
-        per_video, categories = read_bias_tables(record)
+        video_blocks, categories = read_bias_tables(record)
         source = Path(record.settings["data"])
     else:
         source = Path(data)
@@ -297,33 +296,32 @@ def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.cate
         folder = out.parent / "bias"
         replaced_model = check_bias_folder(folder, source)
         run = bias(source, out=folder, rule=rule, options=options, on_event=on_event, also_writes=writes)
-        per_video, categories = run.tables["bias_videos.csv"], run.tables["bias_categories.csv"]
+        video_blocks, categories = [run.tables["bias_videos.csv"]], run.tables["bias_categories.csv"]
         run.notes.append(f"the bias run of DATA written to {folder} (`retarget --from {folder}` reuses it)")
         model = os.path.abspath(options.model_file)
         if replaced_model is not None and os.path.abspath(replaced_model) != model:
             run.notes.append(f"{folder} held the bias run of DATA made with the model {replaced_model}: replaced by "
                              f"this one, made with {model}")
-    if drop and "flags" not in per_video:
-        raise UsageError(f"{folder / 'bias_videos.csv'}: no `flags` column (a bias run of an older avaudit, or run "
-                         f"with AVAUDIT_SIGNALS=0) to drop {', '.join(drop)} by; rerun `avaudit bias`")
+    selected, kept = select_blocks(video_blocks, categories, keep, by=by, drop=drop,
+                                   named=str(folder / "bias_videos.csv"))  # first: its own error on no `flags`
     if drop and data is None and not flags_measured(record):
         raise UsageError(f"{folder}: the bias run measured no quality signals (AVAUDIT_SIGNALS=0), so no video is "
                          f"flagged {', '.join(drop)}; rerun `avaudit bias` without it")
-    selected = select(per_video, categories, keep, by=by)
-    kept = drop_flagged(selected, drop)
-    kept_categories = sorted(set(kept["label"]))
+    kept_ids = kept["video_id"].unique()  # compared as arrays: no Python string a row
+    kept_categories = sorted(kept["label"].unique())
     summary = RetargetSummary(str(out), str(folder), run.manifest.format, list(keep), str(by),
-                              int(run.manifest.table["video_id"].isin(set(kept["video_id"])).sum()), run.n_rows,
+                              int(run.manifest.table["video_id"].isin(kept_ids).sum()), run.n_rows,
                               kept_categories, compare_with(kept_categories, compare) if compare else None,
-                              drop, int(selected["video_id"].nunique() - kept["video_id"].nunique()))
+                              drop, int(selected.nunique() - len(kept_ids)))
     record = {"command": "retarget", "data": os.path.abspath(source), "bias_run": os.path.abspath(folder),
               "keep": list(keep), "by": str(by), "compare": compare, "drop": drop}
-    write_retarget(run.manifest, set(kept["video_id"]), summary, record, writes)
+    write_retarget(run.manifest, kept_ids, summary, record, writes)
     return AuditRun(out.parent, {}, summary, run.skipped, run.n_rows, run.n_cached, run.manifest, run.skipped_path,
                     run.notes)
 
 
-def write_retarget(manifest, video_ids: set, summary: RetargetSummary, record: dict, writes: list[Path]) -> None:
+def write_retarget(manifest, video_ids: Sequence[str], summary: RetargetSummary, record: dict,
+                   writes: list[Path]) -> None:
     """The subset (DATA's rows of `video_ids`, in DATA's format), its summary and its record (retarget_run.yaml,
     naming the other two), written together (outputs.output_set)."""
     from avaudit.media.sources import write_subset

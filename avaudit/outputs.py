@@ -26,6 +26,7 @@ QUOTED = ',"\n\r'  # characters that make the csv module quote a field (QUOTE_MI
 FORMULA = r"'*[=+\-@\t\r]"
 STALE_TEMP_S = 3600  # a temp file this old is a killed writer's (the cache's; an output set's from another host)
 STAGING = "avaudit-outputs"  # name of the hidden folder an output set is staged in
+READ_BLOCK = 100_000  # rows of an output CSV a block reader holds (read_csv_blocks)
 
 
 class OutputError(AvauditError, OSError):
@@ -247,7 +248,19 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_csv(path: Path, **options) -> pd.DataFrame:
     """A CSV that write_csv wrote, as it was before spreadsheet_safe: empty cells as "" (not NaN)."""
-    frame = pd.read_csv(path, keep_default_na=False, **options)
+    return unescaped(pd.read_csv(path, keep_default_na=False, **options))
+
+
+def read_csv_blocks(path: Path, **options) -> Iterator[pd.DataFrame]:
+    """read_csv's table READ_BLOCK rows at a time (at least one block, empty for a header alone): a reader that
+    only counts or selects holds a block of a ten-million-row table, not its every row."""
+    with pd.read_csv(path, keep_default_na=False, chunksize=READ_BLOCK, **options) as blocks:
+        for frame in blocks:
+            yield unescaped(frame)
+
+
+def unescaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells as they were before spreadsheet_safe: its apostrophe taken off."""
     for name in frame.columns:
         column = frame[name]
         if column.dtype.kind in "OT" or isinstance(column.dtype, pd.StringDtype):

@@ -14,13 +14,14 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable, Iterator
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from avaudit.errors import UsageError
-from avaudit.outputs import read_csv
+from avaudit.outputs import read_csv, read_csv_blocks
 from avaudit.runs import RunRecord, find_runs, run_names
 from avaudit.vocab import AV_LAYERS, CATEGORY_ASSIGNMENTS, LAYERS, QUALITY_FLAGS, plural
 
@@ -54,7 +55,17 @@ def read_table(path: Path, columns: list[str] | None = None, rows: int | None = 
     read for a few columns, or for the rows the page shows) with names kept as text (a category called `1984` or
     `NA` is a name), and the other columns as numbers wherever every non-empty value is one (an empty
     `confusion` is a missing number)."""
-    table = read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, usecols=columns, nrows=rows)
+    return typed(read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, usecols=columns, nrows=rows))
+
+
+def table_blocks(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """read_table's `columns` a block of rows at a time, for what counts or ranks a per-video table's rows."""
+    for block in read_csv_blocks(path, dtype={c: str for c in TEXT_COLUMNS}, usecols=columns):
+        yield typed(block)
+
+
+def typed(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns not named as text (TEXT_COLUMNS) as numbers, where every non-empty value is one."""
     for name in table.columns.difference(TEXT_COLUMNS):
         if not pd.api.types.is_numeric_dtype(table[name]):
             given = table[name] != ""
@@ -149,17 +160,23 @@ def absent(what: str) -> str:
     return f'<p class="muted">no {what} run found</p>'
 
 
-def category_examples(videos: pd.DataFrame, categories: pd.DataFrame) -> pd.Series:
+def category_examples(blocks: Iterable[pd.DataFrame], categories: pd.DataFrame) -> pd.Series:
     """Each category's EXAMPLES videos surest of their label at the category's layer (the best audio-visual
-    layer when its type is unclear, the best layer when redundant): category -> list of paths."""
-    conf = videos[[f"conf_{name}" for name in LAYERS]].to_numpy(float)
-    layer = videos["label"].map(dict(zip(categories["category"], categories["layer"]))).to_numpy()
-    column = pd.Series(layer).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
-    best_av = conf[:, : len(AV_LAYERS)].max(axis=1) if len(conf) else np.zeros(0)
-    score = np.where(column >= 0, conf[np.arange(len(conf)), column], np.where(layer == "audiovisual", best_av,
-                                                                                conf.max(axis=1, initial=0)))
-    ranked = videos.assign(score=score).sort_values(["label", "score"], ascending=[True, False], kind="mergesort")
-    return ranked.groupby("label", sort=False).head(EXAMPLES).groupby("label", sort=False)["path"].agg(list)
+    layer when its type is unclear, the best layer when redundant): category -> list of paths. The videos come a
+    block of rows at a time; each block's are ranked with the best of those before them, so ties go to the
+    earlier row as in one ranking of them all."""
+    best = pd.DataFrame({"label": pd.Series(dtype=str), "path": pd.Series(dtype=str)})
+    for videos in blocks:
+        conf = videos[[f"conf_{name}" for name in LAYERS]].to_numpy(float)
+        layer = videos["label"].map(dict(zip(categories["category"], categories["layer"]))).to_numpy()
+        column = pd.Series(layer).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
+        best_av = conf[:, : len(AV_LAYERS)].max(axis=1) if len(conf) else np.zeros(0)
+        score = np.where(column >= 0, conf[np.arange(len(conf)), column],
+                         np.where(layer == "audiovisual", best_av, conf.max(axis=1, initial=0)))
+        ranked = pd.concat([best, videos[["label", "path"]].assign(score=score)], ignore_index=True).sort_values(
+            ["label", "score"], ascending=[True, False], kind="mergesort")
+        best = ranked.groupby("label", sort=False).head(EXAMPLES)
+    return best.groupby("label", sort=False)["path"].agg(list)
 
 
 def bias_sections(folder: Path, summary_path: Path) -> list[str]:
@@ -173,8 +190,8 @@ def bias_sections(folder: Path, summary_path: Path) -> list[str]:
         + table_html(pd.DataFrame([counts]), paged=False))]
     categories_path = summary_path.parent / "bias_categories.csv"
     categories = read_table(categories_path)
-    videos = read_table(summary_path.parent / "bias_videos.csv", ["path", "label", *(f"conf_{n}" for n in LAYERS)])
-    examples = category_examples(videos, categories)
+    examples = category_examples(table_blocks(summary_path.parent / "bias_videos.csv",
+                                              ["path", "label", *(f"conf_{n}" for n in LAYERS)]), categories)
     shown = categories.head(MAX_ROWS).map(cell)
     shown.insert(1, "examples", ['<span class="clips">' + "".join(clip_link(p, folder) for p in examples.get(c, []))
                                  + "</span>" for c in categories["category"].head(MAX_ROWS)])
@@ -274,10 +291,12 @@ def predictions_section(folder: Path, runs: dict[str, RunRecord]) -> str:
     path = run_file(runs, "predict", "predictions.csv")
     if not path:
         return section("predictions", "Predictions", absent("predict"))
-    sets = read_table(path, ["labels_eq7"])["labels_eq7"]
-    return section("predictions", "Predictions", f"<p>{len(sets):,} videos; mean labels per video (eq. 7) "
-                   f"{sets.str.count(';').add(1).mean():.2f}</p>"
-                   + table_html(read_table(path, rows=MAX_ROWS), source=path, folder=folder, total=len(sets)))
+    videos = labels = 0  # counted a block at a time
+    for block in table_blocks(path, ["labels_eq7"]):
+        videos, labels = videos + len(block), labels + int(block["labels_eq7"].str.count(";").add(1).sum())
+    return section("predictions", "Predictions", f"<p>{videos:,} videos; mean labels per video (eq. 7) "
+                   f"{labels / videos if videos else float('nan'):.2f}</p>"
+                   + table_html(read_table(path, rows=MAX_ROWS), source=path, folder=folder, total=videos))
 
 
 def skipped_section(folder: Path, records: list[RunRecord]) -> str:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import yaml
 
 from avaudit.errors import UsageError
 from avaudit.media.manifests import Manifest
-from avaudit.outputs import output_set, read_csv, write_csv, write_json, write_yaml
+from avaudit.outputs import output_set, read_csv, read_csv_blocks, write_csv, write_json, write_yaml
 from avaudit.vocab import QUALITY_FLAGS, SKIPPED_COLUMNS, plural
 
 # The tables each audit writes; beside them <command>_run.yaml and, when some rows were skipped,
@@ -247,9 +248,10 @@ def newest_bias_run(root: Path) -> Path:
     return max(runs, key=lambda folder: (folder / "bias_run.yaml").stat().st_mtime)
 
 
-def read_bias_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(bias_videos.csv, bias_categories.csv) of a bias run, each checked for the columns retarget reads; of
-    bias_videos.csv only those and `flags` (its confidences and paths are ~100 bytes a row of ten million)."""
+def read_bias_tables(run: RunRecord) -> tuple[Iterator[pd.DataFrame], pd.DataFrame]:
+    """(bias_videos.csv a block of rows at a time, bias_categories.csv) of a bias run, each checked for the columns
+    retarget reads; of bias_videos.csv only those and `flags` (its confidences and paths are ~100 bytes a row of
+    ten million, and retarget only selects rows of it)."""
     for name, columns in BIAS_TABLES.items():
         try:
             header = pd.read_csv(run.file(name), nrows=0).columns
@@ -260,7 +262,7 @@ def read_bias_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
                              f"rerun `avaudit bias`")
     videos = run.file("bias_videos.csv")
     wanted = {*BIAS_TABLES["bias_videos.csv"], "flags"}
-    return (read_csv(videos, dtype={"video_id": str, "label": str}, usecols=lambda name: name in wanted),
+    return (read_csv_blocks(videos, dtype={"video_id": str, "label": str}, usecols=lambda name: name in wanted),
             read_csv(run.file("bias_categories.csv"), dtype={"category": str}))
 
 

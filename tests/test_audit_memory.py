@@ -64,6 +64,8 @@ def test_predictions_share_the_manifests_text_columns(planted, tiny_model, tmp_p
     table = run.tables["predictions.csv"]
     for name in ("video_id", "path", "label"):  # before: to_numpy(), a Python string a row (~80 bytes of ten million)
         assert table[name].dtype != object, name
+    for name in ("vote", "labels_eq7"):  # before: a pointer a row, and the sets' text copied into a string column
+        assert isinstance(table[name].dtype, pd.CategoricalDtype), name
 
 
 def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_model, tmp_path):
@@ -71,7 +73,8 @@ def test_retarget_reads_of_bias_videos_the_columns_it_keeps_by(planted, tiny_mod
     from avaudit.runs import read_bias_tables, read_run
 
     bias(planted, out=tmp_path / "bias", model=tiny_model, cache_dir=tmp_path / "cache", device="cpu")
-    per_video, categories = read_bias_tables(read_run(tmp_path / "bias", "bias"))
+    video_blocks, categories = read_bias_tables(read_run(tmp_path / "bias", "bias"))
+    per_video = pd.concat(video_blocks)
     assert list(per_video.columns) == ["video_id", "label", "layer", "group", "flags"]
     written = pd.read_csv(tmp_path / "bias" / "bias_videos.csv", keep_default_na=False, dtype=str)
     pd.testing.assert_frame_equal(per_video.astype(str), written[list(per_video.columns)])
@@ -148,3 +151,93 @@ def test_bias_inputs_fill_their_per_row_arrays_in_place():
     tracemalloc.stop()
     assert peak < 120 * n  # (N, 5) float32 and float64 kept: 60 bytes; before, their blocks and the joined copy too
     assert true_conf.shape == evidence.margins.shape == (n, 5)
+
+
+def test_bias_audit_keeps_each_videos_assignment_as_a_code_and_every_voters_rows_as_views():
+    from avaudit.audits.bias import bias_audit
+    from avaudit.audits.decisions import softmax
+    from avaudit.audits.reduce import video_scores
+
+    n, classes = 100_000, [f"class number {i}" for i in range(16)]
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, len(classes), n)
+    videos = pd.DataFrame({"video_id": pd.Series([f"v{i}" for i in range(n)], dtype="str"),
+                           "path": pd.Series(["x.mp4"] * n, dtype="str"),
+                           "label": pd.Series(np.asarray(classes, object)[codes], dtype="str")})
+    reduced = video_scores(softmax(rng.normal(size=(n, 5, 16)).astype(np.float32) * 3), codes, rule="sufficiency")
+    tracemalloc.start()
+    per_video, _, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
+                                 reduced=reduced)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # before: a layer name a row, its group mapped through a Series of names (32 bytes a row kept), the voters'
+    # scores and confidences copied even when every row votes, labels as Python strings: ~290 bytes a row
+    assert peak < 210 * n
+    assert per_video[["layer", "group"]].memory_usage(deep=True, index=False).sum() < 3 * n
+    assert per_video["layer"].astype(str).isin(["continuous", "instant", "onset", "visual", "audio",
+                                                "redundant"]).all()
+
+
+def test_predict_columns_keep_a_code_a_row_for_the_vote_and_the_eq7_set():
+    from avaudit.audits.decisions import multilabel, softmax
+    from avaudit.audits.reduce import predict_columns
+
+    n, classes = 100_000, [f"class number {i}" for i in range(16)]
+    confidences = softmax(np.random.default_rng(6).normal(size=(n, 5, 16)).astype(np.float32) * 3)
+    tracemalloc.start()
+    columns = predict_columns(lambda where: (None, confidences[where]), np.arange(n), classes, size=8192)
+    kept = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert kept < 40 * n  # five float32 top confidences, two small codes, the sets' names; before ~100 bytes a row:
+    # a pointer a row for each, and each block's own text of every set
+    chosen = multilabel(confidences[:1000])
+    assert columns["labels_eq7"][:1000].tolist() == [";".join(np.asarray(classes)[row]) for row in chosen]
+
+
+def test_retarget_selects_of_bias_videos_a_block_of_rows_at_a_time(tmp_path, monkeypatch):
+    from avaudit import outputs
+    from avaudit.audits.retarget import select_blocks
+    from avaudit.runs import RunRecord, read_bias_tables
+
+    n = 100_000
+    groups = np.array(["audiovisual", "audio", "visual"], dtype=object)[np.arange(n) % 3]
+    per_video = pd.DataFrame({"video_id": [f"video {i:08d}" for i in range(n)], "path": "/data/x.mp4",
+                              "label": [f"class number {i % 30}" for i in range(n)], "layer": groups, "group": groups,
+                              "conf_audio": 0.5, "flags": np.where(np.arange(n) % 7 == 0, "still", "")})
+    outputs.write_csv(per_video, tmp_path / "bias_videos.csv")
+    outputs.write_csv(pd.DataFrame({"category": [f"class number {i}" for i in range(30)],
+                                    "layer": groups[:30], "group": groups[:30]}), tmp_path / "bias_categories.csv")
+    monkeypatch.setattr(outputs, "READ_BLOCK", 5_000)
+    per_video = None
+    tracemalloc.start()
+    video_blocks, categories = read_bias_tables(RunRecord(tmp_path, "bias", {}))
+    selected, kept = select_blocks(video_blocks, categories, ["audio"], by="category", drop=["still"], named="x")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * n  # a block's cells and the selected rows' ids (~12 bytes a row); before: every row's five
+    # text cells, ~105 bytes a row
+    assert len(selected) == n // 3 and kept["video_id"].tolist() == [
+        f"video {i:08d}" for i in range(1, n, 3) if i % 7]
+
+
+def test_report_ranks_a_bias_runs_examples_a_block_of_rows_at_a_time(tmp_path, monkeypatch):
+    from avaudit import outputs
+    from avaudit.report import category_examples, read_table, table_blocks
+    from avaudit.vocab import LAYERS
+
+    n, rng = 100_000, np.random.default_rng(7)
+    columns = ["path", "label", *(f"conf_{name}" for name in LAYERS)]
+    outputs.write_csv(pd.DataFrame({"path": [f"/data/kinetics/train/video_{i:011d}.mp4" for i in range(n)],
+                                    "label": [f"class number {i % 30}" for i in range(n)],
+                                    **{name: rng.integers(0, 50, n) / 50 for name in columns[2:]}}),
+                      tmp_path / "bias_videos.csv")
+    categories = pd.DataFrame({"category": [f"class number {i}" for i in range(30)],
+                               "layer": np.resize(["continuous", "audiovisual", "redundant", "audio"], 30)})
+    monkeypatch.setattr(outputs, "READ_BLOCK", 5_000)
+    tracemalloc.start()
+    examples = category_examples(table_blocks(tmp_path / "bias_videos.csv", columns), categories)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * n  # a block's rows and the best so far; before: every row's path, label and confidences
+    whole = category_examples([read_table(tmp_path / "bias_videos.csv", columns)], categories)
+    assert examples.to_dict() == whole.to_dict() and len(examples) == 30  # ties to the earlier row, as in one ranking

@@ -259,28 +259,44 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     if rule == "sufficiency":
         scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction)
     chosen = assign_videos(scores, rule=rule, fraction=fraction)
-    per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
-        layer=chosen, group=pd.Series(chosen).map(GROUP_OF).to_numpy())
-    for i, name in enumerate(LAYERS):
-        per_video[f"conf_{name}"] = true_conf[:, i]
-    per_video["margin"] = video_margin(scores, rule=rule, fraction=fraction)
     unperceived = unfounded_videos(chosen, founded) & (min_support > 0)  # as its category's call
+    # each video's assignment as a code into ASSIGNMENTS (1 byte a row), its names only as the table's categories
+    order = np.argsort(ASSIGNMENTS)
+    choice = order[np.searchsorted(np.asarray(ASSIGNMENTS)[order], chosen)].astype(np.int8)
+    chosen = None
+    layer_names = list(dict.fromkeys((*ASSIGNMENTS, *CATEGORY_ASSIGNMENTS)))  # a caller may set any of them
+    group_names = list(dict.fromkeys(GROUP_OF.values()))
+    group_of = np.array([group_names.index(GROUP_OF[name]) for name in ASSIGNMENTS], np.int8)
+    per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
+        layer=pd.Categorical.from_codes(choice, layer_names), group=pd.Categorical.from_codes(group_of[choice],
+                                                                                              group_names))
+    per_video = pd.concat([per_video, pd.DataFrame(true_conf, columns=[f"conf_{name}" for name in LAYERS],
+                                                   copy=False)], axis=1)
+    per_video["margin"] = video_margin(scores, rule=rule, fraction=fraction)
     per_video["clear"] = (per_video["margin"] >= video_noise) & ~unperceived
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
-    column = pd.Series(chosen).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
-    weight = np.where(column >= 0, true_conf[np.arange(len(chosen)), column], true_conf.max(axis=1))
+    layer = np.minimum(choice, len(LAYERS) - 1)[:, None]
+    weight = np.where(choice < len(LAYERS), np.take_along_axis(true_conf, layer, axis=1)[:, 0], true_conf.max(axis=1))
     voting = np.ones(len(per_video), bool) if votes is None else np.asarray(votes, bool)
-    voting |= ~pd.Series(voting).groupby(labels).transform("any").to_numpy(bool)  # codes: no string a row
-    label = per_video["label"][voting]
-    categories = category_modality(label, chosen[voting], weight[voting], names=ASSIGNMENTS)
-    categories["n_videos"] = categories["category"].map(per_video["label"].value_counts()).to_numpy()
+    voting |= (np.bincount(labels, weights=voting, minlength=len(classes)) == 0)[labels]  # a category none votes on
+    voters = slice(None) if voting.all() else voting  # every row: views of the per-row arrays, not copies
+    # the voters' labels as codes into the categories present, in the order their names sort (as crosstab's)
+    present = np.flatnonzero(np.bincount(labels, minlength=len(classes)))
+    names = np.asarray(classes, dtype=object)[present]
+    rank = np.zeros(len(classes), np.int64)
+    rank[present[np.argsort(names)]] = np.arange(len(present))
+    label = pd.Series(pd.Categorical.from_codes(rank[labels[voters]], np.sort(names)), index=per_video.index[voters])
+    categories = category_modality(label, per_video["layer"][voters], weight[voters], names=ASSIGNMENTS)
+    categories["category"] = categories["category"].astype("str")
+    categories["n_videos"] = categories["category"].map(dict(zip(classes, np.bincount(labels, minlength=len(classes))))
+                                                        ).to_numpy()
     support = pd.DataFrame(np.nan, index=categories.index, columns=SUPPORT_COLUMNS)
     if rule == "sufficiency":
-        categories["layer"], support = call_categories(categories["category"], label, scores[voting],
-                                                       true_conf[voting], fraction=fraction,
+        categories["layer"], support = call_categories(categories["category"], label, scores[voters],
+                                                       true_conf[voters], fraction=fraction,
                                                        min_support=min_support, false_call_rate=false_call_rate,
-                                                       chance=1 / len(classes), founded=founded[voting])
-    categories["type_margin"] = event_type_margin(label, true_conf[voting], categories)
+                                                       chance=1 / len(classes), founded=founded[voters])
+    categories["type_margin"] = event_type_margin(label, true_conf[voters], categories)
     if type_margin > 0:
         categories.loc[categories["type_margin"] < type_margin, "layer"] = UNCLEAR_TYPE
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))

@@ -5,13 +5,14 @@ confidences (per row values, per-class counts), never the array (3.2 GB at ten m
 allowed); the caller owns where they come from (the logit cache, inference.pipeline.Audit). Each function
 returns exactly what its rule computes over the whole array at once, bit for bit.
 
-Pure numpy: a reader in, arrays out.
+Pure numpy (and pandas' categoricals for text a row): a reader in, arrays out.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from avaudit.audits.decisions import multilabel, true_label_confidence, vote
 from avaudit.audits.layerstats import layer_statistics
@@ -98,25 +99,36 @@ def summed(counts: dict, more: dict) -> dict:
             for key, value in counts.items()}
 
 
-def predict_columns(read: Reader, position: np.ndarray, classes: list[str], *, size: int) -> dict[str, np.ndarray]:
+def predict_columns(read: Reader, position: np.ndarray, classes: list[str], *,
+                    size: int) -> dict[str, np.ndarray | pd.Categorical]:
     """Each row's vote (eq. 6), its eq. 7 labels (';'-joined) and each layer's top confidence (conf_<layer>), over
-    confidences, read `size` rows at a time."""
-    names = np.asarray(classes, dtype=object)  # one string a class, shared by the rows naming it: 8 bytes a row
-    columns: dict[str, list] = {"vote": [], "labels_eq7": [], **{f"conf_{layer}": [] for layer in LAYERS}}
+    confidences, read `size` rows at a time. The vote and the labels are categoricals: a code a row, each class
+    name and each distinct set's text held once (a run holds a few hundred sets, not a string a row)."""
+    votes, sets, chosen = [], {}, []
+    top: dict[str, list] = {f"conf_{layer}": [] for layer in LAYERS}
     for part in blocks(len(position), size):
         probs = read(position[part])[1]
-        columns["vote"].append(names[vote(probs)])
-        columns["labels_eq7"].append(joined_sets(multilabel(probs), names))
+        votes.append(vote(probs))
+        chosen.append(set_codes(multilabel(probs), sets))
         for i, layer in enumerate(LAYERS):
-            columns[f"conf_{layer}"].append(probs[:, i].max(axis=-1))
-    return {name: np.concatenate(parts) if parts else np.zeros(0, object if name in ("vote", "labels_eq7") else
-                                                                     np.float32) for name, parts in columns.items()}
+            top[f"conf_{layer}"].append(probs[:, i].max(axis=-1))
+    names = np.asarray(classes, dtype=object)
+    texts = [";".join(names[np.unpackbits(np.frombuffer(key, np.uint8), count=len(names)).astype(bool)])
+             for key in sets]
+    distinct, recode = np.unique(np.asarray(texts, dtype=object), return_inverse=True)  # sets of one text, one code
+    return {"vote": pd.Categorical.from_codes(joined(votes, np.int64), classes),
+            "labels_eq7": pd.Categorical.from_codes(recode.astype(np.int64)[joined(chosen, np.int64)], distinct),
+            **{name: joined(parts, np.float32) for name, parts in top.items()}}
 
 
-def joined_sets(chosen: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Each row's chosen names ';'-joined, (n, C) bool -> (n,) object: each distinct set joined once, its text
-    shared by the rows that chose it (a block holds a few dozen sets, not a string a row)."""
-    sets, which = np.unique(np.packbits(chosen, axis=1), axis=0, return_inverse=True)
-    texts = np.array([";".join(names[np.unpackbits(row, count=len(names)).astype(bool)]) for row in sets] + [""],
-                     dtype=object)[:-1]  # the "" keeps one set of one name a 1-d array of strings
-    return texts[which.ravel()]
+def set_codes(chosen: np.ndarray, sets: dict[bytes, int]) -> np.ndarray:
+    """Each row's set of chosen classes (n, C) bool as a number (n,), the sets numbered as first met across blocks:
+    `sets` maps each set's packed bits to its number and grows with the new ones."""
+    distinct, which = np.unique(np.packbits(chosen, axis=1), axis=0, return_inverse=True)
+    numbers = np.array([sets.setdefault(row.tobytes(), len(sets)) for row in distinct], np.int64)
+    return numbers[which.ravel()]
+
+
+def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+    """The blocks' arrays as one, of `dtype` when there were none."""
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)

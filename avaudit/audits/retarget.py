@@ -84,6 +84,22 @@ def select(per_video: pd.DataFrame, per_category: pd.DataFrame, keep: Sequence[s
     raise UsageError(f"by must be 'category' or 'video', got {by!r}")
 
 
+def select_blocks(blocks: Iterable[pd.DataFrame], per_category: pd.DataFrame, keep: Sequence[str], *, by: str,
+                  drop: Sequence[str], named: str) -> tuple[pd.Series, pd.DataFrame]:
+    """`select`, then `drop_flagged`, over per-video rows given a block at a time (at least one): (the selected
+    rows' video_id, the kept rows' video_id and label). A bias run's bias_videos.csv is read so, never whole.
+    `named`: the per-video table's file, named where `drop` needs a `flags` column it lacks."""
+    selected, kept = [], []
+    for block in blocks:
+        if drop and "flags" not in block:
+            raise UsageError(f"{named}: no `flags` column (a bias run of an older avaudit, or run with "
+                             f"AVAUDIT_SIGNALS=0) to drop {', '.join(drop)} by; rerun `avaudit bias`")
+        chosen = select(block, per_category, keep, by=by)
+        selected.append(chosen["video_id"])
+        kept.append(drop_flagged(chosen, drop)[["video_id", "label"]])
+    return pd.concat(selected, ignore_index=True), pd.concat(kept, ignore_index=True)
+
+
 def check_drop(drop: Sequence[str] | str | None) -> list[str]:
     """`drop` as a list of quality flags (QUALITY_FLAGS), given as names or comma-joined ("still,silent"), or a
     UsageError naming the ones that are not."""

@@ -4,6 +4,7 @@ not tuned on, and is a label missing from a whole class found?
     python benchmarks/weak_model.py OUT [--epochs 2 4] [--seed 23] [--train-seed 24]   # about 12 min here
     python benchmarks/weak_model.py OUT --reuse          # after a rule change: the audits again, from the cache
     python benchmarks/weak_model.py OUT --reuse --held-out-seed 31   # the same models on another seed's set
+    python benchmarks/weak_model.py OUT --reuse --people-groups   # missing-labels given the planted groups
 
 Makes two planted sets with `avaudit make-samples` (seeds used nowhere else): a training set and a
 held-out set to audit, both with `--co-occur 2` (every clip of `visual_red_square` and
@@ -102,12 +103,15 @@ def held_out(out: Path, settings: dict, seed: int | None, env: dict) -> tuple[Pa
     return folder, f"-seed{seed}"
 
 
-def audit(out: Path, name: str, model: Path, env: dict, heldout: Path, suffix: str = "") -> Path:
-    """`bias` and `missing-labels` of the held-out set with `model`; their folder."""
+def audit(out: Path, name: str, model: Path, env: dict, heldout: Path, suffix: str = "",
+          people_groups: bool = False) -> Path:
+    """`bias` and `missing-labels` of the held-out set with `model` (with `people_groups`, missing-labels
+    `--groups` the set's truth.csv, standing for people's modality labels); their folder."""
     where = out / f"audit-{name.replace(' ', '-')}{suffix}"
     for command in ("bias", "missing-labels"):
+        groups = ["--groups", str(heldout / "truth.csv")] if people_groups and command == "missing-labels" else []
         avaudit(command, str(heldout), "--model", str(model), "--device", "cpu", "--out",
-                str(where / command), env=env)
+                str(where / command), *groups, env=env)
     return where
 
 
@@ -167,6 +171,8 @@ def main() -> None:
     parser.add_argument("--two-event", type=int, default=3, help="two-event clips per audio category, held out")
     parser.add_argument("--co-occur", type=int, default=2, help="co-occurring classes in the held-out set")
     parser.add_argument("--train-co-occur", type=int, default=None, help="in the training set [default: --co-occur]")
+    parser.add_argument("--people-groups", action="store_true", help="missing-labels --groups the held-out set's "
+                        "truth.csv: the categories' groups as people would give them (VGGSounder's modalities)")
     args = parser.parse_args()
     env = {**os.environ, "AVAUDIT_CACHE_DIR": str(args.out / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
     if args.reuse:
@@ -180,6 +186,7 @@ def main() -> None:
                     "epochs": args.epochs}
         prepare(args.out, settings, env)
     heldout, suffix = held_out(args.out, settings, args.held_out_seed, env)
+    suffix += "-people-groups" if args.people_groups else ""
     seed = settings["seed"] if args.held_out_seed is None else args.held_out_seed
     print(f"held-out set: seed {seed}, {settings['heldout_clips']} clips per category, "
           f"{settings['co_occur']} co-occurring class(es); trained on seed {settings['train_seed']} "
@@ -188,7 +195,7 @@ def main() -> None:
     rows, wrong = [], {}
     for name, model in models(args.out, settings).items():
         started = time.perf_counter()
-        where = audit(args.out, name, model, env, heldout, suffix)
+        where = audit(args.out, name, model, env, heldout, suffix, args.people_groups)
         groups = group_scores(where, heldout)
         wrong[name] = groups.pop("wrong")
         rows.append({"model": name, **validation(model), **groups,

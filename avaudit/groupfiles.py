@@ -1,0 +1,89 @@
+"""`missing-labels --groups`: each category's group (audio, visual, audiovisual, redundant, unclear) from people
+or from another run, where this run's own model cannot settle it.
+
+A weak model's unimodal layers perceive too little for `bias` to call groups, and without groups a class-wide
+candidate is no candidate (`audits.missing_labels.unowned_class_wide`): its outputs alone cannot tell a sound left
+off a whole class from a sound it learned with that class. People's modality labels can. The file is read by its
+header:
+
+- any CSV with `category` and `group` columns: a `bias_categories.csv` of another run (say a stronger model's),
+  a planted set's `truth.csv`, or one written by hand;
+- VGGSounder's CSV (or `vggsounder`, the installed package's): each label's group is the modality most of
+  its rows have (`A` audio, `V` visual, `AV` audiovisual); a tie is `unclear`.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from avaudit.truthfiles import PACKAGE_NAME, VGGSOUNDER_HEADER, TruthError, read_vggsounder, vggsounder_file
+from avaudit.vocab import GROUPS, UNCLEAR
+
+GROUP_NAMES = (*GROUPS, UNCLEAR)
+
+
+def read_groups(spec: str | Path) -> dict[str, str]:
+    """{category name as the file spells it: group}; a one-line TruthError naming the file where it cannot."""
+    path = vggsounder_file() if str(spec) == PACKAGE_NAME else Path(spec)
+    if not path.is_file():
+        raise TruthError(f"{path}: no such groups file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = [name.strip() for name in next(reader, [])]
+            if tuple(header) == VGGSOUNDER_HEADER:
+                return majority_groups(read_vggsounder(path))
+            if "category" not in header or "group" not in header:
+                raise TruthError(f"{path}: line 1 has no category and group columns (a bias_categories.csv, a "
+                                 "planted truth.csv or VGGSounder's CSV)")
+            return _named_groups(path, reader, header.index("category"), header.index("group"))
+    except UnicodeDecodeError:
+        raise TruthError(f"{path}: not UTF-8 text") from None
+    except csv.Error:
+        raise TruthError(f"{path}: line {reader.line_num} is not CSV") from None
+
+
+def _named_groups(path: Path, reader, at_category: int, at_group: int) -> dict[str, str]:
+    """The rows of a category,group file, each checked: a known group, one group per category."""
+    groups, lines = {}, {}
+    for row in reader:
+        if not any(value.strip() for value in row):
+            continue
+        if len(row) <= max(at_category, at_group):
+            raise TruthError(f"{path}: line {reader.line_num} has {len(row)} fields")
+        category, group = row[at_category].strip(), row[at_group].strip()
+        if not category:
+            raise TruthError(f"{path}: line {reader.line_num} has an empty category")
+        if group not in GROUP_NAMES:
+            raise TruthError(f"{path}: line {reader.line_num} has a group other than {', '.join(GROUP_NAMES)}")
+        if groups.setdefault(category, group) != group:
+            raise TruthError(f"{path}: line {reader.line_num} gives {category!r} another group than line "
+                             f"{lines[category]}")
+        lines.setdefault(category, reader.line_num)
+    if not groups:
+        raise TruthError(f"{path}: no categories")
+    return groups
+
+
+def majority_groups(people: pd.DataFrame) -> dict[str, str]:
+    """Each label's group from people's (video, label) modalities (`truth` column): the most frequent one,
+    `unclear` on a tie."""
+    counts = people.groupby(["label", "truth"]).size().unstack(fill_value=0)
+    top = counts.max(axis=1)
+    ties = counts.eq(top, axis=0).sum(axis=1) > 1
+    return {label: UNCLEAR if tie else group for label, group, tie in zip(counts.index, counts.idxmax(axis=1), ties)}
+
+
+def class_groups(named: dict[str, str], classes: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(the groups of the model's classes that `named` names, matched ignoring case, '_' against ' ' and repeated
+    spaces as people's labels are; the names that match no class)."""
+    from avaudit.audits.truth import normal_label
+
+    keys = dict(zip(normal_label(pd.Series(list(named), dtype=object)), named.values()))
+    own = dict(zip(normal_label(pd.Series(classes, dtype=object)), classes))
+    matched = {own[key]: group for key, group in keys.items() if key in own}
+    unmatched = [name for name, key in zip(named, normal_label(pd.Series(list(named), dtype=object)))
+                 if key not in own]
+    return matched, unmatched

@@ -2,15 +2,15 @@
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import cli
+from test_people import cached_audit
+from test_people import truth_file as vggsounder_file
+from test_reciprocal import CLASSES, frame, two_classes
 
 from avaudit.audits.missing_labels import missing_label_candidates, modality_support, split_confusions
 from avaudit.groupfiles import class_groups, read_groups
 from avaudit.truthfiles import TruthError
 from avaudit.vocab import LAYERS
-from cli_helpers import cli
-from test_people import cached_audit
-from test_people import truth_file as vggsounder_file
-from test_reciprocal import CLASSES, frame, two_classes
 
 VGGSOUNDER = ("video_id,label,modality,background_music,static_image,voice_over\n"
               "a_000001,dog barking,A,False,False,False\n"

@@ -227,7 +227,8 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
                         f"{unmatched[0]!r}"] if unmatched else [])
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence,
-                                 groups={**category_groups(rows, confidences, classes), **given},
+                                 groups=given if len(given) == len(classes) else
+                                 {**category_groups(rows, confidences, classes), **given},
                                  fraction=THRESHOLDS.fraction),
         max_confusion=max_confusion, min_precision=min_precision)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}

@@ -201,7 +201,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     file of the categories' groups (groupfiles) that replace, where it names them, those the run's own `bias`
     call gives."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
-    from avaudit.groupfiles import class_groups, read_groups
+    from avaudit.groupfiles import category_groups, class_groups, read_groups, unjudged_class_wide
     from avaudit.truthfiles import read_truth
 
     options = audit_options(options, fields)
@@ -225,12 +225,12 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
                                                               "names_matching_no_class": unmatched})
     notes = a.notes + ([f"--groups {groups}: {len(unmatched)} name(s) match no class of the model, e.g. "
                         f"{unmatched[0]!r}"] if unmatched else [])
+    used = given if len(given) == len(classes) else {**category_groups(rows, confidences, classes), **given}
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence,
-                                 groups=given if len(given) == len(classes) else
-                                 {**category_groups(rows, confidences, classes), **given},
-                                 fraction=THRESHOLDS.fraction),
+                                 groups=used, fraction=THRESHOLDS.fraction),
         max_confusion=max_confusion, min_precision=min_precision)
+    notes += [] if named is not None else unjudged_class_wide(confusions, used)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
     scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None
     summary = MissingLabelsSummary(len(rows), len(candidates), int(candidates["video_id"].nunique()),  # write
@@ -238,24 +238,6 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     run = AuditRun(folder, tables, summary, a.skipped, settings["n_rows"], a.n_cached, notes=notes)
     write_run(run, settings, {"missing_labels_truth.json": scores} if scores is not None else None)
     return run
-
-
-def category_groups(rows: pd.DataFrame, confidences: np.ndarray, classes: list[str]) -> dict[str, str]:
-    """Each category's group as `bias` calls it by default, from the rows with one known label: missing-labels
-    judges its candidates with them (docs/decisions-bench.md, Rule 2)."""
-    from avaudit.audits.bias import bias_audit
-
-    labels = rows["labels"].astype(str).str.strip()
-    single = labels.isin(classes).to_numpy()
-    if not single.any():
-        return {}
-    videos = rows[["video_id", "path"]].assign(label=labels)[single]
-    _, categories, _ = bias_audit(videos, confidences if single.all() else confidences[single], classes,
-                                  rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
-                                  type_margin=THRESHOLDS.type_margin,
-                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
-                                  false_call_rate=THRESHOLDS.false_call_rate)
-    return dict(zip(categories["category"], categories["group"]))
 
 
 def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.category, out: Path | None = None,

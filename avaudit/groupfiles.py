@@ -1,5 +1,6 @@
-"""`missing-labels --groups`: each category's group (audio, visual, audiovisual, redundant, unclear) from people
-or from another run, where this run's own model cannot settle it.
+"""The categories' groups (audio, visual, audiovisual, redundant, unclear) that `missing-labels` judges its
+candidates with: this run's own `bias` call (`category_groups`), or `--groups FILE`, from people or another run,
+where this run's own model cannot settle them.
 
 A weak model's unimodal layers perceive too little for `bias` to call groups, and without groups a class-wide
 candidate is no candidate (`audits.missing_labels.unowned_class_wide`): its outputs alone cannot tell a sound left
@@ -16,8 +17,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from avaudit.options import THRESHOLDS
 from avaudit.truthfiles import PACKAGE_NAME, VGGSOUNDER_HEADER, TruthError, read_vggsounder, vggsounder_file
 from avaudit.vocab import GROUPS, UNCLEAR
 
@@ -87,3 +90,36 @@ def class_groups(named: dict[str, str], classes: list[str]) -> tuple[dict[str, s
     unmatched = [name for name, key in zip(named, normal_label(pd.Series(list(named), dtype=object)))
                  if key not in own]
     return matched, unmatched
+
+
+def unjudged_class_wide(confusions: pd.DataFrame, groups: dict[str, str]) -> list[str]:
+    """A note where candidates named on most videos of their label were set apart while the candidate's group is
+    unclear in this run: its evidence cannot tell a label missing from the whole class from a confusion."""
+    from avaudit.audits.missing_labels import WHOLE_CLASS
+
+    wide = confusions[(confusions["median_confusion"] >= WHOLE_CLASS)
+                      & (confusions["candidate"].map(groups).fillna(UNCLEAR) == UNCLEAR).to_numpy()]
+    if wide.empty:
+        return []
+    return [f"{len(wide)} (label, candidate) pair(s) named on most videos of the label were set apart: the "
+            f"candidate's group is unclear in this run (e.g. {wide['candidate'].iloc[0]!r} on "
+            f"{wide['label'].iloc[0]!r}), so a label missing from a whole class cannot be told from a confusion; "
+            "--groups FILE (people's modality labels, or a stronger model's bias_categories.csv) lets them be judged"]
+
+
+def category_groups(rows: pd.DataFrame, confidences: np.ndarray, classes: list[str]) -> dict[str, str]:
+    """Each category's group as `bias` calls it by default, from the rows with one known label: missing-labels
+    judges its candidates with them (docs/decisions-bench.md, Rule 2)."""
+    from avaudit.audits.bias import bias_audit
+
+    labels = rows["labels"].astype(str).str.strip()
+    single = labels.isin(classes).to_numpy()
+    if not single.any():
+        return {}
+    videos = rows[["video_id", "path"]].assign(label=labels)[single]
+    _, categories, _ = bias_audit(videos, confidences if single.all() else confidences[single], classes,
+                                  rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
+                                  type_margin=THRESHOLDS.type_margin,
+                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
+                                  false_call_rate=THRESHOLDS.false_call_rate)
+    return dict(zip(categories["category"], categories["group"]))

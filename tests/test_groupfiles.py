@@ -132,3 +132,16 @@ def test_the_command_takes_groups_from_a_file_records_them_and_names_what_matche
     result = cli("missing-labels", str(manifest), *options, "--groups", str(groups), "--out", str(tmp_path / "n"))
     assert result.exit_code == 2 and "line 2 has a group other than" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "n").exists()
+
+
+def test_a_run_without_groups_says_when_class_wide_candidates_could_not_be_judged():
+    from avaudit.groupfiles import unjudged_class_wide
+
+    confusions = pd.DataFrame({"label": ["bark", "piano", "siren"], "candidate": ["drum", "drum", "bark"],
+                               "layer": ["audio"] * 3, "n_videos": [6, 6, 6],
+                               "median_confusion": [0.7, 0.2, 0.9], "max_confidence": [0.8] * 3})
+    note = unjudged_class_wide(confusions, {"drum": "unclear", "bark": "visual"})
+    assert len(note) == 1 and note[0].startswith("1 (label, candidate) pair(s) named on most videos")
+    assert "'drum' on 'bark'" in note[0] and "--groups FILE" in note[0]
+    assert unjudged_class_wide(confusions, {"drum": "audio", "bark": "visual"}) == []
+    assert unjudged_class_wide(confusions.iloc[:0], {}) == []

@@ -29,7 +29,7 @@ GROUP_NAMES = (*GROUPS, UNCLEAR)
 
 def read_groups(spec: str | Path) -> dict[str, str]:
     """{category name as the file spells it: group}; a one-line TruthError naming the file where it cannot."""
-    path = vggsounder_file() if str(spec) == PACKAGE_NAME else Path(spec)
+    path = vggsounder_file("--groups") if str(spec) == PACKAGE_NAME else Path(spec)
     if not path.is_file():
         raise TruthError(f"{path}: no such groups file")
     try:

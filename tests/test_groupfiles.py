@@ -145,3 +145,12 @@ def test_a_run_without_groups_says_when_class_wide_candidates_could_not_be_judge
     assert "'drum' on 'bark'" in note[0] and "--groups FILE" in note[0]
     assert unjudged_class_wide(confusions, {"drum": "audio", "bark": "visual"}) == []
     assert unjudged_class_wide(confusions.iloc[:0], {}) == []
+
+
+def test_groups_vggsounder_without_the_package_names_the_option(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vggsounder" else real(name, *a))
+    with pytest.raises(TruthError, match=r"^--groups vggsounder needs the vggsounder package"):
+        read_groups("vggsounder")

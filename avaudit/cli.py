@@ -217,6 +217,10 @@ def missing_labels(data: DataArg, out: OutOpt = None,
                    min_precision: Annotated[Optional[float], typer.Option(help="Set apart (confusions.csv) candidates "
                        f"whose estimated precision is under this [default: {THRESHOLDS.min_precision:g}].")] = None,
                    truth: TruthOpt = None,
+                   groups: Annotated[Optional[str], typer.Option(help="The categories' groups from people or "
+                       "another run: a CSV with category and group columns (a bias_categories.csv), a VGGSounder "
+                       "CSV or `vggsounder` (each label's majority modality) [default: this run's bias call].")
+                   ] = None,
                    *, options: AuditOptions):
     """Labels a video shows (equation 7) that its annotation lacks, most confident first."""
     from avaudit import commands
@@ -224,7 +228,7 @@ def missing_labels(data: DataArg, out: OutOpt = None,
 
     run = run_with_progress("missing-labels", commands.missing_labels, data, out=out, options=options,
                             **given(min_confidence=min_confidence, max_confusion=max_confusion,
-                                    min_precision=min_precision, truth=truth or None))
+                                    min_precision=min_precision, truth=truth or None, groups=groups))
     show_missing_labels(console(), run)
     cache_line(run)
     finish(run)

@@ -193,18 +193,22 @@ def export_for_cleanlab(rows: pd.DataFrame, probs: np.ndarray, classes: list[str
 def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float = THRESHOLDS.min_confidence,
                    max_confusion: float | None = THRESHOLDS.max_confusion,
                    min_precision: float = THRESHOLDS.min_precision,
-                   truth: Sequence[Path | str] | Path | str | None = None, options: AuditOptions | None = None,
-                   on_event: Callable | None = None, **fields) -> AuditRun:
+                   truth: Sequence[Path | str] | Path | str | None = None, groups: Path | str | None = None,
+                   options: AuditOptions | None = None, on_event: Callable | None = None, **fields) -> AuditRun:
     """Labels a video shows (eq. 7) that its annotation lacks, most confident first (missing_labels.csv),
     less those estimated under `min_precision` or a layer's confusion (confusions.csv); with `truth` (as
-    `bias` takes it), scored against people's label sets (missing_labels_truth.csv and .json)."""
+    `bias` takes it), scored against people's label sets (missing_labels_truth.csv and .json). `groups`: a
+    file of the categories' groups (groupfiles) that replace, where it names them, those the run's own `bias`
+    call gives."""
     from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
+    from avaudit.groupfiles import category_groups, class_groups, read_groups, unjudged_class_wide
     from avaudit.truthfiles import read_truth
 
     options = audit_options(options, fields)
     check_range("min_confidence", min_confidence, 0, 1)
     check_range("min_precision", min_precision, 0, 1)
     people = read_truth(check_truth(truth)) if truth is not None else None  # a bad file fails first
+    named = read_groups(groups) if groups is not None else None
     if max_confusion is not None:
         check_number("max_confusion", max_confusion)
     folder = output_dir(out, "missing-labels")
@@ -214,37 +218,26 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
     # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
     confidences, classes = a.probabilities_of(rows["position"].to_numpy(), float), a.classes  # the rule's dtype
+    given, unmatched = class_groups(named, classes) if named is not None else ({}, [])
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
-                          min_precision=min_precision, truth=truth_record(people))
+                          min_precision=min_precision, truth=truth_record(people),
+                          groups=None if groups is None else {"file": str(groups), "classes_named": len(given),
+                                                              "names_matching_no_class": unmatched})
+    notes = a.notes + ([f"--groups {groups}: {len(unmatched)} name(s) match no class of the model, e.g. "
+                        f"{unmatched[0]!r}"] if unmatched else [])
+    used = given if len(given) == len(classes) else {**category_groups(rows, confidences, classes), **given}
     candidates, confusions = split_confusions(  # decide
         missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence,
-                                 groups=category_groups(rows, confidences, classes), fraction=THRESHOLDS.fraction),
+                                 groups=used, fraction=THRESHOLDS.fraction),
         max_confusion=max_confusion, min_precision=min_precision)
+    notes += [] if named is not None else unjudged_class_wide(confusions, used)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
     scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None
     summary = MissingLabelsSummary(len(rows), len(candidates), int(candidates["video_id"].nunique()),  # write
                                    int(confusions["n_videos"].sum()), scores)
-    run = AuditRun(folder, tables, summary, a.skipped, settings["n_rows"], a.n_cached, notes=a.notes)
+    run = AuditRun(folder, tables, summary, a.skipped, settings["n_rows"], a.n_cached, notes=notes)
     write_run(run, settings, {"missing_labels_truth.json": scores} if scores is not None else None)
     return run
-
-
-def category_groups(rows: pd.DataFrame, confidences: np.ndarray, classes: list[str]) -> dict[str, str]:
-    """Each category's group as `bias` calls it by default, from the rows with one known label: missing-labels
-    judges its candidates with them (docs/decisions-bench.md, Rule 2)."""
-    from avaudit.audits.bias import bias_audit
-
-    labels = rows["labels"].astype(str).str.strip()
-    single = labels.isin(classes).to_numpy()
-    if not single.any():
-        return {}
-    videos = rows[["video_id", "path"]].assign(label=labels)[single]
-    _, categories, _ = bias_audit(videos, confidences if single.all() else confidences[single], classes,
-                                  rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
-                                  type_margin=THRESHOLDS.type_margin,
-                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
-                                  false_call_rate=THRESHOLDS.false_call_rate)
-    return dict(zip(categories["category"], categories["group"]))
 
 
 def retarget(data: Path | None = None, *, keep: Sequence[str], by: str = By.category, out: Path | None = None,

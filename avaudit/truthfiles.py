@@ -60,11 +60,11 @@ class Truth:
         return {**summary, **self.about}
 
 
-def vggsounder_file() -> Path:
+def vggsounder_file(option: str = "--truth") -> Path:
     """The CSV inside the installed vggsounder package, found without importing it."""
     spec = importlib.util.find_spec(PACKAGE_NAME)
     if spec is None or not spec.submodule_search_locations:
-        raise TruthError("--truth vggsounder needs the vggsounder package: pip install 'avaudit[vggsounder]', "
+        raise TruthError(f"{option} vggsounder needs the vggsounder package: pip install 'avaudit[vggsounder]', "
                          "or give the CSV's path")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / VGGSOUNDER_FILE
     if not path.is_file():

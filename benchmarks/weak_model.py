@@ -4,13 +4,15 @@ not tuned on, and is a label missing from a whole class found?
     python benchmarks/weak_model.py OUT [--epochs 2 4] [--seed 23] [--train-seed 24]   # about 12 min here
     python benchmarks/weak_model.py OUT --reuse          # after a rule change: the audits again, from the cache
     python benchmarks/weak_model.py OUT --reuse --held-out-seed 31   # the same models on another seed's set
+    python benchmarks/weak_model.py OUT --reuse --people-groups   # missing-labels given the planted groups
 
 Makes two planted sets with `avaudit make-samples` (seeds used nowhere else): a training set and a
 held-out set to audit, both with `--co-occur 2` (every clip of `visual_red_square` and
 `visual_cyan_diamond` also sounds the tone of `audio_tone200` / `audio_tone1450`, unlabelled, as if
 annotators left that label off the whole class; `--train-co-occur 0` trains on a set without it). For
-each `--epochs E` it trains a model with `avaudit train --epochs E` under the `tiny` preset written to
-OUT/tiny.yaml (narrower than `small`, which the defaults were chosen with). It runs `avaudit bias` and
+each `--epochs E` it trains a model with `avaudit train --epochs E` under the `--preset` written to
+OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with, or `wide`, larger frames
+and other widths). It runs `avaudit bias` and
 `avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
 trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
 against the planted truth: categories given the wrong group (and which), left `unclear`, event types
@@ -40,9 +42,12 @@ from avaudit.options import DEFAULT_MODEL as SHIPPED
 from avaudit.planted import co_occurring
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = {  # `small` made narrower: a preset the decisions were not chosen on
-    "model": {"resize": [32, 32], "crop": 32, "audio_widths": [8, 8, 8, 16, 16, 32, 32], "embed_dim": 32,
-              "video_stem_width": 8, "video_widths": [8, 8, 16, 32], "video_blocks": [1, 1, 1, 1]},
+PRESETS = {  # `small` changed: presets the decisions were not chosen on
+    "tiny": {"model": {"resize": [32, 32], "crop": 32, "audio_widths": [8, 8, 8, 16, 16, 32, 32], "embed_dim": 32,
+                       "video_stem_width": 8, "video_widths": [8, 8, 16, 32], "video_blocks": [1, 1, 1, 1]}},
+    "wide": {"model": {"resize": [48, 48], "crop": 44, "audio_widths": [16, 16, 16, 32, 32, 48, 48],
+                       "embed_dim": 48, "video_stem_width": 16, "video_widths": [16, 16, 32, 48],
+                       "video_blocks": [1, 1, 1, 1]}},
 }
 
 
@@ -55,12 +60,12 @@ def avaudit(*args: str, env: dict) -> str:
     return done.stdout
 
 
-def write_preset(out: Path) -> Path:
+def write_preset(out: Path, name: str) -> Path:
     preset = yaml.safe_load((REPO / "avaudit/presets/small.yaml").read_text())
-    for section, fields in TINY.items():
+    for section, fields in PRESETS[name].items():
         preset[section].update(fields)
-    path = out / "tiny.yaml"
-    path.write_text("# benchmarks/weak_model.py: the small preset, narrower\n"
+    path = out / f"{name}.yaml"
+    path.write_text(f"# benchmarks/weak_model.py: the small preset changed ({name})\n"
                     + yaml.safe_dump(preset, sort_keys=False))
     return path
 
@@ -74,7 +79,7 @@ def prepare(out: Path, settings: dict, env: dict) -> None:
             ("heldout", s["seed"], s["heldout_clips"], s["two_event"], s["co_occur"])):
         avaudit("make-samples", str(out / name), "--seed", str(seed), "--clips", str(clips), "--two-event",
                 str(two_event), "--co-occur", str(co_occur), env=env)
-    preset = write_preset(out)
+    preset = write_preset(out, s.get("preset", "tiny"))
     for epochs in s["epochs"]:
         started = time.perf_counter()
         avaudit("train", str(out / "train"), "--preset", str(preset), "--epochs", str(epochs), "--seed", "0",
@@ -85,7 +90,7 @@ def prepare(out: Path, settings: dict, env: dict) -> None:
 
 def models(out: Path, settings: dict) -> dict[str, Path]:
     """Name -> checkpoint of every model scored: the ones trained here, then the shipped one."""
-    trained = {f"tiny {e} ep": out / f"model-e{e}" / "model.pt" for e in settings["epochs"]}
+    trained = {f"{settings.get('preset', 'tiny')} {e} ep": out / f"model-e{e}" / "model.pt" for e in settings["epochs"]}
     return {**trained, "shipped": SHIPPED}
 
 
@@ -102,12 +107,15 @@ def held_out(out: Path, settings: dict, seed: int | None, env: dict) -> tuple[Pa
     return folder, f"-seed{seed}"
 
 
-def audit(out: Path, name: str, model: Path, env: dict, heldout: Path, suffix: str = "") -> Path:
-    """`bias` and `missing-labels` of the held-out set with `model`; their folder."""
+def audit(out: Path, name: str, model: Path, env: dict, heldout: Path, suffix: str = "",
+          people_groups: bool = False) -> Path:
+    """`bias` and `missing-labels` of the held-out set with `model` (with `people_groups`, missing-labels
+    `--groups` the set's truth.csv, standing for people's modality labels); their folder."""
     where = out / f"audit-{name.replace(' ', '-')}{suffix}"
     for command in ("bias", "missing-labels"):
+        groups = ["--groups", str(heldout / "truth.csv")] if people_groups and command == "missing-labels" else []
         avaudit(command, str(heldout), "--model", str(model), "--device", "cpu", "--out",
-                str(where / command), env=env)
+                str(where / command), *groups, env=env)
     return where
 
 
@@ -167,6 +175,9 @@ def main() -> None:
     parser.add_argument("--two-event", type=int, default=3, help="two-event clips per audio category, held out")
     parser.add_argument("--co-occur", type=int, default=2, help="co-occurring classes in the held-out set")
     parser.add_argument("--train-co-occur", type=int, default=None, help="in the training set [default: --co-occur]")
+    parser.add_argument("--preset", choices=list(PRESETS), default="tiny", help="the trained models' preset")
+    parser.add_argument("--people-groups", action="store_true", help="missing-labels --groups the held-out set's "
+                        "truth.csv: the categories' groups as people would give them (VGGSounder's modalities)")
     args = parser.parse_args()
     env = {**os.environ, "AVAUDIT_CACHE_DIR": str(args.out / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
     if args.reuse:
@@ -177,18 +188,20 @@ def main() -> None:
         settings = {"seed": args.seed, "train_seed": args.train_seed, "train_clips": args.train_clips,
                     "heldout_clips": args.heldout_clips, "two_event": args.two_event, "co_occur": args.co_occur,
                     "train_co_occur": args.co_occur if args.train_co_occur is None else args.train_co_occur,
-                    "epochs": args.epochs}
+                    "epochs": args.epochs, "preset": args.preset}
         prepare(args.out, settings, env)
     heldout, suffix = held_out(args.out, settings, args.held_out_seed, env)
+    suffix += "-people-groups" if args.people_groups else ""
     seed = settings["seed"] if args.held_out_seed is None else args.held_out_seed
     print(f"held-out set: seed {seed}, {settings['heldout_clips']} clips per category, "
           f"{settings['co_occur']} co-occurring class(es); trained on seed {settings['train_seed']} "
-          f"({settings['train_clips']} per category, co-occurrence {settings['train_co_occur']}), preset tiny")
+          f"({settings['train_clips']} per category, co-occurrence {settings['train_co_occur']}), "
+          f"preset {settings.get('preset', 'tiny')}")
     co_occurring_classes = sorted(co_occurring(settings["co_occur"]))
     rows, wrong = [], {}
     for name, model in models(args.out, settings).items():
         started = time.perf_counter()
-        where = audit(args.out, name, model, env, heldout, suffix)
+        where = audit(args.out, name, model, env, heldout, suffix, args.people_groups)
         groups = group_scores(where, heldout)
         wrong[name] = groups.pop("wrong")
         rows.append({"model": name, **validation(model), **groups,

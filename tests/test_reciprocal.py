@@ -171,7 +171,7 @@ def test_on_the_bench_a_learned_cooccurrence_is_found_with_the_bias_groups_and_s
 
 
 def test_the_command_judges_candidates_with_the_groups_bias_gives_the_single_labelled_rows():
-    from avaudit.commands import category_groups
+    from avaudit.groupfiles import category_groups
 
     rows = pd.concat([frame(6, 6), pd.DataFrame({"video_id": ["m"], "path": ["m.mp4"], "labels": ["bark;drum"]})],
                      ignore_index=True)

@@ -163,15 +163,19 @@ def unowned_class_wide(groups: np.ndarray, layer: np.ndarray, cls: np.ndarray, c
     return ~owned & ~disowned & (np.nan_to_num(confusion) >= WHOLE_CLASS)
 
 
-def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray,
+                     perceives: np.ndarray | None = None) -> np.ndarray:
     """How much the unimodal layers that a candidate's category needs perceive it on its video. (M,).
 
     An audio category must be heard (the audio layer's confidence in it), a visual one seen, an audio-visual
     one both heard and seen (the smaller), a redundant one either (the larger); a class of another group
-    (unclear) needs nothing: inf.
+    (unclear) needs nothing: inf. `perceives` (audio, visual) bool: a layer that perceives nothing in this run
+    (`reliable_layers`) hears or sees nothing it could vouch for (0): a candidate that needs it is not confirmed.
     """
     heard = confidences[video, LAYERS.index("audio"), cls]
     seen = confidences[video, LAYERS.index("visual"), cls]
+    if perceives is not None:
+        heard, seen = heard * bool(perceives[0]), seen * bool(perceives[1])
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
                      [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], np.inf)
@@ -323,10 +327,12 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
-    if len(video):  # a layer often wrong in this run is no evidence
-        unbiased &= reliable_layers(confidences, marks, fraction=fraction)[best]
+    reliable = reliable_layers(confidences, marks, fraction=fraction) if len(video) else np.ones(len(LAYERS), bool)
+    unbiased &= reliable[best]  # a layer often wrong in this run is no evidence
     if known is not None:  # not heard, or not seen, where its category needs it
-        unbiased &= modality_support(confidences, video, cls, known) * len(classes) >= MODALITY_FLOOR
+        unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+        unbiased &= modality_support(confidences, video, cls, known, reliable[unimodal]) * len(classes) \
+            >= MODALITY_FLOOR
         unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks[video])  # whose sound (sight)?
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],

@@ -99,18 +99,26 @@ def test_grouped_moments_make_one_pair_product_at_a_time_and_the_same_covariance
     assert np.array_equal(cov, outer / np.maximum(safe - 1, 1) / safe + np.eye(5) * (PRIOR_VARIANCE / safe ** 2))
 
 
-def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
-    from avaudit.audits.bias import bias_audit
+def reduced_world(seed: int, n: int = 100_000):
+    """(videos, classes, bias_audit's `reduced` inputs) of n videos of 16 classes, labels and logits at random."""
     from avaudit.audits.decisions import softmax
     from avaudit.audits.reduce import video_scores
 
-    n, classes = 100_000, [f"class number {i}" for i in range(16)]
-    rng = np.random.default_rng(3)
+    classes = [f"class number {i}" for i in range(16)]
+    rng = np.random.default_rng(seed)
     codes = rng.integers(0, len(classes), n)
     videos = pd.DataFrame({"video_id": pd.Series([f"v{i}" for i in range(n)], dtype="str"),
                            "path": pd.Series(["x.mp4"] * n, dtype="str"),
                            "label": pd.Series(np.asarray(classes, object)[codes], dtype="str")})
     reduced = video_scores(softmax(rng.normal(size=(n, 5, 16)).astype(np.float32) * 3), codes, rule="sufficiency")
+    return videos, classes, reduced
+
+
+def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
+    from avaudit.audits.bias import bias_audit
+
+    n = 100_000
+    videos, classes, reduced = reduced_world(3, n)
     tracemalloc.start()
     per_video, categories, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
                                           reduced=reduced)
@@ -155,16 +163,9 @@ def test_bias_inputs_fill_their_per_row_arrays_in_place():
 
 def test_bias_audit_keeps_each_videos_assignment_as_a_code_and_every_voters_rows_as_views():
     from avaudit.audits.bias import bias_audit
-    from avaudit.audits.decisions import softmax
-    from avaudit.audits.reduce import video_scores
 
-    n, classes = 100_000, [f"class number {i}" for i in range(16)]
-    rng = np.random.default_rng(5)
-    codes = rng.integers(0, len(classes), n)
-    videos = pd.DataFrame({"video_id": pd.Series([f"v{i}" for i in range(n)], dtype="str"),
-                           "path": pd.Series(["x.mp4"] * n, dtype="str"),
-                           "label": pd.Series(np.asarray(classes, object)[codes], dtype="str")})
-    reduced = video_scores(softmax(rng.normal(size=(n, 5, 16)).astype(np.float32) * 3), codes, rule="sufficiency")
+    n = 100_000
+    videos, classes, reduced = reduced_world(5, n)
     tracemalloc.start()
     per_video, _, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
                                  reduced=reduced)

@@ -84,12 +84,10 @@ def class_groups(named: dict[str, str], classes: list[str]) -> tuple[dict[str, s
     spaces as people's labels are; the names that match no class)."""
     from avaudit.audits.truth import normal_label
 
-    keys = dict(zip(normal_label(pd.Series(list(named), dtype=object)), named.values()))
+    keys = normal_label(pd.Series(list(named), dtype=object)).tolist()
     own = dict(zip(normal_label(pd.Series(classes, dtype=object)), classes))
-    matched = {own[key]: group for key, group in keys.items() if key in own}
-    unmatched = [name for name, key in zip(named, normal_label(pd.Series(list(named), dtype=object)))
-                 if key not in own]
-    return matched, unmatched
+    matched = {own[key]: named[name] for name, key in zip(named, keys) if key in own}
+    return matched, [name for name, key in zip(named, keys) if key not in own]
 
 
 def unjudged_class_wide(confusions: pd.DataFrame, groups: dict[str, str]) -> list[str]:

@@ -166,10 +166,11 @@ def category_examples(blocks: Iterable[pd.DataFrame], categories: pd.DataFrame) 
     block of rows at a time; each block's are ranked with the best of those before them, so ties go to the
     earlier row as in one ranking of them all."""
     best = pd.DataFrame({"label": pd.Series(dtype=str), "path": pd.Series(dtype=str)})
+    layer_of, column_of = dict(zip(categories["category"], categories["layer"])), {n: i for i, n in enumerate(LAYERS)}
     for videos in blocks:
         conf = videos[[f"conf_{name}" for name in LAYERS]].to_numpy(float)
-        layer = videos["label"].map(dict(zip(categories["category"], categories["layer"]))).to_numpy()
-        column = pd.Series(layer).map({name: i for i, name in enumerate(LAYERS)}).fillna(-1).to_numpy(int)
+        layer = videos["label"].map(layer_of).to_numpy()
+        column = pd.Series(layer).map(column_of).fillna(-1).to_numpy(int)
         best_av = conf[:, : len(AV_LAYERS)].max(axis=1) if len(conf) else np.zeros(0)
         score = np.where(column >= 0, conf[np.arange(len(conf)), column],
                          np.where(layer == "audiovisual", best_av, conf.max(axis=1, initial=0)))

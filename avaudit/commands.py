@@ -200,7 +200,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     `bias` takes it), scored against people's label sets (missing_labels_truth.csv and .json). `groups`: a
     file of the categories' groups (groupfiles) that replace, where it names them, those the run's own `bias`
     call gives."""
-    from avaudit.audits.missing_labels import candidates_of, split_confusions
+    from avaudit.audits.missing_labels import candidates_of, split_confusions, with_videos
     from avaudit.groupfiles import category_groups, class_groups, read_groups, unjudged_class_wide
     from avaudit.truthfiles import read_truth
 
@@ -235,6 +235,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
         candidates_of(read, rows, classes, min_confidence=min_confidence, groups=used, fraction=THRESHOLDS.fraction,
                       size=size),
         max_confusion=max_confusion, min_precision=min_precision)
+    candidates = with_videos(candidates, rows)  # the kept ones' video_id and path
     notes += [] if named is not None else unjudged_class_wide(confusions, used)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
     scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import softmax
-from avaudit.audits.missing_labels import candidates_of, missing_label_candidates
+from avaudit.audits.missing_labels import candidates_of, missing_label_candidates, with_videos
 from avaudit.vocab import SKIPPED_COLUMNS
 
 
@@ -36,10 +36,42 @@ def test_candidates_read_a_block_at_a_time_are_those_of_the_whole_arrays():
     for given in (None, groups):
         whole = missing_label_candidates(videos, confidences, classes, confidences=confidences, min_confidence=0.2,
                                          groups=given)
-        blocks = candidates_of(lambda rows: (confidences[rows], confidences[rows]), videos, classes,
-                               min_confidence=0.2, groups=given, size=97, budget=5_000)  # 13 columns of 375 rows
+        blocks = with_videos(candidates_of(lambda rows: (confidences[rows], confidences[rows]), videos, classes,
+                                           min_confidence=0.2, groups=given, size=97, budget=5_000), videos)
         assert whole["confusion"].notna().sum() > 100 and whole["reciprocal"].notna().sum() > 100
         pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+
+
+def test_a_bench_worlds_candidates_and_category_margins_read_a_block_at_a_time_are_the_whole_arrays():
+    from avaudit.audits.bias import shifted_margins
+    from avaudit.audits.missing_labels import category_margins
+    from avaudit.audits.missing_scan import annotated
+    from avaudit.audits.reduce import rival_sample
+    from avaudit.audits.simulate import make_world, simulate, with_learned
+    from avaudit.audits.uncertainty import rival_evidence
+    from avaudit.groupfiles import category_groups
+
+    world = with_learned(make_world(np.random.default_rng(1)), np.random.default_rng([1, 18]), 2)
+    draw = simulate(world, quality=3.0, rng=np.random.default_rng([1, 400]))
+    confidences = softmax(draw.logits).astype(float)  # float32 confidences, as the cache gives, in the rules' dtype
+
+    def read(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return confidences[rows], confidences[rows]
+
+    groups = category_groups(draw.videos, read, world.classes, size=37)
+    whole = missing_label_candidates(draw.videos, confidences, world.classes, confidences=confidences,
+                                     min_confidence=0.3, groups=groups)
+    blocks = with_videos(candidates_of(read, draw.videos, world.classes, min_confidence=0.3, groups=groups, size=41,
+                                       budget=3_000), draw.videos)
+    assert (whole["precision"] >= 0.7).sum() > 10
+    pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+    marks = annotated(draw.videos["labels"], world.classes).marks(slice(None))
+    single = np.flatnonzero(marks.sum(axis=1) == 1)
+    present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
+    _, means, _ = shifted_margins(rival_evidence(confidences[single], codes, present), present[codes], fraction=0.7)
+    sample = rival_sample(codes, len(present))
+    on_sample = rival_evidence(confidences[single[sample]], codes[sample], present)
+    assert np.array_equal(category_margins(read, single, codes, present, on_sample, size=29, fraction=0.7), means)
 
 
 class HeldLogits:

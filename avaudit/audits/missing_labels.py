@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.bias import shifted_margins
+from avaudit.audits.bias import INFORMATIVE, LONE
 from avaudit.audits.decisions import softmax
 from avaudit.audits.missing_scan import (
     MEDIAN_VALUES,
@@ -39,7 +39,14 @@ from avaudit.audits.missing_scan import (
     label_medians,
 )
 from avaudit.audits.reduce import rival_sample
-from avaudit.audits.uncertainty import PERCEIVE_SHARE, RivalEvidence, margins_over, perceiving_layers, rival_evidence
+from avaudit.audits.uncertainty import (
+    PERCEIVE_SHARE,
+    RivalEvidence,
+    margins_over,
+    partner_shift,
+    perceiving_layers,
+    rival_evidence,
+)
 from avaudit.vocab import AV_LAYERS, LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
@@ -156,32 +163,64 @@ def reliable_layers(read: Reader, marks: Annotation, *, fraction: float, size: i
     time, for a fused layer; the label or the partner it cannot tell the label from (its rival, as `bias`
     chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all.
     The rivals are `rival_evidence`'s of each category's first rows (`rival_sample`), read first, as `bias`
-    reads them (audits.reduce.bias_inputs); every row's margins over them, and its names, a block at a time.
+    reads them (audits.reduce.bias_inputs); the categories' mean margins (`shifted_margins`') are summed a
+    block of rows at a time (`category_margins`), no row's margins kept.
     """
     out = np.ones(len(LAYERS), bool)
-    single = np.flatnonzero(marks.sets.sum(axis=1)[marks.codes] == 1)
+    per_text = marks.sets.sum(axis=1) == 1  # each label text's: one class
+    single = np.flatnonzero(per_text[marks.codes])
     if len(single) < 2:
         return out
-    present, codes = np.unique(marks.marks(single).argmax(axis=1), return_inverse=True)
+    present, codes = np.unique(marks.sets.argmax(axis=1)[marks.codes[single]], return_inverse=True)
     sample = rival_sample(codes, len(present))
     on_sample = rival_evidence(read(single[sample])[1], codes[sample], present)
-    one = (on_sample.rival < 0).any()  # one category: each video's own closest class
     partner = np.where(on_sample.rival >= 0, present[on_sample.rival], -1)  # (K, 5) class indices
     partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
-    margins = np.empty((len(single), len(LAYERS)))
     named = np.zeros((2, len(LAYERS)), np.int64)
-    for part in blocks(len(single), size):
-        confidences = read(single[part])[1]
-        margins[part] = (rival_evidence(confidences, codes[part], present).margins if one else
-                         margins_over(confidences, codes[part], present, on_sample.rival))
-        named += sure_names(confidences, present[codes[part]], partner[codes[part]])
-    evidence = RivalEvidence(margins, on_sample.rival, on_sample.lean, on_sample.pair)
+
+    def count_names(confidences: np.ndarray, part: slice) -> None:
+        named[:] += sure_names(confidences, present[codes[part]], partner[codes[part]])
+
+    means = category_margins(read, single, codes, present, on_sample, size=size, fraction=fraction,
+                             also=count_names)
     unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-    _, means, _ = shifted_margins(evidence, present[codes], fraction=fraction)
-    out[unimodal] = perceiving_layers(evidence.pair, means, marks.sets.shape[1], PERCEIVE_SHARE, fraction)
+    out[unimodal] = perceiving_layers(on_sample.pair, means, marks.sets.shape[1], PERCEIVE_SHARE, fraction)
     bar = np.full(len(LAYERS), NAMES_RIGHT)
     bar[unimodal] = PAIR_NAMES_RIGHT
     return out & (names_right(named) >= bar)
+
+
+def category_margins(read: Reader, rows: np.ndarray, codes: np.ndarray, present: np.ndarray, on_sample: RivalEvidence,
+                     *, size: int, fraction: float, also=None) -> np.ndarray:
+    """Each category's mean `shifted_margins` (K, 5) of `rows` (category codes into `present`), the rivals, leans
+    and pairs `on_sample`'s, read in two passes of `size` rows: every row's margins summed per category in row
+    order (np.add.at, as np.bincount adds them), then each unimodal margin less its category's `partner_shift`.
+    The same sums, bit for bit, as `shifted_margins` over every row's margins at once. `also(confidences, part)`
+    sees each block of the first pass."""
+    one = (on_sample.rival < 0).any()  # one category: each video's own closest class
+    n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
+
+    def margins_of(confidences: np.ndarray, part: slice) -> np.ndarray:
+        return (rival_evidence(confidences, codes[part], present).margins if one else
+                margins_over(confidences, codes[part], present, on_sample.rival))
+
+    sums = np.zeros((len(present), len(LAYERS)))
+    for part in blocks(len(rows), size):
+        confidences = read(rows[part])[1]
+        np.add.at(sums, codes[part], margins_of(confidences, part))
+        if also is not None:
+            also(confidences, part)
+    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+    # partner_shift of the categories' means: one "row" a category, so its own sums are those means
+    shift = partner_shift(np.arange(len(present)), RivalEvidence(sums / n, on_sample.rival, on_sample.lean,
+                                                                 on_sample.pair),
+                          fraction=fraction, informative=INFORMATIVE, lone=LONE)
+    shifted = np.zeros((len(present), len(unimodal)))
+    for part in blocks(len(rows), size):
+        margins = margins_of(read(rows[part])[1], part)[:, unimodal]
+        np.add.at(shifted, codes[part], margins - shift[codes[part]])
+    sums[:, unimodal] = shifted
+    return sums / n
 
 
 def sure_names(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
@@ -225,8 +264,9 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
         np.asarray(confidences, float)  # the audit passes its confidences as both: one float64 copy, not two
     if confidences.shape != logits.shape:
         raise ValueError(f"confidences must match logits {logits.shape}, got {confidences.shape}")
-    return candidates_of(lambda rows: (logits[rows], confidences[rows]), videos, classes,
-                         min_confidence=min_confidence, groups=groups, fraction=fraction, size=max(len(logits), 1))
+    return with_videos(candidates_of(lambda rows: (logits[rows], confidences[rows]), videos, classes,
+                                     min_confidence=min_confidence, groups=groups, fraction=fraction,
+                                     size=max(len(logits), 1)), videos)
 
 
 def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min_confidence: float = 0.0,
@@ -248,8 +288,8 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     a layer unreliable in this run (`reliable_layers`, judged as `bias` judges perception at `fraction`, its
     default here) gets estimated precision 0; so does, with `groups`, a class-wide candidate whose groups do
     not say it is there (`unowned_class_wide`).
-    Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
-    confusion.
+    Returns columns row (the candidate's video's row of `videos`: `with_videos` names it), label (the
+    annotation as given), candidate, layer, confidence, confusion, reciprocal, mean_confidence, precision.
     """
     marks = annotated(videos["labels"], classes)
     video, cls, best, layer_conf, counts = eq7_candidates(read, marks, len(classes), min_confidence=min_confidence,
@@ -270,15 +310,27 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
         unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
         unbiased &= modality_support(layer_conf, cls, known, reliable[unimodal]) * len(classes) >= MODALITY_FLOOR
         unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks.marks(video))  # whose sound (sight)?
-    out = pd.DataFrame({"video_id": videos["video_id"].iloc[video].to_numpy(),
-                        "path": videos["path"].iloc[video].to_numpy(),
-                        "label": videos["labels"].iloc[video].to_numpy(), "candidate": np.asarray(classes)[cls],
-                        "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),
-                        "confusion": confusion, "reciprocal": reciprocal, "mean_confidence": mean_confidence,
-                        "precision": np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)},
-                       columns=list(COLUMNS))
-    return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
-                           kind="mergesort", ignore_index=True)
+    precision = np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)
+    # most confident first, then by video_id and candidate: the sort's keys alone, then each column taken once in
+    # that order (a sorted copy of the table held two of it: ten million rows may keep five million candidates)
+    names = np.asarray(classes, dtype=object)  # each candidate's name a pointer to one string, not a string a row
+    order = pd.DataFrame({"confidence": confidence, "video_id": videos["video_id"].iloc[video].reset_index(drop=True),
+                          "candidate": names[cls]}).sort_values(["confidence", "video_id", "candidate"],
+                                                                ascending=[False, True, True],
+                                                                kind="mergesort").index.to_numpy()
+    return pd.DataFrame({"row": video[order], "label": videos["labels"].iloc[video[order]].to_numpy(),
+                         "candidate": names[cls[order]], "layer": np.asarray(LAYERS, dtype=object)[best[order]],
+                         "confidence": confidence[order].astype(float), "confusion": confusion[order],
+                         "reciprocal": reciprocal[order], "mean_confidence": mean_confidence[order],
+                         "precision": precision[order]})
+
+
+def with_videos(candidates: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
+    """`candidates_of`'s table with each candidate's video_id and path (of `videos` at its `row`) in place of the
+    row: COLUMNS. The command names only the candidates it keeps (`split_confusions` counts the others)."""
+    row = candidates["row"].to_numpy()
+    return candidates.drop(columns="row").assign(video_id=videos["video_id"].iloc[row].to_numpy(),
+                                                 path=videos["path"].iloc[row].to_numpy())[list(COLUMNS)]
 
 
 CONFUSION_COLUMNS = ("label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence")
@@ -297,7 +349,7 @@ def split_confusions(candidates: pd.DataFrame, *, max_confusion: float | None,
     if max_confusion is not None:
         systematic |= (candidates["confusion"] >= max_confusion).to_numpy()
     confused = candidates[systematic].groupby(["label", "candidate", "layer"], sort=True).agg(
-        n_videos=("video_id", "size"), median_confusion=("confusion", "median"),
+        n_videos=("confidence", "size"), median_confusion=("confusion", "median"),
         max_confidence=("confidence", "max")).reset_index()
     confused = confused.sort_values("n_videos", ascending=False, kind="mergesort", ignore_index=True)
     return candidates[~systematic].reset_index(drop=True), confused[list(CONFUSION_COLUMNS)]

@@ -169,10 +169,6 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
         for group in column_groups(keys.shape[1], len(members), budget):
             values = column_values(read, members, keys[:, group], size)
             place = {key: i for i, key in enumerate(zip(*keys[:, group].tolist()))}
-            near_at = np.array([place.get(key, -1) for key in zip(*near_keys.tolist())], np.int64)
-            held, rows, pairs = held_rows(near_at, near_column.ravel())
-            if pairs.any():
-                np.fmax.at(confusion, near[pairs], leave_one_out_median(values[near_at[held]], rows, own[near[pairs]]))
             far_at = np.array([place.get(key, -1) for key in zip(*far_keys.tolist())], np.int64)
             far_at[~counted] = -1
             held, rows, pairs = held_rows(far_at, far_column.ravel())
@@ -182,7 +178,13 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
                     median = np.nanmedian(chosen, axis=1)
+                del chosen
                 np.fmax.at(reciprocal, far[pairs], median[rows])
+            near_at = np.array([place.get(key, -1) for key in zip(*near_keys.tolist())], np.int64)
+            pairs = near_at[near_column.ravel()] >= 0
+            if pairs.any():  # values partitioned in place, the reciprocal's medians taken
+                np.fmax.at(confusion, near[pairs], leave_one_out_median(values, near_at[near_column.ravel()[pairs]],
+                                                                        own[near[pairs]]))
     return confusion, reciprocal
 
 

@@ -106,3 +106,13 @@ def test_the_missing_labels_command_holds_a_block_of_rows_confidences_not_every_
     # before: every row's confidences in float64 (1,280 bytes a row at 32 classes), and more than as much again in
     # transients; now the groups' bias call (its per-row arrays) is the largest
     assert peak < 500 * n
+
+
+def test_one_labels_rows_are_read_in_spans_of_at_most_a_block_of_row_numbers():
+    from avaudit.audits.missing_scan import spans
+
+    rows = np.r_[np.arange(0, 1600, 16), 5000, 5001, 9999]  # every 16th row, then a few far apart
+    cuts = spans(rows, 100)
+    assert np.array_equal(np.concatenate([rows[cut] for cut in cuts]), rows)
+    assert all(rows[cut][-1] - rows[cut][0] < 100 for cut in cuts)  # before: 100 of them a read, spanning 1,585 rows
+    assert len(cuts) == 17 and spans(np.arange(10), 3) == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]

@@ -205,8 +205,21 @@ def column_groups(n_keys: int, n_rows: int, budget: int) -> list[np.ndarray]:
 
 
 def column_values(read: Reader, rows: np.ndarray, keys: np.ndarray, size: int) -> np.ndarray:
-    """(k, n): the confidences of `rows` in (layer, class) columns `keys` (2, k), read `size` rows at a time."""
+    """(k, n): the confidences of `rows` (ascending) in (layer, class) columns `keys` (2, k), read a block of
+    rows at a time, each block within `size` row numbers (`spans`)."""
     values = np.empty((keys.shape[1], len(rows)))
-    for part in blocks(len(rows), size):
+    for part in spans(rows, size):
         values[:, part] = read(rows[part])[1][:, keys[0], keys[1]].T
     return values
+
+
+def spans(rows: np.ndarray, size: int) -> list[slice]:
+    """Slices of `rows` (ascending) each within `size` row numbers, so at most `size` rows: one label's rows
+    spread over the run (every 16th row of 16 classes) are read as the cache stores them, a span of rows a
+    read, not a span 16 blocks long."""
+    cuts, start = [], 0
+    while start < len(rows):
+        end = min(int(np.searchsorted(rows, rows[start] + max(size, 1))), start + max(size, 1))
+        cuts.append(slice(start, end))
+        start = end
+    return cuts

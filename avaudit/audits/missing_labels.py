@@ -311,18 +311,26 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
         unbiased &= modality_support(layer_conf, cls, known, reliable[unimodal]) * len(classes) >= MODALITY_FLOOR
         unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks.marks(video))  # whose sound (sight)?
     precision = np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)
-    # most confident first, then by video_id and candidate: the sort's keys alone, then each column taken once in
-    # that order (a sorted copy of the table held two of it: ten million rows may keep five million candidates)
-    names = np.asarray(classes, dtype=object)  # each candidate's name a pointer to one string, not a string a row
-    order = pd.DataFrame({"confidence": confidence, "video_id": videos["video_id"].iloc[video].reset_index(drop=True),
-                          "candidate": names[cls]}).sort_values(["confidence", "video_id", "candidate"],
-                                                                ascending=[False, True, True],
-                                                                kind="mergesort").index.to_numpy()
+    del layer_conf, evidence, unbiased
+    order = candidate_order(confidence, video, cls, videos["video_id"], classes)
     return pd.DataFrame({"row": video[order], "label": videos["labels"].iloc[video[order]].to_numpy(),
-                         "candidate": names[cls[order]], "layer": np.asarray(LAYERS, dtype=object)[best[order]],
+                         "candidate": np.asarray(classes, dtype=object)[cls[order]],  # a pointer to one name each
+                         "layer": np.asarray(LAYERS, dtype=object)[best[order]],
                          "confidence": confidence[order].astype(float), "confusion": confusion[order],
                          "reciprocal": reciprocal[order], "mean_confidence": mean_confidence[order],
                          "precision": precision[order]})
+
+
+def candidate_order(confidence: np.ndarray, video: np.ndarray, cls: np.ndarray, video_ids: pd.Series,
+                    classes: list[str]) -> np.ndarray:
+    """The candidates most confident first, then by video_id and candidate name as text sorts, ties in the order
+    given: the order a stable sort of the table by those three columns gives, taken on their ranks alone (the
+    table sorted whole held two of it: ten million rows may keep five million candidates). (M,) each -> (M,)."""
+    rows, which = np.unique(video, return_inverse=True)
+    video_rank = pd.factorize(video_ids.iloc[rows], sort=True, use_na_sentinel=False)[0][which]  # a missing id: last
+    name_rank = np.empty(len(classes), np.int64)
+    name_rank[np.argsort(np.asarray(classes, dtype=object), kind="stable")] = np.arange(len(classes))
+    return np.lexsort((name_rank[cls], video_rank, -confidence))
 
 
 def with_videos(candidates: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:

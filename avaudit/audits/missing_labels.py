@@ -279,7 +279,8 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     Candidates below `min_confidence` are left out.
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
     keep several) and `confidence` is that layer's confidence in it; `confusion` is
-    `layer_confusion` (NaN where no other video shares a label): `split_confusions` sets apart
+    its layer's median confidence in it on the other videos of its video's labels (`missing_scan.label_medians`;
+    NaN where no other video shares a label): `split_confusions` sets apart
     the candidates that are a layer's systematic confusion. `groups` (category -> group, as
     `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
     sound learned with a visual category (or a sight with an audio one) from a confusion

@@ -6,8 +6,8 @@ ascending order): the scores eq. 7 compares, the confidences the rules measure. 
 - `eq7_candidates`: one pass over every row: the eq. 7 labels the annotation lacks, each with its layers'
   confidences in it, and the counts `captured` is decided on;
 - `label_medians`: per label, its rows (those annotated with it) read again, a group of (layer, class) columns
-  at a time: the medians of `layer_confusion` and `reciprocal_confusion`, which need every value of a column
-  of the label's rows at once. A group holds at most MEDIAN_VALUES of them;
+  at a time: the medians of each candidate's confusion and reciprocal confusion, which need every value of a
+  column of the label's rows at once. A group holds at most MEDIAN_VALUES of them;
 - the rows with one label, for `reliable_layers` (missing_labels.py).
 Each gives exactly what the same rule computes over the whole array at once, bit for bit: the same values in
 the same order reach the same numpy calls.
@@ -27,7 +27,8 @@ from avaudit.audits.decisions import multilabel
 from avaudit.vocab import LAYERS
 
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-MEDIAN_VALUES = 1 << 24  # float64 values a group of columns holds for its medians (128 MB; 8 groups at 10M rows)
+MEDIAN_VALUES = 1 << 24  # float64 values a group of columns holds for its medians: 128 MB; at 10M rows of 16
+# classes up to four groups a label
 
 
 @dataclass
@@ -77,7 +78,7 @@ def blocks(n: int, size: int) -> list[slice]:
 
 
 def eq7_candidates(read: Reader, annotation: Annotation, n_classes: int, *, min_confidence: float,
-                   size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """(video, cls, layer, layer confidences (M, 5), `captured`'s counts (5, C, C) and (C,)) of every (video,
     class) eq. 7 keeps that the annotation lacks, in video then class order, whose `layer` (the most confident
     of the layers whose argmax kept it, earliest on ties) is at least `min_confidence` sure of it.
@@ -117,7 +118,7 @@ def captured_counts(confidences: np.ndarray, marks: np.ndarray) -> tuple[np.ndar
     top = confidences.argmax(axis=-1)  # (n, 5)
     video, label = np.nonzero(marks)
     named = np.stack([np.bincount(label * n_classes + top[video, layer], minlength=n_classes ** 2).reshape(
-        n_classes, -1) for layer in range(top.shape[1])]) if top.shape[1] else np.zeros((0, n_classes, n_classes))
+        n_classes, -1) for layer in range(top.shape[1])])
     return named.astype(np.int64), np.bincount(label, minlength=n_classes)
 
 
@@ -143,7 +144,7 @@ def leave_one_out_median(values: np.ndarray, row: np.ndarray, own: np.ndarray) -
 def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer: np.ndarray, cls: np.ndarray,
                   own: np.ndarray, *, learned: Callable | None = None, size: int,
                   budget: int = MEDIAN_VALUES) -> tuple[np.ndarray, np.ndarray]:
-    """(`layer_confusion`, `reciprocal_confusion`) of each candidate (video, layer, cls (M,); own (M,) its layer's
+    """(confusion, reciprocal confusion) of each candidate (video, layer, cls (M,); own (M,) its layer's
     confidence in cls on its video), NaN where nothing judges it.
 
     confusion: for each label A of the candidate's video, the median over the other videos annotated A of the

@@ -86,7 +86,8 @@ def eq7_candidates(read: Reader, annotation: Annotation, n_classes: int, *, min_
     Eq. 7's set is taken over the scores; the layers whose argmax is the candidate and that eq. 7 keeps are
     those holding its largest score.
     """
-    parts: list[tuple[np.ndarray, ...]] = []
+    parts: tuple[list[np.ndarray], ...] = ([np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int8)],
+                                           [np.zeros((0, len(LAYERS)))])  # video, cls, layer, layer confidences
     named = np.zeros((len(LAYERS), n_classes, n_classes), np.int64)
     per_label = np.zeros(n_classes, np.int64)
     for part in blocks(len(annotation), size):
@@ -100,15 +101,17 @@ def eq7_candidates(read: Reader, annotation: Annotation, n_classes: int, *, min_
         layer_conf = confidences[video, :, cls]
         best = np.where(voters, layer_conf, -np.inf).argmax(axis=1)
         keep = layer_conf[np.arange(len(video)), best] >= min_confidence
-        parts.append((rows[video[keep]], cls[keep], best[keep], layer_conf[keep]))
+        for column, values in zip(parts, (rows[video[keep]], cls[keep].astype(np.int32), best[keep].astype(np.int8),
+                                          layer_conf[keep])):
+            column.append(values)
         label_named, label_count = captured_counts(confidences, marks)
         named += label_named
         per_label += label_count
-    if not parts:
-        parts.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                      np.zeros((0, len(LAYERS)))))
-    video, cls, best, layer_conf = (np.concatenate(columns) for columns in zip(*parts))
-    return video, cls, best, layer_conf, (named, per_label)
+    joined = []
+    for column in parts:  # each column's blocks let go once joined: one column held twice, not all of them
+        joined.append(np.concatenate(column))
+        column.clear()
+    return joined[0], joined[1], joined[2], joined[3], (named, per_label)
 
 
 def captured_counts(confidences: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -200,7 +200,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     `bias` takes it), scored against people's label sets (missing_labels_truth.csv and .json). `groups`: a
     file of the categories' groups (groupfiles) that replace, where it names them, those the run's own `bias`
     call gives."""
-    from avaudit.audits.missing_labels import missing_label_candidates, split_confusions
+    from avaudit.audits.missing_labels import candidates_of, split_confusions, with_videos
     from avaudit.groupfiles import category_groups, class_groups, read_groups, unjudged_class_wide
     from avaudit.truthfiles import read_truth
 
@@ -214,10 +214,15 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     folder = output_dir(out, "missing-labels")
     a = audit(data, options, labels=LabelPolicy.check, on_event=on_event,  # read, infer
               writes=planned_writes(folder, "missing-labels"), reads=truth_reads(people))
-    rows = a.rows
-    # Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on
-    # our planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8.
-    confidences, classes = a.probabilities_of(rows["position"].to_numpy(), float), a.classes  # the rule's dtype
+    rows, classes, position, size = a.rows, a.classes, a.rows["position"].to_numpy(), block_rows(len(a.classes))
+
+    def read(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Eq. 7 over confidences, not raw logits: the layers' logits live on different scales, and on our
+        planted tuning set comparing them found 5 of 8 planted second events, confidences 8 of 8. In float64,
+        the rules' dtype, a block of rows at a time (audits.missing_scan)."""
+        confidences = np.asarray(a.read(position[at])[1], float)
+        return confidences, confidences
+
     given, unmatched = class_groups(named, classes) if named is not None else ({}, [])
     settings = run_record(a, "missing-labels", min_confidence=min_confidence, max_confusion=max_confusion,
                           min_precision=min_precision, truth=truth_record(people),
@@ -225,11 +230,12 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
                                                               "names_matching_no_class": unmatched})
     notes = a.notes + ([f"--groups {groups}: {len(unmatched)} name(s) match no class of the model, e.g. "
                         f"{unmatched[0]!r}"] if unmatched else [])
-    used = given if len(given) == len(classes) else {**category_groups(rows, confidences, classes), **given}
+    used = given if len(given) == len(classes) else {**category_groups(rows, read, classes, size=size), **given}
     candidates, confusions = split_confusions(  # decide
-        missing_label_candidates(rows, confidences, classes, confidences=confidences, min_confidence=min_confidence,
-                                 groups=used, fraction=THRESHOLDS.fraction),
+        candidates_of(read, rows, classes, min_confidence=min_confidence, groups=used, fraction=THRESHOLDS.fraction,
+                      size=size),
         max_confusion=max_confusion, min_precision=min_precision)
+    candidates = with_videos(candidates, rows)  # the kept ones' video_id and path
     notes += [] if named is not None else unjudged_class_wide(confusions, used)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}
     scores = people.score_candidates(rows, candidates, classes, into=tables) if people is not None else None

@@ -105,19 +105,30 @@ def unjudged_class_wide(confusions: pd.DataFrame, groups: dict[str, str]) -> lis
             "--groups FILE (people's modality labels, or a stronger model's bias_categories.csv) lets them be judged"]
 
 
-def category_groups(rows: pd.DataFrame, confidences: np.ndarray, classes: list[str]) -> dict[str, str]:
+def category_groups(rows: pd.DataFrame, read, classes: list[str], *, size: int) -> dict[str, str]:
     """Each category's group as `bias` calls it by default, from the rows with one known label: missing-labels
-    judges its candidates with them (docs/decisions-bench.md, Rule 2)."""
+    judges its candidates with them (docs/decisions-bench.md, Rule 2). `read(row numbers)` gives (scores,
+    confidences (n, 5, C) float64) of `rows`, read `size` rows at a time (audits.reduce.bias_inputs): never
+    every row's confidences at once."""
     from avaudit.audits.bias import bias_audit
+    from avaudit.audits.reduce import bias_inputs
 
-    labels = rows["labels"].astype(str).str.strip()
-    single = labels.isin(classes).to_numpy()
-    if not single.any():
+    labels = rows["labels"]  # a categorical's labels stripped once a category, not once a row
+    categorical = isinstance(labels.dtype, pd.CategoricalDtype)
+    codes, texts = (labels.cat.codes.to_numpy(), labels.cat.categories) if categorical else \
+        pd.factorize(labels.astype(str))
+    index = {name: i for i, name in enumerate(classes)}
+    known = pd.Series(texts, dtype=object).astype(str).str.strip().map(index).fillna(-1).to_numpy(np.int64)
+    label = np.where(codes >= 0, known[codes], -1)
+    single = np.flatnonzero(label >= 0)
+    if not len(single):
         return {}
-    videos = rows[["video_id", "path"]].assign(label=labels)[single]
-    _, categories, _ = bias_audit(videos, confidences if single.all() else confidences[single], classes,
-                                  rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
+    label = label[single]
+    true_conf, evidence, _ = bias_inputs(read, single, label, rule=str(THRESHOLDS.rule), size=size)
+    blank = pd.Categorical.from_codes(np.zeros(len(single), np.int8), [""])  # the per-video table is not kept
+    videos = pd.DataFrame({"video_id": blank, "path": blank, "label": pd.Categorical.from_codes(label, classes)})
+    _, categories, _ = bias_audit(videos, None, classes, rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
                                   type_margin=THRESHOLDS.type_margin,
                                   min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
-                                  false_call_rate=THRESHOLDS.false_call_rate)
+                                  false_call_rate=THRESHOLDS.false_call_rate, reduced=(true_conf, evidence))
     return dict(zip(categories["category"], categories["group"]))

@@ -26,7 +26,8 @@ PHASES = {"avaudit.inference.logits": ("infer_logits",),
           "avaudit.inference.pipeline": ("check_writes", "apply_label_policy", "decoded_rows", "labelled_rows",
                                          "window_columns"),
           "avaudit.flags": ("measure_flags",), "avaudit.audits.reduce": ("bias_inputs", "predict_columns"),
-          "avaudit.audits.bias": ("bias_audit",), "avaudit.audits.missing_labels": ("missing_label_candidates",),
+          "avaudit.audits.bias": ("bias_audit",), "avaudit.groupfiles": ("category_groups",),
+          "avaudit.audits.missing_labels": ("candidates_of", "eq7_candidates", "label_medians", "reliable_layers"),
           "avaudit.commands": ("write_run",)}
 
 

@@ -70,9 +70,10 @@ def test_a_layer_that_perceives_nothing_vouches_for_nothing_its_modality_must_ca
     confidences[0, LAYERS.index("visual")] = 0.3
     groups = np.array(["audio", "visual", "audiovisual", "redundant"], dtype=object)
     video, cls = np.zeros(4, int), np.arange(4)
-    assert modality_support(confidences, video, cls, groups, np.array([True, True])).tolist() == [0.5, 0.3, 0.3, 0.5]
-    assert modality_support(confidences, video, cls, groups, np.array([True, False])).tolist() == [0.5, 0, 0, 0.5]
-    assert modality_support(confidences, video, cls, groups, np.array([False, True])).tolist() == [0, 0.3, 0, 0.3]
+    layer_conf = confidences[video, :, cls]  # (4, 5): each candidate's layers' confidences in it
+    assert modality_support(layer_conf, cls, groups, np.array([True, True])).tolist() == [0.5, 0.3, 0.3, 0.5]
+    assert modality_support(layer_conf, cls, groups, np.array([True, False])).tolist() == [0.5, 0, 0, 0.5]
+    assert modality_support(layer_conf, cls, groups, np.array([False, True])).tolist() == [0, 0.3, 0, 0.3]
 
 
 def eight_classes(visual: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

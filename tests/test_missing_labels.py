@@ -3,13 +3,8 @@ import pandas as pd
 import pytest
 
 from avaudit.audits.decisions import softmax
-from avaudit.audits.missing_labels import (
-    captured,
-    layer_confusion,
-    leave_one_out_median,
-    missing_label_candidates,
-    split_confusions,
-)
+from avaudit.audits.missing_labels import captured, missing_label_candidates, split_confusions
+from avaudit.audits.missing_scan import Annotation, captured_counts, label_medians, leave_one_out_median
 
 CLASSES = ["bark", "drum", "piano", "siren"]
 
@@ -156,7 +151,8 @@ def test_a_multi_label_video_takes_its_most_confused_label():
     confidences = np.full((3, 5, 4), 0.0)
     confidences[:, 4, 1] = [0.9, 0.6, 0.05]  # audio's drum: on v0 (bark;siren), v1 (bark), v2 (siren)
     marks = np.array([[1, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]], bool)
-    out = layer_confusion(confidences, marks, np.array([0]), np.array([4]), np.array([1]))
+    out, _ = label_medians(lambda at: (confidences[at],) * 2, Annotation(np.arange(3), np.vstack([marks, [False] * 4])),
+                           np.array([0]), np.array([4]), np.array([1]), np.array([0.9]), size=2)
     np.testing.assert_allclose(out, [0.6])  # bark's other video gives 0.6, siren's 0.05
 
 
@@ -170,7 +166,7 @@ def test_a_layer_that_names_one_class_on_the_videos_of_several_is_biased_not_hea
     for row, label in enumerate(labels):
         logits[row, :, classes.index(label)] = 6.0  # every layer names the video's own label ...
     logits[3:6, 4, 0] = 9.0  # ... but the audio layer hears the tone on red's videos (it goes with every one)
-    counts = captured(softmax(logits), np.eye(4, dtype=bool)[[classes.index(x) for x in labels]])
+    counts = captured(*captured_counts(softmax(logits), np.eye(4, dtype=bool)[[classes.index(x) for x in labels]]))
     assert counts[4].tolist() == [1, 0, 0, 0] and not counts[:4].any()
     videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(12)], "path": [f"v{i}.mp4" for i in range(12)],
                            "labels": labels})

@@ -3,16 +3,17 @@ videos (docs/decisions-bench.md, "Missing labels with a weak model's own evidenc
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.missing_labels import (
-    annotated,
-    missing_label_candidates,
-    names_right,
-    reliable_layers,
-)
+from avaudit.audits.missing_labels import missing_label_candidates, names_right, reliable_layers, sure_names
+from avaudit.audits.missing_scan import Annotation, annotated
 from avaudit.vocab import LAYERS
 
 CLASSES = [f"c{i}" for i in range(8)]
 VISUAL = LAYERS.index("visual")
+
+
+def whole(confidences: np.ndarray):
+    """A reader of rows of confidences held whole (as scores and confidences)."""
+    return lambda rows: (confidences[rows], confidences[rows])
 
 
 def run(visual_perceives: bool) -> tuple[pd.DataFrame, np.ndarray]:
@@ -38,7 +39,8 @@ def test_a_visual_layer_that_perceives_nothing_in_the_run_proposes_nothing():
     for perceives in (True, False):
         videos, logits = run(perceives)
         marks = annotated(videos["labels"], CLASSES)
-        flags = reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), marks, fraction=0.7)
+        flags = reliable_layers(whole(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)), marks, fraction=0.7,
+                                size=7)
         assert flags[VISUAL] == perceives and flags[LAYERS.index("audio")]
         out = missing_label_candidates(videos, logits, CLASSES)
         candidate = out[(out["video_id"] == "v00") & (out["candidate"] == "c5")]
@@ -52,7 +54,8 @@ def test_a_visual_layer_that_perceives_nothing_in_the_run_proposes_nothing():
 def test_too_few_single_labelled_videos_leave_every_layer_perceiving():
     marks = np.zeros((3, 8), bool)
     marks[0, 1] = True
-    assert reliable_layers(np.full((3, 5, 8), 1 / 8), marks, fraction=0.7).all()
+    assert reliable_layers(whole(np.full((3, 5, 8), 1 / 8)), Annotation(np.arange(3), np.vstack([marks, [False] * 8])),
+                           fraction=0.7, size=2).all()
 
 
 def noisy_instant_layer(wrong_share: float) -> tuple[pd.DataFrame, np.ndarray]:
@@ -78,7 +81,8 @@ def test_a_fused_layer_whose_sure_names_are_often_not_the_label_proposes_nothing
     for wrong_share, believed in ((0.0, True), (0.4, False)):
         videos, logits = noisy_instant_layer(wrong_share)
         marks = annotated(videos["labels"], CLASSES)
-        flags = reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), marks, fraction=0.7)
+        flags = reliable_layers(whole(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)), marks, fraction=0.7,
+                                size=7)
         assert flags[LAYERS.index("instant")] == believed
         out = missing_label_candidates(videos, logits, CLASSES)
         candidate = out[(out["video_id"] == "v00") & (out["candidate"] == "c5")]
@@ -87,7 +91,7 @@ def test_a_fused_layer_whose_sure_names_are_often_not_the_label_proposes_nothing
 
 
 def test_a_layer_never_sure_counts_as_naming_right():
-    assert (names_right(np.full((4, 5, 4), 0.25), np.arange(4), np.full((4, 5), -1)) == 1.0).all()
+    assert (names_right(sure_names(np.full((4, 5, 4), 0.25), np.arange(4), np.full((4, 5), -1))) == 1.0).all()
 
 
 def test_a_unimodal_layer_is_right_naming_the_label_or_its_partner():
@@ -96,8 +100,8 @@ def test_a_unimodal_layer_is_right_naming_the_label_or_its_partner():
     confidences[np.arange(4), audio, [1, 0, 3, 1]] = 0.7  # videos of 0, 0, 2, 2: partner, label, partner, wrong
     partner = np.full((4, 5), -1)
     partner[:, audio] = [1, 1, 3, 3]
-    assert names_right(confidences, np.array([0, 0, 2, 2]), partner)[audio] == 0.75
-    assert names_right(confidences, np.array([0, 0, 2, 2]), np.full((4, 5), -1))[audio] == 0.25
+    assert names_right(sure_names(confidences, np.array([0, 0, 2, 2]), partner))[audio] == 0.75
+    assert names_right(sure_names(confidences, np.array([0, 0, 2, 2]), np.full((4, 5), -1)))[audio] == 0.25
 
 
 def biased_audio_layer(biased: bool) -> tuple[pd.DataFrame, np.ndarray]:
@@ -128,8 +132,8 @@ def test_an_audio_layer_whose_sure_names_are_mostly_outside_the_labels_pair_prop
         out = missing_label_candidates(videos, logits, CLASSES)
         candidate = out[(out["video_id"] == "v00") & (out["candidate"] == "c1")]
         assert len(candidate) == 1 and candidate["layer"].iloc[0] == "audio"
-        assert reliable_layers(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
-                               annotated(videos["labels"], CLASSES), fraction=0.7)[LAYERS.index("audio")] != biased
+        assert reliable_layers(whole(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)),
+                               annotated(videos["labels"], CLASSES), fraction=0.7, size=9)[LAYERS.index("audio")] != biased
         assert (candidate["precision"].iloc[0] > 0) != biased
 
 

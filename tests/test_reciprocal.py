@@ -11,9 +11,9 @@ from avaudit.audits.missing_labels import (
     learned_cooccurrence,
     missing_label_candidates,
     modality_support,
-    reciprocal_confusion,
     split_confusions,
 )
+from avaudit.audits.missing_scan import Annotation, label_medians
 from avaudit.audits.simulate import make_world, score_candidates, simulate, with_learned
 from avaudit.vocab import LAYERS
 
@@ -62,7 +62,8 @@ def test_reciprocal_leaves_out_videos_annotated_with_both_and_is_nan_without_own
     confidences = np.zeros((4, 5, 4))
     confidences[:, 4, 0] = [0.0, 0.9, 0.1, 0.2]  # audio's bark on v0 (bark), v1 (drum;bark), v2, v3 (drum)
     marks = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]], bool)
-    out = reciprocal_confusion(confidences, marks, np.array([0, 0]), np.array([4, 4]), np.array([1, 3]))
+    _, out = label_medians(lambda at: (confidences[at],) * 2, Annotation(np.arange(4), np.vstack([marks, [False] * 4])),
+                           np.array([0, 0]), np.array([4, 4]), np.array([1, 3]), confidences[0, 4, [1, 3]], size=2)
     np.testing.assert_allclose(out[0], 0.15)  # median of v2, v3: v1 carries bark itself
     assert np.isnan(out[1])  # siren has no videos
 
@@ -139,7 +140,7 @@ def test_modality_support_takes_the_layers_the_group_needs():
     confidences[0, LAYERS.index("audio")] = [0.5, 0.5, 0.5, 0.5, 0.5]
     confidences[0, LAYERS.index("visual")] = [0.1, 0.1, 0.1, 0.1, 0.1]
     groups = np.array(["audio", "visual", "audiovisual", "redundant", "unclear"], dtype=object)
-    out = modality_support(confidences, np.zeros(5, int), np.arange(5), groups)
+    out = modality_support(confidences[np.zeros(5, int), :, np.arange(5)], np.arange(5), groups)
     assert out.tolist() == [0.5, 0.1, 0.1, 0.5, np.inf]
 
 
@@ -178,6 +179,6 @@ def test_the_command_judges_candidates_with_the_groups_bias_gives_the_single_lab
     logits = np.zeros((13, 5, 4))
     logits[:6, :4, 0] = logits[6:12, [0, 1, 2, 4], 1] = 6.0  # bark seen, not heard; drum heard, not seen
     confidences = softmax(logits)
-    groups = category_groups(rows, confidences, CLASSES)
+    groups = category_groups(rows, lambda at: (confidences[at], confidences[at]), CLASSES, size=5)
     assert groups == {"bark": "visual", "drum": "audio"}  # the two-label row is left out
-    assert category_groups(rows.iloc[12:], confidences[12:], CLASSES) == {}
+    assert category_groups(rows.iloc[12:], lambda at: (confidences[12:][at],) * 2, CLASSES, size=5) == {}

@@ -22,14 +22,31 @@ Pure functions: a manifest table and logits in, a DataFrame out, no model and no
 """
 from __future__ import annotations
 
-import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.bias import shifted_margins
-from avaudit.audits.decisions import multilabel, softmax
-from avaudit.audits.uncertainty import PERCEIVE_SHARE, perceiving_layers, rival_evidence
+from avaudit.audits.bias import INFORMATIVE, LONE
+from avaudit.audits.decisions import softmax
+from avaudit.audits.missing_scan import (
+    MEDIAN_VALUES,
+    Annotation,
+    Reader,
+    annotated,
+    blocks,
+    eq7_candidates,
+    label_medians,
+)
+from avaudit.audits.reduce import rival_sample
+from avaudit.audits.uncertainty import (
+    PERCEIVE_SHARE,
+    RivalEvidence,
+    margins_over,
+    partner_shift,
+    perceiving_layers,
+    rival_evidence,
+)
 from avaudit.vocab import AV_LAYERS, LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
@@ -64,66 +81,6 @@ def estimated_precision(evidence: np.ndarray, confusion: np.ndarray, reciprocal:
     features = np.stack([np.ones(len(evidence)), np.log(p / (1 - p)), np.nan_to_num(confusion),
                          np.nan_to_num(reciprocal)], axis=1)
     return 1 / (1 + np.exp(-features @ np.asarray(PRECISION_WEIGHTS)))
-
-
-def annotated(labels: pd.Series, classes: list[str]) -> np.ndarray:
-    """(N, C) bool: class c is among row n's ';'-joined labels (missing or unknown names: none)."""
-    index = {name: i for i, name in enumerate(classes)}
-    text = pd.Series([value if isinstance(value, str) else "" for value in labels.to_numpy(dtype=object).tolist()],
-                     dtype=str)
-    names = text.str.split(";").explode() if text.str.contains(";", regex=False).any() else text
-    codes = names.str.strip().map(index)
-    known = codes.notna().to_numpy()
-    marks = np.zeros((len(labels), len(classes)), bool)
-    marks[names.index.to_numpy()[known], codes.to_numpy()[known].astype(int)] = True
-    return marks
-
-
-def leave_one_out_median(values: np.ndarray, row: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Median of values[row[j]] without one entry equal to own[j], for each j. (J,).
-
-    values (K, n); every own[j] must be in its row (removing any one of several equal entries leaves
-    the same values). Fewer than 2 entries a row leave nothing: NaN.
-    """
-    n = values.shape[1]
-    if n < 2:
-        return np.full(len(own), np.nan)
-    lo, hi = (n - 2) // 2, (n - 1) // 2  # the middle of the n - 1 entries left
-    ordered = np.partition(values, sorted({lo, lo + 1, hi, hi + 1}), axis=1)  # those order statistics in place
-
-    def left(j: int) -> np.ndarray:
-        """The j-th smallest once own is gone: the next one up where own ranks at or below j."""
-        return np.where(ordered[row, j] >= own, ordered[row, j + 1], ordered[row, j])
-
-    return (left(lo) + left(hi)) / 2
-
-
-def layer_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
-                    cls: np.ndarray) -> np.ndarray:
-    """How much a layer proposes a class on the other videos annotated like this one. (M,) in [0, 1].
-
-    confidences (N, 5, C); marks (N, C) the annotation; video, layer, cls (M,) one candidate each.
-    For candidate m and each label A of video m: the median, over the other videos annotated A, of
-    layer[m]'s confidence in cls[m]; the largest over the video's labels. NaN where no other video
-    shares a label with it (nothing to judge by).
-    """
-    out = np.full(len(video), np.nan)
-    pair, label = np.nonzero(marks[video])  # (candidate, one of its video's labels)
-    if not len(pair):
-        return out
-    member_video, member_label = np.nonzero(marks)
-    order = np.argsort(member_label, kind="stable")
-    members = np.split(member_video[order], np.searchsorted(member_label[order], np.arange(1, marks.shape[1])))
-    by_label = np.argsort(label, kind="stable")
-    starts = np.flatnonzero(np.r_[True, label[by_label][1:] != label[by_label][:-1]])
-    for chunk in np.split(by_label, starts[1:]):
-        a = label[chunk[0]]
-        m = pair[chunk]
-        keys, column = np.unique(np.stack([layer[m], cls[m]]), axis=1, return_inverse=True)
-        values = confidences[members[a][None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_A)
-        own = confidences[video[m], layer[m], cls[m]]
-        np.fmax.at(out, m, leave_one_out_median(values, column.ravel(), own))
-    return out
 
 
 def learned_cooccurrence(groups: np.ndarray, layer: np.ndarray, label: np.ndarray, cls: np.ndarray) -> np.ndarray:
@@ -163,17 +120,18 @@ def unowned_class_wide(groups: np.ndarray, layer: np.ndarray, cls: np.ndarray, c
     return ~owned & ~disowned & (np.nan_to_num(confusion) >= WHOLE_CLASS)
 
 
-def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray,
+def modality_support(layer_conf: np.ndarray, cls: np.ndarray, groups: np.ndarray,
                      perceives: np.ndarray | None = None) -> np.ndarray:
     """How much the unimodal layers that a candidate's category needs perceive it on its video. (M,).
 
+    layer_conf (M, 5): each candidate's layers' confidences in it on its video; cls (M,) its class.
     An audio category must be heard (the audio layer's confidence in it), a visual one seen, an audio-visual
     one both heard and seen (the smaller), a redundant one either (the larger); a class of another group
     (unclear) needs nothing: inf. `perceives` (audio, visual) bool: a layer that perceives nothing in this run
     (`reliable_layers`) hears or sees nothing it could vouch for (0): a candidate that needs it is not confirmed.
     """
-    heard = confidences[video, LAYERS.index("audio"), cls]
-    seen = confidences[video, LAYERS.index("visual"), cls]
+    heard = layer_conf[:, LAYERS.index("audio")]
+    seen = layer_conf[:, LAYERS.index("visual")]
     if perceives is not None:
         heard, seen = heard * bool(perceives[0]), seen * bool(perceives[1])
     group = groups[cls]
@@ -181,60 +139,22 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
                      [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], np.inf)
 
 
-def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
-                         cls: np.ndarray, *, groups: np.ndarray | None = None) -> np.ndarray:
-    """Does the layer that names cls[m] on video m also name the video's label on cls[m]'s own videos? (M,).
-
-    For candidate m and each label A of video m: the median, over the videos annotated cls[m] and
-    not A, of layer[m]'s confidence in A; the largest over the video's labels. A layer that cannot
-    tell A from the candidate names each on the other's videos (high); a label really there, such
-    as a sound that goes with every video of A, is not heard as A on the candidate's own videos
-    (near 0). NaN where the candidate has no videos of its own. With `groups` (C,), the categories'
-    groups, a label A where `learned_cooccurrence` holds is left out: the layer names A on the candidate's
-    videos because it learned A with the candidate's sound.
-    """
-    out = np.full(len(video), np.nan)
-    pair, label = np.nonzero(marks[video])  # (candidate, one of its video's labels A)
-    for y in np.unique(cls[pair]):
-        chunk = pair[cls[pair] == y]
-        a = label[cls[pair] == y]
-        members = np.flatnonzero(marks[:, y])
-        if not len(members):
-            continue
-        keys, column = np.unique(np.stack([layer[chunk], a]), axis=1, return_inverse=True)
-        values = confidences[members[None, :], keys[0][:, None], keys[1][:, None]]  # (K, n_Y)
-        values = np.where(marks[members[None, :], keys[1][:, None]], np.nan, values)  # videos annotated A too
-        if groups is not None:
-            values[learned_cooccurrence(groups, keys[0], keys[1], np.full(len(keys[0]), y))] = np.nan
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
-            median = np.nanmedian(values, axis=1)
-        np.fmax.at(out, chunk, median[column.ravel()])
-    return out
-
-
-def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
-    """On how many other labels' videos does each layer name each class on most of them? (5, C) counts.
+def captured(named: np.ndarray, per_label: np.ndarray) -> np.ndarray:
+    """On how many other labels' videos does each layer name each class on most of them? (5, C) counts, of
+    `missing_scan.captured_counts`' (5, C, C) and (C,) summed over the rows.
 
     A sound that goes with every video of a class is named on that class's videos; a layer that names Y
     on the videos of several classes is biased towards Y (a weak model's audio layer that hears every
     tone as one), not hearing a label the annotators left off each of them.
     """
-    n_classes = marks.shape[1]
-    top = confidences.argmax(axis=-1)  # (N, 5)
-    video, label = np.nonzero(marks)
-    per_label = np.bincount(label, minlength=n_classes)
-    out = np.zeros((top.shape[1], n_classes), int)
-    for layer in range(top.shape[1]):
-        named = np.bincount(label * n_classes + top[video, layer], minlength=n_classes ** 2).reshape(n_classes, -1)
-        np.fill_diagonal(named, 0)  # its own label is no capture
-        out[layer] = (named * 2 > per_label[:, None]).sum(axis=0)
-    return out
+    named = named.copy()
+    named[:, np.arange(named.shape[1]), np.arange(named.shape[1])] = 0  # its own label is no capture
+    return (named * 2 > per_label[None, :, None]).sum(axis=1)
 
 
-def reliable_layers(confidences: np.ndarray, marks: np.ndarray, *, fraction: float) -> np.ndarray:
+def reliable_layers(read: Reader, marks: Annotation, *, fraction: float, size: int) -> np.ndarray:
     """Which layers' names count as evidence of a missing label in this run, judged on its single-labelled
-    videos. (N, 5, C), (N, C) -> (5,) bool.
+    videos (those of `marks` with one class), read `size` rows at a time. -> (5,) bool.
 
     A unimodal layer must perceive its modality as `bias` asks it (`perceiving_layers` at `fraction`, bias's
     sufficiency fraction): one that does not (a
@@ -242,62 +162,98 @@ def reliable_layers(confidences: np.ndarray, marks: np.ndarray, *, fraction: flo
     And a layer's sure names must be right (`names_right`): the label itself, at least NAMES_RIGHT of the
     time, for a fused layer; the label or the partner it cannot tell the label from (its rival, as `bias`
     chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all.
+    The rivals are `rival_evidence`'s of each category's first rows (`rival_sample`), read first, as `bias`
+    reads them (audits.reduce.bias_inputs); the categories' mean margins (`shifted_margins`') are summed a
+    block of rows at a time (`category_margins`), no row's margins kept.
     """
     out = np.ones(len(LAYERS), bool)
-    single = marks.sum(axis=1) == 1
-    if single.sum() < 2:
+    per_text = marks.sets.sum(axis=1) == 1  # each label text's: one class
+    single = np.flatnonzero(per_text[marks.codes])
+    if len(single) < 2:
         return out
-    present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
-    confidences = confidences if single.all() else confidences[single]  # no copy of a single-labelled set
-    evidence = rival_evidence(confidences, codes, present)
-    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-    _, means, _ = shifted_margins(evidence, present[codes], fraction=fraction)
-    out[unimodal] = perceiving_layers(evidence.pair, means, marks.shape[1], PERCEIVE_SHARE, fraction)
-    partner = np.where(evidence.rival >= 0, present[evidence.rival], -1)[codes]  # (n, 5) class indices
+    present, codes = np.unique(marks.sets.argmax(axis=1)[marks.codes[single]], return_inverse=True)
+    sample = rival_sample(codes, len(present))
+    on_sample = rival_evidence(read(single[sample])[1], codes[sample], present)
+    partner = np.where(on_sample.rival >= 0, present[on_sample.rival], -1)  # (K, 5) class indices
     partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
+    named = np.zeros((2, len(LAYERS)), np.int64)
+
+    def count_names(confidences: np.ndarray, part: slice) -> None:
+        named[:] += sure_names(confidences, present[codes[part]], partner[codes[part]])
+
+    means = category_margins(read, single, codes, present, on_sample, size=size, fraction=fraction,
+                             also=count_names)
+    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+    out[unimodal] = perceiving_layers(on_sample.pair, means, marks.sets.shape[1], PERCEIVE_SHARE, fraction)
     bar = np.full(len(LAYERS), NAMES_RIGHT)
     bar[unimodal] = PAIR_NAMES_RIGHT
-    return out & (names_right(confidences, present[codes], partner) >= bar)
+    return out & (names_right(named) >= bar)
 
 
-def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
-    """How often each layer's sure names (top-1 confidence >= SURE) are the video's label, or its partner.
-    (n, 5, C), (n,) class indices, (n, 5) class indices (-1: none) -> (5,) in [0, 1]; 1 where never sure.
+def category_margins(read: Reader, rows: np.ndarray, codes: np.ndarray, present: np.ndarray, on_sample: RivalEvidence,
+                     *, size: int, fraction: float, also=None) -> np.ndarray:
+    """Each category's mean `shifted_margins` (K, 5) of `rows` (category codes into `present`), the rivals, leans
+    and pairs `on_sample`'s, read in two passes of `size` rows: every row's margins summed per category in row
+    order (np.add.at, as np.bincount adds them), then each unimodal margin less its category's `partner_shift`.
+    The same sums, bit for bit, as `shifted_margins` over every row's margins at once. `also(confidences, part)`
+    sees each block of the first pass."""
+    one = (on_sample.rival < 0).any()  # one category: each video's own closest class
+    n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
+
+    def margins_of(confidences: np.ndarray, part: slice) -> np.ndarray:
+        return (rival_evidence(confidences, codes[part], present).margins if one else
+                margins_over(confidences, codes[part], present, on_sample.rival))
+
+    sums = np.zeros((len(present), len(LAYERS)))
+    for part in blocks(len(rows), size):
+        confidences = read(rows[part])[1]
+        np.add.at(sums, codes[part], margins_of(confidences, part))
+        if also is not None:
+            also(confidences, part)
+    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+    # partner_shift of the categories' means: one "row" a category, so its own sums are those means
+    shift = partner_shift(np.arange(len(present)), RivalEvidence(sums / n, on_sample.rival, on_sample.lean,
+                                                                 on_sample.pair),
+                          fraction=fraction, informative=INFORMATIVE, lone=LONE)
+    shifted = np.zeros((len(present), len(unimodal)))
+    for part in blocks(len(rows), size):
+        margins = margins_of(read(rows[part])[1], part)[:, unimodal]
+        np.add.at(shifted, codes[part], margins - shift[codes[part]])
+    sums[:, unimodal] = shifted
+    return sums / n
+
+
+def sure_names(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """How many of a block's videos each layer names surely (top-1 confidence >= SURE), and how many of those
+    it names its label or its partner. (n, 5, C), (n,) class indices, (n, 5) class indices (-1: none) -> (2, 5)."""
+    top = confidences.argmax(axis=-1)  # (n, 5)
+    sure = np.take_along_axis(confidences, top[..., None], axis=-1)[..., 0] >= SURE
+    right = ((top == label[:, None]) | (top == partner)) & sure
+    return np.stack([sure.sum(axis=0), right.sum(axis=0)])
+
+
+def names_right(named: np.ndarray) -> np.ndarray:
+    """How often each layer's sure names are the video's label, or its partner: `sure_names`' (2, 5) counts
+    summed over the videos -> (5,) in [0, 1]; 1 where never sure.
 
     The run's own measure of a layer's reliability: a fused layer of a model trained a few epochs names a
     look-alike of the label, very sure, on a third of the videos, and its disagreements with the annotation
     are then mostly its errors; a strong layer's are rare, and more often the missing labels sought. Missing
     labels lower it a little (the layer is right and the annotation is not): the bars leave room for that.
     """
-    top = confidences.argmax(axis=-1)  # (n, 5)
-    sure = np.take_along_axis(confidences, top[..., None], axis=-1)[..., 0] >= SURE
-    right = ((top == label[:, None]) | (top == partner)) & sure
-    return np.where(sure.any(axis=0), right.sum(axis=0) / np.maximum(sure.sum(axis=0), 1), 1.0)
+    return np.where(named[0] > 0, named[1] / np.maximum(named[0], 1), 1.0)
 
 
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
                              confidences: np.ndarray | None = None, min_confidence: float = 0.0,
                              groups: dict[str, str] | None = None, fraction: float = 0.7) -> pd.DataFrame:
-    """One row per eq. 7 label that the video's annotation lacks, most confident first.
+    """One row per eq. 7 label that the video's annotation lacks, most confident first: `candidates_of` over
+    whole arrays.
 
     videos: video_id, path, labels (';'-joined) for each row of logits (N, 5, C); classes: the C
     names. The set is taken over `logits`, whatever per-layer scores the caller compares (the
     paper's O are logits; the audit passes confidences, docs/decisions.md says why); `confidences`
-    (N, 5, C), by default the softmax of the logits, scores the rows, and candidates below
-    `min_confidence` are left out.
-    `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
-    keep several) and `confidence` is that layer's confidence in it; `confusion` is
-    `layer_confusion` (NaN where no other video shares a label): `split_confusions` sets apart
-    the candidates that are a layer's systematic confusion. `groups` (category -> group, as
-    `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
-    sound learned with a visual category (or a sight with an audio one) from a confusion
-    (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
-    category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`). A candidate named by
-    a layer unreliable in this run (`reliable_layers`, judged as `bias` judges perception at `fraction`, its
-    default here) gets estimated precision 0; so does, with `groups`, a class-wide candidate whose groups do
-    not say it is there (`unowned_class_wide`).
-    Returns columns video_id, path, label (the annotation as given), candidate, layer, confidence,
-    confusion.
+    (N, 5, C), by default the softmax of the logits, scores the rows.
     """
     scores, logits = logits, np.asarray(logits, float)
     if logits.ndim != 3 or logits.shape[1] != len(LAYERS) or logits.shape[2] != len(classes):
@@ -308,40 +264,82 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
         np.asarray(confidences, float)  # the audit passes its confidences as both: one float64 copy, not two
     if confidences.shape != logits.shape:
         raise ValueError(f"confidences must match logits {logits.shape}, got {confidences.shape}")
+    return with_videos(candidates_of(lambda rows: (logits[rows], confidences[rows]), videos, classes,
+                                     min_confidence=min_confidence, groups=groups, fraction=fraction,
+                                     size=max(len(logits), 1)), videos)
 
-    # Every (video, class) eq. 7 keeps that the annotation lacks, in video then class order.
+
+def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min_confidence: float = 0.0,
+                  groups: dict[str, str] | None = None, fraction: float = 0.7, size: int,
+                  budget: int = MEDIAN_VALUES) -> pd.DataFrame:
+    """One row per eq. 7 label that the video's annotation lacks, most confident first, of the rows `read`
+    gives (`missing_scan.Reader`: float64 scores and confidences of rows 0..len(videos)-1), `size` rows at a
+    time: the (N, 5, C) confidences are never held (missing_scan says how; `budget`: its MEDIAN_VALUES).
+
+    Candidates below `min_confidence` are left out.
+    `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
+    keep several) and `confidence` is that layer's confidence in it; `confusion` is
+    its layer's median confidence in it on the other videos of its video's labels (`missing_scan.label_medians`;
+    NaN where no other video shares a label): `split_confusions` sets apart
+    the candidates that are a layer's systematic confusion. `groups` (category -> group, as
+    `bias_categories.csv` has them; classes it does not name count as unclear) lets `reciprocal` tell a
+    sound learned with a visual category (or a sight with an audio one) from a confusion
+    (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
+    category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`). A candidate named by
+    a layer unreliable in this run (`reliable_layers`, judged as `bias` judges perception at `fraction`, its
+    default here) gets estimated precision 0; so does, with `groups`, a class-wide candidate whose groups do
+    not say it is there (`unowned_class_wide`).
+    Returns columns row (the candidate's video's row of `videos`: `with_videos` names it), label (the
+    annotation as given), candidate, layer, confidence, confusion, reciprocal, mean_confidence, precision.
+    """
     marks = annotated(videos["labels"], classes)
-    video, cls = np.nonzero(multilabel(logits) & ~marks)
-    scores = logits[video, :, cls]  # (M, 5): each layer's logit for the candidate
-    # Layers whose argmax is the candidate and that eq. 7 keeps: those holding its largest logit.
-    voters = (logits.argmax(axis=-1)[video] == cls[:, None]) & (scores >= scores.max(axis=1, keepdims=True))
-    layer_conf = confidences[video, :, cls]
-    best = np.where(voters, layer_conf, -np.inf).argmax(axis=1)  # the most confident voter, earliest on ties
+    video, cls, best, layer_conf, counts = eq7_candidates(read, marks, len(classes), min_confidence=min_confidence,
+                                                          size=size)
     confidence = layer_conf[np.arange(len(video)), best]
-    keep = confidence >= min_confidence
-    video, cls, best, confidence = video[keep], cls[keep], best[keep], confidence[keep]
-    confusion = layer_confusion(confidences, marks, video, best, cls)
     known = None if groups is None else np.array([groups.get(name, "unclear") for name in classes], dtype=object)
-    reciprocal = reciprocal_confusion(confidences, marks, video, best, cls, groups=known)
-    mean_confidence = layer_conf[keep].mean(axis=1)
+    learned = None if known is None else partial(learned_cooccurrence, known)
+    confusion, reciprocal = label_medians(read, marks, video, best, cls, confidence, learned=learned, size=size,
+                                          budget=budget)
+    mean_confidence = layer_conf.mean(axis=1)
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
-    unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
-    reliable = reliable_layers(confidences, marks, fraction=fraction) if len(video) else np.ones(len(LAYERS), bool)
+    unbiased = captured(*counts)[best, cls] <= MAX_CAPTURED
+    reliable = reliable_layers(read, marks, fraction=fraction, size=size) if len(video) else np.ones(len(LAYERS),
+                                                                                                     bool)
     unbiased &= reliable[best]  # a layer often wrong in this run is no evidence
     if known is not None:  # not heard, or not seen, where its category needs it
         unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-        unbiased &= modality_support(confidences, video, cls, known, reliable[unimodal]) * len(classes) \
-            >= MODALITY_FLOOR
-        unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks[video])  # whose sound (sight)?
-    out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
-                        "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],
-                        "layer": np.asarray(LAYERS)[best], "confidence": confidence.astype(float),
-                        "confusion": confusion, "reciprocal": reciprocal, "mean_confidence": mean_confidence,
-                        "precision": np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)},
-                       columns=list(COLUMNS))
-    return out.sort_values(["confidence", "video_id", "candidate"], ascending=[False, True, True],
-                           kind="mergesort", ignore_index=True)
+        unbiased &= modality_support(layer_conf, cls, known, reliable[unimodal]) * len(classes) >= MODALITY_FLOOR
+        unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks.marks(video))  # whose sound (sight)?
+    precision = np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)
+    del layer_conf, evidence, unbiased
+    order = candidate_order(confidence, video, cls, videos["video_id"], classes)
+    return pd.DataFrame({"row": video[order], "label": videos["labels"].iloc[video[order]].to_numpy(),
+                         "candidate": np.asarray(classes, dtype=object)[cls[order]],  # a pointer to one name each
+                         "layer": np.asarray(LAYERS, dtype=object)[best[order]],
+                         "confidence": confidence[order].astype(float), "confusion": confusion[order],
+                         "reciprocal": reciprocal[order], "mean_confidence": mean_confidence[order],
+                         "precision": precision[order]})
+
+
+def candidate_order(confidence: np.ndarray, video: np.ndarray, cls: np.ndarray, video_ids: pd.Series,
+                    classes: list[str]) -> np.ndarray:
+    """The candidates most confident first, then by video_id and candidate name as text sorts, ties in the order
+    given: the order a stable sort of the table by those three columns gives, taken on their ranks alone (the
+    table sorted whole held two of it: ten million rows may keep five million candidates). (M,) each -> (M,)."""
+    rows, which = np.unique(video, return_inverse=True)
+    video_rank = pd.factorize(video_ids.iloc[rows], sort=True, use_na_sentinel=False)[0][which]  # a missing id: last
+    name_rank = np.empty(len(classes), np.int64)
+    name_rank[np.argsort(np.asarray(classes, dtype=object), kind="stable")] = np.arange(len(classes))
+    return np.lexsort((name_rank[cls], video_rank, -confidence))
+
+
+def with_videos(candidates: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
+    """`candidates_of`'s table with each candidate's video_id and path (of `videos` at its `row`) in place of the
+    row: COLUMNS. The command names only the candidates it keeps (`split_confusions` counts the others)."""
+    row = candidates["row"].to_numpy()
+    return candidates.drop(columns="row").assign(video_id=videos["video_id"].iloc[row].to_numpy(),
+                                                 path=videos["path"].iloc[row].to_numpy())[list(COLUMNS)]
 
 
 CONFUSION_COLUMNS = ("label", "candidate", "layer", "n_videos", "median_confusion", "max_confidence")
@@ -360,7 +358,7 @@ def split_confusions(candidates: pd.DataFrame, *, max_confusion: float | None,
     if max_confusion is not None:
         systematic |= (candidates["confusion"] >= max_confusion).to_numpy()
     confused = candidates[systematic].groupby(["label", "candidate", "layer"], sort=True).agg(
-        n_videos=("video_id", "size"), median_confusion=("confusion", "median"),
+        n_videos=("confidence", "size"), median_confusion=("confusion", "median"),
         max_confidence=("confidence", "max")).reset_index()
     confused = confused.sort_values("n_videos", ascending=False, kind="mergesort", ignore_index=True)
     return candidates[~systematic].reset_index(drop=True), confused[list(CONFUSION_COLUMNS)]

@@ -23,13 +23,20 @@ Pure functions: a manifest table and logits in, a DataFrame out, no model and no
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from avaudit.audits.bias import shifted_margins
 from avaudit.audits.decisions import multilabel, softmax
-from avaudit.audits.uncertainty import PERCEIVE_SHARE, perceiving_layers, rival_evidence
+from avaudit.audits.uncertainty import (
+    FOUND_SHARE,
+    PERCEIVE_SHARE,
+    perceived_categories,
+    perceiving_layers,
+    rival_evidence,
+)
 from avaudit.vocab import AV_LAYERS, LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
@@ -164,21 +171,41 @@ def unowned_class_wide(groups: np.ndarray, layer: np.ndarray, cls: np.ndarray, c
 
 
 def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray, groups: np.ndarray,
-                     perceives: np.ndarray | None = None) -> np.ndarray:
+                     perceives: np.ndarray | None = None, layers: LayerEvidence | None = None,
+                     labels: np.ndarray | None = None) -> np.ndarray:
     """How much the unimodal layers that a candidate's category needs perceive it on its video. (M,).
 
     An audio category must be heard (the audio layer's confidence in it), a visual one seen, an audio-visual
-    one both heard and seen (the smaller), a redundant one either (the larger); a class of another group
-    (unclear) needs nothing: inf. `perceives` (audio, visual) bool: a layer that perceives nothing in this run
-    (`reliable_layers`) hears or sees nothing it could vouch for (0): a candidate that needs it is not confirmed.
+    one both heard and seen (the smaller), a redundant one either (the larger). `perceives` (audio, visual)
+    bool: a layer that perceives nothing in this run (`reliable_layers`) hears or sees nothing it could vouch
+    for (0): a candidate that needs it is not confirmed. A class of another group (unclear) needs nothing
+    (inf), or with `layers` (`layer_evidence`) and `labels` (M, C: each candidate's video's annotation) what a
+    layer perceiving its modality in the run perceives of the class wherever it is annotated: a sound that
+    goes with every annotated video of it is heard where it is proposed (a weak model's fused layer that sees
+    an orange disc in a red square, on a video of another sound, proposes a category whose sound is not
+    there). Where that layer cannot tell the class from one of the video's own labels (its partner), what it
+    perceives is the label's, unless the label's group is the other modality's: the candidate rests on the
+    other modality, which must perceive it (a visual layer that perceives nothing in this run vouches for no
+    sight).
     """
     heard = confidences[video, LAYERS.index("audio"), cls]
     seen = confidences[video, LAYERS.index("visual"), cls]
     if perceives is not None:
         heard, seen = heard * bool(perceives[0]), seen * bool(perceives[1])
+    unclear = np.full(len(cls), np.inf)
+    if layers is not None and labels is not None:
+        needs = layers.perceived[cls] & np.asarray(perceives if perceives is not None else (True, True), bool)
+        partner = layers.partner[cls]  # (M, 2) class indices, -1: none
+        explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
+            & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
+        sole = explained & needs  # what the layer perceives there is the video's own label
+        unclear = np.minimum(np.where(needs[:, 0] & ~sole[:, 0], heard, np.inf),
+                             np.where(needs[:, 1] & ~sole[:, 1], seen, np.inf))
+        unclear = np.where(sole[:, 0], np.minimum(unclear, seen), unclear)
+        unclear = np.where(sole[:, 1], np.minimum(unclear, heard), unclear)
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
-                     [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], np.inf)
+                     [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], unclear)
 
 
 def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,
@@ -232,32 +259,57 @@ def captured(confidences: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class LayerEvidence:
+    """What the run's single-labelled videos say of its layers (`layer_evidence`)."""
+    reliable: np.ndarray  # (5,) bool: whose names count as evidence of a missing label (`reliable_layers`)
+    perceived: np.ndarray  # (C, 2) bool: does the audio (visual) layer perceive the class, up to a partner, on its
+    # own videos (`perceived_categories` at FOUND_SHARE, on both sides), the class itself holding at least a third of
+    # that (half a pair the layer cannot split, with a 2:1 lean; where the partner holds it all, the layer perceives
+    # the partner: a co-occurring sound's class); no such videos: no
+    partner: np.ndarray  # (C, 2) that partner, a class index; -1: none
+
+
 def reliable_layers(confidences: np.ndarray, marks: np.ndarray, *, fraction: float) -> np.ndarray:
-    """Which layers' names count as evidence of a missing label in this run, judged on its single-labelled
-    videos. (N, 5, C), (N, C) -> (5,) bool.
+    """Which layers' names count as evidence of a missing label in this run: `layer_evidence`'s `reliable`."""
+    return layer_evidence(confidences, marks, fraction=fraction).reliable
+
+
+def layer_evidence(confidences: np.ndarray, marks: np.ndarray, *, fraction: float) -> LayerEvidence:
+    """Which layers' names count as evidence of a missing label in this run, and which classes the unimodal
+    layers perceive, judged on its single-labelled videos. (N, 5, C), (N, C) -> `LayerEvidence`.
 
     A unimodal layer must perceive its modality as `bias` asks it (`perceiving_layers` at `fraction`, bias's
     sufficiency fraction): one that does not (a
     visual backbone trained too briefly: top-1 near chance, yet often very sure) names classes at random.
     And a layer's sure names must be right (`names_right`): the label itself, at least NAMES_RIGHT of the
     time, for a fused layer; the label or the partner it cannot tell the label from (its rival, as `bias`
-    chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all.
+    chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all
+    reliable, no class perceived.
     """
     out = np.ones(len(LAYERS), bool)
+    perceived = np.zeros((marks.shape[1], 2), bool)
+    partner = np.full((marks.shape[1], 2), -1)
     single = marks.sum(axis=1) == 1
     if single.sum() < 2:
-        return out
+        return LayerEvidence(out, perceived, partner)
     present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
     confidences = confidences if single.all() else confidences[single]  # no copy of a single-labelled set
     evidence = rival_evidence(confidences, codes, present)
     unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
     _, means, _ = shifted_margins(evidence, present[codes], fraction=fraction)
     out[unimodal] = perceiving_layers(evidence.pair, means, marks.shape[1], PERCEIVE_SHARE, fraction)
-    partner = np.where(evidence.rival >= 0, present[evidence.rival], -1)[codes]  # (n, 5) class indices
-    partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
+    rival = np.where(evidence.rival >= 0, present[evidence.rival], -1)[codes]  # (n, 5) class indices
+    rival[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
     bar = np.full(len(LAYERS), NAMES_RIGHT)
     bar[unimodal] = PAIR_NAMES_RIGHT
-    return out & (names_right(confidences, present[codes], partner) >= bar)
+    label = present[codes]
+    own = np.stack([np.bincount(codes, weights=confidences[np.arange(len(codes)), layer, label]) for layer in unimodal],
+                   axis=1) / np.bincount(codes)[:, None]  # (K, 2) each layer's mean confidence in the label
+    itself = own >= evidence.pair[:, unimodal] / 3  # not all on its partner: a third, half a pair with a 2:1 lean
+    perceived[present] = perceived_categories(evidence.pair, marks.shape[1], FOUND_SHARE, evidence.partner) & itself
+    partner[present] = np.where(evidence.partner >= 0, present[evidence.partner], -1)[:, unimodal]
+    return LayerEvidence(out & (names_right(confidences, present[codes], rival) >= bar), perceived, partner)
 
 
 def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
@@ -327,12 +379,13 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
-    reliable = reliable_layers(confidences, marks, fraction=fraction) if len(video) else np.ones(len(LAYERS), bool)
-    unbiased &= reliable[best]  # a layer often wrong in this run is no evidence
+    layers = layer_evidence(confidences, marks, fraction=fraction) if len(video) else \
+        LayerEvidence(np.ones(len(LAYERS), bool), np.zeros((len(classes), 2), bool), np.full((len(classes), 2), -1))
+    unbiased &= layers.reliable[best]  # a layer often wrong in this run is no evidence
     if known is not None:  # not heard, or not seen, where its category needs it
         unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-        unbiased &= modality_support(confidences, video, cls, known, reliable[unimodal]) * len(classes) \
-            >= MODALITY_FLOOR
+        unbiased &= modality_support(confidences, video, cls, known, layers.reliable[unimodal], layers,
+                                     marks[video]) * len(classes) >= MODALITY_FLOOR
         unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks[video])  # whose sound (sight)?
     out = pd.DataFrame({"video_id": videos["video_id"].to_numpy()[video], "path": videos["path"].to_numpy()[video],
                         "label": videos["labels"].to_numpy()[video], "candidate": np.asarray(classes)[cls],

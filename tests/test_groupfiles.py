@@ -7,7 +7,7 @@ from test_people import cached_audit
 from test_people import truth_file as vggsounder_file
 from test_reciprocal import CLASSES, frame, two_classes
 
-from avaudit.audits.missing_labels import missing_label_candidates, modality_support, split_confusions
+from avaudit.audits.missing_labels import LayerEvidence, missing_label_candidates, modality_support, split_confusions
 from avaudit.groupfiles import class_groups, read_groups
 from avaudit.truthfiles import TruthError
 from avaudit.vocab import LAYERS
@@ -73,6 +73,32 @@ def test_a_layer_that_perceives_nothing_vouches_for_nothing_its_modality_must_ca
     assert modality_support(confidences, video, cls, groups, np.array([True, True])).tolist() == [0.5, 0.3, 0.3, 0.5]
     assert modality_support(confidences, video, cls, groups, np.array([True, False])).tolist() == [0.5, 0, 0, 0.5]
     assert modality_support(confidences, video, cls, groups, np.array([False, True])).tolist() == [0, 0.3, 0, 0.3]
+
+
+def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_where_it_is_annotated():
+    """The 6-epoch `wide` model (seed 47): a fused layer that sees an orange disc in a red square proposed
+    `cont_tone1970_orange_disc` (its group unclear) on a clip of another tone. The audio layer, which perceives
+    its modality in the run, hears that category wherever it is annotated, and not there: not confirmed. Where the
+    layer cannot tell the class from the clip's own label (its partner), what it hears is the label's, unless the
+    label is a visual one: the candidate then rests on its sight."""
+    confidences = np.zeros((1, 5, 4))
+    confidences[0, LAYERS.index("audio")] = [0.0, 0.0, 0.9, 0.1]  # hears class 2 (the clip's label) and 3 a little
+    confidences[0, LAYERS.index("visual")] = [0.0, 0.5, 0.5, 0.0]
+    unclear = np.array(["unclear"] * 4, dtype=object)
+    labels = np.array([[False, False, True, False]] * 2)  # the clip is annotated class 2
+    video, cls = np.zeros(2, int), np.array([0, 1])
+    heard = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1))
+    assert modality_support(confidences, video, cls, unclear).tolist() == [np.inf, np.inf]  # nothing asked
+    assert modality_support(confidences, video, cls, unclear, np.array([True, True]), heard, labels).tolist() == [0, 0]
+    deaf = np.array([False, True])  # an audio layer that perceives nothing in the run asks nothing
+    assert modality_support(confidences, video, cls, unclear, deaf, heard, labels).tolist() == [np.inf, np.inf]
+    partner = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.array([[2, -1]] * 4))
+    both = np.array([True, True])
+    assert modality_support(confidences, video, cls, unclear, both, partner, labels).tolist() == [0.0, 0.5]  # seen
+    audio_label = np.array(["unclear", "unclear", "audio", "unclear"], dtype=object)
+    assert modality_support(confidences, video, cls, audio_label, both, partner, labels).tolist() == [0.0, 0.5]
+    visual_label = np.array(["unclear", "unclear", "visual", "unclear"], dtype=object)  # owns no sound
+    assert modality_support(confidences, video, cls, visual_label, both, partner, labels).tolist() == [0.0, 0.0]
 
 
 def eight_classes(visual: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

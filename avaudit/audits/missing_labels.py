@@ -264,9 +264,7 @@ class LayerEvidence:
     """What the run's single-labelled videos say of its layers (`layer_evidence`)."""
     reliable: np.ndarray  # (5,) bool: whose names count as evidence of a missing label (`reliable_layers`)
     perceived: np.ndarray  # (C, 2) bool: does the audio (visual) layer perceive the class, up to a partner, on its
-    # own videos (`perceived_categories` at FOUND_SHARE, on both sides), the class itself holding at least a third of
-    # that (half a pair the layer cannot split, with a 2:1 lean; where the partner holds it all, the layer perceives
-    # the partner: a co-occurring sound's class); no such videos: no
+    # own videos (`perceived_categories` at FOUND_SHARE, on both sides); no such videos: no
     partner: np.ndarray  # (C, 2) that partner, a class index; -1: none
 
 
@@ -303,11 +301,7 @@ def layer_evidence(confidences: np.ndarray, marks: np.ndarray, *, fraction: floa
     rival[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
     bar = np.full(len(LAYERS), NAMES_RIGHT)
     bar[unimodal] = PAIR_NAMES_RIGHT
-    label = present[codes]
-    own = np.stack([np.bincount(codes, weights=confidences[np.arange(len(codes)), layer, label]) for layer in unimodal],
-                   axis=1) / np.bincount(codes)[:, None]  # (K, 2) each layer's mean confidence in the label
-    itself = own >= evidence.pair[:, unimodal] / 3  # not all on its partner: a third, half a pair with a 2:1 lean
-    perceived[present] = perceived_categories(evidence.pair, marks.shape[1], FOUND_SHARE, evidence.partner) & itself
+    perceived[present] = perceived_categories(evidence.pair, marks.shape[1], FOUND_SHARE, evidence.partner)
     partner[present] = np.where(evidence.partner >= 0, present[evidence.partner], -1)[:, unimodal]
     return LayerEvidence(out & (names_right(confidences, present[codes], rival) >= bar), perceived, partner)
 

@@ -35,6 +35,7 @@ RESOLUTION = 1e-6  # confidences closer than this are equal: float32 sums
 RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
 CHANCE_SHARE = 0.25  # a unimodal layer surer of the label than this share of chance may single it out: bench
 PERCEIVE_SHARE = 0.6  # a unimodal layer perceives its modality at this share of the fused layers' pair: bench
+PARTNER_LEAN = 2.0  # a pair counts its partner up to this many times the label: a pair the layer cannot split, 2:1
 FOUND_SHARE = 0.8  # ... or a category's own sight (sound) at this share, where it perceives nothing else: bench
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
@@ -78,7 +79,7 @@ class RivalEvidence:
     margins: np.ndarray  # (N, 5) each video's margin of its label over the label's rival
     rival: np.ndarray  # (K, 5) each layer's rival, a category index; -1: none (fewer than two categories)
     lean: np.ndarray  # (K, 2) audio, visual: the layer's mean margin of the label over its rival on the rival's videos
-    pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class, together
+    pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class (`paired`)
     partner: np.ndarray  # (K, 5) that likeliest other class, a category index; -1: none
 
 
@@ -107,7 +108,7 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
         first = np.argsort(codes, kind="stable")[:RIVAL_SAMPLE]  # the one category's sample, as below
         pair = np.zeros((k, n_layers))
         if len(first):
-            pair[codes[first[0]]] = (own + closest)[first].mean(axis=0)
+            pair[codes[first[0]]] = paired(own[first].mean(axis=0), closest[first].mean(axis=0))
         none = np.full((k, n_layers), -1)
         return RivalEvidence(margin(own, closest), none, np.zeros((k, 2)), pair, none)
     order = np.argsort(codes, kind="stable")
@@ -130,10 +131,18 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     diagonal = means[np.arange(k), :, np.arange(k)]  # (K, 5): on k's videos, the confidence in k
     others = means.copy()
     others[np.arange(k), :, np.arange(k)] = -np.inf
-    pair = diagonal + others.max(axis=-1)
+    pair = paired(diagonal, others.max(axis=-1))
     others[:, :, counts == 0] = -np.inf  # the partner: a category with videos, on which its own pair is measured
     partner = np.where(np.isfinite(others.max(axis=-1)), others.argmax(axis=-1), -1)
     return RivalEvidence(margins, rival, lean, pair, partner)
+
+
+def paired(label: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """A layer's mean confidence in a label and in its partner together, the partner counted up to PARTNER_LEAN
+    times the label: a layer that puts nearly everything on the partner perceives the partner, not the label
+    (a visual layer trained too briefly names one class on every video; an audio layer hears the sound that
+    goes with every video of a visual category as that sound's own class)."""
+    return label + np.minimum(partner, PARTNER_LEAN * label)
 
 
 def label_confidence(confidences: np.ndarray, label: np.ndarray) -> np.ndarray:

@@ -183,10 +183,11 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
     layer perceiving its modality in the run perceives of the class wherever it is annotated: a sound that
     goes with every annotated video of it is heard where it is proposed (a weak model's fused layer that sees
     an orange disc in a red square, on a video of another sound, proposes a category whose sound is not
-    there). Where that layer cannot tell the class from one of the video's own labels (its partner), what it
-    perceives is the label's, unless the label's group is the other modality's: the candidate rests on the
-    other modality, which must perceive it (a visual layer that perceives nothing in this run vouches for no
-    sight).
+    there), and at least one of them perceives it there: whatever its group, some modality carries it (a fused
+    layer that learned a tone with every shape of a category proposes it on the tone's clips with any shape).
+    Where a layer cannot tell the class from one of the video's own labels (its partner), what it perceives is
+    the label's, unless the label's group is the other modality's: the candidate rests on the other modality (a
+    visual layer that perceives nothing in this run vouches for no sight).
     """
     heard = confidences[video, LAYERS.index("audio"), cls]
     seen = confidences[video, LAYERS.index("visual"), cls]
@@ -198,11 +199,8 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
         partner = layers.partner[cls]  # (M, 2) class indices, -1: none
         explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
             & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
-        sole = explained & needs  # what the layer perceives there is the video's own label
-        unclear = np.minimum(np.where(needs[:, 0] & ~sole[:, 0], heard, np.inf),
-                             np.where(needs[:, 1] & ~sole[:, 1], seen, np.inf))
-        unclear = np.where(sole[:, 0], np.minimum(unclear, seen), unclear)
-        unclear = np.where(sole[:, 1], np.minimum(unclear, heard), unclear)
+        own = np.stack([heard, seen], axis=1) * ~explained  # what the layer perceives there is the label's: nothing
+        unclear = np.minimum(np.where(needs & ~explained, own, np.inf).min(axis=1), own.max(axis=1))
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
                      [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], unclear)

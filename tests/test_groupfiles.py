@@ -7,7 +7,8 @@ from test_people import cached_audit
 from test_people import truth_file as vggsounder_file
 from test_reciprocal import CLASSES, frame, two_classes
 
-from avaudit.audits.missing_labels import LayerEvidence, missing_label_candidates, modality_support, split_confusions
+from avaudit.audits.layertrust import LayerEvidence
+from avaudit.audits.missing_labels import missing_label_candidates, modality_support, split_confusions
 from avaudit.groupfiles import class_groups, read_groups
 from avaudit.truthfiles import TruthError
 from avaudit.vocab import LAYERS

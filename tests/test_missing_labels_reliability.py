@@ -3,12 +3,8 @@ videos (docs/decisions-bench.md, "Missing labels with a weak model's own evidenc
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.missing_labels import (
-    annotated,
-    missing_label_candidates,
-    names_right,
-    reliable_layers,
-)
+from avaudit.audits.layertrust import names_right, reliable_layers
+from avaudit.audits.missing_labels import annotated, missing_label_candidates
 from avaudit.vocab import LAYERS
 
 CLASSES = [f"c{i}" for i in range(8)]

@@ -13,7 +13,7 @@ annotators left that label off the whole class; `--train-co-occur 0` trains on a
 each `--epochs E` it trains a model with `avaudit train --epochs E` under the `--preset` written to
 OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with; `wide`, larger frames
 and other widths; `deep`, smaller frames, two blocks in the first video stage; `slim`, two in the third;
-or `narrow`, 28-pixel crops and half the widths). It runs `avaudit bias` and `avaudit missing-labels` on
+`narrow`, 28-pixel crops and half the widths; or `tall`, two blocks in the last). It runs `avaudit bias` and `avaudit missing-labels` on
 the held-out set with each of them and with the shipped model (`small`, trained on seed 0 without
 co-occurrence, validation vote 0.98), one CLI process each, and scores them
 against the planted truth: categories given the wrong group (and which), left `unclear`, event types
@@ -55,6 +55,8 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
                        "video_stem_width": 8, "video_widths": [8, 16, 16, 32], "video_blocks": [1, 1, 2, 1]}},
     "narrow": {"model": {"resize": [32, 32], "crop": 28, "audio_widths": [8, 8, 8, 16, 16, 16, 32], "embed_dim": 16,
                          "video_stem_width": 8, "video_widths": [8, 8, 16, 16], "video_blocks": [1, 2, 1, 1]}},
+    "tall": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 16, 16, 16, 32, 32, 32], "embed_dim": 40,
+                       "video_stem_width": 8, "video_widths": [8, 8, 24, 32], "video_blocks": [1, 1, 1, 2]}},
 }
 
 

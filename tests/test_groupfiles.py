@@ -83,29 +83,36 @@ def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_w
     layer cannot tell the class from the clip's own label (its partner), what it hears is the label's, unless the
     label is a visual one: the candidate then rests on its sight. And some layer perceiving its modality in the run
     must perceive the candidate there: the 5-epoch `slim` model (seed 51) named `visual_cyan_diamond`, whose
-    every clip sounds `audio_tone1450`, on the tone's clips whatever their shape."""
+    every clip sounds `audio_tone1450`, on the tone's clips whatever their shape. A layer that hears a class only
+    up to its partner (a tone two grid categories share) cannot tell which one is there: the sight must."""
     confidences = np.zeros((1, 5, 4))
     confidences[0, LAYERS.index("audio")] = [0.0, 0.0, 0.9, 0.1]  # hears class 2 (the clip's label) and 3 a little
     confidences[0, LAYERS.index("visual")] = [0.0, 0.5, 0.5, 0.0]
     unclear = np.array(["unclear"] * 4, dtype=object)
     labels = np.array([[False, False, True, False]] * 2)  # the clip is annotated class 2
     video, cls = np.zeros(2, int), np.array([0, 1])
-    heard = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1))
+    alone = np.ones((4, 2), bool)  # each layer singles each class out where it is annotated
+    heard = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1), alone)
     assert modality_support(confidences, video, cls, unclear).tolist() == [np.inf, np.inf]  # nothing asked
     assert modality_support(confidences, video, cls, unclear, np.array([True, True]), heard, labels).tolist() == [0, 0]
     deaf = np.array([False, True])  # an audio layer that perceives nothing in the run asks nothing: the sight vouches
     assert modality_support(confidences, video, cls, unclear, deaf, heard, labels).tolist() == [0.0, 0.5]
-    partner = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.array([[2, -1]] * 4))
+    partner = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.array([[2, -1]] * 4), alone)
     both = np.array([True, True])
     assert modality_support(confidences, video, cls, unclear, both, partner, labels).tolist() == [0.0, 0.5]  # seen
     audio_label = np.array(["unclear", "unclear", "audio", "unclear"], dtype=object)
     assert modality_support(confidences, video, cls, audio_label, both, partner, labels).tolist() == [0.0, 0.5]
     visual_label = np.array(["unclear", "unclear", "visual", "unclear"], dtype=object)  # owns no sound
     assert modality_support(confidences, video, cls, visual_label, both, partner, labels).tolist() == [0.0, 0.0]
-    nobody = LayerEvidence(np.ones(5, bool), np.zeros((4, 2), bool), np.array([[2, -1]] * 4))  # perceived nowhere
+    nobody = LayerEvidence(np.ones(5, bool), np.zeros((4, 2), bool), np.array([[2, -1]] * 4), alone)  # nowhere
     assert modality_support(confidences, video, cls, unclear, both, nobody, labels).tolist() == [0.0, 0.5]
     blind = np.array([True, False])  # ... and the sight unverifiable: the tone is the label's, nothing vouches
     assert modality_support(confidences, video, cls, unclear, blind, nobody, labels).tolist() == [0.0, 0.0]
+    confidences[0, LAYERS.index("audio")] = [0.0, 0.3, 0.6, 0.1]  # the 5-epoch `narrow` model (seed 53): heard
+    shared = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1), ~alone)
+    assert modality_support(confidences, video, cls, unclear, both, heard, labels).tolist() == [0.0, 0.3]
+    assert modality_support(confidences, video, cls, unclear, both, shared, labels).tolist() == [0.0, 0.3]  # seen 0.5
+    assert modality_support(confidences, video, cls, unclear, blind, shared, labels).tolist() == [0.0, 0.0]
 
 
 def eight_classes(visual: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

@@ -33,6 +33,8 @@ class LayerEvidence:
     perceived: np.ndarray  # (C, 2) bool: does the audio (visual) layer perceive the class, up to a partner, on its
     # own videos (`perceived_categories` at FOUND_SHARE, on both sides); no such videos: no
     partner: np.ndarray  # (C, 2) that partner, a class index; -1: none
+    suffices: np.ndarray  # (C, 2) bool: does the layer single the class out alone there (its mean margin over the
+    # class's rival at least `fraction` of the best fused layer's, as `bias` asks); no such videos: no
 
 
 def reliable_layers(confidences: np.ndarray, marks: np.ndarray, *, fraction: float) -> np.ndarray:
@@ -57,7 +59,7 @@ def layer_evidence(confidences: np.ndarray, marks: np.ndarray, *, fraction: floa
     partner = np.full((marks.shape[1], 2), -1)
     single = marks.sum(axis=1) == 1
     if single.sum() < 2:
-        return LayerEvidence(out, perceived, partner)
+        return LayerEvidence(out, perceived, partner, perceived.copy())
     present, codes = np.unique(marks[single].argmax(axis=1), return_inverse=True)
     confidences = confidences if single.all() else confidences[single]  # no copy of a single-labelled set
     evidence = rival_evidence(confidences, codes, present)
@@ -70,7 +72,10 @@ def layer_evidence(confidences: np.ndarray, marks: np.ndarray, *, fraction: floa
     bar[unimodal] = PAIR_NAMES_RIGHT
     perceived[present] = perceived_categories(evidence.pair, marks.shape[1], FOUND_SHARE, evidence.partner)
     partner[present] = np.where(evidence.partner >= 0, present[evidence.partner], -1)[:, unimodal]
-    return LayerEvidence(out & (names_right(confidences, present[codes], rival) >= bar), perceived, partner)
+    suffices = np.zeros_like(perceived)
+    best = means[:, :len(AV_LAYERS)].max(axis=1, keepdims=True)
+    suffices[present] = (best > 0) & (means[:, unimodal] >= fraction * best)
+    return LayerEvidence(out & (names_right(confidences, present[codes], rival) >= bar), perceived, partner, suffices)
 
 
 def names_right(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:

@@ -176,7 +176,9 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
     layer that learned a tone with every shape of a category proposes it on the tone's clips with any shape).
     Where a layer cannot tell the class from one of the video's own labels (its partner), what it perceives is
     the label's, unless the label's group is the other modality's: the candidate rests on the other modality (a
-    visual layer that perceives nothing in this run vouches for no sight).
+    visual layer that perceives nothing in this run vouches for no sight). And a layer that perceives the class
+    but does not single it out alone where it is annotated (`LayerEvidence.suffices`: a tone two grid
+    categories share) says "the class or its partner": the other modality must perceive it too.
     """
     heard = confidences[video, LAYERS.index("audio"), cls]
     seen = confidences[video, LAYERS.index("visual"), cls]
@@ -189,7 +191,10 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
         explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
             & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
         own = np.stack([heard, seen], axis=1) * ~explained  # what the layer perceives there is the label's: nothing
-        unclear = np.minimum(np.where(needs & ~explained, own, np.inf).min(axis=1), own.max(axis=1))
+        needed = needs & ~explained
+        partial = needed & ~layers.suffices[cls]  # it names "the class or its partner": the other modality tells
+        unclear = np.minimum.reduce([np.where(needed, own, np.inf).min(axis=1), own.max(axis=1),
+                                     np.where(partial, own[:, ::-1], np.inf).min(axis=1)])
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
                      [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], unclear)
@@ -299,7 +304,8 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
                                                                             LAYERS.index("visual")]))
     unbiased = captured(confidences, marks)[best, cls] <= MAX_CAPTURED
     layers = layer_evidence(confidences, marks, fraction=fraction) if len(video) else \
-        LayerEvidence(np.ones(len(LAYERS), bool), np.zeros((len(classes), 2), bool), np.full((len(classes), 2), -1))
+        LayerEvidence(np.ones(len(LAYERS), bool), np.zeros((len(classes), 2), bool), np.full((len(classes), 2), -1),
+                      np.zeros((len(classes), 2), bool))
     unbiased &= layers.reliable[best]  # a layer often wrong in this run is no evidence
     if known is not None:  # not heard, or not seen, where its category needs it
         unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]

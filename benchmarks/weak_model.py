@@ -13,9 +13,9 @@ annotators left that label off the whole class; `--train-co-occur 0` trains on a
 each `--epochs E` it trains a model with `avaudit train --epochs E` under the `--preset` written to
 OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with; `wide`, larger frames
 and other widths; `deep`, smaller frames, two blocks in the first video stage; `slim`, two in the third;
-`narrow`, 28-pixel crops and half the widths; or `tall`, two blocks in the last). It runs `avaudit bias` and `avaudit missing-labels` on
-the held-out set with each of them and with the shipped model (`small`, trained on seed 0 without
-co-occurrence, validation vote 0.98), one CLI process each, and scores them
+`narrow`, 28-pixel crops and half the widths; or `tall`, two blocks in the last). It runs `avaudit bias`
+and `avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
+trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
 against the planted truth: categories given the wrong group (and which), left `unclear`, event types
 named right or wrong; missing-label candidates' precision and recall against missing_truth.csv, and per
 co-occurring class on how many of its clips its missing label is a candidate (or set apart in

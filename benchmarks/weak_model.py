@@ -55,7 +55,7 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
                        "video_stem_width": 8, "video_widths": [8, 16, 16, 32], "video_blocks": [1, 1, 2, 1]}},
     "narrow": {"model": {"resize": [32, 32], "crop": 28, "audio_widths": [8, 8, 8, 16, 16, 16, 32], "embed_dim": 16,
                          "video_stem_width": 8, "video_widths": [8, 8, 16, 16], "video_blocks": [1, 2, 1, 1]}},
-    "tall": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 16, 16, 16, 32, 32, 32], "embed_dim": 40,
+    "tall": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 16, 16, 16, 32, 32, 32], "embed_dim": 32,
                        "video_stem_width": 8, "video_widths": [8, 8, 24, 32], "video_blocks": [1, 1, 1, 2]}},
 }
 

@@ -84,7 +84,8 @@ def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_w
     label is a visual one: the candidate then rests on its sight. And some layer perceiving its modality in the run
     must perceive the candidate there: the 5-epoch `slim` model (seed 51) named `visual_cyan_diamond`, whose
     every clip sounds `audio_tone1450`, on the tone's clips whatever their shape. A layer that hears a class only
-    up to its partner (a tone two grid categories share) cannot tell which one is there: the sight must."""
+    up to its partner (a tone two grid categories share) cannot tell which one is there: with a blind visual layer,
+    nothing can."""
     confidences = np.zeros((1, 5, 4))
     confidences[0, LAYERS.index("audio")] = [0.0, 0.0, 0.9, 0.1]  # hears class 2 (the clip's label) and 3 a little
     confidences[0, LAYERS.index("visual")] = [0.0, 0.5, 0.5, 0.0]
@@ -111,7 +112,7 @@ def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_w
     confidences[0, LAYERS.index("audio")] = [0.0, 0.3, 0.6, 0.1]  # the 5-epoch `narrow` model (seed 53): heard
     shared = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1), ~alone)
     assert modality_support(confidences, video, cls, unclear, both, heard, labels).tolist() == [0.0, 0.3]
-    assert modality_support(confidences, video, cls, unclear, both, shared, labels).tolist() == [0.0, 0.3]  # seen 0.5
+    assert modality_support(confidences, video, cls, unclear, both, shared, labels).tolist() == [0.0, 0.3]  # sight tells
     assert modality_support(confidences, video, cls, unclear, blind, shared, labels).tolist() == [0.0, 0.0]
 
 

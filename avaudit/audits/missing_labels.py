@@ -178,7 +178,8 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
     the label's, unless the label's group is the other modality's: the candidate rests on the other modality (a
     visual layer that perceives nothing in this run vouches for no sight). And a layer that perceives the class
     but does not single it out alone where it is annotated (`LayerEvidence.suffices`: a tone two grid
-    categories share) says "the class or its partner": the other modality must perceive it too.
+    categories share) says "the class or its partner": where the other modality's layer perceives nothing in
+    the run, nothing tells which.
     """
     heard = confidences[video, LAYERS.index("audio"), cls]
     seen = confidences[video, LAYERS.index("visual"), cls]
@@ -192,9 +193,12 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
             & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
         own = np.stack([heard, seen], axis=1) * ~explained  # what the layer perceives there is the label's: nothing
         needed = needs & ~explained
-        partial = needed & ~layers.suffices[cls]  # it names "the class or its partner": the other modality tells
-        unclear = np.minimum.reduce([np.where(needed, own, np.inf).min(axis=1), own.max(axis=1),
-                                     np.where(partial, own[:, ::-1], np.inf).min(axis=1)])
+        # it names "the class or its partner", and the other modality's layer, which would tell which, perceives
+        # nothing in this run
+        untold = needed & ~layers.suffices[cls] & ~np.asarray(perceives if perceives is not None else (True, True),
+                                                              bool)[::-1]
+        unclear = np.where(untold.any(axis=1), 0.0,
+                           np.minimum(np.where(needed, own, np.inf).min(axis=1), own.max(axis=1)))
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
                      [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], unclear)

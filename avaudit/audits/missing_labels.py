@@ -168,40 +168,42 @@ def modality_support(confidences: np.ndarray, video: np.ndarray, cls: np.ndarray
     one both heard and seen (the smaller), a redundant one either (the larger). `perceives` (audio, visual)
     bool: a layer that perceives nothing in this run (`reliable_layers`) hears or sees nothing it could vouch
     for (0): a candidate that needs it is not confirmed. A class of another group (unclear) needs nothing
-    (inf), or with `layers` (`layer_evidence`) and `labels` (M, C: each candidate's video's annotation) what a
-    layer perceiving its modality in the run perceives of the class wherever it is annotated: a sound that
-    goes with every annotated video of it is heard where it is proposed (a weak model's fused layer that sees
-    an orange disc in a red square, on a video of another sound, proposes a category whose sound is not
-    there), and at least one of them perceives it there: whatever its group, some modality carries it (a fused
-    layer that learned a tone with every shape of a category proposes it on the tone's clips with any shape).
-    Where a layer cannot tell the class from one of the video's own labels (its partner), what it perceives is
-    the label's, unless the label's group is the other modality's: the candidate rests on the other modality (a
-    visual layer that perceives nothing in this run vouches for no sight). And a layer that perceives the class
-    but does not single it out alone where it is annotated (`LayerEvidence.suffices`: a tone two grid
-    categories share) says "the class or its partner": where the other modality's layer perceives nothing in
-    the run, nothing tells which.
+    (inf), or with `layers` (`layer_evidence`) and `labels` (M, C: each candidate's video's annotation) what
+    `unclear_support` asks.
     """
-    heard = confidences[video, LAYERS.index("audio"), cls]
-    seen = confidences[video, LAYERS.index("visual"), cls]
-    if perceives is not None:
-        heard, seen = heard * bool(perceives[0]), seen * bool(perceives[1])
-    unclear = np.full(len(cls), np.inf)
-    if layers is not None and labels is not None:
-        needs = layers.perceived[cls] & np.asarray(perceives if perceives is not None else (True, True), bool)
-        partner = layers.partner[cls]  # (M, 2) class indices, -1: none
-        explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
-            & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
-        own = np.stack([heard, seen], axis=1) * ~explained  # what the layer perceives there is the label's: nothing
-        needed = needs & ~explained
-        # it names "the class or its partner", and the other modality's layer, which would tell which, perceives
-        # nothing in this run
-        untold = needed & ~layers.suffices[cls] & ~np.asarray(perceives if perceives is not None else (True, True),
-                                                              bool)[::-1]
-        unclear = np.where(untold.any(axis=1), 0.0,
-                           np.minimum(np.where(needed, own, np.inf).min(axis=1), own.max(axis=1)))
+    reliable = np.asarray((True, True) if perceives is None else perceives, bool)
+    heard = confidences[video, LAYERS.index("audio"), cls] * reliable[0]
+    seen = confidences[video, LAYERS.index("visual"), cls] * reliable[1]
+    unclear = np.full(len(cls), np.inf) if layers is None or labels is None else \
+        unclear_support(np.stack([heard, seen], axis=1), cls, groups, reliable, layers, labels)
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
                      [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], unclear)
+
+
+def unclear_support(perceived: np.ndarray, cls: np.ndarray, groups: np.ndarray, reliable: np.ndarray,
+                    layers: LayerEvidence, labels: np.ndarray) -> np.ndarray:
+    """How much the evidence vouches for candidates whose category's group is unclear. (M, 2) heard and seen
+    (0 by a layer that perceives nothing in the run: `reliable` (2,)), (M,) classes -> (M,).
+
+    The unimodal layers that perceive the class wherever it is annotated (`LayerEvidence.perceived`) must
+    perceive it where it is proposed (a weak model's fused layer that sees an orange disc in a red square, on
+    a video of another sound, proposes a category whose sound is not there), and at least one layer must:
+    whatever its group, some modality carries it (a fused layer that learned a tone with every shape of a
+    category proposes it on the tone's clips with any shape). What a layer perceives as one of the video's own
+    labels (the class's partner, that it cannot tell it from) is the label's, unless the label's group is the
+    other modality's. A layer that perceives the class but does not single it out alone
+    (`LayerEvidence.suffices`: a tone two grid categories share) says "the class or its partner": where the
+    other modality's layer perceives nothing in the run, nothing tells which (0).
+    """
+    partner = layers.partner[cls]  # (M, 2) class indices, -1: none
+    explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
+        & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
+    own = perceived * ~explained
+    needed = layers.perceived[cls] & reliable & ~explained
+    untold = needed & ~layers.suffices[cls] & ~reliable[::-1]
+    support = np.minimum(np.where(needed, own, np.inf).min(axis=1), own.max(axis=1))
+    return np.where(untold.any(axis=1), 0.0, support)
 
 
 def reciprocal_confusion(confidences: np.ndarray, marks: np.ndarray, video: np.ndarray, layer: np.ndarray,

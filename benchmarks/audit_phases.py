@@ -27,7 +27,7 @@ PHASES = {"avaudit.inference.logits": ("infer_logits",),
                                          "window_columns"),
           "avaudit.flags": ("measure_flags",), "avaudit.audits.reduce": ("bias_inputs", "predict_columns"),
           "avaudit.audits.bias": ("bias_audit",), "avaudit.groupfiles": ("category_groups",),
-          "avaudit.audits.missing_labels": ("candidates_of", "eq7_candidates", "label_medians", "reliable_layers"),
+          "avaudit.audits.missing_labels": ("candidates_of", "eq7_candidates", "label_medians", "layer_evidence"),
           "avaudit.commands": ("write_run",)}
 
 

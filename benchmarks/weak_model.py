@@ -11,9 +11,10 @@ held-out set to audit, both with `--co-occur 2` (every clip of `visual_red_squar
 `visual_cyan_diamond` also sounds the tone of `audio_tone200` / `audio_tone1450`, unlabelled, as if
 annotators left that label off the whole class; `--train-co-occur 0` trains on a set without it). For
 each `--epochs E` it trains a model with `avaudit train --epochs E` under the `--preset` written to
-OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with, or `wide`, larger frames
-and other widths). It runs `avaudit bias` and
-`avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
+OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with; `wide`, larger frames
+and other widths; `deep`, smaller frames, two blocks in the first video stage; `slim`, two in the third;
+`narrow`, 28-pixel crops and half the widths; or `tall`, two blocks in the last). It runs `avaudit bias`
+and `avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
 trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
 against the planted truth: categories given the wrong group (and which), left `unclear`, event types
 named right or wrong; missing-label candidates' precision and recall against missing_truth.csv, and per
@@ -48,6 +49,14 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
     "wide": {"model": {"resize": [48, 48], "crop": 44, "audio_widths": [16, 16, 16, 32, 32, 48, 48],
                        "embed_dim": 48, "video_stem_width": 16, "video_widths": [16, 16, 32, 48],
                        "video_blocks": [1, 1, 1, 1]}},
+    "deep": {"model": {"resize": [36, 36], "crop": 32, "audio_widths": [8, 16, 16, 24, 24, 48, 48], "embed_dim": 24,
+                       "video_stem_width": 12, "video_widths": [12, 12, 24, 24], "video_blocks": [2, 1, 1, 1]}},
+    "slim": {"model": {"resize": [44, 44], "crop": 40, "audio_widths": [8, 8, 16, 16, 32, 32, 32], "embed_dim": 32,
+                       "video_stem_width": 8, "video_widths": [8, 16, 16, 32], "video_blocks": [1, 1, 2, 1]}},
+    "narrow": {"model": {"resize": [32, 32], "crop": 28, "audio_widths": [8, 8, 8, 16, 16, 16, 32], "embed_dim": 16,
+                         "video_stem_width": 8, "video_widths": [8, 8, 16, 16], "video_blocks": [1, 2, 1, 1]}},
+    "tall": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 16, 16, 16, 32, 32, 32], "embed_dim": 32,
+                       "video_stem_width": 8, "video_widths": [8, 8, 24, 32], "video_blocks": [1, 1, 1, 2]}},
 }
 
 

@@ -7,6 +7,7 @@ from test_people import cached_audit
 from test_people import truth_file as vggsounder_file
 from test_reciprocal import CLASSES, frame, two_classes
 
+from avaudit.audits.layertrust import LayerEvidence
 from avaudit.audits.missing_labels import missing_label_candidates, modality_support, split_confusions
 from avaudit.groupfiles import class_groups, read_groups
 from avaudit.truthfiles import TruthError
@@ -74,6 +75,50 @@ def test_a_layer_that_perceives_nothing_vouches_for_nothing_its_modality_must_ca
     assert modality_support(layer_conf, cls, groups, np.array([True, True])).tolist() == [0.5, 0.3, 0.3, 0.5]
     assert modality_support(layer_conf, cls, groups, np.array([True, False])).tolist() == [0.5, 0, 0, 0.5]
     assert modality_support(layer_conf, cls, groups, np.array([False, True])).tolist() == [0, 0.3, 0, 0.3]
+
+
+def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_where_it_is_annotated():
+    """The 6-epoch `wide` model (seed 47): a fused layer that sees an orange disc in a red square proposed
+    `cont_tone1970_orange_disc` (its group unclear) on a clip of another tone. The audio layer, which perceives
+    its modality in the run, hears that category wherever it is annotated, and not there: not confirmed. Where the
+    layer cannot tell the class from the clip's own label (its partner), what it hears is the label's, unless the
+    label is a visual one: the candidate then rests on its sight. And some layer perceiving its modality in the run
+    must perceive the candidate there: the 5-epoch `slim` model (seed 51) named `visual_cyan_diamond`, whose
+    every clip sounds `audio_tone1450`, on the tone's clips whatever their shape. A layer that hears a class only
+    up to its partner (a tone two grid categories share) cannot tell which one is there: with a blind visual layer,
+    nothing can."""
+    confidences = np.zeros((1, 5, 4))
+    confidences[0, LAYERS.index("audio")] = [0.0, 0.0, 0.9, 0.1]  # hears class 2 (the clip's label) and 3 a little
+    confidences[0, LAYERS.index("visual")] = [0.0, 0.5, 0.5, 0.0]
+    unclear = np.array(["unclear"] * 4, dtype=object)
+    labels = np.array([[False, False, True, False]] * 2)  # the clip is annotated class 2
+    video, cls = np.zeros(2, int), np.array([0, 1])
+
+    def support(*args):
+        return modality_support(confidences[video, :, cls], cls, *args)
+
+    alone = np.ones((4, 2), bool)  # each layer singles each class out where it is annotated
+    heard = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1), alone)
+    assert support(unclear).tolist() == [np.inf, np.inf]  # nothing asked
+    assert support(unclear, np.array([True, True]), heard, labels).tolist() == [0, 0]
+    deaf = np.array([False, True])  # an audio layer that perceives nothing in the run asks nothing: the sight vouches
+    assert support(unclear, deaf, heard, labels).tolist() == [0.0, 0.5]
+    partner = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.array([[2, -1]] * 4), alone)
+    both = np.array([True, True])
+    assert support(unclear, both, partner, labels).tolist() == [0.0, 0.5]  # seen
+    audio_label = np.array(["unclear", "unclear", "audio", "unclear"], dtype=object)
+    assert support(audio_label, both, partner, labels).tolist() == [0.0, 0.5]
+    visual_label = np.array(["unclear", "unclear", "visual", "unclear"], dtype=object)  # owns no sound
+    assert support(visual_label, both, partner, labels).tolist() == [0.0, 0.0]
+    nobody = LayerEvidence(np.ones(5, bool), np.zeros((4, 2), bool), np.array([[2, -1]] * 4), alone)  # nowhere
+    assert support(unclear, both, nobody, labels).tolist() == [0.0, 0.5]
+    blind = np.array([True, False])  # ... and the sight unverifiable: the tone is the label's, nothing vouches
+    assert support(unclear, blind, nobody, labels).tolist() == [0.0, 0.0]
+    confidences[0, LAYERS.index("audio")] = [0.0, 0.3, 0.6, 0.1]  # the 5-epoch `narrow` model (seed 53): heard
+    shared = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.full((4, 2), -1), ~alone)
+    assert support(unclear, both, heard, labels).tolist() == [0.0, 0.3]
+    assert support(unclear, both, shared, labels).tolist() == [0.0, 0.3]  # sight tells
+    assert support(unclear, blind, shared, labels).tolist() == [0.0, 0.0]
 
 
 def eight_classes(visual: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

@@ -3,7 +3,8 @@ videos (docs/decisions-bench.md, "Missing labels with a weak model's own evidenc
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.missing_labels import missing_label_candidates, names_right, reliable_layers, sure_names
+from avaudit.audits.layertrust import names_right, reliable_layers, sure_names
+from avaudit.audits.missing_labels import missing_label_candidates
 from avaudit.audits.missing_scan import Annotation, annotated
 from avaudit.vocab import LAYERS
 

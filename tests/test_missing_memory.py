@@ -44,7 +44,7 @@ def test_candidates_read_a_block_at_a_time_are_those_of_the_whole_arrays():
 
 def test_a_bench_worlds_candidates_and_category_margins_read_a_block_at_a_time_are_the_whole_arrays():
     from avaudit.audits.bias import shifted_margins
-    from avaudit.audits.missing_labels import category_margins
+    from avaudit.audits.layertrust import category_margins
     from avaudit.audits.missing_scan import annotated
     from avaudit.audits.reduce import rival_sample
     from avaudit.audits.simulate import make_world, simulate, with_learned

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.bias import bias_audit
-from avaudit.audits.uncertainty import GROUP_CODES, call_groups, perceiving_layers
+from avaudit.audits.uncertainty import GROUP_CODES, call_groups, paired, perceiving_layers
 from avaudit.vocab import LAYERS
 
 VIDEOS = 12
@@ -135,3 +135,35 @@ def test_no_unimodal_call_where_no_fused_layer_singles_the_label_out():
     group, _ = call_groups(np.array([[-2.4, -4.3, -2.1, 0.35, -23.0], [2.0, 2.5, 2.2, 2.4, -3.0]]), fraction=0.7,
                            informative=0.2, lone=0.6)
     assert [GROUP_CODES[g] for g in group] == ["unclear", "visual"]
+
+
+def test_a_category_perceived_up_to_a_partner_counts_only_where_the_partner_is_perceived_too():
+    """The 6-epoch `wide` model (benchmarks/weak_model.py, seed 47): its visual layer, blind in the run, put 0.82 of
+    the fused layers' share on `visual_red_square` and an orange disc together, on the square's clips, so its
+    failure to tell them apart was read as sight's, and the square was called audio-visual. A sight two categories
+    share is the same sight on the partner's clips; on the disc's own clips that layer perceived little (0.72)."""
+    def layers(label):
+        out = grid(label)
+        if label != 1:  # the visual layer sees class 1 with its partner 3 on 1's videos, and nothing elsewhere
+            out[VISUAL] = np.full(4, 0.25)
+        return out
+    _, table = audit(layers, 4)
+    assert table.loc["c1", "group"] == "unclear"  # was audiovisual
+    assert table.loc["c1", "why_unclear"] == "the visual layer perceives nothing in this run"
+
+
+def test_a_layer_that_names_one_class_on_every_video_perceives_nothing():
+    """The 3-epoch `deep` model (seed 49): its visual layer named `visual_red_square` on every clip. Its confidence
+    in each label and that partner together was high everywhere, so it seemed to perceive its modality, and its
+    failure on the square (whose clips all sound another class's tone) made the square audio-visual. A pair counts
+    its partner up to twice the label: a layer with everything on the partner perceives the partner, not the label."""
+    def layers(label):
+        out = grid(label)
+        out[VISUAL] = spread(4, {0: 0.9})
+        return out
+    _, table = audit(layers, 4)
+    assert set(table["group"]) == {"unclear"}  # were audio-visual
+    assert set(table["why_unclear"]) == {"the visual layer perceives nothing in this run"}
+    assert perceiving_layers(np.array([[0.9, 0.9, 0.9, paired(0.05, 0.9), 0.9]]), np.array([[2.0, 2, 2, 0, 0]]),
+                             n_classes=10, share=0.6, fraction=0.7) == (True, False)
+    assert np.allclose([paired(0.45, 0.45), paired(0.3, 0.6), paired(0.05, 0.9)], [0.9, 0.9, 0.15])

@@ -211,7 +211,8 @@ def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes
     """
     scores, means, codes = shifted_margins(evidence, labels, fraction=fraction)
     run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
-    return scores, (perceived_categories(evidence.pair, n_classes, FOUND_SHARE) | np.array(run))[codes]
+    found = perceived_categories(evidence.pair, n_classes, FOUND_SHARE, evidence.partner)
+    return scores, (found | np.array(run))[codes]
 
 
 def shifted_margins(evidence: RivalEvidence, labels: np.ndarray, *,

@@ -16,7 +16,7 @@ Given the categories' groups, a model trained with a sound that goes with every 
 (its audio layer names each class on the other's videos, as a confused layer does) keeps that sound as a
 candidate, and a candidate must be heard and/or seen as its group needs. The estimate assumes layers as
 reliable as the bench's, so a candidate whose layer is not reliable in this run, judged on its single-labelled
-videos (`reliable_layers`: a weak model's layers name look-alikes very surely), gets 0 too.
+videos (`layertrust.reliable_layers`: a weak model's layers name look-alikes very surely), gets 0 too.
 
 Pure functions: a manifest table and logits in, a DataFrame out, no model and no I/O.
 """
@@ -27,27 +27,16 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from avaudit.audits.bias import INFORMATIVE, LONE
 from avaudit.audits.decisions import softmax
+from avaudit.audits.layertrust import LayerEvidence, layer_evidence
 from avaudit.audits.missing_scan import (
     MEDIAN_VALUES,
-    Annotation,
     Reader,
     annotated,
-    blocks,
     eq7_candidates,
     label_medians,
 )
-from avaudit.audits.reduce import rival_sample
-from avaudit.audits.uncertainty import (
-    PERCEIVE_SHARE,
-    RivalEvidence,
-    margins_over,
-    partner_shift,
-    perceiving_layers,
-    rival_evidence,
-)
-from avaudit.vocab import AV_LAYERS, LAYERS
+from avaudit.vocab import LAYERS
 
 COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "confusion", "reciprocal",
            "mean_confidence", "precision")
@@ -56,9 +45,6 @@ COLUMNS = ("video_id", "path", "label", "candidate", "layer", "confidence", "con
 PRECISION_WEIGHTS = (4.464, 2.739, 4.119, -80.689)
 MAX_CAPTURED = 1  # a layer naming a class on most videos of more labels than this is biased to it: planted tuning
 LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power: chosen on the bench
-NAMES_RIGHT = 0.8  # a fused layer whose sure names (SURE) are the annotated label less often than this names nothing;
-PAIR_NAMES_RIGHT = 0.5  # a unimodal one, the label or its partner (all three chosen on planted seeds 23 and 32,
-SURE = 0.5  # checked on the bench's tuning seeds: docs/decisions-bench.md)
 WHOLE_CLASS = 0.5  # with groups: a layer naming a candidate at this median confusion names it class-wide
 MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
 # its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
@@ -121,22 +107,51 @@ def unowned_class_wide(groups: np.ndarray, layer: np.ndarray, cls: np.ndarray, c
 
 
 def modality_support(layer_conf: np.ndarray, cls: np.ndarray, groups: np.ndarray,
-                     perceives: np.ndarray | None = None) -> np.ndarray:
+                     perceives: np.ndarray | None = None, layers: LayerEvidence | None = None,
+                     labels: np.ndarray | None = None) -> np.ndarray:
     """How much the unimodal layers that a candidate's category needs perceive it on its video. (M,).
 
     layer_conf (M, 5): each candidate's layers' confidences in it on its video; cls (M,) its class.
     An audio category must be heard (the audio layer's confidence in it), a visual one seen, an audio-visual
-    one both heard and seen (the smaller), a redundant one either (the larger); a class of another group
-    (unclear) needs nothing: inf. `perceives` (audio, visual) bool: a layer that perceives nothing in this run
-    (`reliable_layers`) hears or sees nothing it could vouch for (0): a candidate that needs it is not confirmed.
+    one both heard and seen (the smaller), a redundant one either (the larger). `perceives` (audio, visual)
+    bool: a layer that perceives nothing in this run (`layertrust.reliable_layers`) hears or sees nothing it
+    could vouch for (0): a candidate that needs it is not confirmed. A class of another group (unclear) needs
+    nothing (inf), or with `layers` (`layertrust.layer_evidence`) and `labels` (M, C: each candidate's video's
+    annotation) what `unclear_support` asks.
     """
-    heard = layer_conf[:, LAYERS.index("audio")]
-    seen = layer_conf[:, LAYERS.index("visual")]
-    if perceives is not None:
-        heard, seen = heard * bool(perceives[0]), seen * bool(perceives[1])
+    reliable = np.asarray((True, True) if perceives is None else perceives, bool)
+    heard = layer_conf[:, LAYERS.index("audio")] * reliable[0]
+    seen = layer_conf[:, LAYERS.index("visual")] * reliable[1]
+    unclear = np.full(len(cls), np.inf) if layers is None or labels is None else \
+        unclear_support(np.stack([heard, seen], axis=1), cls, groups, reliable, layers, labels)
     group = groups[cls]
     return np.select([group == "audio", group == "visual", group == "audiovisual", group == "redundant"],
-                     [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], np.inf)
+                     [heard, seen, np.minimum(heard, seen), np.maximum(heard, seen)], unclear)
+
+
+def unclear_support(perceived: np.ndarray, cls: np.ndarray, groups: np.ndarray, reliable: np.ndarray,
+                    layers: LayerEvidence, labels: np.ndarray) -> np.ndarray:
+    """How much the evidence vouches for candidates whose category's group is unclear. (M, 2) heard and seen
+    (0 by a layer that perceives nothing in the run: `reliable` (2,)), (M,) classes -> (M,).
+
+    The unimodal layers that perceive the class wherever it is annotated (`LayerEvidence.perceived`) must
+    perceive it where it is proposed (a weak model's fused layer that sees an orange disc in a red square, on
+    a video of another sound, proposes a category whose sound is not there), and at least one layer must:
+    whatever its group, some modality carries it (a fused layer that learned a tone with every shape of a
+    category proposes it on the tone's clips with any shape). What a layer perceives as one of the video's own
+    labels (the class's partner, that it cannot tell it from) is the label's, unless the label's group is the
+    other modality's. A layer that perceives the class but does not single it out alone
+    (`LayerEvidence.suffices`: a tone two grid categories share) says "the class or its partner": where the
+    other modality's layer perceives nothing in the run, nothing tells which (0).
+    """
+    partner = layers.partner[cls]  # (M, 2) class indices, -1: none
+    explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
+        & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
+    own = perceived * ~explained
+    needed = layers.perceived[cls] & reliable & ~explained
+    untold = needed & ~layers.suffices[cls] & ~reliable[::-1]
+    support = np.minimum(np.where(needed, own, np.inf).min(axis=1), own.max(axis=1))
+    return np.where(untold.any(axis=1), 0.0, support)
 
 
 def captured(named: np.ndarray, per_label: np.ndarray) -> np.ndarray:
@@ -150,98 +165,6 @@ def captured(named: np.ndarray, per_label: np.ndarray) -> np.ndarray:
     named = named.copy()
     named[:, np.arange(named.shape[1]), np.arange(named.shape[1])] = 0  # its own label is no capture
     return (named * 2 > per_label[None, :, None]).sum(axis=1)
-
-
-def reliable_layers(read: Reader, marks: Annotation, *, fraction: float, size: int) -> np.ndarray:
-    """Which layers' names count as evidence of a missing label in this run, judged on its single-labelled
-    videos (those of `marks` with one class), read `size` rows at a time. -> (5,) bool.
-
-    A unimodal layer must perceive its modality as `bias` asks it (`perceiving_layers` at `fraction`, bias's
-    sufficiency fraction): one that does not (a
-    visual backbone trained too briefly: top-1 near chance, yet often very sure) names classes at random.
-    And a layer's sure names must be right (`names_right`): the label itself, at least NAMES_RIGHT of the
-    time, for a fused layer; the label or the partner it cannot tell the label from (its rival, as `bias`
-    chooses it), at least PAIR_NAMES_RIGHT, for a unimodal one. Fewer than two single-labelled videos: all.
-    The rivals are `rival_evidence`'s of each category's first rows (`rival_sample`), read first, as `bias`
-    reads them (audits.reduce.bias_inputs); the categories' mean margins (`shifted_margins`') are summed a
-    block of rows at a time (`category_margins`), no row's margins kept.
-    """
-    out = np.ones(len(LAYERS), bool)
-    per_text = marks.sets.sum(axis=1) == 1  # each label text's: one class
-    single = np.flatnonzero(per_text[marks.codes])
-    if len(single) < 2:
-        return out
-    present, codes = np.unique(marks.sets.argmax(axis=1)[marks.codes[single]], return_inverse=True)
-    sample = rival_sample(codes, len(present))
-    on_sample = rival_evidence(read(single[sample])[1], codes[sample], present)
-    partner = np.where(on_sample.rival >= 0, present[on_sample.rival], -1)  # (K, 5) class indices
-    partner[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
-    named = np.zeros((2, len(LAYERS)), np.int64)
-
-    def count_names(confidences: np.ndarray, part: slice) -> None:
-        named[:] += sure_names(confidences, present[codes[part]], partner[codes[part]])
-
-    means = category_margins(read, single, codes, present, on_sample, size=size, fraction=fraction,
-                             also=count_names)
-    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-    out[unimodal] = perceiving_layers(on_sample.pair, means, marks.sets.shape[1], PERCEIVE_SHARE, fraction)
-    bar = np.full(len(LAYERS), NAMES_RIGHT)
-    bar[unimodal] = PAIR_NAMES_RIGHT
-    return out & (names_right(named) >= bar)
-
-
-def category_margins(read: Reader, rows: np.ndarray, codes: np.ndarray, present: np.ndarray, on_sample: RivalEvidence,
-                     *, size: int, fraction: float, also=None) -> np.ndarray:
-    """Each category's mean `shifted_margins` (K, 5) of `rows` (category codes into `present`), the rivals, leans
-    and pairs `on_sample`'s, read in two passes of `size` rows: every row's margins summed per category in row
-    order (np.add.at, as np.bincount adds them), then each unimodal margin less its category's `partner_shift`.
-    The same sums, bit for bit, as `shifted_margins` over every row's margins at once. `also(confidences, part)`
-    sees each block of the first pass."""
-    one = (on_sample.rival < 0).any()  # one category: each video's own closest class
-    n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
-
-    def margins_of(confidences: np.ndarray, part: slice) -> np.ndarray:
-        return (rival_evidence(confidences, codes[part], present).margins if one else
-                margins_over(confidences, codes[part], present, on_sample.rival))
-
-    sums = np.zeros((len(present), len(LAYERS)))
-    for part in blocks(len(rows), size):
-        confidences = read(rows[part])[1]
-        np.add.at(sums, codes[part], margins_of(confidences, part))
-        if also is not None:
-            also(confidences, part)
-    unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-    # partner_shift of the categories' means: one "row" a category, so its own sums are those means
-    shift = partner_shift(np.arange(len(present)), RivalEvidence(sums / n, on_sample.rival, on_sample.lean,
-                                                                 on_sample.pair),
-                          fraction=fraction, informative=INFORMATIVE, lone=LONE)
-    shifted = np.zeros((len(present), len(unimodal)))
-    for part in blocks(len(rows), size):
-        margins = margins_of(read(rows[part])[1], part)[:, unimodal]
-        np.add.at(shifted, codes[part], margins - shift[codes[part]])
-    sums[:, unimodal] = shifted
-    return sums / n
-
-
-def sure_names(confidences: np.ndarray, label: np.ndarray, partner: np.ndarray) -> np.ndarray:
-    """How many of a block's videos each layer names surely (top-1 confidence >= SURE), and how many of those
-    it names its label or its partner. (n, 5, C), (n,) class indices, (n, 5) class indices (-1: none) -> (2, 5)."""
-    top = confidences.argmax(axis=-1)  # (n, 5)
-    sure = np.take_along_axis(confidences, top[..., None], axis=-1)[..., 0] >= SURE
-    right = ((top == label[:, None]) | (top == partner)) & sure
-    return np.stack([sure.sum(axis=0), right.sum(axis=0)])
-
-
-def names_right(named: np.ndarray) -> np.ndarray:
-    """How often each layer's sure names are the video's label, or its partner: `sure_names`' (2, 5) counts
-    summed over the videos -> (5,) in [0, 1]; 1 where never sure.
-
-    The run's own measure of a layer's reliability: a fused layer of a model trained a few epochs names a
-    look-alike of the label, very sure, on a third of the videos, and its disagreements with the annotation
-    are then mostly its errors; a strong layer's are rare, and more often the missing labels sought. Missing
-    labels lower it a little (the layer is right and the annotation is not): the bars leave room for that.
-    """
-    return np.where(named[0] > 0, named[1] / np.maximum(named[0], 1), 1.0)
 
 
 def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: list[str], *,
@@ -286,7 +209,7 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     sound learned with a visual category (or a sight with an audio one) from a confusion
     (`learned_cooccurrence`), and gives estimated precision 0 to a candidate that the unimodal layers its
     category needs perceive under MODALITY_FLOOR / C on the video (`modality_support`). A candidate named by
-    a layer unreliable in this run (`reliable_layers`, judged as `bias` judges perception at `fraction`, its
+    a layer unreliable in this run (`layertrust.reliable_layers`, judged as `bias` judges perception at `fraction`, its
     default here) gets estimated precision 0; so does, with `groups`, a class-wide candidate whose groups do
     not say it is there (`unowned_class_wide`).
     Returns columns row (the candidate's video's row of `videos`: `with_videos` names it), label (the
@@ -304,12 +227,13 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
     unbiased = captured(*counts)[best, cls] <= MAX_CAPTURED
-    reliable = reliable_layers(read, marks, fraction=fraction, size=size) if len(video) else np.ones(len(LAYERS),
-                                                                                                     bool)
-    unbiased &= reliable[best]  # a layer often wrong in this run is no evidence
+    layers = layer_evidence(read, marks, fraction=fraction, size=size) if len(video) else \
+        LayerEvidence.trusting(len(classes))
+    unbiased &= layers.reliable[best]  # a layer often wrong in this run is no evidence
     if known is not None:  # not heard, or not seen, where its category needs it
         unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-        unbiased &= modality_support(layer_conf, cls, known, reliable[unimodal]) * len(classes) >= MODALITY_FLOOR
+        unbiased &= modality_support(layer_conf, cls, known, layers.reliable[unimodal], layers,
+                                     marks.marks(video)) * len(classes) >= MODALITY_FLOOR
         unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks.marks(video))  # whose sound (sight)?
     precision = np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)
     del layer_conf, evidence, unbiased

@@ -8,7 +8,7 @@ ascending order): the scores eq. 7 compares, the confidences the rules measure. 
 - `label_medians`: per label, its rows (those annotated with it) read again, a group of (layer, class) columns
   at a time: the medians of each candidate's confusion and reciprocal confusion, which need every value of a
   column of the label's rows at once. A group holds at most MEDIAN_VALUES of them;
-- the rows with one label, for `reliable_layers` (missing_labels.py).
+- the rows with one label, for `reliable_layers` (layertrust.py).
 Each gives exactly what the same rule computes over the whole array at once, bit for bit: the same values in
 the same order reach the same numpy calls.
 

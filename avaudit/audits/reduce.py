@@ -9,6 +9,7 @@ Pure numpy (and pandas' categoricals for text a row): a reader in, arrays out.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -81,7 +82,7 @@ def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule:
                              margins_over(confidences, codes[rows], present, on_sample.rival))
     if on_sample is None:
         return true_conf, None, statistics
-    return true_conf, RivalEvidence(margins, on_sample.rival, on_sample.lean, on_sample.pair), statistics
+    return true_conf, replace(on_sample, margins=margins), statistics
 
 
 def read_into(true_conf: np.ndarray, statistics: dict, read: Reader, position: np.ndarray, labels: np.ndarray,

@@ -35,6 +35,7 @@ RESOLUTION = 1e-6  # confidences closer than this are equal: float32 sums
 RIVAL_SAMPLE = 64  # a category's rival is chosen on at most its first 64 videos: a 400-category set costs a quarter
 CHANCE_SHARE = 0.25  # a unimodal layer surer of the label than this share of chance may single it out: bench
 PERCEIVE_SHARE = 0.6  # a unimodal layer perceives its modality at this share of the fused layers' pair: bench
+PARTNER_LEAN = 2.0  # a pair counts its partner up to this many times the label: a pair the layer cannot split, 2:1
 FOUND_SHARE = 0.8  # ... or a category's own sight (sound) at this share, where it perceives nothing else: bench
 PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (docs/decisions-bench.md)
 
@@ -78,7 +79,8 @@ class RivalEvidence:
     margins: np.ndarray  # (N, 5) each video's margin of its label over the label's rival
     rival: np.ndarray  # (K, 5) each layer's rival, a category index; -1: none (fewer than two categories)
     lean: np.ndarray  # (K, 2) audio, visual: the layer's mean margin of the label over its rival on the rival's videos
-    pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class, together
+    pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class (`paired`)
+    partner: np.ndarray  # (K, 5) that likeliest other class, a category index; -1: none
 
 
 def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> RivalEvidence:
@@ -106,8 +108,9 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
         first = np.argsort(codes, kind="stable")[:RIVAL_SAMPLE]  # the one category's sample, as below
         pair = np.zeros((k, n_layers))
         if len(first):
-            pair[codes[first[0]]] = (own + closest)[first].mean(axis=0)
-        return RivalEvidence(margin(own, closest), np.full((k, n_layers), -1), np.zeros((k, 2)), pair)
+            pair[codes[first[0]]] = paired(own[first].mean(axis=0), closest[first].mean(axis=0))
+        none = np.full((k, n_layers), -1)
+        return RivalEvidence(margin(own, closest), none, np.zeros((k, 2)), pair, none)
     order = np.argsort(codes, kind="stable")
     members = [rows[:RIVAL_SAMPLE] for rows in np.split(order, np.cumsum(counts)[:-1])]  # each category's sample
     means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows)
@@ -128,7 +131,18 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     diagonal = means[np.arange(k), :, np.arange(k)]  # (K, 5): on k's videos, the confidence in k
     others = means.copy()
     others[np.arange(k), :, np.arange(k)] = -np.inf
-    return RivalEvidence(margins, rival, lean, diagonal + others.max(axis=-1))
+    pair = paired(diagonal, others.max(axis=-1))
+    others[:, :, counts == 0] = -np.inf  # the partner: a category with videos, on which its own pair is measured
+    partner = np.where(np.isfinite(others.max(axis=-1)), others.argmax(axis=-1), -1)
+    return RivalEvidence(margins, rival, lean, pair, partner)
+
+
+def paired(label: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """A layer's mean confidence in a label and in its partner together, the partner counted up to PARTNER_LEAN
+    times the label: a layer that puts nearly everything on the partner perceives the partner, not the label
+    (a visual layer trained too briefly names one class on every video; an audio layer hears the sound that
+    goes with every video of a visual category as that sound's own class)."""
+    return label + np.minimum(partner, PARTNER_LEAN * label)
 
 
 def label_confidence(confidences: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -212,19 +226,28 @@ def perceiving_layers(pair: np.ndarray, means: np.ndarray, n_classes: int, share
     return verdicts[0], verdicts[1]
 
 
-def perceived_categories(pair: np.ndarray, n_classes: int, share: float) -> np.ndarray:
+def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner: np.ndarray | None = None
+                         ) -> np.ndarray:
     """Does each unimodal layer perceive each category itself, up to a partner? (K, 5) `pair` -> (K, 2) audio, visual.
 
     Its confidence in the label and the label's likeliest partner together rise above chance (2 / C) by
     `share` of what the best audio-visual layer's do on the category's videos. A layer that perceives nothing
     in the run (`perceiving_layers`) may still see this category's sight as well as the fused layers do (a
-    `tiny` model's visual layer sees the orange disc of two grid categories, and little else): its failure to
-    tell the label from that partner is then the modality's, not the layer's. A category no fused layer
-    perceives above chance: yes, as nothing tells it.
+    `tiny` model's visual layer sees the blue cross of two grid categories, and little else): its failure to
+    tell the label from that partner is then the modality's, not the layer's. With `partner` (K, 5,
+    `RivalEvidence.partner`), on both sides: a sight the two categories share is the same sight on the
+    partner's videos, so the layer perceives the partner too; a layer that perceives the label with a partner
+    on which it perceives nothing (a weak visual layer that cannot tell a red square from an orange disc, which
+    it does not see either) fails by its own weakness. A category no fused layer perceives above chance: yes,
+    as nothing tells it.
     """
     above = pair - 2 / max(n_classes, 1)
     best = above[:, :N_AV].max(axis=-1, keepdims=True)
-    return (above[:, [AUDIO, VISUAL]] >= share * best) | (best <= RESOLUTION)
+    found = (above[:, [AUDIO, VISUAL]] >= share * best) | (best <= RESOLUTION)
+    if partner is None:
+        return found
+    other = partner[:, [AUDIO, VISUAL]]
+    return found & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
 
 
 def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:

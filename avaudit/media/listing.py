@@ -260,6 +260,7 @@ def gather(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
     """A manifest's records, each file looked for, its repeated ids merged. `text_of(span)` is a record's text
     (only the further records merged into a video need it): the caller may drop the file's text afterwards."""
     cols, codes, spans, unparsed = _gather(entries, fmt, root, finder, allow_outside_root)
+    give_back_freed()  # the blocks the numbers were gathered in: holes among the text's blocks that nothing reuses
     listed = Listed(cols, codes, spans, unparsed, {}, {}, {}, [], np.zeros(0, np.int64))
     _merge(fmt, listed, text_of)
     return listed

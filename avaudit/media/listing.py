@@ -338,8 +338,7 @@ def build(listed: Listed, fmt: Format, root: str):
             f"e.g. {echo(cols['named'].iat[lost[np.argmax(missing)]], PATH_ECHO)}" if n_missing else None)
     named = set(";".join(listed.codes["labels"]).split(";")) - {""}
     table = _table(cols, found, listed, fmt)
-    rows = cols["row"]
-    more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
+    more = {int(cols["row"][position]): records for position, records in listed.more.items() if found[position]}
     for name in ("labels", "start", "end", "split", "id_hash", *fmt.extras):
         del cols[name]  # only the table's: gone before the skipped list's details take their room
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies

@@ -6,8 +6,8 @@
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
 (`label,youtube_id,time_start,time_end,split`, labels of three words, quoted as the release quotes
 them, start times from 0 to 290 s, three splits) whose media are absent, and measures, stage by stage,
-wall time, CPU time, the stage's peak resident memory (VmHWM, reset before each stage) and what it held
-after (VmRSS: what the next stages start from):
+wall time, CPU time (and its system part), the stage's peak resident memory (VmHWM, reset before each stage)
+and what it held after (VmRSS: what the next stages start from):
 
   read, media absent   read_manifest with no media under --root: every row a `missing file` (the issue's run)
   skipped list         that run's skipped list written as the run writes it (outputs.write_csv)
@@ -51,10 +51,11 @@ def peak_mib(field: str = "VmHWM") -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_seconds() -> float:
-    """This process's CPU time: on a shared machine a steadier figure than the wall time."""
+def cpu_seconds() -> tuple[float, float]:
+    """This process's CPU time (user, system): on a shared machine a steadier figure than the wall time. The
+    system part is the kernel's (page faults, copies into the page cache), which swings with what else runs."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def reset_peak() -> None:
@@ -93,12 +94,13 @@ class Stages:
 
     def run(self, name: str, work):
         reset_peak()
-        started, cpu = time.perf_counter(), cpu_seconds()
+        started, (user, system) = time.perf_counter(), cpu_seconds()
         result = work()
-        wall, cpu, peak, held = time.perf_counter() - started, cpu_seconds() - cpu, peak_mib(), peak_mib("VmRSS")
-        self.rows.append((name, wall, cpu, peak, held))
-        print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  CPU {cpu:8.2f} s  peak RSS {peak:8.0f} MiB  "
-              f"held after {held:8.0f} MiB", flush=True)
+        wall, peak, held = time.perf_counter() - started, peak_mib(), peak_mib("VmRSS")
+        user, system = (now - before for now, before in zip(cpu_seconds(), (user, system)))
+        self.rows.append((name, wall, user + system, peak, held, system))
+        print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  CPU {user + system:8.2f} s (system {system:6.2f})  "
+              f"peak RSS {peak:8.0f} MiB  held after {held:8.0f} MiB", flush=True)
         return result
 
 

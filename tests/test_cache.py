@@ -265,6 +265,38 @@ def test_lookup_100k_entries_is_fast(tmp_path):
     assert seconds < 5.0
 
 
+def test_a_writer_indexes_the_batches_it_adds_as_written_without_reading_them_back(tmp_path, monkeypatch):
+    """A writer placed each record it appended by reading it back from the file and checking its CRC (every byte a
+    run caches read again: 3.6 GB at ten million clips of 16 classes). Now append says where the record's arrays
+    lie, the very place a reader finds, and the writer indexes the keys it holds."""
+    keys, logits = random_entries(40)
+    writer = LogitCache(tmp_path, "abc", n_classes=C)
+    writer.add(keys[:10], logits[:10], np.full(10, 10.0), signals=np.ones((10, 3), np.float32))
+    read_back, returned = [], []
+    place, append = entries.place, entries.append
+
+    def placing(*args, **kwargs):
+        for placed in place(*args, **kwargs):
+            read_back.append(placed[0])
+            yield placed
+
+    def appending(*args, **kwargs):
+        returned.append(append(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(entries, "place", placing)
+    monkeypatch.setattr(entries, "append", appending)
+    for part in (slice(10, 25), slice(25, 40)):
+        writer.add(keys[part], logits[part], np.full(15, 20.0), signals=np.full((15, 3), 2, np.float32))
+    found, got, seconds, signals = writer.lookup(keys[::-1], "signals")
+    assert read_back == []  # before: each add read its record back
+    assert found.all() and seconds.tolist() == [20.0] * 30 + [10.0] * 10 and signals[:30].min() == 2
+    np.testing.assert_array_equal(got, logits[::-1])
+    with open(tmp_path / "abc" / "entries-0.bin", "rb") as handle:
+        on_disk = [(placed, end) for placed, _, _, end in place(handle)]
+    assert on_disk[1:] == [(placed, end) for end, placed in returned]
+
+
 def test_a_cache_that_cannot_be_written_warns_once_and_still_serves_this_run(tmp_path, monkeypatch):
     import errno
 

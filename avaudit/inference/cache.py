@@ -186,9 +186,7 @@ class LogitCache:
         """Index the whole records of `path` not placed yet; a file replaced since (joined by a process) is placed
         again from its start (its entries then twice, the later copy winning), through a handle of its own."""
         try:
-            handle = self._handles.get(path.name)
-            if handle is None or os.fstat(handle.fileno()).st_ino != path.stat().st_ino:  # one handle a file
-                handle = self._handles[path.name] = open(path, "rb")
+            handle = self._handle(path)
             inode = os.fstat(handle.fileno()).st_ino
             was_inode, start = self._read_to.get(path.name, (inode, 0))
             start = end = start if was_inode == inode else 0
@@ -198,6 +196,13 @@ class LogitCache:
             warnings.warn(f"skipping unreadable cache file {path}: {error}", AvauditWarning, stacklevel=4)
             return
         self._read_to[path.name] = (inode, end)
+
+    def _handle(self, path: Path) -> BinaryIO:
+        """The handle `path`'s records are read through: one a file, opened again where the file was replaced."""
+        handle = self._handles.get(path.name)
+        if handle is None or os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
+            handle = self._handles[path.name] = open(path, "rb")
+        return handle
 
     def _add_placed(self, placed: entries.Placed, kept: entries.Arrays, finite: np.ndarray, handle, name: str) -> None:
         """A record of an entry file into the index, if it holds keys and logits of this model's shape."""
@@ -263,14 +268,23 @@ class LogitCache:
 
     def _append_records(self, records: list[entries.Arrays]) -> None:
         """Append to our entry file, after what other processes appended to it (placed now) and without
-        a torn record a killed one left, then place ours. The caller holds the lock."""
+        a torn record a killed one left, then index ours as written (reading them back cost a copy and a CRC
+        of every byte a run caches). The caller holds the lock."""
         mine = self.dir / self._own
         if mine.exists():
             self._place(mine)
         end = self._read_to.get(mine.name, (0, 0))[1] if mine.exists() else 0  # removed by hand: a new file
+        appended = []
         for record in records:
-            end = entries.append(mine, record, end=end)
-        self._place(mine)
+            end, placed = entries.append(mine, record, end=end)
+            appended.append((placed, record))
+        if not appended:
+            return
+        handle = self._handle(mine)  # the file holds what was placed, then ours: indexed as written, not read back
+        for placed, record in appended:
+            self._add_placed(placed, {"keys": record["keys"]}, np.isfinite(record["logits"]).all(axis=(1, 2)), handle,
+                             mine.name)
+        self._read_to[mine.name] = (os.fstat(handle.fileno()).st_ino, end)
 
     def _locked(self, work) -> bool:
         """`work()` under the folder's lock (appends and joins exclude each other); a failure to write

@@ -53,18 +53,25 @@ def encode(arrays: Arrays) -> list[bytes | memoryview]:
     return [head, header, *(_bytes(array) for array in arrays.values())]
 
 
-def append(path: Path, arrays: Arrays, *, end: int) -> int:
+def append(path: Path, arrays: Arrays, *, end: int) -> tuple[int, Placed]:
     """Append one record after the first `end` bytes of `path` (anything after them, a torn record, is cut
-    off first), durably; returns the new end. The caller holds the folder's lock."""
+    off first), durably; returns the new end and the record's place (what `place` finds there), so that the
+    writer indexes it without reading back what it wrote. The caller holds the folder's lock."""
+    parts = encode(arrays)
     with open(path, "ab") as handle:
         if handle.tell() > end:  # append mode writes at the end, so the torn tail goes first
             handle.truncate(end)
             handle.seek(end)
-        for part in encode(arrays):
+        start = handle.tell()
+        for part in parts:
             handle.write(part)
         handle.flush()
         os.fsync(handle.fileno())
-        return handle.tell()
+        offset, spans = start + len(parts[0]) + len(parts[1]), {}
+        for (name, array), part in zip(arrays.items(), parts[2:]):
+            spans[name] = (array.dtype, array.shape[1:], offset)
+            offset += part.nbytes
+        return handle.tell(), Placed(len(next(iter(arrays.values()))), spans)
 
 
 def _open_record(handle, size: int) -> tuple[int, int, bytes, dict] | None:

@@ -260,6 +260,7 @@ def gather(entries, fmt: Format, root: str, finder: Finder, *, allow_outside_roo
     """A manifest's records, each file looked for, its repeated ids merged. `text_of(span)` is a record's text
     (only the further records merged into a video need it): the caller may drop the file's text afterwards."""
     cols, codes, spans, unparsed = _gather(entries, fmt, root, finder, allow_outside_root)
+    give_back_freed()  # the blocks the numbers were gathered in: holes among the text's blocks that nothing reuses
     listed = Listed(cols, codes, spans, unparsed, {}, {}, {}, [], np.zeros(0, np.int64))
     _merge(fmt, listed, text_of)
     return listed
@@ -337,8 +338,7 @@ def build(listed: Listed, fmt: Format, root: str):
             f"e.g. {echo(cols['named'].iat[lost[np.argmax(missing)]], PATH_ECHO)}" if n_missing else None)
     named = set(";".join(listed.codes["labels"]).split(";")) - {""}
     table = _table(cols, found, listed, fmt)
-    rows = cols["row"]
-    more = {int(rows[position]): records for position, records in listed.more.items() if found[position]}
+    more = {int(cols["row"][position]): records for position, records in listed.more.items() if found[position]}
     for name in ("labels", "start", "end", "split", "id_hash", *fmt.extras):
         del cols[name]  # only the table's: gone before the skipped list's details take their room
     every = len(lost) == len(first)  # every record a video whose file is not there: no copies

@@ -169,7 +169,6 @@ def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = Non
     data = Path(data)
     data_folder = os.path.realpath(data) if data.is_dir() else None
     sources = [("DATA", data), ("the model", model), *((what, path) for path, what in (inputs or {}).items())]
-    listed = None  # the listed videos by file name, built once and only when some output exists
     probed: set[Path] = set()
     for path in map(Path, writes):
         # Where the write lands: links followed, and `..` after a folder that does not exist yet taken as
@@ -193,12 +192,8 @@ def check_writes(writes: Sequence[Path], *, data: Path, model: Path | None = Non
             if source is not None and Path(source).is_file() and os.path.samefile(real, source):
                 raise UsageError(f"{path} is {what} ({source}): refusing to overwrite an input; "
                                  f"choose another output path")
-        if media is not None:
-            if listed is None:
-                listed = {}
-                for video in media.tolist():
-                    listed.setdefault(os.path.basename(video), []).append(video)
-            for video in listed.get(real.name, []):
+        if media is not None:  # the listed videos of its file name, found as text: no Python string a row
+            for video in media[(media == real.name) | media.str.endswith("/" + real.name, na=False)].tolist():
                 if os.path.exists(video) and os.path.samefile(real, video):
                     raise UsageError(f"{path} is a video listed in DATA: refusing to overwrite an input; "
                                      f"choose another output path")

@@ -40,7 +40,6 @@ def give_back_freed() -> None:
     its arenas (~90 bytes a row at a million rows: Arrow's release_unused does not trim them), where every later
     stage's resident memory counts them."""
     POOL.release_unused()
-    pa.default_memory_pool().release_unused()  # pandas' Arrow text (filters, CSV blocks): mimalloc keeps what it freed
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: its allocator gives back what it will

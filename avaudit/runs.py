@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from avaudit.errors import UsageError
+from avaudit.media.listing import give_back_freed
 from avaudit.media.manifests import Manifest
 from avaudit.outputs import output_set, read_csv, read_csv_blocks, write_csv, write_json, write_yaml
 from avaudit.vocab import QUALITY_FLAGS, SKIPPED_COLUMNS, plural
@@ -167,6 +168,7 @@ def write_run(run: AuditRun, settings: dict, documents: dict[str, dict] | None =
         write_yaml({**{k: v for k, v in settings.items() if k != "config"}, "outputs": names,
                     **({"config": config} if config is not None else {})}, staged / record)
     run.skipped_path = run.out / skipped_name if skipped else None
+    give_back_freed()  # what deciding and writing freed: the next command of a process starts without it
 
 
 @dataclass

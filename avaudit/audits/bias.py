@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import category_modality
-from avaudit.audits.reduce import video_scores
+from avaudit.audits.reduce import blocks, video_scores
 from avaudit.audits.uncertainty import (
     AUDIO,
     FOUND_SHARE,
@@ -48,11 +48,13 @@ from avaudit.vocab import (
 )
 
 REDUNDANT = str(Group.redundant)
+REDUNDANT_CODE = ASSIGNMENTS.index(REDUNDANT)
 SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", "why_unclear",
                    *(f"mean_{name}" for name in LAYERS))
 INFORMATIVE = 0.2  # a unimodal layer under this share of the best audio-visual margin knows nothing: the bench
 LONE = 0.6  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 DRAWS = 400  # redraws of each category's means
+ROWS_AT_ONCE = 65_536  # rows of a per-row rule's working arrays at a time: a few MB, not a few hundred a row
 
 
 def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
@@ -62,23 +64,44 @@ def sufficiency_modality(true_conf: np.ndarray, *, fraction: float) -> np.ndarra
     layer's. Audio alone -> audio, visual alone -> visual, both -> redundant, neither -> the most
     confident audio-visual layer (so an instant or onset event still shows as such).
     """
+    return np.asarray(ASSIGNMENTS)[sufficiency_codes(true_conf, fraction=fraction)]
+
+
+def sufficiency_codes(true_conf: np.ndarray, *, fraction: float) -> np.ndarray:
+    """`sufficiency_modality`'s calls as int8 codes into ASSIGNMENTS: a byte a row, no name made. (N, 5) -> (N,)."""
     av = true_conf[:, : len(AV_LAYERS)]
     best_av = av.max(axis=1)
-    audio_ok = true_conf[:, LAYERS.index("audio")] >= fraction * best_av
-    visual_ok = true_conf[:, LAYERS.index("visual")] >= fraction * best_av
-    names = np.asarray(AV_LAYERS, dtype=object)[av.argmax(axis=1)]
-    names = np.where(audio_ok & ~visual_ok, "audio", names)
-    names = np.where(visual_ok & ~audio_ok, "visual", names)
-    return np.where(audio_ok & visual_ok, REDUNDANT, names).astype(str)
+    audio_ok = true_conf[:, AUDIO] >= fraction * best_av
+    visual_ok = true_conf[:, VISUAL] >= fraction * best_av
+    codes = av.argmax(axis=1).astype(np.int8)
+    codes[audio_ok & ~visual_ok] = AUDIO
+    codes[visual_ok & ~audio_ok] = VISUAL
+    codes[audio_ok & visual_ok] = REDUNDANT_CODE
+    return codes
 
 
 def assign_videos(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.ndarray:
     """(N, 5) true-label confidences -> (N,) assignment names under `rule`."""
+    return np.asarray(ASSIGNMENTS)[assignment_codes(true_conf, rule=rule, fraction=fraction)]
+
+
+def assignment_codes(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.ndarray:
+    """`assign_videos`' calls as int8 codes into ASSIGNMENTS. (N, 5) -> (N,)."""
     if rule == "paper":
-        return np.asarray(LAYERS)[true_conf.argmax(axis=1)]
+        return true_conf.argmax(axis=1).astype(np.int8)
     if rule == "sufficiency":
-        return sufficiency_modality(true_conf, fraction=fraction)
+        return sufficiency_codes(true_conf, fraction=fraction)
     raise UsageError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
+
+
+def video_calls(scores: np.ndarray, *, rule: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each video's assignment (`assignment_codes`) and `video_margin`, ROWS_AT_ONCE rows at a time: their working
+    arrays at once were ~130 bytes a row. (N, 5) -> ((N,) int8, (N,) of the scores' dtype)."""
+    choice, margin = np.empty(len(scores), np.int8), np.empty(len(scores), scores.dtype)
+    for part in blocks(len(scores), ROWS_AT_ONCE) or [slice(0, 0)]:  # no rows: an unknown rule is still refused
+        choice[part] = assignment_codes(scores[part], rule=rule, fraction=fraction)
+        margin[part] = video_margin(scores[part], rule=rule, fraction=fraction)
+    return choice, margin
 
 
 def video_margin(true_conf: np.ndarray, *, rule: str, fraction: float) -> np.ndarray:
@@ -104,16 +127,26 @@ def event_type_margin(labels: pd.Series, true_conf: np.ndarray, categories: pd.D
     labels (N,) each video's category; true_conf (N, 5) its layers' confidences in it; categories:
     category, layer. Per video, the category's layer's confidence minus the best other audio-visual
     layer's; per category, the median over its videos. NaN where the layer is not audio-visual.
+    Videos are grouped by their category's code and taken ROWS_AT_ONCE at a time: a string of every
+    video's label, or every video's audio-visual confidences in float64, was ~130 bytes a row.
     """
+    label = pd.Categorical(labels)
     index = {name: i for i, name in enumerate(AV_LAYERS)}
-    own = pd.Series(labels).map(dict(zip(categories["category"], categories["layer"].map(index)))).to_numpy(float)
-    av = true_conf[:, : len(AV_LAYERS)].astype(float)
+    layer_of = dict(zip(categories["category"], categories["layer"].map(index)))
+    # each code's audio-visual layer, NaN where none; last, the NaN of a missing label (code -1)
+    own = np.array([*(layer_of.get(name, np.nan) for name in label.categories), np.nan], float)[label.codes]
     rows = np.flatnonzero(~np.isnan(own))
     chosen = own[rows].astype(int)
-    others = av[rows].copy()
-    others[np.arange(len(rows)), chosen] = -np.inf
-    lead = pd.Series(av[rows, chosen] - others.max(axis=1)).groupby(np.asarray(labels)[rows]).median()
-    return categories["category"].map(lead).to_numpy(float)
+    lead = np.empty(len(rows))
+    for part in blocks(len(rows), ROWS_AT_ONCE):
+        av = true_conf[rows[part], : len(AV_LAYERS)].astype(float)
+        at = np.arange(len(av)), chosen[part]
+        own_layer = av[at]
+        av[at] = -np.inf
+        lead[part] = own_layer - av.max(axis=1)
+    median = pd.Series(lead).groupby(label.codes[rows]).median()
+    by_name = pd.Series(median.to_numpy(), index=label.categories[median.index.to_numpy()])
+    return categories["category"].map(by_name).to_numpy(float)
 
 
 def deaf_layer(codes: np.ndarray, confidences: np.ndarray, n_groups: int, chance: float) -> np.ndarray:
@@ -193,41 +226,44 @@ def unclear_reasons(means: np.ndarray, uncalled: np.ndarray, unsure: np.ndarray,
                       "support under the run's bar", "a unimodal layer under chance"], "")
 
 
-def unfounded_videos(chosen: np.ndarray, founded: np.ndarray) -> np.ndarray:
-    """Which videos' calls rest on a unimodal layer's failure that is no evidence (`founded` (N, 2) false). (N,)."""
-    audio = np.isin(chosen, ["audio", REDUNDANT])
-    visual = np.isin(chosen, ["visual", REDUNDANT])
+def unfounded_videos(choice: np.ndarray, founded: np.ndarray) -> np.ndarray:
+    """Which videos' calls (codes into ASSIGNMENTS) rest on a unimodal layer's failure that is no evidence
+    (`founded` (N, 2) false). (N,)."""
+    audio = (choice == AUDIO) | (choice == REDUNDANT_CODE)
+    visual = (choice == VISUAL) | (choice == REDUNDANT_CODE)
     return (~audio & ~founded[:, 0]) | (~visual & ~founded[:, 1])
 
 
-def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes: int,
-                       fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes: int, fraction: float,
+                       in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Each video's margins (N, 5) the sufficiency rule calls on (`shifted_margins`), and whether each unimodal
     layer's failure on the video's category is evidence (N, 2): audio, visual.
 
     A failure is evidence where the layer perceives its modality in the run (`perceiving_layers` at
     PERCEIVE_SHARE on the categories' mean shifted margins) or the category itself (`perceived_categories` at
-    FOUND_SHARE).
+    FOUND_SHARE). `in_place`: `shifted_margins`'.
     """
-    scores, means, codes = shifted_margins(evidence, labels, fraction=fraction)
+    scores, means, codes = shifted_margins(evidence, labels, fraction=fraction, in_place=in_place)
     run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
     found = perceived_categories(evidence.pair, n_classes, FOUND_SHARE, evidence.partner)
     return scores, (found | np.array(run))[codes]
 
 
-def shifted_margins(evidence: RivalEvidence, labels: np.ndarray, *,
-                    fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def shifted_margins(evidence: RivalEvidence, labels: np.ndarray, *, fraction: float,
+                    in_place: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(each video's margins (N, 5), each category's mean of them (K, 5), each video's category (N,)).
 
     `rival_evidence`'s margins (of the videos of `labels`, their categories numbered in sorted order), less
     each unimodal layer's lean towards the label on its rival's own videos (`partner_shift`: a lead the layer
-    gives the label wherever the pair's shared sound or sight is).
+    gives the label wherever the pair's shared sound or sight is). `in_place`: the evidence's own margins are
+    shifted and returned, not a copy of them (40 bytes a row: 400 MB at ten million rows).
     """
     present = np.unique(labels)
     codes = np.searchsorted(present, labels)
     shift = partner_shift(codes, evidence, fraction=fraction, informative=INFORMATIVE, lone=LONE)
-    scores = evidence.margins.copy()
-    scores[:, [AUDIO, VISUAL]] -= shift[codes]
+    scores = evidence.margins if in_place else evidence.margins.copy()
+    for j, layer in enumerate((AUDIO, VISUAL)):  # a column at a time: no (N, 2) copies
+        scores[:, layer] -= shift[codes, j]
     n = np.maximum(np.bincount(codes, minlength=len(present)), 1)[:, None]
     means = np.stack([np.bincount(codes, weights=column, minlength=len(present)) for column in scores.T], 1) / n
     return scores, means, codes
@@ -252,19 +288,17 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     of whose videos vote is decided by all of them. `n_videos` counts them all, `votes_<name>` the voters.
     `reduced`: (true-label confidences (N, 5), the sufficiency rule's `rival_evidence`, None under the paper's
     rule) taken from the confidences a block of rows at a time (audits.reduce.bias_inputs); `confidences` is
-    then not read (None).
+    then not read (None), and its margins are shifted in place (`shifted_margins`): the caller's are not kept.
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(np.int64)
     true_conf, evidence = reduced if reduced is not None else video_scores(confidences, labels, rule=rule)
     scores, founded = true_conf, np.ones((len(labels), 2), bool)
     if rule == "sufficiency":
-        scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction)
-    chosen = assign_videos(scores, rule=rule, fraction=fraction)
-    unperceived = unfounded_videos(chosen, founded) & (min_support > 0)  # as its category's call
+        scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction,
+                                             in_place=True)
     # each video's assignment as a code into ASSIGNMENTS (1 byte a row), its names only as the table's categories
-    order = np.argsort(ASSIGNMENTS)
-    choice = order[np.searchsorted(np.asarray(ASSIGNMENTS)[order], chosen)].astype(np.int8)
-    chosen = None
+    choice, margin = video_calls(scores, rule=rule, fraction=fraction)
+    unperceived = unfounded_videos(choice, founded) & (min_support > 0)  # as its category's call
     layer_names = list(dict.fromkeys((*ASSIGNMENTS, *CATEGORY_ASSIGNMENTS)))  # a caller may set any of them
     group_names = list(dict.fromkeys(GROUP_OF.values()))
     group_of = np.array([group_names.index(GROUP_OF[name]) for name in ASSIGNMENTS], np.int8)
@@ -273,7 +307,7 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
                                                                                               group_names))
     per_video = pd.concat([per_video, pd.DataFrame(true_conf, columns=[f"conf_{name}" for name in LAYERS],
                                                    copy=False)], axis=1)
-    per_video["margin"] = video_margin(scores, rule=rule, fraction=fraction)
+    per_video["margin"] = margin
     per_video["clear"] = (per_video["margin"] >= video_noise) & ~unperceived
     # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
     layer = np.minimum(choice, len(LAYERS) - 1)[:, None]

@@ -111,18 +111,47 @@ def category_modality(categories, layers, confidence, *, names=LAYERS) -> pd.Dat
     the larger summed confidence, then to the earlier layer name in LAYERS order.
     `names` lists every assignment a video can have (the five layers, plus `redundant` under the
     sufficiency rule); its order is the final tie-break.
-    Returns one row per category: category, layer, n_videos, votes_<name> for every name.
+    Returns one row per category (in the order of pandas' crosstab: a categorical's, or the names sorted):
+    category, layer, n_videos, votes_<name> for every name.
+    The votes are counted by code (`np.bincount`), and the summed confidences, by pandas' grouped sums
+    (`tie_masses`), only where a tie needs them: a crosstab and pivot table of every video were ~100 bytes a row.
     """
-    frame = pd.DataFrame({"category": categories, "layer": layers, "confidence": confidence})
-    votes = pd.crosstab(frame["category"], frame["layer"]).reindex(columns=list(names), fill_value=0)
-    mass = frame.pivot_table(index="category", columns="layer", values="confidence", aggfunc="sum",
-                             fill_value=0.0).reindex(index=votes.index, columns=list(names), fill_value=0.0)
-    count = votes.to_numpy()
+    category, layer = pd.Categorical(categories), pd.Categorical(layers)
+    names = list(names)
+    # each layer category's column in `names`; one past them: a layer not among them (counted in no column, but
+    # its category has a row, as in a crosstab); last, a missing layer (code -1): no row at all
+    column = np.array([*(names.index(name) if name in names else len(names) for name in layer.categories), -1])
+    where = column[layer.codes]
+    counted = (where >= 0) & (category.codes >= 0)
+    cells = np.bincount(category.codes[counted].astype(np.int64) * (len(names) + 1) + where[counted],
+                        minlength=len(category.categories) * (len(names) + 1)).reshape(-1, len(names) + 1)
+    present = np.flatnonzero(cells.sum(axis=1))
+    count = cells[present, : len(names)]
     is_top = count == count.max(axis=1, keepdims=True)
+    tied = is_top.sum(axis=1) > 1
     # Lexicographic key: votes first, then summed confidence; argmax takes the first (earliest) on ties.
-    key = np.where(is_top, mass.to_numpy() + 1.0, 0.0)
-    chosen = np.asarray(names)[key.argmax(axis=1)]
-    result = pd.DataFrame({"category": votes.index, "layer": chosen, "n_videos": count.sum(axis=1)})
-    for name in names:
-        result[f"votes_{name}"] = votes[name].to_numpy()
-    return result.reset_index(drop=True)
+    key = is_top.astype(float)
+    if tied.any():
+        mass = tie_masses(category, layer, confidence, present[tied], names)
+        if not count.sum(axis=0).all():  # as a pivot table of every video reindexed to `names`: widened to float64
+            mass = mass.astype(float)
+        key[tied] = np.where(is_top[tied], mass + 1.0, 0.0)  # in the sums' float type, as the pivot table's
+    result = pd.DataFrame({"category": category.categories[present], "layer": np.asarray(names)[key.argmax(axis=1)],
+                           "n_videos": count.sum(axis=1)})
+    for i, name in enumerate(names):
+        result[f"votes_{name}"] = count[:, i]
+    return result
+
+
+def tie_masses(category: pd.Categorical, layer: pd.Categorical, confidence, tied: np.ndarray,
+               names: list[str]) -> np.ndarray:
+    """The summed confidence of each tied category's (codes `tied`) videos by layer (len(tied), len(names)): pandas'
+    grouped sums of those categories' rows, each group's rows in their order, so each sum is the one a pivot table of
+    every video gives, bit for bit."""
+    rows = np.flatnonzero(np.isin(category.codes, tied))
+    frame = pd.DataFrame({"category": np.asarray(category[rows], dtype=object),  # text: no unobserved rows or columns
+                          "layer": np.asarray(layer[rows], dtype=object),
+                          "confidence": np.asarray(confidence)[rows]})
+    mass = frame.pivot_table(index="category", columns="layer", values="confidence", aggfunc="sum", fill_value=0.0)
+    summed = mass.dtypes.iloc[0]  # the sums' own type: a reindex may widen the columns it adds
+    return mass.reindex(index=category.categories[tied], columns=names, fill_value=0.0).to_numpy(summed)

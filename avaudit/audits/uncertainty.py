@@ -280,7 +280,9 @@ def false_call_cut(support: np.ndarray, rate: float, draws: int) -> np.ndarray:
 
 
 def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
-    """Per group: count (K,), mean (K, 5) and covariance of the mean (K, 5, 5). codes (N,), scores (N, 5).
+    """Per group: count (K,), mean (K, 5) and covariance of the mean (K, 5, 5). codes (N,), scores (N, 5) of any
+    float type, taken in float64 a column at a time (a float64 copy of float32 scores, their groups' means per row
+    and the centred scores were 24 + 40 + 40 bytes a row).
 
     The covariance of a mean is the videos' covariance over n, plus PRIOR_VARIANCE / n^2 on the
     diagonal (a pseudo-video that could score anywhere): a category of three identical videos is not
@@ -288,17 +290,21 @@ def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tup
     """
     n = np.bincount(codes, minlength=n_groups).astype(float)
     width = scores.shape[1]
+    # bincount sums in float64 whatever the scores' float type, far faster than np.add.at
+    mean = np.stack([np.bincount(codes, weights=scores[:, j], minlength=n_groups) for j in range(width)],
+                    axis=1) / np.maximum(n, 1)[:, None]
 
-    def sums(values: np.ndarray) -> np.ndarray:
-        """Per-group sums of each column of values (N, k) -> (K, k): bincount, far faster than np.add.at."""
-        return np.stack([np.bincount(codes, weights=values[:, j], minlength=n_groups) for j in range(values.shape[1])],
-                        axis=1)
+    def centred(j: int) -> np.ndarray:
+        """Column j's scores less their group's mean, in float64. (N,)."""
+        return scores[:, j] - mean[:, j][codes]
 
-    mean = sums(scores) / np.maximum(n, 1)[:, None]
-    centred = scores - mean[codes]
+    upper = []  # each pair's summed products (K,), in np.triu_indices' order: one (N,) product at a time
+    for r in range(width):  # column r centred once for its pairs, the others one at a time: 3 (N,) arrays at most
+        first = centred(r)
+        upper += [np.bincount(codes, weights=first * (first if c == r else centred(c)), minlength=n_groups)
+                  for c in range(r, width)]
     rows, cols = np.triu_indices(width)
-    upper = np.stack([np.bincount(codes, weights=centred[:, r] * centred[:, c], minlength=n_groups)  # (K, 15)
-                      for r, c in zip(rows, cols)], axis=1)  # each pair once, one (N,) product at a time
+    upper = np.stack(upper, axis=1)  # (K, 15)
     outer = np.zeros((n_groups, width, width))
     outer[:, rows, cols] = upper
     outer[:, cols, rows] = upper
@@ -310,7 +316,7 @@ def grouped_moments(codes: np.ndarray, scores: np.ndarray, n_groups: int) -> tup
 def redraw(codes: np.ndarray, scores: np.ndarray, n_groups: int, draws: int,
            seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(count (K,), mean (K, w), `draws` redrawn means (draws, K, w)) of each group's scores (N, w)."""
-    n, mean, cov = grouped_moments(codes, np.asarray(scores, float), n_groups)
+    n, mean, cov = grouped_moments(codes, np.asarray(scores), n_groups)  # any float type: float64 a column at a time
     root = np.linalg.cholesky(cov)  # (K, w, w); the diagonal prior keeps it positive definite
     noise = np.random.default_rng(seed).standard_normal((draws, n_groups, scores.shape[1]))
     return n, mean, mean[None] + np.einsum("kij,dkj->dki", root, noise)

@@ -226,7 +226,8 @@ def write_subset(
     labels = dict(labels or {})
     if labels and manifest.format not in ("folder", "flat", "generic"):
         raise UsageError(f"labels cannot be overridden in a {manifest.format} manifest")
-    sel = table[table["row"].isin(rows)].sort_values("row")
+    columns = ["row", "path", "labels"] if manifest.format in ("folder", "flat") else ["row"]
+    sel = table.loc[table["row"].isin(rows), columns].sort_values("row")  # the columns it writes: not all the text
     kept = sel["row"].tolist()
     if manifest.format in ("folder", "flat"):
         subset = pd.DataFrame({"path": sel["path"].str.replace(os.sep, "/", regex=False).to_numpy(),

@@ -4,6 +4,7 @@ import tracemalloc
 
 import numpy as np
 import pandas as pd
+from test_bias_memory import traced_peak
 
 
 def test_calibrated_confidences_are_made_in_one_array_and_are_the_same():
@@ -114,18 +115,21 @@ def reduced_world(seed: int, n: int = 100_000):
     return videos, classes, reduced
 
 
-def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
+def traced_bias_audit(seed: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(bias_audit's per-video and per-category tables of `reduced_world(seed, n)`, its traced peak in bytes)."""
     from avaudit.audits.bias import bias_audit
 
+    videos, classes, reduced = reduced_world(seed, n)
+    (per_video, categories, _), peak = traced_peak(lambda: bias_audit(
+        videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5, reduced=reduced))
+    return per_video, categories, peak
+
+
+def test_the_bias_rule_over_reduced_inputs_holds_a_few_hundred_bytes_a_row():
     n = 100_000
-    videos, classes, reduced = reduced_world(3, n)
-    tracemalloc.start()
-    per_video, categories, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
-                                          reduced=reduced)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    per_video, categories, peak = traced_bias_audit(3, n)
     assert peak < 350 * n  # before: ~600 bytes a row, the covariances' (N, 15) pair products (grouped_moments)
-    assert len(per_video) == n and len(categories) == len(classes)
+    assert len(per_video) == n and len(categories) == 16  # reduced_world's classes
 
 
 def test_keys_of_a_manifest_column_make_python_strings_a_block_at_a_time():
@@ -162,15 +166,8 @@ def test_bias_inputs_fill_their_per_row_arrays_in_place():
 
 
 def test_bias_audit_keeps_each_videos_assignment_as_a_code_and_every_voters_rows_as_views():
-    from avaudit.audits.bias import bias_audit
-
     n = 100_000
-    videos, classes, reduced = reduced_world(5, n)
-    tracemalloc.start()
-    per_video, _, _ = bias_audit(videos, None, classes, rule="sufficiency", fraction=0.5, min_support=0.5,
-                                 reduced=reduced)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    per_video, _, peak = traced_bias_audit(5, n)
     # before: a layer name a row, its group mapped through a Series of names (32 bytes a row kept), the voters'
     # scores and confidences copied even when every row votes, labels as Python strings: ~290 bytes a row
     assert peak < 210 * n

@@ -26,7 +26,6 @@ _HEAD = struct.Struct("<4sIQI")  # magic, header bytes, payload bytes, crc32
 JOINED_BYTES = 64 << 20  # the most bytes compact() joins into one record (it holds two at once)
 CHUNK_BYTES = 8 << 20  # what place() reads at a time of an array it checks but does not keep
 Arrays = dict[str, np.ndarray]
-DROP_WRITTEN = True  # pages appended or replaced leave the page cache (drop_written); a benchmark may turn it off
 
 
 def _bytes(array: np.ndarray) -> memoryview:
@@ -68,27 +67,11 @@ def append(path: Path, arrays: Arrays, *, end: int) -> tuple[int, Placed]:
             handle.write(part)
         handle.flush()
         os.fsync(handle.fileno())
-        drop_written(handle, start)
         offset, spans = start + len(parts[0]) + len(parts[1]), {}
         for (name, array), part in zip(arrays.items(), parts[2:]):
             spans[name] = (array.dtype, array.shape[1:], offset)
             offset += part.nbytes
         return handle.tell(), Placed(len(next(iter(arrays.values()))), spans)
-
-
-def drop_written(handle, start: int, length: int = 0) -> None:
-    """Advise the kernel that the pages of `handle` from byte `start` (`length` bytes, 0: to the end) are not needed
-    in its page cache (POSIX_FADV_DONTNEED, where the system has it): an append's once fsynced (durability is the
-    fsync's, not this), and those `compact` has read of the file it replaces.
-
-    A writer never reads back what it appended (cache.py indexes it as written), and a long audit appends gigabytes.
-    Kept, they grew the page cache by what was cached, on a machine where fresh pages cost more system time the more
-    were taken (the 10M fill's 3.5 GB: ~9-12 system seconds); `compact` then read them and grew it again by the
-    joined file. Dropped, the page cache grows once, by the joined file (benchmarks/README.md, "Seventh round: the
-    cache fill and retarget"). A reader after an append reads its entries from the disk, not the page cache.
-    """
-    if DROP_WRITTEN and hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(handle.fileno(), start, length, os.POSIX_FADV_DONTNEED)
 
 
 def _open_record(handle, size: int) -> tuple[int, int, bytes, dict] | None:
@@ -131,19 +114,15 @@ def _read_one(handle, size: int) -> Arrays | None:
     return arrays
 
 
-def iterate(path: Path, start: int = 0, *, drop: bool = False) -> Iterator[tuple[Arrays, int]]:
-    """(record, the byte where it ends) of each whole record of `path` from byte `start`, in order; with `drop`,
-    each record's pages let go of the page cache once read (drop_written's advice: `compact`'s file to replace)."""
+def iterate(path: Path, start: int = 0) -> Iterator[tuple[Arrays, int]]:
+    """(record, the byte where it ends) of each whole record of `path` from byte `start`, in order."""
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         handle.seek(start)
         while handle.tell() < size:
-            at = handle.tell()
             record = _read_one(handle, size)
             if record is None:
                 return
-            if drop:
-                drop_written(handle, at, handle.tell() - at)
             yield record, handle.tell()
 
 
@@ -248,7 +227,7 @@ def compact(path: Path, max_bytes: int = JOINED_BYTES) -> int:
 
     try:
         with open(temp, "wb") as handle:
-            for record, _ in iterate(path, drop=True):  # pages of a file about to be replaced
+            for record, _ in iterate(path):
                 size = sum(array.nbytes for array in record.values())
                 if run and (_schema(run[0]) != _schema(record) or
                             sum(a.nbytes for r in run for a in r.values()) + size > max_bytes):

@@ -1,6 +1,6 @@
 """Ten million rows on one machine: every stage of an audit of a large Kinetics CSV, its time and peak memory.
 
-    python benchmarks/ten_million.py [N ...] [--upto read|cache|all] [--skip absent|missing-labels]
+    python benchmarks/ten_million.py [N ...] [--upto read|cache|all] [--skip absent|predict|missing-labels|report]
                                      (default: 1,000,000 and 10,000,000 rows, every stage)
 
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
@@ -206,13 +206,15 @@ def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset()) ->
         return run
 
     stages.run("bias", lambda: cached(commands.bias(data, out=out / "bias", **options)))
-    stages.run("predict", lambda: cached(commands.predict(data, out=out / "predict", **options)))
+    if "predict" not in skip:
+        stages.run("predict", lambda: cached(commands.predict(data, out=out / "predict", **options)))
     if "missing-labels" not in skip:
         stages.run("missing-labels",
                    lambda: cached(commands.missing_labels(data, out=out / "missing-labels", **options)))
     stages.run("retarget (of the bias run)", lambda: commands.retarget(
         keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
-    stages.run("report", lambda: build_report(out))
+    if "report" not in skip:
+        stages.run("report", lambda: build_report(out))
     print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
 
 
@@ -222,9 +224,10 @@ def main() -> None:
     parser.add_argument("--upto", choices=("read", "cache", "all"), default="all",
                         help="the last group of stages to run: the manifest reads (media absent and found), "
                              "the cache, or all [all]")
-    parser.add_argument("--skip", action="append", choices=("absent", "missing-labels"), default=[],
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=("absent", "predict", "missing-labels", "report"),
                         help="stages not run (repeatable): the read with media absent and its skipped list, "
-                             "or missing-labels (it holds every row's confidences)")
+                             "predict, missing-labels (it holds every row's confidences), or report")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -218,7 +218,9 @@ def write_subset(
     rows = keep["row"] if isinstance(keep, pd.DataFrame) else keep
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     table = manifest.table
-    unknown = np.setdiff1d(rows, table["row"].to_numpy())
+    # np.isin (a lookup table over the rows' range), not np.setdiff1d: that hashed and sorted every row of the
+    # table, 0.5 CPU-s at 1M rows and 9 at 10M (most of retarget's time there)
+    unknown = rows[~np.isin(rows, table["row"].to_numpy())]
     if unknown.size:
         raise UsageError(f"rows not in the manifest's table: {unknown[:10].tolist()}")
     if manifest.source.is_file() and out.resolve() == manifest.source.resolve():

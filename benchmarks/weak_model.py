@@ -13,7 +13,9 @@ annotators left that label off the whole class; `--train-co-occur 0` trains on a
 each `--epochs E` it trains a model with `avaudit train --epochs E` under the `--preset` written to
 OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with; `wide`, larger frames
 and other widths; `deep`, smaller frames, two blocks in the first video stage; `slim`, two in the third;
-`narrow`, 28-pixel crops and half the widths; or `tall`, two blocks in the last). It runs `avaudit bias`
+`narrow`, 28-pixel crops and half the widths; `tall`, two blocks in the last; `stout`, uncropped
+36-pixel frames and wider layers; `broad`, two blocks in the middle stages; or
+`lean`, 30-pixel crops and other widths again). It runs `avaudit bias`
 and `avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
 trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
 against the planted truth: categories given the wrong group (and which), left `unclear`, event types
@@ -57,6 +59,12 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
                          "video_stem_width": 8, "video_widths": [8, 8, 16, 16], "video_blocks": [1, 2, 1, 1]}},
     "tall": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 16, 16, 16, 32, 32, 32], "embed_dim": 32,
                        "video_stem_width": 8, "video_widths": [8, 8, 24, 32], "video_blocks": [1, 1, 1, 2]}},
+    "stout": {"model": {"resize": [36, 36], "crop": 36, "audio_widths": [12, 12, 24, 24, 24, 48, 48], "embed_dim": 40,
+                        "video_stem_width": 12, "video_widths": [12, 24, 24, 40], "video_blocks": [1, 1, 1, 1]}},
+    "broad": {"model": {"resize": [40, 40], "crop": 32, "audio_widths": [16, 16, 16, 24, 24, 32, 32], "embed_dim": 24,
+                        "video_stem_width": 16, "video_widths": [16, 16, 24, 24], "video_blocks": [1, 2, 2, 1]}},
+    "lean": {"model": {"resize": [34, 34], "crop": 30, "audio_widths": [8, 12, 12, 24, 24, 40, 40], "embed_dim": 28,
+                       "video_stem_width": 10, "video_widths": [10, 20, 20, 28], "video_blocks": [1, 1, 1, 1]}},
 }
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import softmax
-from avaudit.audits.layertrust import LayerEvidence, layer_evidence
+from avaudit.audits.layertrust import SURE, LayerEvidence, layer_evidence
 from avaudit.audits.missing_scan import (
     MEDIAN_VALUES,
     Reader,
@@ -138,11 +138,14 @@ def unclear_support(perceived: np.ndarray, cls: np.ndarray, groups: np.ndarray, 
     perceive it where it is proposed (a weak model's fused layer that sees an orange disc in a red square, on
     a video of another sound, proposes a category whose sound is not there), and at least one layer must:
     whatever its group, some modality carries it (a fused layer that learned a tone with every shape of a
-    category proposes it on the tone's clips with any shape). What a layer perceives as one of the video's own
-    labels (the class's partner, that it cannot tell it from) is the label's, unless the label's group is the
-    other modality's. A layer that perceives the class but does not single it out alone
-    (`LayerEvidence.suffices`: a tone two grid categories share) says "the class or its partner": where the
-    other modality's layer perceives nothing in the run, nothing tells which (0).
+    category proposes it on the tone's clips with any shape). Where no layer perceives the class wherever it is
+    annotated, a layer vouches for it only where the other modality's layer perceives its modality in the run, or
+    where it names it surely (`layertrust.SURE`): a weak audio layer gives a grid sibling of the label that shares
+    its tone a sixth of its confidence, and with a blind visual layer nothing tells the sibling's sight. What a
+    layer perceives as one of the video's own labels (the class's partner, that it cannot tell it from) is the
+    label's, unless the label's group is the other modality's. A layer that perceives the class but does not
+    single it out alone (`LayerEvidence.suffices`: a tone two grid categories share) says "the class or its
+    partner": where the other modality's layer perceives nothing in the run, nothing tells which (0).
     """
     partner = layers.partner[cls]  # (M, 2) class indices, -1: none
     explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
@@ -150,7 +153,8 @@ def unclear_support(perceived: np.ndarray, cls: np.ndarray, groups: np.ndarray, 
     own = perceived * ~explained
     needed = layers.perceived[cls] & reliable & ~explained
     untold = needed & ~layers.suffices[cls] & ~reliable[::-1]
-    support = np.minimum(np.where(needed, own, np.inf).min(axis=1), own.max(axis=1))
+    told = own * (reliable[::-1] | (own >= SURE))  # where nothing perceives the class where it is annotated
+    support = np.where(needed.any(axis=1), np.where(needed, own, np.inf).min(axis=1), told.max(axis=1))
     return np.where(untold.any(axis=1), 0.0, support)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from avaudit.audits.truth import TRUTHS, modality_truth
+from avaudit.errors import AvauditError
 from avaudit.events import read_events
 from avaudit.truthfiles import read_truth
 
@@ -82,9 +83,13 @@ def main() -> None:
     parser.add_argument("--avvp-audio", type=Path, default=AVVP / "AVVP_eval_audio.csv")
     parser.add_argument("--avvp-visual", type=Path, default=AVVP / "AVVP_eval_visual.csv")
     args = parser.parse_args()
+    try:
+        table = list(rows(args.vggsounder, args.vggsound_list, args.avvp_audio, args.avvp_visual))
+    except AvauditError as error:  # no vggsounder package, a malformed file: its one line, not a traceback
+        raise SystemExit(f"human_truth.py: {error}") from None
     print("| dataset | source | audio-visual | visual | audio | categories | ties |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for row in rows(args.vggsounder, args.vggsound_list, args.avvp_audio, args.avvp_visual):
+    for row in table:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 

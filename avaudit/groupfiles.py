@@ -128,6 +128,7 @@ def category_groups(rows: pd.DataFrame, read, classes: list[str], *, size: int) 
     label = label[single]
     wide = read(single[:0])[1].dtype  # the type the rules take the confidences in
     true_conf, evidence, _ = bias_inputs(read, single, label, rule=str(THRESHOLDS.rule), size=size, narrow=True)
+    single = None  # 8 bytes a row not held while the categories are called
     give_back_freed()  # the blocks' arrays, left with glibc among the per-row ones
     categories = category_calls(label, true_conf, evidence, classes, rule=THRESHOLDS.rule,
                                 fraction=THRESHOLDS.fraction, type_margin=THRESHOLDS.type_margin,

@@ -1,6 +1,6 @@
 """Ten million rows on one machine: every stage of an audit of a large Kinetics CSV, its time and peak memory.
 
-    python benchmarks/ten_million.py [N ...] [--upto read|cache|all] [--skip absent|missing-labels]
+    python benchmarks/ten_million.py [N ...] [--upto read|cache|all] [--skip absent|missing-labels|retarget|report]
                                      (default: 1,000,000 and 10,000,000 rows, every stage)
 
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
@@ -210,9 +210,11 @@ def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset()) ->
     if "missing-labels" not in skip:
         stages.run("missing-labels",
                    lambda: cached(commands.missing_labels(data, out=out / "missing-labels", **options)))
-    stages.run("retarget (of the bias run)", lambda: commands.retarget(
-        keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
-    stages.run("report", lambda: build_report(out))
+    if "retarget" not in skip:
+        stages.run("retarget (of the bias run)", lambda: commands.retarget(
+            keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
+    if "report" not in skip:
+        stages.run("report", lambda: build_report(out))
     print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
 
 
@@ -222,9 +224,10 @@ def main() -> None:
     parser.add_argument("--upto", choices=("read", "cache", "all"), default="all",
                         help="the last group of stages to run: the manifest reads (media absent and found), "
                              "the cache, or all [all]")
-    parser.add_argument("--skip", action="append", choices=("absent", "missing-labels"), default=[],
-                        help="stages not run (repeatable): the read with media absent and its skipped list, "
-                             "or missing-labels (it holds every row's confidences)")
+    parser.add_argument("--skip", action="append", choices=("absent", "missing-labels", "retarget", "report"),
+                        default=[], help="stages not run (repeatable): the read with media absent and its skipped "
+                                         "list, missing-labels, or the last two (retarget, report: nothing before "
+                                         "them changes)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -15,6 +15,8 @@ Pure functions: arrays and tables in, DataFrames out, no model and no I/O.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -309,8 +311,8 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
                                                    copy=False)], axis=1)
     per_video["margin"] = margin
     per_video["clear"] = (per_video["margin"] >= video_noise) & ~unperceived
-    categories, summary = decide_categories(labels, classes, choice, assigned_confidence(choice, true_conf), scores,
-                                            true_conf, founded, votes=votes, rule=rule, fraction=fraction,
+    categories, summary = decide_categories(labels, classes, choice, lambda: assigned_confidence(choice, true_conf),
+                                            scores, true_conf, founded, votes=votes, rule=rule, fraction=fraction,
                                             type_margin=type_margin, min_support=min_support,
                                             false_call_rate=false_call_rate)
     summary["video_noise"] = video_noise
@@ -337,18 +339,19 @@ def category_calls(labels: np.ndarray, true_conf: np.ndarray, evidence: RivalEvi
     choice = np.empty(len(scores), np.int8)
     for part in blocks(len(scores), ROWS_AT_ONCE) or [slice(0, 0)]:  # no rows: an unknown rule is still refused
         choice[part] = assignment_codes(scores[part], rule=rule, fraction=fraction)
-    weight = assigned_confidence(choice, true_conf)
-    return decide_categories(labels, classes, choice, weight if wide is None else weight.astype(wide), scores,
-                             true_conf, founded, votes=None, rule=rule, fraction=fraction, type_margin=type_margin,
-                             min_support=min_support, false_call_rate=false_call_rate)[0]
+    wide = true_conf.dtype if wide is None else wide
+    return decide_categories(labels, classes, choice, lambda: assigned_confidence(choice, true_conf).astype(wide),
+                             scores, true_conf, founded, votes=None, rule=rule, fraction=fraction,
+                             type_margin=type_margin, min_support=min_support, false_call_rate=false_call_rate)[0]
 
 
-def decide_categories(labels: np.ndarray, classes: list[str], choice: np.ndarray, weight: np.ndarray,
+def decide_categories(labels: np.ndarray, classes: list[str], choice: np.ndarray, weigh: Callable[[], np.ndarray],
                       scores: np.ndarray, true_conf: np.ndarray, founded: np.ndarray, *, votes: np.ndarray | None,
                       rule: str, fraction: float, type_margin: float, min_support: float,
                       false_call_rate: float) -> tuple[pd.DataFrame, dict]:
     """(the categories' table, the summary) of `bias_audit`, from each video's class index, call (a code into
-    ASSIGNMENTS), tie weight, scores, true-label confidences and founded failures."""
+    ASSIGNMENTS), scores, true-label confidences and founded failures; `weigh()` gives each video's tie weight
+    (`assigned_confidence`), made only for the votes, not held while the categories are called."""
     voting = np.ones(len(labels), bool) if votes is None else np.asarray(votes, bool)
     voting |= (np.bincount(labels, weights=voting, minlength=len(classes)) == 0)[labels]  # a category none votes on
     voters = slice(None) if voting.all() else voting  # every row: views of the per-row arrays, not copies
@@ -359,7 +362,7 @@ def decide_categories(labels: np.ndarray, classes: list[str], choice: np.ndarray
     rank[present[np.argsort(names)]] = np.arange(len(present))
     label = pd.Series(pd.Categorical.from_codes(rank[labels[voters]], np.sort(names)))
     categories = category_modality(label, pd.Categorical.from_codes(choice[voters], LAYER_NAMES),
-                                   weight[voters], names=ASSIGNMENTS)
+                                   weigh()[voters], names=ASSIGNMENTS)
     categories["category"] = categories["category"].astype("str")
     categories["n_videos"] = categories["category"].map(dict(zip(classes, np.bincount(labels, minlength=len(classes))))
                                                         ).to_numpy()

@@ -248,7 +248,7 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     # each column put in order and its source let go before the next: never every column twice
     table = {"row": video[order]}
     del video
-    table["label"] = videos["labels"].iloc[table["row"]].to_numpy()
+    table["label"] = texts_at(videos["labels"], table["row"])
     table["candidate"] = np.asarray(classes, dtype=object)[cls[order]]  # a pointer to one name each
     del cls
     table["layer"] = np.asarray(LAYERS, dtype=object)[best[order]]
@@ -259,6 +259,15 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     for name in list(rest):
         table[name] = rest.pop(name)[order]  # its source let go here, not with the others'
     return pd.DataFrame(table, copy=False)  # the columns as they are: no block of them all copied
+
+
+def texts_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """`column.iloc[rows].to_numpy()`: of a categorical of text, a pointer to each category's one string (NaN where
+    missing), where to_numpy made a new string a row (~60 bytes a candidate: 300 MB of five million)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(column.cat.categories):
+        names = np.append(np.asarray(column.cat.categories, dtype=object), np.nan)  # code -1: the last, NaN
+        return names[column.cat.codes.to_numpy()[rows]]
+    return column.iloc[rows].to_numpy()
 
 
 def candidate_order(confidence: np.ndarray, video: np.ndarray, cls: np.ndarray, video_ids: pd.Series,

@@ -235,10 +235,11 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
     notes = a.notes + ([f"--groups {groups}: {len(unmatched)} name(s) match no class of the model, e.g. "
                         f"{unmatched[0]!r}"] if unmatched else [])
     used = given if len(given) == len(classes) else {**category_groups(rows, read, classes, size=size), **given}
-    candidates, confusions = split_confusions(  # decide
-        candidates_of(read, rows, classes, min_confidence=min_confidence, groups=used, fraction=THRESHOLDS.fraction,
-                      size=size),
-        max_confusion=max_confusion, min_precision=min_precision)
+    found = candidates_of(read, rows, classes, min_confidence=min_confidence, groups=used,  # decide
+                          fraction=THRESHOLDS.fraction, size=size)
+    give_back_freed()  # the blocks' and the medians' arrays, before the table is split in two
+    candidates, confusions = split_confusions(found, max_confusion=max_confusion, min_precision=min_precision)
+    del found
     candidates = with_videos(candidates, rows)  # the kept ones' video_id and path
     notes += [] if named is not None else unjudged_class_wide(confusions, used)
     tables = {"missing_labels.csv": candidates, "confusions.csv": confusions}

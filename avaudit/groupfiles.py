@@ -109,9 +109,11 @@ def category_groups(rows: pd.DataFrame, read, classes: list[str], *, size: int) 
     """Each category's group as `bias` calls it by default, from the rows with one known label: missing-labels
     judges its candidates with them (docs/decisions-bench.md, Rule 2). `read(row numbers)` gives (scores,
     confidences (n, 5, C) float64) of `rows`, read `size` rows at a time (audits.reduce.bias_inputs): never
-    every row's confidences at once."""
-    from avaudit.audits.bias import bias_audit
+    every row's confidences at once. The categories alone are decided (`bias.category_calls`: no per-video table),
+    on the true-label confidences held in float32 where the confidences are float32's (`bias_inputs`' `narrow`)."""
+    from avaudit.audits.bias import category_calls
     from avaudit.audits.reduce import bias_inputs
+    from avaudit.media.listing import give_back_freed
 
     labels = rows["labels"]  # a categorical's labels stripped once a category, not once a row
     categorical = isinstance(labels.dtype, pd.CategoricalDtype)
@@ -124,11 +126,14 @@ def category_groups(rows: pd.DataFrame, read, classes: list[str], *, size: int) 
     if not len(single):
         return {}
     label = label[single]
-    true_conf, evidence, _ = bias_inputs(read, single, label, rule=str(THRESHOLDS.rule), size=size)
-    blank = pd.Categorical.from_codes(np.zeros(len(single), np.int8), [""])  # the per-video table is not kept
-    videos = pd.DataFrame({"video_id": blank, "path": blank, "label": pd.Categorical.from_codes(label, classes)})
-    _, categories, _ = bias_audit(videos, None, classes, rule=THRESHOLDS.rule, fraction=THRESHOLDS.fraction,
-                                  type_margin=THRESHOLDS.type_margin,
-                                  min_support=THRESHOLDS.min_support, video_noise=THRESHOLDS.video_noise,
-                                  false_call_rate=THRESHOLDS.false_call_rate, reduced=(true_conf, evidence))
+    wide = read(single[:0])[1].dtype  # the type the rules take the confidences in
+    true_conf, evidence, _ = bias_inputs(read, single, label, rule=str(THRESHOLDS.rule), size=size, narrow=True)
+    single = None  # 8 bytes a row not held while the categories are called
+    give_back_freed()  # the blocks' arrays, left with glibc among the per-row ones
+    categories = category_calls(label, true_conf, evidence, classes, rule=THRESHOLDS.rule,
+                                fraction=THRESHOLDS.fraction, type_margin=THRESHOLDS.type_margin,
+                                min_support=THRESHOLDS.min_support, false_call_rate=THRESHOLDS.false_call_rate,
+                                wide=wide)
+    true_conf = evidence = None
+    give_back_freed()
     return dict(zip(categories["category"], categories["group"]))

@@ -1,6 +1,7 @@
 """Ten million rows on one machine: every stage of an audit of a large Kinetics CSV, its time and peak memory.
 
-    python benchmarks/ten_million.py [N ...] [--upto read|cache|all] [--skip absent|predict|missing-labels|report]
+    python benchmarks/ten_million.py [N ...] [--upto read|cache|all]
+                                     [--skip absent|predict|missing-labels|retarget|report]
                                      (default: 1,000,000 and 10,000,000 rows, every stage)
 
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
@@ -211,8 +212,9 @@ def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset()) ->
     if "missing-labels" not in skip:
         stages.run("missing-labels",
                    lambda: cached(commands.missing_labels(data, out=out / "missing-labels", **options)))
-    stages.run("retarget (of the bias run)", lambda: commands.retarget(
-        keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
+    if "retarget" not in skip:
+        stages.run("retarget (of the bias run)", lambda: commands.retarget(
+            keep=["audiovisual"], bias_run=out / "bias", out=out / "retarget" / "subset.csv", **options))
     if "report" not in skip:
         stages.run("report", lambda: build_report(out))
     print(json.dumps({"n": n, "cache_files": files, "stages": stages.rows}), flush=True)
@@ -225,9 +227,9 @@ def main() -> None:
                         help="the last group of stages to run: the manifest reads (media absent and found), "
                              "the cache, or all [all]")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=("absent", "predict", "missing-labels", "report"),
+                        choices=("absent", "predict", "missing-labels", "retarget", "report"),
                         help="stages not run (repeatable): the read with media absent and its skipped list, "
-                             "predict, missing-labels (it holds every row's confidences), or report")
+                             "predict, missing-labels, retarget or report")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

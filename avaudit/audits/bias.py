@@ -15,6 +15,8 @@ Pure functions: arrays and tables in, DataFrames out, no model and no I/O.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -54,6 +56,7 @@ SUPPORT_COLUMNS = ("group_support", "support_needed", "type_support", "why_uncle
 INFORMATIVE = 0.2  # a unimodal layer under this share of the best audio-visual margin knows nothing: the bench
 LONE = 0.6  # a unimodal layer at this share carries the category alone when the other knows nothing: the bench
 DRAWS = 400  # redraws of each category's means
+LAYER_NAMES = list(dict.fromkeys((*ASSIGNMENTS, *CATEGORY_ASSIGNMENTS)))  # a caller may set any of them
 ROWS_AT_ONCE = 65_536  # rows of a per-row rule's working arrays at a time: a few MB, not a few hundred a row
 
 
@@ -299,20 +302,57 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     # each video's assignment as a code into ASSIGNMENTS (1 byte a row), its names only as the table's categories
     choice, margin = video_calls(scores, rule=rule, fraction=fraction)
     unperceived = unfounded_videos(choice, founded) & (min_support > 0)  # as its category's call
-    layer_names = list(dict.fromkeys((*ASSIGNMENTS, *CATEGORY_ASSIGNMENTS)))  # a caller may set any of them
     group_names = list(dict.fromkeys(GROUP_OF.values()))
     group_of = np.array([group_names.index(GROUP_OF[name]) for name in ASSIGNMENTS], np.int8)
     per_video = videos[["video_id", "path", "label"]].reset_index(drop=True).assign(
-        layer=pd.Categorical.from_codes(choice, layer_names), group=pd.Categorical.from_codes(group_of[choice],
+        layer=pd.Categorical.from_codes(choice, LAYER_NAMES), group=pd.Categorical.from_codes(group_of[choice],
                                                                                               group_names))
     per_video = pd.concat([per_video, pd.DataFrame(true_conf, columns=[f"conf_{name}" for name in LAYERS],
                                                    copy=False)], axis=1)
     per_video["margin"] = margin
     per_video["clear"] = (per_video["margin"] >= video_noise) & ~unperceived
-    # A video's weight in a category tie: its confidence at its assignment (its best if redundant).
+    categories, summary = decide_categories(labels, classes, choice, lambda: assigned_confidence(choice, true_conf),
+                                            scores, true_conf, founded, votes=votes, rule=rule, fraction=fraction,
+                                            type_margin=type_margin, min_support=min_support,
+                                            false_call_rate=false_call_rate)
+    summary["video_noise"] = video_noise
+    return per_video, categories, summary
+
+
+def assigned_confidence(choice: np.ndarray, true_conf: np.ndarray) -> np.ndarray:
+    """A video's weight in a category tie: its confidence at its assignment (its best if redundant). (N,)."""
     layer = np.minimum(choice, len(LAYERS) - 1)[:, None]
-    weight = np.where(choice < len(LAYERS), np.take_along_axis(true_conf, layer, axis=1)[:, 0], true_conf.max(axis=1))
-    voting = np.ones(len(per_video), bool) if votes is None else np.asarray(votes, bool)
+    return np.where(choice < len(LAYERS), np.take_along_axis(true_conf, layer, axis=1)[:, 0], true_conf.max(axis=1))
+
+
+def category_calls(labels: np.ndarray, true_conf: np.ndarray, evidence: RivalEvidence | None, classes: list[str], *,
+                   rule: str, fraction: float, type_margin: float = 0.0, min_support: float = 0.0,
+                   false_call_rate: float = 0.0, wide=None) -> pd.DataFrame:
+    """`bias_audit`'s categories table alone, every video voting: no per-video table, no video's margin (the
+    categories' groups missing-labels judges with). labels (N,) class indices; true_conf and evidence as
+    `bias_audit`'s `reduced` (the evidence's margins shifted in place). `wide`: the float type the rule takes
+    `true_conf` in where it is held narrower (float32 holding float64's values exactly): the ties' weights."""
+    scores, founded = true_conf, np.ones((len(labels), 2), bool)
+    if rule == "sufficiency":
+        scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction,
+                                             in_place=True)
+    choice = np.empty(len(scores), np.int8)
+    for part in blocks(len(scores), ROWS_AT_ONCE) or [slice(0, 0)]:  # no rows: an unknown rule is still refused
+        choice[part] = assignment_codes(scores[part], rule=rule, fraction=fraction)
+    wide = true_conf.dtype if wide is None else wide
+    return decide_categories(labels, classes, choice, lambda: assigned_confidence(choice, true_conf).astype(wide),
+                             scores, true_conf, founded, votes=None, rule=rule, fraction=fraction,
+                             type_margin=type_margin, min_support=min_support, false_call_rate=false_call_rate)[0]
+
+
+def decide_categories(labels: np.ndarray, classes: list[str], choice: np.ndarray, weigh: Callable[[], np.ndarray],
+                      scores: np.ndarray, true_conf: np.ndarray, founded: np.ndarray, *, votes: np.ndarray | None,
+                      rule: str, fraction: float, type_margin: float, min_support: float,
+                      false_call_rate: float) -> tuple[pd.DataFrame, dict]:
+    """(the categories' table, the summary) of `bias_audit`, from each video's class index, call (a code into
+    ASSIGNMENTS), scores, true-label confidences and founded failures; `weigh()` gives each video's tie weight
+    (`assigned_confidence`), made only for the votes, not held while the categories are called."""
+    voting = np.ones(len(labels), bool) if votes is None else np.asarray(votes, bool)
     voting |= (np.bincount(labels, weights=voting, minlength=len(classes)) == 0)[labels]  # a category none votes on
     voters = slice(None) if voting.all() else voting  # every row: views of the per-row arrays, not copies
     # the voters' labels as codes into the categories present, in the order their names sort (as crosstab's)
@@ -320,8 +360,9 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     names = np.asarray(classes, dtype=object)[present]
     rank = np.zeros(len(classes), np.int64)
     rank[present[np.argsort(names)]] = np.arange(len(present))
-    label = pd.Series(pd.Categorical.from_codes(rank[labels[voters]], np.sort(names)), index=per_video.index[voters])
-    categories = category_modality(label, per_video["layer"][voters], weight[voters], names=ASSIGNMENTS)
+    label = pd.Series(pd.Categorical.from_codes(rank[labels[voters]], np.sort(names)))
+    categories = category_modality(label, pd.Categorical.from_codes(choice[voters], LAYER_NAMES),
+                                   weigh()[voters], names=ASSIGNMENTS)
     categories["category"] = categories["category"].astype("str")
     categories["n_videos"] = categories["category"].map(dict(zip(classes, np.bincount(labels, minlength=len(classes))))
                                                         ).to_numpy()
@@ -337,9 +378,9 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     categories.insert(2, "group", categories["layer"].map(GROUP_OF))
     categories = pd.concat([categories, support], axis=1)
     summary = {"rule": rule, "fraction": fraction if rule == "sufficiency" else None, "type_margin": type_margin,
-               "min_support": min_support if rule == "sufficiency" else None, "video_noise": video_noise,
+               "min_support": min_support if rule == "sufficiency" else None, "video_noise": None,
                "categories_per_layer": {name: int((categories["layer"] == name).sum())
                                         for name in CATEGORY_ASSIGNMENTS},
                "categories_per_group": {g: int((categories["group"] == g).sum()) for g in (*GROUPS, UNCLEAR)},
-               "total": int(len(categories)), "n_videos": int(len(per_video))}
-    return per_video, categories, summary
+               "total": int(len(categories)), "n_videos": int(len(labels))}
+    return categories, summary

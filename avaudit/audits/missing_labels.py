@@ -33,6 +33,7 @@ from avaudit.audits.missing_scan import (
     MEDIAN_VALUES,
     Reader,
     annotated,
+    blocks,
     eq7_candidates,
     label_medians,
 )
@@ -48,6 +49,7 @@ LONE_POWER = 6  # a unimodal layer alone counts as its confidence to this power:
 WHOLE_CLASS = 0.5  # with groups: a layer naming a candidate at this median confusion names it class-wide
 MODALITY_FLOOR = 1.0  # with groups: a candidate its category's layers perceive under this x chance (1 / C) on
 # its video is not there (chosen on the bench's learned co-occurrences: docs/decisions-bench.md)
+CANDIDATES_AT_ONCE = 65_536  # candidates whose (C,) annotations and modality checks are made at once
 
 
 def candidate_evidence(confidence: np.ndarray, mean_confidence: np.ndarray, unimodal: np.ndarray) -> np.ndarray:
@@ -220,34 +222,56 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     annotation as given), candidate, layer, confidence, confusion, reciprocal, mean_confidence, precision.
     """
     marks = annotated(videos["labels"], classes)
+    # judged first, while no candidate is held: its row arrays (~60 bytes a row) beside the candidates' were the peak
+    layers = layer_evidence(read, marks, fraction=fraction, size=size)
     video, cls, best, layer_conf, counts = eq7_candidates(read, marks, len(classes), min_confidence=min_confidence,
                                                           size=size)
+    if not len(video):
+        layers = LayerEvidence.trusting(len(classes))
     confidence = layer_conf[np.arange(len(video)), best]
     known = None if groups is None else np.array([groups.get(name, "unclear") for name in classes], dtype=object)
     learned = None if known is None else partial(learned_cooccurrence, known)
     confusion, reciprocal = label_medians(read, marks, video, best, cls, confidence, learned=learned, size=size,
                                           budget=budget)
     mean_confidence = layer_conf.mean(axis=1)
+    unbiased = captured(*counts)[best, cls] <= MAX_CAPTURED
+    unbiased &= layers.reliable[best]  # a layer often wrong in this run is no evidence
+    if known is not None:  # not heard, or not seen, where its category needs it; a block of candidates at a time
+        unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
+        for part in blocks(len(video), CANDIDATES_AT_ONCE):
+            labels = marks.marks(video[part])
+            unbiased[part] &= modality_support(layer_conf[part], cls[part], known, layers.reliable[unimodal], layers,
+                                               labels) * len(classes) >= MODALITY_FLOOR
+            unbiased[part] &= ~unowned_class_wide(known, best[part], cls[part], confusion[part], labels)  # whose?
+    del layer_conf
     evidence = candidate_evidence(confidence, mean_confidence, np.isin(best, [LAYERS.index("audio"),
                                                                             LAYERS.index("visual")]))
-    unbiased = captured(*counts)[best, cls] <= MAX_CAPTURED
-    layers = layer_evidence(read, marks, fraction=fraction, size=size) if len(video) else \
-        LayerEvidence.trusting(len(classes))
-    unbiased &= layers.reliable[best]  # a layer often wrong in this run is no evidence
-    if known is not None:  # not heard, or not seen, where its category needs it
-        unimodal = [LAYERS.index("audio"), LAYERS.index("visual")]
-        unbiased &= modality_support(layer_conf, cls, known, layers.reliable[unimodal], layers,
-                                     marks.marks(video)) * len(classes) >= MODALITY_FLOOR
-        unbiased &= ~unowned_class_wide(known, best, cls, confusion, marks.marks(video))  # whose sound (sight)?
     precision = np.where(unbiased, estimated_precision(evidence, confusion, reciprocal), 0.0)
-    del layer_conf, evidence, unbiased
+    del evidence, unbiased
     order = candidate_order(confidence, video, cls, videos["video_id"], classes)
-    return pd.DataFrame({"row": video[order], "label": videos["labels"].iloc[video[order]].to_numpy(),
-                         "candidate": np.asarray(classes, dtype=object)[cls[order]],  # a pointer to one name each
-                         "layer": np.asarray(LAYERS, dtype=object)[best[order]],
-                         "confidence": confidence[order].astype(float), "confusion": confusion[order],
-                         "reciprocal": reciprocal[order], "mean_confidence": mean_confidence[order],
-                         "precision": precision[order]})
+    # each column put in order and its source let go before the next: never every column twice
+    table = {"row": video[order]}
+    del video
+    table["label"] = texts_at(videos["labels"], table["row"])
+    table["candidate"] = np.asarray(classes, dtype=object)[cls[order]]  # a pointer to one name each
+    del cls
+    table["layer"] = np.asarray(LAYERS, dtype=object)[best[order]]
+    del best
+    rest = {"confidence": confidence.astype(float, copy=False), "confusion": confusion, "reciprocal": reciprocal,
+            "mean_confidence": mean_confidence, "precision": precision}
+    del confidence, confusion, reciprocal, mean_confidence, precision
+    for name in list(rest):
+        table[name] = rest.pop(name)[order]  # its source let go here, not with the others'
+    return pd.DataFrame(table, copy=False)  # the columns as they are: no block of them all copied
+
+
+def texts_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """`column.iloc[rows].to_numpy()`: of a categorical of text, a pointer to each category's one string (NaN where
+    missing), where to_numpy made a new string a row (~60 bytes a candidate: 300 MB of five million)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(column.cat.categories):
+        names = np.append(np.asarray(column.cat.categories, dtype=object), np.nan)  # code -1: the last, NaN
+        return names[column.cat.codes.to_numpy()[rows]]
+    return column.iloc[rows].to_numpy()
 
 
 def candidate_order(confidence: np.ndarray, video: np.ndarray, cls: np.ndarray, video_ids: pd.Series,

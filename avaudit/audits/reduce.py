@@ -47,22 +47,40 @@ def rival_sample(codes: np.ndarray, n_groups: int) -> np.ndarray:
     return np.sort(order[rank < RIVAL_SAMPLE])
 
 
-def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule: str,
-                size: int) -> tuple[np.ndarray, RivalEvidence | None, dict]:
+class Inexact(ValueError):
+    """A true-label confidence that the narrower type asked for does not hold exactly."""
+
+
+def bias_inputs(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule: str, size: int,
+                narrow: bool = False) -> tuple[np.ndarray, RivalEvidence | None, dict]:
     """(true-label confidences (N, 5), `rival_evidence` or None: `video_scores`; layer_statistics of the logits)
     of the rows at `position` with class `labels`, read `size` rows at a time, each row once.
 
     The rivals, leans and pairs are `rival_evidence`'s of the rival sample (each category's first RIVAL_SAMPLE
     rows, read first and kept), the rows it measures them on over the whole array too; each block of the other
     rows then has its margins `margins_over` those rivals, row by row, as over the whole array.
+    `narrow`: the true-label confidences held in float32 where each is exactly a float32 (float32 confidences
+    read in float64, the rules' type: 20 bytes a row, not 40), the same values; read again in the reader's type
+    from the first one that is not (calibrated confidences: at the first block).
     """
+    if narrow:
+        try:
+            return scores_of(read, position, labels, rule=rule, size=size, store=np.dtype(np.float32))
+        except Inexact:
+            pass
+    return scores_of(read, position, labels, rule=rule, size=size, store=None)
+
+
+def scores_of(read: Reader, position: np.ndarray, labels: np.ndarray, *, rule: str, size: int,
+              store: np.dtype | None) -> tuple[np.ndarray, RivalEvidence | None, dict]:
+    """`bias_inputs`, the true-label confidences held in `store` (None: the confidences' own type)."""
     present = np.unique(labels)
     codes = np.searchsorted(present, labels)
     sample = rival_sample(codes, len(present)) if rule == "sufficiency" else np.zeros(0, np.int64)
     nothing = read(position[:0])[1]  # the confidences' dtype (float64 when calibrated) and row shape
     sample_conf = np.empty((len(sample), *nothing.shape[1:]), nothing.dtype)
     # filled in place a block at a time: a list of blocks joined at the end held both (2 x 400 MB at 10M rows)
-    true_conf = np.empty((len(position), len(LAYERS)), nothing.dtype)
+    true_conf = np.empty((len(position), len(LAYERS)), nothing.dtype if store is None else store)
     statistics = layer_statistics(np.zeros((0, len(LAYERS), 1), np.float32), np.zeros(0, np.int64))
     for part in blocks(len(sample), size):
         sample_conf[part], statistics = read_into(true_conf, statistics, read, position, labels, sample[part])
@@ -90,7 +108,10 @@ def read_into(true_conf: np.ndarray, statistics: dict, read: Reader, position: n
     """(the confidences of `rows` (n, 5, C), `statistics` with their layer_statistics added); their true-label
     confidences written into `true_conf`."""
     logits, confidences = read(position[rows])
-    true_conf[rows] = true_label_confidence(confidences, labels[rows])
+    values = true_label_confidence(confidences, labels[rows])
+    if values.dtype != true_conf.dtype and not np.array_equal(values.astype(true_conf.dtype), values):
+        raise Inexact(f"true-label confidences not held exactly in {true_conf.dtype}")
+    true_conf[rows] = values
     return confidences, summed(statistics, layer_statistics(logits, labels[rows]))
 
 

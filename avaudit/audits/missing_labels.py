@@ -309,7 +309,8 @@ def split_confusions(candidates: pd.DataFrame, *, max_confusion: float | None,
     systematic = (candidates["precision"] < min_precision).to_numpy(copy=True)
     if max_confusion is not None:
         systematic |= (candidates["confusion"] >= max_confusion).to_numpy()
-    confused = candidates[systematic].groupby(["label", "candidate", "layer"], sort=True).agg(
+    needed = ["label", "candidate", "layer", "confidence", "confusion"]  # not a copy of the whole table (5M at 10M)
+    confused = candidates.loc[systematic, needed].groupby(["label", "candidate", "layer"], sort=True).agg(
         n_videos=("confidence", "size"), median_confusion=("confusion", "median"),
         max_confidence=("confidence", "max")).reset_index()
     confused = confused.sort_values("n_videos", ascending=False, kind="mergesort", ignore_index=True)

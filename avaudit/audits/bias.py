@@ -97,13 +97,16 @@ def assignment_codes(true_conf: np.ndarray, *, rule: str, fraction: float) -> np
     raise UsageError(f"unknown rule {rule!r}; choose one of {', '.join(Rule)}")
 
 
-def video_calls(scores: np.ndarray, *, rule: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each video's assignment (`assignment_codes`) and `video_margin`, ROWS_AT_ONCE rows at a time: their working
-    arrays at once were ~130 bytes a row. (N, 5) -> ((N,) int8, (N,) of the scores' dtype)."""
-    choice, margin = np.empty(len(scores), np.int8), np.empty(len(scores), scores.dtype)
+def video_calls(scores: np.ndarray, *, rule: str, fraction: float,
+                margins: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each video's assignment (`assignment_codes`) and `video_margin` (None without `margins`: the categories
+    alone need none), ROWS_AT_ONCE rows at a time: their working arrays at once were ~130 bytes a row.
+    (N, 5) -> ((N,) int8, (N,) of the scores' dtype)."""
+    choice, margin = np.empty(len(scores), np.int8), np.empty(len(scores), scores.dtype) if margins else None
     for part in blocks(len(scores), ROWS_AT_ONCE) or [slice(0, 0)]:  # no rows: an unknown rule is still refused
         choice[part] = assignment_codes(scores[part], rule=rule, fraction=fraction)
-        margin[part] = video_margin(scores[part], rule=rule, fraction=fraction)
+        if margins:
+            margin[part] = video_margin(scores[part], rule=rule, fraction=fraction)
     return choice, margin
 
 
@@ -336,9 +339,7 @@ def category_calls(labels: np.ndarray, true_conf: np.ndarray, evidence: RivalEvi
     if rule == "sufficiency":
         scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction,
                                              in_place=True)
-    choice = np.empty(len(scores), np.int8)
-    for part in blocks(len(scores), ROWS_AT_ONCE) or [slice(0, 0)]:  # no rows: an unknown rule is still refused
-        choice[part] = assignment_codes(scores[part], rule=rule, fraction=fraction)
+    choice, _ = video_calls(scores, rule=rule, fraction=fraction, margins=False)
     wide = true_conf.dtype if wide is None else wide
     return decide_categories(labels, classes, choice, lambda: assigned_confidence(choice, true_conf).astype(wide),
                              scores, true_conf, founded, votes=None, rule=rule, fraction=fraction,

@@ -13,7 +13,7 @@ import numpy as np
 
 from avaudit.audits.bias import INFORMATIVE, LONE
 from avaudit.audits.missing_scan import Annotation, Reader, blocks
-from avaudit.audits.reduce import rival_sample
+from avaudit.audits.reduce import gathered, rival_sample
 from avaudit.audits.uncertainty import (
     FOUND_SHARE,
     PERCEIVE_SHARE,
@@ -76,7 +76,7 @@ def layer_evidence(read: Reader, marks: Annotation, *, fraction: float, size: in
         return out
     present, codes = np.unique(marks.sets.argmax(axis=1)[marks.codes[single]], return_inverse=True)
     sample = rival_sample(codes, len(present))
-    on_sample = rival_evidence(sample_confidences(read, single[sample], size), codes[sample], present)
+    on_sample = rival_evidence(gathered(read, single[sample], size), codes[sample], present)  # 400 classes: 25,600 rows
     rival = np.where(on_sample.rival >= 0, present[on_sample.rival], -1)  # (K, 5) class indices
     rival[:, :len(AV_LAYERS)] = -1  # a fused layer tells every pair apart
     named = np.zeros((2, len(LAYERS)), np.int64)
@@ -96,18 +96,6 @@ def layer_evidence(read: Reader, marks: Annotation, *, fraction: float, size: in
     out.partner[present] = np.where(on_sample.partner >= 0, present[on_sample.partner], -1)[:, unimodal]
     best = means[:, :len(AV_LAYERS)].max(axis=1, keepdims=True)
     out.suffices[present] = (best > 0) & (means[:, unimodal] >= fraction * best)
-    return out
-
-
-def sample_confidences(read: Reader, rows: np.ndarray, size: int) -> np.ndarray:
-    """The confidences (n, 5, C) of `rows`, read `size` rows at a time into one array: the rival sample of 400
-    categories is 25,600 rows, whose logits and confidences read at once were twice its size again in float32."""
-    size = max(size, 1)
-    first = read(rows[:size])[1]
-    out = np.empty((len(rows), *first.shape[1:]), first.dtype)
-    out[:size] = first
-    for part in blocks(len(rows), size)[1:]:
-        out[part] = read(rows[part])[1]
     return out
 
 

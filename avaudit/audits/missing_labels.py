@@ -226,8 +226,6 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     layers = layer_evidence(read, marks, fraction=fraction, size=size)
     video, cls, best, layer_conf, counts = eq7_candidates(read, marks, len(classes), min_confidence=min_confidence,
                                                           size=size)
-    if not len(video):
-        layers = LayerEvidence.trusting(len(classes))
     confidence = layer_conf[np.arange(len(video)), best]
     known = None if groups is None else np.array([groups.get(name, "unclear") for name in classes], dtype=object)
     learned = None if known is None else partial(learned_cooccurrence, known)

@@ -28,6 +28,18 @@ def blocks(n: int, size: int) -> list[slice]:
     return [slice(start, start + size) for start in range(0, n, max(size, 1))]
 
 
+def gathered(read: Reader, rows: np.ndarray, size: int, dtype=None) -> np.ndarray:
+    """The confidences (n, 5, C) of `rows` in one array of `dtype` (default theirs), read `size` rows at a time:
+    the logits and confidences of every row read at once would be twice its size again."""
+    size = max(size, 1)
+    first = read(rows[:size])[1]
+    out = np.empty((len(rows), *first.shape[1:]), dtype or first.dtype)
+    out[:size] = first
+    for part in blocks(len(rows), size)[1:]:
+        out[part] = read(rows[part])[1]
+    return out
+
+
 def video_scores(confidences: np.ndarray, labels: np.ndarray, *,
                  rule: str) -> tuple[np.ndarray, RivalEvidence | None]:
     """(true-label confidences (N, 5), `rival_evidence` under sufficiency, None under the paper's rule) of the

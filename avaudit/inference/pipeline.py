@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from avaudit.audits.decisions import probabilities
+from avaudit.audits.reduce import gathered
 from avaudit.errors import NotRankZero, ParameterError, UsageError
 from avaudit.labels import apply_label_policy, labelled_rows
 from avaudit.media.formats import CLASS_INDEX
@@ -81,12 +82,7 @@ class Audit:
         """The confidences (n, 5, C) of the rows at `position` in one array of `dtype` (default theirs), read-only,
         made a block at a time: the logits of one block beside them, not of every row (a decision that needs them
         all: missing-labels, which takes float64 and so is given them, not a float32 array to copy)."""
-        size = block_rows(len(self.classes))
-        first = self.read(position[:size])[1]
-        out = np.empty((len(position), *first.shape[1:]), dtype or first.dtype)
-        out[:size] = first
-        for start in range(size, len(position), size):
-            out[start : start + size] = self.read(position[start : start + size])[1]
+        out = gathered(self.read, position, block_rows(len(self.classes)), dtype)
         out.flags.writeable = False  # a decision that changed it would change the others'
         return out
 

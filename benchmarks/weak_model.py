@@ -65,6 +65,8 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
                         "video_stem_width": 16, "video_widths": [16, 16, 24, 24], "video_blocks": [1, 2, 2, 1]}},
     "lean": {"model": {"resize": [34, 34], "crop": 30, "audio_widths": [8, 12, 12, 24, 24, 40, 40], "embed_dim": 28,
                        "video_stem_width": 10, "video_widths": [10, 20, 20, 28], "video_blocks": [1, 1, 1, 1]}},
+    "mid": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 8, 16, 24, 32, 32, 48], "embed_dim": 48,
+                      "video_stem_width": 8, "video_widths": [8, 16, 24, 48], "video_blocks": [1, 1, 1, 1]}},
 }
 
 

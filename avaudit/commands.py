@@ -236,7 +236,7 @@ def missing_labels(data: Path, *, out: Path | None = None, min_confidence: float
                         f"{unmatched[0]!r}"] if unmatched else [])
     used = given if len(given) == len(classes) else {**category_groups(rows, read, classes, size=size), **given}
     found = candidates_of(read, rows, classes, min_confidence=min_confidence, groups=used,  # decide
-                          fraction=THRESHOLDS.fraction, size=size)
+                          fraction=THRESHOLDS.fraction, size=size, narrow=a.read(position[:0])[1].dtype == np.float32)
     give_back_freed()  # the blocks' and the medians' arrays, before the table is split in two
     candidates, confusions = split_confusions(found, max_confusion=max_confusion, min_precision=min_precision)
     del found

@@ -98,6 +98,18 @@ def test_misaligned_inputs_are_refused():
         missing_label_candidates(videos("bark"), np.zeros((1, 5, 3)), CLASSES)
 
 
+def test_leave_one_out_median_of_float32_values_is_that_of_their_float64_values():
+    """missing-labels holds its median columns in float32 where the confidences are float32 values (a raw softmax):
+    the medians (the mean of two middle values) are still taken in float64, bit for bit."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 1, size=(40, 6)).astype(np.float32)
+    row = rng.integers(0, 40, 200)
+    own = values[row, rng.integers(0, 6, 200)].astype(float)
+    narrow, wide = leave_one_out_median(values.copy(), row, own), leave_one_out_median(values.astype(float), row, own)
+    assert narrow.dtype == np.float64 and np.array_equal(narrow, wide)
+    assert not np.array_equal((values[:, 0] + values[:, 1]) / 2, (values[:, 0].astype(float) + values[:, 1]) / 2)
+
+
 def test_leave_one_out_median_drops_one_equal_entry_per_query():
     values = np.array([[0.1, 0.9, 0.2, 0.4], [5.0, 7.0, 6.0, 5.0]])
     # row 0 is 0.1 0.2 0.4 0.9: without 0.1 -> 0.4, without 0.9 -> 0.2; row 1 without one 5.0 -> 6.0

@@ -200,10 +200,11 @@ def missing_label_candidates(videos: pd.DataFrame, logits: np.ndarray, classes: 
 
 def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min_confidence: float = 0.0,
                   groups: dict[str, str] | None = None, fraction: float = 0.7, size: int,
-                  budget: int = MEDIAN_VALUES) -> pd.DataFrame:
+                  budget: int = MEDIAN_VALUES, narrow: bool = False) -> pd.DataFrame:
     """One row per eq. 7 label that the video's annotation lacks, most confident first, of the rows `read`
     gives (`missing_scan.Reader`: float64 scores and confidences of rows 0..len(videos)-1), `size` rows at a
-    time: the (N, 5, C) confidences are never held (missing_scan says how; `budget`: its MEDIAN_VALUES).
+    time: the (N, 5, C) confidences are never held (missing_scan says how; `budget`: its MEDIAN_VALUES; `narrow`: the
+    confidences are float32 values, label_medians says why).
 
     Candidates below `min_confidence` are left out.
     `layer` is the layer whose argmax kept the candidate (the most confident one when exact ties
@@ -230,7 +231,7 @@ def candidates_of(read: Reader, videos: pd.DataFrame, classes: list[str], *, min
     known = None if groups is None else np.array([groups.get(name, "unclear") for name in classes], dtype=object)
     learned = None if known is None else partial(learned_cooccurrence, known)
     confusion, reciprocal = label_medians(read, marks, video, best, cls, confidence, learned=learned, size=size,
-                                          budget=budget)
+                                          budget=budget, narrow=narrow)
     mean_confidence = layer_conf.mean(axis=1)
     unbiased = captured(*counts)[best, cls] <= MAX_CAPTURED
     unbiased &= layers.reliable[best]  # a layer often wrong in this run is no evidence

@@ -126,10 +126,11 @@ def captured_counts(confidences: np.ndarray, marks: np.ndarray) -> tuple[np.ndar
 
 
 def leave_one_out_median(values: np.ndarray, row: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Median of values[row[j]] without one entry equal to own[j], for each j. (J,).
+    """Median of values[row[j]] without one entry equal to own[j], for each j, in float64. (J,).
 
-    values (K, n), partitioned in place; every own[j] must be in its row (removing any one of several equal
-    entries leaves the same values). Fewer than 2 entries a row leave nothing: NaN.
+    values (K, n), partitioned in place (float32 ones too: their order is their float64 values'); every own[j]
+    must be in its row (removing any one of several equal entries leaves the same values). Fewer than 2 entries
+    a row leave nothing: NaN.
     """
     n = values.shape[1]
     if n < 2:
@@ -139,14 +140,14 @@ def leave_one_out_median(values: np.ndarray, row: np.ndarray, own: np.ndarray) -
 
     def left(j: int) -> np.ndarray:
         """The j-th smallest once own is gone: the next one up where own ranks at or below j."""
-        return np.where(values[row, j] >= own, values[row, j + 1], values[row, j])
+        return np.where(values[row, j] >= own, values[row, j + 1], values[row, j]).astype(float, copy=False)
 
     return (left(lo) + left(hi)) / 2
 
 
 def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer: np.ndarray, cls: np.ndarray,
                   own: np.ndarray, *, learned: Callable | None = None, size: int,
-                  budget: int = MEDIAN_VALUES) -> tuple[np.ndarray, np.ndarray]:
+                  budget: int = MEDIAN_VALUES, narrow: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(confusion, reciprocal confusion) of each candidate (video, layer, cls (M,); own (M,) its layer's
     confidence in cls on its video), NaN where nothing judges it.
 
@@ -156,6 +157,9 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
     `learned(layer, A, cls)` (K,) bool: the (layer, A) columns left out of cls's reciprocal.
     Both are medians over one label's rows: each label's rows are read a group of (layer, class) columns at a
     time (`column_groups`), the confusion's columns (layer, cls) and the reciprocal's (layer, A) together.
+    `narrow`: the confidences `read` gives are float32 values (a raw softmax of float32 logits) in float64, so
+    the columns are held in float32, exactly, twice as many in the same bytes: at ten million rows of 16 classes
+    a label's rows were read three times over, for three groups of columns (benchmarks/README.md, eighth round).
     """
     confusion, reciprocal = np.full(len(video), np.nan), np.full(len(video), np.nan)
     pair, label = np.nonzero(annotation.marks(video))  # (candidate, one of its video's labels)
@@ -170,14 +174,16 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
         counted = np.ones(far_keys.shape[1], bool) if learned is None else \
             ~learned(far_keys[0], far_keys[1], np.full(far_keys.shape[1], a))
         keys = np.unique(np.concatenate([near_keys, far_keys[:, counted]], axis=1), axis=1)
-        for group in column_groups(keys.shape[1], len(members), budget):
-            values = column_values(read, members, keys[:, group], size)
+        for group in column_groups(keys.shape[1], len(members), budget * (2 if narrow else 1)):
+            values = column_values(read, members, keys[:, group], size, np.float32 if narrow else float)
             place = {key: i for i, key in enumerate(zip(*keys[:, group].tolist()))}
             far_at = np.array([place.get(key, -1) for key in zip(*far_keys.tolist())], np.int64)
             far_at[~counted] = -1
             held, rows, pairs = held_rows(far_at, far_column.ravel())
             if pairs.any():
-                chosen = values[far_at[held]]  # a copy, NaN where a member is annotated the column's class too
+                chosen = np.empty((len(held), values.shape[1]))  # float64, NaN where a member is annotated the
+                for i, key in enumerate(far_at[held]):  # column's class too
+                    chosen[i] = values[key]
                 chosen[annotation.marks(members)[:, far_keys[1, held]].T] = np.nan
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
@@ -208,10 +214,10 @@ def column_groups(n_keys: int, n_rows: int, budget: int) -> list[np.ndarray]:
     return [np.arange(start, min(start + per_group, n_keys)) for start in range(0, n_keys, per_group)]
 
 
-def column_values(read: Reader, rows: np.ndarray, keys: np.ndarray, size: int) -> np.ndarray:
-    """(k, n): the confidences of `rows` (ascending) in (layer, class) columns `keys` (2, k), read a block of
-    rows at a time, each block within `size` row numbers (`spans`)."""
-    values = np.empty((keys.shape[1], len(rows)))
+def column_values(read: Reader, rows: np.ndarray, keys: np.ndarray, size: int, dtype=float) -> np.ndarray:
+    """(k, n) of `dtype`: the confidences of `rows` (ascending) in (layer, class) columns `keys` (2, k), read a
+    block of rows at a time, each block within `size` row numbers (`spans`)."""
+    values = np.empty((keys.shape[1], len(rows)), dtype)
     for part in spans(rows, size):
         values[:, part] = read(rows[part])[1][:, keys[0], keys[1]].T
     return values

@@ -27,8 +27,9 @@ from avaudit.audits.decisions import multilabel
 from avaudit.vocab import LAYERS
 
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-MEDIAN_VALUES = 1 << 24  # float64 values a group of columns holds for its medians: 128 MB; at 10M rows of 16
-# classes up to four groups a label
+RECIPROCAL_AT_ONCE = 8  # columns whose reciprocal medians are taken at a time
+MEDIAN_VALUES = 1 << 25  # float64 values a group of columns holds for its medians: 256 MB (twice as many float32
+# ones); at 10M rows of 16 classes every column of a label in one group, its rows read once
 
 
 @dataclass
@@ -163,6 +164,7 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
     """
     confusion, reciprocal = np.full(len(video), np.nan), np.full(len(video), np.nan)
     pair, label = np.nonzero(annotation.marks(video))  # (candidate, one of its video's labels)
+    store = np.empty(0, np.float32 if narrow else float)  # every group's columns, in one buffer: fresh pages cost
     for a in np.unique(np.r_[label, cls[pair]]):
         members = annotation.members(a)
         if not len(members):
@@ -175,20 +177,16 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
             ~learned(far_keys[0], far_keys[1], np.full(far_keys.shape[1], a))
         keys = np.unique(np.concatenate([near_keys, far_keys[:, counted]], axis=1), axis=1)
         for group in column_groups(keys.shape[1], len(members), budget * (2 if narrow else 1)):
-            values = column_values(read, members, keys[:, group], size, np.float32 if narrow else float)
+            if store.size < len(group) * len(members):
+                store = np.empty(len(group) * len(members), store.dtype)
+            values = column_values(read, members, keys[:, group], size,
+                                   store[: len(group) * len(members)].reshape(len(group), len(members)))
             place = {key: i for i, key in enumerate(zip(*keys[:, group].tolist()))}
             far_at = np.array([place.get(key, -1) for key in zip(*far_keys.tolist())], np.int64)
             far_at[~counted] = -1
             held, rows, pairs = held_rows(far_at, far_column.ravel())
             if pairs.any():
-                chosen = np.empty((len(held), values.shape[1]))  # float64, NaN where a member is annotated the
-                for i, key in enumerate(far_at[held]):  # column's class too
-                    chosen[i] = values[key]
-                chosen[annotation.marks(members)[:, far_keys[1, held]].T] = np.nan
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
-                    median = np.nanmedian(chosen, axis=1)
-                del chosen
+                median = reciprocal_medians(values, far_at[held], annotation.marks(members), far_keys[1, held])
                 np.fmax.at(reciprocal, far[pairs], median[rows])
             near_at = np.array([place.get(key, -1) for key in zip(*near_keys.tolist())], np.int64)
             pairs = near_at[near_column.ravel()] >= 0
@@ -196,6 +194,21 @@ def label_medians(read: Reader, annotation: Annotation, video: np.ndarray, layer
                 np.fmax.at(confusion, near[pairs], leave_one_out_median(values, near_at[near_column.ravel()[pairs]],
                                                                         own[near[pairs]]))
     return confusion, reciprocal
+
+
+def reciprocal_medians(values: np.ndarray, at: np.ndarray, marks: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The median of each column values[at[j]] over the members not annotated classes[j] (marks (n, C): the
+    members' classes), in float64. (J,). A few columns at a time (RECIPROCAL_AT_ONCE): a float64 copy of every
+    held column at once was 375 MB at ten million rows of 16 classes."""
+    median = np.empty(len(at))
+    for start in range(0, len(at), RECIPROCAL_AT_ONCE):
+        part = slice(start, start + RECIPROCAL_AT_ONCE)
+        chosen = values[at[part]].astype(float)  # a copy, NaN where a member is annotated the column's class too
+        chosen[marks[:, classes[part]].T] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a key whose every video is annotated A: NaN
+            median[part] = np.nanmedian(chosen, axis=1)
+    return median
 
 
 def held_rows(at: np.ndarray, column: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,10 +227,10 @@ def column_groups(n_keys: int, n_rows: int, budget: int) -> list[np.ndarray]:
     return [np.arange(start, min(start + per_group, n_keys)) for start in range(0, n_keys, per_group)]
 
 
-def column_values(read: Reader, rows: np.ndarray, keys: np.ndarray, size: int, dtype=float) -> np.ndarray:
-    """(k, n) of `dtype`: the confidences of `rows` (ascending) in (layer, class) columns `keys` (2, k), read a
-    block of rows at a time, each block within `size` row numbers (`spans`)."""
-    values = np.empty((keys.shape[1], len(rows)), dtype)
+def column_values(read: Reader, rows: np.ndarray, keys: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
+    """`out` (k, n) filled with the confidences of `rows` (ascending) in (layer, class) columns `keys` (2, k), read
+    a block of rows at a time, each block within `size` row numbers (`spans`)."""
+    values = out
     for part in spans(rows, size):
         values[:, part] = read(rows[part])[1][:, keys[0], keys[1]].T
     return values

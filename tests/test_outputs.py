@@ -80,3 +80,18 @@ def test_an_object_or_categorical_columns_cells_are_tested_once_a_distinct_value
     escaped = ["'" + v if v is not None and re.match(outputs.FORMULA, v) else v for v in cells]
     assert safe["flags"].tolist() == escaped and safe["layer"].fillna("").tolist() == [v or "" for v in escaped]
     assert safe["mixed"].tolist() == [1.5, "'@x", None] * 2000
+
+
+def test_text_held_by_pyarrow_objects_or_categories_is_escaped_alike():
+    """Text in pyarrow (matched there, a C++ regular expression a cell), as Python objects or as a categorical
+    (each distinct value matched once): the same cells escaped."""
+    from avaudit.outputs import spreadsheet_safe
+
+    text = ["=x", "'+1", "-2+3", "@S", "\tx", "\rx", "''-x", "'x", "plain", "", None, "a=b", "-"] * 2
+    kinds = {"pyarrow": pd.array(text, dtype=pd.StringDtype("pyarrow")), "object": pd.array(text, dtype=object),
+             "category": pd.Categorical(text), "python": pd.array(text, dtype=pd.StringDtype("python"))}
+    escaped = {name: spreadsheet_safe(pd.DataFrame({"t": values}))["t"].tolist() for name, values in kinds.items()}
+    expected = [None if cell is None else "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r")
+                or cell.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r") else cell for cell in text]
+    for name, cells in escaped.items():
+        assert [None if not isinstance(cell, str) else cell for cell in cells] == expected, name

@@ -1,7 +1,7 @@
 """Ten million rows on one machine: every stage of an audit of a large Kinetics CSV, its time and peak memory.
 
     python benchmarks/ten_million.py [N ...] [--upto read|cache|all]
-                                     [--skip absent|predict|missing-labels|retarget|report]
+                                     [--skip absent|predict|missing-labels|retarget|report] [--profile DIR]
                                      (default: 1,000,000 and 10,000,000 rows, every stage)
 
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
@@ -88,12 +88,25 @@ def write_manifest(path: Path, n: int, labels: list[str]) -> None:
 
 
 class Stages:
-    """Each stage's wall time and peak RSS, printed as it ends."""
+    """Each stage's wall time and peak RSS, printed as it ends; with `profile`, each stage's cProfile statistics
+    written there (DIR/<rows>-<stage>.prof: `python -m pstats` reads them), to see what grows faster than the rows."""
 
-    def __init__(self, n: int) -> None:
-        self.n, self.rows = n, []
+    def __init__(self, n: int, profile: Path | None = None) -> None:
+        self.n, self.rows, self.profile = n, [], profile
 
     def run(self, name: str, work):
+        if self.profile is not None:
+            import cProfile
+
+            profiler, plain = cProfile.Profile(), work
+            self.profile.mkdir(parents=True, exist_ok=True)
+
+            def work():
+                try:
+                    return profiler.runcall(plain)
+                finally:
+                    stage = name.split(" (")[0].replace(", ", "-").replace(" ", "-")
+                    profiler.dump_stats(self.profile / f"{self.n}-{stage}.prof")
         reset_peak()
         started, (user, system) = time.perf_counter(), cpu_seconds()
         result = work()
@@ -145,7 +158,7 @@ def fill_cache(cache_dir: Path, keys, labels, n_classes: int) -> int:
     return sum(len(files) for _, _, files in os.walk(cache.dir))
 
 
-def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset()) -> None:
+def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset(), profile: Path | None = None) -> None:
     import numpy as np
 
     from avaudit import commands
@@ -166,7 +179,7 @@ def measure(n: int, tmp: Path, upto: str, skip: frozenset[str] = frozenset()) ->
     classes = fields["classes"]
     data, empty, out = tmp / "kinetics.csv", tmp / "media", tmp / "out"
     empty.mkdir()
-    stages = Stages(n)
+    stages = Stages(n, profile)
     stages.run("write the CSV", lambda: write_manifest(data, n, classes))
     if "absent" not in skip:
         absent = stages.run("read, media absent", lambda: read_manifest(data, root=empty))
@@ -230,15 +243,18 @@ def main() -> None:
                         choices=("absent", "predict", "missing-labels", "retarget", "report"),
                         help="stages not run (repeatable): the read with media absent and its skipped list, "
                              "predict, missing-labels, retarget or report")
+    parser.add_argument("--profile", type=Path, help="write each stage's cProfile statistics in this folder "
+                                                     "(profiling slows the stages: not for the table's figures)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         os.environ["AVAUDIT_SIGNALS"] = "0"  # no quality signals in the synthetic cache: see the docstring
-        return measure(args.rows[0], args.child, args.upto, frozenset(args.skip))
+        return measure(args.rows[0], args.child, args.upto, frozenset(args.skip), args.profile)
     for n in args.rows:
         with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
             subprocess.run([sys.executable, __file__, str(n), "--child", tmp, "--upto", args.upto,
-                            *(f"--skip={stage}" for stage in args.skip)], check=True)
+                            *(f"--skip={stage}" for stage in args.skip),
+                            *([f"--profile={args.profile.resolve()}"] if args.profile else [])], check=True)
 
 
 if __name__ == "__main__":

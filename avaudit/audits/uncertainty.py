@@ -85,7 +85,7 @@ class RivalEvidence:
     pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class (`paired`)
     partner: np.ndarray  # (K, 5) that likeliest other class, a category index; -1: none
     apart: np.ndarray  # (K, 5) bool: is the layer surer of the label on those videos than on any other category's
-    named: np.ndarray  # (K, 5) the share of those videos on which the layer's likeliest category is the label
+    label: np.ndarray  # (K, 5) the layer's mean confidence in the label alone on those videos (`perceived_categories`)
 
 
 def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> RivalEvidence:
@@ -101,7 +101,7 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     least CHANCE_SHARE of chance (1 / C): the audio layer of a silent visual category whose clips carry
     another class's sound is 0.7% sure of the label and 0.01% of its rival, and knows nothing of it.
     `lean`: the same margin measured on the rival's own videos (`partner_shift`); `pair`: what the layer
-    perceives of the label up to a partner it cannot tell it from (`perceiving_layers`); `apart` and `named`:
+    perceives of the label up to a partner it cannot tell it from (`perceiving_layers`); `apart` and `label`:
     whether its success and its failure on the category can be evidence (`vouching`, `perceived_categories`).
     """
     codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
@@ -116,15 +116,15 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
         if len(first):
             pair[codes[first[0]]] = paired(own[first].mean(axis=0), closest[first].mean(axis=0))
         none = np.full((k, n_layers), -1)
+        alone = np.zeros((k, n_layers))
+        if len(first):
+            alone[codes[first[0]]] = own[first].mean(axis=0)
         return RivalEvidence(margin(own, closest), none, np.zeros((k, 2)), pair, none, np.ones((k, n_layers), bool),
-                             np.ones((k, n_layers)))
+                             alone)
     order = np.argsort(codes, kind="stable")
     members = [rows[:RIVAL_SAMPLE] for rows in np.split(order, np.cumsum(counts)[:-1])]  # each category's sample
-    parts = [on_sample(confidences[rows][:, :, classes], y) if len(rows) else (np.zeros((n_layers, k)),
-                                                                                np.zeros(n_layers))
-             for y, rows in enumerate(members)]
-    means = np.stack([mean for mean, _ in parts])  # (K, 5, K): [y, l, x] on y's videos
-    named = np.stack([share for _, share in parts])  # (K, 5)
+    means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows)
+                      else np.zeros((n_layers, k)) for rows in members])  # (K, 5, K): [y, l, x] on y's videos
     towards = means.transpose(2, 1, 0).copy()  # [x, l, y]: on category y's videos, layer l's mean confidence in x
     towards[:, :, counts == 0] = -np.inf
     towards[np.arange(k), :, np.arange(k)] = -np.inf
@@ -145,13 +145,7 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     others[:, :, counts == 0] = -np.inf  # the partner: a category with videos, on which its own pair is measured
     partner = np.where(np.isfinite(others.max(axis=-1)), others.argmax(axis=-1), -1)
     apart = diagonal > towards.max(axis=-1)  # on no other category's videos as sure of the label: `vouching`
-    return RivalEvidence(margins, rival, lean, pair, partner, apart, named)
-
-
-def on_sample(confidences: np.ndarray, y: int) -> tuple[np.ndarray, np.ndarray]:
-    """Category y's sample (m, 5, K) of confidences in the categories -> (each layer's mean confidence in each
-    category (5, K), the share of the videos on which each layer's likeliest category is y (5,))."""
-    return confidences.mean(axis=0), (confidences.argmax(axis=-1) == y).mean(axis=0)
+    return RivalEvidence(margins, rival, lean, pair, partner, apart, diagonal)
 
 
 def paired(label: np.ndarray, partner: np.ndarray) -> np.ndarray:
@@ -244,7 +238,7 @@ def perceiving_layers(pair: np.ndarray, means: np.ndarray, n_classes: int, share
 
 
 def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner: np.ndarray | None = None,
-                         named: np.ndarray | None = None) -> np.ndarray:
+                         label: np.ndarray | None = None) -> np.ndarray:
     """Does each unimodal layer perceive each category itself, up to a partner? (K, 5) `pair` -> (K, 2) audio, visual.
 
     Its confidence in the label and the label's likeliest partner together rise above chance (2 / C) by
@@ -255,11 +249,11 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
     `RivalEvidence.partner`), on both sides: a sight the two categories share is the same sight on the
     partner's videos, so the layer perceives the partner too; a layer that perceives the label with a partner
     on which it perceives nothing (a weak visual layer that cannot tell a red square from an orange disc, which
-    it does not see either) fails by its own weakness. With `named` (K, 5, `RivalEvidence.named`), the layer
-    must also name the label itself on some of the label's videos: one whose likeliest category there is always
-    another sees that other's sight in the label's (a visual layer that calls every cyan diamond a blue cross,
-    its partner, which two categories' clips do not share), so its failure is its own. A category no fused
-    layer perceives above chance: yes, as nothing tells it.
+    it does not see either) fails by its own weakness. With `label` (K, 5, `RivalEvidence.label`), on the
+    label's side the partner counts only up to the label itself: a sight two labels share leaves a layer as sure
+    of one as of the other, on average, so a layer surer of the partner on the label's own videos sees the
+    partner's sight there (a visual layer 0.3 sure of a cyan diamond and 0.7 of a blue cross, on the diamond's
+    clips), and its failure is its own. A category no fused layer perceives above chance: yes, as nothing tells it.
     """
     above = pair - 2 / max(n_classes, 1)
     best = above[:, :N_AV].max(axis=-1, keepdims=True)
@@ -267,7 +261,11 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
     if partner is None:
         return found
     other = partner[:, [AUDIO, VISUAL]]
-    itself = found if named is None else found & (named[:, [AUDIO, VISUAL]] > 0)
+    if label is None:
+        return found & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
+    own = pair.copy()  # the partner up to the label itself, on the unimodal layers
+    own[:, [AUDIO, VISUAL]] = np.minimum(pair, 2 * label)[:, [AUDIO, VISUAL]]
+    itself = perceived_categories(own, n_classes, share)
     return itself & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
 
 

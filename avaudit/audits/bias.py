@@ -255,7 +255,8 @@ def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes
     """
     scores, means, codes = shifted_margins(evidence, labels, fraction=fraction, in_place=in_place)
     run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
-    found = perceived_categories(evidence.pair, n_classes, FOUND_SHARE, evidence.partner, evidence.label)
+    found = perceived_categories(evidence.pair, n_classes, FOUND_SHARE, evidence.partner, evidence.label,
+                                 evidence.shared)
     return scores, np.concatenate([found | np.array(run), vouching(evidence.apart, run)], axis=1)[codes]
 
 

@@ -86,6 +86,7 @@ class RivalEvidence:
     partner: np.ndarray  # (K, 5) that likeliest other class, a category index; -1: none
     apart: np.ndarray  # (K, 5) bool: is the layer surer of the label on those videos than on any other category's
     label: np.ndarray  # (K, 5) the layer's mean confidence in the label alone on those videos (`perceived_categories`)
+    shared: np.ndarray  # (K, 5) its confidence in the label on the partner's videos over that, at most 1; 1: none
 
 
 def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> RivalEvidence:
@@ -120,7 +121,7 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
         if len(first):
             alone[codes[first[0]]] = own[first].mean(axis=0)
         return RivalEvidence(margin(own, closest), none, np.zeros((k, 2)), pair, none, np.ones((k, n_layers), bool),
-                             alone)
+                             alone, np.ones((k, n_layers)))
     order = np.argsort(codes, kind="stable")
     members = [rows[:RIVAL_SAMPLE] for rows in np.split(order, np.cumsum(counts)[:-1])]  # each category's sample
     means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows)
@@ -145,7 +146,9 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     others[:, :, counts == 0] = -np.inf  # the partner: a category with videos, on which its own pair is measured
     partner = np.where(np.isfinite(others.max(axis=-1)), others.argmax(axis=-1), -1)
     apart = diagonal > towards.max(axis=-1)  # on no other category's videos as sure of the label: `vouching`
-    return RivalEvidence(margins, rival, lean, pair, partner, apart, diagonal)
+    on_partner = towards[np.arange(k)[:, None], np.arange(n_layers)[None], np.maximum(partner, 0)]  # (K, 5)
+    shared = np.where(partner >= 0, np.minimum(on_partner / np.maximum(diagonal, FLOOR), 1.0), 1.0)
+    return RivalEvidence(margins, rival, lean, pair, partner, apart, diagonal, shared)
 
 
 def paired(label: np.ndarray, partner: np.ndarray) -> np.ndarray:
@@ -238,7 +241,7 @@ def perceiving_layers(pair: np.ndarray, means: np.ndarray, n_classes: int, share
 
 
 def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner: np.ndarray | None = None,
-                         label: np.ndarray | None = None) -> np.ndarray:
+                         label: np.ndarray | None = None, shared: np.ndarray | None = None) -> np.ndarray:
     """Does each unimodal layer perceive each category itself, up to a partner? (K, 5) `pair` -> (K, 2) audio, visual.
 
     Its confidence in the label and the label's likeliest partner together rise above chance (2 / C) by
@@ -249,11 +252,12 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
     `RivalEvidence.partner`), on both sides: a sight the two categories share is the same sight on the
     partner's videos, so the layer perceives the partner too; a layer that perceives the label with a partner
     on which it perceives nothing (a weak visual layer that cannot tell a red square from an orange disc, which
-    it does not see either) fails by its own weakness. With `label` (K, 5, `RivalEvidence.label`), on the
-    label's side the partner counts only up to the label itself: a sight two labels share leaves a layer as sure
-    of one as of the other, on average, so a layer surer of the partner on the label's own videos sees the
-    partner's sight there (a visual layer 0.3 sure of a cyan diamond and 0.7 of a blue cross, on the diamond's
-    clips), and its failure is its own. A category no fused layer perceives above chance: yes, as nothing tells it.
+    it does not see either) fails by its own weakness. With `label` and `shared` (K, 5, `RivalEvidence`'s), on
+    the label's side the partner counts in the pair only as far as the layer is as sure of the label on the
+    partner's videos as on the label's own: a sight two categories share is the same sight there, while a layer
+    surer of the label at home tells the two sights apart, a little, and its failure to single the label out is
+    its own (a visual layer 0.3 sure of a cyan diamond and 0.65 of a blue cross on the diamond's clips, 0.12 sure
+    of the diamond on the cross's). A category no fused layer perceives above chance: yes, as nothing tells it.
     """
     above = pair - 2 / max(n_classes, 1)
     best = above[:, :N_AV].max(axis=-1, keepdims=True)
@@ -263,8 +267,8 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
     other = partner[:, [AUDIO, VISUAL]]
     if label is None:
         return found & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
-    own = pair.copy()  # the partner up to the label itself, on the unimodal layers
-    own[:, [AUDIO, VISUAL]] = np.minimum(pair, 2 * label)[:, [AUDIO, VISUAL]]
+    own = pair.copy()  # the partner as far as the label's sight (sound) is its, on the unimodal layers
+    own[:, [AUDIO, VISUAL]] = (label + (pair - label) * shared)[:, [AUDIO, VISUAL]]
     itself = perceived_categories(own, n_classes, share)
     return itself & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
 

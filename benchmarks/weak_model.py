@@ -15,7 +15,8 @@ OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen w
 and other widths; `deep`, smaller frames, two blocks in the first video stage; `slim`, two in the third;
 `narrow`, 28-pixel crops and half the widths; `tall`, two blocks in the last; `stout`, uncropped
 36-pixel frames and wider layers; `broad`, two blocks in the middle stages; or
-`lean`, 30-pixel crops and other widths again). It runs `avaudit bias`
+`lean`, 30-pixel crops and other widths again; `mid`, 36-pixel crops of 40-pixel frames and a
+48-wide embedding; `keen`, 34-pixel crops of 38-pixel frames and a 36-wide embedding). It runs `avaudit bias`
 and `avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
 trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
 against the planted truth: categories given the wrong group (and which), left `unclear`, event types
@@ -67,6 +68,8 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
                        "video_stem_width": 10, "video_widths": [10, 20, 20, 28], "video_blocks": [1, 1, 1, 1]}},
     "mid": {"model": {"resize": [40, 40], "crop": 36, "audio_widths": [8, 8, 16, 24, 32, 32, 48], "embed_dim": 48,
                       "video_stem_width": 8, "video_widths": [8, 16, 24, 48], "video_blocks": [1, 1, 1, 1]}},
+    "keen": {"model": {"resize": [38, 38], "crop": 34, "audio_widths": [12, 16, 16, 32, 32, 40, 40], "embed_dim": 36,
+                       "video_stem_width": 12, "video_widths": [12, 16, 28, 36], "video_blocks": [1, 1, 1, 1]}},
 }
 
 

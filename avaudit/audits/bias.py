@@ -34,6 +34,7 @@ from avaudit.audits.uncertainty import (
     partner_shift,
     perceived_categories,
     perceiving_layers,
+    vouching,
 )
 from avaudit.errors import UsageError
 from avaudit.vocab import (
@@ -183,19 +184,21 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     neither),
     `audiovisual` where only the type's support is under `min_support`; `unclear` too where it would be
     audio-visual but a unimodal layer is less sure of the label than `chance` (`deaf_layer`; not with
-    min_support 0); `founded` (N, 2): whether the audio and the visual layer's failure on each video's category
-    is evidence (`sufficiency_scores`; default yes), the categories' as `call_groups` takes them, not with
-    min_support 0) and a frame of
+    min_support 0); `founded` (N, 4): whether the audio and the visual layer's failure, then their success, on
+    each video's category is evidence (`sufficiency_scores`; default yes), the categories' as `call_groups`
+    takes them, not with min_support 0) and a frame of
     group_support,
     support_needed (the same for every category of the run), type_support (NaN outside the audio-visual
     group), why_unclear (`unclear_reasons`) and mean_<layer> (the mean margin) per layer.
     """
     codes = pd.Categorical(labels, categories=categories).codes.astype(np.int64)
-    unfounded = np.zeros((len(codes), 2), bool) if founded is None else ~np.asarray(founded, bool)
-    perceives = np.stack([np.bincount(codes, weights=unfounded[:, j], minlength=len(categories)) == 0
-                          for j in range(2)], axis=1) | (min_support <= 0)  # (K, 2); min_support 0: every one
+    unfounded = np.zeros((len(codes), 4), bool) if founded is None else ~np.asarray(founded, bool)
+    every = np.stack([np.bincount(codes, weights=unfounded[:, j], minlength=len(categories)) == 0
+                      for j in range(4)], axis=1) | (min_support <= 0)  # (K, 4); min_support 0: every one
+    perceives, vouches = every[:, :2], every[:, 2:]
     calls = call_support(codes, margins, len(categories), fraction=fraction, informative=INFORMATIVE, lone=LONE,
-                         type_scores=type_scores, draws=DRAWS, seed=seed, perceives=(perceives[:, 0], perceives[:, 1]))
+                         type_scores=type_scores, draws=DRAWS, seed=seed, perceives=(perceives[:, 0], perceives[:, 1]),
+                         vouches=(vouches[:, 0], vouches[:, 1]))
     group = np.asarray(GROUP_CODES)[calls["group"]]
     audiovisual = group == str(Group.audiovisual)
     layer = np.where(audiovisual, np.asarray(AV_LAYERS)[calls["layer"]], group)
@@ -207,7 +210,7 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     deaf = deaf_layer(codes, type_scores, len(categories), chance if min_support > 0 else 0.0)
     layer = np.where(audiovisual & deaf, UNCLEAR, layer)
     why = unclear_reasons(calls["means"], group == UNCLEAR, calls["group_support"] < needed, audiovisual & deaf,
-                          perceives)
+                          perceives & vouches)
     support = pd.DataFrame({"group_support": calls["group_support"], "support_needed": needed,
                             "type_support": type_support, "why_unclear": np.where(layer == UNCLEAR, why, ""),
                             **{f"mean_{name}": calls["means"][:, i] for i, name in enumerate(LAYERS)}})
@@ -233,26 +236,28 @@ def unclear_reasons(means: np.ndarray, uncalled: np.ndarray, unsure: np.ndarray,
 
 
 def unfounded_videos(choice: np.ndarray, founded: np.ndarray) -> np.ndarray:
-    """Which videos' calls (codes into ASSIGNMENTS) rest on a unimodal layer's failure that is no evidence
-    (`founded` (N, 2) false). (N,)."""
+    """Which videos' calls (codes into ASSIGNMENTS) rest on a unimodal layer's failure, or success, that is no
+    evidence (`founded` (N, 4) false: audio's and visual's failure, then their success). (N,)."""
     audio = (choice == AUDIO) | (choice == REDUNDANT_CODE)
     visual = (choice == VISUAL) | (choice == REDUNDANT_CODE)
-    return (~audio & ~founded[:, 0]) | (~visual & ~founded[:, 1])
+    return ~np.where(audio, founded[:, 2], founded[:, 0]) | ~np.where(visual, founded[:, 3], founded[:, 1])
 
 
 def sufficiency_scores(evidence: RivalEvidence, labels: np.ndarray, *, n_classes: int, fraction: float,
                        in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Each video's margins (N, 5) the sufficiency rule calls on (`shifted_margins`), and whether each unimodal
-    layer's failure on the video's category is evidence (N, 2): audio, visual.
+    layer's failure, then its success, on the video's category is evidence (N, 4): audio, visual, audio, visual.
 
     A failure is evidence where the layer perceives its modality in the run (`perceiving_layers` at
     PERCEIVE_SHARE on the categories' mean shifted margins) or the category itself (`perceived_categories` at
-    FOUND_SHARE). `in_place`: `shifted_margins`'.
+    FOUND_SHARE); a success where it perceives its modality in the run or tells the category's videos from
+    every other's (`vouching`). `in_place`: `shifted_margins`'.
     """
     scores, means, codes = shifted_margins(evidence, labels, fraction=fraction, in_place=in_place)
     run = perceiving_layers(evidence.pair, means, n_classes, PERCEIVE_SHARE, fraction)
-    found = perceived_categories(evidence.pair, n_classes, FOUND_SHARE, evidence.partner)
-    return scores, (found | np.array(run))[codes]
+    found = perceived_categories(evidence.pair, n_classes, FOUND_SHARE, evidence.partner, evidence.label,
+                                 evidence.shared)
+    return scores, np.concatenate([found | np.array(run), vouching(evidence.apart, run)], axis=1)[codes]
 
 
 def shifted_margins(evidence: RivalEvidence, labels: np.ndarray, *, fraction: float,
@@ -298,7 +303,7 @@ def bias_audit(videos: pd.DataFrame, confidences: np.ndarray, classes: list[str]
     """
     labels = videos["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(np.int64)
     true_conf, evidence = reduced if reduced is not None else video_scores(confidences, labels, rule=rule)
-    scores, founded = true_conf, np.ones((len(labels), 2), bool)
+    scores, founded = true_conf, np.ones((len(labels), 4), bool)
     if rule == "sufficiency":
         scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction,
                                              in_place=True)
@@ -335,7 +340,7 @@ def category_calls(labels: np.ndarray, true_conf: np.ndarray, evidence: RivalEvi
     categories' groups missing-labels judges with). labels (N,) class indices; true_conf and evidence as
     `bias_audit`'s `reduced` (the evidence's margins shifted in place). `wide`: the float type the rule takes
     `true_conf` in where it is held narrower (float32 holding float64's values exactly): the ties' weights."""
-    scores, founded = true_conf, np.ones((len(labels), 2), bool)
+    scores, founded = true_conf, np.ones((len(labels), 4), bool)
     if rule == "sufficiency":
         scores, founded = sufficiency_scores(evidence, labels, n_classes=len(classes), fraction=fraction,
                                              in_place=True)
@@ -351,8 +356,8 @@ def decide_categories(labels: np.ndarray, classes: list[str], choice: np.ndarray
                       rule: str, fraction: float, type_margin: float, min_support: float,
                       false_call_rate: float) -> tuple[pd.DataFrame, dict]:
     """(the categories' table, the summary) of `bias_audit`, from each video's class index, call (a code into
-    ASSIGNMENTS), scores, true-label confidences and founded failures; `weigh()` gives each video's tie weight
-    (`assigned_confidence`), made only for the votes, not held while the categories are called."""
+    ASSIGNMENTS), scores, true-label confidences and founded failures and successes; `weigh()` gives each
+    video's tie weight (`assigned_confidence`), made only for the votes, not held while the categories are called."""
     voting = np.ones(len(labels), bool) if votes is None else np.asarray(votes, bool)
     voting |= (np.bincount(labels, weights=voting, minlength=len(classes)) == 0)[labels]  # a category none votes on
     voters = slice(None) if voting.all() else voting  # every row: views of the per-row arrays, not copies

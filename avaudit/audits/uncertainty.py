@@ -41,7 +41,8 @@ PRIOR_VARIANCE = 0.0625  # one pseudo-video at sd 0.25: chosen on the bench (doc
 
 
 def call_groups(means: np.ndarray, *, fraction: float, informative: float, lone: float,
-                perceives: tuple[bool, bool] = (True, True)) -> tuple[np.ndarray, np.ndarray]:
+                perceives: tuple[bool, bool] = (True, True),
+                vouches: tuple[bool, bool] = (True, True)) -> tuple[np.ndarray, np.ndarray]:
     """The sufficiency rule on category means. (..., 5) -> (group code (...), leading AV layer (...)).
 
     A unimodal layer carries the category when its mean margin reaches `fraction` of the best
@@ -53,7 +54,8 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float, lone:
     each category's (K,) (`perceived_categories`); a
     layer's failure to suffice is evidence that its modality does not only where it does, so a call
     that rests on the failure of a layer that perceives nothing (audio-visual, or the other modality's)
-    is `unclear`. Codes index GROUP_CODES.
+    is `unclear`. `vouches` (audio, visual), bools or (K,): whether each layer's success is evidence
+    (`vouching`); a call that rests on a success that is not is `unclear` too. Codes index GROUP_CODES.
     """
     best = means[..., :N_AV].max(axis=-1)
     audio, visual = means[..., AUDIO], means[..., VISUAL]
@@ -61,6 +63,7 @@ def call_groups(means: np.ndarray, *, fraction: float, informative: float, lone:
     visual_ok = (visual >= fraction * best) | ((visual >= lone * best) & (audio < informative * best))
     hears, sees = (np.asarray(layer, bool) for layer in perceives)  # bools, or (K,) per category
     unfounded = (~audio_ok & ~hears) | (~visual_ok & ~sees)  # a "no" from a layer that perceives nothing
+    unfounded |= (audio_ok & ~np.asarray(vouches[0], bool)) | (visual_ok & ~np.asarray(vouches[1], bool))
     group = np.where(unfounded, GROUP_CODES.index("unclear"), audio_ok * 1 + visual_ok * 2)
     return np.where(best > 0, group, GROUP_CODES.index("unclear")), means[..., :N_AV].argmax(axis=-1)
 
@@ -81,6 +84,9 @@ class RivalEvidence:
     lean: np.ndarray  # (K, 2) audio, visual: the layer's mean margin of the label over its rival on the rival's videos
     pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class (`paired`)
     partner: np.ndarray  # (K, 5) that likeliest other class, a category index; -1: none
+    apart: np.ndarray  # (K, 5) bool: is the layer surer of the label on those videos than on any other category's
+    label: np.ndarray  # (K, 5) the layer's mean confidence in the label alone on those videos (`perceived_categories`)
+    shared: np.ndarray  # (K, 5) its confidence in the label on the partner's videos over that, at most 1; 1: none
 
 
 def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarray) -> RivalEvidence:
@@ -96,7 +102,8 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     least CHANCE_SHARE of chance (1 / C): the audio layer of a silent visual category whose clips carry
     another class's sound is 0.7% sure of the label and 0.01% of its rival, and knows nothing of it.
     `lean`: the same margin measured on the rival's own videos (`partner_shift`); `pair`: what the layer
-    perceives of the label up to a partner it cannot tell it from (`perceiving_layers`).
+    perceives of the label up to a partner it cannot tell it from (`perceiving_layers`); `apart` and `label`:
+    whether its success and its failure on the category can be evidence (`vouching`, `perceived_categories`).
     """
     codes, classes = np.asarray(codes, np.int64), np.asarray(classes, np.int64)  # no videos: empty floats
     n, n_layers, n_classes = confidences.shape
@@ -110,7 +117,11 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
         if len(first):
             pair[codes[first[0]]] = paired(own[first].mean(axis=0), closest[first].mean(axis=0))
         none = np.full((k, n_layers), -1)
-        return RivalEvidence(margin(own, closest), none, np.zeros((k, 2)), pair, none)
+        alone = np.zeros((k, n_layers))
+        if len(first):
+            alone[codes[first[0]]] = own[first].mean(axis=0)
+        return RivalEvidence(margin(own, closest), none, np.zeros((k, 2)), pair, none, np.ones((k, n_layers), bool),
+                             alone, np.ones((k, n_layers)))
     order = np.argsort(codes, kind="stable")
     members = [rows[:RIVAL_SAMPLE] for rows in np.split(order, np.cumsum(counts)[:-1])]  # each category's sample
     means = np.stack([confidences[rows][:, :, classes].mean(axis=0) if len(rows)
@@ -134,7 +145,10 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     pair = paired(diagonal, others.max(axis=-1))
     others[:, :, counts == 0] = -np.inf  # the partner: a category with videos, on which its own pair is measured
     partner = np.where(np.isfinite(others.max(axis=-1)), others.argmax(axis=-1), -1)
-    return RivalEvidence(margins, rival, lean, pair, partner)
+    apart = diagonal > towards.max(axis=-1)  # on no other category's videos as sure of the label: `vouching`
+    on_partner = towards[np.arange(k)[:, None], np.arange(n_layers)[None], np.maximum(partner, 0)]  # (K, 5)
+    shared = np.where(partner >= 0, np.minimum(on_partner / np.maximum(diagonal, FLOOR), 1.0), 1.0)
+    return RivalEvidence(margins, rival, lean, pair, partner, apart, diagonal, shared)
 
 
 def paired(label: np.ndarray, partner: np.ndarray) -> np.ndarray:
@@ -226,8 +240,8 @@ def perceiving_layers(pair: np.ndarray, means: np.ndarray, n_classes: int, share
     return verdicts[0], verdicts[1]
 
 
-def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner: np.ndarray | None = None
-                         ) -> np.ndarray:
+def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner: np.ndarray | None = None,
+                         label: np.ndarray | None = None, shared: np.ndarray | None = None) -> np.ndarray:
     """Does each unimodal layer perceive each category itself, up to a partner? (K, 5) `pair` -> (K, 2) audio, visual.
 
     Its confidence in the label and the label's likeliest partner together rise above chance (2 / C) by
@@ -238,8 +252,12 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
     `RivalEvidence.partner`), on both sides: a sight the two categories share is the same sight on the
     partner's videos, so the layer perceives the partner too; a layer that perceives the label with a partner
     on which it perceives nothing (a weak visual layer that cannot tell a red square from an orange disc, which
-    it does not see either) fails by its own weakness. A category no fused layer perceives above chance: yes,
-    as nothing tells it.
+    it does not see either) fails by its own weakness. With `label` and `shared` (K, 5, `RivalEvidence`'s), on
+    the label's side the partner counts in the pair only as far as the layer is as sure of the label on the
+    partner's videos as on the label's own: a sight two categories share is the same sight there, while a layer
+    surer of the label at home tells the two sights apart, a little, and its failure to single the label out is
+    its own (a visual layer 0.3 sure of a cyan diamond and 0.65 of a blue cross on the diamond's clips, 0.12 sure
+    of the diamond on the cross's). A category no fused layer perceives above chance: yes, as nothing tells it.
     """
     above = pair - 2 / max(n_classes, 1)
     best = above[:, :N_AV].max(axis=-1, keepdims=True)
@@ -247,7 +265,23 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
     if partner is None:
         return found
     other = partner[:, [AUDIO, VISUAL]]
-    return found & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
+    if label is None:
+        return found & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
+    own = pair.copy()  # the partner as far as the label's sight (sound) is its, on the unimodal layers
+    own[:, [AUDIO, VISUAL]] = (label + (pair - label) * shared)[:, [AUDIO, VISUAL]]
+    itself = perceived_categories(own, n_classes, share)
+    return itself & ((other < 0) | np.take_along_axis(found, np.maximum(other, 0), axis=0))
+
+
+def vouching(apart: np.ndarray, run: tuple[bool, bool]) -> np.ndarray:
+    """Is each unimodal layer's success on each category evidence? (K, 5) `RivalEvidence.apart` -> (K, 2).
+
+    Where the layer perceives its modality in the run (`perceiving_layers`), or is surer of the label on the
+    label's own videos than on any other category's: a margin is a ratio, which a layer near chance wins over
+    a rival it happens to tell apart while it cannot tell the label's videos from another category's (a
+    visual layer 0.11 sure of a magenta-disc category on its clips and on its sibling's, 0.12 on an orange disc's).
+    """
+    return apart[:, [AUDIO, VISUAL]] | np.array(run)
 
 
 def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -324,17 +358,20 @@ def redraw(codes: np.ndarray, scores: np.ndarray, n_groups: int, draws: int,
 
 def call_support(codes: np.ndarray, scores: np.ndarray, n_groups: int, *, fraction: float, informative: float,
                  lone: float, type_scores: np.ndarray | None = None, draws: int = 400, seed: int = 0,
-                 perceives: tuple[bool, bool] = (True, True)) -> dict[str, np.ndarray]:
+                 perceives: tuple[bool, bool] = (True, True),
+                 vouches: tuple[bool, bool] = (True, True)) -> dict[str, np.ndarray]:
     """Each group's call on its mean scores and how often redrawn means give the same one.
 
     codes (N,) each video's category index in [0, n_groups); scores (N, 5) its layers' scores, on
     which the group is called; type_scores (N, 3 or more) the audio-visual layers' scores on which
-    the type is read (default: scores); perceives: `call_groups`'. Returns per category (K,): n, means (K, 5), group (a
+    the type is read (default: scores); perceives, vouches: `call_groups`'. Returns per category (K,): n, means
+    (K, 5), group (a
     GROUP_CODES code), layer (the leading audio-visual layer's index), group_support and
     type_support (shares of `draws`), seeded.
     """
     n, mean, drawn = redraw(codes, scores, n_groups, draws, seed)
-    rule = {"fraction": fraction, "informative": informative, "lone": lone, "perceives": perceives}
+    rule = {"fraction": fraction, "informative": informative, "lone": lone, "perceives": perceives,
+            "vouches": vouches}
     group, layer = call_groups(mean, **rule)
     drawn_group, drawn_layer = call_groups(drawn, **rule)
     if type_scores is not None:

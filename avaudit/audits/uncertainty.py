@@ -365,8 +365,7 @@ def call_support(codes: np.ndarray, scores: np.ndarray, n_groups: int, *, fracti
     codes (N,) each video's category index in [0, n_groups); scores (N, 5) its layers' scores, on
     which the group is called; type_scores (N, 3 or more) the audio-visual layers' scores on which
     the type is read (default: scores); perceives, vouches: `call_groups`'. Returns per category (K,): n, means
-    (K, 5), group (a
-    GROUP_CODES code), layer (the leading audio-visual layer's index), group_support and
+    (K, 5), group (a GROUP_CODES code), layer (the leading audio-visual layer's index), group_support and
     type_support (shares of `draws`), seeded.
     """
     n, mean, drawn = redraw(codes, scores, n_groups, draws, seed)

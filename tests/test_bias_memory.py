@@ -209,9 +209,10 @@ n = 300_000
 table = pd.DataFrame({"video_id": pd.Series([f"y{i:010d}" for i in range(n)], dtype="str"),
                       "path": pd.Series([f"/data/kinetics/train/video_{i:011d}.mp4" for i in range(n)], dtype="str"),
                       "conf": np.random.default_rng(0).uniform(0, 1, n)})
-give_back_freed()
+write_run(AuditRun(Path(sys.argv[1]) / "first", {"predictions.csv": table[:100]}), {"command": "predict"})
+give_back_freed()  # the first write's one-time costs (pyarrow's regular expressions and threads: ~1.6 MB) paid
 before = resident()
-write_run(AuditRun(Path(sys.argv[1]), {"predictions.csv": table}), {"command": "predict"})
+write_run(AuditRun(Path(sys.argv[1]) / "run", {"predictions.csv": table}), {"command": "predict"})
 print(resident() - before)
 """
 

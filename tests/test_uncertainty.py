@@ -77,6 +77,12 @@ def test_the_false_call_cut_is_benjamini_hochberg_over_the_calls_disagreement():
     # 3 stand, so every p under 0.1 x 3 / 5 = 0.06 stands: support 1 - (0.06 x 401 - 1) / 400 (support_needed)
     assert false_call_bar(support, 0.1, 400) == pytest.approx(1 - (0.06 * 401 - 1) / 400)
     assert false_call_bar(np.array([0.9] * 300), 0.1, 400) == np.inf and false_call_bar(support, 0.0, 400) == 0.0
+    # only the calls made count: a run's sure `unclear` categories (support 1) do not lower the bar for them
+    sure_unclear = np.r_[np.ones(30), 0.99, 0.96, 0.93, [0.6] * 6]
+    called = np.r_[np.zeros(30, bool), np.ones(9, bool)]
+    assert false_call_bar(sure_unclear, 0.1, 400) < 0.93
+    assert false_call_bar(sure_unclear, 0.1, 400, called) == np.inf == false_call_bar(sure_unclear[30:], 0.1, 400)
+    assert false_call_bar(sure_unclear, 0.1, 400, np.ones(39, bool)) == false_call_bar(sure_unclear, 0.1, 400)
 
 
 def test_support_is_high_for_many_agreeing_videos_and_low_for_few_or_split_ones():

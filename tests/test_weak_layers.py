@@ -198,6 +198,27 @@ def test_a_layer_blind_in_the_run_vouches_only_for_a_label_it_is_surer_of_at_hom
     assert vouching(np.array([[True] * 3 + [False, False]]), (True, True)).tolist() == [[True, True]]
 
 
+
+def test_a_layer_blind_in_the_run_vouches_only_for_a_label_it_names_over_its_partner_at_home():
+    """The 5-epoch `keen` model (benchmarks/weak_model.py, seed 69): its visual layer, blind in the run, was 0.20
+    sure of `onset_tone1030_magenta_disc` on its clips and 0.37 of its magenta-disc sibling there; off its own
+    clips it was at most 0.17 sure of the category (on `visual_red_square`'s, its rival), so it was surer of the
+    label at home than anywhere else, and with the margin measured against that rival the category was called
+    visual (it is a grid category). A success over the rival while the layer names the partner is no success."""
+    def layers(label):  # 0-3 a 2 x 2 grid (tones 0/1 and 2/3, shapes 0/2 and 1/3); 4 seen, not heard; 5-7 heard
+        out = np.tile(spread(8, {label: 0.6}), (5, 1))
+        tones = {0: {0: 0.3, 1: 0.3}, 1: {0: 0.3, 1: 0.3}, 2: {2: 0.3, 3: 0.3}, 3: {2: 0.3, 3: 0.3}}
+        out[AUDIO] = spread(8, tones[label]) if label < 4 else np.full(8, 1 / 8) if label == 4 else out[0]
+        out[VISUAL] = (spread(8, {0: 0.2, 2: 0.37, 4: 0.005}) if label == 0 else  # names its sibling 2 over it
+                       spread(8, {0: 0.13, 2: 0.13, 4: 0.005}) if label == 2 else
+                       spread(8, {4: 0.6, 0: 0.17}) if label == 4 else np.full(8, 1 / 8))  # 0's rival: class 4
+        return out
+    per_video, table = audit(layers, 8)
+    assert table.loc["c0", "group"] == "unclear"  # was visual
+    assert table.loc["c0", "why_unclear"] == "the visual layer perceives nothing in this run"
+    assert not per_video.loc[per_video["label"] == "c0", "clear"].any()
+    assert table.loc["c4", "group"] == "visual"  # a sight it tells from every other and names first: its call
+
 def test_a_failure_counts_as_the_modalitys_only_as_far_as_the_partners_videos_draw_the_label_as_its_own_do():
     """The 5-epoch `mid` model (seeds 67 and 62): its visual layer, blind in the run, was 0.29-0.30 sure of
     `visual_cyan_diamond` on its clips and about 0.7 of `cont_tone420_blue_cross` (top-1 on 5 or 6 clips of 6), and

@@ -4,8 +4,9 @@ Under the sufficiency rule a category's group is called on its videos' mean marg
 capped log-confidence lead of the label over its closest rival: `avaudit.audits.uncertainty.rival_margins`),
 its type on the audio-visual layers' confidences in the label, with how sure each call is (`group_support`,
 `type_support`); a call less sure than `min_support`, or cut so that at most `false_call_rate` of the
-calls made are wrong by chance (`false_call_cut`), is `unclear` (group and type) or `audiovisual`
-(type only). Each video's own call carries a `margin`, how far its scores are from changing it.
+calls made are wrong by chance (`false_call_bar`, over the categories given a group), is `unclear` (group
+and type) or `audiovisual` (type only). Each video's own call carries a `margin`, how far its scores are
+from changing it.
 
 A category's event type (continuous, instant or onset) is named only when its layer leads the other
 audio-visual layers by a margin (`event_type_margin`); a continuous event saturates all three, and
@@ -205,7 +206,7 @@ def call_categories(categories: pd.Series, labels: pd.Series, margins: np.ndarra
     type_support = np.where(audiovisual, calls["type_support"], np.nan)
     layer = np.where(audiovisual & (type_support < min_support), UNCLEAR_TYPE, layer)
     cut = false_call_rate if min_support > 0 else 0.0  # min_support 0 decides every category, as it always did
-    needed = max(min_support, false_call_bar(calls["group_support"], cut, DRAWS))
+    needed = max(min_support, false_call_bar(calls["group_support"], cut, DRAWS, called=group != UNCLEAR))
     layer = np.where(calls["group_support"] >= needed, layer, UNCLEAR)
     deaf = deaf_layer(codes, type_scores, len(categories), chance if min_support > 0 else 0.0)
     layer = np.where(audiovisual & deaf, UNCLEAR, layer)

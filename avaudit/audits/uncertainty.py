@@ -84,7 +84,8 @@ class RivalEvidence:
     lean: np.ndarray  # (K, 2) audio, visual: the layer's mean margin of the label over its rival on the rival's videos
     pair: np.ndarray  # (K, 5) each layer's mean confidence in the label and in its likeliest other class (`paired`)
     partner: np.ndarray  # (K, 5) that likeliest other class, a category index; -1: none
-    apart: np.ndarray  # (K, 5) bool: is the layer surer of the label on those videos than on any other category's
+    apart: np.ndarray  # (K, 5) bool: is the layer surer of the label on those videos than on any other category's,
+    # and there surer of it than of any other category
     label: np.ndarray  # (K, 5) the layer's mean confidence in the label alone on those videos (`perceived_categories`)
     shared: np.ndarray  # (K, 5) its confidence in the label on the partner's videos over that, at most 1; 1: none
 
@@ -142,10 +143,11 @@ def rival_evidence(confidences: np.ndarray, codes: np.ndarray, classes: np.ndarr
     diagonal = means[np.arange(k), :, np.arange(k)]  # (K, 5): on k's videos, the confidence in k
     others = means.copy()
     others[np.arange(k), :, np.arange(k)] = -np.inf
-    pair = paired(diagonal, others.max(axis=-1))
+    likeliest = others.max(axis=-1)  # (K, 5): on k's videos, the layer's likeliest other category
+    pair = paired(diagonal, likeliest)
     others[:, :, counts == 0] = -np.inf  # the partner: a category with videos, on which its own pair is measured
     partner = np.where(np.isfinite(others.max(axis=-1)), others.argmax(axis=-1), -1)
-    apart = diagonal > towards.max(axis=-1)  # on no other category's videos as sure of the label: `vouching`
+    apart = (diagonal > towards.max(axis=-1)) & (diagonal > likeliest)  # `vouching`
     on_partner = towards[np.arange(k)[:, None], np.arange(n_layers)[None], np.maximum(partner, 0)]  # (K, 5)
     shared = np.where(partner >= 0, np.minimum(on_partner / np.maximum(diagonal, FLOOR), 1.0), 1.0)
     return RivalEvidence(margins, rival, lean, pair, partner, apart, diagonal, shared)
@@ -276,10 +278,12 @@ def perceived_categories(pair: np.ndarray, n_classes: int, share: float, partner
 def vouching(apart: np.ndarray, run: tuple[bool, bool]) -> np.ndarray:
     """Is each unimodal layer's success on each category evidence? (K, 5) `RivalEvidence.apart` -> (K, 2).
 
-    Where the layer perceives its modality in the run (`perceiving_layers`), or is surer of the label on the
-    label's own videos than on any other category's: a margin is a ratio, which a layer near chance wins over
-    a rival it happens to tell apart while it cannot tell the label's videos from another category's (a
-    visual layer 0.11 sure of a magenta-disc category on its clips and on its sibling's, 0.12 on an orange disc's).
+    Where the layer perceives its modality in the run (`perceiving_layers`), or, on the label's own videos, is
+    surer of the label than on any other category's videos and than of any other category there: a margin is a
+    ratio, which a layer near chance wins over a rival it happens to tell apart while it cannot tell the label's
+    videos from another category's (a visual layer 0.11 sure of a magenta-disc category on its clips and on its
+    sibling's, 0.12 on an orange disc's), or while it names the label's partner over the label (0.37 for the
+    sibling and 0.20 for the label on the label's clips: the success is over the rival, not over the partner).
     """
     return apart[:, [AUDIO, VISUAL]] | np.array(run)
 
@@ -289,15 +293,18 @@ def margin(own: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.minimum(np.log(np.maximum(own, FLOOR)) - np.log(np.maximum(other, FLOOR)), CAP)
 
 
-def false_call_bar(support: np.ndarray, rate: float, draws: int) -> float:
+def false_call_bar(support: np.ndarray, rate: float, draws: int, called: np.ndarray | None = None) -> float:
     """The support a call needs when at most `rate` of the calls made may be wrong by chance. (K,) -> float.
 
     Benjamini-Hochberg over the categories, with each call's p-value its redraws' disagreement
     ((disagreeing + 1) / (draws + 1)): among hundreds of categories that the evidence cannot settle some
     agree with themselves 80% of the time by chance alone, so the bar rises with the number of unsure
-    categories, and falls back to `min_support` alone where most calls are clear. 0 (rate 0, or no
-    categories): no bar; inf: no call stands.
+    categories, and falls back to `min_support` alone where most calls are clear. `called` (K,) bool: the
+    categories given a group, the only calls (default: all); an `unclear` one cannot be a false call, and
+    counted, the sure `unclear` of a run whose visual layer perceives nothing lowered the bar for the calls made.
+    0 (rate 0, or no calls): no bar; inf: no call stands.
     """
+    support = support if called is None else support[np.asarray(called, bool)]
     if rate <= 0 or not len(support):
         return 0.0
     p = ((1 - support) * draws + 1) / (draws + 1)

@@ -127,6 +127,13 @@ def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_w
     assert support(visual_label, both, nobody, labels).tolist() == [0.0, 0.5]  # the sight tells (seen 0.5)
     confidences[0, LAYERS.index("audio")] = [0.0, 0.6, 0.3, 0.1]  # surely: a tone learned with two visual classes
     assert support(visual_label, blind, nobody, labels).tolist() == [0.0, 0.6]
+    # The 7-epoch `keen` model (seed 69), trained where every `visual_cyan_diamond` clip sounded `audio_tone1450`:
+    # its audio layer hears that tone as "the tone or the diamond" (it does not single the tone out), and its visual
+    # layer is blind; on a diamond clip, a visual label that owns no sound, the tone is the tone
+    torn = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.array([[2, -1]] * 4), ~alone)
+    assert support(visual_label, blind, torn, labels).tolist() == [0.0, 0.6]
+    assert support(unclear, blind, torn, labels).tolist() == [0.0, 0.0]  # the label may own the sound: untold
+    assert support(audio_label, blind, torn, labels).tolist() == [0.0, 0.0]  # ... or does
 
 
 def eight_classes(visual: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

@@ -147,14 +147,18 @@ def unclear_support(perceived: np.ndarray, cls: np.ndarray, groups: np.ndarray, 
     layer perceives as one of the video's own labels (the class's partner, that it cannot tell it from) is the
     label's, unless the label's group is the other modality's. A layer that perceives the class but does not
     single it out alone (`LayerEvidence.suffices`: a tone two grid categories share) says "the class or its
-    partner": where the other modality's layer perceives nothing in the run, nothing tells which (0).
+    partner": where the other modality's layer perceives nothing in the run, nothing tells which (0), unless the
+    partner is one of the video's labels of the other modality, which owns nothing the layer perceives (the audio
+    layer of a model trained where every `visual_cyan_diamond` clip sounded `audio_tone1450` hears that tone as
+    "the tone or the diamond": on a diamond clip, a visual label, it is the tone).
     """
     partner = layers.partner[cls]  # (M, 2) class indices, -1: none
-    explained = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1) \
-        & (groups[np.maximum(partner, 0)] != np.array(["visual", "audio"]))  # a visual label owns no sound
+    annotated = (partner >= 0) & np.take_along_axis(labels, np.maximum(partner, 0), axis=1)
+    unowned = groups[np.maximum(partner, 0)] == np.array(["visual", "audio"])  # a visual label owns no sound
+    explained = annotated & ~unowned
     own = perceived * ~explained
     needed = layers.perceived[cls] & reliable & ~explained
-    untold = needed & ~layers.suffices[cls] & ~reliable[::-1]
+    untold = needed & ~layers.suffices[cls] & ~reliable[::-1] & ~(annotated & unowned)
     told = own * (reliable[::-1] | (own >= SURE))  # where nothing perceives the class where it is annotated
     support = np.where(needed.any(axis=1), np.where(needed, own, np.inf).min(axis=1), told.max(axis=1))
     return np.where(untold.any(axis=1), 0.0, support)

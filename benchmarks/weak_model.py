@@ -6,23 +6,22 @@ not tuned on, and is a label missing from a whole class found?
     python benchmarks/weak_model.py OUT --reuse --held-out-seed 31   # the same models on another seed's set
     python benchmarks/weak_model.py OUT --reuse --people-groups   # missing-labels given the planted groups
 
-Makes two planted sets with `avaudit make-samples` (seeds used nowhere else): a training set and a
-held-out set to audit, both with `--co-occur 2` (every clip of `visual_red_square` and
-`visual_cyan_diamond` also sounds the tone of `audio_tone200` / `audio_tone1450`, unlabelled, as if
-annotators left that label off the whole class; `--train-co-occur 0` trains on a set without it). For
-each `--epochs E` it trains a model with `avaudit train --epochs E` under the `--preset` written to
-OUT/PRESET.yaml (`tiny`, narrower than `small`, which the defaults were chosen with; `wide`, larger frames
-and other widths; `deep`, smaller frames, two blocks in the first video stage; `slim`, two in the third;
-`narrow`, 28-pixel crops and half the widths; `tall`, two blocks in the last; `stout`, uncropped
-36-pixel frames and wider layers; `broad`, two blocks in the middle stages; or
-`lean`, 30-pixel crops and other widths again; `mid`, 36-pixel crops of 40-pixel frames and a
-48-wide embedding; `keen`, 34-pixel crops of 38-pixel frames and a 36-wide embedding). It runs `avaudit bias`
-and `avaudit missing-labels` on the held-out set with each of them and with the shipped model (`small`,
-trained on seed 0 without co-occurrence, validation vote 0.98), one CLI process each, and scores them
-against the planted truth: categories given the wrong group (and which), left `unclear`, event types
-named right or wrong; missing-label candidates' precision and recall against missing_truth.csv, and per
-co-occurring class on how many of its clips its missing label is a candidate (or set apart in
-confusions.csv).
+Makes two planted sets with `avaudit make-samples` (seeds used nowhere else): a training set and a held-out
+set to audit, both with `--co-occur 2` (every clip of `visual_red_square` and `visual_cyan_diamond` also
+sounds the tone of `audio_tone200` / `audio_tone1450`, unlabelled, as if annotators left that label off the
+whole class; `--train-co-occur 0` trains on a set without it). For each `--epochs E` it trains a model with
+`avaudit train --epochs E` under the `--preset` written to OUT/PRESET.yaml (`tiny`, narrower than `small`,
+which the defaults were chosen with; `wide`, larger frames and other widths; `deep`, smaller frames, two
+blocks in the first video stage; `slim`, two in the third; `narrow`, 28-pixel crops and half the widths;
+`tall`, two blocks in the last; `stout`, uncropped 36-pixel frames and wider layers; `broad`, two blocks in
+the middle stages; or `lean`, 30-pixel crops and other widths again; `mid`, 36-pixel crops of 40-pixel frames
+and a 48-wide embedding; `keen`, 34-pixel crops of 38-pixel frames and a 36-wide embedding; `brisk`, 38-pixel
+crops of 42-pixel frames and a 40-wide embedding). It runs `avaudit bias` and `avaudit missing-labels` on the
+held-out set with each of them and with the shipped model (`small`, trained on seed 0 without co-occurrence,
+validation vote 0.98), one CLI process each, and scores them against the planted truth: categories given the
+wrong group (and which), left `unclear`, event types named right or wrong; missing-label candidates' precision
+and recall against missing_truth.csv, and per co-occurring class on how many of its clips its missing label is
+a candidate (or set apart in confusions.csv).
 
 Everything stays in OUT: the sets, the models (model-eE/), the logit cache (cache/), the audits
 (audit-<model>/) and the table (scores.csv). `--reuse` re-runs only the audits, with the code on
@@ -70,6 +69,8 @@ PRESETS = {  # `small` changed: presets the decisions were not chosen on
                       "video_stem_width": 8, "video_widths": [8, 16, 24, 48], "video_blocks": [1, 1, 1, 1]}},
     "keen": {"model": {"resize": [38, 38], "crop": 34, "audio_widths": [12, 16, 16, 32, 32, 40, 40], "embed_dim": 36,
                        "video_stem_width": 12, "video_widths": [12, 16, 28, 36], "video_blocks": [1, 1, 1, 1]}},
+    "brisk": {"model": {"resize": [42, 42], "crop": 38, "audio_widths": [8, 16, 16, 24, 32, 40, 40], "embed_dim": 40,
+                        "video_stem_width": 10, "video_widths": [10, 16, 24, 40], "video_blocks": [1, 1, 1, 1]}},
 }
 
 

@@ -132,8 +132,8 @@ def test_an_unclear_class_needs_what_the_runs_perceiving_layers_perceive_of_it_w
     # layer is blind; on a diamond clip, a visual label that owns no sound, the tone is the tone
     torn = LayerEvidence(np.ones(5, bool), np.array([[True, False]] * 4), np.array([[2, -1]] * 4), ~alone)
     assert support(visual_label, blind, torn, labels).tolist() == [0.0, 0.6]
-    assert support(unclear, blind, torn, labels).tolist() == [0.0, 0.0]  # the label may own the sound: untold
-    assert support(audio_label, blind, torn, labels).tolist() == [0.0, 0.0]  # ... or does
+    assert support(unclear, blind, torn, labels).tolist() == [0.0, 0.0]  # a label that may own the sound: its own
+    assert support(audio_label, blind, torn, labels).tolist() == [0.0, 0.0]  # ... or that does
 
 
 def eight_classes(visual: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

@@ -198,7 +198,6 @@ def test_a_layer_blind_in_the_run_vouches_only_for_a_label_it_is_surer_of_at_hom
     assert vouching(np.array([[True] * 3 + [False, False]]), (True, True)).tolist() == [[True, True]]
 
 
-
 def test_a_layer_blind_in_the_run_vouches_only_for_a_label_it_names_over_its_partner_at_home():
     """The 5-epoch `keen` model (benchmarks/weak_model.py, seed 69): its visual layer, blind in the run, was 0.20
     sure of `onset_tone1030_magenta_disc` on its clips and 0.37 of its magenta-disc sibling there; off its own
@@ -218,6 +217,7 @@ def test_a_layer_blind_in_the_run_vouches_only_for_a_label_it_names_over_its_par
     assert table.loc["c0", "why_unclear"] == "the visual layer perceives nothing in this run"
     assert not per_video.loc[per_video["label"] == "c0", "clear"].any()
     assert table.loc["c4", "group"] == "visual"  # a sight it tells from every other and names first: its call
+
 
 def test_a_failure_counts_as_the_modalitys_only_as_far_as_the_partners_videos_draw_the_label_as_its_own_do():
     """The 5-epoch `mid` model (seeds 67 and 62): its visual layer, blind in the run, was 0.29-0.30 sure of

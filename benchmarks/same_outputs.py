@@ -4,10 +4,11 @@ worktree of its ref, compared byte for byte.
 
     python benchmarks/same_outputs.py c54111d HEAD        # a ref, or WORKTREE for the checkout as it is
 
-Before comparing, every text file has the version's own output folder replaced by <OUT> and its
-worktree by <REPO> (the two runs write to different places), and these run-record fields are left
-out, since they name where a version's own files are rather than what it found: `model` (the
-shipped checkpoint inside each worktree) and `bias_run` / `out` (paths, already normalised). The
+Before comparing, every text file has DATA (this checkout's sample_videos/, which both versions read)
+replaced by <DATA>, the version's own output folder by <OUT> and its worktree by <REPO> (the two runs
+write to different places), and these run-record fields are left out, since they name where a
+version's own files are rather than what it found: `model` (the shipped checkpoint inside each
+worktree) and `bias_run` / `out` (paths, already normalised). The
 .npz of --export-probs is compared array by array (a zip member carries its write time).
 Standard library and numpy only; exits 1 when a file differs.
 """
@@ -67,7 +68,7 @@ def normalised(path: Path, out: Path, tree: Path) -> bytes:
     data = path.read_bytes()
     if path.suffix not in (".csv", ".json", ".yaml"):
         return data
-    text = data.decode("utf-8").replace(str(out), "<OUT>").replace(str(tree), "<REPO>")
+    text = data.decode("utf-8").replace(str(DATA), "<DATA>").replace(str(out), "<OUT>").replace(str(tree), "<REPO>")
     if path.suffix == ".yaml":
         keys = "|".join(VOLATILE_KEYS)
         text = re.sub(rf"^({keys}): .*$", r"\1: <volatile>", text, flags=re.M)

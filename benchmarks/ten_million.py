@@ -52,11 +52,12 @@ def peak_mib(field: str = "VmHWM") -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """This process's CPU time (user, system): on a shared machine a steadier figure than the wall time. The
-    system part is the kernel's (page faults, copies into the page cache), which swings with what else runs."""
+def cpu_seconds() -> tuple[float, float, int]:
+    """This process's CPU time (user, system) and its page faults so far: on a shared machine CPU time is a steadier
+    figure than the wall time. The system part is the kernel's (page faults, copies into the page cache), which
+    swings with what else runs; the fault count says whether a stage touched more fresh memory or paid more a page."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime, usage.ru_stime
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt + usage.ru_majflt
 
 
 def reset_peak() -> None:
@@ -108,13 +109,13 @@ class Stages:
                     stage = name.split(" (")[0].replace(", ", "-").replace(" ", "-")
                     profiler.dump_stats(self.profile / f"{self.n}-{stage}.prof")
         reset_peak()
-        started, (user, system) = time.perf_counter(), cpu_seconds()
+        started, before = time.perf_counter(), cpu_seconds()
         result = work()
         wall, peak, held = time.perf_counter() - started, peak_mib(), peak_mib("VmRSS")
-        user, system = (now - before for now, before in zip(cpu_seconds(), (user, system)))
-        self.rows.append((name, wall, user + system, peak, held, system))
+        user, system, faults = (now - then for now, then in zip(cpu_seconds(), before))
+        self.rows.append((name, wall, user + system, peak, held, system, faults))
         print(f"{self.n:>12,} rows  {name:28s} {wall:8.2f} s  CPU {user + system:8.2f} s (system {system:6.2f})  "
-              f"peak RSS {peak:8.0f} MiB  held after {held:8.0f} MiB", flush=True)
+              f"peak RSS {peak:8.0f} MiB  held after {held:8.0f} MiB  page faults {faults:>10,}", flush=True)
         return result
 
 

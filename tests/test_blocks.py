@@ -97,6 +97,23 @@ def test_the_index_holds_where_entries_are_not_the_entries(tmp_path):
     np.testing.assert_array_equal(block, logits[5_000:6_000])
 
 
+def test_a_block_of_consecutive_entries_is_read_into_its_place(tmp_path):
+    n, classes = 20_000, 64
+    keys = np.char.mod("%032x", np.arange(n)).astype("<U32")
+    logits = np.random.default_rng(1).standard_normal((n, 5, classes)).astype(np.float32)  # 25.6 MB
+    writer = LogitCache(tmp_path, "abc", n_classes=classes)
+    for part in np.array_split(np.arange(n), 8):
+        writer.add(keys[part], logits[part])
+    cache = LogitCache(tmp_path, "abc", n_classes=classes)
+    where = cache.locate(keys)
+    tracemalloc.start()
+    block = cache.read(where[2_000:12_000])  # across four records of the file, each run read whole
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(block, logits[2_000:12_000])
+    assert peak < 1.1 * block.nbytes  # before: each run's bytes and a copy of each record's rows beside the block
+
+
 def reader_of(logits: np.ndarray):
     confidences = softmax(logits)
     return lambda position: (logits[position], confidences[position])

@@ -141,6 +141,22 @@ def test_temp_files_torn_entries_and_corrupt_chunks_are_skipped(tmp_path):
         assert len(LogitCache(tmp_path, "other", n_classes=C)) == 0
 
 
+def test_records_placed_a_small_chunk_at_a_time_keep_every_key_and_check_every_byte(tmp_path, monkeypatch):
+    keys, logits = random_entries(40)
+    writer = LogitCache(tmp_path, "abc", n_classes=C)
+    for part in np.array_split(np.arange(40), 4):
+        writer.add(keys[part], logits[part])
+    monkeypatch.setattr(entries, "CHUNK_BYTES", 100)  # three keys a chunk, and a logits row (140 bytes) larger
+    found, got, _ = LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)
+    assert found.all()  # each chunk of keys kept apart from the buffer the next chunk is read into
+    np.testing.assert_array_equal(got, logits)
+    path = tmp_path / "abc" / "entries-0.bin"
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF  # a byte of the last record's logits
+    path.write_bytes(bytes(data))
+    assert LogitCache(tmp_path, "abc", n_classes=C).lookup(keys)[0].tolist() == [True] * 30 + [False] * 10
+
+
 def test_entries_of_many_batches_are_few_files_joined_by_the_next_reader(tmp_path):
     keys, logits = random_entries(COMPACT_AT * 4 + 3)
     writer = LogitCache(tmp_path, "abc", n_classes=C)

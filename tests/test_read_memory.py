@@ -159,7 +159,7 @@ def test_the_cache_index_holds_24_bytes_an_entry_and_locates_a_block_of_keys_at_
 
 
 def test_the_index_orders_keys_as_a_stable_lexsort_and_finds_them_as_searchsorted():
-    """key_order and sorted_search (quicker at ten million keys) give exactly what np.lexsort and np.searchsorted
+    """key_order and SortedSearch (quicker at ten million keys) give exactly what np.lexsort and np.searchsorted
     give, keys added twice and halves equal in their first 64 bits included; the later of two entries wins."""
     rng = np.random.default_rng(1)
     for trial in range(200):
@@ -169,7 +169,10 @@ def test_the_index_orders_keys_as_a_stable_lexsort_and_finds_them_as_searchsorte
         low = rng.integers(0, 3, n).astype(np.uint64)
         assert np.array_equal(blocks.key_order(high, low), np.lexsort((low, high)))
         wanted = (rng.integers(0, 5, 30) * 2**62).astype(np.uint64)
-        assert np.array_equal(blocks.sorted_search(np.sort(high), wanted), np.searchsorted(np.sort(high), wanted))
+        assert np.array_equal(blocks.SortedSearch(np.sort(high))(wanted), np.searchsorted(np.sort(high), wanted))
+        every = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)  # spread over all 64 bits: hash keys
+        asked = np.r_[every, every + np.uint64(1), rng.integers(0, 2**64, 30, dtype=np.uint64, endpoint=False)]
+        assert np.array_equal(blocks.SortedSearch(np.sort(every))(asked), np.searchsorted(np.sort(every), asked))
     keys = hex_keys(50, 2)
     index = blocks.EntryIndex()
     index.add(blocks.Record({}, arrays={}), keys, np.ones(50, bool))

@@ -55,14 +55,26 @@ def key_order(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     return order
 
 
-def sorted_search(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """np.searchsorted(values, wanted), the wanted sorted first: numpy's search starts where the last one ended, so
-    ascending keys read the index in order (ten million keys looked up one by one in an 80 MB index were 6 CPU-s
-    of cache misses, sorted 1.1)."""
-    order = np.argsort(wanted)
-    at = np.empty(len(wanted), np.intp)
-    at[order] = np.searchsorted(values, wanted[order])
-    return at
+class SortedSearch:
+    """np.searchsorted(values, wanted) over sorted uint64 `values`, through a table of where each range of their top
+    bits starts (about 4 values a range for hash keys; keys that share their top bits, a range's binary search).
+    numpy's search of a block of keys in an 80 MB index of ten million keys was a run of cache misses a key: 5.6
+    CPU-s for ten million keys, their blocks sorted first; this 2.5 (benchmarks/README.md, ninth round)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        bits = max(len(values).bit_length() - 3, 1)
+        self.shift = np.uint64(64 - bits)
+        self.starts = np.r_[np.searchsorted(values, np.arange(1 << bits, dtype=np.uint64) << self.shift), len(values)]
+
+    def __call__(self, wanted: np.ndarray) -> np.ndarray:
+        top = (wanted >> self.shift).astype(np.intp)
+        low, high = self.starts[top], self.starts[top + 1]  # the answer lies in [low, high]
+        while (open_ := low < high).any():
+            middle = (low + high) >> 1
+            right = open_ & (self.values[np.minimum(middle, len(self.values) - 1)] < wanted)
+            low, high = np.where(right, middle + 1, low), np.where(open_ & ~right, middle, high)
+        return low
 
 
 @dataclass
@@ -90,22 +102,33 @@ class Record:
                  handle: BinaryIO | None = None, placed: Placed | None = None) -> None:
         self.shapes, self.arrays, self.handle, self.placed = shapes, arrays, handle, placed
 
-    def take(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """Array `name` at `rows` (sorted)."""
+    def take(self, name: str, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Array `name` at `rows` (sorted, unique), in `out` (C-contiguous, len(rows) rows) where given. A run of
+        consecutive rows is read straight into its place: no bytes object a run and no copy of it (a re-audit reads
+        every row of a 3.2 GB cache, and fresh memory costs page faults)."""
         if self.arrays is not None:
-            return self.arrays[name][rows]
+            if out is None:
+                return self.arrays[name][rows]
+            out[...] = self.arrays[name][rows]
+            return out
         dtype, shape, offset = self.placed.arrays[name]
         width = dtype.itemsize * int(np.prod(shape))
-        out = np.empty((len(rows), *shape), dtype)
+        out = np.empty((len(rows), *shape), dtype) if out is None else out
         cuts = np.flatnonzero(np.diff(rows) > GAP) + 1
         for run, first_at in zip(np.split(rows, cuts), np.r_[0, cuts]):
             first, last = int(run[0]), int(run[-1])
-            data = os.pread(self.handle.fileno(), (last - first + 1) * width, offset + first * width)
-            if len(data) < (last - first + 1) * width:  # cut short since placed (a copy over it, by hand)
+            size, place = (last - first + 1) * width, out[first_at : first_at + len(run)]
+            if last - first + 1 == len(run):
+                done = os.preadv(self.handle.fileno(), [memoryview(place).cast("B")], offset + first * width)
+                data = None
+            else:
+                data = os.pread(self.handle.fileno(), size, offset + first * width)
+                done = len(data)
+            if done < size:  # cut short since placed (a copy over it, by hand)
                 raise AvauditError(f"{self.handle.name}: the logit cache file was cut short while this audit read "
                                    f"it; run the audit again")
-            span = np.frombuffer(data, dtype).reshape(-1, *shape)
-            out[first_at : first_at + len(run)] = span if len(span) == len(run) else span[run - first]  # rows unique
+            if data is not None:
+                place[...] = np.frombuffer(data, dtype).reshape(-1, *shape)[run - first]
         return out
 
 
@@ -117,6 +140,7 @@ class EntryIndex:
         self.newest: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}  # each array's dtype and row shape, newest
         self._sorted = tuple(np.empty(0, dtype) for dtype in (np.uint64, np.uint64, np.int32, np.int32))
         self._pending: tuple[list[np.ndarray], ...] = ([], [], [], [])  # high, low, record, row of each add
+        self._search: SortedSearch | None = None  # of the sorted high halves, made by the first locate
 
     def add(self, record: Record, keys: np.ndarray, usable: np.ndarray) -> None:
         """A record's entries (its `keys`, those rows where `usable`), later than every one added before."""
@@ -138,7 +162,7 @@ class EntryIndex:
             for parts, done in zip(self._pending, self._sorted):
                 joined.append(np.concatenate([done, *parts]))
                 parts.clear()
-            self._sorted = ()
+            self._sorted, self._search = (), None
             order = key_order(joined[0], joined[1])
             for i in range(len(joined)):
                 joined[i] = joined[i][order]
@@ -155,6 +179,7 @@ class EntryIndex:
         """Drop the sorted keys and places (24 bytes an entry), keeping the records that the places located so far
         are read from."""
         self._sorted = tuple(np.empty(0, values.dtype) for values in self._sorted)
+        self._search = None
         for parts in self._pending:
             parts.clear()
 
@@ -163,6 +188,7 @@ class EntryIndex:
         halves and search positions of ten million keys at once are ~1.5 GB)."""
         where = Where(np.full(len(keys), -1, np.int32), np.zeros(len(keys), np.int32))
         if len(self._merged()[0]):
+            self._search = self._search or SortedSearch(self._sorted[0])
             for first in range(0, len(keys), LOCATE_BLOCK):
                 part = slice(first, first + LOCATE_BLOCK)
                 where.record[part], where.row[part] = self._locate_block(keys[part])
@@ -171,7 +197,7 @@ class EntryIndex:
     def _locate_block(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         high, low, record, row = self._sorted
         want_high, want_low, named = key_halves(keys)
-        at = sorted_search(high, want_high)
+        at = self._search(want_high)
         inside = np.minimum(at, len(high) - 1)
         hit = named & (at < len(high)) & (high[inside] == want_high)
         same_high = np.flatnonzero(hit & (low[inside] != want_low))
@@ -198,8 +224,11 @@ class EntryIndex:
                 continue
             asked = order[first:end]
             rows, inverse = np.unique(where.row[asked], return_inverse=True)
-            taken = record.take(name, rows)
-            values[asked] = taken if len(rows) == len(asked) else taken[inverse]  # no repeat: asked in row order
+            if len(rows) == len(asked) and asked[-1] - asked[0] == len(asked) - 1 and (np.diff(asked) == 1).all():
+                record.take(name, rows, out=values[asked[0] : asked[-1] + 1])  # rows asked in the record's order
+            else:
+                taken = record.take(name, rows)
+                values[asked] = taken if len(rows) == len(asked) else taken[inverse]  # no repeat: asked in row order
             known[asked] = True
         values[~known] = missing
         return values, known

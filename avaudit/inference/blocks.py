@@ -58,8 +58,8 @@ def key_order(high: np.ndarray, low: np.ndarray) -> np.ndarray:
 class SortedSearch:
     """np.searchsorted(values, wanted) over sorted uint64 `values`, through a table of where each range of their top
     bits starts (about 4 values a range for hash keys; keys that share their top bits, a range's binary search).
-    numpy's search of a block of keys in an 80 MB index of ten million keys was a run of cache misses a key: 5.6
-    CPU-s for ten million keys, their blocks sorted first; this 2.5 (benchmarks/README.md, ninth round)."""
+    numpy's search of a block of keys in an 80 MB index of ten million keys was a run of cache misses a key: 6.0
+    CPU-s for ten million keys, their blocks sorted first; this 2.5 (benchmarks/index_search.py)."""
 
     def __init__(self, values: np.ndarray) -> None:
         self.values = values

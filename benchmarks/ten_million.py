@@ -7,8 +7,8 @@
 For each N, in a fresh child process (so that each N's peak is its own), writes an N-row Kinetics CSV
 (`label,youtube_id,time_start,time_end,split`, labels of three words, quoted as the release quotes
 them, start times from 0 to 290 s, three splits) whose media are absent, and measures, stage by stage,
-wall time, CPU time (and its system part), the stage's peak resident memory (VmHWM, reset before each stage)
-and what it held after (VmRSS: what the next stages start from):
+wall time, CPU time (and its system part), page faults, the stage's peak resident memory (VmHWM, reset before
+each stage) and what it held after (VmRSS: what the next stages start from):
 
   read, media absent   read_manifest with no media under --root: every row a `missing file` (the issue's run)
   skipped list         that run's skipped list written as the run writes it (outputs.write_csv)

@@ -103,9 +103,10 @@ class Record:
         self.shapes, self.arrays, self.handle, self.placed = shapes, arrays, handle, placed
 
     def take(self, name: str, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Array `name` at `rows` (sorted, unique), in `out` (C-contiguous, len(rows) rows) where given. A run of
-        consecutive rows is read straight into its place: no bytes object a run and no copy of it (a re-audit reads
-        every row of a 3.2 GB cache, and fresh memory costs page faults)."""
+        """Array `name` at `rows` (sorted, unique), in `out` (C-contiguous, len(rows) rows) where given. Each run of
+        nearby rows is one read: of consecutive rows straight into their place, no copy and no fresh memory (a
+        re-audit reads every row of a 3.2 GB cache, and fresh memory costs page faults); of rows with gaps into a
+        span, then the rows wanted copied from it."""
         if self.arrays is not None:
             if out is None:
                 return self.arrays[name][rows]
@@ -117,18 +118,14 @@ class Record:
         cuts = np.flatnonzero(np.diff(rows) > GAP) + 1
         for run, first_at in zip(np.split(rows, cuts), np.r_[0, cuts]):
             first, last = int(run[0]), int(run[-1])
-            size, place = (last - first + 1) * width, out[first_at : first_at + len(run)]
-            if last - first + 1 == len(run):
-                done = os.preadv(self.handle.fileno(), [memoryview(place).cast("B")], offset + first * width)
-                data = None
-            else:
-                data = os.pread(self.handle.fileno(), size, offset + first * width)
-                done = len(data)
-            if done < size:  # cut short since placed (a copy over it, by hand)
+            place = out[first_at : first_at + len(run)]
+            whole = last - first + 1 == len(run)  # no row of the span left out: read into its place
+            span = place if whole else np.empty((last - first + 1, *shape), dtype)
+            if os.preadv(self.handle.fileno(), [memoryview(span).cast("B")], offset + first * width) < span.nbytes:
                 raise AvauditError(f"{self.handle.name}: the logit cache file was cut short while this audit read "
-                                   f"it; run the audit again")
-            if data is not None:
-                place[...] = np.frombuffer(data, dtype).reshape(-1, *shape)[run - first]
+                                   f"it; run the audit again")  # since placed (a copy over it, by hand)
+            if not whole:
+                place[...] = span[run - first]
         return out
 
 
@@ -224,7 +221,7 @@ class EntryIndex:
                 continue
             asked = order[first:end]
             rows, inverse = np.unique(where.row[asked], return_inverse=True)
-            if len(rows) == len(asked) and asked[-1] - asked[0] == len(asked) - 1 and (np.diff(asked) == 1).all():
+            if len(rows) == len(asked) and (np.diff(asked) == 1).all():
                 record.take(name, rows, out=values[asked[0] : asked[-1] + 1])  # rows asked in the record's order
             else:
                 taken = record.take(name, rows)

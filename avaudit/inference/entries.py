@@ -186,9 +186,10 @@ def _place_one(handle, size: int, keep: tuple[str, ...], finite: str, chunk: np.
                 nbytes = count * width * dtype.itemsize
                 if nbytes > len(chunk):
                     chunk = np.empty(nbytes, np.uint8)
-                if handle.readinto(memoryview(chunk[:nbytes])) != nbytes:
+                read = memoryview(chunk[:nbytes])
+                if handle.readinto(read) != nbytes:
                     return None
-                running = zlib.crc32(memoryview(chunk[:nbytes]), running)
+                running = zlib.crc32(read, running)
                 data = chunk[:nbytes].view(dtype).reshape((count, *shape))
                 if name in keep:
                     parts.append(data.copy())

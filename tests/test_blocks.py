@@ -79,14 +79,19 @@ def test_a_long_run_of_batches_reads_them_through_one_handle_a_file(tmp_path):
     np.testing.assert_array_equal(writer.lookup(keys)[1], logits)
 
 
-def test_the_index_holds_where_entries_are_not_the_entries(tmp_path):
-    n, classes = 20_000, 64
+def wide_cache(root, seed: int, n: int = 20_000, classes: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, logits) of n entries of many classes (25.6 MB of logits) cached in 8 records of one entry file."""
     keys = np.char.mod("%032x", np.arange(n)).astype("<U32")
-    logits = np.random.default_rng(0).standard_normal((n, 5, classes)).astype(np.float32)  # 25.6 MB
-    writer = LogitCache(tmp_path, "abc", n_classes=classes)
+    logits = np.random.default_rng(seed).standard_normal((n, 5, classes)).astype(np.float32)
+    writer = LogitCache(root, "abc", n_classes=classes)
     for part in np.array_split(np.arange(n), 8):
         writer.add(keys[part], logits[part])
-    del writer
+    return keys, logits
+
+
+def test_the_index_holds_where_entries_are_not_the_entries(tmp_path):
+    keys, logits = wide_cache(tmp_path, seed=0)
+    classes = logits.shape[-1]
     tracemalloc.start()
     cache = LogitCache(tmp_path, "abc", n_classes=classes)
     where = cache.locate(keys)
@@ -98,13 +103,8 @@ def test_the_index_holds_where_entries_are_not_the_entries(tmp_path):
 
 
 def test_a_block_of_consecutive_entries_is_read_into_its_place(tmp_path):
-    n, classes = 20_000, 64
-    keys = np.char.mod("%032x", np.arange(n)).astype("<U32")
-    logits = np.random.default_rng(1).standard_normal((n, 5, classes)).astype(np.float32)  # 25.6 MB
-    writer = LogitCache(tmp_path, "abc", n_classes=classes)
-    for part in np.array_split(np.arange(n), 8):
-        writer.add(keys[part], logits[part])
-    cache = LogitCache(tmp_path, "abc", n_classes=classes)
+    keys, logits = wide_cache(tmp_path, seed=1)
+    cache = LogitCache(tmp_path, "abc", n_classes=logits.shape[-1])
     where = cache.locate(keys)
     tracemalloc.start()
     block = cache.read(where[2_000:12_000])  # across four records of the file, each run read whole

@@ -11,26 +11,22 @@ temporary folder under $TMPDIR.
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-FILL_BATCH = 8192
-
-
-def usage() -> np.ndarray:
-    now = resource.getrusage(resource.RUSAGE_SELF)
-    return np.array([now.ru_utime, now.ru_stime, now.ru_minflt + now.ru_majflt])
+sys.path.insert(0, str(Path(__file__).parent))
+from ten_million import FILL_BATCH, cpu_seconds  # noqa: E402  (beside this file)
 
 
 def phase(n: int, name: str, work):
-    before, started = usage(), time.perf_counter()
+    before, started = cpu_seconds(), time.perf_counter()
     result = work()
-    user, system, faults = usage() - before
+    user, system, faults = (now - then for now, then in zip(cpu_seconds(), before))
     print(f"{n:>12,} clips  {name:7s} CPU {user + system:7.2f} s (system {system:6.2f})  page faults {int(faults):>10,}"
           f"  wall {time.perf_counter() - started:7.2f} s", flush=True)
     return result
